@@ -178,10 +178,12 @@ func Open(cfg Config) (*Node, error) {
 			return fail(fmt.Errorf("resolve raft advertise address %s: %w", cfg.AdvertiseAddr, err))
 		}
 	}
-	n.trans, err = hraft.NewTCPTransportWithLogger(cfg.BindAddr, adv, 3, cfg.TransportTimeout, hlog)
+	stream, err := newTCPStream(cfg.BindAddr, adv)
 	if err != nil {
 		return fail(fmt.Errorf("raft transport on %s: %w", cfg.BindAddr, err))
 	}
+	n.trans = hraft.NewNetworkTransportWithConfig(&hraft.NetworkTransportConfig{
+		Stream: stream, MaxPool: 3, Timeout: cfg.TransportTimeout, Logger: hlog})
 
 	rc := hraft.DefaultConfig()
 	rc.LocalID = serverID(cfg.NodeID)

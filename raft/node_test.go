@@ -3,6 +3,7 @@ package raft
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"os"
 	"reflect"
@@ -12,8 +13,14 @@ import (
 	"time"
 )
 
+// testLogger shows raft's warnings under -v only: elections and refused
+// dials to a stopped leader are expected in these tests.
 func testLogger() *slog.Logger {
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	var w io.Writer = io.Discard
+	if testing.Verbose() {
+		w = os.Stderr
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
 func testCtx(t *testing.T) context.Context {
