@@ -141,3 +141,41 @@ func TestWaitLeaderTimesOut(t *testing.T) {
 		t.Fatalf("Apply: %v", err)
 	}
 }
+
+// TestClusterJoinFromSnapshot: a node added after the leader compacted its
+// log receives the state by InstallSnapshot (FSM.Restore over the network),
+// then follows the log from there.
+func TestClusterJoinFromSnapshot(t *testing.T) {
+	ctx := testCtx(t)
+	n1, err := Open(Config{NodeID: 1, DataDir: t.TempDir(), BindAddr: "127.0.0.1:0", Bootstrap: true, Logger: testLogger(),
+		HeartbeatTimeout: 200 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond, LeaderLeaseTimeout: 100 * time.Millisecond,
+		TrailingLogs: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n1.Close()
+	for i := range 30 {
+		if _, err := n1.Apply(ctx, AllocateProducerIDs{Start: int64(i), Count: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := n1.r.Snapshot().Error(); err != nil {
+		t.Fatal(err)
+	}
+	if first, err := n1.store.FirstIndex(); err != nil || first < 10 {
+		t.Fatalf("log not compacted: first index %d %v", first, err)
+	}
+	n2 := openMember(t, 2, false)
+	defer n2.Close()
+	if err := n1.AddNonvoter(2, n2.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n1.Apply(ctx, AllocateProducerIDs{Start: 30, Count: 5}); err != nil {
+		t.Fatal(err)
+	}
+	want := n1.State()
+	got := waitState(ctx, t, n2, "snapshot and tail", func(s *State) bool { return s.Version >= want.Version })
+	if !reflect.DeepEqual(withoutVersion(got), withoutVersion(want)) || got.NextProducerID != 35 {
+		t.Fatalf("joined node state\n got %+v\nwant %+v", got, want)
+	}
+}

@@ -1,7 +1,6 @@
 package raft
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 )
@@ -751,13 +750,6 @@ func (c AllocateProducerIDs) apply(t *txn, _ uint64) (Result, error) {
 	}
 	t.s.NextProducerID = c.Start + int64(c.Count)
 	return Result{ProducerIDs: ProducerIDBlock{Start: c.Start, Count: c.Count}}, nil
-}
-
-// isDomainError reports whether err is a deterministic apply outcome (as
-// opposed to a transport or raft failure).
-func isDomainError(err error) bool {
-	var ae *applyError
-	return errors.As(err, &ae)
 }
 
 // applyError marks an error produced by the state machine for a log entry.

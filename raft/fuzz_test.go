@@ -63,32 +63,11 @@ func (f *testFSM) mustApplyF(tb testing.TB, cmds ...Command) {
 	}
 }
 
-// checkInvariants verifies the State invariants documented on the type.
+// checkInvariants fails the test when s breaks a State invariant.
 func checkInvariants(t *testing.T, s *State) {
 	t.Helper()
-	if s.Brokers == nil || s.Topics == nil || s.TopicsByID == nil || s.BrokerConfigs == nil {
-		t.Fatal("nil map in state")
-	}
-	if len(s.Topics) != len(s.TopicsByID) {
-		t.Fatalf("%d topics by name, %d by id", len(s.Topics), len(s.TopicsByID))
-	}
-	for name, tp := range s.Topics {
-		if tp.Name != name || s.TopicsByID[tp.ID] != tp {
-			t.Fatalf("topic indexes disagree for %q", name)
-		}
-		if err := validateTopic(tp); err != nil {
-			t.Fatalf("invalid topic in state: %v", err)
-		}
-	}
-	for id, b := range s.Brokers {
-		if b.ID != id {
-			t.Fatalf("broker %d stored under %d", b.ID, id)
-		}
-	}
-	for name, m := range s.BrokerConfigs {
-		if len(m) == 0 {
-			t.Fatalf("empty config map for %q", name)
-		}
+	if err := s.checkInvariants(); err != nil {
+		t.Fatal(err)
 	}
 }
 

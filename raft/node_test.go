@@ -3,6 +3,7 @@ package raft
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -193,5 +194,31 @@ func TestOpenErrors(t *testing.T) {
 	_, err := Open(Config{NodeID: 1, DataDir: dir, BindAddr: "127.0.0.1:0"})
 	if err == nil || !strings.Contains(err.Error(), "raft.db") {
 		t.Fatalf("second open on a locked dir: %v", err)
+	}
+}
+
+func TestNodeApplyAll(t *testing.T) {
+	ctx := testCtx(t)
+	n := openSingle(t, t.TempDir())
+	defer n.Close()
+	var cmds []Command
+	for i := range 50 {
+		cmds = append(cmds, CreateTopic{Topic: topic(fmt.Sprintf("t%02d", i), NewTopicID(), 1, 1)})
+	}
+	cmds = append(cmds, DeleteTopic{ID: idC}, AllocateProducerIDs{Start: 0, Count: 7}, AllocateProducerIDs{Start: 0, Count: 7})
+	res, errs := n.ApplyAll(ctx, cmds)
+	for i := range 51 {
+		if i < 50 && (errs[i] != nil || res[i].Index == 0) {
+			t.Fatalf("command %d: %+v %v", i, res[i], errs[i])
+		}
+		if i > 0 && i < 50 && res[i].Index <= res[i-1].Index {
+			t.Fatalf("commands applied out of order: %d then %d", res[i-1].Index, res[i].Index)
+		}
+	}
+	if !errors.Is(errs[50], ErrUnknownTopic) || errs[51] != nil || res[51].ProducerIDs.Count != 7 || !errors.Is(errs[52], ErrStaleProducerIDBlock) {
+		t.Fatalf("tail outcomes: %v / %+v %v / %v", errs[50], res[51], errs[51], errs[52])
+	}
+	if len(n.State().Topics) != 50 {
+		t.Fatalf("%d topics", len(n.State().Topics))
 	}
 }
