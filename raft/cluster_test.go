@@ -140,6 +140,15 @@ func TestWaitLeaderTimesOut(t *testing.T) {
 	if _, err := n.Apply(context.Background(), InitCluster{ClusterID: "x"}); !errors.Is(err, ErrNotLeader) {
 		t.Fatalf("Apply: %v", err)
 	}
+	// Close wakes a waiter instead of leaving it to its deadline.
+	done := make(chan error, 1)
+	go func() { done <- n.WaitLeader(context.Background()) }()
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; !errors.Is(err, ErrClosed) {
+		t.Fatalf("WaitLeader across Close: %v", err)
+	}
 }
 
 // TestClusterJoinFromSnapshot: a node added after the leader compacted its

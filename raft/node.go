@@ -125,7 +125,8 @@ type Node struct {
 	trans *hraft.NetworkTransport
 	obs   *hraft.Observer
 
-	// stop ends watchLeader; wg waits for it.
+	// stop is closed by Close: it ends watchLeader (wg waits for it) and
+	// wakes WaitLeader callers.
 	stop      chan struct{}
 	wg        sync.WaitGroup
 	closed    atomic.Bool
@@ -331,6 +332,8 @@ func (n *Node) WaitLeader(ctx context.Context) error {
 		}
 		select {
 		case <-ch:
+		case <-n.stop:
+			return ErrClosed
 		case <-ctx.Done():
 			return fmt.Errorf("wait for raft leader: %w", ctx.Err())
 		}
