@@ -11,9 +11,7 @@ import (
 
 func openMember(t *testing.T, id int32, bootstrap bool) *Node {
 	t.Helper()
-	n, err := Open(Config{NodeID: id, DataDir: t.TempDir(), BindAddr: "127.0.0.1:0", Bootstrap: bootstrap, Logger: testLogger(),
-		HeartbeatTimeout: 200 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond, LeaderLeaseTimeout: 100 * time.Millisecond,
-		CommitTimeout: 10 * time.Millisecond})
+	n, err := Open(Config{NodeID: id, DataDir: t.TempDir(), BindAddr: "127.0.0.1:0", Bootstrap: bootstrap, Logger: testLogger()})
 	if err != nil {
 		t.Fatalf("open node %d: %v", id, err)
 	}
@@ -38,88 +36,121 @@ func waitState(ctx context.Context, t *testing.T, n *Node, what string, cond fun
 	}
 }
 
+// onLeader runs op on whichever node leads, again after every leadership
+// change while op fails with ErrNotLeader or ErrLeadershipLost (the
+// documented retryable outcomes; every op used with it is idempotent). On a
+// loaded machine an election can repeat, so tests must not assume the
+// first winner keeps the lead. It returns the node op succeeded on.
+func onLeader(ctx context.Context, t *testing.T, nodes []*Node, what string, op func(*Node) error) *Node {
+	t.Helper()
+	// Every leadership change reaches every node's ControllerID, so the
+	// first node's notifications are enough to know when to look again.
+	ch, cancel := nodes[0].Subscribe()
+	defer cancel()
+	for {
+		for _, n := range nodes {
+			if !n.IsLeader() {
+				continue
+			}
+			err := op(n)
+			if err == nil {
+				return n
+			}
+			if !errors.Is(err, ErrNotLeader) && !errors.Is(err, ErrLeadershipLost) {
+				t.Fatalf("%s on node %d: %v", what, n.ID(), err)
+			}
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			t.Fatalf("%s: no leader accepted it: %v", what, ctx.Err())
+		}
+	}
+}
+
+// replicated is the part of a state every replica must agree on.
+func replicated(s *State) State {
+	c := withoutVersion(s)
+	c.ControllerID = 0
+	return c
+}
+
 func TestCluster3(t *testing.T) {
 	base := runtime.NumGoroutine()
 	ctx := testCtx(t)
 	n1 := openMember(t, 1, true)
 	n2 := openMember(t, 2, false)
 	n3 := openMember(t, 3, false)
-	n4 := openMember(t, 4, false)
+	n4 := openMember(t, 4, false) // non-voter: never leads
 	nodes := []*Node{n1, n2, n3, n4}
+	voters := nodes[:3]
 	defer func() {
 		for _, n := range nodes {
 			_ = n.Close()
 		}
 	}()
-	if err := n1.AddVoter(2, n2.Addr()); err != nil {
-		t.Fatal(err)
+	onLeader(ctx, t, voters, "add voter 2", func(l *Node) error { return l.AddVoter(2, n2.Addr()) })
+	onLeader(ctx, t, voters, "add voter 3", func(l *Node) error { return l.AddVoter(3, n3.Addr()) })
+	onLeader(ctx, t, voters, "add nonvoter 4", func(l *Node) error { return l.AddNonvoter(4, n4.Addr()) })
+	if err := n4.AddVoter(5, "127.0.0.1:1"); !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("AddVoter on a non-voter: %v", err)
 	}
-	if err := n1.AddVoter(3, n3.Addr()); err != nil {
-		t.Fatal(err)
-	}
-	if err := n1.AddNonvoter(4, n4.Addr()); err != nil {
-		t.Fatal(err)
-	}
-	if err := n2.AddVoter(5, "127.0.0.1:1"); !errors.Is(err, ErrNotLeader) {
-		t.Fatalf("AddVoter on a follower: %v", err)
+	if _, err := n4.Apply(ctx, AllocateProducerIDs{Start: 0, Count: 1}); !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("Apply on a non-voter: %v", err)
 	}
 
-	ct, err := NewCreateTopic("events", 4, 1, nil, []Broker{{ID: 1}, {ID: 2}, {ID: 3}})
+	ct, err := NewCreateTopic("events", 4, 3, map[string]string{"k": "v1"}, []Broker{{ID: 1}, {ID: 2}, {ID: 3}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := n1.Apply(ctx, ct); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := n1.Apply(ctx, AllocateProducerIDs{Start: 0, Count: 50}); err != nil {
-		t.Fatal(err)
-	}
-	want := n1.State()
-	for _, n := range nodes[1:] {
-		got := waitState(ctx, t, n, "leader's commands", func(s *State) bool { return s.Version >= want.Version })
-		if !reflect.DeepEqual(withoutVersion(got), withoutVersion(want)) {
+	leader := onLeader(ctx, t, voters, "create topic", func(l *Node) error { _, err := l.Apply(ctx, ct); return err })
+	leader = onLeader(ctx, t, voters, "register broker", func(l *Node) error {
+		_, err := l.Apply(ctx, RegisterBroker{ID: 1, Host: "h", Port: 1})
+		return err
+	})
+	want := leader.State()
+	for _, n := range nodes {
+		if n == leader {
+			continue
+		}
+		got := waitState(ctx, t, n, "the leader's commands", func(s *State) bool { return s.Version >= want.Version })
+		if !reflect.DeepEqual(replicated(got), replicated(want)) {
 			t.Fatalf("node %d state differs from leader\n got %+v\nwant %+v", n.ID(), got, want)
 		}
-		if id, ok := n.LeaderID(); !ok || id != 1 || got.ControllerID != 1 {
-			t.Fatalf("node %d sees leader %d %v, controller %d", n.ID(), id, ok, got.ControllerID)
-		}
-		if n.IsLeader() {
-			t.Fatalf("node %d claims leadership", n.ID())
-		}
-		if _, err := n.Apply(ctx, AllocateProducerIDs{Start: 50, Count: 1}); !errors.Is(err, ErrNotLeader) {
+		if _, err := n.Apply(ctx, AllocateProducerIDs{Start: 0, Count: 1}); !errors.Is(err, ErrNotLeader) && !n.IsLeader() {
 			t.Fatalf("apply on follower %d: %v", n.ID(), err)
 		}
 	}
 
-	// Kill the leader; a voter takes over with the state intact.
-	if err := n1.Close(); err != nil {
+	// Stop the leader; a remaining voter takes over with the state intact.
+	if err := leader.Close(); err != nil {
 		t.Fatal(err)
 	}
-	var leader *Node
-	s := waitState(ctx, t, n2, "a new leader", func(s *State) bool { return s.ControllerID == 2 || s.ControllerID == 3 })
-	for _, n := range []*Node{n2, n3} {
-		if n.ID() == s.ControllerID {
-			leader = n
+	var live, liveVoters []*Node
+	for _, n := range nodes {
+		if n != leader {
+			live = append(live, n)
+			if n != n4 {
+				liveVoters = append(liveVoters, n)
+			}
 		}
 	}
-	if err := leader.WaitLeader(ctx); err != nil {
-		t.Fatal(err)
+	alter := AlterConfigs{Resource: ResourceTopic, Name: "events", Set: map[string]string{"k": "v2"}}
+	next := onLeader(ctx, t, liveVoters, "alter configs after failover", func(l *Node) error { _, err := l.Apply(ctx, alter); return err })
+	if next == leader {
+		t.Fatal("closed node still leads")
 	}
-	if !leader.IsLeader() {
-		t.Fatalf("node %d is not leader", leader.ID())
+	got := next.State()
+	if got.ClusterID != want.ClusterID || got.Topics["events"].ID != ct.Topic.ID ||
+		!reflect.DeepEqual(got.Topics["events"].Partitions, want.Topics["events"].Partitions) || got.Brokers[1] != want.Brokers[1] {
+		t.Fatalf("state after failover differs:\n got %+v\nwant %+v", got, want)
 	}
-	if got := leader.State(); !reflect.DeepEqual(got.Topics, want.Topics) || got.ClusterID != want.ClusterID || got.NextProducerID != 50 {
-		t.Fatalf("state after failover differs: %+v", got)
-	}
-	res, err := leader.Apply(ctx, AllocateProducerIDs{Start: 50, Count: 10})
-	if err != nil || res.ProducerIDs.Start != 50 {
-		t.Fatalf("apply on new leader: %+v %v", res, err)
-	}
-	if err := leader.RemoveServer(1); err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range []*Node{n2, n3, n4} {
-		waitState(ctx, t, n, "the new leader's command", func(s *State) bool { return s.NextProducerID == 60 })
+	onLeader(ctx, t, liveVoters, "remove old leader", func(l *Node) error { return l.RemoveServer(leader.ID()) })
+	for _, n := range live {
+		s := waitState(ctx, t, n, "the new leader's command", func(s *State) bool { return s.Topics["events"].Configs["k"] == "v2" })
+		if s.ControllerID == leader.ID() {
+			t.Fatalf("node %d still names the closed node as controller", n.ID())
+		}
 	}
 	for _, n := range nodes {
 		if err := n.Close(); err != nil {
