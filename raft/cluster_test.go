@@ -3,6 +3,7 @@ package raft
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"runtime"
 	"testing"
@@ -217,5 +218,57 @@ func TestClusterJoinFromSnapshot(t *testing.T) {
 	got := waitState(ctx, t, n2, "snapshot and tail", func(s *State) bool { return s.Version >= want.Version })
 	if !reflect.DeepEqual(withoutVersion(got), withoutVersion(want)) || got.NextProducerID != 35 {
 		t.Fatalf("joined node state\n got %+v\nwant %+v", got, want)
+	}
+}
+
+// TestClusterRestart stops every member of a three-voter cluster and starts
+// them again on the same directories and addresses: they elect a leader and
+// hold the same state (snapshot on one node, log on the others).
+func TestClusterRestart(t *testing.T) {
+	ctx := testCtx(t)
+	dirs := []string{t.TempDir(), t.TempDir(), t.TempDir()}
+	open := func(i int, addr string) *Node {
+		n, err := Open(Config{NodeID: int32(i + 1), DataDir: dirs[i], BindAddr: addr, Bootstrap: i == 0, Logger: testLogger()})
+		if err != nil {
+			t.Fatalf("open node %d: %v", i+1, err)
+		}
+		return n
+	}
+	nodes := []*Node{open(0, "127.0.0.1:0"), open(1, "127.0.0.1:0"), open(2, "127.0.0.1:0")}
+	addrs := []string{nodes[0].Addr(), nodes[1].Addr(), nodes[2].Addr()}
+	closeAll := func() {
+		for _, n := range nodes {
+			if err := n.Close(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	onLeader(ctx, t, nodes, "add voter 2", func(l *Node) error { return l.AddVoter(2, addrs[1]) })
+	onLeader(ctx, t, nodes, "add voter 3", func(l *Node) error { return l.AddVoter(3, addrs[2]) })
+	for i := range 10 {
+		ct := CreateTopic{Topic: topic(fmt.Sprintf("t%d", i), [16]byte{byte(i + 1)}, 2, 1, 2, 3)}
+		onLeader(ctx, t, nodes, "create topic", func(l *Node) error { _, err := l.Apply(ctx, ct); return err })
+	}
+	l := onLeader(ctx, t, nodes, "barrier", func(l *Node) error { return l.Barrier(ctx) })
+	want := l.State()
+	for _, n := range nodes {
+		waitState(ctx, t, n, "all topics", func(s *State) bool { return s.Version >= want.Version })
+	}
+	if err := nodes[1].r.Snapshot().Error(); err != nil {
+		t.Fatal(err)
+	}
+	closeAll()
+
+	nodes = []*Node{open(0, addrs[0]), open(1, addrs[1]), open(2, addrs[2])}
+	defer closeAll()
+	onLeader(ctx, t, nodes, "create topic after restart", func(l *Node) error {
+		_, err := l.Apply(ctx, CreateTopic{Topic: topic("after", idC, 1, 1)})
+		return err
+	})
+	for _, n := range nodes {
+		got := waitState(ctx, t, n, "state after restart", func(s *State) bool { return len(s.Topics) == 11 })
+		if got.ClusterID != want.ClusterID || !reflect.DeepEqual(got.Topics["t3"], want.Topics["t3"]) {
+			t.Fatalf("node %d after restart: %+v", n.ID(), got)
+		}
 	}
 }
