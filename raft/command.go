@@ -309,16 +309,17 @@ func validateTopic(tp *Topic) error {
 	return nil
 }
 
-// validatePartition: replicas non-empty and distinct, ISR a distinct subset
-// of replicas, leader -1 or in the ISR.
+// validatePartition: replicas non-empty, non-negative and distinct
+// (ErrInvalidReplicaAssignment), ISR a distinct subset of replicas and
+// leader -1 or in the ISR (ErrInvalidPartitionChange).
 func validatePartition(replicas, isr []int32, leader int32) error {
 	if len(replicas) == 0 {
-		return fmt.Errorf("%w: no replicas", ErrInvalidPartitionChange)
+		return fmt.Errorf("%w: no replicas", ErrInvalidReplicaAssignment)
 	}
 	seen := make(map[int32]bool, len(replicas))
 	for _, r := range replicas {
 		if r < 0 || seen[r] {
-			return fmt.Errorf("%w: replicas %v", ErrInvalidPartitionChange, replicas)
+			return fmt.Errorf("%w: replicas %v", ErrInvalidReplicaAssignment, replicas)
 		}
 		seen[r] = true
 	}
