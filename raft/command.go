@@ -11,16 +11,20 @@ type CommandType uint8
 
 // Registered command types.
 const (
-	CmdInitCluster         CommandType = 1
-	CmdRegisterBroker      CommandType = 2
-	CmdFenceBroker         CommandType = 3
-	CmdUnfenceBroker       CommandType = 4
-	CmdCreateTopic         CommandType = 5
-	CmdDeleteTopic         CommandType = 6
-	CmdCreatePartitions    CommandType = 7
-	CmdPartitionChange     CommandType = 8
-	CmdAlterConfigs        CommandType = 9
-	CmdAllocateProducerIDs CommandType = 10
+	CmdInitCluster           CommandType = 1
+	CmdRegisterBroker        CommandType = 2
+	CmdFenceBroker           CommandType = 3
+	CmdUnfenceBroker         CommandType = 4
+	CmdCreateTopic           CommandType = 5
+	CmdDeleteTopic           CommandType = 6
+	CmdCreatePartitions      CommandType = 7
+	CmdPartitionChange       CommandType = 8
+	CmdAlterConfigs          CommandType = 9
+	CmdAllocateProducerIDs   CommandType = 10
+	CmdCreateACLs            CommandType = 11
+	CmdDeleteACLs            CommandType = 12
+	CmdUpsertSCRAMCredential CommandType = 13
+	CmdDeleteSCRAMCredential CommandType = 14
 )
 
 // Command is one state-machine operation. The set is closed: only the types
@@ -61,16 +65,20 @@ var commandTable = map[CommandType]struct {
 	name   string
 	decode func(d *decoder) Command
 }{
-	CmdInitCluster:         {"InitCluster", decodeInitCluster},
-	CmdRegisterBroker:      {"RegisterBroker", decodeRegisterBroker},
-	CmdFenceBroker:         {"FenceBroker", decodeFenceBroker},
-	CmdUnfenceBroker:       {"UnfenceBroker", decodeUnfenceBroker},
-	CmdCreateTopic:         {"CreateTopic", decodeCreateTopic},
-	CmdDeleteTopic:         {"DeleteTopic", decodeDeleteTopic},
-	CmdCreatePartitions:    {"CreatePartitions", decodeCreatePartitions},
-	CmdPartitionChange:     {"PartitionChange", decodePartitionChange},
-	CmdAlterConfigs:        {"AlterConfigs", decodeAlterConfigs},
-	CmdAllocateProducerIDs: {"AllocateProducerIDs", decodeAllocateProducerIDs},
+	CmdInitCluster:           {"InitCluster", decodeInitCluster},
+	CmdRegisterBroker:        {"RegisterBroker", decodeRegisterBroker},
+	CmdFenceBroker:           {"FenceBroker", decodeFenceBroker},
+	CmdUnfenceBroker:         {"UnfenceBroker", decodeUnfenceBroker},
+	CmdCreateTopic:           {"CreateTopic", decodeCreateTopic},
+	CmdDeleteTopic:           {"DeleteTopic", decodeDeleteTopic},
+	CmdCreatePartitions:      {"CreatePartitions", decodeCreatePartitions},
+	CmdPartitionChange:       {"PartitionChange", decodePartitionChange},
+	CmdAlterConfigs:          {"AlterConfigs", decodeAlterConfigs},
+	CmdAllocateProducerIDs:   {"AllocateProducerIDs", decodeAllocateProducerIDs},
+	CmdCreateACLs:            {"CreateACLs", decodeCreateACLs},
+	CmdDeleteACLs:            {"DeleteACLs", decodeDeleteACLs},
+	CmdUpsertSCRAMCredential: {"UpsertSCRAMCredential", decodeUpsertSCRAMCredential},
+	CmdDeleteSCRAMCredential: {"DeleteSCRAMCredential", decodeDeleteSCRAMCredential},
 }
 
 // String returns the command's registered name.

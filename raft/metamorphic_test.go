@@ -23,7 +23,7 @@ func randomCommand(r *rand.Rand, s *State) Command {
 		return s.Topics[names[r.IntN(len(names))]], true
 	}
 	id := func() [16]byte { return [16]byte{byte(r.IntN(40) + 1)} }
-	switch r.IntN(12) {
+	switch r.IntN(14) {
 	case 0:
 		return InitCluster{ClusterID: []string{"a", "b"}[r.IntN(2)]}
 	case 1:
@@ -61,6 +61,18 @@ func randomCommand(r *rand.Rand, s *State) Command {
 			res, name = ResourceBroker, []string{"", "1", "2"}[r.IntN(3)]
 		}
 		return AlterConfigs{Resource: res, Name: name, Set: map[string]string{fmt.Sprint("k", r.IntN(3)): fmt.Sprint(r.IntN(3))}, Delete: []string{fmt.Sprint("k", r.IntN(3))}}
+	case 12:
+		acl := ACL{ResourceType: 2, ResourceName: fmt.Sprint("t", r.IntN(3)), PatternType: 3, Principal: "User:u", Host: "*", Operation: int8(2 + r.IntN(3)), Permission: 3}
+		if r.IntN(2) == 0 {
+			return DeleteACLs{ACLs: []ACL{acl}}
+		}
+		return CreateACLs{ACLs: []ACL{acl, aclRead}}
+	case 13:
+		user := fmt.Sprint("u", r.IntN(3))
+		if r.IntN(2) == 0 {
+			return DeleteSCRAMCredential{User: user, Mechanism: SCRAMSHA256}
+		}
+		return scram(user, SCRAMSHA256, int32(4096+r.IntN(3)))
 	default:
 		return AllocateProducerIDs{Start: s.NextProducerID - int64(r.IntN(2)), Count: int32(1 + r.IntN(100))}
 	}
