@@ -129,6 +129,12 @@ func TestFSMCommands(t *testing.T) {
 				t.Fatal("still fenced")
 			}
 		}},
+		{"unregister", base, UnregisterBroker{ID: 2}, nil, func(t *testing.T, s *State, _ Result) {
+			if _, ok := s.Brokers[2]; ok || len(s.Brokers) != 2 {
+				t.Fatalf("brokers %v", s.Brokers)
+			}
+		}},
+		{"unregister unknown", base, UnregisterBroker{ID: 9}, ErrUnknownBroker, nil},
 		{"unfence unknown", nil, UnfenceBroker{ID: 4, Epoch: -1}, ErrUnknownBroker, nil},
 		{"create topic", nil, CreateTopic{Topic: topic("n", idB, 3, 1)}, nil, func(t *testing.T, s *State, _ Result) {
 			tp, ok := s.Topic("n")
@@ -316,6 +322,7 @@ func TestFSMIdempotent(t *testing.T) {
 		DeleteACLs{ACLs: []ACL{aclRead}},
 		scram("alice", SCRAMSHA512, 4096),
 		DeleteSCRAMCredential{User: "bob", Mechanism: SCRAMSHA256},
+		UnregisterBroker{ID: 2},
 	}
 	covered := map[CommandType]bool{}
 	for _, cmd := range cases {

@@ -92,5 +92,6 @@ func sampleCommands() []Command {
 		DeleteACLs{ACLs: []ACL{aclWrite}},
 		scram("alice", SCRAMSHA256, 4096),
 		DeleteSCRAMCredential{User: "alice", Mechanism: SCRAMSHA512},
+		UnregisterBroker{ID: 3},
 	}
 }

@@ -31,6 +31,9 @@ func randomCommand(r *rand.Rand, s *State) Command {
 	case 2:
 		return FenceBroker{ID: int32(r.IntN(5)), Epoch: int64(r.IntN(50)) - 1}
 	case 3:
+		if r.IntN(4) == 0 {
+			return UnregisterBroker{ID: int32(r.IntN(5))}
+		}
 		return UnfenceBroker{ID: int32(r.IntN(5)), Epoch: -1}
 	case 4, 5:
 		return CreateTopic{Topic: topic(fmt.Sprintf("t%d", r.IntN(30)), id(), 1+r.IntN(4), 1, 2, 3)}
