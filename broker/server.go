@@ -8,6 +8,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/stromhq/strom/raft"
 )
 
 // Broker is one running Strom broker: a Kafka listener plus the partitions it
@@ -29,10 +31,18 @@ type Broker struct {
 	conns   map[*conn]struct{}
 	closed  bool
 	connWG  sync.WaitGroup
-	loopWG  sync.WaitGroup // accept loop
+	acceptWG sync.WaitGroup // the accept loop
+	bgWG     sync.WaitGroup // background goroutines; stopped by cancel
 
 	closeOnce sync.Once
 	closeErr  error
+
+	// node is the raft metadata node; parts the partitions hosted here.
+	node        *raft.Node
+	parts       *partitionManager
+	unsubscribe func()
+	// staticConfigs are the broker configs fixed at start (flags).
+	staticConfigs map[string]string
 }
 
 // Start opens the broker's state in cfg.DataDir, binds the listener, starts
@@ -58,7 +68,7 @@ func Start(cfg Config) (*Broker, error) {
 		cancel()
 		return nil, err
 	}
-	b.loopWG.Add(1)
+	b.acceptWG.Add(1)
 	go b.acceptLoop()
 	b.log.Info("strom ready listen="+b.addr, "node_id", cfg.NodeID, "data_dir", cfg.DataDir)
 	return b, nil
@@ -69,7 +79,7 @@ func (b *Broker) Addr() string { return b.addr }
 
 // acceptLoop accepts connections until the listener is closed.
 func (b *Broker) acceptLoop() {
-	defer b.loopWG.Done()
+	defer b.acceptWG.Done()
 	for {
 		nc, err := b.ln.Accept()
 		if err != nil {
@@ -113,7 +123,7 @@ func (b *Broker) acceptLoop() {
 func (b *Broker) Close() error {
 	b.closeOnce.Do(func() {
 		_ = b.ln.Close()
-		b.loopWG.Wait()
+		b.acceptWG.Wait()
 		b.connsMu.Lock()
 		b.closed = true
 		for c := range b.conns {
@@ -134,6 +144,7 @@ func (b *Broker) Close() error {
 			b.connsMu.Unlock()
 			<-done
 		}
+		b.bgWG.Wait()
 		b.closeErr = b.closeState()
 		b.log.Info("strom stopped", "listen", b.addr)
 	})
