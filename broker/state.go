@@ -2,8 +2,6 @@ package broker
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"os"
@@ -45,7 +43,7 @@ func (b *Broker) open() error {
 		return fmt.Errorf("wait for raft leader: %w", err)
 	}
 	if node.State().ClusterID == "" {
-		if _, err := node.Apply(ctx, raft.InitCluster{ClusterID: newClusterID()}); err != nil {
+		if _, err := node.Apply(ctx, raft.InitCluster{ClusterID: raft.NewClusterID()}); err != nil {
 			_ = node.Close()
 			return fmt.Errorf("init cluster: %w", err)
 		}
@@ -55,7 +53,7 @@ func (b *Broker) open() error {
 		_ = node.Close()
 		return err
 	}
-	if _, err := node.Apply(ctx, raft.RegisterBroker{Broker: raft.Broker{ID: b.cfg.NodeID, Host: host, Port: port, Epoch: time.Now().UnixNano()}}); err != nil {
+	if _, err := node.Apply(ctx, raft.RegisterBroker{ID: b.cfg.NodeID, Host: host, Port: port, IncarnationID: raft.NewTopicID()}); err != nil {
 		_ = node.Close()
 		return fmt.Errorf("register broker: %w", err)
 	}
@@ -133,21 +131,3 @@ func (b *Broker) staticBrokerConfigs() map[string]string {
 	}
 }
 
-// newClusterID returns a random cluster id in Kafka's format (a base64url
-// UUID without padding).
-func newClusterID() string {
-	var u [16]byte
-	_, _ = rand.Read(u[:])
-	return base64.RawURLEncoding.EncodeToString(u[:])
-}
-
-// newTopicID returns a random non-zero topic id.
-func newTopicID() [16]byte {
-	for {
-		var u [16]byte
-		_, _ = rand.Read(u[:])
-		if u != ([16]byte{}) {
-			return u
-		}
-	}
-}

@@ -152,7 +152,7 @@ func (b *Broker) createTopic(ctx context.Context, name string, numParts int32, r
 			return nil, kerr.InvalidConfig, err.Error()
 		}
 	}
-	t := &raft.Topic{Name: name, ID: newTopicID(), Partitions: parts, Configs: maps.Clone(configs)}
+	t := &raft.Topic{Name: name, ID: raft.NewTopicID(), Partitions: parts, Configs: maps.Clone(configs)}
 	if t.Configs == nil {
 		t.Configs = map[string]string{}
 	}
@@ -179,6 +179,12 @@ func metaErr(err error) *kerr.Error {
 		return kerr.NotController
 	case errors.Is(err, raft.ErrUnknownTopic):
 		return kerr.UnknownTopicOrPartition
+	case errors.Is(err, raft.ErrTopicExists):
+		return kerr.TopicAlreadyExists
+	case errors.Is(err, raft.ErrInvalidReplicationFactor):
+		return kerr.InvalidReplicationFactor
+	case errors.Is(err, raft.ErrInvalidPartitions):
+		return kerr.InvalidPartitions
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return kerr.RequestTimedOut
 	default:
