@@ -27,10 +27,10 @@ type Broker struct {
 	addr string // bound listen address
 
 	// connsMu guards conns and closed.
-	connsMu sync.Mutex
-	conns   map[*conn]struct{}
-	closed  bool
-	connWG  sync.WaitGroup
+	connsMu  sync.Mutex
+	conns    map[*conn]struct{}
+	closed   bool
+	connWG   sync.WaitGroup
 	acceptWG sync.WaitGroup // the accept loop
 	bgWG     sync.WaitGroup // background goroutines; stopped by cancel
 

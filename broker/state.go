@@ -130,4 +130,3 @@ func (b *Broker) staticBrokerConfigs() map[string]string {
 		"socket.request.max.bytes":   strconv.Itoa(int(b.cfg.MaxRequestBytes)),
 	}
 }
-
