@@ -41,6 +41,8 @@ type Broker struct {
 	node        *raft.Node
 	parts       *partitionManager
 	unsubscribe func()
+	// sessions caches incremental fetch sessions (KIP-227).
+	sessions *fetchSessionCache
 	// staticConfigs are the broker configs fixed at start (flags).
 	staticConfigs map[string]string
 }
@@ -55,7 +57,7 @@ func Start(cfg Config) (*Broker, error) {
 		cfg.Logger = slog.Default()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	b := &Broker{cfg: cfg, log: cfg.Logger, ctx: ctx, cancel: cancel, conns: map[*conn]struct{}{}}
+	b := &Broker{cfg: cfg, log: cfg.Logger, ctx: ctx, cancel: cancel, conns: map[*conn]struct{}{}, sessions: newFetchSessionCache(cfg.FetchSessionCacheSlots)}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		cancel()
