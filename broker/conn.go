@@ -80,9 +80,11 @@ func (c *conn) serve() {
 		c.writeLoop()
 	}()
 	c.readLoop()
+	// No more requests will come: parked long polls answer now instead of
+	// holding the connection (and a graceful shutdown) until max wait.
+	c.cancel()
 	close(c.queue)
 	<-done
-	c.cancel()
 	_ = c.nc.Close()
 }
 

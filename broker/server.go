@@ -41,6 +41,8 @@ type Broker struct {
 	node        *raft.Node
 	parts       *partitionManager
 	unsubscribe func()
+	// pids is the producer-id block this broker hands out from.
+	pids producerIDs
 	// sessions caches incremental fetch sessions (KIP-227).
 	sessions *fetchSessionCache
 	// staticConfigs are the broker configs fixed at start (flags).
