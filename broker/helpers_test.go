@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"os"
 	"testing"
 	"time"
 
@@ -75,3 +76,5 @@ func createTopic(t testing.TB, adm *kadm.Client, name string, parts int32, confi
 		t.Fatalf("create topic %s: %v %v", name, err, resp.Err)
 	}
 }
+
+func statDir(dir string) (os.FileInfo, error) { return os.Stat(dir) }

@@ -14,7 +14,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-func init() { register(&kmsg.OffsetForLeaderEpochRequest{}, 0, 4, (*Broker).handleOffsetForLeaderEpoch) }
+func init() {
+	register(&kmsg.OffsetForLeaderEpochRequest{}, 0, 4, (*Broker).handleOffsetForLeaderEpoch)
+}
 
 func (b *Broker) handleOffsetForLeaderEpoch(rq *request, req *kmsg.OffsetForLeaderEpochRequest) reply {
 	resp := req.ResponseKind().(*kmsg.OffsetForLeaderEpochResponse)
