@@ -225,6 +225,7 @@ func (c *conn) handleFrame(frame []byte) (p pending, err error) {
 func (c *conn) dispatch(spec apiSpec, rq *request) (rep reply, err error) {
 	defer func() {
 		if r := recover(); r != nil {
+			c.b.handlerPanics.Add(1)
 			c.log.Error("handler panic", "api", kmsg.NameForKey(rq.key), "version", rq.version, "panic", r, "stack", string(debug.Stack()))
 			err = fmt.Errorf("handler panic in %s v%d", kmsg.NameForKey(rq.key), rq.version)
 		}
@@ -272,6 +273,7 @@ func (c *conn) writeLoop() {
 func (c *conn) runWait(p *pending) (resp kmsg.Response) {
 	defer func() {
 		if r := recover(); r != nil {
+			c.b.handlerPanics.Add(1)
 			c.log.Error("handler panic", "api", kmsg.NameForKey(p.key), "version", p.version, "panic", r, "stack", string(debug.Stack()))
 			resp = nil
 			p.rep.closeConn = true

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/stromhq/strom/raft"
@@ -41,6 +42,9 @@ type Broker struct {
 	node        *raft.Node
 	parts       *partitionManager
 	unsubscribe func()
+	// handlerPanics counts recovered handler panics (bugs); tests and fuzzing
+	// require it to stay 0.
+	handlerPanics atomic.Int64
 	// pids is the producer-id block this broker hands out from.
 	pids producerIDs
 	// sessions caches incremental fetch sessions (KIP-227).

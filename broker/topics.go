@@ -37,6 +37,11 @@ func init() {
 // maxTopicNameLen is Kafka's limit on topic names.
 const maxTopicNameLen = 249
 
+// maxPartitionsPerOp is Kafka's controller limit on partitions created by one
+// operation (MAX_PARTITIONS_PER_BATCH); beyond it the answer is
+// POLICY_VIOLATION, "Excessively large number of partitions per request."
+const maxPartitionsPerOp = 10000
+
 // validateTopicName applies Kafka's topic name rules.
 func validateTopicName(name string) error {
 	switch {
@@ -109,6 +114,9 @@ func (b *Broker) createTopic(ctx context.Context, name string, numParts int32, r
 	}
 	brokers := liveBrokers(st)
 	var parts []raft.Partition
+	if len(assignment) > maxPartitionsPerOp {
+		return nil, kerr.PolicyViolation, "Excessively large number of partitions per request."
+	}
 	if len(assignment) > 0 {
 		if numParts != -1 || rf != -1 {
 			return nil, kerr.InvalidRequest, "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time."
@@ -138,6 +146,9 @@ func (b *Broker) createTopic(ctx context.Context, name string, numParts int32, r
 		}
 		if numParts <= 0 {
 			return nil, kerr.InvalidPartitions, "Number of partitions was set to an invalid non-positive value."
+		}
+		if numParts > maxPartitionsPerOp {
+			return nil, kerr.PolicyViolation, "Excessively large number of partitions per request."
 		}
 		if rf <= 0 {
 			return nil, kerr.InvalidReplicationFactor, "Replication factor must be larger than 0, or -1 to use the default value."
@@ -357,6 +368,8 @@ func (b *Broker) handleCreatePartitions(rq *request, req *kmsg.CreatePartitionsR
 			fail(kerr.InvalidPartitions, fmt.Sprintf("Topic currently has %d partitions, which is higher than the requested %d.", cur, rt.Count))
 		case rt.Count == cur:
 			fail(kerr.InvalidPartitions, fmt.Sprintf("Topic already has %d partitions.", cur))
+		case rt.Count-cur > maxPartitionsPerOp:
+			fail(kerr.PolicyViolation, "Excessively large number of partitions per request.")
 		case rt.Assignment != nil && len(rt.Assignment) != int(rt.Count-cur):
 			fail(kerr.InvalidReplicaAssignment, fmt.Sprintf("Attempted to add %d additional partitions, but only %d assignments were specified.", rt.Count-cur, len(rt.Assignment)))
 		}
