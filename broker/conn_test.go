@@ -70,11 +70,15 @@ func TestBadRequestsCloseOnlyTheirConnection(t *testing.T) {
 	b := startTestBroker(t, func(c *Config) { c.MaxRequestBytes = 1 << 16 })
 	other := dial(t, b)
 	cases := map[string][]byte{
-		"unknown key":         {0, 0, 0, 10, 0x03, 0xe7, 0, 0, 0, 0, 0, 1, 0xff, 0xff},
-		"unsupported version": func() []byte { f := frameOf(kmsg.NewPtrMetadataRequest(), 1, 1); binary.BigEndian.PutUint16(f[6:], 77); return f }(),
-		"oversize":            {0, 2, 0, 0, 0, 3},
-		"negative size":       {0xff, 0xff, 0xff, 0xff},
-		"malformed body":      {0, 0, 0, 12, 0, 3, 0, 12, 0, 0, 0, 1, 0xff, 0xff, 0x7f, 0xff},
+		"unknown key": {0, 0, 0, 10, 0x03, 0xe7, 0, 0, 0, 0, 0, 1, 0xff, 0xff},
+		"unsupported version": func() []byte {
+			f := frameOf(kmsg.NewPtrMetadataRequest(), 1, 1)
+			binary.BigEndian.PutUint16(f[6:], 77)
+			return f
+		}(),
+		"oversize":       {0, 2, 0, 0, 0, 3},
+		"negative size":  {0xff, 0xff, 0xff, 0xff},
+		"malformed body": {0, 0, 0, 12, 0, 3, 0, 12, 0, 0, 0, 1, 0xff, 0xff, 0x7f, 0xff},
 	}
 	for name, frame := range cases {
 		t.Run(name, func(t *testing.T) {

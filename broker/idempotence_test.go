@@ -139,7 +139,9 @@ func TestProduceOldFormatsAndAcks(t *testing.T) {
 	}
 }
 
-func binary32(b []byte, v uint32) { b[0], b[1], b[2], b[3] = byte(v>>24), byte(v>>16), byte(v>>8), byte(v) }
+func binary32(b []byte, v uint32) {
+	b[0], b[1], b[2], b[3] = byte(v>>24), byte(v>>16), byte(v>>8), byte(v)
+}
 
 // pinProduce returns Kafka 4.0's versions with Produce capped at v.
 func pinProduce(v int16) *kversion.Versions {
