@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"math/rand/v2"
 	"errors"
 	"strings"
 	"testing"
@@ -347,5 +348,29 @@ func TestMetadataAndCluster(t *testing.T) {
 	}
 	if pages != 4 { // auto/0, paged/0, paged/1, paged/2
 		t.Fatalf("describe topic partitions pages = %d, want 4", pages)
+	}
+}
+
+func TestRetentionRuns(t *testing.T) {
+	b := startTestBroker(t, func(c *Config) { c.RetentionCheckInterval = 20 * time.Millisecond; c.CheckpointInterval = 20 * time.Millisecond })
+	adm := newAdmin(t, b)
+	segBytes, retBytes := "1048576", "1"
+	createTopic(t, adm, "ret", 1, map[string]*string{"segment.bytes": &segBytes, "retention.bytes": &retBytes})
+	prod := newClient(t, b, kgo.DefaultProduceTopic("ret"), kgo.ProducerBatchMaxBytes(900_000))
+	big := make([]byte, 600_000)
+	_, _ = rand.NewChaCha8([32]byte{1}).Read(big) // incompressible
+	for i := 0; i < 4; i++ {
+		if err := prod.ProduceSync(testCtx(t), &kgo.Record{Value: big}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := b.parts.get("ret", 0)
+	ctx := testCtx(t)
+	for p.log.LogStartOffset() == 0 {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("retention never advanced the log start (segments %d)", p.log.NumSegments())
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
 }
