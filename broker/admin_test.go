@@ -1,8 +1,8 @@
 package broker
 
 import (
-	"math/rand/v2"
 	"errors"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -352,7 +352,10 @@ func TestMetadataAndCluster(t *testing.T) {
 }
 
 func TestRetentionRuns(t *testing.T) {
-	b := startTestBroker(t, func(c *Config) { c.RetentionCheckInterval = 20 * time.Millisecond; c.CheckpointInterval = 20 * time.Millisecond })
+	b := startTestBroker(t, func(c *Config) {
+		c.RetentionCheckInterval = 20 * time.Millisecond
+		c.CheckpointInterval = 20 * time.Millisecond
+	})
 	adm := newAdmin(t, b)
 	segBytes, retBytes := "1048576", "1"
 	createTopic(t, adm, "ret", 1, map[string]*string{"segment.bytes": &segBytes, "retention.bytes": &retBytes})
