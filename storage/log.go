@@ -740,9 +740,16 @@ func (l *Log) syncTo(ctx context.Context, want int64) error {
 			st.mu.Unlock()
 			return err
 		}
+		// Truncation may have lowered the end below what was asked for; never wait for offsets that
+		// no longer exist.
+		want = min(want, l.leo.Load())
 		if st.durable >= want {
 			st.mu.Unlock()
 			return nil
+		}
+		if l.closed.Load() {
+			st.mu.Unlock()
+			return ErrClosed
 		}
 		if !st.running {
 			st.running = true
