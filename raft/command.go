@@ -1,7 +1,6 @@
 package raft
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 )
@@ -310,16 +309,17 @@ func validateTopic(tp *Topic) error {
 	return nil
 }
 
-// validatePartition: replicas non-empty and distinct, ISR a distinct subset
-// of replicas, leader -1 or in the ISR.
+// validatePartition: replicas non-empty, non-negative and distinct
+// (ErrInvalidReplicaAssignment), ISR a distinct subset of replicas and
+// leader -1 or in the ISR (ErrInvalidPartitionChange).
 func validatePartition(replicas, isr []int32, leader int32) error {
 	if len(replicas) == 0 {
-		return fmt.Errorf("%w: no replicas", ErrInvalidPartitionChange)
+		return fmt.Errorf("%w: no replicas", ErrInvalidReplicaAssignment)
 	}
 	seen := make(map[int32]bool, len(replicas))
 	for _, r := range replicas {
 		if r < 0 || seen[r] {
-			return fmt.Errorf("%w: replicas %v", ErrInvalidPartitionChange, replicas)
+			return fmt.Errorf("%w: replicas %v", ErrInvalidReplicaAssignment, replicas)
 		}
 		seen[r] = true
 	}
@@ -751,13 +751,6 @@ func (c AllocateProducerIDs) apply(t *txn, _ uint64) (Result, error) {
 	}
 	t.s.NextProducerID = c.Start + int64(c.Count)
 	return Result{ProducerIDs: ProducerIDBlock{Start: c.Start, Count: c.Count}}, nil
-}
-
-// isDomainError reports whether err is a deterministic apply outcome (as
-// opposed to a transport or raft failure).
-func isDomainError(err error) bool {
-	var ae *applyError
-	return errors.As(err, &ae)
 }
 
 // applyError marks an error produced by the state machine for a log entry.

@@ -69,6 +69,11 @@ var (
 	// number of unfenced brokers.
 	ErrInvalidReplicationFactor = errors.New("raft: invalid replication factor")
 
+	// ErrInvalidReplicaAssignment: a replica list that is empty, names a
+	// negative broker id or names a broker twice (Kafka's
+	// INVALID_REPLICA_ASSIGNMENT).
+	ErrInvalidReplicaAssignment = errors.New("raft: invalid replica assignment")
+
 	// ErrStalePartitionEpoch: PartitionChange was computed from an older
 	// version of the partition (compare-and-set on PartitionEpoch failed).
 	ErrStalePartitionEpoch = errors.New("raft: stale partition epoch")

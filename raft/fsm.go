@@ -67,6 +67,7 @@ func (f *fsm) subscribe() (<-chan struct{}, func()) {
 
 // publish installs s and wakes subscribers. f.mu must be held.
 func (f *fsm) publish(s *State) {
+	assertInvariants(s)
 	f.state.Store(s)
 	f.subMu.Lock()
 	for _, ch := range f.subs {
@@ -277,6 +278,9 @@ func decodeState(b []byte) (*State, error) {
 		s.BrokerConfigs[name] = m
 	}
 	if err := d.done(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrCorruptSnapshot, err)
+	}
+	if err := s.checkInvariants(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrCorruptSnapshot, err)
 	}
 	return s, nil

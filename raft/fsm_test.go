@@ -135,7 +135,10 @@ func TestFSMCommands(t *testing.T) {
 		{"create topic zero id", nil, CreateTopic{Topic: topic("z", [16]byte{}, 1, 1)}, ErrInvalidCommand, nil},
 		{"create topic no partitions", nil, CreateTopic{Topic: Topic{Name: "z", ID: idB}}, ErrInvalidPartitions, nil},
 		{"create topic leader outside isr", nil, CreateTopic{Topic: Topic{Name: "z", ID: idB, Partitions: []Partition{{Replicas: []int32{1, 2}, ISR: []int32{2}, Leader: 1}}}}, ErrInvalidPartitionChange, nil},
-		{"create topic duplicate replica", nil, CreateTopic{Topic: Topic{Name: "z", ID: idB, Partitions: []Partition{{Replicas: []int32{1, 1}, Leader: -1}}}}, ErrInvalidPartitionChange, nil},
+		{"create topic duplicate replica", nil, CreateTopic{Topic: Topic{Name: "z", ID: idB, Partitions: []Partition{{Replicas: []int32{1, 1}, Leader: -1}}}}, ErrInvalidReplicaAssignment, nil},
+		{"create topic no replicas", nil, CreateTopic{Topic: Topic{Name: "z", ID: idB, Partitions: []Partition{{Leader: -1}}}}, ErrInvalidReplicaAssignment, nil},
+		{"create partitions negative replica", base, CreatePartitions{TopicID: idA, Partitions: []Partition{{Index: 2, Replicas: []int32{-3}, Leader: -1}}}, ErrInvalidReplicaAssignment, nil},
+		{"partition change empty replicas", base, PartitionChange{TopicID: idA, Partition: 1, Leader: -1, LeaderEpoch: 1, Replicas: []int32{}}, ErrInvalidReplicaAssignment, nil},
 		{"create topic bad index", nil, CreateTopic{Topic: Topic{Name: "z", ID: idB, Partitions: []Partition{{Index: 1, Replicas: []int32{1}, Leader: -1}}}}, ErrInvalidPartitions, nil},
 		{"delete topic", base, DeleteTopic{ID: idA}, nil, func(t *testing.T, s *State, _ Result) {
 			if len(s.Topics) != 0 || len(s.TopicsByID) != 0 {

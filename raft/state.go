@@ -1,6 +1,7 @@
 package raft
 
 import (
+	"fmt"
 	"maps"
 	"slices"
 )
@@ -118,6 +119,40 @@ func (s *State) SortedBrokers() []Broker {
 // SortedTopicNames returns all topic names in order (a fresh slice).
 func (s *State) SortedTopicNames() []string {
 	return slices.Sorted(maps.Keys(s.Topics))
+}
+
+// checkInvariants verifies the invariants documented on State and on its
+// types; decodeState rejects snapshots that break them, and builds with the
+// invariants tag check every published state.
+func (s *State) checkInvariants() error {
+	if s.Brokers == nil || s.Topics == nil || s.TopicsByID == nil || s.BrokerConfigs == nil {
+		return fmt.Errorf("nil map in state")
+	}
+	if len(s.Topics) != len(s.TopicsByID) {
+		return fmt.Errorf("%d topics by name, %d by id", len(s.Topics), len(s.TopicsByID))
+	}
+	for name, tp := range s.Topics {
+		if tp.Name != name || s.TopicsByID[tp.ID] != tp {
+			return fmt.Errorf("topic indexes disagree for %q", name)
+		}
+		if err := validateTopic(tp); err != nil {
+			return err
+		}
+	}
+	for id, b := range s.Brokers {
+		if b.ID != id {
+			return fmt.Errorf("broker %d stored under id %d", b.ID, id)
+		}
+	}
+	for name, m := range s.BrokerConfigs {
+		if len(m) == 0 {
+			return fmt.Errorf("empty config map for resource %q", name)
+		}
+		if err := validBrokerResource(name); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // txn builds the next State from a published one, copying each map, topic or
