@@ -165,4 +165,8 @@ func TestFetchOutOfRange(t *testing.T) {
 	if p.HighWatermark != 1 || p.LogStartOffset != 0 {
 		t.Fatalf("hw %d log start %d, want 1 and 0", p.HighWatermark, p.LogStartOffset)
 	}
+	// No records is an empty record set, not null (librdkafka rejects null).
+	if p.RecordBatches == nil {
+		t.Fatal("records sent as null")
+	}
 }
