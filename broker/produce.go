@@ -344,7 +344,9 @@ func validateBatch(records []byte, version int16, pc *partConfig, now int64) (ba
 		if ts > maxTS {
 			maxTS = ts
 		}
-		recs = append(recs, r)
+		if rebuild {
+			recs = append(recs, r)
+		}
 		return nil
 	})
 	if err != nil {
@@ -360,7 +362,9 @@ func validateBatch(records []byte, version int16, pc *partConfig, now int64) (ba
 	batch := records
 	if rebuild || !inOrder {
 		if !rebuild {
+			// Rare (old clients): collect the records now and renumber them.
 			target = codec
+			_, _ = parseRecords(raw, func(_ int, r recordView) error { recs = append(recs, r); return nil })
 		}
 		if batch, err = rebuildBatch(records, recs, target); err != nil {
 			return chk, kerr.UnknownServerError, err.Error()
