@@ -194,7 +194,10 @@ func (b *Broker) describeBroker(req *kmsg.DescribeConfigsRequest, st *raft.State
 			continue
 		}
 		cv := configValue{value: syn[0].value, source: syn[0].source, synonyms: syn}
-		out = append(out, describeEntry(req, k, cv, brokerConfigType(k), ""))
+		e := describeEntry(req, k, cv, brokerConfigType(k), "")
+		_, dynamic := brokerSynonyms[k]
+		e.ReadOnly = !dynamic // static configs change only with a restart
+		out = append(out, e)
 	}
 	return out
 }
