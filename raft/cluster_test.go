@@ -100,6 +100,18 @@ func TestCluster3(t *testing.T) {
 		t.Fatalf("Apply on a non-voter: %v", err)
 	}
 
+	// Leadership moves to another voter on request.
+	before := onLeader(ctx, t, voters, "barrier", func(l *Node) error { return l.Barrier(ctx) })
+	wantSrv := []Server{{1, n1.Addr(), true}, {2, n2.Addr(), true}, {3, n3.Addr(), true}, {4, n4.Addr(), false}}
+	if srv, err := before.Servers(); err != nil || !reflect.DeepEqual(srv, wantSrv) {
+		t.Fatalf("servers %+v (%v), want %+v", srv, err, wantSrv)
+	}
+	if err := before.TransferLeadership(); err != nil {
+		t.Fatalf("transfer leadership: %v", err)
+	}
+	after := onLeader(ctx, t, voters, "barrier after transfer", func(l *Node) error { return l.Barrier(ctx) })
+	t.Logf("leadership moved from %d to %d", before.ID(), after.ID())
+
 	ct, err := NewCreateTopic("events", 4, 3, map[string]string{"k": "v1"}, []Broker{{ID: 1}, {ID: 2}, {ID: 3}})
 	if err != nil {
 		t.Fatal(err)
@@ -120,6 +132,10 @@ func TestCluster3(t *testing.T) {
 		}
 		if _, err := n.Apply(ctx, AllocateProducerIDs{Start: 0, Count: 1}); !errors.Is(err, ErrNotLeader) && !n.IsLeader() {
 			t.Fatalf("apply on follower %d: %v", n.ID(), err)
+		}
+		// Caught up with the log, the member knows the configuration too.
+		if srv, err := n.Servers(); err != nil || !reflect.DeepEqual(srv, wantSrv) {
+			t.Fatalf("node %d: servers %+v (%v), want %+v", n.ID(), srv, err, wantSrv)
 		}
 	}
 

@@ -1,8 +1,8 @@
 // Package raft is Strom's cluster-metadata quorum: one hashicorp/raft group
 // whose replicated state machine holds the brokers, the topics with their
 // partitions (replicas, ISR, leader, leader epoch, partition epoch), the
-// dynamic topic/broker/cluster configs and the producer-id counter. The
-// raft leader is the controller.
+// dynamic topic/broker/cluster configs, ACL bindings, SCRAM credentials and
+// the producer-id counter. The raft leader is the controller.
 //
 // # Using it
 //
@@ -14,7 +14,9 @@
 // ErrStaleProducerIDBlock, ...) come back from Apply as errors matched with
 // errors.Is; they are computed identically on every replica and leave the
 // state unchanged. NewCreateTopic builds a CreateTopic from a CreateTopics
-// request (fresh topic ID, round-robin replica placement).
+// request (fresh topic ID, round-robin replica placement). ApplyAll
+// proposes many commands at once (a failover moving many partitions); raft
+// then commits them in few disk writes.
 //
 // # Commands
 //
@@ -31,7 +33,7 @@
 //
 // DataDir/raft.db is the raft-boltdb file holding both the log and raft's
 // stable store (term, vote); DataDir/snapshots/ holds file snapshots, each
-// the encoded State ("strom-metadata\x01" then the body). Open restores the
+// the encoded State ("strom-metadata" and a format version byte, then the body). Open restores the
 // newest snapshot and replays the log after it.
 //
 // # Cluster shape

@@ -83,6 +83,10 @@ var (
 	// going backwards or not bumped on a leader change).
 	ErrInvalidPartitionChange = errors.New("raft: invalid partition change")
 
+	// ErrUnknownSCRAMCredential: DeleteSCRAMCredential names a user and
+	// mechanism without a credential (Kafka's RESOURCE_NOT_FOUND).
+	ErrUnknownSCRAMCredential = errors.New("raft: unknown scram credential")
+
 	// ErrStaleProducerIDBlock: AllocateProducerIDs carried a Start that is not
 	// the current NextProducerID (another allocation won the race).
 	ErrStaleProducerIDBlock = errors.New("raft: stale producer id block")

@@ -88,5 +88,10 @@ func sampleCommands() []Command {
 		AlterConfigs{Resource: ResourceTopic, Name: "t", Set: map[string]string{"retention.ms": "100"}, Delete: []string{"segment.ms"}},
 		AlterConfigs{Resource: ResourceBroker, Name: "", Set: map[string]string{"x": "y"}},
 		AllocateProducerIDs{BrokerID: 1, Start: 0, Count: 1000},
+		CreateACLs{ACLs: []ACL{aclRead, aclWrite}},
+		DeleteACLs{ACLs: []ACL{aclWrite}},
+		scram("alice", SCRAMSHA256, 4096),
+		DeleteSCRAMCredential{User: "alice", Mechanism: SCRAMSHA512},
+		UnregisterBroker{ID: 3},
 	}
 }

@@ -23,7 +23,7 @@ func randomCommand(r *rand.Rand, s *State) Command {
 		return s.Topics[names[r.IntN(len(names))]], true
 	}
 	id := func() [16]byte { return [16]byte{byte(r.IntN(40) + 1)} }
-	switch r.IntN(12) {
+	switch r.IntN(14) {
 	case 0:
 		return InitCluster{ClusterID: []string{"a", "b"}[r.IntN(2)]}
 	case 1:
@@ -31,6 +31,9 @@ func randomCommand(r *rand.Rand, s *State) Command {
 	case 2:
 		return FenceBroker{ID: int32(r.IntN(5)), Epoch: int64(r.IntN(50)) - 1}
 	case 3:
+		if r.IntN(4) == 0 {
+			return UnregisterBroker{ID: int32(r.IntN(5))}
+		}
 		return UnfenceBroker{ID: int32(r.IntN(5)), Epoch: -1}
 	case 4, 5:
 		return CreateTopic{Topic: topic(fmt.Sprintf("t%d", r.IntN(30)), id(), 1+r.IntN(4), 1, 2, 3)}
@@ -61,6 +64,18 @@ func randomCommand(r *rand.Rand, s *State) Command {
 			res, name = ResourceBroker, []string{"", "1", "2"}[r.IntN(3)]
 		}
 		return AlterConfigs{Resource: res, Name: name, Set: map[string]string{fmt.Sprint("k", r.IntN(3)): fmt.Sprint(r.IntN(3))}, Delete: []string{fmt.Sprint("k", r.IntN(3))}}
+	case 12:
+		acl := ACL{ResourceType: 2, ResourceName: fmt.Sprint("t", r.IntN(3)), PatternType: 3, Principal: "User:u", Host: "*", Operation: int8(2 + r.IntN(3)), Permission: 3}
+		if r.IntN(2) == 0 {
+			return DeleteACLs{ACLs: []ACL{acl}}
+		}
+		return CreateACLs{ACLs: []ACL{acl, aclRead}}
+	case 13:
+		user := fmt.Sprint("u", r.IntN(3))
+		if r.IntN(2) == 0 {
+			return DeleteSCRAMCredential{User: user, Mechanism: SCRAMSHA256}
+		}
+		return scram(user, SCRAMSHA256, int32(4096+r.IntN(3)))
 	default:
 		return AllocateProducerIDs{Start: s.NextProducerID - int64(r.IntN(2)), Count: int32(1 + r.IntN(100))}
 	}

@@ -481,6 +481,48 @@ func (n *Node) RemoveServer(id int32) error {
 	return nil
 }
 
+// Server is one member of the raft configuration.
+type Server struct {
+	ID    int32
+	Addr  string
+	Voter bool
+}
+
+// Servers returns the latest raft configuration (committed or not) as this
+// node knows it, ordered as raft keeps it. Members whose ServerID is not a
+// node id (never written by this package) are skipped.
+func (n *Node) Servers() ([]Server, error) {
+	if n.closed.Load() {
+		return nil, ErrClosed
+	}
+	f := n.r.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, fmt.Errorf("raft configuration: %w", mapRaftErr(err))
+	}
+	var out []Server
+	for _, s := range f.Configuration().Servers {
+		id, ok := parseServerID(s.ID)
+		if !ok {
+			continue
+		}
+		out = append(out, Server{ID: id, Addr: string(s.Address), Voter: s.Suffrage == hraft.Voter})
+	}
+	return out, nil
+}
+
+// TransferLeadership hands leadership to another voter (e.g. before a
+// planned shutdown of the controller) and waits until that succeeded or
+// failed; leader only.
+func (n *Node) TransferLeadership() error {
+	if n.closed.Load() {
+		return ErrClosed
+	}
+	if err := n.r.LeadershipTransfer().Error(); err != nil {
+		return fmt.Errorf("transfer leadership: %w", mapRaftErr(err))
+	}
+	return nil
+}
+
 // Close shuts raft down (which closes the transport), stops the leader
 // watcher and closes the bolt store. Further calls return the first result.
 func (n *Node) Close() error {

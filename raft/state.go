@@ -31,6 +31,10 @@ type State struct {
 	// BrokerConfigs maps a resource name ("" = cluster-wide default, "1" =
 	// broker 1) to its dynamic configs. Entries are never empty maps.
 	BrokerConfigs map[string]map[string]string
+	// ACLs is the set of ACL bindings.
+	ACLs map[ACL]struct{}
+	// SCRAM holds the SCRAM credentials by user and mechanism.
+	SCRAM map[SCRAMKey]SCRAMCredential
 	// NextProducerID is the first producer id not yet handed out.
 	NextProducerID int64
 	// Version is the raft index of the last log entry applied, whether or
@@ -91,6 +95,8 @@ func newState() *State {
 		Topics:        map[string]*Topic{},
 		TopicsByID:    map[[16]byte]*Topic{},
 		BrokerConfigs: map[string]map[string]string{},
+		ACLs:          map[ACL]struct{}{},
+		SCRAM:         map[SCRAMKey]SCRAMCredential{},
 	}
 }
 
@@ -125,7 +131,7 @@ func (s *State) SortedTopicNames() []string {
 // types; decodeState rejects snapshots that break them, and builds with the
 // invariants tag check every published state.
 func (s *State) checkInvariants() error {
-	if s.Brokers == nil || s.Topics == nil || s.TopicsByID == nil || s.BrokerConfigs == nil {
+	if s.Brokers == nil || s.Topics == nil || s.TopicsByID == nil || s.BrokerConfigs == nil || s.ACLs == nil || s.SCRAM == nil {
 		return fmt.Errorf("nil map in state")
 	}
 	if len(s.Topics) != len(s.TopicsByID) {
@@ -152,6 +158,16 @@ func (s *State) checkInvariants() error {
 			return err
 		}
 	}
+	for a := range s.ACLs {
+		if err := a.validate(); err != nil {
+			return err
+		}
+	}
+	for k, c := range s.SCRAM {
+		if err := validateSCRAM(k, c); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -168,6 +184,8 @@ type txn struct {
 	brokersOwned       bool
 	topicsOwned        bool
 	brokerConfigsOwned bool
+	aclsOwned          bool
+	scramOwned         bool
 	// ownedTopics holds the *Topic copies made by this txn; they may be
 	// modified in place, their Partitions slice and Configs map included.
 	ownedTopics map[*Topic]bool
@@ -200,6 +218,22 @@ func (t *txn) brokerConfigs() map[string]map[string]string {
 		t.brokerConfigsOwned = true
 	}
 	return t.s.BrokerConfigs
+}
+
+func (t *txn) acls() map[ACL]struct{} {
+	if !t.aclsOwned {
+		t.s.ACLs = maps.Clone(t.s.ACLs)
+		t.aclsOwned = true
+	}
+	return t.s.ACLs
+}
+
+func (t *txn) scram() map[SCRAMKey]SCRAMCredential {
+	if !t.scramOwned {
+		t.s.SCRAM = maps.Clone(t.s.SCRAM)
+		t.scramOwned = true
+	}
+	return t.s.SCRAM
 }
 
 // putTopic inserts a topic the txn owns (freshly decoded from the log).
