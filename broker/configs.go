@@ -99,9 +99,9 @@ func (b *Broker) handleDescribeConfigs(rq *request, req *kmsg.DescribeConfigsReq
 	return now(resp)
 }
 
-// filterConfigs keeps the named configs (all when names is nil).
+// filterConfigs keeps the named configs (all when names is null or empty).
 func filterConfigs(entries []kmsg.DescribeConfigsResponseResourceConfig, names []string) []kmsg.DescribeConfigsResponseResourceConfig {
-	if names == nil {
+	if len(names) == 0 {
 		return entries
 	}
 	var out []kmsg.DescribeConfigsResponseResourceConfig
