@@ -252,6 +252,7 @@ func (b *Broker) produceTo(p *partition, req *kmsg.ProduceRequest, records []byt
 	// One replica: everything appended is in the whole ISR.
 	p.log.SetHighWatermark(info.LastOffset + 1)
 	logStart := p.log.LogStartOffset()
+	p.checkInvariants()
 	p.mu.Unlock()
 	p.wake()
 
