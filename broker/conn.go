@@ -139,11 +139,10 @@ func (c *conn) readLoop() {
 			c.log.Warn("closing connection", "err", err)
 			return
 		}
-		select {
-		case c.queue <- p:
-		case <-c.ctx.Done():
-			return
-		}
+		// The writer drains the queue until it is closed, even after a write
+		// error, so this send always completes; a handled request's reply is
+		// never dropped, also not during shutdown.
+		c.queue <- p
 		if p.rep.closeConn {
 			return
 		}
