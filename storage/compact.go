@@ -391,6 +391,7 @@ func (l *Log) swapIn(group []*segment, f *os.File, cleaned, final string, idx *s
 	first.deleted = true
 	first.idxMu.Unlock()
 	first.ref.release()
+	l.checkInvariants()
 	return true, nil
 }
 

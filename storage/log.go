@@ -90,6 +90,7 @@ func Open(dir string, cfg Config, opts ...Option) (*Log, error) {
 		l.releaseAll()
 		return nil, fmt.Errorf("open log %s: %w", dir, err)
 	}
+	l.checkInvariants()
 	if c.Fsync == FsyncInterval {
 		l.flusher = l.startFlusher()
 	}
@@ -608,6 +609,7 @@ func (l *Log) Append(batches []byte) (AppendInfo, error) {
 		}
 	}
 	info.FirstOffset, info.LastOffset = first.BaseOffset, last.LastOffset()
+	l.checkInvariants()
 	return info, nil
 }
 
