@@ -61,6 +61,19 @@ func (l *Log) Compact(ctx context.Context, now time.Time) error {
 	if len(cleanable) == 0 {
 		return nil
 	}
+	// Dirty ratio, as Kafka's cleaner decides whether a log is worth cleaning.
+	cleanEnd := segs[len(cleanable)].base
+	var dirty, total int64
+	for i, s := range cleanable {
+		sz := s.size.Load()
+		total += sz
+		if segs[i+1].base > l.cleanedUpTo.Load() {
+			dirty += sz
+		}
+	}
+	if dirty == 0 || float64(dirty) < cfg.MinCleanableDirtyRatio*float64(total) {
+		return nil
+	}
 	for _, s := range cleanable {
 		if !s.ref.acquire() {
 			return nil // retention removed it meanwhile; try again next time
@@ -84,6 +97,7 @@ func (l *Log) Compact(ctx context.Context, now time.Time) error {
 			return err
 		}
 	}
+	l.cleanedUpTo.Store(max(l.cleanedUpTo.Load(), min(cleanEnd, l.leo.Load())))
 	return nil
 }
 

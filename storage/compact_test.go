@@ -373,3 +373,52 @@ func TestCodecsRoundTrip(t *testing.T) {
 		t.Fatal("unknown codec accepted")
 	}
 }
+
+func TestCompactDirtyRatio(t *testing.T) {
+	cfg := compactConfig()
+	l := mustOpen(t, t.TempDir(), cfg)
+	defer l.Close()
+	pad := bytes.Repeat([]byte("v"), 100)
+	i := 0
+	add := func(n int) {
+		for ; n > 0; n-- {
+			appendKVs(t, l, CompressionNone, -1, false, kv{fmt.Sprint("k", i), pad, int64(i)})
+			i++
+		}
+		l.SetHighWatermark(l.EndOffset())
+	}
+	compact := func() bool {
+		before := slicesClone(*l.segs.Load())
+		if err := l.Compact(context.Background(), time.UnixMilli(0)); err != nil {
+			t.Fatal(err)
+		}
+		after := *l.segs.Load()
+		if len(before) != len(after) {
+			return true
+		}
+		for j := range before {
+			if before[j] != after[j] {
+				return true
+			}
+		}
+		return false
+	}
+	add(60)
+	if !compact() {
+		t.Fatal("first compaction did nothing")
+	}
+	if compact() {
+		t.Fatal("compaction without new data rewrote segments")
+	}
+	// A little new data: below the 0.5 dirty ratio once it rolls into a cleanable segment.
+	add(12)
+	if compact() {
+		t.Fatal("compaction below the dirty ratio rewrote segments")
+	}
+	add(80)
+	if !compact() {
+		t.Fatal("compaction above the dirty ratio did nothing")
+	}
+}
+
+func slicesClone[T any](s []T) []T { return append([]T(nil), s...) }

@@ -32,6 +32,12 @@ func (l *Log) TruncateTo(offset int64) error {
 	// durable point and bump its generation, so no fsync that read the old end can raise it again.
 	l.leo.Store(offset)
 	l.lowerDurable(offset)
+	for {
+		c := l.cleanedUpTo.Load()
+		if c <= offset || l.cleanedUpTo.CompareAndSwap(c, offset) {
+			break
+		}
+	}
 	if offset < l.logStart.Load() {
 		return l.truncateFully(offset)
 	}
