@@ -213,6 +213,18 @@ func (l *Log) load() error {
 	}
 	logStart = min(logStart, leo)
 	l.logStart.Store(logStart)
+	// A crash after DeleteRecordsBefore checkpointed a new log start but before it removed the segments
+	// below it leaves them behind; finish the job.
+	n := 0
+	for n+1 < len(segs) && segs[n+1].base <= logStart {
+		n++
+	}
+	if n > 0 {
+		if err := l.dropOldest(n); err != nil {
+			return err
+		}
+		segs = *l.segs.Load()
+	}
 	l.hw.Store(min(max(hw, logStart), leo))
 	// After a clean open the recovery point is the end; after recovery, every scanned segment was
 	// fsynced (recover), so it is the end as well.

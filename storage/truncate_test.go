@@ -374,3 +374,26 @@ func TestLastSeqWraps(t *testing.T) {
 		t.Fatalf("plain: %d", got)
 	}
 }
+
+// TestDeleteRecordsCrashBeforeRemoval simulates a crash after the new log start was checkpointed but
+// before the segments below it were removed: Open removes them.
+func TestDeleteRecordsCrashBeforeRemoval(t *testing.T) {
+	dir := t.TempDir()
+	cfg := smallConfig()
+	l := mustOpen(t, dir, cfg)
+	fill(t, l, 40, nil)
+	segs := l.NumSegments()
+	l.logStart.Store(70)
+	if err := l.Checkpoint(); err != nil {
+		t.Fatal(err)
+	}
+	crash(l)
+	l = mustOpen(t, dir, cfg)
+	defer l.Close()
+	if l.LogStartOffset() != 70 || l.NumSegments() >= segs || (*l.segs.Load())[0].base > 70 {
+		t.Fatalf("log start %d, segments %d (was %d)", l.LogStartOffset(), l.NumSegments(), segs)
+	}
+	if _, err := l.Read(70, 100, l.EndOffset()); err != nil {
+		t.Fatal(err)
+	}
+}
