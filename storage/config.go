@@ -47,8 +47,11 @@ type Config struct {
 	// MinCleanableDirtyRatio is min.cleanable.dirty.ratio: Compact does work only when the bytes written
 	// since the last compaction make up at least this share of the cleanable segments (0 = default 0.5).
 	MinCleanableDirtyRatio float64
-	Fsync                  FsyncPolicy
-	FsyncInterval          time.Duration // period of the FsyncInterval flusher
+	// ProducerIDExpiration is producer.id.expiration.ms: EnforceRetention forgets producers whose last
+	// batch timestamp is older than this and that have no open transaction (0 = default 24h).
+	ProducerIDExpiration time.Duration
+	Fsync                FsyncPolicy
+	FsyncInterval        time.Duration // period of the FsyncInterval flusher
 }
 
 // DefaultConfig returns Kafka's defaults (and fsync always, Strom's default for acks=all durability).
@@ -62,6 +65,7 @@ func DefaultConfig() Config {
 		Delete:                 true,
 		DeleteRetention:        24 * time.Hour,
 		MinCleanableDirtyRatio: 0.5,
+		ProducerIDExpiration:   24 * time.Hour,
 		Fsync:                  FsyncAlways,
 		FsyncInterval:          time.Second,
 	}
@@ -90,6 +94,9 @@ func (c Config) normalized() Config {
 	}
 	if c.MinCleanableDirtyRatio <= 0 || c.MinCleanableDirtyRatio > 1 {
 		c.MinCleanableDirtyRatio = d.MinCleanableDirtyRatio
+	}
+	if c.ProducerIDExpiration <= 0 {
+		c.ProducerIDExpiration = d.ProducerIDExpiration
 	}
 	if c.FsyncInterval <= 0 {
 		c.FsyncInterval = d.FsyncInterval

@@ -285,7 +285,8 @@ func (l *Log) dropOldest(n int) error {
 
 // EnforceRetention deletes the oldest segments that are past retention.ms (by their largest timestamp)
 // or beyond retention.bytes, when the cleanup policy includes delete. The active segment is never
-// deleted. It returns how many segments were deleted.
+// deleted. It returns how many segments were deleted. It also forgets producers idle for longer than
+// Config.ProducerIDExpiration, whatever the cleanup policy.
 func (l *Log) EnforceRetention(now time.Time) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -294,6 +295,9 @@ func (l *Log) EnforceRetention(now time.Time) (int, error) {
 		return 0, ErrClosed
 	}
 	cfg := l.config()
+	if n := l.prod.expire(now.Add(-cfg.ProducerIDExpiration).UnixMilli()); n > 0 {
+		l.logger.Debug("expired idle producers", "count", n)
+	}
 	if !cfg.Delete {
 		return 0, nil
 	}
