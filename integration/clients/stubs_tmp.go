@@ -1,0 +1,15 @@
+package clients
+
+import "context"
+
+func newSaramaDriver(ctx context.Context, cfg *config) (driver, error)  { return nil, ErrUnavailable }
+func newKafkaGoDriver(ctx context.Context, cfg *config) (driver, error) { return nil, ErrUnavailable }
+func newKcatDriver(ctx context.Context, cfg *config) (driver, error)    { return nil, ErrUnavailable }
+func newCLIDriver(ctx context.Context, cfg *config) (driver, error)     { return nil, ErrUnavailable }
+func runPython(lib string) runner                                       { return runNode }
+func runNode(ctx context.Context, cfg *config, sc *scenario) ([]Result, error) {
+	return nil, ErrUnavailable
+}
+func runJava(ctx context.Context, cfg *config, sc *scenario) ([]Result, error) {
+	return nil, ErrUnavailable
+}
