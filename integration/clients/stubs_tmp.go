@@ -2,7 +2,6 @@ package clients
 
 import "context"
 
-func newKcatDriver(ctx context.Context, cfg *config) (driver, error)    { return nil, ErrUnavailable }
 func newCLIDriver(ctx context.Context, cfg *config) (driver, error)     { return nil, ErrUnavailable }
 func runPython(lib string) runner                                       { return runNode }
 func runNode(ctx context.Context, cfg *config, sc *scenario) ([]Result, error) {
