@@ -2,8 +2,7 @@ package clients
 
 import "context"
 
-func newCLIDriver(ctx context.Context, cfg *config) (driver, error)     { return nil, ErrUnavailable }
-func runPython(lib string) runner                                       { return runNode }
+func newCLIDriver(ctx context.Context, cfg *config) (driver, error) { return nil, ErrUnavailable }
 func runNode(ctx context.Context, cfg *config, sc *scenario) ([]Result, error) {
 	return nil, ErrUnavailable
 }

@@ -10,9 +10,9 @@ import (
 
 func TestWriteMatrix(t *testing.T) {
 	tests := []struct {
-		name    string
-		in      map[string][]Result
-		want    string
+		name string
+		in   map[string][]Result
+		want string
 	}{
 		{
 			name: "empty",
