@@ -67,3 +67,16 @@ func runPython(lib string) runner {
 		return runScript(ctx, sc, dir, nil, cfg.python, filepath.Join(dir, "scenario.py"), lib, cfg.bootstrap)
 	}
 }
+
+// runNode runs node/scenario.js with the kafkajs pinned in node/package-lock.json (installed there by
+// `npm ci`, which provisioning does).
+func runNode(ctx context.Context, cfg *config, sc *scenario) ([]Result, error) {
+	if _, err := exec.LookPath(cfg.node); err != nil {
+		return nil, fmt.Errorf("%w: node not found: %v", ErrUnavailable, err)
+	}
+	dir := filepath.Join(cfg.scriptsDir, "node")
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "kafkajs", "package.json")); err != nil {
+		return nil, fmt.Errorf("%w: kafkajs not installed (run `npm ci` in %s): %v", ErrUnavailable, dir, err)
+	}
+	return runScript(ctx, sc, dir, nil, cfg.node, filepath.Join(dir, "scenario.js"), cfg.bootstrap)
+}
