@@ -155,7 +155,7 @@ func kafkaProperties(cfg config, i, port, controllerPort int, voters, dataDir st
 		"transaction.state.log.min.isr":            strconv.Itoa(min(2, rf)),
 		"group.initial.rebalance.delay.ms":         "0",
 		// Fence a SIGKILLed broker in seconds rather than Kafka's 9 s default, so fault tests recover fast.
-		"broker.session.timeout.ms":   "4000",
+		"broker.session.timeout.ms":    "4000",
 		"broker.heartbeat.interval.ms": "1000",
 	}
 	maps.Copy(p, cfg.brokerConfig)
