@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -88,6 +89,10 @@ func (c *LocalCluster) Nodes() int { return len(c.nodes) }
 
 // Kind names the cluster ("kafka 4.3.1", "strom") for test names and messages.
 func (c *LocalCluster) Kind() string { return c.kind }
+
+// DataDir returns node i's data folder: Kafka's log.dirs, Strom's --data-dir. Partition folders inside
+// it are named <topic>-<partition> by both.
+func (c *LocalCluster) DataDir(i int) string { return filepath.Join(c.nodes[i].dir, "data") }
 
 // LogPath returns the log file of node i (every run of it, appended).
 func (c *LocalCluster) LogPath(i int) string { return c.nodes[i].logPath }

@@ -112,19 +112,23 @@ func KafkaTool(ctx context.Context, version string, tool Tool, stdin io.Reader, 
 // RunKafkaTool runs a Kafka tool (see KafkaTool) and returns its stdout; a failure fails the test.
 func RunKafkaTool(t testing.TB, version string, tool Tool, args ...string) string {
 	t.Helper()
+	start := time.Now()
 	res, err := KafkaTool(context.Background(), version, tool, nil, args...)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("%s (Kafka %s): %.1fs", tool, version, time.Since(start).Seconds())
 	return res.Stdout
 }
 
 // RunKafkaToolInput is RunKafkaTool with stdin, e.g. the lines a console producer sends.
 func RunKafkaToolInput(t testing.TB, version string, tool Tool, stdin string, args ...string) string {
 	t.Helper()
+	start := time.Now()
 	res, err := KafkaTool(context.Background(), version, tool, strings.NewReader(stdin), args...)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("%s (Kafka %s): %.1fs", tool, version, time.Since(start).Seconds())
 	return res.Stdout
 }
