@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -190,5 +191,20 @@ func TestWaitLogLine(t *testing.T) {
 	defer p.kill()
 	if err := waitLogLine(StromReadyLine)(ctx, &node{logPath: log}, p); err != nil {
 		t.Errorf("wait for the ready line: %v", err)
+	}
+}
+
+// TestVersionsFileListsPinnedVersions: provisioning prefetches the versions in integration/kafka/VERSIONS;
+// a version the harness defaults to but provisioning does not fetch would be downloaded mid-test.
+func TestVersionsFileListsPinnedVersions(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(sourceDir(), "..", "kafka", "VERSIONS"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	listed := strings.Fields(string(b))
+	for _, v := range []string{DefaultKafkaVersion, Kafka39Version} {
+		if !slices.Contains(listed, v) {
+			t.Errorf("integration/kafka/VERSIONS %v lacks %s", listed, v)
+		}
 	}
 }
