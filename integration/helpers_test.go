@@ -99,9 +99,9 @@ func consumeN(ctx context.Context, t testing.TB, c harness.Cluster, topic string
 		if ctx.Err() != nil {
 			t.Fatalf("consume %s: got %d of %d records before %v", topic, len(got), want, ctx.Err())
 		}
-		fs.EachError(func(tp string, p int32, err error) {
-			t.Errorf("consume %s/%d: %v", tp, p, err)
-		})
+		if err := fs.Err(); err != nil { // kgo retried what is retriable
+			t.Fatalf("consume %s after %d of %d records: %v", topic, len(got), want, err)
+		}
 		got = append(got, fs.Records()...)
 	}
 	return got
