@@ -17,10 +17,10 @@ import (
 type containerCluster struct{ c *stromcontainer.Container }
 
 func (c containerCluster) Bootstrap() string { return c.c.Bootstrap() }
-func (containerCluster) Nodes() int         { return 1 }
-func (containerCluster) Stop() error        { return nil }
-func (containerCluster) Kill(int) error     { return nil }
-func (containerCluster) Restart(int) error  { return nil }
+func (containerCluster) Nodes() int          { return 1 }
+func (containerCluster) Stop() error         { return nil }
+func (containerCluster) Kill(int) error      { return nil }
+func (containerCluster) Restart(int) error   { return nil }
 
 // TestStromContainer builds the Strom image from the static binary (docker import, no registry), runs it
 // with testcontainers-go on host networking, and produces and consumes through it with franz-go. It needs
