@@ -34,5 +34,6 @@ func newRootCmd() *cobra.Command {
 			fmt.Fprintln(cmd.OutOrStdout(), "strom", version)
 		},
 	})
+	root.AddCommand(newServeCmd())
 	return root
 }

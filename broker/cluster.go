@@ -1,0 +1,118 @@
+package broker
+
+// DescribeCluster 0-2 and DescribeTopicPartitions 0.
+//
+// DescribeCluster lists the registered brokers (v2 can include fenced ones),
+// the cluster id and the controller (the raft leader). Endpoint type 2
+// (controllers, KIP-919) is answered with UNSUPPORTED_ENDPOINT_TYPE: Strom's
+// controllers are its brokers. DescribeTopicPartitions (KIP-966) pages
+// through topics sorted by name with a cursor and a partition limit (at most
+// 2000 per response, Kafka's default max.request.partition.size.limit);
+// eligible-leader-replica fields are empty (no ELR). Authorized-operations
+// fields are left at their defaults (no ACLs yet).
+
+import (
+	"slices"
+	"sort"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func init() {
+	register(&kmsg.DescribeClusterRequest{}, 0, 2, (*Broker).handleDescribeCluster)
+	register(&kmsg.DescribeTopicPartitionsRequest{}, 0, 0, (*Broker).handleDescribeTopicPartitions)
+}
+
+func (b *Broker) handleDescribeCluster(rq *request, req *kmsg.DescribeClusterRequest) reply {
+	resp := req.ResponseKind().(*kmsg.DescribeClusterResponse)
+	st := b.node.State()
+	resp.EndpointType = 1
+	if req.Version >= 1 && req.EndpointType != 1 {
+		resp.EndpointType = req.EndpointType
+		resp.ErrorCode = kerr.UnsupportedEndpointType.Code
+		resp.ErrorMessage = kmsg.StringPtr("The endpoint type of this request is not supported by brokers.")
+		return now(resp)
+	}
+	resp.ClusterID = st.ClusterID
+	resp.ControllerID = st.ControllerID
+	for _, br := range st.SortedBrokers() {
+		if br.Fenced && !req.IncludeFencedBrokers {
+			continue
+		}
+		db := kmsg.NewDescribeClusterResponseBroker()
+		db.NodeID, db.Host, db.Port, db.IsFenced = br.ID, br.Host, br.Port, br.Fenced
+		if br.Rack != "" {
+			db.Rack = kmsg.StringPtr(br.Rack)
+		}
+		resp.Brokers = append(resp.Brokers, db)
+	}
+	return now(resp)
+}
+
+// maxDescribePartitions caps partitions per DescribeTopicPartitions response.
+const maxDescribePartitions = 2000
+
+func (b *Broker) handleDescribeTopicPartitions(rq *request, req *kmsg.DescribeTopicPartitionsRequest) reply {
+	resp := req.ResponseKind().(*kmsg.DescribeTopicPartitionsResponse)
+	st := b.node.State()
+	var names []string
+	if len(req.Topics) == 0 {
+		names = st.SortedTopicNames()
+	} else {
+		for _, t := range req.Topics {
+			names = append(names, t.Topic)
+		}
+		sort.Strings(names)
+		names = slices.Compact(names)
+	}
+	limit := int(req.ResponsePartitionLimit)
+	if limit <= 0 || limit > maxDescribePartitions {
+		limit = maxDescribePartitions
+	}
+	startPart := int32(0)
+	if c := req.Cursor; c != nil {
+		i := sort.SearchStrings(names, c.Topic)
+		names = names[i:]
+		if len(names) > 0 && names[0] == c.Topic {
+			startPart = c.Partition
+		}
+	}
+	used := 0
+	for ni, name := range names {
+		ot := kmsg.NewDescribeTopicPartitionsResponseTopic()
+		ot.Topic = kmsg.StringPtr(name)
+		t, ok := st.Topics[name]
+		if !ok {
+			ot.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			if validateTopicName(name) != nil {
+				ot.ErrorCode = kerr.InvalidTopicException.Code
+			}
+			resp.Topics = append(resp.Topics, ot)
+			continue
+		}
+		ot.TopicID, ot.IsInternal = t.ID, t.Internal
+		first := int32(0)
+		if ni == 0 {
+			first = startPart
+		}
+		for i := first; int(i) < len(t.Partitions); i++ {
+			if used == limit {
+				resp.NextCursor = &kmsg.DescribeTopicPartitionsResponseNextCursor{Topic: name, Partition: i}
+				break
+			}
+			p := t.Partitions[i]
+			op := kmsg.NewDescribeTopicPartitionsResponseTopicPartition()
+			op.Partition, op.LeaderID, op.LeaderEpoch = p.Index, p.Leader, p.LeaderEpoch
+			op.Replicas, op.ISR = slices.Clone(p.Replicas), slices.Clone(p.ISR)
+			op.EligibleLeaderReplicas, op.LastKnownELR, op.OfflineReplicas = []int32{}, []int32{}, []int32{}
+			ot.Partitions = append(ot.Partitions, op)
+			used++
+		}
+		resp.Topics = append(resp.Topics, ot)
+		if resp.NextCursor != nil {
+			break
+		}
+	}
+	return now(resp)
+}

@@ -1,0 +1,119 @@
+package broker
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"time"
+)
+
+// Config is the configuration of one broker. Obtain one from DefaultConfig and
+// change what you need; the zero Config is not valid.
+type Config struct {
+	// DataDir holds one directory per hosted partition (<topic>-<partition>)
+	// and the raft data (__raft).
+	DataDir string
+	// Listen is the HOST:PORT the Kafka listener binds. Port 0 picks a free
+	// port (tests); Broker.Addr reports the bound address.
+	Listen string
+	// Advertise is the HOST:PORT published in metadata. Empty means the bound
+	// listen address.
+	Advertise string
+	// NodeID is this broker's id, also its raft server id.
+	NodeID int32
+	// RaftListen is the HOST:PORT of the raft transport.
+	RaftListen string
+	// DefaultPartitions is num.partitions: the partition count of
+	// auto-created topics and of CreateTopics requests asking for -1.
+	DefaultPartitions int32
+	// DefaultReplicationFactor is default.replication.factor.
+	DefaultReplicationFactor int16
+	// AutoCreateTopics is auto.create.topics.enable.
+	AutoCreateTopics bool
+	// Fsync is the flush policy of partition logs: "always", "interval" or
+	// "never".
+	Fsync string
+	// FsyncInterval is the flush period of the "interval" policy.
+	FsyncInterval time.Duration
+	// MaxRequestBytes is socket.request.max.bytes: larger frames close the
+	// connection.
+	MaxRequestBytes int32
+	// MaxInflight bounds the requests of one connection that are decoded
+	// but not yet answered; the read loop blocks when it is reached.
+	MaxInflight int
+	// FetchSessionCacheSlots is max.incremental.fetch.session.cache.slots.
+	FetchSessionCacheSlots int
+	// ShutdownTimeout bounds how long Close waits for in-flight requests.
+	ShutdownTimeout time.Duration
+	// Logger receives the broker's logs; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns the configuration of `strom serve` without flags: a
+// single node on 127.0.0.1:9092 with data in ./data. It is the one place that
+// holds defaults.
+func DefaultConfig() Config {
+	return Config{
+		DataDir:                  "./data",
+		Listen:                   "127.0.0.1:9092",
+		NodeID:                   1,
+		RaftListen:               "127.0.0.1:9093",
+		DefaultPartitions:        1,
+		DefaultReplicationFactor: 1,
+		AutoCreateTopics:         true,
+		Fsync:                    "always",
+		FsyncInterval:            time.Second,
+		MaxRequestBytes:          100 << 20,
+		MaxInflight:              64,
+		FetchSessionCacheSlots:   1000,
+		ShutdownTimeout:          30 * time.Second,
+	}
+}
+
+// validate checks c and reports the first problem found.
+func (c *Config) validate() error {
+	switch {
+	case c.DataDir == "":
+		return fmt.Errorf("%w: empty data dir", ErrInvalidConfig)
+	case c.NodeID < 0:
+		return fmt.Errorf("%w: negative node id %d", ErrInvalidConfig, c.NodeID)
+	case c.DefaultPartitions < 1:
+		return fmt.Errorf("%w: default partitions %d < 1", ErrInvalidConfig, c.DefaultPartitions)
+	case c.DefaultReplicationFactor < 1:
+		return fmt.Errorf("%w: default replication factor %d < 1", ErrInvalidConfig, c.DefaultReplicationFactor)
+	case c.MaxRequestBytes < 1024:
+		return fmt.Errorf("%w: max request bytes %d < 1024", ErrInvalidConfig, c.MaxRequestBytes)
+	case c.MaxInflight < 1:
+		return fmt.Errorf("%w: max inflight %d < 1", ErrInvalidConfig, c.MaxInflight)
+	}
+	switch c.Fsync {
+	case "always", "interval", "never":
+	default:
+		return fmt.Errorf("%w: fsync %q is not always, interval or never", ErrInvalidConfig, c.Fsync)
+	}
+	for _, a := range []struct{ name, v string }{{"listen", c.Listen}, {"raft listen", c.RaftListen}} {
+		if _, _, err := splitHostPort(a.v); err != nil {
+			return fmt.Errorf("%w: %s address: %w", ErrInvalidConfig, a.name, err)
+		}
+	}
+	if c.Advertise != "" {
+		if _, _, err := splitHostPort(c.Advertise); err != nil {
+			return fmt.Errorf("%w: advertise address: %w", ErrInvalidConfig, err)
+		}
+	}
+	return nil
+}
+
+// splitHostPort parses HOST:PORT with a numeric port.
+func splitHostPort(addr string) (string, int32, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, fmt.Errorf("parse %q: %w", addr, err)
+	}
+	p, err := strconv.ParseUint(port, 10, 16)
+	if err != nil {
+		return "", 0, fmt.Errorf("parse port of %q: %w", addr, err)
+	}
+	return host, int32(p), nil
+}

@@ -1,0 +1,59 @@
+package broker
+
+// DeleteRecords, versions 0-2.
+//
+// Advances a partition's log start offset (storage.Log.DeleteRecordsBefore,
+// checkpointed before segments are removed). Offset -1 means the high
+// watermark; an offset above the high watermark or below -1 is
+// OFFSET_OUT_OF_RANGE; one at or below the current log start changes nothing.
+// The answer's low watermark is the new log start offset. With one replica
+// there is nothing to wait for, so the request timeout is not used.
+
+import (
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func init() { register(&kmsg.DeleteRecordsRequest{}, 0, 2, (*Broker).handleDeleteRecords) }
+
+func (b *Broker) handleDeleteRecords(rq *request, req *kmsg.DeleteRecordsRequest) reply {
+	resp := req.ResponseKind().(*kmsg.DeleteRecordsResponse)
+	st := b.node.State()
+	for _, rt := range req.Topics {
+		ot := kmsg.NewDeleteRecordsResponseTopic()
+		ot.Topic = rt.Topic
+		for _, rp := range rt.Partitions {
+			op := kmsg.NewDeleteRecordsResponseTopicPartition()
+			op.Partition, op.LowWatermark = rp.Partition, -1
+			p, e := b.lookupPartition(st, rt.Topic, rp.Partition)
+			if e == nil {
+				op.LowWatermark, e = b.deleteRecords(p, rp.Offset)
+			}
+			if e != nil {
+				op.ErrorCode = e.Code
+			}
+			ot.Partitions = append(ot.Partitions, op)
+		}
+		resp.Topics = append(resp.Topics, ot)
+	}
+	return now(resp)
+}
+
+// deleteRecords moves the log start of p to offset and returns the new log
+// start offset.
+func (b *Broker) deleteRecords(p *partition, offset int64) (int64, *kerr.Error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	hw := p.log.HighWatermark()
+	if offset == -1 {
+		offset = hw
+	}
+	if offset < 0 || offset > hw {
+		return -1, kerr.OffsetOutOfRange
+	}
+	if err := p.log.DeleteRecordsBefore(offset); err != nil {
+		b.log.Warn("delete records", "topic", p.topic, "partition", p.index, "offset", offset, "err", err)
+		return -1, storageErr(err)
+	}
+	return p.log.LogStartOffset(), nil
+}

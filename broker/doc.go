@@ -1,0 +1,14 @@
+// Package broker is Strom's Kafka protocol server: the listener and connections,
+// request framing and dispatch, one file per Kafka API family, and the partition
+// replicas (logs, high watermark, fetch waiters) hosted by this node.
+//
+// Cluster metadata (brokers, topics, partitions, configs, producer-id blocks)
+// lives in the raft state machine (package raft); partition data lives in one
+// storage.Log per partition (package storage). The broker owns the glue: it
+// turns requests into raft commands and log operations and maps their errors to
+// Kafka error codes (package kerr).
+//
+// Every API handler file registers its version range next to the handler in an
+// init function, so the ApiVersions answer is derived from the handlers and
+// cannot drift from them.
+package broker

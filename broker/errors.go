@@ -1,0 +1,22 @@
+package broker
+
+import "errors"
+
+// Sentinel errors of package broker. Kafka protocol errors are not in this
+// block: they are kerr values carried in responses.
+var (
+	// ErrClosed is returned by operations on a Broker after Close.
+	ErrClosed = errors.New("broker: closed")
+	// ErrFrameTooLarge means a client announced a request larger than
+	// Config.MaxRequestBytes; the connection is closed without reading it.
+	ErrFrameTooLarge = errors.New("broker: request frame too large")
+	// ErrMalformedRequest means a request frame, header or body could not be
+	// decoded; the connection is closed.
+	ErrMalformedRequest = errors.New("broker: malformed request")
+	// ErrUnsupportedAPI means a request named an API key or version this
+	// broker does not serve; as in Kafka, the connection is closed (except
+	// for ApiVersions, which is answered with UNSUPPORTED_VERSION).
+	ErrUnsupportedAPI = errors.New("broker: unsupported api key or version")
+	// ErrInvalidConfig reports an invalid broker Config.
+	ErrInvalidConfig = errors.New("broker: invalid config")
+)

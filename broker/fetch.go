@@ -1,0 +1,365 @@
+package broker
+
+// Fetch, versions 4-18 (consumers; follower fetching arrives with
+// replication).
+//
+// Reads whole batches from the partition logs up to the high watermark (the
+// last stable offset equals it: there are no transactions yet), honouring
+// max_wait_ms / min_bytes with a per-partition waiter list (appends wake
+// parked fetches; no polling), partition_max_bytes and the response max_bytes
+// (the first partition with data always gets at least one batch, as in
+// Kafka). Out-of-range offsets get OFFSET_OUT_OF_RANGE with the log start
+// offset and high watermark; current_leader_epoch is checked (FENCED /
+// UNKNOWN_LEADER_EPOCH); last_fetched_epoch (v12+) yields a diverging epoch
+// when the log does not contain it. v13+ addresses topics by ID
+// (UNKNOWN_TOPIC_ID). Fetch sessions (KIP-227, v7+) are served with
+// incremental fetches, forgotten topics, epochs and eviction (fetch_session.go).
+//
+// Versions 0-3 are not served: they cannot carry v2 batches to the old
+// clients that send them, and Strom does not down-convert (Kafka 4 dropped
+// them too). Differences from Kafka: isolation level read_committed reads up
+// to the high watermark (no transactions exist, so it is the LSO); no
+// preferred read replica; no throttling.
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/stromhq/strom/raft"
+	"github.com/stromhq/strom/storage"
+)
+
+func init() { register(&kmsg.FetchRequest{}, 4, 18, (*Broker).handleFetch) }
+
+// fetchItem is one partition to read in one fetch.
+type fetchItem struct {
+	key              sessKey
+	offset           int64
+	maxBytes         int32
+	currentEpoch     int32
+	lastFetchedEpoch int32
+	sp               *sessPart // the session's entry, when in a session
+}
+
+func (b *Broker) handleFetch(rq *request, req *kmsg.FetchRequest) reply {
+	resp := req.ResponseKind().(*kmsg.FetchResponse)
+	st := b.node.State()
+	keyOf := func(topic string, id [16]byte, part int32) sessKey {
+		if req.Version >= 13 {
+			if t, ok := st.TopicsByID[id]; ok {
+				topic = t.Name
+			}
+			return sessKey{topic: topic, id: id, part: part}
+		}
+		return sessKey{topic: topic, part: part}
+	}
+	var items []fetchItem
+	fromRequest := func() {
+		for _, rt := range req.Topics {
+			for _, rp := range rt.Partitions {
+				items = append(items, fetchItem{
+					key: keyOf(rt.Topic, rt.TopicID, rp.Partition), offset: rp.FetchOffset,
+					maxBytes: rp.PartitionMaxBytes, currentEpoch: rp.CurrentLeaderEpoch, lastFetchedEpoch: rp.LastFetchedEpoch,
+				})
+			}
+		}
+	}
+	var sess *fetchSession
+	incremental := false
+	nowT := time.Now()
+	switch {
+	case req.Version < 7 || req.SessionEpoch == -1:
+		// Sessionless full fetch; epoch -1 with an id also closes that session.
+		if req.Version >= 7 && req.SessionID != 0 {
+			b.sessions.remove(req.SessionID)
+		}
+		fromRequest()
+	case req.SessionEpoch == 0:
+		if req.SessionID != 0 {
+			b.sessions.remove(req.SessionID)
+		}
+		fromRequest()
+		if sess = b.sessions.create(len(items), nowT); sess != nil {
+			sess.mu.Lock()
+			for i := range items {
+				it := &items[i]
+				sp := &sessPart{key: it.key, fetchOffset: it.offset, maxBytes: it.maxBytes, currentEpoch: it.currentEpoch, lastFetchedEpoch: it.lastFetchedEpoch, sentHW: -1, sentStart: -1}
+				if _, dup := sess.parts[it.key]; !dup {
+					sess.order = append(sess.order, it.key)
+				}
+				sess.parts[it.key] = sp
+				it.sp = sp
+			}
+			sess.mu.Unlock()
+		}
+	default:
+		sess = b.sessions.get(req.SessionID)
+		if sess == nil {
+			resp.ErrorCode = kerr.FetchSessionIDNotFound.Code
+			return now(resp)
+		}
+		sess.mu.Lock()
+		if req.SessionEpoch != sess.epoch {
+			sess.mu.Unlock()
+			resp.ErrorCode = kerr.InvalidFetchSessionEpoch.Code
+			return now(resp)
+		}
+		sess.epoch++
+		if sess.epoch < 0 {
+			sess.epoch = 1
+		}
+		sess.lastUsed = nowT
+		for _, ft := range req.ForgottenTopics {
+			for _, part := range ft.Partitions {
+				k := keyOf(ft.Topic, ft.TopicID, part)
+				if _, ok := sess.parts[k]; ok {
+					delete(sess.parts, k)
+					sess.order = removeKey(sess.order, k)
+				}
+			}
+		}
+		for _, rt := range req.Topics {
+			for _, rp := range rt.Partitions {
+				k := keyOf(rt.Topic, rt.TopicID, rp.Partition)
+				sp, ok := sess.parts[k]
+				if !ok {
+					sp = &sessPart{key: k, sentHW: -1, sentStart: -1}
+					sess.parts[k] = sp
+					sess.order = append(sess.order, k)
+				}
+				sp.fetchOffset, sp.maxBytes = rp.FetchOffset, rp.PartitionMaxBytes
+				sp.currentEpoch, sp.lastFetchedEpoch = rp.CurrentLeaderEpoch, rp.LastFetchedEpoch
+			}
+		}
+		for _, k := range sess.order {
+			sp := sess.parts[k]
+			items = append(items, fetchItem{key: k, offset: sp.fetchOffset, maxBytes: sp.maxBytes, currentEpoch: sp.currentEpoch, lastFetchedEpoch: sp.lastFetchedEpoch, sp: sp})
+		}
+		incremental = true
+		sess.mu.Unlock()
+	}
+	if sess != nil {
+		resp.SessionID = sess.id
+	}
+	maxWait := time.Duration(req.MaxWaitMillis) * time.Millisecond
+	f := &fetchOp{b: b, req: req, resp: resp, items: items, sess: sess, incremental: incremental}
+	if maxWait <= 0 || req.MinBytes <= 0 {
+		return now(f.build(f.read()))
+	}
+	return reply{wait: func(ctx context.Context) kmsg.Response { return f.wait(ctx, maxWait) }}
+}
+
+func removeKey(ks []sessKey, k sessKey) []sessKey {
+	for i, x := range ks {
+		if x == k {
+			return append(ks[:i], ks[i+1:]...)
+		}
+	}
+	return ks
+}
+
+// fetchOp is one fetch being served.
+type fetchOp struct {
+	b           *Broker
+	req         *kmsg.FetchRequest
+	resp        *kmsg.FetchResponse
+	items       []fetchItem
+	sess        *fetchSession
+	incremental bool
+}
+
+// fetchResult is the read outcome of one item.
+type fetchResult struct {
+	out    kmsg.FetchResponseTopicPartition
+	isErr  bool
+	hasRec bool
+}
+
+// wait parks until min_bytes are available, max_wait passes or the broker
+// shuts down, then answers. Waiters are registered before the first read, so
+// an append between the read and the park is never missed.
+func (f *fetchOp) wait(ctx context.Context, maxWait time.Duration) kmsg.Response {
+	ch := make(chan struct{}, 1)
+	var parked []*partition
+	for _, it := range f.items {
+		if p := f.b.parts.get(it.key.topic, it.key.part); p != nil {
+			p.addWaiter(ch)
+			parked = append(parked, p)
+		}
+	}
+	defer func() {
+		for _, p := range parked {
+			p.removeWaiter(ch)
+		}
+	}()
+	timer := time.NewTimer(maxWait)
+	defer timer.Stop()
+	for {
+		results, size, anyErr := f.readAll()
+		if size >= int(f.req.MinBytes) || anyErr {
+			return f.build(results)
+		}
+		select {
+		case <-ch:
+		case <-timer.C:
+			return f.build(f.read())
+		case <-ctx.Done():
+			return f.build(results)
+		}
+	}
+}
+
+func (f *fetchOp) read() []fetchResult {
+	r, _, _ := f.readAll()
+	return r
+}
+
+// readAll reads every item within the partition and response byte limits.
+func (f *fetchOp) readAll() ([]fetchResult, int, bool) {
+	st := f.b.node.State()
+	results := make([]fetchResult, len(f.items))
+	remaining := int(f.req.MaxBytes)
+	if remaining <= 0 {
+		remaining = 1 << 30
+	}
+	total := 0
+	anyErr := false
+	for i, it := range f.items {
+		limit := int(it.maxBytes)
+		if limit > remaining {
+			limit = remaining
+		}
+		r := f.b.fetchPartition(st, f.req, it, limit, total == 0)
+		if r.isErr {
+			anyErr = true
+		}
+		n := len(r.out.RecordBatches)
+		total += n
+		remaining -= n
+		results[i] = r
+	}
+	return results, total, anyErr
+}
+
+// fetchPartition reads one partition. minOne allows one batch beyond limit
+// (the first partition with data), as Kafka does so a large batch can never
+// block a consumer.
+func (b *Broker) fetchPartition(st *raft.State, req *kmsg.FetchRequest, it fetchItem, limit int, minOne bool) fetchResult {
+	out := kmsg.NewFetchResponseTopicPartition()
+	out.Partition = it.key.part
+	out.HighWatermark, out.LastStableOffset, out.LogStartOffset = -1, -1, -1
+	out.PreferredReadReplica = -1
+	fail := func(e *kerr.Error) fetchResult {
+		out.ErrorCode = e.Code
+		return fetchResult{out: out, isErr: true}
+	}
+	if req.Version >= 13 {
+		if _, ok := st.TopicsByID[it.key.id]; !ok {
+			return fail(kerr.UnknownTopicID)
+		}
+	}
+	p, e := b.lookupPartition(st, it.key.topic, it.key.part)
+	if e != nil {
+		return fail(e)
+	}
+	if e := checkLeaderEpoch(it.currentEpoch, p.leaderEpoch.Load()); e != nil {
+		return fail(e)
+	}
+	lg := p.log
+	hw := lg.HighWatermark()
+	out.HighWatermark, out.LastStableOffset, out.LogStartOffset = hw, hw, lg.LogStartOffset()
+	if it.lastFetchedEpoch >= 0 && req.Version >= 12 {
+		ep, end := lg.EndOffsetForEpoch(it.lastFetchedEpoch)
+		if ep != it.lastFetchedEpoch || end < it.offset {
+			out.DivergingEpoch.Epoch, out.DivergingEpoch.EndOffset = ep, end
+			return fetchResult{out: out}
+		}
+	}
+	if limit <= 0 && !minOne {
+		if it.offset < out.LogStartOffset || it.offset > lg.EndOffset() {
+			return fail(kerr.OffsetOutOfRange)
+		}
+		return fetchResult{out: out}
+	}
+	readMax := limit
+	if readMax <= 0 {
+		readMax = 1
+	}
+	sl, err := lg.Read(it.offset, readMax, hw)
+	if err != nil {
+		if errors.Is(err, storage.ErrOffsetOutOfRange) {
+			return fail(kerr.OffsetOutOfRange)
+		}
+		b.log.Warn("fetch read", "topic", p.topic, "partition", p.index, "offset", it.offset, "err", err)
+		return fail(storageErr(err))
+	}
+	defer sl.Release()
+	if sl.Len() == 0 || (!minOne && sl.Len() > limit) {
+		return fetchResult{out: out}
+	}
+	data, err := sl.Bytes()
+	if err != nil {
+		return fail(storageErr(err))
+	}
+	out.RecordBatches = data
+	return fetchResult{out: out, hasRec: len(data) > 0}
+}
+
+// checkLeaderEpoch compares a request's current leader epoch (-1: not given)
+// with ours, as Kafka's Partition does.
+func checkLeaderEpoch(requested, current int32) *kerr.Error {
+	switch {
+	case requested < 0 || requested == current:
+		return nil
+	case requested < current:
+		return kerr.FencedLeaderEpoch
+	default:
+		return kerr.UnknownLeaderEpoch
+	}
+}
+
+// build assembles the response. In an incremental session only partitions
+// with news are included: records, an error, or a high watermark or log start
+// offset the client has not seen. Partitions that returned records move to
+// the end of the session order so no partition starves.
+func (f *fetchOp) build(results []fetchResult) kmsg.Response {
+	resp := f.resp
+	if f.sess != nil {
+		f.sess.mu.Lock()
+		defer f.sess.mu.Unlock()
+	}
+	var moved []sessKey
+	for i, it := range f.items {
+		r := results[i]
+		if sp := it.sp; sp != nil {
+			news := r.hasRec || r.isErr || r.out.HighWatermark != sp.sentHW || r.out.LogStartOffset != sp.sentStart || r.out.DivergingEpoch.Epoch >= 0
+			sp.sentHW, sp.sentStart = r.out.HighWatermark, r.out.LogStartOffset
+			if r.hasRec {
+				moved = append(moved, it.key)
+			}
+			if f.incremental && !news {
+				continue
+			}
+		}
+		n := len(resp.Topics)
+		if n == 0 || resp.Topics[n-1].Topic != it.key.topic || resp.Topics[n-1].TopicID != it.key.id {
+			t := kmsg.NewFetchResponseTopic()
+			t.Topic, t.TopicID = it.key.topic, it.key.id
+			resp.Topics = append(resp.Topics, t)
+			n++
+		}
+		resp.Topics[n-1].Partitions = append(resp.Topics[n-1].Partitions, r.out)
+	}
+	if f.sess != nil && len(moved) > 0 {
+		for _, k := range moved {
+			if _, ok := f.sess.parts[k]; ok {
+				f.sess.order = append(removeKey(f.sess.order, k), k)
+			}
+		}
+	}
+	return resp
+}

@@ -1,0 +1,124 @@
+package broker
+
+// Metadata, versions 0-13.
+//
+// Brokers, topics, topic IDs and partitions come from the raft state. Unknown
+// topics requested by name are auto-created when both the broker
+// (--auto-create-topics) and the request (v4+ AllowAutoTopicCreation; always
+// for v0-3) allow it. Differences from Kafka:
+//   - an auto-created topic is returned ready (leader, ISR) in the same
+//     response; Kafka answers LEADER_NOT_AVAILABLE first and the client
+//     retries.
+//   - authorized-operations fields are left at their defaults (no ACLs yet).
+
+import (
+	"context"
+	"slices"
+	"sort"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/stromhq/strom/raft"
+)
+
+func init() { register(&kmsg.MetadataRequest{}, 0, 13, (*Broker).handleMetadata) }
+
+func (b *Broker) handleMetadata(rq *request, req *kmsg.MetadataRequest) reply {
+	resp := req.ResponseKind().(*kmsg.MetadataResponse)
+	st := b.node.State()
+	autoCreate := b.cfg.AutoCreateTopics && (req.Version < 4 || req.AllowAutoTopicCreation)
+
+	all := req.Topics == nil || (req.Version == 0 && len(req.Topics) == 0)
+	if all {
+		names := make([]string, 0, len(st.Topics))
+		for name := range st.Topics {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		for _, name := range names {
+			resp.Topics = append(resp.Topics, b.topicMetadata(st.Topics[name]))
+		}
+	} else {
+		for _, rt := range req.Topics {
+			if rt.Topic == nil {
+				t, ok := st.TopicsByID[rt.TopicID]
+				if !ok {
+					mt := kmsg.NewMetadataResponseTopic()
+					mt.TopicID = rt.TopicID
+					mt.ErrorCode = kerr.UnknownTopicID.Code
+					resp.Topics = append(resp.Topics, mt)
+					continue
+				}
+				resp.Topics = append(resp.Topics, b.topicMetadata(t))
+				continue
+			}
+			name := *rt.Topic
+			t, ok := st.Topics[name]
+			if !ok && autoCreate && validateTopicName(name) == nil {
+				created, kerrv, _ := b.createTopic(context.Background(), name, -1, -1, nil, nil, false)
+				switch kerrv {
+				case nil:
+					t, ok = created, true
+				case kerr.TopicAlreadyExists: // created concurrently
+					st = b.node.State()
+					t, ok = st.Topics[name]
+				}
+			}
+			if !ok {
+				mt := kmsg.NewMetadataResponseTopic()
+				mt.Topic = kmsg.StringPtr(name)
+				mt.ErrorCode = kerr.UnknownTopicOrPartition.Code
+				if validateTopicName(name) != nil {
+					mt.ErrorCode = kerr.InvalidTopicException.Code
+				}
+				resp.Topics = append(resp.Topics, mt)
+				continue
+			}
+			resp.Topics = append(resp.Topics, b.topicMetadata(t))
+		}
+	}
+	resp.Brokers = brokersOf(st)
+	resp.ClusterID = kmsg.StringPtr(st.ClusterID)
+	resp.ControllerID = st.ControllerID
+	return now(resp)
+}
+
+// brokersOf lists the registered brokers, unfenced ones only, by id.
+func brokersOf(st *raft.State) []kmsg.MetadataResponseBroker {
+	var out []kmsg.MetadataResponseBroker
+	for _, br := range st.Brokers {
+		if br.Fenced {
+			continue
+		}
+		mb := kmsg.NewMetadataResponseBroker()
+		mb.NodeID, mb.Host, mb.Port = br.ID, br.Host, br.Port
+		if br.Rack != "" {
+			mb.Rack = kmsg.StringPtr(br.Rack)
+		}
+		out = append(out, mb)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].NodeID < out[j].NodeID })
+	return out
+}
+
+// topicMetadata describes one topic from the raft state.
+func (b *Broker) topicMetadata(t *raft.Topic) kmsg.MetadataResponseTopic {
+	mt := kmsg.NewMetadataResponseTopic()
+	mt.Topic = kmsg.StringPtr(t.Name)
+	mt.TopicID = t.ID
+	mt.IsInternal = t.Internal
+	for _, p := range t.Partitions {
+		mp := kmsg.NewMetadataResponseTopicPartition()
+		mp.Partition = p.Index
+		mp.Leader = p.Leader
+		mp.LeaderEpoch = p.LeaderEpoch
+		mp.Replicas = slices.Clone(p.Replicas)
+		mp.ISR = slices.Clone(p.ISR)
+		if mp.Leader < 0 {
+			mp.ErrorCode = kerr.LeaderNotAvailable.Code
+		}
+		mt.Partitions = append(mt.Partitions, mp)
+	}
+	return mt
+}

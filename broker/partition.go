@@ -1,0 +1,138 @@
+package broker
+
+import (
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/stromhq/strom/storage"
+)
+
+// partition is one partition replica hosted by this broker.
+//
+// Ownership: the partitionManager creates and closes partitions; handlers use
+// them between a lookup and the end of their request. A closed partition's log
+// returns storage.ErrClosed, which handlers map to NOT_LEADER_OR_FOLLOWER (the
+// topic was deleted or moved while the request ran).
+type partition struct {
+	topic   string
+	topicID [16]byte
+	index   int32
+	log     *storage.Log
+
+	// mu serializes the writers of log (Append, DeleteRecordsBefore,
+	// AssignEpoch) and the idempotence checks that must see the producer
+	// state of the previous append. acks=all waits happen after it is
+	// released.
+	mu sync.Mutex
+
+	// cfg is the effective topic configuration; replaced whole on changes.
+	cfg atomic.Pointer[partConfig]
+	// leaderEpoch is the partition's current leader epoch from raft.
+	leaderEpoch atomic.Int32
+
+	// waitMu guards waiters: channels of fetch requests parked until new
+	// data arrives. Each is signalled without blocking (capacity 1).
+	waitMu  sync.Mutex
+	waiters map[chan struct{}]struct{}
+}
+
+// partConfig is what the request path needs from the topic's configs.
+type partConfig struct {
+	maxMessageBytes int32
+	logAppendTime   bool
+	tsBeforeMS      int64
+	tsAfterMS       int64
+	compression     string
+	minISR          int32
+	store           storage.Config
+	raw             map[string]string // resolved value of every topic config
+}
+
+// addWaiter parks ch until the next append (or high watermark move).
+func (p *partition) addWaiter(ch chan struct{}) {
+	p.waitMu.Lock()
+	if p.waiters == nil {
+		p.waiters = map[chan struct{}]struct{}{}
+	}
+	p.waiters[ch] = struct{}{}
+	p.waitMu.Unlock()
+}
+
+func (p *partition) removeWaiter(ch chan struct{}) {
+	p.waitMu.Lock()
+	delete(p.waiters, ch)
+	p.waitMu.Unlock()
+}
+
+// wake signals every parked fetch; they re-read and decide whether to answer.
+func (p *partition) wake() {
+	p.waitMu.Lock()
+	for ch := range p.waiters {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+	p.waitMu.Unlock()
+}
+
+// buildPartConfig resolves the topic's configs (topic overrides, broker
+// dynamic configs, static broker configs, defaults) into a partConfig.
+func (b *Broker) buildPartConfig(topicCfg map[string]string, nodeDyn, clusterDyn map[string]string) *partConfig {
+	raw := make(map[string]string, len(topicConfigs))
+	for name := range topicConfigs {
+		raw[name] = resolveTopicConfig(name, topicCfg, nodeDyn, clusterDyn, b.staticConfigs).value
+	}
+	i64 := func(name string) int64 {
+		n, err := strconv.ParseInt(strings.TrimSpace(raw[name]), 10, 64)
+		if err != nil { // validated on the way in; fall back to Kafka's default
+			n, _ = strconv.ParseInt(topicConfigs[name].def, 10, 64)
+		}
+		return n
+	}
+	ms := func(name string) time.Duration {
+		n := i64(name)
+		if n < 0 {
+			return time.Duration(n)
+		}
+		if n > int64(time.Duration(1<<62)/time.Millisecond) {
+			return time.Duration(1 << 62)
+		}
+		return time.Duration(n) * time.Millisecond
+	}
+	pc := &partConfig{
+		maxMessageBytes: int32(i64("max.message.bytes")),
+		logAppendTime:   raw["message.timestamp.type"] == "LogAppendTime",
+		tsBeforeMS:      i64("message.timestamp.before.max.ms"),
+		tsAfterMS:       i64("message.timestamp.after.max.ms"),
+		compression:     raw["compression.type"],
+		minISR:          int32(i64("min.insync.replicas")),
+		raw:             raw,
+	}
+	sc := storage.DefaultConfig()
+	sc.SegmentBytes = i64("segment.bytes")
+	sc.SegmentMS = ms("segment.ms")
+	sc.IndexIntervalBytes = int(i64("index.interval.bytes"))
+	sc.RetentionMS = ms("retention.ms")
+	if i64("retention.ms") < 0 {
+		sc.RetentionMS = -1
+	}
+	sc.RetentionBytes = i64("retention.bytes")
+	sc.Compact = strings.Contains(raw["cleanup.policy"], "compact")
+	sc.Delete = strings.Contains(raw["cleanup.policy"], "delete")
+	sc.DeleteRetention = ms("delete.retention.ms")
+	switch b.cfg.Fsync {
+	case "always":
+		sc.Fsync = storage.FsyncAlways
+	case "interval":
+		sc.Fsync = storage.FsyncInterval
+		sc.FsyncInterval = b.cfg.FsyncInterval
+	case "never":
+		sc.Fsync = storage.FsyncNever
+	}
+	pc.store = sc
+	return pc
+}

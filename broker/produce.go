@@ -1,0 +1,457 @@
+package broker
+
+// Produce, versions 0-13 (v13 addresses topics by ID).
+//
+// Versions 0-2 are advertised because Kafka 4 advertises them too (librdkafka
+// refuses to produce compressed data otherwise, KAFKA-18659); their magic 0/1
+// message sets are rejected with UNSUPPORTED_FOR_MESSAGE_FORMAT (Strom, like
+// Kafka 4, stores only the v2 batch format). A v3+ request must carry exactly
+// one v2 batch per partition (INVALID_RECORD otherwise), as Kafka requires.
+//
+// Validation per batch, in Kafka's order: base offset 0, size vs
+// max.message.bytes (MESSAGE_TOO_LARGE), CRC-32C (CORRUPT_MESSAGE), offset
+// range vs record count, no control batches, sequence >= 0 for idempotent
+// batches, codec (zstd needs v7+), then every record: keys on compacted
+// topics and timestamps vs message.timestamp.before/after.max.ms
+// (INVALID_RECORD / INVALID_TIMESTAMP with per-record errors on v8+).
+//
+// Offsets are assigned by stamping the batch header in place (base offset and
+// partition leader epoch lie outside the CRC); the max timestamp is fixed up
+// (and the CRC recomputed) when it disagrees with the records or the topic
+// uses LogAppendTime. Bytes are stored unchanged otherwise. A topic whose
+// compression.type names a codec other than the batch's gets the batch
+// rebuilt with that codec, as Kafka does.
+//
+// Idempotence (producer id >= 0) follows Kafka 2.5+: duplicates of one of the
+// last five batches are answered with the original offsets; a lower epoch is
+// INVALID_PRODUCER_EPOCH; a new epoch must start at sequence 0 and the same
+// epoch must continue the sequence (OUT_OF_ORDER_SEQUENCE_NUMBER); a producer
+// with no state may start at any sequence (no UNKNOWN_PRODUCER_ID).
+//
+// acks=0 sends no response (errors close the connection, as Kafka does);
+// acks=1 answers after the write; acks=all answers after storage.Log.Sync for
+// the fsync policy, waiting outside the partition lock. Differences from
+// Kafka: transactional batches are rejected (no transaction coordinator yet).
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/stromhq/strom/raft"
+	"github.com/stromhq/strom/storage"
+)
+
+func init() { register(&kmsg.ProduceRequest{}, 0, 13, (*Broker).handleProduce) }
+
+// produceSync is one acks=all partition waiting for durability.
+type produceSync struct {
+	p      *partition
+	last   int64
+	ti, pi int // index of the partition's answer in the response
+}
+
+func (b *Broker) handleProduce(rq *request, req *kmsg.ProduceRequest) reply {
+	resp := req.ResponseKind().(*kmsg.ProduceResponse)
+	st := b.node.State()
+	var syncs []produceSync
+	anyErr := false
+	for ti := range req.Topics {
+		rt := &req.Topics[ti]
+		ot := kmsg.NewProduceResponseTopic()
+		ot.Topic, ot.TopicID = rt.Topic, rt.TopicID
+		name := rt.Topic
+		topicErr := (*kerr.Error)(nil)
+		if req.Version >= 13 {
+			if t, ok := st.TopicsByID[rt.TopicID]; ok {
+				name = t.Name
+			} else {
+				topicErr = kerr.UnknownTopicID
+			}
+		}
+		for pi := range rt.Partitions {
+			rp := &rt.Partitions[pi]
+			op := kmsg.NewProduceResponseTopicPartition()
+			op.Partition = rp.Partition
+			op.BaseOffset, op.LogAppendTime, op.LogStartOffset = -1, -1, -1
+			ot.Partitions = append(ot.Partitions, op)
+			out := &ot.Partitions[len(ot.Partitions)-1]
+			var p *partition
+			var e *kerr.Error
+			var msg string
+			switch {
+			case topicErr != nil:
+				e = topicErr
+			case req.Acks != 0 && req.Acks != 1 && req.Acks != -1:
+				e = kerr.InvalidRequiredAcks
+			default:
+				p, e = b.lookupPartition(st, name, rp.Partition)
+			}
+			if e == nil && req.Acks == -1 {
+				e = b.checkMinISR(st, name, rp.Partition, p)
+			}
+			var last int64
+			if e == nil {
+				last, e, msg = b.produceTo(p, req, rp.Records, out)
+			}
+			if e != nil {
+				anyErr = true
+				out.ErrorCode = e.Code
+				if req.Version >= 8 && msg != "" {
+					out.ErrorMessage = kmsg.StringPtr(msg)
+				}
+				continue
+			}
+			if req.Acks == -1 && last >= 0 {
+				syncs = append(syncs, produceSync{p: p, last: last, ti: len(resp.Topics), pi: len(ot.Partitions) - 1})
+			}
+		}
+		resp.Topics = append(resp.Topics, ot)
+	}
+	if req.Acks == 0 {
+		return reply{none: true, closeConn: anyErr}
+	}
+	if len(syncs) == 0 {
+		return now(resp)
+	}
+	timeout := time.Duration(req.TimeoutMillis) * time.Millisecond
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	return reply{wait: func(context.Context) kmsg.Response {
+		// Durability of an accepted write is not abandoned at shutdown: Close
+		// syncs the logs anyway, so wait with the request timeout only.
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		for _, s := range syncs {
+			if err := s.p.log.Sync(ctx, s.last); err != nil {
+				out := &resp.Topics[s.ti].Partitions[s.pi]
+				out.ErrorCode = storageErr(err).Code
+				out.BaseOffset = -1
+			}
+		}
+		return resp
+	}}
+}
+
+// lookupPartition finds a partition this broker leads.
+func (b *Broker) lookupPartition(st *raft.State, topic string, index int32) (*partition, *kerr.Error) {
+	t, ok := st.Topics[topic]
+	if !ok || index < 0 || int(index) >= len(t.Partitions) {
+		return nil, kerr.UnknownTopicOrPartition
+	}
+	if t.Partitions[index].Leader != b.cfg.NodeID {
+		return nil, kerr.NotLeaderForPartition
+	}
+	p := b.parts.get(topic, index)
+	if p == nil || p.topicID != t.ID {
+		return nil, kerr.NotLeaderForPartition
+	}
+	return p, nil
+}
+
+// checkMinISR refuses acks=all when the ISR is smaller than
+// min.insync.replicas (NOT_ENOUGH_REPLICAS), as Kafka does before appending.
+func (b *Broker) checkMinISR(st *raft.State, topic string, index int32, p *partition) *kerr.Error {
+	isr := len(st.Topics[topic].Partitions[index].ISR)
+	if int32(isr) < p.cfg.Load().minISR {
+		return kerr.NotEnoughReplicas
+	}
+	return nil
+}
+
+// storageErr maps a storage error to a Kafka error.
+func storageErr(err error) *kerr.Error {
+	switch {
+	case errors.Is(err, storage.ErrOffsetOutOfRange):
+		return kerr.OffsetOutOfRange
+	case errors.Is(err, storage.ErrClosed):
+		return kerr.NotLeaderForPartition
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return kerr.RequestTimedOut
+	case errors.Is(err, storage.ErrCorrupt):
+		return kerr.KafkaStorageError
+	default:
+		return kerr.KafkaStorageError
+	}
+}
+
+// batchCheck is the outcome of validating one produced batch.
+type batchCheck struct {
+	hdr          storage.BatchHeader
+	batch        []byte // possibly rebuilt
+	maxTimestamp int64
+	recordErrs   []kmsg.ProduceResponseTopicPartitionErrorRecord
+}
+
+// produceTo validates and appends one partition's records. It returns the
+// last offset written (-1 for a duplicate) or a Kafka error and message.
+func (b *Broker) produceTo(p *partition, req *kmsg.ProduceRequest, records []byte, out *kmsg.ProduceResponseTopicPartition) (int64, *kerr.Error, string) {
+	pc := p.cfg.Load()
+	if len(records) == 0 {
+		if req.Version >= 3 {
+			return 0, kerr.InvalidRecord, fmt.Sprintf("Produce requests with version %d must have at least one record batch per partition", req.Version)
+		}
+		return 0, kerr.CorruptMessage, "empty message set"
+	}
+	if len(records) <= magicPos {
+		return 0, kerr.CorruptMessage, "message set too short"
+	}
+	if magic := records[magicPos]; magic != 2 {
+		if req.Version >= 3 {
+			return 0, kerr.InvalidRecord, fmt.Sprintf("Produce requests with version %d are only allowed to contain record batches with magic version 2", req.Version)
+		}
+		if magic > 2 {
+			return 0, kerr.CorruptMessage, fmt.Sprintf("unknown magic %d", magic)
+		}
+		return 0, kerr.UnsupportedForMessageFormat, fmt.Sprintf("message format v%d is not supported; use record batches (magic 2)", magic)
+	}
+	now := time.Now().UnixMilli()
+	chk, e, msg := validateBatch(records, req.Version, pc, now)
+	if e != nil {
+		if req.Version >= 8 {
+			out.ErrorRecords = chk.recordErrs
+		}
+		return 0, e, msg
+	}
+	h := chk.hdr
+	batch := chk.batch
+
+	p.mu.Lock()
+	if h.ProducerID >= 0 {
+		entry, exists := p.log.Producer(h.ProducerID)
+		dup, e, msg := checkSequence(entry, exists, h)
+		if e != nil {
+			p.mu.Unlock()
+			return 0, e, msg
+		}
+		if dup != nil {
+			p.mu.Unlock()
+			out.BaseOffset = dup.FirstOffset
+			if pc.logAppendTime {
+				out.LogAppendTime = dup.Timestamp
+			}
+			out.LogStartOffset = p.log.LogStartOffset()
+			return -1, nil, ""
+		}
+	}
+	base := p.log.EndOffset()
+	storage.SetBaseOffset(batch, base)
+	storage.SetPartitionLeaderEpoch(batch, p.leaderEpoch.Load())
+	info, err := p.log.Append(batch)
+	if err != nil {
+		p.mu.Unlock()
+		b.log.Error("append", "topic", p.topic, "partition", p.index, "err", err)
+		return 0, storageErr(err), err.Error()
+	}
+	// One replica: everything appended is in the whole ISR.
+	p.log.SetHighWatermark(info.LastOffset + 1)
+	logStart := p.log.LogStartOffset()
+	p.mu.Unlock()
+	p.wake()
+
+	out.BaseOffset = info.FirstOffset
+	if pc.logAppendTime {
+		out.LogAppendTime = chk.maxTimestamp
+	}
+	out.LogStartOffset = logStart
+	return info.LastOffset, nil, ""
+}
+
+// validateBatch checks one v2 batch as Kafka's UnifiedLog and LogValidator
+// do and returns it ready to stamp: max timestamp fixed, LogAppendTime set,
+// or rebuilt for the topic's compression.type.
+func validateBatch(records []byte, version int16, pc *partConfig, now int64) (batchCheck, *kerr.Error, string) {
+	var chk batchCheck
+	h, err := storage.ParseBatchHeader(records)
+	if err != nil {
+		return chk, kerr.CorruptMessage, fmt.Sprintf("invalid record batch: %v", err)
+	}
+	if h.Size() < len(records) {
+		return chk, kerr.InvalidRecord, fmt.Sprintf("Produce requests with version %d are only allowed to contain exactly one record batch per partition", version)
+	}
+	if h.Size() > len(records) || h.Size() < batchHeaderSize {
+		return chk, kerr.CorruptMessage, "record batch is truncated"
+	}
+	if h.BaseOffset != 0 {
+		return chk, kerr.InvalidRecord, fmt.Sprintf("The baseOffset of the record batch in the append should be 0, but it is %d", h.BaseOffset)
+	}
+	if int64(len(records)) > int64(pc.maxMessageBytes) {
+		return chk, kerr.MessageTooLarge, fmt.Sprintf("The record batch size in the append is %d bytes which exceeds the maximum configured value of %d.", len(records), pc.maxMessageBytes)
+	}
+	if err := storage.VerifyCRC(records); err != nil {
+		return chk, kerr.CorruptMessage, fmt.Sprintf("Record batch is corrupt: %v", err)
+	}
+	if h.LastOffsetDelta < 0 || h.NumRecords <= 0 || int64(h.LastOffsetDelta)+1 != int64(h.NumRecords) {
+		return chk, kerr.InvalidRecord, fmt.Sprintf("Inconsistent batch offset range [0, %d] and count of records %d", h.LastOffsetDelta, h.NumRecords)
+	}
+	if h.IsControl() {
+		return chk, kerr.InvalidRecord, "Clients are not allowed to write control records"
+	}
+	if h.ProducerID >= 0 && h.BaseSequence < 0 {
+		return chk, kerr.InvalidRecord, fmt.Sprintf("Invalid sequence number %d in record batch with producerId %d", h.BaseSequence, h.ProducerID)
+	}
+	if h.IsTransactional() {
+		return chk, kerr.InvalidTxnState, "transactional produce is not supported by this broker yet"
+	}
+	codec := h.Compression()
+	if codec > codecZstd {
+		return chk, kerr.CorruptMessage, fmt.Sprintf("unknown compression codec %d", codec)
+	}
+	if codec == codecZstd && version < 7 {
+		return chk, kerr.UnsupportedCompressionType, "Produce requests with version < 7 are not allowed to use ZStandard compression"
+	}
+	raw, err := decompress(codec, records[batchHeaderSize:])
+	if err != nil {
+		return chk, kerr.CorruptMessage, fmt.Sprintf("cannot decompress record batch: %v", err)
+	}
+	compacted := pc.store.Compact
+	createTime := !pc.logAppendTime
+	if h.TimestampType() == 1 {
+		chk.recordErrs = append(chk.recordErrs, recordErr(0, "Producer should not set timestamp type to LogAppendTime."))
+		return chk, kerr.InvalidTimestamp, "Invalid timestamp type in message. Producer should not set timestamp type to LogAppendTime."
+	}
+	maxTS := int64(-1)
+	inOrder := true
+	var recs []recordView
+	target, recompress := codecByName(pc.compression)
+	rebuild := recompress && target != codec
+	var firstErr *kerr.Error
+	var firstMsg string
+	n, err := parseRecords(raw, func(i int, r recordView) error {
+		if r.offsetDelta != int32(i) {
+			inOrder = false
+		}
+		ts := h.BaseTimestamp + r.timestampDelta
+		if compacted && r.key == nil {
+			chk.recordErrs = append(chk.recordErrs, recordErr(i, "Compacted topic cannot accept message without key"))
+			if firstErr == nil {
+				firstErr, firstMsg = kerr.InvalidRecord, "Compacted topic cannot accept message without key"
+			}
+		}
+		if createTime && ts != -1 && (now-ts > pc.tsBeforeMS || ts-now > pc.tsAfterMS) {
+			m := fmt.Sprintf("Timestamp %d of message with offset %d is out of range. The timestamp should be within [%d, %d]", ts, i, satSub(now, pc.tsBeforeMS), satAdd(now, pc.tsAfterMS))
+			chk.recordErrs = append(chk.recordErrs, recordErr(i, m))
+			if firstErr == nil {
+				firstErr, firstMsg = kerr.InvalidTimestamp, "One or more records have been rejected due to invalid timestamp"
+			}
+		}
+		if ts > maxTS {
+			maxTS = ts
+		}
+		recs = append(recs, r)
+		return nil
+	})
+	if err != nil {
+		return chk, kerr.CorruptMessage, fmt.Sprintf("Record batch is corrupt: %v", err)
+	}
+	if int32(n) != h.NumRecords {
+		return chk, kerr.InvalidRecord, fmt.Sprintf("Record count %d does not match the batch header count %d", n, h.NumRecords)
+	}
+	if firstErr != nil {
+		return chk, firstErr, firstMsg
+	}
+	chk.recordErrs = nil
+	batch := records
+	if rebuild || !inOrder {
+		if !rebuild {
+			target = codec
+		}
+		if batch, err = rebuildBatch(records, recs, target); err != nil {
+			return chk, kerr.UnknownServerError, err.Error()
+		}
+	}
+	if pc.logAppendTime {
+		maxTS = now
+		attrs := binary.BigEndian.Uint16(batch[attributesPos:]) | 1<<3
+		binary.BigEndian.PutUint16(batch[attributesPos:], attrs)
+		binary.BigEndian.PutUint64(batch[maxTimestampPos:], uint64(now))
+		setBatchCRC(batch)
+	} else if int64(binary.BigEndian.Uint64(batch[maxTimestampPos:])) != maxTS {
+		binary.BigEndian.PutUint64(batch[maxTimestampPos:], uint64(maxTS))
+		setBatchCRC(batch)
+	}
+	if chk.hdr, err = storage.ParseBatchHeader(batch); err != nil {
+		return chk, kerr.UnknownServerError, err.Error()
+	}
+	chk.batch = batch
+	chk.maxTimestamp = maxTS
+	return chk, nil, ""
+}
+
+func recordErr(i int, msg string) kmsg.ProduceResponseTopicPartitionErrorRecord {
+	r := kmsg.NewProduceResponseTopicPartitionErrorRecord()
+	r.RelativeOffset = int32(i)
+	r.ErrorMessage = kmsg.StringPtr(msg)
+	return r
+}
+
+func satAdd(a, b int64) int64 {
+	if b > 0 && a > (1<<63-1)-b {
+		return 1<<63 - 1
+	}
+	return a + b
+}
+
+func satSub(a, b int64) int64 {
+	if b > 0 && a < -(1<<63)+b {
+		return -(1 << 63)
+	}
+	return a - b
+}
+
+// lastSequence is the sequence of the last record of a batch, wrapping
+// after MaxInt32 as Kafka's DefaultRecordBatch.incrementSequence does.
+func lastSequence(base, delta int32) int32 {
+	if base > 1<<31-1-delta {
+		return base - (1<<31 - 1 - delta) - 1
+	}
+	return base + delta
+}
+
+// inSequence reports whether next directly follows last.
+func inSequence(last, next int32) bool {
+	return next == last+1 || (next == 0 && last == 1<<31-1)
+}
+
+// checkSequence applies Kafka's idempotent-producer rules to batch h given
+// the producer's current state. It returns the cached batch h duplicates, or
+// an error.
+func checkSequence(entry storage.ProducerEntry, exists bool, h storage.BatchHeader) (*storage.ProducerBatch, *kerr.Error, string) {
+	if !exists {
+		// No state (new producer, or state removed by retention or
+		// DeleteRecords): Kafka 2.5+ accepts any sequence.
+		return nil, nil, ""
+	}
+	last := lastSequence(h.BaseSequence, h.LastOffsetDelta)
+	if h.ProducerEpoch == entry.Epoch {
+		for i := range entry.Batches {
+			pb := &entry.Batches[i]
+			if pb.FirstSeq == h.BaseSequence && pb.LastSeq == last {
+				return pb, nil, ""
+			}
+		}
+	}
+	if h.ProducerEpoch < entry.Epoch {
+		return nil, kerr.InvalidProducerEpoch, fmt.Sprintf("Epoch of producer %d is %d, which is smaller than the last seen epoch %d", h.ProducerID, h.ProducerEpoch, entry.Epoch)
+	}
+	if h.ProducerEpoch != entry.Epoch {
+		if h.BaseSequence != 0 {
+			return nil, kerr.OutOfOrderSequenceNumber, fmt.Sprintf("Invalid sequence number for new epoch of producer %d: %d (request epoch), %d (seq. number), %d (current producer epoch)", h.ProducerID, h.ProducerEpoch, h.BaseSequence, entry.Epoch)
+		}
+		return nil, nil, ""
+	}
+	cur := int32(-1)
+	if n := len(entry.Batches); n > 0 {
+		cur = entry.Batches[n-1].LastSeq
+	}
+	if !inSequence(cur, h.BaseSequence) {
+		return nil, kerr.OutOfOrderSequenceNumber, fmt.Sprintf("Out of order sequence number for producer %d: %d (incoming seq. number), %d (current end sequence number)", h.ProducerID, h.BaseSequence, cur)
+	}
+	return nil, nil, ""
+}

@@ -1,0 +1,313 @@
+package broker
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"sync"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/s2"
+	"github.com/klauspost/compress/snappy/xerial"
+	"github.com/klauspost/compress/zstd"
+	"github.com/pierrec/lz4/v4"
+	"github.com/twmb/franz-go/pkg/kbin"
+)
+
+// Record batch v2 header layout (Kafka's DefaultRecordBatch). Offsets into a
+// batch; the CRC covers bytes from attributesPos to the end.
+const (
+	batchLengthPos     = 8
+	magicPos           = 16
+	crcPos             = 17
+	attributesPos      = 21
+	lastOffsetDeltaPos = 23
+	baseTimestampPos   = 27
+	maxTimestampPos    = 35
+	recordsCountPos    = 57
+	batchHeaderSize    = 61
+)
+
+// Compression codecs of the batch attributes.
+const (
+	codecNone   int8 = 0
+	codecGzip   int8 = 1
+	codecSnappy int8 = 2
+	codecLz4    int8 = 3
+	codecZstd   int8 = 4
+)
+
+// maxDecompressed bounds the inflated size of one batch, so a small hostile
+// batch cannot make the broker allocate without limit.
+const maxDecompressed = 128 << 20
+
+var (
+	errDecompressedTooLarge = errors.New("decompressed batch exceeds limit")
+	errBadRecord            = errors.New("malformed record")
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// setBatchCRC recomputes the CRC of a v2 batch after header fields inside the
+// CRC (attributes, max timestamp) were changed.
+func setBatchCRC(batch []byte) {
+	binary.BigEndian.PutUint32(batch[crcPos:], crc32.Checksum(batch[attributesPos:], castagnoli))
+}
+
+// codecByName maps compression.type values to codecs; ok is false for
+// "producer" (keep the producer's codec).
+func codecByName(name string) (int8, bool) {
+	switch name {
+	case "uncompressed":
+		return codecNone, true
+	case "gzip":
+		return codecGzip, true
+	case "snappy":
+		return codecSnappy, true
+	case "lz4":
+		return codecLz4, true
+	case "zstd":
+		return codecZstd, true
+	}
+	return 0, false
+}
+
+var (
+	zstdDecOnce sync.Once
+	zstdDec     *zstd.Decoder
+	zstdEncOnce sync.Once
+	zstdEnc     *zstd.Encoder
+)
+
+// decompress inflates the records section of a batch.
+func decompress(codec int8, src []byte) ([]byte, error) {
+	switch codec {
+	case codecNone:
+		return src, nil
+	case codecGzip:
+		zr, err := gzip.NewReader(bytes.NewReader(src))
+		if err != nil {
+			return nil, fmt.Errorf("gzip: %w", err)
+		}
+		return readLimited(zr)
+	case codecSnappy:
+		if n, err := s2.DecodedLen(src); err == nil && n > maxDecompressed {
+			return nil, errDecompressedTooLarge
+		}
+		out, err := xerial.Decode(src)
+		if err != nil {
+			return nil, fmt.Errorf("snappy: %w", err)
+		}
+		if len(out) > maxDecompressed {
+			return nil, errDecompressedTooLarge
+		}
+		return out, nil
+	case codecLz4:
+		return readLimited(lz4.NewReader(bytes.NewReader(src)))
+	case codecZstd:
+		zstdDecOnce.Do(func() {
+			zstdDec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(maxDecompressed))
+		})
+		out, err := zstdDec.DecodeAll(src, nil)
+		if err != nil {
+			return nil, fmt.Errorf("zstd: %w", err)
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("unknown compression codec %d", codec)
+}
+
+func readLimited(r io.Reader) ([]byte, error) {
+	out, err := io.ReadAll(io.LimitReader(r, maxDecompressed+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(out) > maxDecompressed {
+		return nil, errDecompressedTooLarge
+	}
+	return out, nil
+}
+
+// compress deflates a records section with codec.
+func compress(codec int8, src []byte) ([]byte, error) {
+	switch codec {
+	case codecNone:
+		return src, nil
+	case codecGzip:
+		var buf bytes.Buffer
+		zw := gzip.NewWriter(&buf)
+		if _, err := zw.Write(src); err != nil {
+			return nil, err
+		}
+		if err := zw.Close(); err != nil {
+			return nil, err
+		}
+		return buf.Bytes(), nil
+	case codecSnappy:
+		// xerial framing: readable by the Java client and by kgo.
+		return xerial.Encode(nil, src), nil
+	case codecLz4:
+		var buf bytes.Buffer
+		zw := lz4.NewWriter(&buf)
+		if _, err := zw.Write(src); err != nil {
+			return nil, err
+		}
+		if err := zw.Close(); err != nil {
+			return nil, err
+		}
+		return buf.Bytes(), nil
+	case codecZstd:
+		zstdEncOnce.Do(func() { zstdEnc, _ = zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1)) })
+		return zstdEnc.EncodeAll(src, nil), nil
+	}
+	return nil, fmt.Errorf("unknown compression codec %d", codec)
+}
+
+// recordView is one decoded record of a v2 batch; slices alias the
+// (decompressed) records buffer.
+type recordView struct {
+	attributes     int8
+	timestampDelta int64
+	offsetDelta    int32
+	key            []byte // nil when the key is null
+	value          []byte // nil when the value is null
+	headers        []byte // encoded headers (count + entries), kept verbatim
+	raw            []byte // the whole record including its length prefix
+}
+
+// parseRecords decodes every record of a decompressed records section.
+func parseRecords(src []byte, fn func(i int, r recordView) error) (int, error) {
+	n := 0
+	for len(src) > 0 {
+		start := src
+		l, k := kbin.Varint(src)
+		if k <= 0 || l < 0 || int(l) > len(src)-k {
+			return n, fmt.Errorf("%w: record %d length", errBadRecord, n)
+		}
+		body := src[k : k+int(l)]
+		src = src[k+int(l):]
+		var r recordView
+		r.raw = start[:k+int(l)]
+		if len(body) < 1 {
+			return n, fmt.Errorf("%w: record %d empty", errBadRecord, n)
+		}
+		r.attributes = int8(body[0])
+		body = body[1:]
+		var ok bool
+		if r.timestampDelta, body, ok = takeVarlong(body); !ok {
+			return n, fmt.Errorf("%w: record %d timestamp", errBadRecord, n)
+		}
+		var od int64
+		if od, body, ok = takeVarint(body); !ok {
+			return n, fmt.Errorf("%w: record %d offset delta", errBadRecord, n)
+		}
+		r.offsetDelta = int32(od)
+		if r.key, body, ok = takeVarBytes(body); !ok {
+			return n, fmt.Errorf("%w: record %d key", errBadRecord, n)
+		}
+		if r.value, body, ok = takeVarBytes(body); !ok {
+			return n, fmt.Errorf("%w: record %d value", errBadRecord, n)
+		}
+		r.headers = body
+		nh, rest, ok := takeVarint(body)
+		if !ok || nh < 0 {
+			return n, fmt.Errorf("%w: record %d header count", errBadRecord, n)
+		}
+		for h := int64(0); h < nh; h++ {
+			var hk []byte
+			if hk, rest, ok = takeVarBytes(rest); !ok || hk == nil {
+				return n, fmt.Errorf("%w: record %d header key", errBadRecord, n)
+			}
+			if _, rest, ok = takeVarBytes(rest); !ok {
+				return n, fmt.Errorf("%w: record %d header value", errBadRecord, n)
+			}
+		}
+		if len(rest) != 0 {
+			return n, fmt.Errorf("%w: record %d has %d trailing bytes", errBadRecord, n, len(rest))
+		}
+		if err := fn(n, r); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
+func takeVarint(b []byte) (int64, []byte, bool) {
+	v, k := kbin.Varint(b)
+	if k <= 0 {
+		return 0, nil, false
+	}
+	return int64(v), b[k:], true
+}
+
+func takeVarlong(b []byte) (int64, []byte, bool) {
+	v, k := kbin.Varlong(b)
+	if k <= 0 {
+		return 0, nil, false
+	}
+	return v, b[k:], true
+}
+
+func takeVarBytes(b []byte) ([]byte, []byte, bool) {
+	l, rest, ok := takeVarint(b)
+	if !ok || l < -1 || l > int64(len(rest)) {
+		return nil, nil, false
+	}
+	if l == -1 {
+		return nil, rest, true
+	}
+	return rest[:l:l], rest[l:], true
+}
+
+// appendRecord re-encodes r with offset delta od (used when a batch is
+// rebuilt: recompression or wrong inner offsets).
+func appendRecord(dst []byte, r recordView, od int32) []byte {
+	var body []byte
+	body = append(body, byte(r.attributes))
+	body = kbin.AppendVarlong(body, r.timestampDelta)
+	body = kbin.AppendVarint(body, od)
+	if r.key == nil {
+		body = kbin.AppendVarint(body, -1)
+	} else {
+		body = kbin.AppendVarint(body, int32(len(r.key)))
+		body = append(body, r.key...)
+	}
+	if r.value == nil {
+		body = kbin.AppendVarint(body, -1)
+	} else {
+		body = kbin.AppendVarint(body, int32(len(r.value)))
+		body = append(body, r.value...)
+	}
+	body = append(body, r.headers...)
+	dst = kbin.AppendVarint(dst, int32(len(body)))
+	return append(dst, body...)
+}
+
+// rebuildBatch returns a new batch with the header of old, the given records
+// (inner offsets renumbered from 0) compressed with codec, and a fresh
+// length and CRC.
+func rebuildBatch(old []byte, recs []recordView, codec int8) ([]byte, error) {
+	var raw []byte
+	for i, r := range recs {
+		raw = appendRecord(raw, r, int32(i))
+	}
+	payload, err := compress(codec, raw)
+	if err != nil {
+		return nil, fmt.Errorf("compress batch: %w", err)
+	}
+	out := make([]byte, batchHeaderSize, batchHeaderSize+len(payload))
+	copy(out, old[:batchHeaderSize])
+	out = append(out, payload...)
+	binary.BigEndian.PutUint32(out[batchLengthPos:], uint32(len(out)-12))
+	attrs := binary.BigEndian.Uint16(out[attributesPos:])
+	attrs = attrs&^7 | uint16(codec)
+	binary.BigEndian.PutUint16(out[attributesPos:], attrs)
+	binary.BigEndian.PutUint32(out[lastOffsetDeltaPos:], uint32(len(recs)-1))
+	binary.BigEndian.PutUint32(out[recordsCountPos:], uint32(len(recs)))
+	setBatchCRC(out)
+	return out, nil
+}

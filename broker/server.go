@@ -1,0 +1,160 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/stromhq/strom/raft"
+)
+
+// Broker is one running Strom broker: a Kafka listener plus the partitions it
+// hosts. Create it with Start; stop it with Close.
+type Broker struct {
+	cfg Config
+	log *slog.Logger
+
+	// ctx is cancelled at the start of Close; deferred replies (long polls,
+	// durability waits) watch it through their connection's context.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	ln   net.Listener
+	addr string // bound listen address
+
+	// connsMu guards conns and closed.
+	connsMu  sync.Mutex
+	conns    map[*conn]struct{}
+	closed   bool
+	connWG   sync.WaitGroup
+	acceptWG sync.WaitGroup // the accept loop
+	bgWG     sync.WaitGroup // background goroutines; stopped by cancel
+
+	closeOnce sync.Once
+	closeErr  error
+
+	// node is the raft metadata node; parts the partitions hosted here.
+	node        *raft.Node
+	parts       *partitionManager
+	unsubscribe func()
+	// handlerPanics counts recovered handler panics (bugs); tests and fuzzing
+	// require it to stay 0.
+	handlerPanics atomic.Int64
+	// pids is the producer-id block this broker hands out from.
+	pids producerIDs
+	// sessions caches incremental fetch sessions (KIP-227).
+	sessions *fetchSessionCache
+	// staticConfigs are the broker configs fixed at start (flags).
+	staticConfigs map[string]string
+}
+
+// Start opens the broker's state in cfg.DataDir, binds the listener, starts
+// serving and logs the ready line. The broker runs until Close.
+func Start(cfg Config) (*Broker, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	b := &Broker{cfg: cfg, log: cfg.Logger, ctx: ctx, cancel: cancel, conns: map[*conn]struct{}{}, sessions: newFetchSessionCache(cfg.FetchSessionCacheSlots)}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	b.ln = ln
+	b.addr = ln.Addr().String()
+	if err := b.open(); err != nil {
+		_ = ln.Close()
+		cancel()
+		return nil, err
+	}
+	b.acceptWG.Add(1)
+	go b.acceptLoop()
+	b.log.Info("strom ready listen="+b.addr, "node_id", cfg.NodeID, "data_dir", cfg.DataDir)
+	return b, nil
+}
+
+// Addr returns the bound listen address (HOST:PORT).
+func (b *Broker) Addr() string { return b.addr }
+
+// acceptLoop accepts connections until the listener is closed.
+func (b *Broker) acceptLoop() {
+	defer b.acceptWG.Done()
+	for {
+		nc, err := b.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			b.log.Warn("accept failed", "err", err)
+			time.Sleep(50 * time.Millisecond) // e.g. EMFILE: do not spin
+			continue
+		}
+		if tc, ok := nc.(*net.TCPConn); ok {
+			_ = tc.SetNoDelay(true)
+		}
+		c := newConn(b, nc)
+		b.connsMu.Lock()
+		if b.closed {
+			b.connsMu.Unlock()
+			_ = nc.Close()
+			return
+		}
+		b.conns[c] = struct{}{}
+		b.connWG.Add(1)
+		b.connsMu.Unlock()
+		go func() {
+			defer b.connWG.Done()
+			c.serve()
+			b.connsMu.Lock()
+			delete(b.conns, c)
+			b.connsMu.Unlock()
+		}()
+	}
+}
+
+// Close stops accepting connections, lets every connection finish the requests
+// it has read (answering long polls at once), then syncs and closes the
+// partition logs and the raft node. It is safe to call more than once.
+func (b *Broker) Close() error {
+	b.closeOnce.Do(func() {
+		_ = b.ln.Close()
+		b.acceptWG.Wait()
+		b.connsMu.Lock()
+		b.closed = true
+		for c := range b.conns {
+			c.shutdown()
+		}
+		b.connsMu.Unlock()
+		b.cancel()
+		done := make(chan struct{})
+		go func() { b.connWG.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(b.cfg.ShutdownTimeout):
+			b.log.Warn("shutdown: connections still busy, closing them")
+			b.connsMu.Lock()
+			for c := range b.conns {
+				_ = c.nc.Close()
+			}
+			b.connsMu.Unlock()
+			<-done
+		}
+		b.bgWG.Wait()
+		b.closeErr = b.closeState()
+		b.log.Info("strom stopped", "listen", b.addr)
+	})
+	return b.closeErr
+}

@@ -1,0 +1,137 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/stromhq/strom/broker"
+)
+
+// newServeCmd maps flags (or config-file lines, or STROM_* environment
+// variables) onto broker.Config and runs the broker until SIGTERM/SIGINT.
+func newServeCmd() *cobra.Command {
+	cfg := broker.DefaultConfig()
+	var configFile, logLevel string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run a Kafka-compatible broker",
+		Long: `Run a Kafka-compatible broker.
+
+Every flag can also be set in a config file (--config FILE, key=value lines
+named like the flags, # comments) or in an environment variable STROM_<FLAG>
+(upper case, dashes as underscores, e.g. STROM_DATA_DIR). A flag on the
+command line wins over the environment, which wins over the config file.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := applyConfigSources(cmd.Flags(), configFile); err != nil {
+				return err
+			}
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+				return fmt.Errorf("--log-level %q: %w", logLevel, err)
+			}
+			cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+			defer stop()
+			b, err := broker.Start(cfg)
+			if err != nil {
+				return err
+			}
+			<-ctx.Done()
+			cfg.Logger.Info("shutting down", "signal", context.Cause(ctx))
+			return b.Close()
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&configFile, "config", "", "config file of key=value lines named like the flags")
+	f.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "directory of partition logs and raft data")
+	f.StringVar(&cfg.Listen, "listen", cfg.Listen, "HOST:PORT of the Kafka listener")
+	f.StringVar(&cfg.Advertise, "advertise", cfg.Advertise, "HOST:PORT published to clients (default: the listen address)")
+	f.Int32Var(&cfg.NodeID, "node-id", cfg.NodeID, "broker and raft node id")
+	f.StringVar(&cfg.RaftListen, "raft-listen", cfg.RaftListen, "HOST:PORT of the raft transport")
+	f.Int32Var(&cfg.DefaultPartitions, "default-partitions", cfg.DefaultPartitions, "partitions of auto-created topics (num.partitions)")
+	f.Int16Var(&cfg.DefaultReplicationFactor, "default-replication-factor", cfg.DefaultReplicationFactor, "replication factor of auto-created topics")
+	f.BoolVar(&cfg.AutoCreateTopics, "auto-create-topics", cfg.AutoCreateTopics, "create unknown topics on metadata and produce requests")
+	f.StringVar(&cfg.Fsync, "fsync", cfg.Fsync, "flush policy of partition logs: always|interval|never")
+	f.StringVar(&logLevel, "log-level", "info", "debug|info|warn|error")
+	return cmd
+}
+
+// applyConfigSources sets every flag not given on the command line from the
+// STROM_* environment, else from the config file.
+func applyConfigSources(fs *pflag.FlagSet, configFile string) error {
+	if configFile == "" {
+		configFile = os.Getenv("STROM_CONFIG")
+	}
+	fileVals := map[string]string{}
+	if configFile != "" {
+		var err error
+		if fileVals, err = readConfigFile(configFile); err != nil {
+			return err
+		}
+		for k := range fileVals {
+			if fs.Lookup(k) == nil || k == "config" {
+				return fmt.Errorf("config file %s: unknown key %q", configFile, k)
+			}
+		}
+	}
+	var errs []error
+	fs.VisitAll(func(f *pflag.Flag) {
+		if f.Changed || f.Name == "config" {
+			return
+		}
+		env := "STROM_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		v, ok := os.LookupEnv(env)
+		src := env
+		if !ok {
+			v, ok = fileVals[f.Name]
+			src = configFile
+		}
+		if !ok {
+			return
+		}
+		if err := f.Value.Set(v); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %s=%q: %w", src, f.Name, v, err))
+		}
+	})
+	if len(errs) > 0 {
+		return errs[0]
+	}
+	return nil
+}
+
+// readConfigFile parses key=value lines; blank lines and # comments are
+// skipped.
+func readConfigFile(path string) (map[string]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open config file: %w", err)
+	}
+	defer f.Close()
+	vals := map[string]string{}
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			return nil, fmt.Errorf("config file %s line %d: want key=value", path, n)
+		}
+		vals[strings.TrimSpace(k)] = strings.TrimSpace(v)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("read config file %s: %w", path, err)
+	}
+	return vals, nil
+}

@@ -1,0 +1,298 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
+
+	"github.com/stromhq/strom/storage"
+)
+
+// freePort returns a 127.0.0.1 port that was free a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// buildStrom compiles the binary into a temp dir.
+func buildStrom(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "strom")
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// proc is a running `strom serve`.
+type proc struct {
+	cmd  *exec.Cmd
+	done chan error
+	logs *strings.Builder
+}
+
+// startServe starts the binary and waits (bounded) for the ready line.
+func startServe(t *testing.T, bin string, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"serve"}, args...)...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{cmd: cmd, done: make(chan error, 1), logs: &strings.Builder{}}
+	ready := make(chan string, 1)
+	lines := make(chan string, 1024)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		n := 0
+		for sc.Scan() {
+			line := sc.Text()
+			if strings.Contains(line, "strom ready listen=") {
+				n++
+				select {
+				case ready <- line:
+				default:
+				}
+			}
+			select {
+			case lines <- line:
+			default:
+			}
+		}
+		_, _ = io.Copy(io.Discard, stderr)
+		close(lines)
+	}()
+	go func() { p.done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			<-p.done
+		}
+	})
+	select {
+	case <-ready:
+		return p
+	case err := <-p.done:
+		var sb strings.Builder
+		for l := range lines {
+			sb.WriteString(l + "\n")
+		}
+		t.Fatalf("strom serve exited before ready: %v\n%s", err, sb.String())
+	case <-time.After(60 * time.Second):
+		t.Fatal("strom serve did not log the ready line within 60s")
+	}
+	return nil
+}
+
+// stop sends SIGTERM and requires exit status 0.
+func (p *proc) stop(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-p.done:
+		if err != nil {
+			t.Fatalf("strom serve after SIGTERM: %v (want exit 0)", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("strom serve did not exit within 60s of SIGTERM")
+	}
+}
+
+// rawIdempotentBatch builds one uncompressed batch of an idempotent producer.
+func rawIdempotentBatch(pid int64, epoch int16, seq int32, value string) []byte {
+	now := time.Now().UnixMilli()
+	h := storage.BatchHeader{ProducerID: pid, ProducerEpoch: epoch, BaseSequence: seq, BaseTimestamp: now, MaxTimestamp: now, PartitionLeaderEpoch: -1}
+	return storage.BuildBatch(h, []storage.Record{{Value: []byte(value)}})
+}
+
+// produceRaw sends one batch to topic/0 with acks=all and returns the base
+// offset.
+func produceRaw(ctx context.Context, cl *kgo.Client, topic string, batch []byte) (int64, error) {
+	req := kmsg.NewPtrProduceRequest()
+	req.Acks = -1
+	req.TimeoutMillis = 10000
+	rt := kmsg.NewProduceRequestTopic()
+	rt.Topic = topic
+	rp := kmsg.NewProduceRequestTopicPartition()
+	rp.Records = append([]byte(nil), batch...)
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		return 0, err
+	}
+	p := resp.Topics[0].Partitions[0]
+	if p.ErrorCode != 0 {
+		return 0, fmt.Errorf("produce error code %d", p.ErrorCode)
+	}
+	return p.BaseOffset, nil
+}
+
+func TestServeProcessRestart(t *testing.T) {
+	bin := buildStrom(t)
+	dataDir := t.TempDir()
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	args := []string{"--data-dir", dataDir, "--listen", addr, "--raft-listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--log-level", "info"}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	p := startServe(t, bin, args...)
+	// Versions pinned to Kafka 4.0 (Produce v12) so raw requests name topics.
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DefaultProduceTopic("orders"), kgo.RetryTimeout(20*time.Second), kgo.MaxVersions(kversion.V4_0_0()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	adm := kadm.NewClient(cl)
+	retention := "123456"
+	if _, err := adm.CreateTopic(ctx, 2, 1, map[string]*string{"retention.ms": &retention}, "orders"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adm.CreateTopic(ctx, 1, 1, nil, "raw"); err != nil {
+		t.Fatal(err)
+	}
+	const n = 100
+	var recs []*kgo.Record
+	for i := 0; i < n; i++ {
+		recs = append(recs, &kgo.Record{Key: []byte(fmt.Sprint(i)), Value: []byte(fmt.Sprintf("v%d", i))})
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	pidResp, err := kmsg.NewPtrInitProducerIDRequest().RequestWith(ctx, cl)
+	if err != nil || pidResp.ErrorCode != 0 {
+		t.Fatalf("init producer id: %v %d", err, pidResp.ErrorCode)
+	}
+	batch := rawIdempotentBatch(pidResp.ProducerID, pidResp.ProducerEpoch, 0, "raw-0")
+	rawOff, err := produceRaw(ctx, cl, "raw", batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl.Close()
+	p.stop(t)
+
+	p = startServe(t, bin, args...)
+	defer p.stop(t)
+	cl, err = kgo.NewClient(kgo.SeedBrokers(addr), kgo.RetryTimeout(20*time.Second), kgo.MaxVersions(kversion.V4_0_0()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm = kadm.NewClient(cl)
+	td, err := adm.ListTopics(ctx, "orders", "raw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(td["orders"].Partitions) != 2 || len(td["raw"].Partitions) != 1 {
+		t.Fatalf("topics after restart: %+v", td)
+	}
+	rc, err := adm.DescribeTopicConfigs(ctx, "orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := rc.On("orders", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, c := range got.Configs {
+		if c.Key == "retention.ms" && c.MaybeValue() == retention {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("retention.ms override lost after restart")
+	}
+	// The retried batch is a duplicate: same offset, nothing appended.
+	again, err := produceRaw(ctx, cl, "raw", batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again != rawOff {
+		t.Fatalf("retried idempotent batch got offset %d, want the original %d", again, rawOff)
+	}
+	ends, err := adm.ListEndOffsets(ctx, "raw", "orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, _ := ends.Lookup("raw", 0); o.Offset != rawOff+1 {
+		t.Fatalf("raw end offset %d, want %d (duplicate appended?)", o.Offset, rawOff+1)
+	}
+	var total int64
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Topic == "orders" {
+			total += o.Offset
+		}
+	})
+	if total != n {
+		t.Fatalf("orders holds %d records after restart, want %d", total, n)
+	}
+	// Every record reads back.
+	consumer, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics("orders"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer consumer.Close()
+	seen := map[string]bool{}
+	for len(seen) < n {
+		fs := consumer.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("consumed %d of %d", len(seen), n)
+		}
+		fs.EachRecord(func(r *kgo.Record) { seen[string(r.Value)] = true })
+	}
+}
+
+func TestServeFlagSources(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "strom.conf")
+	if err := os.WriteFile(file, []byte("# comment\ndata-dir = /from/file\nnode-id=7\nfsync=never\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("STROM_NODE_ID", "9")
+	cmd := newServeCmd()
+	if err := cmd.ParseFlags([]string{"--fsync", "interval"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := applyConfigSources(cmd.Flags(), file); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{"data-dir": "/from/file", "node-id": "9", "fsync": "interval", "listen": "127.0.0.1:9092"} {
+		if got := cmd.Flags().Lookup(name).Value.String(); got != want {
+			t.Errorf("%s = %q, want %q", name, got, want)
+		}
+	}
+	bad := filepath.Join(dir, "bad.conf")
+	_ = os.WriteFile(bad, []byte("no-such-flag=1\n"), 0o644)
+	if err := applyConfigSources(newServeCmd().Flags(), bad); err == nil {
+		t.Error("unknown config file key accepted")
+	}
+	if _, err := readConfigFile(filepath.Join(dir, "missing")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("missing file: %v", err)
+	}
+}

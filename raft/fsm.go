@@ -1,0 +1,283 @@
+package raft
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	hraft "github.com/hashicorp/raft"
+)
+
+// fsm is the cluster-metadata state machine behind hashicorp/raft.
+//
+// Ownership: raft calls Apply, ApplyBatch, Snapshot and Restore from its one
+// FSM goroutine; the node's leader observer calls setController. Both build
+// a new State from the current one and publish it under mu, so the two
+// writers never lose each other's update. Readers load the atomic pointer
+// without locking.
+type fsm struct {
+	// mu serializes publishers (the raft FSM goroutine and setController).
+	mu    sync.Mutex
+	state atomic.Pointer[State]
+
+	// subMu guards subs and nextSub.
+	subMu   sync.Mutex
+	subs    map[uint64]chan struct{}
+	nextSub uint64
+}
+
+// applyResponse is what the FSM hands back through raft's ApplyFuture.
+type applyResponse struct {
+	res Result
+	err error
+}
+
+var _ hraft.BatchingFSM = (*fsm)(nil)
+
+func newFSM() *fsm {
+	f := &fsm{subs: map[uint64]chan struct{}{}}
+	f.state.Store(newState())
+	return f
+}
+
+// current returns the published state; lock-free.
+func (f *fsm) current() *State { return f.state.Load() }
+
+// subscribe returns a channel that receives a value after each publish.
+// Notifications coalesce: the channel holds at most one, so a slow reader
+// sees "something changed" once and reads the latest State.
+func (f *fsm) subscribe() (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	f.subMu.Lock()
+	id := f.nextSub
+	f.nextSub++
+	f.subs[id] = ch
+	f.subMu.Unlock()
+	var once sync.Once
+	return ch, func() {
+		once.Do(func() {
+			f.subMu.Lock()
+			delete(f.subs, id)
+			f.subMu.Unlock()
+		})
+	}
+}
+
+// publish installs s and wakes subscribers. f.mu must be held.
+func (f *fsm) publish(s *State) {
+	f.state.Store(s)
+	f.subMu.Lock()
+	for _, ch := range f.subs {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+	f.subMu.Unlock()
+}
+
+// setController republishes the state with a new ControllerID.
+func (f *fsm) setController(id int32) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	cur := f.current()
+	if cur.ControllerID == id {
+		return
+	}
+	ns := *cur
+	ns.ControllerID = id
+	f.publish(&ns)
+}
+
+// Apply implements hraft.FSM.
+func (f *fsm) Apply(l *hraft.Log) any {
+	return f.ApplyBatch([]*hraft.Log{l})[0]
+}
+
+// ApplyBatch implements hraft.BatchingFSM: the whole batch shares one
+// copy-on-write transaction and one publish, so a burst of commands (a
+// failover moving many partitions) copies each touched map once.
+func (f *fsm) ApplyBatch(logs []*hraft.Log) []any {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]any, len(logs))
+	t := newTxn(f.current())
+	applied := false
+	for i, l := range logs {
+		if l.Type != hraft.LogCommand {
+			continue
+		}
+		applied = true
+		out[i] = applyEntry(t, l.Index, l.Data)
+	}
+	if applied {
+		f.publish(t.s)
+	}
+	return out
+}
+
+// applyEntry decodes and applies one log entry to t. Undecodable entries
+// produce an error response and no change: every replica decodes the same
+// bytes the same way, so they all agree to skip it.
+func applyEntry(t *txn, index uint64, data []byte) *applyResponse {
+	t.s.Version = index
+	cmd, err := DecodeCommand(data)
+	if err != nil {
+		return &applyResponse{err: &applyError{cmd: "decode", err: err}}
+	}
+	res, err := cmd.apply(t, index)
+	if err != nil {
+		return &applyResponse{err: &applyError{cmd: cmd.Type().String(), err: err}}
+	}
+	res.Index = index
+	return &applyResponse{res: res}
+}
+
+// Snapshot implements hraft.FSM. The published State is immutable, so the
+// snapshot is just the pointer; encoding happens in Persist, concurrently
+// with later applies.
+func (f *fsm) Snapshot() (hraft.FSMSnapshot, error) {
+	return &fsmSnapshot{s: f.current()}, nil
+}
+
+// Restore implements hraft.FSM: the decoded snapshot replaces the state
+// wholesale; the controller id (not part of the log) is kept.
+func (f *fsm) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		return fmt.Errorf("read snapshot: %w", err)
+	}
+	s, err := decodeState(b)
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s.ControllerID = f.current().ControllerID
+	f.publish(s)
+	return nil
+}
+
+type fsmSnapshot struct {
+	s *State
+}
+
+// Persist implements hraft.FSMSnapshot.
+func (s *fsmSnapshot) Persist(sink hraft.SnapshotSink) error {
+	if _, err := sink.Write(encodeState(s.s)); err != nil {
+		_ = sink.Cancel()
+		return fmt.Errorf("write metadata snapshot: %w", err)
+	}
+	if err := sink.Close(); err != nil {
+		return fmt.Errorf("close metadata snapshot: %w", err)
+	}
+	return nil
+}
+
+// Release implements hraft.FSMSnapshot; the state needs no release.
+func (s *fsmSnapshot) Release() {}
+
+// snapshotMagic opens every snapshot; the last byte is the format version.
+const snapshotMagic = "strom-metadata\x01"
+
+// encodeState serializes everything in s that comes from the log (not
+// ControllerID), deterministically: brokers, topics and config resources in
+// sorted order.
+func encodeState(s *State) []byte {
+	e := encoder{b: make([]byte, 0, 4096)}
+	e.b = append(e.b, snapshotMagic...)
+	e.str(s.ClusterID)
+	e.varint(s.NextProducerID)
+	e.uvarint(s.Version)
+	brokers := s.SortedBrokers()
+	e.uvarint(uint64(len(brokers)))
+	for _, b := range brokers {
+		e.i32(b.ID)
+		e.str(b.Host)
+		e.i32(b.Port)
+		e.str(b.Rack)
+		e.boolean(b.Fenced)
+		e.varint(b.Epoch)
+		e.id(b.IncarnationID)
+	}
+	names := s.SortedTopicNames()
+	e.uvarint(uint64(len(names)))
+	for _, n := range names {
+		encodeTopic(&e, s.Topics[n])
+	}
+	res := make([]string, 0, len(s.BrokerConfigs))
+	for k := range s.BrokerConfigs {
+		res = append(res, k)
+	}
+	slices.Sort(res)
+	e.uvarint(uint64(len(res)))
+	for _, r := range res {
+		e.str(r)
+		e.strMap(s.BrokerConfigs[r])
+	}
+	return e.b
+}
+
+// decodeState parses and validates a snapshot; any failure wraps
+// ErrCorruptSnapshot. It never panics on bad input.
+func decodeState(b []byte) (*State, error) {
+	if len(b) < len(snapshotMagic) || string(b[:len(snapshotMagic)]) != snapshotMagic {
+		return nil, fmt.Errorf("%w: bad magic", ErrCorruptSnapshot)
+	}
+	d := decoder{b: b, off: len(snapshotMagic)}
+	s := newState()
+	s.ClusterID = d.str()
+	s.NextProducerID = d.varint()
+	s.Version = d.uvarint()
+	nb := d.count(20)
+	for range nb {
+		br := Broker{ID: d.i32(), Host: d.str(), Port: d.i32(), Rack: d.str(), Fenced: d.boolean(), Epoch: d.varint(), IncarnationID: d.id()}
+		if d.err != nil {
+			break
+		}
+		if _, dup := s.Brokers[br.ID]; dup {
+			return nil, fmt.Errorf("%w: duplicate broker %d", ErrCorruptSnapshot, br.ID)
+		}
+		s.Brokers[br.ID] = br
+	}
+	nt := d.count(20)
+	for range nt {
+		tp := decodeTopic(&d)
+		if d.err != nil {
+			break
+		}
+		if err := validateTopic(tp); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrCorruptSnapshot, err)
+		}
+		if _, dup := s.Topics[tp.Name]; dup {
+			return nil, fmt.Errorf("%w: duplicate topic %q", ErrCorruptSnapshot, tp.Name)
+		}
+		if _, dup := s.TopicsByID[tp.ID]; dup {
+			return nil, fmt.Errorf("%w: duplicate topic id of %q", ErrCorruptSnapshot, tp.Name)
+		}
+		s.Topics[tp.Name] = tp
+		s.TopicsByID[tp.ID] = tp
+	}
+	nr := d.count(2)
+	for range nr {
+		name := d.str()
+		m := d.strMap()
+		if d.err != nil {
+			break
+		}
+		if err := validBrokerResource(name); err != nil || len(m) == 0 {
+			return nil, fmt.Errorf("%w: config resource %q", ErrCorruptSnapshot, name)
+		}
+		if _, dup := s.BrokerConfigs[name]; dup {
+			return nil, fmt.Errorf("%w: duplicate config resource %q", ErrCorruptSnapshot, name)
+		}
+		s.BrokerConfigs[name] = m
+	}
+	if err := d.done(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrCorruptSnapshot, err)
+	}
+	return s, nil
+}

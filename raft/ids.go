@@ -1,0 +1,97 @@
+package raft
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"slices"
+)
+
+// NewTopicID returns a random topic ID. Like Kafka's Uuid.randomUuid it
+// never returns the reserved all-zero ID (Kafka's "no topic id") or the
+// metadata topic's ID (0...01), and never one whose base64url form starts
+// with '-' (awkward on command lines).
+func NewTopicID() [16]byte {
+	for {
+		var id [16]byte
+		_, _ = rand.Read(id[:]) // crypto/rand.Read never fails (Go 1.24+)
+		if id == ([16]byte{}) || id == ([16]byte{15: 1}) || id[0]>>2 == 62 {
+			continue
+		}
+		return id
+	}
+}
+
+// NewClusterID returns a fresh cluster id: 16 random bytes as 22 characters
+// of unpadded base64url, the form of Kafka's cluster ids.
+func NewClusterID() string {
+	id := NewTopicID()
+	return base64.RawURLEncoding.EncodeToString(id[:])
+}
+
+// FormatID renders a topic ID the way Kafka prints UUIDs (unpadded base64url).
+func FormatID(id [16]byte) string {
+	return base64.RawURLEncoding.EncodeToString(id[:])
+}
+
+// AssignReplicas places partitions x replicationFactor replicas on brokers
+// round-robin: partition p gets brokers[(start+p+j) % n] for j in
+// [0, replicationFactor), so leaders (the first replica) rotate across
+// brokers and no broker holds two replicas of one partition. brokers must be
+// distinct; the result is fresh.
+func AssignReplicas(partitions int32, replicationFactor int16, brokers []int32, start int) ([][]int32, error) {
+	if partitions <= 0 {
+		return nil, fmt.Errorf("%w: %d partitions", ErrInvalidPartitions, partitions)
+	}
+	n := len(brokers)
+	if replicationFactor <= 0 || int(replicationFactor) > n {
+		return nil, fmt.Errorf("%w: %d with %d usable brokers", ErrInvalidReplicationFactor, replicationFactor, n)
+	}
+	start %= n
+	if start < 0 {
+		start += n
+	}
+	out := make([][]int32, partitions)
+	for p := range out {
+		r := make([]int32, replicationFactor)
+		for j := range r {
+			r[j] = brokers[(start+p+j)%n]
+		}
+		out[p] = r
+	}
+	return out, nil
+}
+
+// NewCreateTopic builds the CreateTopic command the broker proposes for a
+// CreateTopics request: a fresh topic ID (which makes the command
+// idempotent under retry), replicas assigned round-robin (AssignReplicas)
+// over the unfenced brokers in id order starting at a position derived from
+// the topic ID, ISR = replicas, leader = first replica, LeaderEpoch 0,
+// PartitionEpoch 0. configs is copied. Set Topic.Internal on the result for
+// internal topics.
+func NewCreateTopic(name string, partitions int32, replicationFactor int16, configs map[string]string, brokers []Broker) (CreateTopic, error) {
+	var live []int32
+	for _, b := range brokers {
+		if !b.Fenced {
+			live = append(live, b.ID)
+		}
+	}
+	slices.Sort(live)
+	live = slices.Compact(live)
+	id := NewTopicID()
+	assign, err := AssignReplicas(partitions, replicationFactor, live, int(id[1]))
+	if err != nil {
+		return CreateTopic{}, fmt.Errorf("create topic %q: %w", name, err)
+	}
+	tp := Topic{Name: name, ID: id, Partitions: make([]Partition, partitions)}
+	for i, r := range assign {
+		tp.Partitions[i] = Partition{Index: int32(i), Replicas: r, ISR: slices.Clone(r), Leader: r[0]}
+	}
+	if len(configs) > 0 {
+		tp.Configs = make(map[string]string, len(configs))
+		for k, v := range configs {
+			tp.Configs[k] = v
+		}
+	}
+	return CreateTopic{Topic: tp}, nil
+}
