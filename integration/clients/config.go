@@ -50,6 +50,17 @@ func WithTopicPrefix(p string) Option { return func(c *config) { c.topicPrefix =
 // $STROM_KAFKA_CACHE/kafka-*/libs (default cache ~/.cache/strom).
 func WithKafkaLibs(dir string) Option { return func(c *config) { c.kafkaLibs = dir } }
 
+// WithJava sets the java launcher for the java and kafka-cli runners (default java on PATH; the
+// integration harness' harness.Java() picks the one Kafka runs with). javac is looked up beside it.
+func WithJava(path string) Option {
+	return func(c *config) {
+		c.java = path
+		if dir := filepath.Dir(path); dir != "." {
+			c.javac = filepath.Join(dir, "javac")
+		}
+	}
+}
+
 // WithPython sets the Python interpreter for the Python runners (default /usr/bin/python3).
 func WithPython(path string) Option { return func(c *config) { c.python = path } }
 

@@ -75,8 +75,10 @@ func runNode(ctx context.Context, cfg *config, sc *scenario) ([]Result, error) {
 		return nil, fmt.Errorf("%w: node not found: %v", ErrUnavailable, err)
 	}
 	dir := filepath.Join(cfg.scriptsDir, "node")
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "kafkajs", "package.json")); err != nil {
-		return nil, fmt.Errorf("%w: kafkajs not installed (run `npm ci` in %s): %v", ErrUnavailable, dir, err)
+	for _, pkg := range []string{"kafkajs", "kafkajs-snappy"} {
+		if _, err := os.Stat(filepath.Join(dir, "node_modules", pkg, "package.json")); err != nil {
+			return nil, fmt.Errorf("%w: %s not installed (run `npm ci` in %s): %v", ErrUnavailable, pkg, dir, err)
+		}
 	}
 	return runScript(ctx, sc, dir, nil, cfg.node, filepath.Join(dir, "scenario.js"), cfg.bootstrap)
 }

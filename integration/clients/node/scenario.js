@@ -128,7 +128,10 @@ class Driver {
     try {
       await consumer.subscribe({ topics: [topic], fromBeginning: true })
       let done
-      const finished = new Promise((resolve) => { done = resolve })
+      let crashed
+      const finished = new Promise((resolve, reject) => { done = resolve; crashed = reject })
+      // A consumer crash (e.g. no group coordinator) would otherwise only show up as the timeout below.
+      consumer.on(consumer.events.CRASH, ({ payload }) => crashed(new Error(`consumer crashed: ${payload.error && payload.error.message}`)))
       await consumer.run({
         autoCommit: false,
         eachMessage: async ({ partition, message }) => {
