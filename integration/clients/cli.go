@@ -27,6 +27,8 @@ type cliDriver struct {
 	// newFlags: the libs are Kafka 4.1 or later, where the producer's --producer-property/--property became
 	// --command-property/--reader-property and the consumer's --property became --formatter-property.
 	newFlags bool
+	// producerClass: the console producer moved from core (kafka.tools, Scala) to the tools jar in 4.0.
+	producerClass string
 }
 
 func newCLIDriver(_ context.Context, cfg *config) (driver, error) {
@@ -38,8 +40,12 @@ func newCLIDriver(_ context.Context, cfg *config) (driver, error) {
 		return nil, fmt.Errorf("%w: java not found: %v", ErrUnavailable, err)
 	}
 	v := libsVersion(libs)
-	return &cliDriver{java: cfg.java, libs: libs, bootstrap: cfg.bootstrap,
-		newFlags: v != "" && compareVersions(v, "4.1") >= 0}, nil
+	d := &cliDriver{java: cfg.java, libs: libs, bootstrap: cfg.bootstrap,
+		newFlags: v != "" && compareVersions(v, "4.1") >= 0, producerClass: "org.apache.kafka.tools.ConsoleProducer"}
+	if v != "" && compareVersions(v, "4.0") < 0 {
+		d.producerClass = "kafka.tools.ConsoleProducer"
+	}
+	return d, nil
 }
 
 // libsVersion is the version of kafka-clients-VERSION.jar in libs, or "" when there is none.
@@ -109,7 +115,7 @@ func (d *cliDriver) Produce(ctx context.Context, topic, codec string, idempotent
 	if codec != "none" {
 		args = append(args, "--compression-codec", codec)
 	}
-	_, err := d.tool(ctx, in.Bytes(), "org.apache.kafka.tools.ConsoleProducer", args...)
+	_, err := d.tool(ctx, in.Bytes(), d.producerClass, args...)
 	return err
 }
 

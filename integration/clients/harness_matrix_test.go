@@ -21,12 +21,9 @@ import (
 //	go test -tags matrix -run TestMatrixHarness -v -timeout 20m ./integration/clients
 //
 // $STROM_TEST_CLIENTS (comma-separated) limits the clients; $STROM_MATRIX_OUT also writes the matrix there;
-// $STROM_MATRIX_CLUSTERS ("kafka", "strom" or both, the default) limits the clusters.
+// $STROM_MATRIX_CLUSTERS (comma-separated among "kafka", "kafka39" and "strom"; default "kafka,strom")
+// picks the clusters: kafka39 is Kafka 3.9.x, whose CLI tools still take the pre-4.1 flag names.
 func TestMatrixHarness(t *testing.T) {
-	libs, err := harness.KafkaLibs(harness.DefaultKafkaVersion)
-	if err != nil {
-		t.Fatalf("Kafka %s jars: %v", harness.DefaultKafkaVersion, err)
-	}
 	java, err := harness.Java()
 	if err != nil {
 		t.Fatalf("java for Kafka: %v", err)
@@ -43,15 +40,26 @@ func TestMatrixHarness(t *testing.T) {
 	results := make(map[string][]Result)
 	for _, name := range clusters {
 		t.Run(name, func(t *testing.T) {
+			// The java and kafka-cli runners use the jars of the Kafka release under test, and the default
+			// release's against Strom.
+			version := harness.DefaultKafkaVersion
 			var c *harness.LocalCluster
 			switch name {
 			case "kafka":
 				c = harness.StartKafka(t)
-				name = "kafka-" + harness.DefaultKafkaVersion
+				name = "kafka-" + version
+			case "kafka39":
+				version = harness.Kafka39Version
+				c = harness.StartKafka(t, harness.KafkaVersion(version))
+				name = "kafka-" + version
 			case "strom":
 				c = harness.StartStrom(t)
 			default:
-				t.Fatalf("unknown cluster %q (kafka, strom)", name)
+				t.Fatalf("unknown cluster %q (kafka, kafka39, strom)", name)
+			}
+			libs, err := harness.KafkaLibs(version)
+			if err != nil {
+				t.Fatalf("Kafka %s jars: %v", version, err)
 			}
 			for _, client := range clients {
 				t.Run(client, func(t *testing.T) {
