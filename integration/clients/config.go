@@ -1,6 +1,7 @@
 package clients
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -20,6 +21,8 @@ type config struct {
 	kafkaLibs   string // folder of Apache Kafka jars (java client, CLI tools); "" = discover
 	scriptsDir  string // this package's source folder holding python/, node/, java/
 	skipAudit   bool
+	// createTopic creates the topic for clients without an admin API; tests replace it.
+	createTopic func(ctx context.Context, cfg *config, topic string, partitions int32) error
 }
 
 // Option changes how Run runs a client.
@@ -36,6 +39,7 @@ func defaultConfig() config {
 		kcat:        "kcat",
 		kafkaLibs:   os.Getenv("STROM_KAFKA_LIBS"),
 		scriptsDir:  envOr("STROM_CLIENTS_DIR", sourceDir()),
+		createTopic: fallbackCreateTopic,
 	}
 }
 

@@ -90,7 +90,7 @@ func execute(ctx context.Context, cfg *config, d driver, sc *scenario) []Result 
 	err := d.CreateTopic(ctx, sc.Topic, sc.Partitions)
 	var ns *notSupported
 	if errors.As(err, &ns) {
-		if ferr := fallbackCreateTopic(ctx, cfg, sc.Topic, sc.Partitions); ferr != nil {
+		if ferr := cfg.createTopic(ctx, cfg, sc.Topic, sc.Partitions); ferr != nil {
 			err = fmt.Errorf("%w; fallback creation with franz-go failed too: %v", err, ferr)
 		}
 	} else if err == nil {
