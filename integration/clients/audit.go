@@ -4,9 +4,14 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
+
+// auditTimeout bounds the read-back, so a cluster franz-go cannot read fails the audit instead of using up
+// the whole run's time.
+const auditTimeout = 30 * time.Second
 
 // audit reads the run's topic back with franz-go and downgrades produce results the log contradicts:
 // a passed produce-<codec> step whose records are missing or sit in batches with another codec, and a
@@ -21,6 +26,8 @@ func audit(ctx context.Context, cfg *config, sc *scenario, rs []Result) {
 	if len(checks) == 0 {
 		return
 	}
+	ctx, cancel := context.WithTimeout(ctx, auditTimeout)
+	defer cancel()
 	byStep, err := auditRead(ctx, cfg, sc)
 	for _, i := range checks {
 		if err != nil {
