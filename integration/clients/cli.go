@@ -4,13 +4,17 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // cliDriver runs the scenario with Apache Kafka's command-line tools, started by main class with
@@ -62,12 +66,33 @@ func libsVersion(libs string) string {
 
 func (d *cliDriver) Close() error { return nil }
 
-// tool runs one Kafka CLI main class with --bootstrap-server prepended to args. TieredStopAtLevel=1 cuts
-// JVM start-up, which dominates these short runs.
+// tool runs one Kafka CLI main class with --bootstrap-server prepended to args. JVM start-up dominates
+// these short runs: TieredStopAtLevel=1 and the serial GC cut it, and so does a class-data-sharing archive
+// per main class, written by the first run of that class (ArchiveClassesAtExit, Java 13+) and mapped by
+// later ones. An archive the JVM cannot use (other JDK, other jars) only costs a warning on stderr.
 func (d *cliDriver) tool(ctx context.Context, stdin []byte, class string, args ...string) ([]byte, error) {
-	full := append([]string{"-Xmx256m", "-XX:TieredStopAtLevel=1", "-cp", filepath.Join(d.libs, "*"), class,
-		"--bootstrap-server", d.bootstrap}, args...)
-	return runCmd(ctx, bytes.NewReader(stdin), nil, d.java, full...)
+	// The JVM's own log (CDS warnings among it) goes to stdout by default, where the tools' output is parsed.
+	jvm := []string{"-Xmx256m", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-Xlog:disable", "-Xlog:all=warning:stderr"}
+	sum := sha256.Sum256([]byte(d.java + "\x00" + d.libs + "\x00" + class))
+	archive := filepath.Join(os.TempDir(), "strom-matrix-cds-"+hex.EncodeToString(sum[:8])+".jsa")
+	var writing string
+	if exists(archive) {
+		jvm = append(jvm, "-XX:SharedArchiveFile="+archive)
+	} else {
+		// Written under a unique name and renamed when the JVM is done, so a concurrent run never maps a
+		// half-written archive.
+		writing = fmt.Sprintf("%s.%d.%d.tmp", archive, os.Getpid(), time.Now().UnixNano())
+		jvm = append(jvm, "-XX:ArchiveClassesAtExit="+writing)
+	}
+	full := append(append(jvm, "-cp", filepath.Join(d.libs, "*"), class, "--bootstrap-server", d.bootstrap), args...)
+	out, err := runCmd(ctx, bytes.NewReader(stdin), nil, d.java, full...)
+	if writing != "" {
+		if err == nil && exists(writing) {
+			_ = os.Rename(writing, archive) // losing a race to another writer is fine: same content
+		}
+		_ = os.Remove(writing)
+	}
+	return out, err
 }
 
 func (d *cliDriver) CreateTopic(ctx context.Context, topic string, partitions int32) error {
