@@ -91,12 +91,15 @@ var (
 // An error means the runner could not start at all; failures inside the scenario are results.
 type runner func(ctx context.Context, cfg *config, sc *scenario) ([]Result, error)
 
-// registry maps client names to runners, in the order Clients() reports them. Files that need a build tag
-// (cgo) add their runner in init, so Clients() lists only what this binary can run.
-var registry = []struct {
+// entry names one client's runner.
+type entry struct {
 	name string
 	run  runner
-}{
+}
+
+// registry maps client names to runners, in the order Clients() reports them. Files that need a build tag
+// (cgo) add their runner in init, so Clients() lists only what this binary can run.
+var registry = []entry{
 	{"franz-go", runGo(newFranzDriver)},
 	{"sarama", runGo(newSaramaDriver)},
 	{"kafka-go", runGo(newKafkaGoDriver)},
@@ -121,12 +124,7 @@ func Clients() []string {
 // fresh topic and returns one result per feature in Features() order. The topic is left on the cluster for
 // post-mortems. Run is safe for concurrent use with different clients.
 func Run(ctx context.Context, client, bootstrap string, opts ...Option) ([]Result, error) {
-	i := slices.IndexFunc(registry, func(r struct {
-		name string
-		run  runner
-	}) bool {
-		return r.name == client
-	})
+	i := slices.IndexFunc(registry, func(e entry) bool { return e.name == client })
 	if i < 0 {
 		return nil, fmt.Errorf("%w %q (known: %v)", ErrUnknownClient, client, Clients())
 	}

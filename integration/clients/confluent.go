@@ -22,10 +22,7 @@ type confluentDriver struct {
 }
 
 func init() {
-	registry = append(registry, struct {
-		name string
-		run  runner
-	}{"confluent-kafka-go", runGo(newConfluentDriver)})
+	registry = append(registry, entry{"confluent-kafka-go", runGo(newConfluentDriver)})
 }
 
 // confluentTimeout bounds the librdkafka calls that take a timeout instead of a context.

@@ -18,7 +18,7 @@ import (
 // integration/kafka/fetch.sh writes (a .complete marker beside libs once every jar is in place).
 func kafkaLibs(cfg *config) (string, error) {
 	if cfg.kafkaLibs != "" {
-		if _, err := os.Stat(filepath.Join(cfg.kafkaLibs)); err != nil {
+		if _, err := os.Stat(cfg.kafkaLibs); err != nil {
 			return "", fmt.Errorf("%w: Kafka libs %s: %v", ErrUnavailable, cfg.kafkaLibs, err)
 		}
 		return cfg.kafkaLibs, nil
