@@ -40,8 +40,16 @@ func audit(ctx context.Context, cfg *config, sc *scenario, rs []Result) {
 	}
 }
 
+// stored is what the audit needs to know of one record in the log.
+type stored struct {
+	Partition  int32
+	Offset     int64
+	Codec      uint8 // the batch's compression attribute
+	ProducerID int64 // -1 when the batch was not produced idempotently
+}
+
 // auditRead returns the topic's records grouped by the feature their key names.
-func auditRead(ctx context.Context, cfg *config, sc *scenario) (map[string][]*kgo.Record, error) {
+func auditRead(ctx context.Context, cfg *config, sc *scenario) (map[string][]stored, error) {
 	d, err := newFranzDriver(ctx, cfg)
 	if err != nil {
 		return nil, err
@@ -60,16 +68,20 @@ func auditRead(ctx context.Context, cfg *config, sc *scenario) (map[string][]*kg
 	if err != nil {
 		return nil, err
 	}
-	byStep := make(map[string][]*kgo.Record)
+	byStep := make(map[string][]stored)
 	for _, kr := range krs {
 		feature, _, _ := strings.Cut(string(kr.Key), "/")
-		byStep[feature] = append(byStep[feature], kr)
+		byStep[feature] = append(byStep[feature], storedOf(kr))
 	}
 	return byStep, nil
 }
 
 // auditStep checks the stored records of one produce step and returns what is wrong, or "".
-func auditStep(sc *scenario, feature string, got []*kgo.Record) string {
+func storedOf(kr *kgo.Record) stored {
+	return stored{Partition: kr.Partition, Offset: kr.Offset, Codec: kr.Attrs.CompressionType(), ProducerID: kr.ProducerID}
+}
+
+func auditStep(sc *scenario, feature string, got []stored) string {
 	var st *produceStep
 	for i := range sc.Produce {
 		if sc.Produce[i].Feature == feature {
@@ -83,12 +95,12 @@ func auditStep(sc *scenario, feature string, got []*kgo.Record) string {
 		return fmt.Sprintf("log holds %d records of this step, want %d", len(got), len(st.Records))
 	}
 	want, _ := codecAttr(st.Codec)
-	for _, kr := range got {
-		if c := kr.Attrs.CompressionType(); c != want {
-			return fmt.Sprintf("record at %d/%d stored with codec %d, want %d (%s)", kr.Partition, kr.Offset, c, want, st.Codec)
+	for _, r := range got {
+		if r.Codec != want {
+			return fmt.Sprintf("record at %d/%d stored with codec %d, want %d (%s)", r.Partition, r.Offset, r.Codec, want, st.Codec)
 		}
-		if st.Idempotent && kr.ProducerID < 0 {
-			return fmt.Sprintf("record at %d/%d stored without producer id", kr.Partition, kr.Offset)
+		if st.Idempotent && r.ProducerID < 0 {
+			return fmt.Sprintf("record at %d/%d stored without producer id", r.Partition, r.Offset)
 		}
 	}
 	return ""

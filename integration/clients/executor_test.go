@@ -170,3 +170,34 @@ func TestExecute(t *testing.T) {
 		})
 	}
 }
+
+func TestAuditStep(t *testing.T) {
+	sc := newScenario("c", "t", time.Now())
+	records := func(codec uint8, pid int64, n int) []stored {
+		var out []stored
+		for i := 0; i < n; i++ {
+			out = append(out, stored{Partition: int32(i % 3), Offset: int64(i), Codec: codec, ProducerID: pid})
+		}
+		return out
+	}
+	all := scenarioPartitions * recordsPerPart
+	tests := []struct {
+		feature string
+		got     []stored
+		want    string // substring of the problem, "" = fine
+	}{
+		{FeatureProduceGzip, records(1, -1, all), ""},
+		{FeatureProduceLZ4, records(0, -1, all), "codec 0, want 3"},
+		{FeatureProduceZstd, records(4, 7, all-1), "5 records"},
+		{FeatureProduceNone, records(0, 7, all), ""},
+		{FeatureIdempotent, records(0, 42, all), ""},
+		{FeatureIdempotent, records(0, -1, all), "without producer id"},
+		{FeatureConsumeByOffset, nil, ""}, // not a produce step: nothing to audit
+	}
+	for _, tt := range tests {
+		got := auditStep(sc, tt.feature, tt.got)
+		if (tt.want == "") != (got == "") || !strings.Contains(got, tt.want) {
+			t.Errorf("%s: problem %q, want one containing %q", tt.feature, got, tt.want)
+		}
+	}
+}
