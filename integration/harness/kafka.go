@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // NewKafka starts an Apache Kafka cluster in KRaft mode with every node a combined controller+broker,
@@ -85,10 +86,12 @@ func NewKafka(ctx context.Context, dir string, opts ...Option) (*LocalCluster, e
 // every node's log printed if the test failed. Start failure fails the test.
 func StartKafka(t testing.TB, opts ...Option) *LocalCluster {
 	t.Helper()
+	began := time.Now()
 	c, err := NewKafka(context.Background(), t.TempDir(), opts...)
 	if err != nil {
 		t.Fatalf("start kafka: %v", err)
 	}
+	t.Logf("%s: %d node(s) ready in %.1fs", c.Kind(), c.Nodes(), time.Since(began).Seconds())
 	registerCleanup(t, c)
 	return c
 }
