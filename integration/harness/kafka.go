@@ -63,6 +63,7 @@ func NewKafka(ctx context.Context, dir string, opts ...Option) (*LocalCluster, e
 			return nil, fmt.Errorf("%s node %d: write server.properties: %w", kind, i, err)
 		}
 		argv := []string{java, "-Xmx" + cfg.heap, "-XX:+ExitOnOutOfMemoryError", "-Djava.awt.headless=true"}
+		argv = append(argv, cfg.jvmFlags...)
 		argv = append(argv, logFlag...)
 		argv = append(argv, "-cp", filepath.Join(libs, "*"), "kafka.Kafka", propsPath)
 		c.nodes = append(c.nodes, &node{
