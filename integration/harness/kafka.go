@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // NewKafka starts an Apache Kafka cluster in KRaft mode with every node a combined controller+broker,
@@ -62,6 +63,7 @@ func NewKafka(ctx context.Context, dir string, opts ...Option) (*LocalCluster, e
 			return nil, fmt.Errorf("%s node %d: write server.properties: %w", kind, i, err)
 		}
 		argv := []string{java, "-Xmx" + cfg.heap, "-XX:+ExitOnOutOfMemoryError", "-Djava.awt.headless=true"}
+		argv = append(argv, cfg.jvmFlags...)
 		argv = append(argv, logFlag...)
 		argv = append(argv, "-cp", filepath.Join(libs, "*"), "kafka.Kafka", propsPath)
 		c.nodes = append(c.nodes, &node{
@@ -85,10 +87,12 @@ func NewKafka(ctx context.Context, dir string, opts ...Option) (*LocalCluster, e
 // every node's log printed if the test failed. Start failure fails the test.
 func StartKafka(t testing.TB, opts ...Option) *LocalCluster {
 	t.Helper()
+	began := time.Now()
 	c, err := NewKafka(context.Background(), t.TempDir(), opts...)
 	if err != nil {
 		t.Fatalf("start kafka: %v", err)
 	}
+	t.Logf("%s: %d node(s) ready in %.1fs", c.Kind(), c.Nodes(), time.Since(began).Seconds())
 	registerCleanup(t, c)
 	return c
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Pool shares clusters among the tests of one package, so a JVM that takes seconds to start is started
@@ -63,7 +64,11 @@ func (p *Pool) get(t testing.TB, key string, start starter, opts []Option) *Loca
 		if e.err != nil {
 			return
 		}
+		began := time.Now()
 		e.c, e.err = start(context.Background(), e.dir, opts...)
+		if e.err == nil {
+			t.Logf("%s: %d node(s) ready in %.1fs", key, e.c.Nodes(), time.Since(began).Seconds())
+		}
 	})
 	if e.err != nil {
 		t.Fatalf("cluster %s: %v", key, e.err)
