@@ -122,7 +122,7 @@ func stepRecords(client, feature string) []record {
 // uncompressed when compression does not help), and carries non-ASCII text to catch encoding bugs. Keys,
 // values and headers never contain tabs, newlines, ':' or ',' so line-based tools can carry them.
 func makeRecord(client, feature string, p int32, base string, i int) record {
-	key := base
+	var key string
 	for n := 0; ; n++ {
 		key = fmt.Sprintf("%s~%d", base, n)
 		if kafkaPartition([]byte(key), scenarioPartitions) == p {
