@@ -151,10 +151,19 @@ func (d *cliDriver) getOffset(ctx context.Context, topic string, partition int32
 	if err != nil {
 		return 0, err
 	}
+	return parseGetOffsets(out, topic, partition)
+}
+
+// parseGetOffsets finds "TOPIC:PARTITION:OFFSET" in kafka-get-offsets output.
+func parseGetOffsets(out []byte, topic string, partition int32) (int64, error) {
 	prefix := fmt.Sprintf("%s:%d:", topic, partition)
 	for _, line := range strings.Split(string(out), "\n") {
 		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), prefix); ok {
-			return strconv.ParseInt(rest, 10, 64)
+			off, err := strconv.ParseInt(rest, 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("kafka-get-offsets line %q: %w", shorten(line), err)
+			}
+			return off, nil
 		}
 	}
 	return 0, fmt.Errorf("no offset in kafka-get-offsets output %q", shorten(string(out)))
@@ -230,6 +239,11 @@ func (d *cliDriver) TopicConfig(ctx context.Context, topic, key string) (string,
 	if err != nil {
 		return "", err
 	}
+	return parseDynamicConfig(out, key)
+}
+
+// parseDynamicConfig finds "  key=value sensitive=..." in kafka-configs --describe output.
+func parseDynamicConfig(out []byte, key string) (string, error) {
 	for _, line := range strings.Split(string(out), "\n") {
 		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), key+"="); ok {
 			v, _, _ := strings.Cut(rest, " ")

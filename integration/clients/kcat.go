@@ -112,12 +112,21 @@ func (d *kcatDriver) query(ctx context.Context, topic string, partition int32, t
 	if err != nil {
 		return 0, err
 	}
+	return parseKcatQuery(out)
+}
+
+// parseKcatQuery decodes kcat -Q output for one partition: "TOPIC [PARTITION] offset N".
+func parseKcatQuery(out []byte) (int64, error) {
 	line := strings.TrimSpace(string(out))
 	i := strings.LastIndex(line, " offset ")
 	if i < 0 {
-		return 0, fmt.Errorf("kcat -Q output %q", line)
+		return 0, fmt.Errorf("kcat -Q output %q: no offset", shorten(line))
 	}
-	return strconv.ParseInt(line[i+len(" offset "):], 10, 64)
+	off, err := strconv.ParseInt(line[i+len(" offset "):], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("kcat -Q output %q: %w", shorten(line), err)
+	}
+	return off, nil
 }
 
 func (d *kcatDriver) EndOffset(ctx context.Context, topic string, partition int32) (int64, error) {
@@ -128,7 +137,7 @@ func (d *kcatDriver) OffsetForTime(ctx context.Context, topic string, partition 
 	return d.query(ctx, topic, partition, ts)
 }
 
-// ReadPartition consumes with -J: one JSON object per message, headers as a flat [k, v, k, v] list.
+// ReadPartition consumes with -J from the beginning, exactly end messages, exiting at the partition end.
 func (d *kcatDriver) ReadPartition(ctx context.Context, topic string, partition int32, end int64) ([]consumed, error) {
 	if end <= 0 {
 		return nil, nil
@@ -138,6 +147,12 @@ func (d *kcatDriver) ReadPartition(ctx context.Context, topic string, partition 
 	if err != nil {
 		return nil, err
 	}
+	return parseKcatMessages(out)
+}
+
+// parseKcatMessages decodes kcat -C -J output: one JSON object per message, headers as a flat
+// [k, v, k, v] list (an odd trailing element is an error).
+func parseKcatMessages(out []byte) ([]consumed, error) {
 	var recs []consumed
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	sc.Buffer(nil, 1<<20)
@@ -151,6 +166,9 @@ func (d *kcatDriver) ReadPartition(ctx context.Context, topic string, partition 
 		}
 		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
 			return recs, fmt.Errorf("kcat -C -J line %q: %w", shorten(sc.Text()), err)
+		}
+		if len(m.Headers)%2 != 0 {
+			return recs, fmt.Errorf("kcat -C -J line %q: odd header list", shorten(sc.Text()))
 		}
 		c := consumed{Offset: m.Offset, record: record{Partition: m.Partition, Key: m.Key, Value: m.Payload}}
 		for i := 0; i+1 < len(m.Headers); i += 2 {

@@ -159,3 +159,72 @@ func allLines(line func(f, r string) string) string {
 	}
 	return b.String()
 }
+
+func TestToolOutputParsers(t *testing.T) {
+	t.Run("kcat -Q", func(t *testing.T) {
+		tests := []struct {
+			in   string
+			want int64
+			ok   bool
+		}{
+			{"t [0] offset 12\n", 12, true},
+			{"my topic [2] offset -1", -1, true},
+			{"% ERROR: Local: Unknown partition", 0, false},
+			{"t [0] offset x", 0, false},
+		}
+		for _, tt := range tests {
+			got, err := parseKcatQuery([]byte(tt.in))
+			if (err == nil) != tt.ok || got != tt.want {
+				t.Errorf("%q: %d, %v; want %d, ok %v", tt.in, got, err, tt.want, tt.ok)
+			}
+		}
+	})
+	t.Run("kcat -C -J", func(t *testing.T) {
+		in := `{"topic":"t","partition":1,"offset":4,"headers":["feature","x","client","ü"],"key":"k","payload":"v"}` + "\n" +
+			`{"topic":"t","partition":1,"offset":5,"headers":null,"key":"k2","payload":"v2"}` + "\n"
+		got, err := parseKcatMessages([]byte(in))
+		if err != nil || len(got) != 2 || got[0].Offset != 4 || got[0].Partition != 1 ||
+			!headersEqual(got[0].Headers, []header{{"feature", "x"}, {"client", "ü"}}) || got[1].Headers != nil || got[1].Value != "v2" {
+			t.Errorf("got %+v, %v", got, err)
+		}
+		for _, bad := range []string{"% Reached end of topic\n", `{"offset":1,"headers":["k"]}`} {
+			if _, err := parseKcatMessages([]byte(bad)); err == nil {
+				t.Errorf("%q parsed", bad)
+			}
+		}
+	})
+	t.Run("kafka-get-offsets", func(t *testing.T) {
+		out := []byte("t:0:3\nt:1:7\nt-x:1:9\n")
+		if got, err := parseGetOffsets(out, "t", 1); err != nil || got != 7 {
+			t.Errorf("got %d, %v; want 7", got, err)
+		}
+		if _, err := parseGetOffsets(out, "t", 2); err == nil {
+			t.Error("missing partition parsed")
+		}
+		if _, err := parseGetOffsets([]byte("t:0:\n"), "t", 0); err == nil {
+			t.Error("empty offset parsed")
+		}
+	})
+	t.Run("kafka-configs --describe", func(t *testing.T) {
+		out := []byte("Dynamic configs for topic t are:\n  retention.ms=86400123 sensitive=false synonyms={DYNAMIC_TOPIC_CONFIG:retention.ms=86400123}\n")
+		if got, err := parseDynamicConfig(out, "retention.ms"); err != nil || got != "86400123" {
+			t.Errorf("got %q, %v", got, err)
+		}
+		if _, err := parseDynamicConfig(out, "retention.bytes"); err == nil {
+			t.Error("absent config parsed")
+		}
+	})
+}
+
+// FuzzToolOutput: no parser of tool output panics on any input.
+func FuzzToolOutput(f *testing.F) {
+	f.Add([]byte("t [0] offset 12\n"))
+	f.Add([]byte(`{"partition":1,"offset":4,"headers":["a","b"],"key":"k","payload":"v"}`))
+	f.Add([]byte("t:0:3\n  retention.ms=1 sensitive=false\n"))
+	f.Fuzz(func(t *testing.T, out []byte) {
+		_, _ = parseKcatQuery(out)
+		_, _ = parseKcatMessages(out)
+		_, _ = parseGetOffsets(out, "t", 0)
+		_, _ = parseDynamicConfig(out, "retention.ms")
+	})
+}
