@@ -95,6 +95,12 @@ func TestNewClusterID(t *testing.T) {
 	if len(a) != 22 || a == b || strings.ContainsAny(a, "+/=") {
 		t.Errorf("cluster ids %q, %q: want distinct 22-char URL-safe base64", a, b)
 	}
+	// A leading '-' makes kafka-storage read the id as an option; 2000 draws hit it with p ~ 1-(63/64)^2000.
+	for range 2000 {
+		if id, err := newClusterID(); err != nil || id[0] == '-' {
+			t.Fatalf("cluster id %q, %v: want no leading '-'", id, err)
+		}
+	}
 }
 
 func TestFreePorts(t *testing.T) {
