@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -222,7 +223,8 @@ func (c *LocalCluster) startNode(n *node) (*proc, error) {
 }
 
 // waitReady waits until each freshly started process passed its node check and then until Metadata
-// lists every node of the cluster. A started process that exits meanwhile fails the wait at once.
+// lists the broker id (index+1) of every node that is running now: a node the test killed on purpose
+// is not waited for. A started process that exits meanwhile fails the wait at once.
 func (c *LocalCluster) waitReady(ctx context.Context, started map[*node]*proc) error {
 	exited := func() error {
 		for n, p := range started {
@@ -257,16 +259,19 @@ func (c *LocalCluster) waitReady(ctx context.Context, started map[*node]*proc) e
 		if err := exited(); err != nil {
 			return err
 		}
+		want := c.runningIDs()
 		mctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		brokers, err := adm.ListBrokers(mctx)
 		cancel()
-		switch {
-		case err != nil:
+		if err != nil {
 			last = err
-		case len(brokers) < len(c.nodes):
-			last = fmt.Errorf("metadata lists %d of %d brokers", len(brokers), len(c.nodes))
-		default:
-			return nil
+		} else {
+			have := brokers.NodeIDs()
+			missing := slices.DeleteFunc(slices.Clone(want), func(id int32) bool { return slices.Contains(have, id) })
+			if len(missing) == 0 {
+				return nil
+			}
+			last = fmt.Errorf("metadata lists brokers %v, want %v", have, want)
 		}
 		select {
 		case <-ctx.Done():
@@ -275,6 +280,19 @@ func (c *LocalCluster) waitReady(ctx context.Context, started map[*node]*proc) e
 		case <-time.After(c.cfg.metadataPoll):
 		}
 	}
+}
+
+// runningIDs returns the broker ids (index+1) of the nodes with a live process.
+func (c *LocalCluster) runningIDs() []int32 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var ids []int32
+	for _, n := range c.nodes {
+		if n.p != nil {
+			ids = append(ids, int32(n.index+1))
+		}
+	}
+	return ids
 }
 
 // tailFile returns the last n lines of path, or a note why it cannot.

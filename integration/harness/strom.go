@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -103,6 +104,7 @@ func newStrom(ctx context.Context, dir string, opts []Option) (*LocalCluster, er
 		}
 		addr := fmt.Sprintf("127.0.0.1:%d", ports[2*i])
 		argv := []string{bin, "serve",
+			"--node-id", strconv.Itoa(i + 1),
 			"--data-dir", filepath.Join(ndir, "data"),
 			"--listen", addr,
 			"--raft-listen", fmt.Sprintf("127.0.0.1:%d", ports[2*i+1]),

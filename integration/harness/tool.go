@@ -90,7 +90,12 @@ func KafkaTool(ctx context.Context, version string, tool Tool, stdin io.Reader, 
 	}
 	ctx, cancel := context.WithTimeout(ctx, toolTimeout)
 	defer cancel()
+	// Most tools run for a second: C1 only starts them faster. The perf tools measure throughput and
+	// get the full JIT and a larger heap.
 	argv := []string{"-Xmx256m", "-XX:TieredStopAtLevel=1", "-Djava.awt.headless=true"}
+	if tool == ToolProducerPerf || tool == ToolConsumerPerf {
+		argv = []string{"-Xmx1g", "-Djava.awt.headless=true"}
+	}
 	argv = append(argv, logFlag...)
 	argv = append(argv, "-cp", filepath.Join(libs, "*"), cls)
 	argv = append(argv, args...)

@@ -16,7 +16,7 @@ case "$version" in
 *) echo "fetch.sh: bad Kafka version '$version'" >&2; exit 2 ;;
 esac
 
-cache_root="${STROM_KAFKA_CACHE:-$HOME/.cache/strom}"
+cache_root="${STROM_KAFKA_CACHE:-${HOME:-/tmp}/.cache/strom}"
 dir="$cache_root/kafka-$version"
 libs="$dir/libs"
 mkdir -p "$dir"
