@@ -50,6 +50,9 @@ type Log struct {
 	flusher *flusher // running iff the policy is FsyncInterval; guarded by mu
 
 	compactMu sync.Mutex // one compaction at a time
+	// cleanedUpTo is the end of the range the last compaction cleaned (in memory only: after a restart
+	// the first compaction cleans everything once). Lowered by TruncateTo.
+	cleanedUpTo atomic.Int64
 }
 
 // syncState implements group commit. One goroutine at a time (the "leader") runs an fsync; goroutines
@@ -90,6 +93,7 @@ func Open(dir string, cfg Config, opts ...Option) (*Log, error) {
 		l.releaseAll()
 		return nil, fmt.Errorf("open log %s: %w", dir, err)
 	}
+	l.checkInvariants()
 	if c.Fsync == FsyncInterval {
 		l.flusher = l.startFlusher()
 	}
@@ -608,6 +612,7 @@ func (l *Log) Append(batches []byte) (AppendInfo, error) {
 		}
 	}
 	info.FirstOffset, info.LastOffset = first.BaseOffset, last.LastOffset()
+	l.checkInvariants()
 	return info, nil
 }
 
