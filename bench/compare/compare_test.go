@@ -158,3 +158,13 @@ func TestOptionsValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestTicks125(t *testing.T) {
+	var got []string
+	for _, tk := range ticks125(3, 250) {
+		got = append(got, tk.Label)
+	}
+	if want := "5 10 20 50 100 200"; strings.Join(got, " ") != want {
+		t.Fatalf("ticks125(3, 250) = %v, want %s", got, want)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"image/color"
 	"math"
+	"strconv"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -28,7 +29,7 @@ func plotLatency(rep *report, path string) error {
 	p.X.Label.Text = "percentile"
 	p.Y.Label.Text = "latency (ms, log scale)"
 	p.Y.Scale = plot.LogScale{}
-	p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
+	p.Y.Tick.Marker = plot.TickerFunc(ticks125)
 	p.Legend.Top = true
 	p.Legend.Left = true
 	var ticks []plot.Tick
@@ -135,4 +136,19 @@ func shortName(s string) string {
 		return "produce 100 B"
 	}
 	return s
+}
+
+// ticks125 labels a log axis at 1, 2 and 5 times each power of ten in [min, max], so a range within one
+// decade still gets labels.
+func ticks125(min, max float64) []plot.Tick {
+	var ts []plot.Tick
+	for e := math.Floor(math.Log10(min)); e <= math.Ceil(math.Log10(max)); e++ {
+		for _, m := range []float64{1, 2, 5} {
+			v := m * math.Pow(10, e)
+			if v >= min && v <= max {
+				ts = append(ts, plot.Tick{Value: v, Label: strconv.FormatFloat(v, 'g', -1, 64)})
+			}
+		}
+	}
+	return ts
 }
