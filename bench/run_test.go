@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/stromhq/strom/bench"
 	"github.com/stromhq/strom/broker"
 )
@@ -68,6 +71,10 @@ func TestRunAgainstStrom(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := base
 			tt.mod(&cfg)
+			if tt.mode == bench.ModeConsume {
+				// acks=1 records become visible once the broker's background fsync moved the high watermark.
+				waitEndOffsets(t, ctx, addr, cfg.Topic, tt.records)
+			}
 			res, err := bench.Run(ctx, tt.mode, cfg)
 			if err != nil {
 				t.Fatalf("Run: %v", err)
@@ -99,4 +106,29 @@ func TestRunAgainstStrom(t *testing.T) {
 			t.Fatalf("Run: %v, want ErrNothingToConsume", err)
 		}
 	})
+}
+
+// waitEndOffsets waits (bounded) until the topic's end offsets add up to want.
+func waitEndOffsets(t *testing.T, ctx context.Context, addr, topic string, want int64) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	var sum int64
+	for range 100 {
+		ends, err := adm.ListEndOffsets(ctx, topic)
+		if err != nil {
+			t.Fatalf("list end offsets: %v", err)
+		}
+		sum = 0
+		ends.Each(func(o kadm.ListedOffset) { sum += o.Offset })
+		if sum == want {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("end offsets of %s add up to %d, want %d", topic, sum, want)
 }
