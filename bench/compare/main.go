@@ -97,6 +97,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	}
 	var rounds [][2]*measurement
 	began := time.Now()
+	loads := []string{loadAvg()}
 	e2eRate := 0.0
 	for r := 1; r <= o.rounds; r++ {
 		var pair [2]*measurement
@@ -117,8 +118,10 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 			fmt.Fprintf(stderr, "[%s round %d] done: %s\n", k.name, r, m.oneLine())
 		}
 		rounds = append(rounds, pair)
+		loads = append(loads, loadAvg())
 	}
 	rep := newReport(o, rounds, time.Since(began))
+	rep.loads = loads
 	fmt.Fprint(stdout, rep.table())
 	return rep.write(o.out)
 }
@@ -268,4 +271,17 @@ func (p *prefixWriter) Write(b []byte) (int, error) {
 		return 0, err
 	}
 	return len(b), nil
+}
+
+// loadAvg returns the 1-, 5- and 15-minute load averages, a record of how busy the shared machine was.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
 }

@@ -115,6 +115,8 @@ type report struct {
 	rounds  [][2]*measurement // [round][0 = kafka, 1 = strom]
 	elapsed time.Duration
 	date    time.Time
+	// loads are /proc/loadavg samples: before the first round and after each round.
+	loads []string
 }
 
 func newReport(o options, rounds [][2]*measurement, elapsed time.Duration) *report {
@@ -252,13 +254,14 @@ by default never fsyncs on the produce path (it relies on replication and the OS
 single node an acknowledged record can be lost on power failure. Strom's numbers pay for a guarantee
 Kafka's default does not give; `+"`strom serve --fsync=never`"+` is the like-for-like setting.
 
-**Noise.** This machine has 2 cores that other jobs (compilers, tests of other work in progress) shared
-during the run, and client and broker share them too. Treat differences under ~20%% as noise; the
-per-round table below shows the spread.
+**Noise.** This machine has 2 cores that other jobs (compilers, JVMs of other test suites) shared
+during the run, and client and broker share them too: load averages (1/5/15 min) before the first round
+and after each round were %s. Differences within the per-round spread (min..max below) are noise.
 
 ## Results
 
-`, harness.DefaultKafkaVersion, rep.opts.heap, stromArgsNote(rep.opts.stromArgs), rep.opts.duration, rep.opts.duration, len(rep.rounds))
+`, harness.DefaultKafkaVersion, rep.opts.heap, stromArgsNote(rep.opts.stromArgs), rep.opts.duration, rep.opts.duration, len(rep.rounds),
+		strings.Join(rep.loads, "; "))
 	b.WriteString(rep.table())
 	b.WriteString("\n![end-to-end latency percentiles](e2e-latency.png)\n\n![throughput](throughput.png)\n\n## Every round\n\n")
 	b.WriteString(rep.rawTable())
