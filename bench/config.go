@@ -58,6 +58,9 @@ type Config struct {
 	Acks string
 	// Compression is none, gzip, snappy, lz4 or zstd.
 	Compression string
+	// Linger is how long a producer waits to fill a batch (franz-go's ProducerLinger; the Java client's
+	// linger.ms). It sets a floor under produce and e2e latency at low rates.
+	Linger time.Duration
 	// Producers and Consumers are the numbers of independent clients (connections); partitions are split
 	// among consumers round-robin.
 	Producers, Consumers int
@@ -78,6 +81,7 @@ func DefaultConfig() Config {
 		Duration:         10 * time.Second,
 		Acks:             "all",
 		Compression:      "none",
+		Linger:           10 * time.Millisecond, // franz-go's default
 		Producers:        1,
 		Consumers:        1,
 		DrainTimeout:     10 * time.Second,
@@ -120,6 +124,8 @@ func (c Config) Validate(mode Mode) error {
 		return bad("--records %d is negative", c.Records)
 	case c.Duration == 0 && c.Records == 0 && mode != ModeConsume:
 		return bad("set --duration or --records to bound the run")
+	case c.Linger < 0:
+		return bad("--linger %v is negative", c.Linger)
 	case c.Producers < 1:
 		return bad("--producers %d must be at least 1", c.Producers)
 	case c.Consumers < 1:

@@ -34,6 +34,8 @@ func TestValidate(t *testing.T) {
 		{"unbounded produce", ModeProduce, func(c *Config) { c.Duration, c.Records = 0, 0 }, "set --duration or --records"},
 		{"unbounded consume ends at end offsets", ModeConsume, func(c *Config) { c.Duration, c.Records = 0, 0 }, ""},
 		{"records only", ModeE2E, func(c *Config) { c.Duration, c.Records = 0, 100 }, ""},
+		{"negative linger", ModeProduce, func(c *Config) { c.Linger = -time.Millisecond }, "--linger"},
+		{"no linger ok", ModeProduce, func(c *Config) { c.Linger = 0 }, ""},
 		{"no producers", ModeProduce, func(c *Config) { c.Producers = 0 }, "--producers 0"},
 		{"no consumers", ModeE2E, func(c *Config) { c.Consumers = 0 }, "--consumers 0"},
 		{"bad acks", ModeProduce, func(c *Config) { c.Acks = "2" }, `--acks "2"`},

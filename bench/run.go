@@ -180,6 +180,7 @@ func (r *runner) producerClient() (*kgo.Client, error) {
 		kgo.SeedBrokers(r.cfg.Brokers...),
 		kgo.DefaultProduceTopic(r.cfg.Topic),
 		kgo.ProducerBatchCompression(r.codec),
+		kgo.ProducerLinger(r.cfg.Linger),
 		kgo.MaxBufferedBytes(bufferedBytes),
 		kgo.MaxBufferedRecords(1 << 20),
 		kgo.RecordDeliveryTimeout(deliveryTimeout),

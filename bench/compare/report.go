@@ -224,8 +224,12 @@ func (rep *report) write(dir string) error {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Strom vs Apache Kafka, side by side\n\n")
-	fmt.Fprintf(&b, "Generated %s by `make bench-compare` (`go run ./bench/compare -rounds %d -duration %v`) in %v.\n\n",
-		rep.date.Format("2006-01-02 15:04 MST"), rep.opts.rounds, rep.opts.duration, rep.elapsed.Round(time.Second))
+	cmdline := fmt.Sprintf("go run ./bench/compare -out %s -rounds %d -duration %v", rep.opts.out, rep.opts.rounds, rep.opts.duration)
+	if rep.opts.stromArgs != "" {
+		cmdline += fmt.Sprintf(" -strom-args %q", rep.opts.stromArgs)
+	}
+	fmt.Fprintf(&b, "Generated %s by `make bench-compare` (`%s`) in %v.\n\n",
+		rep.date.Format("2006-01-02 15:04 MST"), cmdline, rep.elapsed.Round(time.Second))
 	b.WriteString("## Machine\n\n")
 	for _, l := range machine() {
 		fmt.Fprintf(&b, "- %s\n", l)
@@ -236,8 +240,10 @@ func (rep *report) write(dir string) error {
 - Apache Kafka %s, one combined broker+controller node in KRaft mode, started by the integration
   harness with its defaults (server.properties written by integration/harness/kafka.go) and -Xmx%s.
 - Strom: one `+"`strom serve`"+` node with its defaults%s.
-- Both on 127.0.0.1; the load generator (`+"`strom bench`"+`, franz-go, identical client settings for both) runs
-  in the runner's process on the same machine, so client and broker share the 2 cores.
+- Both on 127.0.0.1; the load generator (`+"`strom bench`"+`, franz-go, identical client settings for both:
+  franz-go's defaults, i.e. linger 10 ms, up to 5 produce requests in flight per connection with
+  idempotence, 32 MiB of buffered records) runs in the runner's process on the same machine, so client and
+  broker share the 2 cores. The 10 ms linger puts a floor of about 5 ms under the median latencies.
 - Per round and cluster, on a fresh cluster: produce at max rate for %v with 1 KiB records and with
   100-byte records (8 partitions, acks=all, idempotent, no compression, 1 producer); consume each topic
   from the start (1 consumer, up to %v); end-to-end latency at a fixed rate of half of Kafka's 1 KiB

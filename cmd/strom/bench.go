@@ -72,6 +72,7 @@ func newBenchModeCmd(mode bench.Mode, short string) *cobra.Command {
 	f.Int64Var(&cfg.Records, "records", cfg.Records, "stop after this many records (0: until --duration)")
 	f.StringVar(&cfg.Acks, "acks", cfg.Acks, "0, 1 or all (all enables idempotence)")
 	f.StringVar(&cfg.Compression, "compression", cfg.Compression, "none, gzip, snappy, lz4 or zstd")
+	f.DurationVar(&cfg.Linger, "linger", cfg.Linger, "how long producers wait to fill a batch (linger.ms)")
 	f.IntVar(&cfg.Producers, "producers", cfg.Producers, "number of producer clients")
 	f.IntVar(&cfg.Consumers, "consumers", cfg.Consumers, "number of consumer clients")
 	f.BoolVar(&asJSON, "json", false, "print the result as one JSON object")

@@ -36,6 +36,7 @@ func TestBenchFlagErrors(t *testing.T) {
 		{[]string{"bench", "produce", "--duration", "0"}, "set --duration or --records"},
 		{[]string{"bench", "produce", "--partitions", "0"}, "--partitions 0"},
 		{[]string{"bench", "produce", "--producers", "0"}, "--producers 0"},
+		{[]string{"bench", "produce", "--linger", "-1ms"}, "--linger -1ms"},
 		{[]string{"bench", "produce", "--duration", "soon"}, `invalid argument "soon"`},
 		{[]string{"bench", "produce", "extra"}, `unknown command "extra"`},
 	}
@@ -73,7 +74,7 @@ func TestBenchCommands(t *testing.T) {
 		// --rate bounds the produce to >= 1.5 s, so at least one progress line is printed.
 		{[]string{"bench", "produce", "--records", "1500", "--rate", "1000", "--duration", "60s"}, 1500, []string{"produce_latency"}},
 		{[]string{"bench", "consume", "--consumers", "2"}, 1500, nil},
-		{[]string{"bench", "e2e", "--records", "300", "--rate", "600", "--duration", "60s"}, 300, []string{"produce_latency", "e2e_latency"}},
+		{[]string{"bench", "e2e", "--records", "300", "--rate", "600", "--duration", "60s", "--linger", "0"}, 300, []string{"produce_latency", "e2e_latency"}},
 	}
 	for _, s := range steps {
 		t.Run(s.args[1], func(t *testing.T) {
