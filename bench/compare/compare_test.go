@@ -168,3 +168,19 @@ func TestTicks125(t *testing.T) {
 		t.Fatalf("ticks125(3, 250) = %v, want %s", got, want)
 	}
 }
+
+// FuzzParseProc feeds arbitrary bytes to the /proc parsers: they must return an error or sane values,
+// never panic.
+func FuzzParseProc(f *testing.F) {
+	f.Add([]byte("Name:\tstrom\nVmHWM:\t  2048 kB\nVmRSS:\t  1024 kB\n"))
+	f.Add([]byte("42 (a (b) c) R 1 42 42 0 -1 0 0 0 0 0 7 3 0 0"))
+	f.Add([]byte("VmHWM: kB\nVmRSS: -1 kB\n)"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if hwm, rss, err := parseStatus(b); err == nil && (hwm%1024 != 0 || rss%1024 != 0) {
+			t.Fatalf("parseStatus = %d, %d: not whole kB", hwm, rss)
+		}
+		if cpu, err := parseStatCPU(b); err == nil && math.IsNaN(cpu) {
+			t.Fatalf("parseStatCPU = NaN")
+		}
+	})
+}
