@@ -9,7 +9,7 @@ GOFLAGS_TEST ?=
 # processes and is run without it to stay inside the CI budget.
 UNIT_PKGS = $(shell $(GO) list ./... | grep -v /integration)
 
-.PHONY: build run test deps unit integration bench fmt vet clean
+.PHONY: build run test deps unit integration bench bench-compare fmt vet clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/strom
@@ -36,6 +36,12 @@ integration: build
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./storage/...
+
+# Side-by-side against Apache Kafka (not part of `make test`): writes bench/RESULTS.md and PNG plots.
+# A full run takes about 10 minutes on two cores; BENCH_COMPARE_FLAGS="-rounds 1 -duration 3s" for a quick one.
+BENCH_COMPARE_FLAGS ?=
+bench-compare: build
+	STROM_BIN=$(abspath $(BIN)) $(GO) run ./bench/compare -out bench $(BENCH_COMPARE_FLAGS)
 
 fmt:
 	gofmt -s -w .

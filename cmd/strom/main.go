@@ -35,5 +35,6 @@ func newRootCmd() *cobra.Command {
 		},
 	})
 	root.AddCommand(newServeCmd())
+	root.AddCommand(newBenchCmd())
 	return root
 }

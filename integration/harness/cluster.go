@@ -95,6 +95,18 @@ func (c *LocalCluster) Kind() string { return c.kind }
 // it are named <topic>-<partition> by both.
 func (c *LocalCluster) DataDir(i int) string { return filepath.Join(c.nodes[i].dir, "data") }
 
+// Process returns the PID of node i's running process and when it was started; ok is false when the
+// node is down. bench/compare reads the PID's /proc entries for memory and CPU use.
+func (c *LocalCluster) Process(i int) (pid int, started time.Time, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if i < 0 || i >= len(c.nodes) || c.nodes[i].p == nil {
+		return 0, time.Time{}, false
+	}
+	p := c.nodes[i].p
+	return p.pid(), p.started, true
+}
+
 // LogPath returns the log file of node i (every run of it, appended).
 func (c *LocalCluster) LogPath(i int) string { return c.nodes[i].logPath }
 
@@ -265,7 +277,7 @@ func (c *LocalCluster) waitReady(ctx context.Context, started map[*node]*proc) e
 		case <-ctx.Done():
 			return fmt.Errorf("%s: %w (%v): last check: %v\n%s", c.kind, ErrNotReady, c.cfg.startTimeout, last,
 				c.TailLogs(30))
-		case <-time.After(250 * time.Millisecond):
+		case <-time.After(c.cfg.metadataPoll):
 		}
 	}
 }

@@ -79,7 +79,7 @@ func TestKafkaProperties(t *testing.T) {
 }
 
 func TestBuildConfigRejects(t *testing.T) {
-	for _, opts := range [][]Option{{Nodes(0)}, {Nodes(10)}, {StartTimeout(0)}} {
+	for _, opts := range [][]Option{{Nodes(0)}, {Nodes(10)}, {StartTimeout(0)}, {ReadyPoll(0)}} {
 		if _, err := buildConfig(opts); !errors.Is(err, ErrBadOption) {
 			t.Errorf("buildConfig: err %v, want ErrBadOption", err)
 		}
@@ -94,6 +94,12 @@ func TestNewClusterID(t *testing.T) {
 	b, _ := newClusterID()
 	if len(a) != 22 || a == b || strings.ContainsAny(a, "+/=") {
 		t.Errorf("cluster ids %q, %q: want distinct 22-char URL-safe base64", a, b)
+	}
+	// A leading '-' makes kafka-storage read the id as an option; 2000 draws hit it with p ~ 1-(63/64)^2000.
+	for range 2000 {
+		if id, err := newClusterID(); err != nil || id[0] == '-' {
+			t.Fatalf("cluster id %q, %v: want no leading '-'", id, err)
+		}
 	}
 }
 
@@ -155,7 +161,7 @@ func TestProcKillAndStop(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := waitLogLine("started")(ctx, &node{logPath: log}, p); err != nil {
+	if err := waitLogLine("started", 10*time.Millisecond)(ctx, &node{logPath: log}, p); err != nil {
 		t.Fatalf("wait for 'started': %v", err)
 	}
 	if err := p.stop(100 * time.Millisecond); err != nil {
@@ -179,7 +185,7 @@ func TestWaitLogLine(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	err = waitLogLine(StromReadyLine)(ctx, &node{logPath: log}, p)
+	err = waitLogLine(StromReadyLine, 10*time.Millisecond)(ctx, &node{logPath: log}, p)
 	if !errors.Is(err, ErrExited) {
 		t.Errorf("wait on a process that exited: %v, want ErrExited", err)
 	}
@@ -189,7 +195,7 @@ func TestWaitLogLine(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.kill()
-	if err := waitLogLine(StromReadyLine)(ctx, &node{logPath: log}, p); err != nil {
+	if err := waitLogLine(StromReadyLine, 10*time.Millisecond)(ctx, &node{logPath: log}, p); err != nil {
 		t.Errorf("wait for the ready line: %v", err)
 	}
 }

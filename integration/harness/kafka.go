@@ -171,11 +171,17 @@ func kafkaProperties(cfg config, i, port, controllerPort int, voters, dataDir st
 	return b.String()
 }
 
-// newClusterID returns a random Kafka cluster id: 16 bytes, URL-safe base64 without padding.
+// newClusterID returns a random Kafka cluster id: 16 bytes, URL-safe base64 without padding. Like
+// Kafka's Uuid.randomUuid it never starts with '-': kafka-storage's argument parser would take such an id
+// for an option and fail the format (seen in 1 of 64 starts).
 func newClusterID() (string, error) {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", fmt.Errorf("cluster id: %w", err)
+	for {
+		var b [16]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return "", fmt.Errorf("cluster id: %w", err)
+		}
+		if id := base64.RawURLEncoding.EncodeToString(b[:]); id[0] != '-' {
+			return id, nil
+		}
 	}
-	return base64.RawURLEncoding.EncodeToString(b[:]), nil
 }

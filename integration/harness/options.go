@@ -30,6 +30,9 @@ type config struct {
 	startTimeout time.Duration
 	stopGrace    time.Duration
 	logEcho      io.Writer
+	// readyPoll is the period of the readiness checks (log line, Metadata); small values make the time
+	// from process start to ready measurable at the cost of more polling.
+	logPoll, metadataPoll time.Duration
 }
 
 func defaultConfig() config {
@@ -45,6 +48,8 @@ func defaultConfig() config {
 		// Two cores shared with other test binaries: a JVM that starts in 3 s idle can take 30 s here.
 		startTimeout: 120 * time.Second,
 		stopGrace:    15 * time.Second,
+		logPoll:      100 * time.Millisecond,
+		metadataPoll: 250 * time.Millisecond,
 	}
 }
 
@@ -55,6 +60,9 @@ func buildConfig(opts []Option) (config, error) {
 	}
 	if c.nodes < 1 || c.nodes > 9 {
 		return c, fmt.Errorf("%w: %d nodes (want 1..9)", ErrBadOption, c.nodes)
+	}
+	if c.logPoll <= 0 || c.metadataPoll <= 0 {
+		return c, fmt.Errorf("%w: ready poll interval must be positive", ErrBadOption)
 	}
 	if c.startTimeout <= 0 {
 		return c, fmt.Errorf("%w: start timeout %v", ErrBadOption, c.startTimeout)
@@ -93,3 +101,10 @@ func StartTimeout(d time.Duration) Option { return func(c *config) { c.startTime
 
 // EchoLogs copies every node's output to w as well as to its log file (for debugging a test by hand).
 func EchoLogs(w io.Writer) Option { return func(c *config) { c.logEcho = w } }
+
+// ReadyPoll sets how often the harness checks whether a starting node is ready (its log line, then
+// Metadata); the defaults are 100 ms and 250 ms. bench/compare sets a few milliseconds to measure the
+// time from process start to ready.
+func ReadyPoll(d time.Duration) Option {
+	return func(c *config) { c.logPoll, c.metadataPoll = d, d }
+}

@@ -13,7 +13,8 @@ import (
 // result in err and then closes done, so err may be read only after done is closed.
 type proc struct {
 	cmd      *exec.Cmd
-	logStart int64 // size of the log file before this run; its own output starts there
+	logStart int64     // size of the log file before this run; its own output starts there
+	started  time.Time // just after the process was created
 	done     chan struct{}
 	err      error
 }
@@ -42,7 +43,7 @@ func startProc(argv, env []string, logPath string, echo io.Writer) (*proc, error
 		f.Close()
 		return nil, fmt.Errorf("start %s: %w", argv[0], err)
 	}
-	p := &proc{cmd: cmd, logStart: st.Size(), done: make(chan struct{})}
+	p := &proc{cmd: cmd, logStart: st.Size(), started: time.Now(), done: make(chan struct{})}
 	go func() {
 		p.err = cmd.Wait()
 		f.Close()

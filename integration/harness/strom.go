@@ -96,7 +96,7 @@ func newStrom(ctx context.Context, dir string, opts []Option) (*LocalCluster, er
 	if err != nil {
 		return nil, err
 	}
-	c := &LocalCluster{kind: "strom", cfg: cfg, nodeReady: waitLogLine(StromReadyLine)}
+	c := &LocalCluster{kind: "strom", cfg: cfg, nodeReady: waitLogLine(StromReadyLine, cfg.logPoll)}
 	for i := 0; i < cfg.nodes; i++ {
 		ndir := filepath.Join(dir, fmt.Sprintf("node-%d", i))
 		if err := os.MkdirAll(ndir, 0o755); err != nil {
@@ -139,7 +139,7 @@ func StartStrom(t testing.TB, opts ...Option) *LocalCluster {
 // waitLogLine returns a node check that polls the node's log, from the size it had when the check began
 // (a restarted node appends to the same file), until a line containing marker appears. It gives up when
 // the process exits or ctx ends.
-func waitLogLine(marker string) func(ctx context.Context, n *node, p *proc) error {
+func waitLogLine(marker string, poll time.Duration) func(ctx context.Context, n *node, p *proc) error {
 	return func(ctx context.Context, n *node, p *proc) error {
 		// The process was started just before; its previous runs' output is all below startSize.
 		startSize := p.logStart
@@ -153,7 +153,7 @@ func waitLogLine(marker string) func(ctx context.Context, n *node, p *proc) erro
 				return fmt.Errorf("%w before printing %q", ErrExited, marker)
 			case <-ctx.Done():
 				return fmt.Errorf("%w: no %q in %s", ErrNotReady, marker, n.logPath)
-			case <-time.After(100 * time.Millisecond):
+			case <-time.After(poll):
 			}
 		}
 	}

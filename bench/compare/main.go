@@ -1,0 +1,287 @@
+// Command compare is the side-by-side runner behind `make bench-compare`: it starts a single-node Apache
+// Kafka and a single-node Strom through the integration harness, runs the same `strom bench` workloads
+// against each in alternating rounds (Kafka, Strom, Kafka, Strom, ...; a fresh cluster per round), and
+// writes a table of both results with the Strom/Kafka ratio (min/median/max over the rounds) to
+// RESULTS.md, plus PNG plots next to it.
+//
+// Workloads per round and cluster, all on 8-partition topics created by the bench client, with the same
+// franz-go client settings: max produce throughput with 1 KiB and with 100-byte records (acks=all,
+// idempotent), max consume throughput of the data just written, and end-to-end latency at a fixed rate
+// of half of Kafka's max 1 KiB produce rate measured in the same round. Around them it reads the broker
+// process' /proc entries: peak and current resident memory, CPU seconds, and the time from process
+// start to ready.
+//
+// Targets are reported, never asserted: numbers from a shared 2-core machine are noisy.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/stromhq/strom/bench"
+	"github.com/stromhq/strom/integration/harness"
+)
+
+// options are the runner's flags; defaults keep a full run near 10 minutes on two cores.
+type options struct {
+	rounds     int
+	duration   time.Duration
+	partitions int
+	heap       string
+	out        string
+	workDir    string
+	stromArgs  string
+}
+
+func main() {
+	var o options
+	flag.IntVar(&o.rounds, "rounds", 3, "rounds; each runs every workload against Kafka, then Strom")
+	flag.DurationVar(&o.duration, "duration", 8*time.Second, "length of each produce, consume and e2e run")
+	flag.IntVar(&o.partitions, "partitions", 8, "partitions of every topic")
+	flag.StringVar(&o.heap, "kafka-heap", "1g", "Kafka's -Xmx")
+	flag.StringVar(&o.out, "out", "bench", "directory for RESULTS.md and the PNG plots")
+	flag.StringVar(&o.workDir, "work-dir", "", "where the clusters keep their data (default: a temp dir, removed after each round)")
+	flag.StringVar(&o.stromArgs, "strom-args", "", "extra `strom serve` flags, space separated (default: none, i.e. fsync=always)")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := run(ctx, o, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "compare:", err)
+		os.Exit(1)
+	}
+}
+
+// errBadFlag reports a flag value the runner cannot use.
+var errBadFlag = errors.New("compare: bad flag")
+
+func (o options) validate() error {
+	switch {
+	case o.rounds < 1:
+		return fmt.Errorf("%w: -rounds %d must be at least 1", errBadFlag, o.rounds)
+	case o.duration < time.Second:
+		return fmt.Errorf("%w: -duration %v must be at least 1s", errBadFlag, o.duration)
+	case o.partitions < 1:
+		return fmt.Errorf("%w: -partitions %d must be at least 1", errBadFlag, o.partitions)
+	}
+	return nil
+}
+
+// run does every round, then writes the report; a failed workload is recorded and the rounds go on.
+func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
+	if err := o.validate(); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(o.out, 0o755); err != nil {
+		return fmt.Errorf("output dir: %w", err)
+	}
+	kinds := []kind{
+		{name: "kafka", start: func(ctx context.Context, dir string) (*harness.LocalCluster, error) {
+			return harness.NewKafka(ctx, dir, harness.Heap(o.heap), harness.ReadyPoll(5*time.Millisecond))
+		}},
+		{name: "strom", start: func(ctx context.Context, dir string) (*harness.LocalCluster, error) {
+			opts := []harness.Option{harness.ReadyPoll(5 * time.Millisecond)}
+			if f := strings.Fields(o.stromArgs); len(f) > 0 {
+				opts = append(opts, harness.StromArgs(f...))
+			}
+			return harness.NewStrom(ctx, dir, opts...)
+		}},
+	}
+	var rounds [][2]*measurement
+	began := time.Now()
+	loads := []string{loadAvg()}
+	e2eRate := 0.0
+	for r := 1; r <= o.rounds; r++ {
+		var pair [2]*measurement
+		for i, k := range kinds {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			rate := e2eRate
+			if i == 0 {
+				rate = 0 // Kafka derives the round's rate from its own max
+			}
+			m := measure(ctx, o, k, r, rate, stderr)
+			pair[i] = m
+			if i == 0 && m.produce1K != nil && m.produce1K.RecordsPerSec > 0 {
+				// Both clusters of a round get the same fixed rate: half of Kafka's max in this round.
+				e2eRate = m.produce1K.RecordsPerSec / 2
+			}
+			fmt.Fprintf(stderr, "[%s round %d] done: %s\n", k.name, r, m.oneLine())
+		}
+		rounds = append(rounds, pair)
+		loads = append(loads, loadAvg())
+	}
+	rep := newReport(o, rounds, time.Since(began))
+	rep.loads = loads
+	fmt.Fprint(stdout, rep.table())
+	return rep.write(o.out)
+}
+
+// kind is one of the two clusters under test.
+type kind struct {
+	name  string
+	start func(ctx context.Context, dir string) (*harness.LocalCluster, error)
+}
+
+// measurement is everything one round measured on one cluster; nil results are failed workloads,
+// listed in errs.
+type measurement struct {
+	kind  string
+	round int
+
+	startToReady time.Duration
+	cpuStart     float64 // CPU seconds of the broker process from exec to ready
+	cpuWork      float64 // CPU seconds of the broker process during the workloads
+	peakRSS      int64   // VmHWM at the end, bytes
+	endRSS       int64   // VmRSS at the end, bytes
+	movedBytes   int64   // produced + consumed value bytes over all workloads
+
+	produce1K, produce100, consume1K, consume100, e2e *bench.Result
+	e2eRate                                           float64
+	errs                                              []string
+}
+
+// measure starts a fresh cluster of kind k, runs the workloads and stops it.
+func measure(ctx context.Context, o options, k kind, round int, e2eRate float64, stderr io.Writer) *measurement {
+	m := &measurement{kind: k.name, round: round}
+	fail := func(what string, err error) { m.errs = append(m.errs, fmt.Sprintf("%s: %v", what, err)) }
+	dir := o.workDir
+	if dir == "" {
+		tmp, err := os.MkdirTemp("", "strom-compare-")
+		if err != nil {
+			fail("work dir", err)
+			return m
+		}
+		defer os.RemoveAll(tmp)
+		dir = tmp
+	}
+	dir = filepath.Join(dir, fmt.Sprintf("%s-%d", k.name, round))
+	fmt.Fprintf(stderr, "[%s round %d] starting\n", k.name, round)
+	c, err := k.start(ctx, dir)
+	ready := time.Now()
+	if err != nil {
+		fail("start", err)
+		return m
+	}
+	defer func() {
+		if err := c.Stop(); err != nil {
+			fail("stop", err)
+		}
+	}()
+	pid, started, ok := c.Process(0)
+	if !ok {
+		fail("start", errors.New("node 0 has no process"))
+		return m
+	}
+	m.startToReady = ready.Sub(started)
+	st0, err := readProc(pid)
+	if err != nil {
+		fail("proc", err)
+		return m
+	}
+	m.cpuStart = st0.cpuSeconds
+
+	base := bench.DefaultConfig()
+	base.Brokers = c.Seeds()
+	base.Partitions = int32(o.partitions)
+	base.Duration = o.duration
+	base.Acks = "all"
+	base.Progress = &prefixWriter{w: stderr, prefix: fmt.Sprintf("[%s round %d] ", k.name, round)}
+	runOne := func(name string, mode bench.Mode, mod func(*bench.Config)) *bench.Result {
+		cfg := base
+		mod(&cfg)
+		res, err := bench.Run(ctx, mode, cfg)
+		if err != nil {
+			fail(name, err)
+			return nil
+		}
+		if res.Errors > 0 {
+			fail(name, fmt.Errorf("%d client errors, first: %s", res.Errors, res.FirstError))
+		}
+		m.movedBytes += res.Bytes
+		if mode == bench.ModeE2E {
+			m.movedBytes += res.Bytes // read back as well
+		}
+		return res
+	}
+	m.produce1K = runOne("produce 1KiB", bench.ModeProduce, func(c *bench.Config) { c.Topic, c.RecordSize = "bench-1k", 1024 })
+	m.produce100 = runOne("produce 100B", bench.ModeProduce, func(c *bench.Config) { c.Topic, c.RecordSize = "bench-100", 100 })
+	m.consume1K = runOne("consume 1KiB", bench.ModeConsume, func(c *bench.Config) { c.Topic, c.RecordSize = "bench-1k", 1024 })
+	m.consume100 = runOne("consume 100B", bench.ModeConsume, func(c *bench.Config) { c.Topic, c.RecordSize = "bench-100", 100 })
+	if e2eRate <= 0 && m.produce1K != nil {
+		e2eRate = m.produce1K.RecordsPerSec / 2 // only when Kafka's run of this round failed
+	}
+	if e2eRate > 0 {
+		m.e2eRate = e2eRate
+		m.e2e = runOne("e2e", bench.ModeE2E, func(c *bench.Config) {
+			c.Topic, c.RecordSize, c.Rate = "bench-e2e", 1024, e2eRate
+		})
+	} else {
+		fail("e2e", errors.New("no produce rate to derive the fixed rate from"))
+	}
+	st1, err := readProc(pid)
+	if err != nil {
+		fail("proc", err)
+		return m
+	}
+	m.cpuWork = st1.cpuSeconds - st0.cpuSeconds
+	m.peakRSS, m.endRSS = st1.vmHWM, st1.vmRSS
+	return m
+}
+
+// oneLine summarises a measurement for the progress log.
+func (m *measurement) oneLine() string {
+	var parts []string
+	add := func(name string, r *bench.Result) {
+		if r != nil {
+			parts = append(parts, fmt.Sprintf("%s %.0f rec/s", name, r.RecordsPerSec))
+		}
+	}
+	add("produce 1KiB", m.produce1K)
+	add("produce 100B", m.produce100)
+	add("consume 1KiB", m.consume1K)
+	add("consume 100B", m.consume100)
+	if m.e2e != nil && m.e2e.E2E != nil {
+		parts = append(parts, fmt.Sprintf("e2e p99 %.2fms", m.e2e.E2E.P99))
+	}
+	parts = append(parts, fmt.Sprintf("peak RSS %d MiB, ready in %v", m.peakRSS>>20, m.startToReady.Round(time.Millisecond)))
+	if len(m.errs) > 0 {
+		parts = append(parts, "errors: "+strings.Join(m.errs, "; "))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// prefixWriter prefixes every write (one progress line each) with a fixed tag.
+type prefixWriter struct {
+	w      io.Writer
+	prefix string
+}
+
+func (p *prefixWriter) Write(b []byte) (int, error) {
+	if _, err := io.WriteString(p.w, p.prefix+string(b)); err != nil {
+		return 0, err
+	}
+	return len(b), nil
+}
+
+// loadAvg returns the 1-, 5- and 15-minute load averages, a record of how busy the shared machine was.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}

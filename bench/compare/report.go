@@ -1,0 +1,343 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/stromhq/strom/bench"
+	"github.com/stromhq/strom/integration/harness"
+)
+
+// metric is one row of the results table.
+type metric struct {
+	name string
+	unit string
+	// get extracts the value from a measurement; NaN when the workload failed.
+	get func(*measurement) float64
+	// target is the Strom/Kafka ratio aimed for; 0 = none. higherBetter says which side of it is met.
+	target       float64
+	higherBetter bool
+}
+
+func resultOr(r *bench.Result, f func(*bench.Result) float64) float64 {
+	if r == nil {
+		return math.NaN()
+	}
+	return f(r)
+}
+
+func latencyOr(r *bench.Result, f func(*bench.Summary) float64) float64 {
+	if r == nil || r.E2E == nil {
+		return math.NaN()
+	}
+	return f(r.E2E)
+}
+
+func recPerSec(r *bench.Result) float64 { return r.RecordsPerSec }
+func mbPerSec(r *bench.Result) float64  { return r.MBPerSec }
+
+// metrics lists the table rows in order.
+var metrics = []metric{
+	{"produce 1 KiB, acks=all, idempotent", "MB/s", func(m *measurement) float64 { return resultOr(m.produce1K, mbPerSec) }, 1.5, true},
+	{"produce 100 B, acks=all, idempotent", "records/s", func(m *measurement) float64 { return resultOr(m.produce100, recPerSec) }, 1.5, true},
+	{"produce 1 KiB at max: p99 ack latency", "ms", func(m *measurement) float64 {
+		return resultOr(m.produce1K, func(r *bench.Result) float64 { return r.Produce.P99 })
+	}, 0, false},
+	{"consume 1 KiB", "MB/s", func(m *measurement) float64 { return resultOr(m.consume1K, mbPerSec) }, 1.5, true},
+	{"consume 100 B", "records/s", func(m *measurement) float64 { return resultOr(m.consume100, recPerSec) }, 1.5, true},
+	{"e2e rate (half of Kafka's 1 KiB max)", "records/s", func(m *measurement) float64 { return nanIfZero(m.e2eRate) }, 0, false},
+	{"e2e latency p50", "ms", func(m *measurement) float64 { return latencyOr(m.e2e, func(s *bench.Summary) float64 { return s.P50 }) }, 0, false},
+	{"e2e latency p99", "ms", func(m *measurement) float64 { return latencyOr(m.e2e, func(s *bench.Summary) float64 { return s.P99 }) }, 0.5, false},
+	{"e2e latency p99.9", "ms", func(m *measurement) float64 {
+		return latencyOr(m.e2e, func(s *bench.Summary) float64 { return s.P999 })
+	}, 0, false},
+	{"e2e latency max", "ms", func(m *measurement) float64 { return latencyOr(m.e2e, func(s *bench.Summary) float64 { return s.Max }) }, 0, false},
+	{"peak RSS (VmHWM)", "MiB", func(m *measurement) float64 { return nanIfZero(float64(m.peakRSS) / (1 << 20)) }, 0.25, false},
+	{"RSS at end (VmRSS)", "MiB", func(m *measurement) float64 { return nanIfZero(float64(m.endRSS) / (1 << 20)) }, 0, false},
+	{"broker CPU during workloads", "s", func(m *measurement) float64 { return nanIfZero(m.cpuWork) }, 0, false},
+	{"broker CPU per GB moved", "s/GB", func(m *measurement) float64 {
+		if m.movedBytes == 0 {
+			return math.NaN()
+		}
+		return m.cpuWork / (float64(m.movedBytes) / 1e9)
+	}, 0, false},
+	{"broker CPU from exec to ready", "s", func(m *measurement) float64 {
+		if m.startToReady == 0 {
+			return math.NaN() // never became ready
+		}
+		return m.cpuStart
+	}, 0, false},
+	{"process start to ready", "s", func(m *measurement) float64 { return nanIfZero(m.startToReady.Seconds()) }, 0.1, false},
+}
+
+func nanIfZero(v float64) float64 {
+	if v == 0 {
+		return math.NaN()
+	}
+	return v
+}
+
+// stats are min, median and max of the finite values; ok is false when there are none.
+type stats struct {
+	min, median, max float64
+	n                int
+}
+
+func summarize(vs []float64) (stats, bool) {
+	var xs []float64
+	for _, v := range vs {
+		if !math.IsNaN(v) && !math.IsInf(v, 0) {
+			xs = append(xs, v)
+		}
+	}
+	if len(xs) == 0 {
+		return stats{}, false
+	}
+	slices.Sort(xs)
+	med := xs[len(xs)/2]
+	if len(xs)%2 == 0 {
+		med = (xs[len(xs)/2-1] + xs[len(xs)/2]) / 2
+	}
+	return stats{min: xs[0], median: med, max: xs[len(xs)-1], n: len(xs)}, true
+}
+
+// report is the finished comparison.
+type report struct {
+	opts    options
+	rounds  [][2]*measurement // [round][0 = kafka, 1 = strom]
+	elapsed time.Duration
+	date    time.Time
+	// loads are /proc/loadavg samples: before the first round and after each round.
+	loads []string
+}
+
+func newReport(o options, rounds [][2]*measurement, elapsed time.Duration) *report {
+	return &report{opts: o, rounds: rounds, elapsed: elapsed, date: time.Now().UTC()}
+}
+
+// row computes one metric's Kafka and Strom medians and the per-round Strom/Kafka ratios.
+func (rep *report) row(m metric) (kafka, strom, ratio stats, okK, okS, okR bool) {
+	var ks, ss, rs []float64
+	for _, pair := range rep.rounds {
+		k, s := m.get(pair[0]), m.get(pair[1])
+		ks, ss = append(ks, k), append(ss, s)
+		rs = append(rs, s/k)
+	}
+	kafka, okK = summarize(ks)
+	strom, okS = summarize(ss)
+	ratio, okR = summarize(rs)
+	return
+}
+
+// table renders the results as a Markdown table.
+func (rep *report) table() string {
+	var b strings.Builder
+	b.WriteString("| metric | unit | Kafka median | Strom median | Strom/Kafka min / median / max | target | met (median) |\n")
+	b.WriteString("|---|---|---:|---:|---:|---:|:---:|\n")
+	for _, m := range metrics {
+		k, s, r, okK, okS, okR := rep.row(m)
+		cell := func(st stats, ok bool) string {
+			if !ok {
+				return "n/a"
+			}
+			return fmtNum(st.median)
+		}
+		ratio, target, met := "n/a", "", ""
+		if okR {
+			ratio = fmt.Sprintf("%.2f / %.2f / %.2f", r.min, r.median, r.max)
+		}
+		if m.target > 0 {
+			if m.higherBetter {
+				target = fmt.Sprintf(">= %.2gx", m.target)
+			} else {
+				target = fmt.Sprintf("<= %.2gx", m.target)
+			}
+			if okR {
+				met = "no"
+				if (m.higherBetter && r.median >= m.target) || (!m.higherBetter && r.median <= m.target) {
+					met = "yes"
+				}
+			}
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s |\n", m.name, m.unit, cell(k, okK), cell(s, okS), ratio, target, met)
+	}
+	return b.String()
+}
+
+// rawTable lists every round's values, so the spread behind the medians is visible.
+func (rep *report) rawTable() string {
+	var b strings.Builder
+	b.WriteString("| metric |")
+	for i := range rep.rounds {
+		fmt.Fprintf(&b, " Kafka r%d | Strom r%d |", i+1, i+1)
+	}
+	b.WriteString("\n|---|")
+	for range rep.rounds {
+		b.WriteString("---:|---:|")
+	}
+	b.WriteString("\n")
+	for _, m := range metrics {
+		fmt.Fprintf(&b, "| %s (%s) |", m.name, m.unit)
+		for _, pair := range rep.rounds {
+			for _, x := range pair {
+				v := m.get(x)
+				if math.IsNaN(v) {
+					b.WriteString(" n/a |")
+				} else {
+					fmt.Fprintf(&b, " %s |", fmtNum(v))
+				}
+			}
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+// fmtNum prints a value with three significant digits, without exponent for usual magnitudes.
+func fmtNum(v float64) string {
+	switch a := math.Abs(v); {
+	case a >= 1000:
+		return fmt.Sprintf("%.0f", v)
+	case a >= 100:
+		return fmt.Sprintf("%.1f", v)
+	case a >= 10:
+		return fmt.Sprintf("%.2f", v)
+	}
+	return fmt.Sprintf("%.3f", v)
+}
+
+// write puts RESULTS.md and the plots into dir.
+func (rep *report) write(dir string) error {
+	if err := plotLatency(rep, filepath.Join(dir, "e2e-latency.png")); err != nil {
+		return err
+	}
+	if err := plotThroughput(rep, filepath.Join(dir, "throughput.png")); err != nil {
+		return err
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Strom vs Apache Kafka, side by side\n\n")
+	cmdline := fmt.Sprintf("go run ./bench/compare -out %s -rounds %d -duration %v", rep.opts.out, rep.opts.rounds, rep.opts.duration)
+	if rep.opts.stromArgs != "" {
+		cmdline += fmt.Sprintf(" -strom-args %q", rep.opts.stromArgs)
+	}
+	fmt.Fprintf(&b, "Generated %s by `make bench-compare` (`%s`) in %v.\n\n",
+		rep.date.Format("2006-01-02 15:04 MST"), cmdline, rep.elapsed.Round(time.Second))
+	b.WriteString("## Machine\n\n")
+	for _, l := range machine() {
+		fmt.Fprintf(&b, "- %s\n", l)
+	}
+	fmt.Fprintf(&b, `
+## Setup
+
+- Apache Kafka %s, one combined broker+controller node in KRaft mode, started by the integration
+  harness with its defaults (server.properties written by integration/harness/kafka.go) and -Xmx%s.
+- Strom: one `+"`strom serve`"+` node with its defaults%s.
+- Both on 127.0.0.1; the load generator (`+"`strom bench`"+`, franz-go, identical client settings for both:
+  franz-go's defaults, i.e. linger 10 ms, up to 5 produce requests in flight per connection with
+  idempotence, 32 MiB of buffered records) runs in the runner's process on the same machine, so client and
+  broker share the 2 cores. The 10 ms linger puts a floor of about 5 ms under the median latencies.
+- Per round and cluster, on a fresh cluster: produce at max rate for %v with 1 KiB records and with
+  100-byte records (8 partitions, acks=all, idempotent, no compression, 1 producer); consume each topic
+  from the start (1 consumer, up to %v); end-to-end latency at a fixed rate of half of Kafka's 1 KiB
+  max of that round, measured from each record's intended send time (corrected for coordinated
+  omission). Rounds alternate Kafka, Strom, Kafka, Strom, ...
+- Ratios are Strom/Kafka per round; min/median/max are over the %d rounds. Targets are reported, never
+  asserted.
+- Memory is the broker process' VmHWM (peak) and VmRSS (at the end of the round) from /proc/PID/status;
+  CPU is utime+stime from /proc/PID/stat; start to ready is from exec of the process to the first
+  Metadata answer listing the broker (polled every 5 ms).
+
+%s
+
+**Noise.** This machine has 2 cores that other jobs (compilers, JVMs of other test suites) shared
+during the run, and client and broker share them too: load averages (1/5/15 min) before the first round
+and after each round were %s. Differences within the per-round spread (min..max below) are noise.
+
+## Results
+
+`, harness.DefaultKafkaVersion, rep.opts.heap, stromArgsNote(rep.opts.stromArgs), rep.opts.duration, rep.opts.duration, len(rep.rounds), durabilityNote(rep.opts.stromArgs),
+		strings.Join(rep.loads, "; "))
+	b.WriteString(rep.table())
+	b.WriteString("\n![end-to-end latency percentiles](e2e-latency.png)\n\n![throughput](throughput.png)\n\n## Every round\n\n")
+	b.WriteString(rep.rawTable())
+	var errs []string
+	for _, pair := range rep.rounds {
+		for _, m := range pair {
+			for _, e := range m.errs {
+				errs = append(errs, fmt.Sprintf("- %s round %d: %s", m.kind, m.round, e))
+			}
+		}
+	}
+	if len(errs) > 0 {
+		b.WriteString("\n## Errors during the run\n\n" + strings.Join(errs, "\n") + "\n")
+	}
+	path := filepath.Join(dir, "RESULTS.md")
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+func stromArgsNote(args string) string {
+	if strings.TrimSpace(args) == "" {
+		return " (fsync=always: the log is fsynced before acks=all is answered)"
+	}
+	return fmt.Sprintf(" and `%s`", args)
+}
+
+// machine describes the host for the report; unknown facts say so rather than failing the run.
+func machine() []string {
+	read := func(path string) string {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return "unknown"
+		}
+		return strings.TrimSpace(string(b))
+	}
+	field := func(text, key string) string {
+		for _, l := range strings.Split(text, "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == key {
+				return strings.TrimSpace(v)
+			}
+		}
+		return "unknown"
+	}
+	java := "unknown"
+	if bin, err := harness.Java(); err == nil {
+		var out bytes.Buffer
+		cmd := exec.Command(bin, "-version")
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if cmd.Run() == nil {
+			java = strings.SplitN(strings.TrimSpace(out.String()), "\n", 2)[0]
+		}
+	}
+	return []string{
+		fmt.Sprintf("CPUs (nproc): %d", runtime.NumCPU()),
+		"CPU model: " + field(read("/proc/cpuinfo"), "model name"),
+		"memory: " + field(read("/proc/meminfo"), "MemTotal"),
+		"kernel: Linux " + read("/proc/sys/kernel/osrelease"),
+		"Go: " + runtime.Version(),
+		"Java: " + java,
+		"date: " + time.Now().UTC().Format(time.RFC3339),
+	}
+}
+
+// durabilityNote explains the flush policies behind the numbers.
+func durabilityNote(stromArgs string) string {
+	kafka := "Kafka by default never fsyncs on the produce path (it relies on replication and the OS page " +
+		"cache), so with a single node an acknowledged record can be lost on power failure."
+	if strings.Contains(stromArgs, "--fsync") {
+		return fmt.Sprintf("**Durability.** Strom ran with `%s`. %s", strings.TrimSpace(stromArgs), kafka)
+	}
+	return "**Durability differs.** Strom fsyncs the log before it answers an acks=all produce (group " +
+		"commit) and exposes to consumers only what is fsynced. " + kafka + " Strom's numbers pay for a " +
+		"guarantee Kafka's default does not give; `strom serve --fsync=never` is the like-for-like setting."
+}

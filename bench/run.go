@@ -1,0 +1,311 @@
+package bench
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Client settings shared by every run, so two clusters are always measured with the same client.
+const (
+	// bufferedBytes bounds what one producer holds unacknowledged, like the Java client's buffer.memory.
+	bufferedBytes = 32 << 20
+	// deliveryTimeout fails a record the cluster has not acknowledged in this long (delivery.timeout.ms
+	// is 2 minutes in Java; a benchmark should give up sooner).
+	deliveryTimeout = 60 * time.Second
+	// flushTimeout bounds the wait for in-flight records once producers stop.
+	flushTimeout = 60 * time.Second
+	// setupTimeout bounds topic creation and offset listing.
+	setupTimeout = 30 * time.Second
+)
+
+// counters are the live totals of a run; the progress printer reads them while workers add to them.
+type counters struct {
+	produced, producedBytes atomic.Int64
+	consumed, consumedBytes atomic.Int64
+	errors                  atomic.Int64
+
+	mu       sync.Mutex // guards firstErr
+	firstErr error
+}
+
+func (c *counters) fail(err error) {
+	c.errors.Add(1)
+	c.mu.Lock()
+	if c.firstErr == nil {
+		c.firstErr = err
+	}
+	c.mu.Unlock()
+}
+
+// Run measures mode against the cluster described by cfg and returns the result. It creates cfg.Topic if
+// missing, bounds itself by cfg.Duration and cfg.Records, and stops early when ctx ends (returning what
+// was measured until then together with ctx's error). Every client and goroutine it starts has ended
+// when it returns.
+func Run(ctx context.Context, mode Mode, cfg Config) (*Result, error) {
+	if err := cfg.Validate(mode); err != nil {
+		return nil, err
+	}
+	acks, _ := ParseAcks(cfg.Acks)
+	codec, _ := compressionCodec(cfg.Compression)
+	r := &runner{mode: mode, cfg: cfg, acks: acks, codec: codec,
+		produceLat: NewRecorder(), e2eLat: NewRecorder()}
+	parts, err := r.ensureTopic(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r.partitions = parts
+
+	stopProgress := r.startProgress()
+	var runErr error
+	switch mode {
+	case ModeProduce:
+		runErr = r.runProduce(ctx)
+	case ModeConsume:
+		runErr = r.runConsume(ctx)
+	case ModeE2E:
+		runErr = r.runE2E(ctx)
+	}
+	stopProgress()
+	if runErr == nil {
+		runErr = ctx.Err()
+	}
+	return r.result(), runErr
+}
+
+// runner holds one Run's state. Its fields are set before workers start and read-only afterwards,
+// except the counters and recorders, which are safe for concurrent use.
+type runner struct {
+	mode       Mode
+	cfg        Config
+	acks       int16
+	codec      kgo.CompressionCodec
+	partitions []int32
+
+	c          counters
+	produceLat *Recorder
+	e2eLat     *Recorder
+	started    time.Time
+	elapsed    time.Duration
+}
+
+// ensureTopic creates the topic if it does not exist and returns its partitions once every one of them
+// has a leader.
+func (r *runner) ensureTopic(ctx context.Context) ([]int32, error) {
+	ctx, cancel := context.WithTimeout(ctx, setupTimeout)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(r.cfg.Brokers...))
+	if err != nil {
+		return nil, fmt.Errorf("admin client for %v: %w", r.cfg.Brokers, err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	resp, err := adm.CreateTopic(ctx, r.cfg.Partitions, -1, nil, r.cfg.Topic)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+		return nil, fmt.Errorf("create topic %q: %w", r.cfg.Topic, err)
+	}
+	for {
+		tds, err := adm.ListTopics(ctx, r.cfg.Topic)
+		if err == nil {
+			td := tds[r.cfg.Topic]
+			if td.Err == nil && len(td.Partitions) > 0 {
+				var parts []int32
+				ready := true
+				for p, pd := range td.Partitions {
+					parts = append(parts, p)
+					ready = ready && pd.Leader >= 0 && pd.Err == nil
+				}
+				if ready {
+					slices.Sort(parts)
+					return parts, nil
+				}
+			}
+			err = td.Err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("topic %q has no leader for every partition: %w (last: %v)", r.cfg.Topic, ctx.Err(), err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// offsets lists the start and end offsets of every partition of the topic.
+func (r *runner) offsets(ctx context.Context) (start, end map[int32]int64, err error) {
+	ctx, cancel := context.WithTimeout(ctx, setupTimeout)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(r.cfg.Brokers...))
+	if err != nil {
+		return nil, nil, fmt.Errorf("admin client: %w", err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	list := func(f func(context.Context, ...string) (kadm.ListedOffsets, error), what string) (map[int32]int64, error) {
+		lo, err := f(ctx, r.cfg.Topic)
+		if err == nil {
+			err = lo.Error()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list %s offsets of %q: %w", what, r.cfg.Topic, err)
+		}
+		m := map[int32]int64{}
+		lo.Each(func(o kadm.ListedOffset) { m[o.Partition] = o.Offset })
+		return m, nil
+	}
+	if start, err = list(adm.ListStartOffsets, "start"); err != nil {
+		return nil, nil, err
+	}
+	if end, err = list(adm.ListEndOffsets, "end"); err != nil {
+		return nil, nil, err
+	}
+	return start, end, nil
+}
+
+// producerClient builds one producer with the run's acks, idempotence and compression.
+func (r *runner) producerClient() (*kgo.Client, error) {
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(r.cfg.Brokers...),
+		kgo.DefaultProduceTopic(r.cfg.Topic),
+		kgo.ProducerBatchCompression(r.codec),
+		kgo.ProducerLinger(r.cfg.Linger),
+		kgo.MaxBufferedBytes(bufferedBytes),
+		kgo.MaxBufferedRecords(1 << 20),
+		kgo.RecordDeliveryTimeout(deliveryTimeout),
+	}
+	switch r.acks {
+	case -1:
+		opts = append(opts, kgo.RequiredAcks(kgo.AllISRAcks()))
+	case 1:
+		opts = append(opts, kgo.RequiredAcks(kgo.LeaderAck()), kgo.DisableIdempotentWrite())
+	case 0:
+		opts = append(opts, kgo.RequiredAcks(kgo.NoAck()), kgo.DisableIdempotentWrite())
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("producer client: %w", err)
+	}
+	return cl, nil
+}
+
+// produce runs cfg.Producers producers until the deadline or the record budget, then flushes them.
+// It returns when every produced record was acknowledged or failed.
+func (r *runner) produce(ctx context.Context, deadline time.Time) error {
+	n := r.cfg.Producers
+	clients := make([]*kgo.Client, 0, n)
+	defer func() {
+		for _, cl := range clients {
+			cl.Close()
+		}
+	}()
+	for range n {
+		cl, err := r.producerClient()
+		if err != nil {
+			return err
+		}
+		clients = append(clients, cl)
+	}
+	payload := make([]byte, r.cfg.RecordSize)
+	// Random bytes: compression then measures the codec's cost without flattering the throughput.
+	_, _ = rand.Read(payload)
+
+	var wg sync.WaitGroup
+	for i, cl := range clients {
+		quota := int64(0)
+		if r.cfg.Records > 0 {
+			quota = r.cfg.Records / int64(n)
+			if int64(i) < r.cfg.Records%int64(n) {
+				quota++
+			}
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r.produceLoop(ctx, cl, payload, quota, r.cfg.Rate/float64(n), deadline)
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+// produceLoop sends records from one client. With rate > 0 record i is due at start + i/rate; the loop
+// sends every due record, then sleeps until the next one is due, and measures latency from the due time,
+// so time spent blocked (full buffer, slow broker) counts against the cluster rather than being omitted.
+func (r *runner) produceLoop(ctx context.Context, cl *kgo.Client, payload []byte, quota int64, rate float64,
+	deadline time.Time) {
+	start := time.Now()
+	stamp := r.mode == ModeE2E
+	for i := int64(0); quota == 0 || i < quota; i++ {
+		now := time.Now()
+		if ctx.Err() != nil || !now.Before(deadline) {
+			break
+		}
+		intended := now
+		if rate > 0 {
+			intended = start.Add(time.Duration(float64(i) / rate * float64(time.Second)))
+			if wait := intended.Sub(now); wait > 0 {
+				if wait > time.Until(deadline) {
+					break
+				}
+				t := time.NewTimer(wait)
+				select {
+				case <-ctx.Done():
+					t.Stop()
+				case <-t.C:
+				}
+				if ctx.Err() != nil {
+					break
+				}
+			}
+		}
+		value := payload
+		if stamp {
+			value = make([]byte, len(payload))
+			copy(value, payload)
+			binary.BigEndian.PutUint64(value, uint64(intended.UnixNano()))
+		}
+		size := int64(len(value))
+		cl.Produce(ctx, &kgo.Record{Value: value}, func(_ *kgo.Record, err error) {
+			if err != nil {
+				r.c.fail(fmt.Errorf("produce: %w", err))
+				return
+			}
+			r.produceLat.Record(time.Since(intended))
+			r.c.produced.Add(1)
+			r.c.producedBytes.Add(size)
+		})
+	}
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), flushTimeout)
+	defer cancel()
+	if err := cl.Flush(fctx); err != nil {
+		r.c.fail(fmt.Errorf("flush: %w", err))
+	}
+}
+
+// runProduce measures producing only.
+func (r *runner) runProduce(ctx context.Context) error {
+	r.started = time.Now()
+	err := r.produce(ctx, r.deadline())
+	r.elapsed = time.Since(r.started)
+	return err
+}
+
+// deadline is when producers stop issuing records; far in the future when only --records bounds the run.
+func (r *runner) deadline() time.Time {
+	if r.cfg.Duration > 0 {
+		return r.started.Add(r.cfg.Duration)
+	}
+	return r.started.Add(24 * time.Hour)
+}

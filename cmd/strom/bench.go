@@ -1,0 +1,80 @@
+package main
+
+import (
+	"context"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/stromhq/strom/bench"
+)
+
+// newBenchCmd maps `strom bench produce|consume|e2e` flags onto bench.Config and prints bench.Run's
+// result (text, or one JSON object with --json). Progress lines go to stderr.
+func newBenchCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "bench",
+		Short: "Generate load against any Kafka-protocol cluster and measure throughput and latency",
+	}
+	for _, m := range []struct {
+		mode  bench.Mode
+		short string
+	}{
+		{bench.ModeProduce, "Produce records and measure throughput and acknowledgement latency"},
+		{bench.ModeConsume, "Consume a topic from its start to its current end and measure throughput"},
+		{bench.ModeE2E, "Produce and consume at once and measure produce-to-consume latency"},
+	} {
+		root.AddCommand(newBenchModeCmd(m.mode, m.short))
+	}
+	return root
+}
+
+func newBenchModeCmd(mode bench.Mode, short string) *cobra.Command {
+	cfg := bench.DefaultConfig()
+	var brokers, rate string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   string(mode),
+		Short: short,
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var err error
+			if cfg.Rate, err = bench.ParseRate(rate); err != nil {
+				return err
+			}
+			cfg.Brokers = strings.Split(brokers, ",")
+			cfg.Progress = cmd.ErrOrStderr()
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+			defer stop()
+			res, err := bench.Run(ctx, mode, cfg)
+			if res != nil {
+				out := cmd.OutOrStdout()
+				if asJSON {
+					if werr := res.WriteJSON(out); werr != nil {
+						return werr
+					}
+				} else if werr := res.WriteText(out); werr != nil {
+					return werr
+				}
+			}
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&brokers, "brokers", strings.Join(cfg.Brokers, ","), "comma-separated HOST:PORT seed brokers")
+	f.StringVar(&cfg.Topic, "topic", cfg.Topic, "topic (created if missing)")
+	f.Int32Var(&cfg.Partitions, "partitions", cfg.Partitions, "partitions of the topic if it is created")
+	f.IntVar(&cfg.RecordSize, "record-size", cfg.RecordSize, "value size in bytes")
+	f.StringVar(&rate, "rate", "max", "records per second over all producers, or max")
+	f.DurationVar(&cfg.Duration, "duration", cfg.Duration, "how long to run (0: until --records)")
+	f.Int64Var(&cfg.Records, "records", cfg.Records, "stop after this many records (0: until --duration)")
+	f.StringVar(&cfg.Acks, "acks", cfg.Acks, "0, 1 or all (all enables idempotence)")
+	f.StringVar(&cfg.Compression, "compression", cfg.Compression, "none, gzip, snappy, lz4 or zstd")
+	f.DurationVar(&cfg.Linger, "linger", cfg.Linger, "how long producers wait to fill a batch (linger.ms)")
+	f.IntVar(&cfg.Producers, "producers", cfg.Producers, "number of producer clients")
+	f.IntVar(&cfg.Consumers, "consumers", cfg.Consumers, "number of consumer clients")
+	f.BoolVar(&asJSON, "json", false, "print the result as one JSON object")
+	return cmd
+}
