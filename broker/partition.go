@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"strings"
@@ -42,6 +43,85 @@ type partition struct {
 	// data arrives. Each is signalled without blocking (capacity 1).
 	waitMu  sync.Mutex
 	waiters map[chan struct{}]struct{}
+
+	// flusher makes acks=0/1 writes durable under fsync=always and then
+	// moves the high watermark. Started on first use and stopped by close;
+	// both under mu, so no flusher starts after the partition closed.
+	flusher       *partFlusher
+	flusherClosed bool
+}
+
+// partFlusher is a partition's one background fsync goroutine. Appends
+// raise want and kick it; each round syncs up to the highest offset asked
+// for, so a burst of appends costs one fsync (storage group commit folds it
+// with concurrent acks=all syncs too).
+type partFlusher struct {
+	want   atomic.Int64 // highest last offset to make durable
+	kick   chan struct{}
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// requestFlush asks the flusher to make everything up to last durable.
+// Caller holds p.mu.
+func (p *partition) requestFlush(last int64) {
+	if p.flusherClosed {
+		return
+	}
+	f := p.flusher
+	if f == nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		f = &partFlusher{kick: make(chan struct{}, 1), ctx: ctx, cancel: cancel, done: make(chan struct{})}
+		f.want.Store(-1)
+		p.flusher = f
+		go p.runFlusher(f)
+	}
+	for {
+		cur := f.want.Load()
+		if last <= cur || f.want.CompareAndSwap(cur, last) {
+			break
+		}
+	}
+	select {
+	case f.kick <- struct{}{}:
+	default:
+	}
+}
+
+// runFlusher is the flusher goroutine; stopFlusher ends it.
+func (p *partition) runFlusher(f *partFlusher) {
+	defer close(f.done)
+	synced := int64(-1)
+	for {
+		select {
+		case <-f.ctx.Done():
+			return
+		case <-f.kick:
+		}
+		last := f.want.Load()
+		if last <= synced {
+			continue
+		}
+		// The high watermark moves only past what Sync made durable; on an
+		// error (closed log, failed fsync) it stays, as before.
+		if err := p.log.Sync(f.ctx, last); err != nil {
+			continue
+		}
+		synced = last
+		p.advanceHW(last + 1)
+	}
+}
+
+// stopFlusher stops the flusher for good (partition closing). Caller holds
+// p.mu. Writes it had not synced yet are made durable by the log's Close.
+func (p *partition) stopFlusher() {
+	p.flusherClosed = true
+	if f := p.flusher; f != nil {
+		f.cancel()
+		<-f.done
+		p.flusher = nil
+	}
 }
 
 // partConfig is what the request path needs from the topic's configs.

@@ -224,6 +224,7 @@ func (m *partitionManager) open(t *raft.Topic, index int32, pc *partConfig) (*pa
 // recreated). Parked fetches are woken so they notice.
 func (m *partitionManager) remove(p *partition) {
 	p.mu.Lock()
+	p.stopFlusher()
 	err := p.log.Close()
 	p.mu.Unlock()
 	if err != nil && !errors.Is(err, storage.ErrClosed) {
@@ -252,6 +253,7 @@ func (m *partitionManager) closeAll() error {
 				continue
 			}
 			p.mu.Lock()
+			p.stopFlusher()
 			p.log.SetHighWatermark(p.log.EndOffset())
 			if err := p.log.Close(); err != nil {
 				errs = append(errs, fmt.Errorf("close %s-%d: %w", p.topic, p.index, err))

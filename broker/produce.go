@@ -38,6 +38,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -128,17 +129,34 @@ func (b *Broker) handleProduce(rq *request, req *kmsg.ProduceRequest) reply {
 		// syncs the logs anyway, so wait with the request timeout only.
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
-		for _, s := range syncs {
-			if err := s.p.log.Sync(ctx, s.last); err != nil {
-				out := &resp.Topics[s.ti].Partitions[s.pi]
-				out.ErrorCode = storageErr(err).Code
-				out.BaseOffset = -1
-				continue
-			}
-			s.p.advanceHW(s.last + 1)
+		// The partitions' fsyncs run at once, so the ack waits for the
+		// slowest, not for their sum. Each goroutine writes only its own
+		// partition's answer; Wait orders those writes before the return.
+		var wg sync.WaitGroup
+		for i := range syncs[1:] {
+			wg.Add(1)
+			go func(s *produceSync) {
+				defer wg.Done()
+				s.await(ctx, resp)
+			}(&syncs[i+1])
 		}
+		syncs[0].await(ctx, resp)
+		wg.Wait()
 		return resp
 	}}
+}
+
+// await blocks until the partition's write is durable, then moves the high
+// watermark past it; on failure it turns the partition's answer into the
+// error.
+func (s *produceSync) await(ctx context.Context, resp *kmsg.ProduceResponse) {
+	if err := s.p.log.Sync(ctx, s.last); err != nil {
+		out := &resp.Topics[s.ti].Partitions[s.pi]
+		out.ErrorCode = storageErr(err).Code
+		out.BaseOffset = -1
+		return
+	}
+	s.p.advanceHW(s.last + 1)
 }
 
 // lookupPartition finds a partition this broker leads.
@@ -253,23 +271,20 @@ func (b *Broker) produceTo(p *partition, req *kmsg.ProduceRequest, records []byt
 	}
 	logStart := p.log.LogStartOffset()
 	p.checkInvariants()
-	p.mu.Unlock()
 	// One replica: the ISR is this broker, so the high watermark is what is
 	// durable. Without per-write fsync that is everything appended; with it,
-	// what Sync covered: acks=all syncs in its wait, acks=0/1 in the
-	// background (group commit folds these fsyncs together).
+	// what Sync covered: acks=all syncs in its wait, acks=0/1 through the
+	// partition's background flusher (group commit folds these fsyncs
+	// together). The flusher is asked under mu so it is never started after
+	// the partition was closed.
 	if pc.store.Fsync != storage.FsyncAlways {
+		p.mu.Unlock()
 		p.advanceHW(info.LastOffset + 1)
-	} else if req.Acks != -1 {
-		b.bgWG.Add(1) // Close waits for these after every connection is done
-		go func() {
-			defer b.bgWG.Done()
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			if err := p.log.Sync(ctx, info.LastOffset); err == nil {
-				p.advanceHW(info.LastOffset + 1)
-			}
-		}()
+	} else {
+		if req.Acks != -1 {
+			p.requestFlush(info.LastOffset)
+		}
+		p.mu.Unlock()
 	}
 
 	out.BaseOffset = info.FirstOffset
