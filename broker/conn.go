@@ -261,14 +261,47 @@ func (c *conn) dispatch(spec apiSpec, rq *request) (rep reply, err error) {
 	return spec.handle(c.b, rq), nil
 }
 
+// Write buffer bounds: a connection keeps its largest response buffer for
+// the next response (fetch responses are sized alike), up to keepWriteBuf;
+// a larger one, or any buffer after writeBufIdle without responses, goes
+// back to the garbage collector.
+const (
+	smallWriteBuf = 64 << 10
+	keepWriteBuf  = 16 << 20
+	writeBufIdle  = 5 * time.Second
+)
+
+// sizeHinter is a response that can estimate its encoded size (at least the
+// real one), so the writer sizes its buffer once.
+type sizeHinter interface{ sizeHint() int }
+
 // writeLoop sends replies in queue order until the queue is closed. After a
 // write error it keeps draining (without waiting or writing) so the read loop
 // never blocks on a dead connection.
 func (c *conn) writeLoop() {
 	dead := false
-	buf := make([]byte, 0, 64<<10)
-	for p := range c.queue {
+	buf := make([]byte, 0, smallWriteBuf)
+	idle := time.NewTimer(writeBufIdle)
+	defer idle.Stop()
+	for {
+		var p pending
+		var ok bool
+		if cap(buf) > smallWriteBuf {
+			idle.Reset(writeBufIdle)
+			select {
+			case p, ok = <-c.queue:
+			case <-idle.C:
+				buf = make([]byte, 0, smallWriteBuf)
+				continue
+			}
+		} else {
+			p, ok = <-c.queue
+		}
+		if !ok {
+			return
+		}
 		if dead {
+			releaseResponse(p.rep.resp)
 			continue
 		}
 		resp := p.rep.resp
@@ -276,16 +309,32 @@ func (c *conn) writeLoop() {
 			resp = c.runWait(&p)
 		}
 		if resp != nil && !p.rep.none {
-			buf = encodeResponse(buf[:0], p, resp)
-			if _, err := c.nc.Write(buf); err != nil {
-				if !c.isClosing() {
+			if h, ok := resp.(sizeHinter); ok {
+				if need := h.sizeHint(); cap(buf) < need {
+					buf = make([]byte, 0, need)
+				}
+			}
+			var body int
+			buf, body = encodeResponse(buf[:0], p, resp)
+			var err error
+			if fr, ok := resp.(*fetchResponse); ok {
+				if err = fr.fill(buf[body:]); err != nil {
+					c.log.Error("closing connection: fetch response", "err", err)
+				}
+			}
+			if err == nil {
+				if _, err = c.nc.Write(buf); err != nil && !c.isClosing() {
 					c.log.Debug("write failed", "err", err)
 				}
+			}
+			if err != nil {
 				dead = true
 			}
-			if cap(buf) > 1<<20 {
-				buf = make([]byte, 0, 64<<10) // do not pin a large fetch response
+			if cap(buf) > keepWriteBuf {
+				buf = make([]byte, 0, smallWriteBuf) // do not pin an unusually large response
 			}
+		} else {
+			releaseResponse(resp)
 		}
 		if p.rep.closeConn {
 			dead = true
@@ -294,6 +343,14 @@ func (c *conn) writeLoop() {
 			c.cancel()
 			_ = c.nc.Close() // unblocks the read loop
 		}
+	}
+}
+
+// releaseResponse frees what a response holds when it will not be encoded
+// (the file references of a fetch response).
+func releaseResponse(resp kmsg.Response) {
+	if fr, ok := resp.(*fetchResponse); ok {
+		fr.release()
 	}
 }
 
@@ -310,19 +367,21 @@ func (c *conn) runWait(p *pending) (resp kmsg.Response) {
 	return p.rep.wait(c.ctx)
 }
 
-// encodeResponse appends the size-prefixed response frame to dst. ApiVersions
-// responses always use header v0 (KIP-511) so a client that does not know our
-// versions can still parse them.
-func encodeResponse(dst []byte, p pending, resp kmsg.Response) []byte {
+// encodeResponse appends the size-prefixed response frame to dst and returns
+// it with the position of the response body in it. ApiVersions responses
+// always use header v0 (KIP-511) so a client that does not know our versions
+// can still parse them.
+func encodeResponse(dst []byte, p pending, resp kmsg.Response) ([]byte, int) {
 	resp.SetVersion(p.version)
 	dst = append(dst, 0, 0, 0, 0)
 	dst = kbin.AppendInt32(dst, p.corr)
 	if resp.IsFlexible() && p.key != apiVersionsKey {
 		dst = append(dst, 0) // no header tagged fields
 	}
+	body := len(dst)
 	dst = resp.AppendTo(dst)
 	binary.BigEndian.PutUint32(dst, uint32(len(dst)-4))
-	return dst
+	return dst, body
 }
 
 // errCode is a shorthand for a kerr error's wire code (0 for nil).

@@ -24,6 +24,8 @@ package broker
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -177,6 +179,18 @@ type fetchResult struct {
 	out    kmsg.FetchResponseTopicPartition
 	isErr  bool
 	hasRec bool
+	// sl holds the records still in the segment file; out.RecordBatches
+	// is a zero placeholder of the same length until the writer fills it.
+	// Whoever drops a result without handing it on releases sl.
+	sl *storage.Slice
+}
+
+// releaseResults drops the slices of results that will not be sent.
+func releaseResults(rs []fetchResult) {
+	for i := range rs {
+		rs[i].sl.Release()
+		rs[i].sl = nil
+	}
 }
 
 // wait parks until min_bytes are available, max_wait passes or the broker
@@ -205,7 +219,9 @@ func (f *fetchOp) wait(ctx context.Context, maxWait time.Duration) kmsg.Response
 		}
 		select {
 		case <-ch:
+			releaseResults(results)
 		case <-timer.C:
+			releaseResults(results)
 			return f.build(f.read())
 		case <-ctx.Done():
 			return f.build(results)
@@ -300,16 +316,112 @@ func (b *Broker) fetchPartition(st *raft.State, req *kmsg.FetchRequest, it fetch
 		b.log.Warn("fetch read", "topic", p.topic, "partition", p.index, "offset", it.offset, "err", err)
 		return fail(storageErr(err))
 	}
-	defer sl.Release()
 	if sl.Len() == 0 || (!minOne && sl.Len() > limit) {
+		sl.Release()
 		return fetchResult{out: out}
 	}
-	data, err := sl.Bytes()
-	if err != nil {
-		return fail(storageErr(err))
+	out.RecordBatches = recordsPlaceholder(sl.Len())
+	return fetchResult{out: out, hasRec: true, sl: sl}
+}
+
+// zeroRecords backs recordsPlaceholder: a shared, never written buffer that
+// only grows (racing growers may both allocate; either result is valid).
+var zeroRecords atomic.Pointer[[]byte]
+
+// recordsPlaceholder returns n zero bytes standing in for a partition's
+// records while kmsg encodes the response. kmsg only reads it, so one buffer
+// serves every connection.
+func recordsPlaceholder(n int) []byte {
+	z := zeroRecords.Load()
+	if z == nil || len(*z) < n {
+		nz := make([]byte, max(n, 1<<20))
+		zeroRecords.Store(&nz)
+		z = &nz
 	}
-	out.RecordBatches = data
-	return fetchResult{out: out, hasRec: len(data) > 0}
+	return (*z)[:n:n]
+}
+
+// fetchResponse is a Fetch response whose record bytes are still in the
+// segment files. kmsg encodes it with zero placeholders of the records'
+// exact lengths; the connection's writer then finds each placeholder in the
+// encoded frame by decoding the frame with kmsg (byte fields decode as
+// sub-slices of their source) and reads the records straight into place. So
+// the records are copied once, from the page cache into the frame, and kmsg
+// stays the only encoder of the response format.
+type fetchResponse struct {
+	*kmsg.FetchResponse
+	// slices holds one entry per encoded partition, in encoding order (topic
+	// by topic, partition by partition); nil where there are no records.
+	slices []*storage.Slice
+}
+
+// sizeHint is an upper estimate of the encoded response size, so the writer
+// can size its buffer once instead of regrowing it while encoding.
+func (r *fetchResponse) sizeHint() int {
+	n := 64
+	for i := range r.Topics {
+		t := &r.Topics[i]
+		n += 64 + len(t.Topic)
+		for j := range t.Partitions {
+			p := &t.Partitions[j]
+			n += 96 + len(p.RecordBatches) + 32*len(p.AbortedTransactions)
+		}
+	}
+	return n
+}
+
+// fill reads the records into the placeholders of the encoded response body
+// and releases the slices. An error means body must not be sent.
+func (r *fetchResponse) fill(body []byte) error {
+	defer r.release()
+	if !r.hasRecords() {
+		return nil
+	}
+	var dec kmsg.FetchResponse
+	dec.SetVersion(r.Version)
+	// The decoded value is dropped before body is reused, so its strings
+	// may alias body.
+	if err := dec.UnsafeReadFrom(body); err != nil {
+		return fmt.Errorf("locate records in fetch response: %w", err)
+	}
+	k := 0
+	for i := range dec.Topics {
+		for j := range dec.Topics[i].Partitions {
+			if k >= len(r.slices) {
+				return fmt.Errorf("locate records in fetch response: more partitions encoded than read (%d)", len(r.slices))
+			}
+			sl := r.slices[k]
+			k++
+			if sl == nil {
+				continue
+			}
+			if err := sl.ReadInto(dec.Topics[i].Partitions[j].RecordBatches); err != nil {
+				return fmt.Errorf("fill fetch response: %w", err)
+			}
+		}
+	}
+	if k != len(r.slices) {
+		return fmt.Errorf("locate records in fetch response: %d partitions encoded, %d read", k, len(r.slices))
+	}
+	return nil
+}
+
+func (r *fetchResponse) hasRecords() bool {
+	for _, sl := range r.slices {
+		if sl != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// release drops the slices; the writer calls it whether or not the response
+// was sent.
+func (r *fetchResponse) release() {
+	for i, sl := range r.slices {
+		sl.Release()
+		r.slices[i] = nil
+	}
 }
 
 // checkLeaderEpoch compares a request's current leader epoch (-1: not given)
@@ -335,6 +447,7 @@ func (f *fetchOp) build(results []fetchResult) kmsg.Response {
 		f.sess.mu.Lock()
 		defer f.sess.mu.Unlock()
 	}
+	out := &fetchResponse{FetchResponse: resp}
 	var moved []sessKey
 	for i, it := range f.items {
 		r := results[i]
@@ -345,6 +458,7 @@ func (f *fetchOp) build(results []fetchResult) kmsg.Response {
 				moved = append(moved, it.key)
 			}
 			if f.incremental && !news {
+				r.sl.Release()
 				continue
 			}
 		}
@@ -356,6 +470,7 @@ func (f *fetchOp) build(results []fetchResult) kmsg.Response {
 			n++
 		}
 		resp.Topics[n-1].Partitions = append(resp.Topics[n-1].Partitions, r.out)
+		out.slices = append(out.slices, r.sl)
 	}
 	if f.sess != nil && len(moved) > 0 {
 		for _, k := range moved {
@@ -364,5 +479,5 @@ func (f *fetchOp) build(results []fetchResult) kmsg.Response {
 			}
 		}
 	}
-	return resp
+	return out
 }

@@ -50,6 +50,24 @@ func (s *Slice) Bytes() ([]byte, error) {
 	return b, nil
 }
 
+// ReadInto reads the slice into dst, which must be exactly Len bytes long: callers that assemble a
+// response in their own buffer read the records straight into place instead of through Bytes' copy.
+func (s *Slice) ReadInto(dst []byte) error {
+	if len(dst) != s.Len() {
+		return fmt.Errorf("read slice of %s: destination holds %d bytes, slice %d", s.file, len(dst), s.Len())
+	}
+	if s.Len() == 0 {
+		return nil
+	}
+	if s.released.Load() {
+		return fmt.Errorf("read slice of %s: %w", s.file, ErrClosed)
+	}
+	if _, err := s.ref.f.ReadAt(dst, s.pos); err != nil {
+		return fmt.Errorf("read %d bytes of %s at %d: %w", s.n, s.file, s.pos, err)
+	}
+	return nil
+}
+
 // WriteTo writes the slice to w. When w is a socket (or anything exposing syscall.Conn, such as
 // *net.TCPConn) the bytes go by sendfile(2) with an explicit offset, so concurrent readers of the same
 // file do not interfere; otherwise it copies through a buffer.
