@@ -147,26 +147,43 @@ func (c *conn) readLoop() {
 	}
 }
 
-// frameChunk is the most readFrame allocates ahead of the bytes it has
-// received, so a client announcing a huge frame and sending nothing costs
+// frameChunk is the most readFrame allocates before the frame's bytes
+// arrive, so a client announcing a huge frame and sending nothing costs
 // little memory.
 const frameChunk = 1 << 20
 
-// readFrame reads a frame body of size bytes, growing its buffer as data
-// arrives.
+// frameStaging holds frameChunk-sized buffers that readFrame fills before it
+// trusts a large frame's size; the bytes are copied out, so a buffer goes
+// back to the pool as soon as the frame is allocated.
+var frameStaging = sync.Pool{New: func() any { b := make([]byte, frameChunk); return &b }}
+
+// readFrame reads a frame body of size bytes (already checked against
+// socket.request.max.bytes). A frame up to frameChunk is read into one
+// allocation of its exact size. A larger one first fills a pooled staging
+// chunk; only once those bytes have arrived is the frame allocated, once,
+// at its exact size. Handlers may keep sub-slices of the frame (record
+// batches), so the frame itself is never reused.
 func readFrame(r io.Reader, size int) ([]byte, error) {
-	buf := make([]byte, 0, min(size, frameChunk))
-	for len(buf) < size {
-		if len(buf) == cap(buf) {
-			buf = append(buf, make([]byte, min(size-len(buf), max(len(buf), frameChunk)))...)[:len(buf)]
-		}
-		n, err := io.ReadFull(r, buf[len(buf):min(cap(buf), size)])
-		buf = buf[:len(buf)+n]
-		if err != nil {
+	if size <= frameChunk {
+		frame := make([]byte, size)
+		if _, err := io.ReadFull(r, frame); err != nil {
 			return nil, err
 		}
+		return frame, nil
 	}
-	return buf, nil
+	sp := frameStaging.Get().(*[]byte)
+	stage := *sp
+	if _, err := io.ReadFull(r, stage); err != nil {
+		frameStaging.Put(sp)
+		return nil, err
+	}
+	frame := make([]byte, size)
+	copy(frame, stage)
+	frameStaging.Put(sp)
+	if _, err := io.ReadFull(r, frame[frameChunk:]); err != nil {
+		return nil, err
+	}
+	return frame, nil
 }
 
 func (c *conn) logReadErr(err error) {
