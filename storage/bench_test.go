@@ -233,3 +233,26 @@ func BenchmarkOpen1000(b *testing.B) {
 		b.StartTimer()
 	}
 }
+
+// BenchmarkAppendIndexed appends small batches with an index entry on
+// every append (index.interval.bytes below the batch size), the case where
+// the index and time-index writes cost as much as the log write itself.
+func BenchmarkAppendIndexed(b *testing.B) {
+	cfg := DefaultConfig()
+	cfg.Fsync = FsyncNever
+	cfg.IndexIntervalBytes = 1
+	cfg.SegmentBytes = 256 << 20
+	l := mustOpen(b, b.TempDir(), cfg)
+	defer l.Close()
+	batch := benchBatch(1 << 10)
+	h, _ := ParseBatchHeader(batch)
+	per := int64(h.LastOffsetDelta) + 1
+	b.SetBytes(int64(len(batch)))
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		SetBaseOffset(batch, int64(i)*per)
+		if _, err := l.Append(batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -591,14 +591,9 @@ func (l *Log) Append(batches []byte) (AppendInfo, error) {
 		}
 	}
 	s.bytesSinceIndex = b.since
-	if len(b.idx.off) > nOff {
-		if _, err := s.offFile.Write(encodeOffsetEntries(b.idx.off[nOff:])); err != nil {
+	if len(b.idx.off) > nOff || len(b.idx.tim) > nTim {
+		if err := s.queueIndexEntries(b.idx.off[nOff:], b.idx.tim[nTim:]); err != nil {
 			l.logger.Warn("index write failed; it will be rebuilt on recovery", "err", err)
-		}
-	}
-	if len(b.idx.tim) > nTim {
-		if _, err := s.timeFile.Write(encodeTimeEntries(b.idx.tim[nTim:])); err != nil {
-			l.logger.Warn("time index write failed; it will be rebuilt on recovery", "err", err)
 		}
 	}
 	newIdx := b.idx
@@ -690,11 +685,12 @@ func (l *Log) finishSegment(s *segment) error {
 	}
 	b := indexBuilder{base: s.base, idx: *idx}
 	if b.maybeTime() {
-		if _, err := s.timeFile.Write(encodeTimeEntries(b.idx.tim[len(idx.tim):])); err != nil {
-			return fmt.Errorf("write time index of %s: %w", s.logPath, err)
-		}
+		s.pendingTim = appendTimeEntries(s.pendingTim, b.idx.tim[len(idx.tim):])
 		ni := b.idx
 		s.idx.Store(&ni)
+	}
+	if err := s.flushIndexEntries(); err != nil {
+		return err
 	}
 	if err := s.ref.f.Sync(); err != nil {
 		return fmt.Errorf("sync segment %s: %w", s.logPath, err)

@@ -118,8 +118,15 @@ type segment struct {
 
 	// Writer-only (Log.mu): open index files of the active segment and index cadence.
 	offFile, timeFile *os.File
-	bytesSinceIndex   int
-	created           time.Time // for segment.ms; file mtime for segments found on disk
+	// pendingOff and pendingTim are encoded index entries not yet written to offFile and timeFile.
+	// Appends collect them and write them in one call per file once indexFlushBytes have gathered,
+	// and closeWriterFiles (roll, Close, truncation) writes the rest. Readers use the in-memory index,
+	// so only a reopen reads the files, and a crash that loses pending entries leaves index files
+	// shorter than the log, which recovery rebuilds (it rebuilds the segments from the recovery point,
+	// and rolled segments were flushed and fsynced by roll).
+	pendingOff, pendingTim []byte
+	bytesSinceIndex        int
+	created                time.Time // for segment.ms; file mtime for segments found on disk
 }
 
 func (s *segment) indexPath() string {
@@ -281,19 +288,25 @@ func writeIndexFiles(s *segment, idx *segIndex) error {
 }
 
 func encodeOffsetEntries(es []offsetEntry) []byte {
-	b := make([]byte, len(es)*offsetEntrySize)
-	for i, e := range es {
-		binary.BigEndian.PutUint32(b[i*offsetEntrySize:], uint32(e.rel))
-		binary.BigEndian.PutUint32(b[i*offsetEntrySize+4:], uint32(e.pos))
+	return appendOffsetEntries(make([]byte, 0, len(es)*offsetEntrySize), es)
+}
+
+func appendOffsetEntries(b []byte, es []offsetEntry) []byte {
+	for _, e := range es {
+		b = binary.BigEndian.AppendUint32(b, uint32(e.rel))
+		b = binary.BigEndian.AppendUint32(b, uint32(e.pos))
 	}
 	return b
 }
 
 func encodeTimeEntries(es []timeEntry) []byte {
-	b := make([]byte, len(es)*timeEntrySize)
-	for i, e := range es {
-		binary.BigEndian.PutUint64(b[i*timeEntrySize:], uint64(e.ts))
-		binary.BigEndian.PutUint32(b[i*timeEntrySize+8:], uint32(e.rel))
+	return appendTimeEntries(make([]byte, 0, len(es)*timeEntrySize), es)
+}
+
+func appendTimeEntries(b []byte, es []timeEntry) []byte {
+	for _, e := range es {
+		b = binary.BigEndian.AppendUint64(b, uint64(e.ts))
+		b = binary.BigEndian.AppendUint32(b, uint32(e.rel))
 	}
 	return b
 }
@@ -477,9 +490,45 @@ func (s *segment) timePosition(ts int64, size int64, interval int) (int64, error
 	return pos, nil
 }
 
-// closeWriterFiles closes the active segment's index file handles. Log.mu held.
-func (s *segment) closeWriterFiles() error {
+// indexFlushBytes is how many bytes of encoded index entries an active segment gathers before it writes
+// them to its index files.
+const indexFlushBytes = 4096
+
+// queueIndexEntries encodes new index entries for the index files, writing them out once enough have
+// gathered. Log.mu held.
+func (s *segment) queueIndexEntries(off []offsetEntry, tim []timeEntry) error {
+	s.pendingOff = appendOffsetEntries(s.pendingOff, off)
+	s.pendingTim = appendTimeEntries(s.pendingTim, tim)
+	if len(s.pendingOff)+len(s.pendingTim) < indexFlushBytes {
+		return nil
+	}
+	return s.flushIndexEntries()
+}
+
+// flushIndexEntries writes the pending index entries, one write per file. On error the entries are
+// dropped: the index files are then shorter than the in-memory index, which only costs a rebuild on
+// recovery. Log.mu held.
+func (s *segment) flushIndexEntries() error {
 	var first error
+	if len(s.pendingOff) > 0 && s.offFile != nil {
+		if _, err := s.offFile.Write(s.pendingOff); err != nil {
+			first = fmt.Errorf("write index of %s: %w", s.logPath, err)
+		}
+	}
+	if len(s.pendingTim) > 0 && s.timeFile != nil {
+		if _, err := s.timeFile.Write(s.pendingTim); err != nil && first == nil {
+			first = fmt.Errorf("write time index of %s: %w", s.logPath, err)
+		}
+	}
+	s.pendingOff, s.pendingTim = s.pendingOff[:0], s.pendingTim[:0]
+	return first
+}
+
+// closeWriterFiles writes the pending index entries and closes the active segment's index file handles.
+// Log.mu held.
+func (s *segment) closeWriterFiles() error {
+	first := s.flushIndexEntries()
+	s.pendingOff, s.pendingTim = nil, nil
 	for _, f := range []*os.File{s.offFile, s.timeFile} {
 		if f != nil {
 			if err := f.Close(); err != nil && first == nil {
