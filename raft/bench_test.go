@@ -129,3 +129,40 @@ func BenchmarkNodeApplyAll(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkStartToReady measures a single-voter node from Open until it
+// leads with a complete state: bootstrapping a new cluster, and reopening
+// an existing one (Open, then WaitLeader).
+func BenchmarkStartToReady(b *testing.B) {
+	b.Run("bootstrap", func(b *testing.B) {
+		for b.Loop() {
+			n, err := Open(Config{NodeID: 1, DataDir: b.TempDir(), BindAddr: "127.0.0.1:0", Bootstrap: true, Logger: testLogger()})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+			_ = n.Close()
+			b.StartTimer()
+		}
+	})
+	b.Run("reopen", func(b *testing.B) {
+		dir := b.TempDir()
+		n, err := Open(Config{NodeID: 1, DataDir: dir, BindAddr: "127.0.0.1:0", Bootstrap: true, Logger: testLogger()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		_ = n.Close()
+		for b.Loop() {
+			n, err := Open(Config{NodeID: 1, DataDir: dir, BindAddr: "127.0.0.1:0", Bootstrap: true, Logger: testLogger()})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := n.WaitLeader(context.Background()); err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+			_ = n.Close()
+			b.StartTimer()
+		}
+	})
+}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log"
 	"log/slog"
+	"sync/atomic"
 
 	hclog "github.com/hashicorp/go-hclog"
 )
@@ -17,12 +18,16 @@ type hclogAdapter struct {
 	l       *slog.Logger
 	name    string
 	implied []any
+	// soleVoter, shared by every derived adapter, is set when this node is
+	// the only voter: its election at every start is expected, so raft's
+	// warning about it is dropped.
+	soleVoter *atomic.Bool
 }
 
 var _ hclog.Logger = (*hclogAdapter)(nil)
 
 func newHCLogAdapter(l *slog.Logger) *hclogAdapter {
-	return &hclogAdapter{l: l, name: "raft"}
+	return &hclogAdapter{l: l, name: "raft", soleVoter: new(atomic.Bool)}
 }
 
 func (a *hclogAdapter) Log(level hclog.Level, msg string, args ...any) {
@@ -35,12 +40,19 @@ func (a *hclogAdapter) Log(level hclog.Level, msg string, args ...any) {
 	default:
 		return
 	}
+	if msg == electionStartMsg && a.soleVoter.Load() {
+		return
+	}
 	attrs := make([]any, 0, 2+len(a.implied)+len(args))
 	attrs = append(attrs, "component", a.name)
 	attrs = append(attrs, a.implied...)
 	attrs = append(attrs, args...)
 	a.l.Log(context.Background(), sl, msg, attrs...)
 }
+
+// electionStartMsg is hashicorp/raft's warning when a follower's heartbeat
+// timeout fires.
+const electionStartMsg = "heartbeat timeout reached, starting election"
 
 func (a *hclogAdapter) Trace(msg string, args ...any) {}
 func (a *hclogAdapter) Debug(msg string, args ...any) {}

@@ -66,9 +66,19 @@ type Config struct {
 	SnapshotRetain    int
 }
 
+// soleVoterTimeout replaces the heartbeat, election and leader lease
+// timeouts (when shorter) of a node whose configuration has no voter but
+// itself: no peer can contest its election, so the first heartbeat timeout
+// is pure waiting. hashicorp/raft's lease is not reloadable, so the short
+// lease stays until restart; once leader, the heartbeat timeout is raised to
+// twice the lease (soleVoterTimeout*2), the same lease-to-heartbeat ratio
+// as DefaultConfig, so voters added later are heartbeaten well within it.
+const soleVoterTimeout = 50 * time.Millisecond
+
 // DefaultConfig returns the tuning defaults, the only place they are set.
-// The timeouts suit a LAN; a single voter elects itself within one to two
-// heartbeat timeouts, i.e. about one second.
+// The timeouts suit a LAN. A node that is the only voter of its
+// configuration starts with soleVoterTimeout instead, so it leads within
+// ~50-100 ms.
 func DefaultConfig() Config {
 	return Config{
 		HeartbeatTimeout:   500 * time.Millisecond,
@@ -124,6 +134,14 @@ type Node struct {
 	store *raftboltdb.BoltStore
 	trans *hraft.NetworkTransport
 	obs   *hraft.Observer
+	hlog  *hclogAdapter
+
+	// soleVoter is set when Open found this node the only voter and started
+	// raft with soleVoterTimeout; then leaderHeartbeat is the heartbeat
+	// timeout watchLeader reloads once the node leads (0: no reload).
+	// Immutable after Open.
+	soleVoter       bool
+	leaderHeartbeat time.Duration
 
 	// stop is closed by Close: it ends watchLeader (wg waits for it) and
 	// wakes WaitLeader callers.
@@ -147,7 +165,7 @@ func Open(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("open raft node: %w", err)
 	}
 	hlog := newHCLogAdapter(cfg.Logger)
-	n := &Node{cfg: cfg, fsm: newFSM(), stop: make(chan struct{})}
+	n := &Node{cfg: cfg, fsm: newFSM(), stop: make(chan struct{}), hlog: hlog}
 	var err error
 	dbPath := filepath.Join(cfg.DataDir, "raft.db")
 	n.store, err = raftboltdb.New(raftboltdb.Options{Path: dbPath, BoltOptions: &bbolt.Options{Timeout: time.Second}})
@@ -200,6 +218,19 @@ func Open(cfg Config) (*Node, error) {
 		return fail(fmt.Errorf("inspect raft state in %s: %w", cfg.DataDir, err))
 	}
 	bootstrapped := false
+	sole := !existing && cfg.Bootstrap
+	if existing {
+		sole = isSoleVoter(n.store, snaps, rc.LocalID)
+	}
+	if sole {
+		n.soleVoter = true
+		hlog.soleVoter.Store(true)
+		if fast := soleVoterTimeout; fast < rc.HeartbeatTimeout {
+			rc.HeartbeatTimeout, rc.ElectionTimeout = fast, fast
+			rc.LeaderLeaseTimeout = min(rc.LeaderLeaseTimeout, fast)
+			n.leaderHeartbeat = min(cfg.HeartbeatTimeout, 2*rc.LeaderLeaseTimeout)
+		}
+	}
 	if !existing && cfg.Bootstrap {
 		conf := hraft.Configuration{Servers: []hraft.Server{{Suffrage: hraft.Voter, ID: rc.LocalID, Address: n.trans.LocalAddr()}}}
 		if err := hraft.BootstrapCluster(rc, n.store, n.store, snaps, n.trans, conf); err != nil {
@@ -257,6 +288,9 @@ func (n *Node) watchLeader(obsCh <-chan hraft.Observation) {
 			ctrl = -1
 		}
 		n.fsm.setController(ctrl)
+		if ctrl == n.cfg.NodeID && n.leaderHeartbeat > 0 {
+			n.relaxTimeouts()
+		}
 		if ctrl == n.cfg.NodeID && n.fsm.current().ClusterID == "" {
 			n.initCluster()
 		}
@@ -266,6 +300,68 @@ func (n *Node) watchLeader(obsCh <-chan hraft.Observation) {
 			return
 		}
 	}
+}
+
+// relaxTimeouts raises the heartbeat and election timeouts of a node that
+// started as the sole voter once it leads (see soleVoterTimeout). Only
+// watchLeader calls it; a failed reload keeps the short timeouts, which are
+// valid, so it is logged and not retried.
+func (n *Node) relaxTimeouts() {
+	hb := n.leaderHeartbeat
+	n.leaderHeartbeat = 0
+	cur := n.r.ReloadableConfig()
+	cur.HeartbeatTimeout = hb
+	cur.ElectionTimeout = max(hb, n.cfg.ElectionTimeout)
+	if err := n.r.ReloadConfig(cur); err != nil {
+		n.cfg.Logger.Warn("raft: keeping start-up timeouts", "err", err)
+	}
+}
+
+// isSoleVoter reports whether the latest configuration stored in the raft
+// log (or, when the log holds none after the newest snapshot, in that
+// snapshot) has exactly one voter, id. Any doubt (unreadable entries) says
+// false, which only costs the normal election delay.
+func isSoleVoter(store *raftboltdb.BoltStore, snaps hraft.SnapshotStore, id hraft.ServerID) (sole bool) {
+	defer func() {
+		if recover() != nil { // hraft.DecodeConfiguration panics on bad input
+			sole = false
+		}
+	}()
+	var conf *hraft.Configuration
+	var snapCfgIndex uint64
+	if metas, err := snaps.List(); err == nil && len(metas) > 0 {
+		conf = &metas[0].Configuration
+		snapCfgIndex = metas[0].ConfigurationIndex
+	}
+	first, err1 := store.FirstIndex()
+	last, err2 := store.LastIndex()
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	for i := last; i >= max(first, snapCfgIndex+1) && i > 0; i-- {
+		var e hraft.Log
+		if err := store.GetLog(i, &e); err != nil {
+			return false
+		}
+		if e.Type == hraft.LogConfiguration {
+			c := hraft.DecodeConfiguration(e.Data)
+			conf = &c
+			break
+		}
+	}
+	if conf == nil {
+		return false
+	}
+	voters := 0
+	for _, srv := range conf.Servers {
+		if srv.Suffrage == hraft.Voter {
+			voters++
+			if srv.ID != id {
+				return false
+			}
+		}
+	}
+	return voters == 1
 }
 
 // initCluster gives a cluster without an id one. The barrier first applies
