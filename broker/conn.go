@@ -335,14 +335,15 @@ func (c *conn) writeLoop() {
 			buf, body = encodeResponse(buf[:0], p, resp)
 			var err error
 			if fr, ok := resp.(*fetchResponse); ok {
-				if err = fr.fill(buf[body:]); err != nil {
-					c.log.Error("closing connection: fetch response", "err", err)
-				}
+				err = fr.writeTo(c.nc, buf, body, sendfileMin)
+			} else {
+				_, err = c.nc.Write(buf)
 			}
-			if err == nil {
-				if _, err = c.nc.Write(buf); err != nil && !c.isClosing() {
-					c.log.Debug("write failed", "err", err)
-				}
+			switch {
+			case errors.Is(err, ErrResponseLayout):
+				c.log.Error("closing connection: fetch response", "err", err)
+			case err != nil && !c.isClosing():
+				c.log.Debug("write failed", "err", err)
 			}
 			if err != nil {
 				dead = true

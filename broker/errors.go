@@ -17,4 +17,8 @@ var (
 	ErrUnsupportedAPI = errors.New("broker: unsupported api key or version")
 	// ErrInvalidConfig reports an invalid broker Config.
 	ErrInvalidConfig = errors.New("broker: invalid config")
+	// ErrResponseLayout means an encoded Fetch response did not hold its
+	// records where the writer expected them (a bug of ours); the response
+	// is not sent and the connection is closed.
+	ErrResponseLayout = errors.New("broker: fetch response layout mismatch")
 )

@@ -25,8 +25,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -345,9 +347,9 @@ func recordsPlaceholder(n int) []byte {
 // segment files. kmsg encodes it with zero placeholders of the records'
 // exact lengths; the connection's writer then finds each placeholder in the
 // encoded frame by decoding the frame with kmsg (byte fields decode as
-// sub-slices of their source) and reads the records straight into place. So
-// the records are copied once, from the page cache into the frame, and kmsg
-// stays the only encoder of the response format.
+// sub-slices of their source) and sends the records from the file in its
+// place: large runs by sendfile(2), small ones read straight into the
+// frame. kmsg stays the only encoder of the response format.
 type fetchResponse struct {
 	*kmsg.FetchResponse
 	// slices holds one entry per encoded partition, in encoding order (topic
@@ -370,40 +372,104 @@ func (r *fetchResponse) sizeHint() int {
 	return n
 }
 
-// fill reads the records into the placeholders of the encoded response body
-// and releases the slices. An error means body must not be sent.
-func (r *fetchResponse) fill(body []byte) error {
-	defer r.release()
-	if !r.hasRecords() {
-		return nil
-	}
+// sendfileMin is the smallest record run the writer sends with sendfile(2)
+// instead of reading it into the frame: below it, the extra syscalls cost
+// more than the copy saves.
+const sendfileMin = 64 << 10
+
+// recordSpan is where one partition's records belong in the encoded frame.
+type recordSpan struct {
+	off int
+	sl  *storage.Slice
+}
+
+// locate finds the placeholders in the encoded frame, in frame order.
+func (r *fetchResponse) locate(frame []byte, body int) ([]recordSpan, error) {
 	var dec kmsg.FetchResponse
 	dec.SetVersion(r.Version)
-	// The decoded value is dropped before body is reused, so its strings
-	// may alias body.
-	if err := dec.UnsafeReadFrom(body); err != nil {
-		return fmt.Errorf("locate records in fetch response: %w", err)
+	// The decoded value is dropped before frame is reused, so its strings
+	// may alias frame.
+	if err := dec.UnsafeReadFrom(frame[body:]); err != nil {
+		return nil, fmt.Errorf("%w: decode: %w", ErrResponseLayout, err)
 	}
+	var spans []recordSpan
 	k := 0
 	for i := range dec.Topics {
 		for j := range dec.Topics[i].Partitions {
 			if k >= len(r.slices) {
-				return fmt.Errorf("locate records in fetch response: more partitions encoded than read (%d)", len(r.slices))
+				return nil, fmt.Errorf("%w: more partitions encoded than read (%d)", ErrResponseLayout, len(r.slices))
 			}
 			sl := r.slices[k]
 			k++
 			if sl == nil {
 				continue
 			}
-			if err := sl.ReadInto(dec.Topics[i].Partitions[j].RecordBatches); err != nil {
-				return fmt.Errorf("fill fetch response: %w", err)
+			rb := dec.Topics[i].Partitions[j].RecordBatches
+			off, ok := offsetIn(frame, rb)
+			if !ok || len(rb) != sl.Len() {
+				return nil, fmt.Errorf("%w: partition %d holds %d bytes, read %d", ErrResponseLayout, k-1, len(rb), sl.Len())
 			}
+			spans = append(spans, recordSpan{off: off, sl: sl})
 		}
 	}
 	if k != len(r.slices) {
-		return fmt.Errorf("locate records in fetch response: %d partitions encoded, %d read", k, len(r.slices))
+		return nil, fmt.Errorf("%w: %d partitions encoded, %d read", ErrResponseLayout, k, len(r.slices))
 	}
-	return nil
+	return spans, nil
+}
+
+// offsetIn returns the position of sub inside frame; sub must be a
+// sub-slice of frame (kmsg decodes byte fields as sub-slices of their
+// source). Pointers are only subtracted, never converted back.
+func offsetIn(frame, sub []byte) (int, bool) {
+	if len(sub) == 0 || len(frame) == 0 {
+		return 0, false
+	}
+	d := uintptr(unsafe.Pointer(unsafe.SliceData(sub))) - uintptr(unsafe.Pointer(unsafe.SliceData(frame)))
+	if d > uintptr(len(frame)) || int(d)+len(sub) > len(frame) {
+		return 0, false
+	}
+	return int(d), true
+}
+
+// writeTo sends the encoded frame (response body at body) to w with the
+// records in place, and releases the slices. Runs of at least minSendfile
+// bytes go straight from the segment file with Slice.WriteTo (sendfile(2)
+// on a TCP connection), the bytes around them with Write; shorter runs are
+// read into the frame first. An error means the connection must be closed:
+// part of the frame may have been sent.
+func (r *fetchResponse) writeTo(w io.Writer, frame []byte, body, minSendfile int) error {
+	defer r.release()
+	var spans []recordSpan
+	if r.hasRecords() {
+		var err error
+		if spans, err = r.locate(frame, body); err != nil {
+			return err
+		}
+	}
+	prev := 0
+	for _, sp := range spans {
+		n := sp.sl.Len()
+		if n < minSendfile {
+			if err := sp.sl.ReadInto(frame[sp.off : sp.off+n]); err != nil {
+				return fmt.Errorf("fill fetch response: %w", err)
+			}
+			continue
+		}
+		if _, err := w.Write(frame[prev:sp.off]); err != nil {
+			return err
+		}
+		m, err := sp.sl.WriteTo(w)
+		if err == nil && m != int64(n) {
+			err = fmt.Errorf("send records: %d of %d bytes", m, n)
+		}
+		if err != nil {
+			return err
+		}
+		prev = sp.off + n
+	}
+	_, err := w.Write(frame[prev:])
+	return err
 }
 
 func (r *fetchResponse) hasRecords() bool {

@@ -2,7 +2,10 @@ package broker
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io"
+	"net"
 	"testing"
 	"time"
 
@@ -11,8 +14,9 @@ import (
 	"github.com/stromhq/strom/storage"
 )
 
-// TestFetchResponseFill encodes fetch responses holding placeholders, fills
-// them the way the connection writer does, and checks that kmsg decodes the
+// TestFetchResponseFill encodes fetch responses holding placeholders, sends
+// them the way the connection writer does (records read into the frame,
+// copied from the file, or sent by sendfile), and checks that kmsg decodes the
 // frame to exactly the stored batches, for flexible and non-flexible
 // versions and mixes of partitions with and without records.
 func TestFetchResponseFill(t *testing.T) {
@@ -52,73 +56,124 @@ func TestFetchResponseFill(t *testing.T) {
 		{"v16 no records", 16, []int{-1, -1}, []int{2}},
 		{"v18 all", 18, []int{2, 1, 0}, []int{1, 1, 1}},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			resp := kmsg.NewPtrFetchResponse()
-			fr := &fetchResponse{FetchResponse: resp}
-			k := 0
-			for ti, np := range tc.topics {
-				rt := kmsg.NewFetchResponseTopic()
-				rt.Topic = fmt.Sprintf("topic-%d", ti)
-				for pi := range np {
-					rp := kmsg.NewFetchResponseTopicPartition()
-					rp.Partition = int32(pi)
-					rp.RecordBatches = []byte{}
-					var sl *storage.Slice
-					if li := tc.parts[k]; li >= 0 {
-						var err error
-						if sl, err = logs[li].Read(0, 1<<20, logs[li].HighWatermark()); err != nil {
-							t.Fatal(err)
+	modes := []struct {
+		name        string
+		minSendfile int
+		tcp         bool
+	}{
+		{"read into frame", 1 << 30, false},
+		{"copy from file", 0, false},
+		{"sendfile over tcp", 0, true},
+		{"mixed over tcp", 200, true},
+	}
+	for _, mode := range modes {
+		for _, tc := range tests {
+			t.Run(mode.name+"/"+tc.name, func(t *testing.T) {
+				resp := kmsg.NewPtrFetchResponse()
+				fr := &fetchResponse{FetchResponse: resp}
+				k := 0
+				for ti, np := range tc.topics {
+					rt := kmsg.NewFetchResponseTopic()
+					rt.Topic = fmt.Sprintf("topic-%d", ti)
+					for pi := range np {
+						rp := kmsg.NewFetchResponseTopicPartition()
+						rp.Partition = int32(pi)
+						rp.RecordBatches = []byte{}
+						var sl *storage.Slice
+						if li := tc.parts[k]; li >= 0 {
+							var err error
+							if sl, err = logs[li].Read(0, 1<<20, logs[li].HighWatermark()); err != nil {
+								t.Fatal(err)
+							}
+							rp.RecordBatches = recordsPlaceholder(sl.Len())
 						}
-						rp.RecordBatches = recordsPlaceholder(sl.Len())
+						rt.Partitions = append(rt.Partitions, rp)
+						fr.slices = append(fr.slices, sl)
+						k++
 					}
-					rt.Partitions = append(rt.Partitions, rp)
-					fr.slices = append(fr.slices, sl)
-					k++
+					resp.Topics = append(resp.Topics, rt)
 				}
-				resp.Topics = append(resp.Topics, rt)
-			}
-			hint := fr.sizeHint()
-			frame, body := encodeResponse(nil, pending{key: resp.Key(), version: tc.version, corr: 7}, fr)
-			if len(frame) > hint {
-				t.Errorf("size hint %d below encoded size %d", hint, len(frame))
-			}
-			if err := fr.fill(frame[body:]); err != nil {
-				t.Fatal(err)
-			}
-			for _, sl := range fr.slices {
-				if sl != nil {
-					t.Fatal("fill left a slice unreleased")
+				hint := fr.sizeHint()
+				frame, body := encodeResponse(nil, pending{key: resp.Key(), version: tc.version, corr: 7}, fr)
+				if len(frame) > hint {
+					t.Errorf("size hint %d below encoded size %d", hint, len(frame))
 				}
-			}
-			var dec kmsg.FetchResponse
-			dec.SetVersion(tc.version)
-			if err := dec.ReadFrom(frame[body:]); err != nil {
-				t.Fatal(err)
-			}
-			k = 0
-			for _, rt := range dec.Topics {
-				for _, rp := range rt.Partitions {
-					var exp []byte
-					if li := tc.parts[k]; li >= 0 {
-						exp = want[li]
+				sent := sendFrame(t, fr, frame, body, mode.minSendfile, mode.tcp)
+				for _, sl := range fr.slices {
+					if sl != nil {
+						t.Fatal("writeTo left a slice unreleased")
 					}
-					if !bytes.Equal(rp.RecordBatches, exp) && !(len(exp) == 0 && len(rp.RecordBatches) == 0) {
-						t.Fatalf("partition %d: %d bytes, want %d (equal prefix %v)", k, len(rp.RecordBatches), len(exp), bytes.HasPrefix(rp.RecordBatches, exp[:min(len(exp), 16)]))
-					}
-					k++
 				}
-			}
-			if k != len(tc.parts) {
-				t.Fatalf("decoded %d partitions, want %d", k, len(tc.parts))
-			}
-		})
+				if len(sent) != len(frame) {
+					t.Fatalf("sent %d bytes, frame has %d", len(sent), len(frame))
+				}
+				var dec kmsg.FetchResponse
+				dec.SetVersion(tc.version)
+				if err := dec.ReadFrom(sent[body:]); err != nil {
+					t.Fatal(err)
+				}
+				k = 0
+				for _, rt := range dec.Topics {
+					for _, rp := range rt.Partitions {
+						var exp []byte
+						if li := tc.parts[k]; li >= 0 {
+							exp = want[li]
+						}
+						if !bytes.Equal(rp.RecordBatches, exp) && !(len(exp) == 0 && len(rp.RecordBatches) == 0) {
+							t.Fatalf("partition %d: %d bytes, want %d (equal prefix %v)", k, len(rp.RecordBatches), len(exp), bytes.HasPrefix(rp.RecordBatches, exp[:min(len(exp), 16)]))
+						}
+						k++
+					}
+				}
+				if k != len(tc.parts) {
+					t.Fatalf("decoded %d partitions, want %d", k, len(tc.parts))
+				}
+			})
+		}
 	}
 }
 
+// sendFrame runs fr.writeTo into a buffer, or through a loopback TCP
+// connection (where Slice.WriteTo uses sendfile), and returns what arrived.
+func sendFrame(t *testing.T, fr *fetchResponse, frame []byte, body, minSendfile int, tcp bool) []byte {
+	t.Helper()
+	if !tcp {
+		var out bytes.Buffer
+		if err := fr.writeTo(&out, frame, body, minSendfile); err != nil {
+			t.Fatal(err)
+		}
+		return out.Bytes()
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	got := make(chan []byte, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			got <- nil
+			return
+		}
+		defer c.Close()
+		b, _ := io.ReadAll(c)
+		got <- b
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fr.writeTo(c, frame, body, minSendfile); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.Close()
+	return <-got
+}
+
 // TestFetchResponseFillMismatch: a response whose encoding and slices
-// disagree is refused (the writer then closes the connection) and its
-// slices are released anyway.
+// disagree is refused before any byte is sent (the writer then closes the
+// connection) and its slices are released anyway.
 func TestFetchResponseFillMismatch(t *testing.T) {
 	lg, err := storage.Open(t.TempDir(), storage.DefaultConfig())
 	if err != nil {
@@ -142,8 +197,12 @@ func TestFetchResponseFillMismatch(t *testing.T) {
 	resp.Topics = append(resp.Topics, rt)
 	fr := &fetchResponse{FetchResponse: resp, slices: []*storage.Slice{sl}}
 	frame, body := encodeResponse(nil, pending{key: resp.Key(), version: 12}, fr)
-	if err := fr.fill(frame[body:]); err == nil {
-		t.Fatal("fill accepted a placeholder of the wrong length")
+	var out bytes.Buffer
+	if err := fr.writeTo(&out, frame, body, 0); !errors.Is(err, ErrResponseLayout) {
+		t.Fatalf("writeTo with a placeholder of the wrong length: %v", err)
+	}
+	if out.Len() != 0 {
+		t.Fatalf("%d bytes sent of a response with a wrong layout", out.Len())
 	}
 	if fr.slices[0] != nil {
 		t.Fatal("slice not released after a failed fill")
