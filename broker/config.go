@@ -44,6 +44,15 @@ type Config struct {
 	MaxInflight int
 	// FetchSessionCacheSlots is max.incremental.fetch.session.cache.slots.
 	FetchSessionCacheSlots int
+	// IdleTimeout is connections.max.idle.ms: connections that send nothing
+	// for this long are closed.
+	IdleTimeout time.Duration
+	// RetentionCheckInterval is log.retention.check.interval.ms: how often
+	// retention and compaction run.
+	RetentionCheckInterval time.Duration
+	// CheckpointInterval is how often log start offsets, high watermarks and
+	// recovery points are checkpointed.
+	CheckpointInterval time.Duration
 	// ShutdownTimeout bounds how long Close waits for in-flight requests.
 	ShutdownTimeout time.Duration
 	// Logger receives the broker's logs; nil means slog.Default().
@@ -67,6 +76,9 @@ func DefaultConfig() Config {
 		MaxRequestBytes:          100 << 20,
 		MaxInflight:              64,
 		FetchSessionCacheSlots:   1000,
+		IdleTimeout:              10 * time.Minute,
+		RetentionCheckInterval:   5 * time.Minute,
+		CheckpointInterval:       time.Minute,
 		ShutdownTimeout:          30 * time.Second,
 	}
 }
@@ -86,6 +98,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: max request bytes %d < 1024", ErrInvalidConfig, c.MaxRequestBytes)
 	case c.MaxInflight < 1:
 		return fmt.Errorf("%w: max inflight %d < 1", ErrInvalidConfig, c.MaxInflight)
+	case c.RetentionCheckInterval <= 0 || c.CheckpointInterval <= 0 || c.IdleTimeout <= 0:
+		return fmt.Errorf("%w: idle timeout, retention check and checkpoint intervals must be positive", ErrInvalidConfig)
 	}
 	switch c.Fsync {
 	case "always", "interval", "never":

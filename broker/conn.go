@@ -24,10 +24,9 @@ import (
 // write loop (sends replies in the same order). The bounded queue between them
 // is the connection's in-flight limit.
 type conn struct {
-	b      *Broker
-	nc     net.Conn
-	remote string
-	log    *slog.Logger
+	b   *Broker
+	nc  net.Conn
+	log *slog.Logger
 
 	// queue carries replies from the read loop to the write loop; the read
 	// loop is its only sender and closes it when it stops.
@@ -61,7 +60,6 @@ func newConn(b *Broker, nc net.Conn) *conn {
 	return &conn{
 		b:       b,
 		nc:      nc,
-		remote:  nc.RemoteAddr().String(),
 		log:     b.log.With("remote", nc.RemoteAddr().String()),
 		queue:   make(chan pending, b.cfg.MaxInflight),
 		ctx:     ctx,
@@ -112,6 +110,13 @@ func (c *conn) readLoop() {
 	br := bufio.NewReaderSize(c.nc, 64<<10)
 	var sizeBuf [4]byte
 	for {
+		// connections.max.idle.ms: a client silent this long is dropped. The
+		// closing check after setting the deadline keeps a concurrent
+		// shutdown's immediate deadline from being overridden.
+		_ = c.nc.SetReadDeadline(time.Now().Add(c.b.cfg.IdleTimeout))
+		if c.isClosing() {
+			return
+		}
 		if _, err := io.ReadFull(br, sizeBuf[:]); err != nil {
 			c.logReadErr(err)
 			return
@@ -119,34 +124,57 @@ func (c *conn) readLoop() {
 		size := int32(binary.BigEndian.Uint32(sizeBuf[:]))
 		if size < 0 || size > c.b.cfg.MaxRequestBytes {
 			c.log.Warn("closing connection: request frame size out of range",
-				"size", size, "max", c.b.cfg.MaxRequestBytes, "err", ErrFrameTooLarge)
+				"size", size, "max", c.b.cfg.MaxRequestBytes, "client", c.clientSoftware, "err", ErrFrameTooLarge)
 			return
 		}
-		frame := make([]byte, size)
-		if _, err := io.ReadFull(br, frame); err != nil {
+		frame, err := readFrame(br, int(size))
+		if err != nil {
 			c.logReadErr(err)
 			return
 		}
 		p, err := c.handleFrame(frame)
 		if err != nil {
-			c.log.Warn("closing connection", "err", err)
+			c.log.Warn("closing connection", "client", c.clientSoftware, "err", err)
 			return
 		}
-		select {
-		case c.queue <- p:
-		case <-c.ctx.Done():
-			return
-		}
+		// The writer drains the queue until it is closed, even after a write
+		// error, so this send always completes; a handled request's reply is
+		// never dropped, also not during shutdown.
+		c.queue <- p
 		if p.rep.closeConn {
 			return
 		}
 	}
 }
 
+// frameChunk is the most readFrame allocates ahead of the bytes it has
+// received, so a client announcing a huge frame and sending nothing costs
+// little memory.
+const frameChunk = 1 << 20
+
+// readFrame reads a frame body of size bytes, growing its buffer as data
+// arrives.
+func readFrame(r io.Reader, size int) ([]byte, error) {
+	buf := make([]byte, 0, min(size, frameChunk))
+	for len(buf) < size {
+		if len(buf) == cap(buf) {
+			buf = append(buf, make([]byte, min(size-len(buf), max(len(buf), frameChunk)))...)[:len(buf)]
+		}
+		n, err := io.ReadFull(r, buf[len(buf):min(cap(buf), size)])
+		buf = buf[:len(buf)+n]
+		if err != nil {
+			return nil, err
+		}
+	}
+	return buf, nil
+}
+
 func (c *conn) logReadErr(err error) {
 	switch {
-	case c.isClosing(), errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), errors.Is(err, os.ErrDeadlineExceeded) && c.isClosing():
+	case c.isClosing(), errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
 		return
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		c.log.Info("closing idle connection", "idle_timeout", c.b.cfg.IdleTimeout)
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		c.log.Info("connection closed mid-frame")
 	default:

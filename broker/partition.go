@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"sync"
@@ -32,6 +33,10 @@ type partition struct {
 	cfg atomic.Pointer[partConfig]
 	// leaderEpoch is the partition's current leader epoch from raft.
 	leaderEpoch atomic.Int32
+
+	// hwMu serializes high watermark moves so they only go forward even when
+	// durability waits finish out of order.
+	hwMu sync.Mutex
 
 	// waitMu guards waiters: channels of fetch requests parked until new
 	// data arrives. Each is signalled without blocking (capacity 1).
@@ -65,6 +70,22 @@ func (p *partition) removeWaiter(ch chan struct{}) {
 	p.waitMu.Lock()
 	delete(p.waiters, ch)
 	p.waitMu.Unlock()
+}
+
+// advanceHW moves the high watermark forward to hw (never back) and wakes
+// parked fetches. On one node the high watermark is what is durable under the
+// fsync policy: the log end at once for interval/never, the fsynced offset for
+// always, so consumers never see records a power loss could take back.
+func (p *partition) advanceHW(hw int64) {
+	p.hwMu.Lock()
+	moved := hw > p.log.HighWatermark()
+	if moved {
+		p.log.SetHighWatermark(hw)
+	}
+	p.hwMu.Unlock()
+	if moved {
+		p.wake()
+	}
 }
 
 // wake signals every parked fetch; they re-read and decide whether to answer.
@@ -135,4 +156,22 @@ func (b *Broker) buildPartConfig(topicCfg map[string]string, nodeDyn, clusterDyn
 	}
 	pc.store = sc
 	return pc
+}
+
+// checkInvariants fails loudly, under the invariants build tag only, when the
+// partition's offsets are inconsistent.
+// Invariant: logStart <= hw <= leo, and the leader epoch cache never runs
+// ahead of the partition's leader epoch.
+// Caller holds p.mu, so no append moves the offsets meanwhile.
+func (p *partition) checkInvariants() {
+	if !invariantsOn {
+		return
+	}
+	ls, hw, leo := p.log.LogStartOffset(), p.log.HighWatermark(), p.log.EndOffset()
+	if ls > hw || hw > leo {
+		panic(fmt.Sprintf("invariant: %s-%d log start %d, high watermark %d, log end %d", p.topic, p.index, ls, hw, leo))
+	}
+	if e := p.log.LatestEpoch(); e > p.leaderEpoch.Load() {
+		panic(fmt.Sprintf("invariant: %s-%d log epoch %d ahead of leader epoch %d", p.topic, p.index, e, p.leaderEpoch.Load()))
+	}
 }

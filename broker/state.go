@@ -77,6 +77,8 @@ func (b *Broker) open() error {
 			}
 		}
 	}()
+	b.bgWG.Add(1)
+	go b.maintain()
 	return nil
 }
 

@@ -40,8 +40,9 @@ type Log struct {
 	leo      atomic.Int64
 	hw       atomic.Int64
 
-	closed      atomic.Bool
-	cleanMarker bool // the clean-shutdown marker file exists; guarded by mu
+	closed         atomic.Bool
+	cleanMarker    bool       // the clean-shutdown marker file exists; guarded by mu
+	lastCheckpoint checkpoint // what the checkpoint file holds; guarded by mu
 
 	sync    syncState
 	epochs  epochCache
@@ -49,6 +50,9 @@ type Log struct {
 	flusher *flusher // running iff the policy is FsyncInterval; guarded by mu
 
 	compactMu sync.Mutex // one compaction at a time
+	// cleanedUpTo is the end of the range the last compaction cleaned (in memory only: after a restart
+	// the first compaction cleans everything once). Lowered by TruncateTo.
+	cleanedUpTo atomic.Int64
 }
 
 // syncState implements group commit. One goroutine at a time (the "leader") runs an fsync; goroutines
@@ -89,6 +93,7 @@ func Open(dir string, cfg Config, opts ...Option) (*Log, error) {
 		l.releaseAll()
 		return nil, fmt.Errorf("open log %s: %w", dir, err)
 	}
+	l.checkInvariants()
 	if c.Fsync == FsyncInterval {
 		l.flusher = l.startFlusher()
 	}
@@ -145,6 +150,9 @@ func (l *Log) load() error {
 	if err != nil {
 		l.logger.Warn("ignoring unreadable checkpoint, recovering from the start", "err", err)
 		haveCP = false
+	}
+	if haveCP {
+		l.lastCheckpoint = cp
 	}
 	clean := marker && haveCP
 	if marker && !clean {
@@ -205,6 +213,18 @@ func (l *Log) load() error {
 	}
 	logStart = min(logStart, leo)
 	l.logStart.Store(logStart)
+	// A crash after DeleteRecordsBefore checkpointed a new log start but before it removed the segments
+	// below it leaves them behind; finish the job.
+	n := 0
+	for n+1 < len(segs) && segs[n+1].base <= logStart {
+		n++
+	}
+	if n > 0 {
+		if err := l.dropOldest(n); err != nil {
+			return err
+		}
+		segs = *l.segs.Load()
+	}
 	l.hw.Store(min(max(hw, logStart), leo))
 	// After a clean open the recovery point is the end; after recovery, every scanned segment was
 	// fsynced (recover), so it is the end as well.
@@ -441,7 +461,14 @@ func (l *Log) Checkpoint() error {
 // writeCheckpoint writes the checkpoint file. Caller holds mu.
 func (l *Log) writeCheckpoint() error {
 	c := checkpoint{logStart: l.logStart.Load(), highWatermark: l.hw.Load(), recoveryPoint: l.RecoveryPoint()}
-	return writeFileAtomic(l.dir, checkpointFile, encodeCheckpoint(c))
+	if c == l.lastCheckpoint {
+		return nil // unchanged: spare the fsyncs (Close of an idle partition stays cheap)
+	}
+	if err := writeFileAtomic(l.dir, checkpointFile, encodeCheckpoint(c)); err != nil {
+		return err
+	}
+	l.lastCheckpoint = c
+	return nil
 }
 
 // markDirty removes the clean-shutdown marker (durably) before the first change to the files after a
@@ -597,6 +624,7 @@ func (l *Log) Append(batches []byte) (AppendInfo, error) {
 		}
 	}
 	info.FirstOffset, info.LastOffset = first.BaseOffset, last.LastOffset()
+	l.checkInvariants()
 	return info, nil
 }
 
@@ -740,9 +768,16 @@ func (l *Log) syncTo(ctx context.Context, want int64) error {
 			st.mu.Unlock()
 			return err
 		}
+		// Truncation may have lowered the end below what was asked for; never wait for offsets that
+		// no longer exist.
+		want = min(want, l.leo.Load())
 		if st.durable >= want {
 			st.mu.Unlock()
 			return nil
+		}
+		if l.closed.Load() {
+			st.mu.Unlock()
+			return ErrClosed
 		}
 		if !st.running {
 			st.running = true

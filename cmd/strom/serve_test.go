@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -47,9 +49,10 @@ func buildStrom(t *testing.T) string {
 
 // proc is a running `strom serve`.
 type proc struct {
-	cmd  *exec.Cmd
-	done chan error
-	logs *strings.Builder
+	cmd        *exec.Cmd
+	done       chan error
+	readyLines atomic.Int32 // lines containing the ready marker
+	stderrDone chan struct{}
 }
 
 // startServe starts the binary and waits (bounded) for the ready line.
@@ -63,16 +66,16 @@ func startServe(t *testing.T, bin string, args ...string) *proc {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &proc{cmd: cmd, done: make(chan error, 1), logs: &strings.Builder{}}
+	p := &proc{cmd: cmd, done: make(chan error, 1), stderrDone: make(chan struct{})}
 	ready := make(chan string, 1)
 	lines := make(chan string, 1024)
 	go func() {
+		defer close(p.stderrDone)
 		sc := bufio.NewScanner(stderr)
-		n := 0
 		for sc.Scan() {
 			line := sc.Text()
 			if strings.Contains(line, "strom ready listen=") {
-				n++
+				p.readyLines.Add(1)
 				select {
 				case ready <- line:
 				default:
@@ -86,7 +89,10 @@ func startServe(t *testing.T, bin string, args ...string) *proc {
 		_, _ = io.Copy(io.Discard, stderr)
 		close(lines)
 	}()
-	go func() { p.done <- cmd.Wait() }()
+	go func() {
+		<-p.stderrDone // Wait closes the pipe: read it to the end first
+		p.done <- cmd.Wait()
+	}()
 	t.Cleanup(func() {
 		if cmd.ProcessState == nil {
 			_ = cmd.Process.Kill()
@@ -118,6 +124,9 @@ func (p *proc) stop(t *testing.T) {
 	case err := <-p.done:
 		if err != nil {
 			t.Fatalf("strom serve after SIGTERM: %v (want exit 0)", err)
+		}
+		if n := p.readyLines.Load(); n != 1 {
+			t.Fatalf("%d log lines contain the ready marker, want exactly 1", n)
 		}
 	case <-time.After(60 * time.Second):
 		t.Fatal("strom serve did not exit within 60s of SIGTERM")
@@ -196,7 +205,8 @@ func TestServeProcessRestart(t *testing.T) {
 	cl.Close()
 	p.stop(t)
 
-	p = startServe(t, bin, args...)
+	// The ready line must appear at any log level.
+	p = startServe(t, bin, append(args, "--log-level", "warn")...)
 	defer p.stop(t)
 	cl, err = kgo.NewClient(kgo.SeedBrokers(addr), kgo.RetryTimeout(20*time.Second), kgo.MaxVersions(kversion.V4_0_0()))
 	if err != nil {
@@ -294,5 +304,32 @@ func TestServeFlagSources(t *testing.T) {
 	}
 	if _, err := readConfigFile(filepath.Join(dir, "missing")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing file: %v", err)
+	}
+}
+
+func TestReadyLineAtAnyLogLevel(t *testing.T) {
+	for _, tc := range []struct {
+		level slog.Level
+		want  []string
+	}{
+		{slog.LevelWarn, []string{"strom ready listen=1.2.3.4:5", "warned"}},
+		{slog.LevelInfo, []string{"other info", "strom ready listen=1.2.3.4:5", "warned"}},
+		{slog.LevelError, []string{"strom ready listen=1.2.3.4:5"}},
+	} {
+		var buf strings.Builder
+		log := slog.New(readyAlways(&buf, tc.level)).With("k", "v")
+		log.Debug("debugged")
+		log.Info("other info")
+		log.Info("strom ready listen=1.2.3.4:5")
+		log.Warn("warned")
+		out := buf.String()
+		if n := strings.Count(out, "\n"); n != len(tc.want) {
+			t.Fatalf("level %v: %d lines, want %d:\n%s", tc.level, n, len(tc.want), out)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(out, w) {
+				t.Fatalf("level %v: missing %q in\n%s", tc.level, w, out)
+			}
+		}
 	}
 }
