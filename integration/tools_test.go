@@ -61,7 +61,7 @@ func TestKafkaTools(t *testing.T) {
 			}
 
 			res, err := harness.KafkaTool(t.Context(), v, harness.ToolConsoleConsumer, nil, "--bootstrap-server", bs,
-				"--topic", topic, "--from-beginning", "--max-messages", strconv.Itoa(len(lines)), "--timeout-ms", "60000")
+				"--topic", topic, "--from-beginning", "--max-messages", strconv.Itoa(len(lines)), "--timeout-ms", "20000")
 			if err != nil {
 				t.Fatal(err)
 			}
