@@ -110,8 +110,9 @@ type segment struct {
 	// Invariant: every offset-index position is < size once published; the writer stores size before idx.
 	size atomic.Int64
 
-	idxMu sync.Mutex // guards lazy loading/rebuilding of idx and the deleted flag
+	idxMu sync.Mutex // guards lazy loading/rebuilding of idx and txn, and the deleted flag
 	idx   atomic.Pointer[segIndex]
+	txn   atomic.Pointer[[]AbortedTxn] // aborted transactions whose marker is here; nil until loaded
 	// deleted is set (under idxMu) when the segment's files are removed, so a concurrent lazy rebuild does
 	// not recreate index files.
 	deleted bool
@@ -534,6 +535,7 @@ func (s *segment) removeFiles() error {
 	}
 	_ = os.Remove(s.indexPath())
 	_ = os.Remove(s.timeIndexPath())
+	_ = os.Remove(s.txnIndexPath())
 	s.ref.release()
 	return nil
 }
