@@ -566,7 +566,7 @@ func (l *Log) Append(batches []byte) (AppendInfo, error) {
 				return false
 			}
 		}
-		refs = append(refs, batchRef{h: h, pos: int(int64(len(batches)) - int64(len(b)) - 0)})
+		refs = append(refs, batchRef{h: h})
 		next = h.LastOffset() + 1
 		return true
 	})
@@ -689,6 +689,11 @@ func (l *Log) roll(base int64) error {
 			return err
 		}
 		segs = segs[:len(segs)-1]
+		if len(segs) == 0 {
+			// The log was empty: it now starts where the new offsets do.
+			l.logStart.Store(base)
+			l.hw.Store(max(l.hw.Load(), base))
+		}
 	} else if err := l.finishSegment(old); err != nil {
 		return err
 	}
