@@ -205,7 +205,7 @@ func (l *Log) load() error {
 		if err := l.loadProducers(snaps, segs[start].base, false); err != nil {
 			return err
 		}
-		if leo, err = l.recover(start); err != nil {
+		if leo, err = l.recover(start, rp); err != nil {
 			return err
 		}
 	}
@@ -262,9 +262,9 @@ func (l *Log) load() error {
 
 // recover verifies the segments from segs[start] to the end, truncating at the first invalid batch (and
 // dropping every later segment), rebuilding their indexes and transaction indexes and applying their
-// batches to producer state, which must hold the state as of segs[start].base. It returns the log end
-// offset.
-func (l *Log) recover(start int) (int64, error) {
+// batches to producer state, which must hold the state as of segs[start].base. Batches below rp were
+// durable already. It returns the log end offset.
+func (l *Log) recover(start int, rp int64) (int64, error) {
 	segs := *l.segs.Load()
 	cfg := l.config()
 	leo := segs[start].base
@@ -315,10 +315,13 @@ func (l *Log) recover(start int) (int64, error) {
 		if err := s.setAbortedTxns(aborted); err != nil {
 			return 0, fmt.Errorf("rebuild transaction index of %s: %w", s.logPath, err)
 		}
-		// What we just read may be page cache left by a crashed process; make it durable before the
-		// recovery point moves past it.
-		if err := s.ref.f.Sync(); err != nil {
-			return 0, fmt.Errorf("sync recovered segment %s: %w", s.logPath, err)
+		// What we just read beyond the old recovery point may be page cache left by a crashed
+		// process; make it durable before the recovery point moves past it. (A segment that ends at
+		// the recovery point needs no fsync: that keeps reopening many idle partitions cheap.)
+		if lastOff >= rp {
+			if err := s.ref.f.Sync(); err != nil {
+				return 0, fmt.Errorf("sync recovered segment %s: %w", s.logPath, err)
+			}
 		}
 		if valid < size {
 			break
