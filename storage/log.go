@@ -217,7 +217,13 @@ func (l *Log) load() error {
 		logStart = max(logStart, cp.logStart)
 		hw = cp.highWatermark
 	}
-	logStart = min(logStart, leo)
+	if leo < logStart {
+		// Recovery found the data end below the checkpointed log start (a truncation or DeleteRecords
+		// in the middle of a batch left a gap, which the bytes alone cannot show). Offsets below the
+		// log start are gone by definition, so the log resumes there instead of moving backwards.
+		leo = logStart
+		l.leo.Store(leo)
+	}
 	l.logStart.Store(logStart)
 	// A crash after DeleteRecordsBefore checkpointed a new log start but before it removed the segments
 	// below it leaves them behind; finish the job.
