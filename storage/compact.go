@@ -320,7 +320,11 @@ func cleanBatch(h BatchHeader, batch []byte, latest map[string]int64, st *txnSca
 					keep = false
 				}
 			}
-			if keep && r.Value == nil && h.BaseTimestamp+r.TimestampDelta < horizon {
+			ts := h.BaseTimestamp + r.TimestampDelta
+			if h.TimestampType() == 1 {
+				ts = h.MaxTimestamp // LogAppendTime: every record carries the batch's append time
+			}
+			if keep && r.Value == nil && ts < horizon {
 				keep = false // tombstone past delete.retention.ms
 			}
 			if keep {
