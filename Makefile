@@ -30,9 +30,10 @@ vet:
 unit:
 	$(GO) test -race -count=1 $(GOFLAGS_TEST) $(UNIT_PKGS)
 
-# The harness runs this build of bin/strom instead of building its own.
+# The harness runs this build of bin/strom instead of building its own. The client matrix (client x
+# feature x cluster) is printed and written to integration/MATRIX.md, which the README links.
 integration: build
-	STROM_BIN=$(abspath $(BIN)) $(GO) test -count=1 -timeout 25m $(GOFLAGS_TEST) ./integration/...
+	STROM_BIN=$(abspath $(BIN)) STROM_MATRIX_OUT=$(CURDIR)/integration/MATRIX.md $(GO) test -count=1 -timeout 25m $(GOFLAGS_TEST) ./integration/...
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./storage/...

@@ -9,6 +9,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 
+	"github.com/stromhq/strom/integration/gaps"
 	"github.com/stromhq/strom/integration/harness"
 )
 
@@ -18,13 +19,14 @@ import (
 func TestKillRestart(t *testing.T) {
 	for _, tg := range clusters3() {
 		t.Run(tg.name, func(t *testing.T) {
-			c := tg.start(t)
-			killRestartScenario(t, c)
+			gaps.Run(t, func(t testing.TB) {
+				killRestartScenario(t, tg.start(t))
+			})
 		})
 	}
 }
 
-func killRestartScenario(t *testing.T, c harness.Cluster) {
+func killRestartScenario(t testing.TB, c harness.Cluster) {
 	const perPhase = 200
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()

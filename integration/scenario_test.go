@@ -102,7 +102,9 @@ func produceConsumeScenario(t *testing.T, c harness.Cluster) {
 	t.Run("ConsumerGroup", func(t *testing.T) {
 		group := uniqueName("group")
 		gc := newClient(t, c, kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic),
-			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DisableAutoCommit())
+			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DisableAutoCommit(),
+			// A coordinator that is not there in 15 s will not come: fail then, not after kgo's 30 s.
+			kgo.RetryTimeout(15*time.Second))
 		seen := 0
 		for seen < n {
 			fs := gc.PollFetches(ctx)

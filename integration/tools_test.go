@@ -60,14 +60,17 @@ func TestKafkaTools(t *testing.T) {
 				t.Errorf("kafka-get-offsets: end offsets sum to %d, want %d:\n%s", total, len(lines), offs)
 			}
 
-			out := harness.RunKafkaTool(t, v, harness.ToolConsoleConsumer, "--bootstrap-server", bs, "--topic", topic,
-				"--from-beginning", "--max-messages", strconv.Itoa(len(lines)), "--timeout-ms", "60000")
-			got := strings.Fields(out)
+			res, err := harness.KafkaTool(t.Context(), v, harness.ToolConsoleConsumer, nil, "--bootstrap-server", bs,
+				"--topic", topic, "--from-beginning", "--max-messages", strconv.Itoa(len(lines)), "--timeout-ms", "20000")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := strings.Fields(res.Stdout)
 			slices.Sort(got)
 			want := slices.Clone(lines)
 			slices.Sort(want)
 			if !slices.Equal(got, want) {
-				t.Errorf("kafka-console-consumer read %q, want %q", got, want)
+				t.Errorf("kafka-console-consumer read %q, want %q; its stderr:\n%s", got, want, res.Stderr)
 			}
 		})
 	}

@@ -320,7 +320,11 @@ func cleanBatch(h BatchHeader, batch []byte, latest map[string]int64, st *txnSca
 					keep = false
 				}
 			}
-			if keep && r.Value == nil && h.BaseTimestamp+r.TimestampDelta < horizon {
+			ts := h.BaseTimestamp + r.TimestampDelta
+			if h.TimestampType() == 1 {
+				ts = h.MaxTimestamp // LogAppendTime: every record carries the batch's append time
+			}
+			if keep && r.Value == nil && ts < horizon {
 				keep = false // tombstone past delete.retention.ms
 			}
 			if keep {
@@ -382,6 +386,9 @@ func (l *Log) swapIn(group []*segment, f *os.File, cleaned, final string, idx *s
 	first := group[0]
 	_ = os.Remove(first.indexPath())
 	_ = os.Remove(first.timeIndexPath())
+	// Aborted records of the cleaned range are gone (every transaction ending here began here or
+	// earlier, all inside the cleaned prefix), so its transaction index entries are no longer needed.
+	_ = os.Remove(first.txnIndexPath())
 	for _, s := range group[1:] {
 		if err := s.removeFiles(); err != nil {
 			return false, err
@@ -396,6 +403,7 @@ func (l *Log) swapIn(group []*segment, f *os.File, cleaned, final string, idx *s
 	ns := &segment{base: first.base, logPath: final, ref: newFileRef(f), created: first.created}
 	ns.size.Store(size)
 	ns.idx.Store(idx)
+	ns.txn.Store(&[]AbortedTxn{})
 	if err := writeIndexFiles(ns, idx); err != nil {
 		l.logger.Warn("writing compacted index failed; it will be rebuilt", "err", err)
 	}
@@ -441,7 +449,7 @@ func (l *Log) completeSwap(name string) error {
 		if b, ok := parseSegmentName(e.Name(), logSuffix); ok && b > base && b <= last {
 			_ = os.Remove(filepath.Join(l.dir, e.Name()))
 		}
-		for _, suf := range []string{indexSuffix, timeIndexSuffix} {
+		for _, suf := range []string{indexSuffix, timeIndexSuffix, txnIndexSuffix} {
 			if b, ok := parseSegmentName(e.Name(), suf); ok && b >= base && b <= last {
 				_ = os.Remove(filepath.Join(l.dir, e.Name()))
 			}

@@ -3,6 +3,7 @@ package storage
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -187,7 +189,10 @@ func TestCorruptMiddleSegment(t *testing.T) {
 	}
 }
 
-const crashChildEnv = "STROM_STORAGE_CRASH_CHILD_DIR"
+const (
+	crashChildEnv  = "STROM_STORAGE_CRASH_CHILD_DIR"
+	crashChildMode = "STROM_STORAGE_CRASH_CHILD_MODE" // "group": acks come from concurrent Sync waiters
+)
 
 // crashBatch is the deterministic batch number i written by the crash child.
 func crashBatch(i int) []byte {
@@ -195,7 +200,9 @@ func crashBatch(i int) []byte {
 }
 
 // TestCrashChildProcess is the child half of TestCrashKill9: it appends with fsync always and prints
-// every acknowledged (synced) last offset. It does nothing unless started by the parent.
+// every acknowledged (synced) last offset. In group mode, appends run ahead while up to 8 goroutines
+// wait in Sync, so acknowledgements come from shared (group-commit) fsyncs. It does nothing unless
+// started by the parent.
 func TestCrashChildProcess(t *testing.T) {
 	dir := os.Getenv(crashChildEnv)
 	if dir == "" {
@@ -208,33 +215,58 @@ func TestCrashChildProcess(t *testing.T) {
 		fmt.Println("error", err)
 		os.Exit(2)
 	}
+	var mu sync.Mutex
 	w := bufio.NewWriter(os.Stdout)
+	say := func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Fprintf(w, format+"\n", args...)
+		w.Flush()
+	}
+	group := os.Getenv(crashChildMode) == "group"
+	sem := make(chan struct{}, 8)
 	deadline := time.Now().Add(20 * time.Second)
 	for i := int(l.EndOffset() / 4); i < 200000 && time.Now().Before(deadline); i++ {
 		info, err := l.Append(crashBatch(i))
-		if err == nil {
-			err = l.Sync(t.Context(), info.LastOffset)
-		}
 		if err != nil {
-			fmt.Fprintln(w, "error", err)
-			w.Flush()
+			say("error %v", err)
 			os.Exit(2)
 		}
-		fmt.Fprintln(w, "ack", info.LastOffset)
-		w.Flush()
+		if !group {
+			if err := l.Sync(t.Context(), info.LastOffset); err != nil {
+				say("error %v", err)
+				os.Exit(2)
+			}
+			say("ack %d", info.LastOffset)
+			continue
+		}
+		sem <- struct{}{}
+		go func(off int64) {
+			defer func() { <-sem }()
+			if err := l.Sync(context.Background(), off); err != nil {
+				say("error %v", err)
+				os.Exit(2)
+			}
+			say("ack %d", off)
+		}(info.LastOffset)
 	}
 	os.Exit(0)
 }
 
 // TestCrashKill9 runs a writer process, kills it with SIGKILL mid-append, and checks that the reopened
 // log holds every acknowledged batch, intact and in order, and no corrupt one. It repeats on the same
-// directory so recovery also runs over a previously recovered log.
+// directory so recovery also runs over a previously recovered log, alternating sequential acks and
+// group-commit acks.
 func TestCrashKill9(t *testing.T) {
 	dir := t.TempDir()
 	maxAcked := int64(-1)
-	for round := 0; round < 3; round++ {
+	for round := 0; round < 4; round++ {
+		mode := "sequential"
+		if round%2 == 1 {
+			mode = "group"
+		}
 		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChildProcess$")
-		cmd.Env = append(os.Environ(), crashChildEnv+"="+dir)
+		cmd.Env = append(os.Environ(), crashChildEnv+"="+dir, crashChildMode+"="+mode)
 		out, err := cmd.StdoutPipe()
 		if err != nil {
 			t.Fatal(err)
@@ -270,7 +302,7 @@ func TestCrashKill9(t *testing.T) {
 		l := mustOpen(t, dir, DefaultConfig())
 		got := verifyAllBatches(t, l)
 		if l.EndOffset() <= maxAcked {
-			t.Fatalf("round %d: acknowledged offset %d lost (leo %d)", round, maxAcked, l.EndOffset())
+			t.Fatalf("round %d (%s): acknowledged offset %d lost (leo %d)", round, mode, maxAcked, l.EndOffset())
 		}
 		for i, b := range got {
 			if !bytes.Equal(b, crashBatch(i)) {
@@ -280,6 +312,6 @@ func TestCrashKill9(t *testing.T) {
 		if err := l.Close(); err != nil {
 			t.Fatal(err)
 		}
-		t.Logf("round %d: killed after %d acks, max acked %d, recovered leo %d", round, n, maxAcked, l.EndOffset())
+		t.Logf("round %d (%s): killed after %d acks, max acked %d, recovered leo %d", round, mode, n, maxAcked, l.EndOffset())
 	}
 }

@@ -9,8 +9,12 @@
 //	                                one per index.interval.bytes (4 KiB) of log
 //	00000000000000000000.timeindex  12-byte entries (int64 max timestamp so far, int32 relative offset
 //	                                of the batch that reached it)
+//	00000000000000000000.txnindex   34-byte entries (version, producer id, first offset, last offset,
+//	                                last stable offset) for the aborted transactions whose ABORT marker
+//	                                is in this segment; absent when there are none
 //	leader-epoch-checkpoint         Kafka's text format: version, count, "epoch startOffset" lines
-//	<20-digit offset>.snapshot      producer state (idempotence/transactions) as of that offset
+//	<20-digit offset>.snapshot      producer state (idempotence/transactions) as of that offset, one per
+//	                                segment base plus the newest (our own format, CRC-32C protected)
 //	strom-checkpoint                log start offset, high watermark, recovery point
 //	.strom-clean-shutdown           present only after a clean Close until the next write
 //

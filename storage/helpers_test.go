@@ -22,6 +22,7 @@ type batchSpec struct {
 	keyPrefix string
 	keys      []string // explicit keys (len n), "" with nilKey means null
 	tombstone []bool
+	abort     bool // control batches: ABORT marker instead of COMMIT
 }
 
 func buildTestBatch(s batchSpec) []byte {
@@ -45,6 +46,13 @@ func buildTestBatch(s batchSpec) []byte {
 		}
 		if s.tombstone != nil && s.tombstone[i] {
 			val = nil
+		}
+		if s.control {
+			typ := byte(controlCommit)
+			if s.abort {
+				typ = controlAbort
+			}
+			key, val = []byte{0, 0, 0, typ}, []byte{0, 0, 0, 0, 0, 0}
 		}
 		recs[i] = Record{TimestampDelta: int64(i), OffsetDelta: int32(i), Key: key, Value: val}
 	}

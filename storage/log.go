@@ -199,7 +199,13 @@ func (l *Log) load() error {
 		if haveCP {
 			rp = cp.recoveryPoint
 		}
-		if leo, err = l.recover(rp); err != nil {
+		start := segmentFor(segs, rp)
+		// Producer state as of the first recovered segment, so that the scan can rebuild the
+		// transaction indexes (an ABORT marker's entry needs its transaction's first offset).
+		if err := l.loadProducers(snaps, segs[start].base, false); err != nil {
+			return err
+		}
+		if leo, err = l.recover(start, rp); err != nil {
 			return err
 		}
 	}
@@ -211,7 +217,13 @@ func (l *Log) load() error {
 		logStart = max(logStart, cp.logStart)
 		hw = cp.highWatermark
 	}
-	logStart = min(logStart, leo)
+	if leo < logStart {
+		// Recovery found the data end below the checkpointed log start (a truncation or DeleteRecords
+		// in the middle of a batch left a gap, which the bytes alone cannot show). Offsets below the
+		// log start are gone by definition, so the log resumes there instead of moving backwards.
+		leo = logStart
+		l.leo.Store(leo)
+	}
 	l.logStart.Store(logStart)
 	// A crash after DeleteRecordsBefore checkpointed a new log start but before it removed the segments
 	// below it leaves them behind; finish the job.
@@ -242,35 +254,44 @@ func (l *Log) load() error {
 			return err
 		}
 	}
-	if err := l.loadProducers(snaps, leo); err != nil {
+	if clean {
+		if err := l.loadProducers(snaps, leo, true); err != nil {
+			return err
+		}
+		return nil
+	}
+	if err := l.removeSnapshotsAbove(leo); err != nil {
 		return err
 	}
-	if !clean {
-		return l.writeCheckpoint()
-	}
-	return nil
+	return l.writeCheckpoint()
 }
 
-// recover verifies the segments from the one holding rp to the end, truncating at the first invalid
-// batch (and dropping every later segment), rebuilding their indexes. It returns the log end offset.
-func (l *Log) recover(rp int64) (int64, error) {
+// recover verifies the segments from segs[start] to the end, truncating at the first invalid batch (and
+// dropping every later segment), rebuilding their indexes and transaction indexes and applying their
+// batches to producer state, which must hold the state as of segs[start].base. Batches below rp were
+// durable already. It returns the log end offset.
+func (l *Log) recover(start int, rp int64) (int64, error) {
 	segs := *l.segs.Load()
 	cfg := l.config()
-	start := 0
-	for i, s := range segs {
-		if s.base <= rp {
-			start = i
-		}
-	}
 	leo := segs[start].base
+	l.prod.mu.Lock()
+	defer l.prod.mu.Unlock()
 	for i := start; i < len(segs); i++ {
 		s := segs[i]
 		size := s.size.Load()
 		lastOff := int64(-1)
 		b := indexBuilder{base: s.base, interval: cfg.IndexIntervalBytes, idx: segIndex{maxTs: -1, maxTsOff: -1}}
-		valid, err := scanSegment(s, 0, size, true, func(h BatchHeader, pos int64, _ []byte) {
+		var aborted []AbortedTxn
+		valid, err := scanSegment(s, 0, size, true, func(h BatchHeader, pos int64, batch []byte) {
 			b.add(h, pos)
 			lastOff = h.LastOffset()
+			ab, ok, aerr := l.prod.applyBatch(h, batch)
+			if aerr != nil {
+				l.logger.Warn("unreadable control batch during recovery", "file", s.logPath, "position", pos, "err", aerr)
+			}
+			if ok {
+				aborted = append(aborted, ab)
+			}
 		})
 		b.maybeTime()
 		if err != nil && !errors.Is(err, ErrCorrupt) {
@@ -297,10 +318,16 @@ func (l *Log) recover(rp int64) (int64, error) {
 		if err := writeIndexFiles(s, &idx); err != nil {
 			return 0, fmt.Errorf("rebuild index of %s: %w", s.logPath, err)
 		}
-		// What we just read may be page cache left by a crashed process; make it durable before the
-		// recovery point moves past it.
-		if err := s.ref.f.Sync(); err != nil {
-			return 0, fmt.Errorf("sync recovered segment %s: %w", s.logPath, err)
+		if err := s.setAbortedTxns(aborted); err != nil {
+			return 0, fmt.Errorf("rebuild transaction index of %s: %w", s.logPath, err)
+		}
+		// What we just read beyond the old recovery point may be page cache left by a crashed
+		// process; make it durable before the recovery point moves past it. (A segment that ends at
+		// the recovery point needs no fsync: that keeps reopening many idle partitions cheap.)
+		if lastOff >= rp {
+			if err := s.ref.f.Sync(); err != nil {
+				return 0, fmt.Errorf("sync recovered segment %s: %w", s.logPath, err)
+			}
 		}
 		if valid < size {
 			break
@@ -309,16 +336,19 @@ func (l *Log) recover(rp int64) (int64, error) {
 	return leo, nil
 }
 
-// loadProducers restores producer state from the newest usable snapshot at or below leo and replays the
-// log from there. Snapshots above leo describe truncated data and are deleted.
-func (l *Log) loadProducers(snaps []int64, leo int64) error {
+// loadProducers restores producer state as of offset leo from the newest usable snapshot at or below
+// leo and replays the log from there. With prune, snapshots above leo describe truncated data and are
+// deleted.
+func (l *Log) loadProducers(snaps []int64, leo int64, prune bool) error {
 	slices.Sort(snaps)
 	from := (*l.segs.Load())[0].base
 	l.prod.m = map[int64]*ProducerEntry{}
 	for i := len(snaps) - 1; i >= 0; i-- {
 		p := filepath.Join(l.dir, segmentName(snaps[i])+snapshotSuffix)
 		if snaps[i] > leo {
-			_ = os.Remove(p)
+			if prune {
+				_ = os.Remove(p)
+			}
 			continue
 		}
 		b, err := os.ReadFile(p)
@@ -539,7 +569,13 @@ func (l *Log) Append(batches []byte) (AppendInfo, error) {
 			verr = fmt.Errorf("append batch at offset %d: %w", h.BaseOffset, err)
 			return false
 		}
-		refs = append(refs, batchRef{h: h, pos: int(int64(len(batches)) - int64(len(b)) - 0)})
+		if h.IsControl() {
+			if _, err := controlType(h, b); err != nil {
+				verr = fmt.Errorf("append batch at offset %d: %w", h.BaseOffset, err)
+				return false
+			}
+		}
+		refs = append(refs, batchRef{h: h})
 		next = h.LastOffset() + 1
 		return true
 	})
@@ -602,11 +638,20 @@ func (l *Log) Append(batches []byte) (AppendInfo, error) {
 	s.idx.Store(&newIdx)
 	l.leo.Store(next)
 
+	var aborted []AbortedTxn
 	l.prod.mu.Lock()
 	for _, r := range refs {
-		l.prod.update(r.h)
+		// Control batches were validated above, so applyBatch cannot fail here.
+		if ab, ok, _ := l.prod.applyBatch(r.h, batches[r.pos:r.pos+r.h.Size()]); ok {
+			aborted = append(aborted, ab)
+		}
 	}
 	l.prod.mu.Unlock()
+	if len(aborted) > 0 {
+		if err := s.addAbortedTxns(aborted); err != nil {
+			return info, err
+		}
+	}
 	epochChanged := false
 	for _, r := range refs {
 		if e := r.h.PartitionLeaderEpoch; e >= 0 && e > l.epochs.latest() {
@@ -648,6 +693,11 @@ func (l *Log) roll(base int64) error {
 			return err
 		}
 		segs = segs[:len(segs)-1]
+		if len(segs) == 0 {
+			// The log was empty: it now starts where the new offsets do.
+			l.logStart.Store(base)
+			l.hw.Store(max(l.hw.Load(), base))
+		}
 	} else if err := l.finishSegment(old); err != nil {
 		return err
 	}
@@ -701,27 +751,32 @@ func (l *Log) finishSegment(s *segment) error {
 	return s.closeWriterFiles()
 }
 
-// writeProducerSnapshot writes <offset>.snapshot and keeps only the two newest snapshots. Caller holds mu.
+// writeProducerSnapshot writes <offset>.snapshot and prunes older ones. Caller holds mu.
 func (l *Log) writeProducerSnapshot(offset int64) error {
 	data := encodeSnapshot(offset, l.prod.all())
 	if err := writeFileAtomic(l.dir, segmentName(offset)+snapshotSuffix, data); err != nil {
 		return fmt.Errorf("producer snapshot: %w", err)
 	}
+	l.pruneSnapshots(offset)
+	return nil
+}
+
+// pruneSnapshots keeps one producer snapshot per segment base (as Kafka does; recovery starts from the
+// one at the first segment it scans) plus the newest, latest: it deletes snapshots below the first
+// segment and those inside the active segment other than latest. Caller holds mu.
+func (l *Log) pruneSnapshots(latest int64) {
 	ents, err := os.ReadDir(l.dir)
 	if err != nil {
-		return nil
+		return
 	}
-	var snaps []int64
+	segs := *l.segs.Load()
+	first, active := segs[0].base, segs[len(segs)-1].base
 	for _, e := range ents {
-		if b, ok := parseSegmentName(e.Name(), snapshotSuffix); ok {
-			snaps = append(snaps, b)
+		b, ok := parseSegmentName(e.Name(), snapshotSuffix)
+		if ok && (b < first || (b > active && b < latest)) {
+			_ = os.Remove(filepath.Join(l.dir, e.Name()))
 		}
 	}
-	slices.Sort(snaps)
-	for i := 0; i+2 < len(snaps); i++ {
-		_ = os.Remove(filepath.Join(l.dir, segmentName(snaps[i])+snapshotSuffix))
-	}
-	return nil
 }
 
 // advanceDurable records that everything below off is on stable storage.

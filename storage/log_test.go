@@ -342,3 +342,33 @@ func TestOffsetForTimestamp(t *testing.T) {
 		t.Fatalf("max timestamp %d at %d: %v", ts, base, err)
 	}
 }
+
+func TestAppendFarAheadOfEmptyLog(t *testing.T) {
+	dir := t.TempDir()
+	l := mustOpen(t, dir, DefaultConfig())
+	far := int64(1) << 40
+	mustAppend(t, l, buildTestBatch(batchSpec{base: far, n: 2}))
+	if l.NumSegments() != 1 || l.LogStartOffset() != far || l.EndOffset() != far+2 {
+		t.Fatalf("segments %d, log start %d, end %d", l.NumSegments(), l.LogStartOffset(), l.EndOffset())
+	}
+	// And far ahead of a non-empty active segment: a roll, since relative offsets must fit in int32.
+	mustAppend(t, l, buildTestBatch(batchSpec{base: 2 * far, n: 1}))
+	if l.NumSegments() != 2 {
+		t.Fatalf("segments %d", l.NumSegments())
+	}
+	l.Close()
+	l = mustOpen(t, dir, DefaultConfig())
+	defer l.Close()
+	if l.LogStartOffset() != far || l.EndOffset() != 2*far+1 {
+		t.Fatalf("after reopen: %d %d", l.LogStartOffset(), l.EndOffset())
+	}
+	sl, err := l.Read(far+5, 100, l.EndOffset())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := sl.Bytes()
+	sl.Release()
+	if h, _ := ParseBatchHeader(b); h.BaseOffset != 2*far {
+		t.Fatalf("read in gap got %d", h.BaseOffset)
+	}
+}

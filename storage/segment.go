@@ -2,6 +2,7 @@ package storage
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -110,8 +111,9 @@ type segment struct {
 	// Invariant: every offset-index position is < size once published; the writer stores size before idx.
 	size atomic.Int64
 
-	idxMu sync.Mutex // guards lazy loading/rebuilding of idx and the deleted flag
+	idxMu sync.Mutex // guards lazy loading/rebuilding of idx and txn, and the deleted flag
 	idx   atomic.Pointer[segIndex]
+	txn   atomic.Pointer[[]AbortedTxn] // aborted transactions whose marker is here; nil until loaded
 	// deleted is set (under idxMu) when the segment's files are removed, so a concurrent lazy rebuild does
 	// not recreate index files.
 	deleted bool
@@ -278,13 +280,23 @@ func decodeTimeIndex(b []byte) ([]timeEntry, error) {
 
 // writeIndexFiles replaces both index files with the contents of idx.
 func writeIndexFiles(s *segment, idx *segIndex) error {
-	if err := os.WriteFile(s.indexPath(), encodeOffsetEntries(idx.off), 0o644); err != nil {
+	if err := writeFileIfChanged(s.indexPath(), encodeOffsetEntries(idx.off)); err != nil {
 		return fmt.Errorf("write index: %w", err)
 	}
-	if err := os.WriteFile(s.timeIndexPath(), encodeTimeEntries(idx.tim), 0o644); err != nil {
+	if err := writeFileIfChanged(s.timeIndexPath(), encodeTimeEntries(idx.tim)); err != nil {
 		return fmt.Errorf("write time index: %w", err)
 	}
 	return nil
+}
+
+// writeFileIfChanged writes data to path unless the file already holds exactly that. Recovery rebuilds
+// indexes that are usually intact, and ext4 flushes a file truncated and rewritten at close
+// (auto_da_alloc), which made reopening many partitions after a crash slow.
+func writeFileIfChanged(path string, data []byte) error {
+	if cur, err := os.ReadFile(path); err == nil && bytes.Equal(cur, data) {
+		return nil
+	}
+	return os.WriteFile(path, data, 0o644)
 }
 
 func encodeOffsetEntries(es []offsetEntry) []byte {
@@ -376,7 +388,7 @@ func scanSegment(s *segment, start, end int64, verify bool, fn func(h BatchHeade
 		}
 		return pos, nil
 	}
-	r := bufio.NewReaderSize(io.NewSectionReader(s.ref.f, start, end-start), 1<<20)
+	r := bufio.NewReaderSize(io.NewSectionReader(s.ref.f, start, end-start), int(min(end-start+16, 1<<20)))
 	var buf []byte
 	pos := start
 	prevLast := int64(-1)
@@ -583,6 +595,7 @@ func (s *segment) removeFiles() error {
 	}
 	_ = os.Remove(s.indexPath())
 	_ = os.Remove(s.timeIndexPath())
+	_ = os.Remove(s.txnIndexPath())
 	s.ref.release()
 	return nil
 }

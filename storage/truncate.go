@@ -65,6 +65,21 @@ func (l *Log) TruncateTo(offset int64) error {
 	if err := l.truncateSegment(s, offset); err != nil {
 		return err
 	}
+	txns, err := s.abortedTxns()
+	if err != nil {
+		return err
+	}
+	var keptTxns []AbortedTxn
+	for _, e := range txns {
+		if e.LastOffset < offset {
+			keptTxns = append(keptTxns, e)
+		}
+	}
+	if len(keptTxns) != len(txns) {
+		if err := s.setAbortedTxns(keptTxns); err != nil {
+			return err
+		}
+	}
 	l.leo.Store(offset)
 	if err := l.removeSnapshotsAbove(offset); err != nil {
 		return err
@@ -172,6 +187,9 @@ func (l *Log) truncateFully(offset int64) error {
 			}
 			s.size.Store(0)
 			_ = writeIndexFiles(s, &segIndex{})
+			if err := s.setAbortedTxns(nil); err != nil {
+				return err
+			}
 			continue
 		}
 		if err := segs[j].removeFiles(); err != nil {
@@ -222,7 +240,7 @@ func (l *Log) reloadProducers(leo int64) error {
 	l.prod.mu.Lock()
 	l.prod.m = map[int64]*ProducerEntry{}
 	l.prod.mu.Unlock()
-	return l.loadProducers(snaps, leo)
+	return l.loadProducers(snaps, leo, true)
 }
 
 // DeleteRecordsBefore advances the log start offset to offset (DeleteRecords) and deletes the segments
@@ -280,6 +298,7 @@ func (l *Log) dropOldest(n int) error {
 			return err
 		}
 	}
+	l.pruneSnapshots(l.leo.Load())
 	return nil
 }
 

@@ -419,3 +419,40 @@ func TestProducerExpiration(t *testing.T) {
 		t.Fatalf("producers after expiry: %v", ids)
 	}
 }
+
+func TestTruncateBelowLogStart(t *testing.T) {
+	dir := t.TempDir()
+	cfg := smallConfig()
+	l := mustOpen(t, dir, cfg)
+	fill(t, l, 30, func(i int) batchSpec {
+		return batchSpec{base: int64(3 * i), n: 3, pid: 4, epoch: 0, seq: int32(3 * i), leaderEp: int32(i / 10)}
+	})
+	if err := l.DeleteRecordsBefore(60); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.TruncateTo(30); err != nil {
+		t.Fatal(err)
+	}
+	check := func(l *Log) {
+		t.Helper()
+		if l.LogStartOffset() != 30 || l.EndOffset() != 30 || l.NumSegments() != 1 || l.LatestEpoch() != -1 {
+			t.Fatalf("start %d end %d segments %d epoch %d", l.LogStartOffset(), l.EndOffset(), l.NumSegments(), l.LatestEpoch())
+		}
+		if _, ok := l.Producer(4); ok {
+			t.Fatal("producer state survived a full truncation")
+		}
+	}
+	check(l)
+	mustAppend(t, l, buildTestBatch(batchSpec{base: 30, n: 2, leaderEp: 9}))
+	if l.LatestEpoch() != 9 {
+		t.Fatalf("epoch %d", l.LatestEpoch())
+	}
+	if err := l.TruncateTo(30); err != nil {
+		t.Fatal(err)
+	}
+	check(l)
+	crash(l)
+	l = mustOpen(t, dir, cfg)
+	defer l.Close()
+	check(l)
+}

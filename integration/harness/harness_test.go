@@ -214,3 +214,34 @@ func TestVersionsFileListsPinnedVersions(t *testing.T) {
 		}
 	}
 }
+
+// TestRetryPortClash: a start that fails with a bind error in a node log is retried on fresh folders;
+// other failures are not retried.
+func TestRetryPortClash(t *testing.T) {
+	dir := t.TempDir()
+	calls := 0
+	clash := func() (*LocalCluster, error) {
+		calls++
+		if err := os.MkdirAll(filepath.Join(dir, "node-0"), 0o755); err != nil {
+			return nil, err
+		}
+		if calls < 2 {
+			_ = os.WriteFile(filepath.Join(dir, "node-0", "kafka.log"),
+				[]byte("java.net.BindException: Address already in use\n"), 0o644)
+			return nil, ErrExited
+		}
+		if _, err := os.Stat(filepath.Join(dir, "node-0", "kafka.log")); err == nil {
+			return nil, errors.New("retry did not start from a fresh node folder")
+		}
+		return &LocalCluster{}, nil
+	}
+	if _, err := retryPortClash(dir, clash); err != nil || calls != 2 {
+		t.Errorf("port clash: err %v after %d calls, want success on the 2nd", err, calls)
+	}
+
+	calls = 0
+	other := func() (*LocalCluster, error) { calls++; return nil, ErrNotReady }
+	if _, err := retryPortClash(t.TempDir(), other); !errors.Is(err, ErrNotReady) || calls != 1 {
+		t.Errorf("other failure: err %v after %d calls, want ErrNotReady after 1", err, calls)
+	}
+}

@@ -20,6 +20,10 @@ import (
 // listening on free 127.0.0.1 ports, with its data and logs under dir, and returns once Metadata lists
 // every broker. The caller owns the cluster and must Stop it.
 func NewKafka(ctx context.Context, dir string, opts ...Option) (*LocalCluster, error) {
+	return retryPortClash(dir, func() (*LocalCluster, error) { return newKafka(ctx, dir, opts) })
+}
+
+func newKafka(ctx context.Context, dir string, opts []Option) (*LocalCluster, error) {
 	cfg, err := buildConfig(opts)
 	if err != nil {
 		return nil, err

@@ -72,7 +72,7 @@ func buildStrom() (string, error) {
 //
 // Only single-node clusters are supported until `strom serve` defines how nodes find each other.
 func NewStrom(ctx context.Context, dir string, opts ...Option) (*LocalCluster, error) {
-	c, err := newStrom(ctx, dir, opts)
+	c, err := retryPortClash(dir, func() (*LocalCluster, error) { return newStrom(ctx, dir, opts) })
 	if err != nil {
 		return nil, fmt.Errorf("strom serve not available: %w", err)
 	}

@@ -76,7 +76,7 @@ rm -rf "$libs.tmp" "$dir/.complete"
 echo "fetch.sh: resolving Apache Kafka $version from Maven Central into $libs" >&2
 start=$(date +%s)
 # includeScope=runtime: compile+runtime jars, what kafka-run-class.sh puts on the classpath.
-mvn -q -B -f "$dir/pom.xml" dependency:copy-dependencies \
+mvn -q -B -Dstyle.color=never -f "$dir/pom.xml" dependency:copy-dependencies \
 	-DincludeScope=runtime -DoutputDirectory="$libs.tmp" -Dmdep.useRepositoryLayout=false >&2
 n=$(find "$libs.tmp" -name '*.jar' | wc -l)
 if [ "$n" -lt 20 ]; then
