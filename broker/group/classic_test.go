@@ -302,7 +302,7 @@ func TestStaticMemberRejoin(t *testing.T) {
 	}
 	// With a new protocol the static rejoin rebalances instead.
 	req2 := req
-	req2.Protocols = []Protocol{stickyP}
+	req2.Protocols = []Protocol{stickyP, rangeP}
 	h.join("a2", req2)
 	h.state(CompletingRebalance) // the only member rejoined: done at once
 	r2 := h.joined("a2", nil)
