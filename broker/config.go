@@ -44,6 +44,22 @@ type Config struct {
 	MaxInflight int
 	// FetchSessionCacheSlots is max.incremental.fetch.session.cache.slots.
 	FetchSessionCacheSlots int
+	// GroupInitialRebalanceDelay is group.initial.rebalance.delay.ms: how
+	// long the first rebalance of an empty group waits for more members.
+	GroupInitialRebalanceDelay time.Duration
+	// GroupMinSessionTimeout and GroupMaxSessionTimeout are
+	// group.min.session.timeout.ms and group.max.session.timeout.ms.
+	GroupMinSessionTimeout, GroupMaxSessionTimeout time.Duration
+	// OffsetsTopicPartitions is offsets.topic.num.partitions, used when
+	// __consumer_offsets is created.
+	OffsetsTopicPartitions int32
+	// OffsetsTopicReplicationFactor is offsets.topic.replication.factor
+	// (capped at the number of live brokers).
+	OffsetsTopicReplicationFactor int16
+	// OffsetsRetention is offsets.retention.minutes.
+	OffsetsRetention time.Duration
+	// OffsetsRetentionCheckInterval is offsets.retention.check.interval.ms.
+	OffsetsRetentionCheckInterval time.Duration
 	// ShutdownTimeout bounds how long Close waits for in-flight requests.
 	ShutdownTimeout time.Duration
 	// Logger receives the broker's logs; nil means slog.Default().
@@ -68,6 +84,14 @@ func DefaultConfig() Config {
 		MaxInflight:              64,
 		FetchSessionCacheSlots:   1000,
 		ShutdownTimeout:          30 * time.Second,
+
+		GroupInitialRebalanceDelay:    3 * time.Second,
+		GroupMinSessionTimeout:        6 * time.Second,
+		GroupMaxSessionTimeout:        30 * time.Minute,
+		OffsetsTopicPartitions:        50,
+		OffsetsTopicReplicationFactor: 3,
+		OffsetsRetention:              7 * 24 * time.Hour,
+		OffsetsRetentionCheckInterval: 10 * time.Minute,
 	}
 }
 
@@ -84,6 +108,12 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: default replication factor %d < 1", ErrInvalidConfig, c.DefaultReplicationFactor)
 	case c.MaxRequestBytes < 1024:
 		return fmt.Errorf("%w: max request bytes %d < 1024", ErrInvalidConfig, c.MaxRequestBytes)
+	case c.OffsetsTopicPartitions < 1:
+		return fmt.Errorf("%w: offsets topic partitions %d < 1", ErrInvalidConfig, c.OffsetsTopicPartitions)
+	case c.OffsetsTopicReplicationFactor < 1:
+		return fmt.Errorf("%w: offsets topic replication factor %d < 1", ErrInvalidConfig, c.OffsetsTopicReplicationFactor)
+	case c.GroupMinSessionTimeout > c.GroupMaxSessionTimeout:
+		return fmt.Errorf("%w: group min session timeout %v > max %v", ErrInvalidConfig, c.GroupMinSessionTimeout, c.GroupMaxSessionTimeout)
 	case c.MaxInflight < 1:
 		return fmt.Errorf("%w: max inflight %d < 1", ErrInvalidConfig, c.MaxInflight)
 	}

@@ -908,7 +908,7 @@ func (g *Group) Tick(now time.Time) {
 
 // Snapshot returns the group metadata record value (Kafka's
 // GroupMetadataValue v3) for the current generation.
-func (g *Group) Snapshot(now time.Time) kmsg.GroupMetadataValue {
+func (g *Group) Snapshot() kmsg.GroupMetadataValue {
 	v := kmsg.NewGroupMetadataValue()
 	v.Version = 3
 	v.ProtocolType = g.protocolType
@@ -919,7 +919,7 @@ func (g *Group) Snapshot(now time.Time) kmsg.GroupMetadataValue {
 	if g.leader != "" {
 		v.Leader = kmsg.StringPtr(g.leader)
 	}
-	v.CurrentStateTimestamp = now.UnixMilli()
+	v.CurrentStateTimestamp = g.stateTime.UnixMilli()
 	for _, id := range g.order {
 		m := g.members[id]
 		mm := kmsg.NewGroupMetadataValueMember()

@@ -394,7 +394,7 @@ func TestValidateCommit(t *testing.T) {
 func TestSnapshotRestore(t *testing.T) {
 	h := newHarness(t)
 	h.stableOne()
-	snap := h.g.Snapshot(h.now)
+	snap := h.g.Snapshot()
 	g2 := New("g", h.g.cfg, h.now)
 	g2.Restore(&snap, h.now)
 	if g2.State() != Stable || g2.Generation() != 1 || g2.Leader() != "a-1" || g2.Protocol() != "range" {
