@@ -2,6 +2,8 @@ package broker
 
 import (
 	"errors"
+	"math/rand/v2"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +12,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/stromhq/strom/raft"
 )
 
 func TestCreateTopicsValidation(t *testing.T) {
@@ -347,5 +351,71 @@ func TestMetadataAndCluster(t *testing.T) {
 	}
 	if pages != 4 { // auto/0, paged/0, paged/1, paged/2
 		t.Fatalf("describe topic partitions pages = %d, want 4", pages)
+	}
+}
+
+func TestRetentionRuns(t *testing.T) {
+	b := startTestBroker(t, func(c *Config) {
+		c.RetentionCheckInterval = 20 * time.Millisecond
+		c.CheckpointInterval = 20 * time.Millisecond
+	})
+	adm := newAdmin(t, b)
+	segBytes, retBytes := "1048576", "1"
+	createTopic(t, adm, "ret", 1, map[string]*string{"segment.bytes": &segBytes, "retention.bytes": &retBytes})
+	prod := newClient(t, b, kgo.DefaultProduceTopic("ret"), kgo.ProducerBatchMaxBytes(900_000))
+	big := make([]byte, 600_000)
+	_, _ = rand.NewChaCha8([32]byte{1}).Read(big) // incompressible
+	for i := 0; i < 4; i++ {
+		if err := prod.ProduceSync(testCtx(t), &kgo.Record{Value: big}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := b.parts.get("ret", 0)
+	ctx := testCtx(t)
+	for p.log.LogStartOffset() == 0 {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("retention never advanced the log start (segments %d)", p.log.NumSegments())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// A topic deleted and recreated under the same name within one reconcile
+// must end up with a fresh, open log (the directory name is reused).
+func TestRecreateTopicInOneReconcile(t *testing.T) {
+	b := startTestBroker(t, nil)
+	adm := newAdmin(t, b)
+	ctx := testCtx(t)
+	createTopic(t, adm, "re", 1, nil)
+	prod := newClient(t, b, kgo.DefaultProduceTopic("re"))
+	if err := prod.ProduceSync(ctx, &kgo.Record{Value: []byte("old")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	old := b.node.State().Topics["re"]
+	b.parts.reconcileMu.Lock()
+	_, err1 := b.node.Apply(ctx, raft.DeleteTopic{ID: old.ID})
+	fresh := *old
+	fresh.ID = raft.NewTopicID()
+	_, err2 := b.node.Apply(ctx, raft.CreateTopic{Topic: fresh})
+	b.parts.reconcileMu.Unlock()
+	if err1 != nil || err2 != nil {
+		t.Fatal(err1, err2)
+	}
+	b.parts.reconcile()
+	p := b.parts.get("re", 0)
+	if p == nil || p.topicID != fresh.ID || p.log.EndOffset() != 0 {
+		t.Fatalf("recreated partition: %+v", p)
+	}
+	if _, err := os.Stat(p.log.Dir()); err != nil {
+		t.Fatalf("recreated partition dir: %v", err)
+	}
+	// A new client: the old one caches the old topic ID.
+	prod = newClient(t, b, kgo.DefaultProduceTopic("re"))
+	if err := prod.ProduceSync(ctx, &kgo.Record{Value: []byte("new")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	if p.log.EndOffset() != 1 {
+		t.Fatalf("end offset %d after producing to the recreated topic", p.log.EndOffset())
 	}
 }

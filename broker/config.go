@@ -44,6 +44,15 @@ type Config struct {
 	MaxInflight int
 	// FetchSessionCacheSlots is max.incremental.fetch.session.cache.slots.
 	FetchSessionCacheSlots int
+	// IdleTimeout is connections.max.idle.ms: connections that send nothing
+	// for this long are closed.
+	IdleTimeout time.Duration
+	// RetentionCheckInterval is log.retention.check.interval.ms: how often
+	// retention and compaction run.
+	RetentionCheckInterval time.Duration
+	// CheckpointInterval is how often log start offsets, high watermarks and
+	// recovery points are checkpointed.
+	CheckpointInterval time.Duration
 	// GroupInitialRebalanceDelay is group.initial.rebalance.delay.ms: how
 	// long the first rebalance of an empty group waits for more members.
 	GroupInitialRebalanceDelay time.Duration
@@ -83,6 +92,9 @@ func DefaultConfig() Config {
 		MaxRequestBytes:          100 << 20,
 		MaxInflight:              64,
 		FetchSessionCacheSlots:   1000,
+		IdleTimeout:              10 * time.Minute,
+		RetentionCheckInterval:   5 * time.Minute,
+		CheckpointInterval:       time.Minute,
 		ShutdownTimeout:          30 * time.Second,
 
 		GroupInitialRebalanceDelay:    3 * time.Second,
@@ -116,6 +128,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: group min session timeout %v > max %v", ErrInvalidConfig, c.GroupMinSessionTimeout, c.GroupMaxSessionTimeout)
 	case c.MaxInflight < 1:
 		return fmt.Errorf("%w: max inflight %d < 1", ErrInvalidConfig, c.MaxInflight)
+	case c.RetentionCheckInterval <= 0 || c.CheckpointInterval <= 0 || c.IdleTimeout <= 0:
+		return fmt.Errorf("%w: idle timeout, retention check and checkpoint intervals must be positive", ErrInvalidConfig)
 	}
 	switch c.Fsync {
 	case "always", "interval", "never":

@@ -99,9 +99,9 @@ func (b *Broker) handleDescribeConfigs(rq *request, req *kmsg.DescribeConfigsReq
 	return now(resp)
 }
 
-// filterConfigs keeps the named configs (all when names is nil).
+// filterConfigs keeps the named configs (all when names is null or empty).
 func filterConfigs(entries []kmsg.DescribeConfigsResponseResourceConfig, names []string) []kmsg.DescribeConfigsResponseResourceConfig {
-	if names == nil {
+	if len(names) == 0 {
 		return entries
 	}
 	var out []kmsg.DescribeConfigsResponseResourceConfig
@@ -194,7 +194,10 @@ func (b *Broker) describeBroker(req *kmsg.DescribeConfigsRequest, st *raft.State
 			continue
 		}
 		cv := configValue{value: syn[0].value, source: syn[0].source, synonyms: syn}
-		out = append(out, describeEntry(req, k, cv, brokerConfigType(k), ""))
+		e := describeEntry(req, k, cv, brokerConfigType(k), "")
+		_, dynamic := brokerSynonyms[k]
+		e.ReadOnly = !dynamic // static configs change only with a restart
+		out = append(out, e)
 	}
 	return out
 }

@@ -112,6 +112,13 @@ func (c *conn) readLoop() {
 	br := bufio.NewReaderSize(c.nc, 64<<10)
 	var sizeBuf [4]byte
 	for {
+		// connections.max.idle.ms: a client silent this long is dropped. The
+		// closing check after setting the deadline keeps a concurrent
+		// shutdown's immediate deadline from being overridden.
+		_ = c.nc.SetReadDeadline(time.Now().Add(c.b.cfg.IdleTimeout))
+		if c.isClosing() {
+			return
+		}
 		if _, err := io.ReadFull(br, sizeBuf[:]); err != nil {
 			c.logReadErr(err)
 			return
@@ -122,8 +129,8 @@ func (c *conn) readLoop() {
 				"size", size, "max", c.b.cfg.MaxRequestBytes, "err", ErrFrameTooLarge)
 			return
 		}
-		frame := make([]byte, size)
-		if _, err := io.ReadFull(br, frame); err != nil {
+		frame, err := readFrame(br, int(size))
+		if err != nil {
 			c.logReadErr(err)
 			return
 		}
@@ -143,10 +150,34 @@ func (c *conn) readLoop() {
 	}
 }
 
+// frameChunk is the most readFrame allocates ahead of the bytes it has
+// received, so a client announcing a huge frame and sending nothing costs
+// little memory.
+const frameChunk = 1 << 20
+
+// readFrame reads a frame body of size bytes, growing its buffer as data
+// arrives.
+func readFrame(r io.Reader, size int) ([]byte, error) {
+	buf := make([]byte, 0, min(size, frameChunk))
+	for len(buf) < size {
+		if len(buf) == cap(buf) {
+			buf = append(buf, make([]byte, min(size-len(buf), max(len(buf), frameChunk)))...)[:len(buf)]
+		}
+		n, err := io.ReadFull(r, buf[len(buf):min(cap(buf), size)])
+		buf = buf[:len(buf)+n]
+		if err != nil {
+			return nil, err
+		}
+	}
+	return buf, nil
+}
+
 func (c *conn) logReadErr(err error) {
 	switch {
-	case c.isClosing(), errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), errors.Is(err, os.ErrDeadlineExceeded) && c.isClosing():
+	case c.isClosing(), errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
 		return
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		c.log.Info("closing idle connection", "idle_timeout", c.b.cfg.IdleTimeout)
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		c.log.Info("connection closed mid-frame")
 	default:

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -112,4 +113,26 @@ func TestPipelinedResponsesInOrder(t *testing.T) {
 	for i := int32(0); i < 50; i++ {
 		readResponse(t, nc, 1000+i)
 	}
+}
+
+func TestReadFrameGrows(t *testing.T) {
+	for _, size := range []int{0, 1, frameChunk - 1, frameChunk, 3*frameChunk + 17} {
+		data := make([]byte, size)
+		for i := range data {
+			data[i] = byte(i * 7)
+		}
+		got, err := readFrame(bytes.NewReader(data), size)
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("size %d: err %v, equal %v", size, err, bytes.Equal(got, data))
+		}
+		if _, err := readFrame(bytes.NewReader(data[:size/2]), size); size > 0 && err == nil {
+			t.Fatalf("size %d: short input accepted", size)
+		}
+	}
+}
+
+func TestIdleConnectionClosed(t *testing.T) {
+	b := startTestBroker(t, func(c *Config) { c.IdleTimeout = 50 * time.Millisecond })
+	nc := dial(t, b)
+	expectClosed(t, nc)
 }

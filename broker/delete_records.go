@@ -55,5 +55,6 @@ func (b *Broker) deleteRecords(p *partition, offset int64) (int64, *kerr.Error) 
 		b.log.Warn("delete records", "topic", p.topic, "partition", p.index, "offset", offset, "err", err)
 		return -1, storageErr(err)
 	}
+	p.checkInvariants()
 	return p.log.LogStartOffset(), nil
 }

@@ -5,8 +5,6 @@ import "errors"
 // Sentinel errors of package broker. Kafka protocol errors are not in this
 // block: they are kerr values carried in responses.
 var (
-	// ErrClosed is returned by operations on a Broker after Close.
-	ErrClosed = errors.New("broker: closed")
 	// ErrFrameTooLarge means a client announced a request larger than
 	// Config.MaxRequestBytes; the connection is closed without reading it.
 	ErrFrameTooLarge = errors.New("broker: request frame too large")

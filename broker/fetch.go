@@ -253,6 +253,9 @@ func (b *Broker) fetchPartition(st *raft.State, req *kmsg.FetchRequest, it fetch
 	out.Partition = it.key.part
 	out.HighWatermark, out.LastStableOffset, out.LogStartOffset = -1, -1, -1
 	out.PreferredReadReplica = -1
+	// Kafka answers "no records" with an empty record set, never null:
+	// librdkafka rejects a null one ("invalid MessageSetSize -1").
+	out.RecordBatches = []byte{}
 	fail := func(e *kerr.Error) fetchResult {
 		out.ErrorCode = e.Code
 		return fetchResult{out: out, isErr: true}

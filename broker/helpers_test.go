@@ -43,6 +43,11 @@ func startTestBroker(t testing.TB, mod func(*Config)) *Broker {
 		if err := b.Close(); err != nil {
 			t.Errorf("close broker: %v", err)
 		}
+		// A recovered handler panic is a bug (or, with -tags invariants, a
+		// broken invariant) even when the client saw only a closed connection.
+		if n := b.handlerPanics.Load(); n != 0 {
+			t.Errorf("%d handler panics", n)
+		}
 	})
 	return b
 }

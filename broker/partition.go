@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"sync"
@@ -135,4 +136,22 @@ func (b *Broker) buildPartConfig(topicCfg map[string]string, nodeDyn, clusterDyn
 	}
 	pc.store = sc
 	return pc
+}
+
+// checkInvariants fails loudly, under the invariants build tag only, when the
+// partition's offsets are inconsistent.
+// Invariant: logStart <= hw <= leo, and the leader epoch cache never runs
+// ahead of the partition's leader epoch.
+// Caller holds p.mu, so no append moves the offsets meanwhile.
+func (p *partition) checkInvariants() {
+	if !invariantsOn {
+		return
+	}
+	ls, hw, leo := p.log.LogStartOffset(), p.log.HighWatermark(), p.log.EndOffset()
+	if ls > hw || hw > leo {
+		panic(fmt.Sprintf("invariant: %s-%d log start %d, high watermark %d, log end %d", p.topic, p.index, ls, hw, leo))
+	}
+	if e := p.log.LatestEpoch(); e > p.leaderEpoch.Load() {
+		panic(fmt.Sprintf("invariant: %s-%d log epoch %d ahead of leader epoch %d", p.topic, p.index, e, p.leaderEpoch.Load()))
+	}
 }

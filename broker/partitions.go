@@ -95,14 +95,52 @@ func (m *partitionManager) reconcile() {
 	current := maps.Clone(m.parts)
 	m.mu.RUnlock()
 
+	// Pass 1: close and delete logs this broker no longer hosts (topic
+	// deleted or recreated under a new ID, partition gone or moved away)
+	// before opening anything: a recreated topic reuses the directory name.
+	keep := func(name string, p *partition) bool {
+		t, ok := st.Topics[name]
+		if !ok || t.ID != p.topicID || int(p.index) >= len(t.Partitions) {
+			return false
+		}
+		return slices.Contains(t.Partitions[p.index].Replicas, self)
+	}
+	var gone []*partition
+	for name, ps := range current {
+		for _, p := range ps {
+			if p != nil && !keep(name, p) {
+				gone = append(gone, p)
+			}
+		}
+	}
+	if len(gone) > 0 {
+		goneSet := map[*partition]bool{}
+		for _, p := range gone {
+			goneSet[p] = true
+		}
+		pruned := make(map[string][]*partition, len(current))
+		for name, ps := range current {
+			ps = slices.Clone(ps)
+			for i, p := range ps {
+				if goneSet[p] {
+					ps[i] = nil
+				}
+			}
+			pruned[name] = ps
+		}
+		current = pruned
+		m.mu.Lock()
+		m.parts = pruned
+		m.mu.Unlock()
+		for _, p := range gone {
+			m.remove(p)
+		}
+	}
+
+	// Pass 2: open new partitions, apply config and leader-epoch changes.
 	next := make(map[string][]*partition, len(st.Topics))
-	var toDelete []*partition
 	for name, t := range st.Topics {
 		old := current[name]
-		if len(old) > 0 && firstNonNil(old) != nil && firstNonNil(old).topicID != t.ID {
-			toDelete = append(toDelete, old...)
-			old = nil
-		}
 		pc := m.b.buildPartConfig(t.Configs, nodeDyn, clusterDyn)
 		ps := make([]*partition, len(t.Partitions))
 		for _, rp := range t.Partitions {
@@ -127,36 +165,11 @@ func (m *partitionManager) reconcile() {
 			m.setLeaderEpoch(p, rp.LeaderEpoch)
 			ps[rp.Index] = p
 		}
-		for i := len(t.Partitions); i < len(old); i++ {
-			if old[i] != nil {
-				toDelete = append(toDelete, old[i])
-			}
-		}
 		next[name] = ps
-	}
-	for name, ps := range current {
-		if _, ok := st.Topics[name]; !ok {
-			toDelete = append(toDelete, ps...)
-		}
 	}
 	m.mu.Lock()
 	m.parts = next
 	m.mu.Unlock()
-	for _, p := range toDelete {
-		if p == nil {
-			continue
-		}
-		m.remove(p)
-	}
-}
-
-func firstNonNil(ps []*partition) *partition {
-	for _, p := range ps {
-		if p != nil {
-			return p
-		}
-	}
-	return nil
 }
 
 // setLeaderEpoch records a new leader epoch and starts it in the log's

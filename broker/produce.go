@@ -252,6 +252,7 @@ func (b *Broker) produceTo(p *partition, req *kmsg.ProduceRequest, records []byt
 	// One replica: everything appended is in the whole ISR.
 	p.log.SetHighWatermark(info.LastOffset + 1)
 	logStart := p.log.LogStartOffset()
+	p.checkInvariants()
 	p.mu.Unlock()
 	p.wake()
 
@@ -344,7 +345,9 @@ func validateBatch(records []byte, version int16, pc *partConfig, now int64) (ba
 		if ts > maxTS {
 			maxTS = ts
 		}
-		recs = append(recs, r)
+		if rebuild {
+			recs = append(recs, r)
+		}
 		return nil
 	})
 	if err != nil {
@@ -360,7 +363,9 @@ func validateBatch(records []byte, version int16, pc *partConfig, now int64) (ba
 	batch := records
 	if rebuild || !inOrder {
 		if !rebuild {
+			// Rare (old clients): collect the records now and renumber them.
 			target = codec
+			_, _ = parseRecords(raw, func(_ int, r recordView) error { recs = append(recs, r); return nil })
 		}
 		if batch, err = rebuildBatch(records, recs, target); err != nil {
 			return chk, kerr.UnknownServerError, err.Error()

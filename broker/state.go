@@ -83,6 +83,8 @@ func (b *Broker) open() error {
 			}
 		}
 	}()
+	b.bgWG.Add(1)
+	go b.maintain()
 	return nil
 }
 

@@ -196,6 +196,8 @@ func metaErr(err error) *kerr.Error {
 		return kerr.InvalidReplicationFactor
 	case errors.Is(err, raft.ErrInvalidPartitions):
 		return kerr.InvalidPartitions
+	case errors.Is(err, raft.ErrInvalidReplicaAssignment):
+		return kerr.InvalidReplicaAssignment
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return kerr.RequestTimedOut
 	default:

@@ -184,3 +184,22 @@ func TestCheckSequence(t *testing.T) {
 		t.Fatalf("lastSequence wrap = %d, want 1", got)
 	}
 }
+
+func TestValidateBatchRenumbersInnerOffsets(t *testing.T) {
+	now := time.Now().UnixMilli()
+	in := mkBatch(3, now, func(_ *storage.BatchHeader, r []storage.Record) { r[1].OffsetDelta, r[2].OffsetDelta = 7, 9 })
+	chk, e, _ := validateBatch(in, 9, testPartConfig(nil), now)
+	if e != nil {
+		t.Fatal(e)
+	}
+	var deltas []int32
+	if _, err := parseRecords(chk.batch[batchHeaderSize:], func(_ int, r recordView) error { deltas = append(deltas, r.offsetDelta); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(deltas) != 3 || deltas[1] != 1 || deltas[2] != 2 {
+		t.Fatalf("inner offsets %v, want [0 1 2]", deltas)
+	}
+	if err := storage.VerifyCRC(chk.batch); err != nil {
+		t.Fatal(err)
+	}
+}

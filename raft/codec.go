@@ -32,6 +32,11 @@ func (e *encoder) str(s string) {
 	e.b = append(e.b, s...)
 }
 
+func (e *encoder) bytes(v []byte) {
+	e.uvarint(uint64(len(v)))
+	e.b = append(e.b, v...)
+}
+
 func (e *encoder) i32s(v []int32) {
 	e.uvarint(uint64(len(v)))
 	for _, x := range v {
@@ -173,6 +178,17 @@ func (d *decoder) str() string {
 	s := string(d.b[d.off : d.off+n])
 	d.off += n
 	return s
+}
+
+// bytes returns a copy (nil when empty): decoded values outlive the input.
+func (d *decoder) bytes() []byte {
+	n := d.count(1)
+	if d.err != nil || n == 0 {
+		return nil
+	}
+	v := append([]byte(nil), d.b[d.off:d.off+n]...)
+	d.off += n
+	return v
 }
 
 func (d *decoder) i32s() []int32 {

@@ -1,7 +1,6 @@
 package raft
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 )
@@ -12,16 +11,21 @@ type CommandType uint8
 
 // Registered command types.
 const (
-	CmdInitCluster         CommandType = 1
-	CmdRegisterBroker      CommandType = 2
-	CmdFenceBroker         CommandType = 3
-	CmdUnfenceBroker       CommandType = 4
-	CmdCreateTopic         CommandType = 5
-	CmdDeleteTopic         CommandType = 6
-	CmdCreatePartitions    CommandType = 7
-	CmdPartitionChange     CommandType = 8
-	CmdAlterConfigs        CommandType = 9
-	CmdAllocateProducerIDs CommandType = 10
+	CmdInitCluster           CommandType = 1
+	CmdRegisterBroker        CommandType = 2
+	CmdFenceBroker           CommandType = 3
+	CmdUnfenceBroker         CommandType = 4
+	CmdCreateTopic           CommandType = 5
+	CmdDeleteTopic           CommandType = 6
+	CmdCreatePartitions      CommandType = 7
+	CmdPartitionChange       CommandType = 8
+	CmdAlterConfigs          CommandType = 9
+	CmdAllocateProducerIDs   CommandType = 10
+	CmdCreateACLs            CommandType = 11
+	CmdDeleteACLs            CommandType = 12
+	CmdUpsertSCRAMCredential CommandType = 13
+	CmdDeleteSCRAMCredential CommandType = 14
+	CmdUnregisterBroker      CommandType = 15
 )
 
 // Command is one state-machine operation. The set is closed: only the types
@@ -62,16 +66,21 @@ var commandTable = map[CommandType]struct {
 	name   string
 	decode func(d *decoder) Command
 }{
-	CmdInitCluster:         {"InitCluster", decodeInitCluster},
-	CmdRegisterBroker:      {"RegisterBroker", decodeRegisterBroker},
-	CmdFenceBroker:         {"FenceBroker", decodeFenceBroker},
-	CmdUnfenceBroker:       {"UnfenceBroker", decodeUnfenceBroker},
-	CmdCreateTopic:         {"CreateTopic", decodeCreateTopic},
-	CmdDeleteTopic:         {"DeleteTopic", decodeDeleteTopic},
-	CmdCreatePartitions:    {"CreatePartitions", decodeCreatePartitions},
-	CmdPartitionChange:     {"PartitionChange", decodePartitionChange},
-	CmdAlterConfigs:        {"AlterConfigs", decodeAlterConfigs},
-	CmdAllocateProducerIDs: {"AllocateProducerIDs", decodeAllocateProducerIDs},
+	CmdInitCluster:           {"InitCluster", decodeInitCluster},
+	CmdRegisterBroker:        {"RegisterBroker", decodeRegisterBroker},
+	CmdFenceBroker:           {"FenceBroker", decodeFenceBroker},
+	CmdUnfenceBroker:         {"UnfenceBroker", decodeUnfenceBroker},
+	CmdCreateTopic:           {"CreateTopic", decodeCreateTopic},
+	CmdDeleteTopic:           {"DeleteTopic", decodeDeleteTopic},
+	CmdCreatePartitions:      {"CreatePartitions", decodeCreatePartitions},
+	CmdPartitionChange:       {"PartitionChange", decodePartitionChange},
+	CmdAlterConfigs:          {"AlterConfigs", decodeAlterConfigs},
+	CmdAllocateProducerIDs:   {"AllocateProducerIDs", decodeAllocateProducerIDs},
+	CmdCreateACLs:            {"CreateACLs", decodeCreateACLs},
+	CmdDeleteACLs:            {"DeleteACLs", decodeDeleteACLs},
+	CmdUpsertSCRAMCredential: {"UpsertSCRAMCredential", decodeUpsertSCRAMCredential},
+	CmdDeleteSCRAMCredential: {"DeleteSCRAMCredential", decodeDeleteSCRAMCredential},
+	CmdUnregisterBroker:      {"UnregisterBroker", decodeUnregisterBroker},
 }
 
 // String returns the command's registered name.
@@ -245,6 +254,32 @@ func setFenced(t *txn, id int32, epoch int64, fenced bool) error {
 	return nil
 }
 
+// ---- UnregisterBroker
+
+// UnregisterBroker removes a broker (Kafka's UnregisterBroker API, used when
+// a node is decommissioned). Unknown brokers fail with ErrUnknownBroker, so
+// a retry after success reports it and changes nothing. Partitions that
+// still name the broker keep it in their replica lists; moving them is the
+// controller's job.
+type UnregisterBroker struct {
+	ID int32
+}
+
+// Type implements Command.
+func (UnregisterBroker) Type() CommandType { return CmdUnregisterBroker }
+
+func (c UnregisterBroker) encode(e *encoder) { e.i32(c.ID) }
+
+func decodeUnregisterBroker(d *decoder) Command { return UnregisterBroker{ID: d.i32()} }
+
+func (c UnregisterBroker) apply(t *txn, _ uint64) (Result, error) {
+	if _, ok := t.s.Brokers[c.ID]; !ok {
+		return Result{}, fmt.Errorf("%w: %d", ErrUnknownBroker, c.ID)
+	}
+	delete(t.brokers(), c.ID)
+	return Result{}, nil
+}
+
 // ---- CreateTopic
 
 // CreateTopic adds a topic. The topic ID is chosen by the proposer (see
@@ -310,16 +345,17 @@ func validateTopic(tp *Topic) error {
 	return nil
 }
 
-// validatePartition: replicas non-empty and distinct, ISR a distinct subset
-// of replicas, leader -1 or in the ISR.
+// validatePartition: replicas non-empty, non-negative and distinct
+// (ErrInvalidReplicaAssignment), ISR a distinct subset of replicas and
+// leader -1 or in the ISR (ErrInvalidPartitionChange).
 func validatePartition(replicas, isr []int32, leader int32) error {
 	if len(replicas) == 0 {
-		return fmt.Errorf("%w: no replicas", ErrInvalidPartitionChange)
+		return fmt.Errorf("%w: no replicas", ErrInvalidReplicaAssignment)
 	}
 	seen := make(map[int32]bool, len(replicas))
 	for _, r := range replicas {
 		if r < 0 || seen[r] {
-			return fmt.Errorf("%w: replicas %v", ErrInvalidPartitionChange, replicas)
+			return fmt.Errorf("%w: replicas %v", ErrInvalidReplicaAssignment, replicas)
 		}
 		seen[r] = true
 	}
@@ -751,13 +787,6 @@ func (c AllocateProducerIDs) apply(t *txn, _ uint64) (Result, error) {
 	}
 	t.s.NextProducerID = c.Start + int64(c.Count)
 	return Result{ProducerIDs: ProducerIDBlock{Start: c.Start, Count: c.Count}}, nil
-}
-
-// isDomainError reports whether err is a deterministic apply outcome (as
-// opposed to a transport or raft failure).
-func isDomainError(err error) bool {
-	var ae *applyError
-	return errors.As(err, &ae)
 }
 
 // applyError marks an error produced by the state machine for a log entry.

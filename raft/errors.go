@@ -69,6 +69,11 @@ var (
 	// number of unfenced brokers.
 	ErrInvalidReplicationFactor = errors.New("raft: invalid replication factor")
 
+	// ErrInvalidReplicaAssignment: a replica list that is empty, names a
+	// negative broker id or names a broker twice (Kafka's
+	// INVALID_REPLICA_ASSIGNMENT).
+	ErrInvalidReplicaAssignment = errors.New("raft: invalid replica assignment")
+
 	// ErrStalePartitionEpoch: PartitionChange was computed from an older
 	// version of the partition (compare-and-set on PartitionEpoch failed).
 	ErrStalePartitionEpoch = errors.New("raft: stale partition epoch")
@@ -77,6 +82,10 @@ var (
 	// inconsistent (leader not in ISR, ISR not within replicas, leader epoch
 	// going backwards or not bumped on a leader change).
 	ErrInvalidPartitionChange = errors.New("raft: invalid partition change")
+
+	// ErrUnknownSCRAMCredential: DeleteSCRAMCredential names a user and
+	// mechanism without a credential (Kafka's RESOURCE_NOT_FOUND).
+	ErrUnknownSCRAMCredential = errors.New("raft: unknown scram credential")
 
 	// ErrStaleProducerIDBlock: AllocateProducerIDs carried a Start that is not
 	// the current NextProducerID (another allocation won the race).

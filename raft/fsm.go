@@ -3,6 +3,7 @@ package raft
 import (
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -67,6 +68,7 @@ func (f *fsm) subscribe() (<-chan struct{}, func()) {
 
 // publish installs s and wakes subscribers. f.mu must be held.
 func (f *fsm) publish(s *State) {
+	assertInvariants(s)
 	f.state.Store(s)
 	f.subMu.Lock()
 	for _, ch := range f.subs {
@@ -181,7 +183,7 @@ func (s *fsmSnapshot) Persist(sink hraft.SnapshotSink) error {
 func (s *fsmSnapshot) Release() {}
 
 // snapshotMagic opens every snapshot; the last byte is the format version.
-const snapshotMagic = "strom-metadata\x01"
+const snapshotMagic = "strom-metadata\x02"
 
 // encodeState serializes everything in s that comes from the log (not
 // ControllerID), deterministically: brokers, topics and config resources in
@@ -217,6 +219,18 @@ func encodeState(s *State) []byte {
 	for _, r := range res {
 		e.str(r)
 		e.strMap(s.BrokerConfigs[r])
+	}
+	encodeACLs(&e, s.SortedACLs())
+	keys := slices.SortedFunc(maps.Keys(s.SCRAM), compareSCRAMKey)
+	e.uvarint(uint64(len(keys)))
+	for _, k := range keys {
+		c := s.SCRAM[k]
+		e.str(k.User)
+		e.u8(uint8(k.Mechanism))
+		e.bytes(c.Salt)
+		e.bytes(c.StoredKey)
+		e.bytes(c.ServerKey)
+		e.i32(c.Iterations)
 	}
 	return e.b
 }
@@ -276,7 +290,28 @@ func decodeState(b []byte) (*State, error) {
 		}
 		s.BrokerConfigs[name] = m
 	}
+	for _, a := range decodeACLs(&d) {
+		if _, dup := s.ACLs[a]; dup {
+			return nil, fmt.Errorf("%w: duplicate acl %+v", ErrCorruptSnapshot, a)
+		}
+		s.ACLs[a] = struct{}{}
+	}
+	ns := d.count(6)
+	for range ns {
+		k := SCRAMKey{User: d.str(), Mechanism: SCRAMMechanism(d.u8())}
+		c := SCRAMCredential{Salt: d.bytes(), StoredKey: d.bytes(), ServerKey: d.bytes(), Iterations: d.i32()}
+		if d.err != nil {
+			break
+		}
+		if _, dup := s.SCRAM[k]; dup {
+			return nil, fmt.Errorf("%w: duplicate scram credential %+v", ErrCorruptSnapshot, k)
+		}
+		s.SCRAM[k] = c
+	}
 	if err := d.done(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrCorruptSnapshot, err)
+	}
+	if err := s.checkInvariants(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrCorruptSnapshot, err)
 	}
 	return s, nil

@@ -44,6 +44,17 @@ var (
 	idC = [16]byte{0xc}
 )
 
+var (
+	aclRead  = ACL{ResourceType: 2, ResourceName: "t", PatternType: 3, Principal: "User:alice", Host: "*", Operation: 3, Permission: 3}
+	aclWrite = ACL{ResourceType: 2, ResourceName: "t-", PatternType: 4, Principal: "User:bob", Host: "*", Operation: 4, Permission: 2}
+)
+
+func scram(user string, mech SCRAMMechanism, iter int32) UpsertSCRAMCredential {
+	kl := mech.keyLen()
+	return UpsertSCRAMCredential{User: user, Mechanism: mech, Salt: []byte("salt"), StoredKey: bytes.Repeat([]byte{1}, kl),
+		ServerKey: bytes.Repeat([]byte{2}, kl), Iterations: iter}
+}
+
 func topic(name string, id [16]byte, n int, replicas ...int32) Topic {
 	tp := Topic{Name: name, ID: id}
 	for i := range n {
@@ -118,6 +129,12 @@ func TestFSMCommands(t *testing.T) {
 				t.Fatal("still fenced")
 			}
 		}},
+		{"unregister", base, UnregisterBroker{ID: 2}, nil, func(t *testing.T, s *State, _ Result) {
+			if _, ok := s.Brokers[2]; ok || len(s.Brokers) != 2 {
+				t.Fatalf("brokers %v", s.Brokers)
+			}
+		}},
+		{"unregister unknown", base, UnregisterBroker{ID: 9}, ErrUnknownBroker, nil},
 		{"unfence unknown", nil, UnfenceBroker{ID: 4, Epoch: -1}, ErrUnknownBroker, nil},
 		{"create topic", nil, CreateTopic{Topic: topic("n", idB, 3, 1)}, nil, func(t *testing.T, s *State, _ Result) {
 			tp, ok := s.Topic("n")
@@ -135,7 +152,10 @@ func TestFSMCommands(t *testing.T) {
 		{"create topic zero id", nil, CreateTopic{Topic: topic("z", [16]byte{}, 1, 1)}, ErrInvalidCommand, nil},
 		{"create topic no partitions", nil, CreateTopic{Topic: Topic{Name: "z", ID: idB}}, ErrInvalidPartitions, nil},
 		{"create topic leader outside isr", nil, CreateTopic{Topic: Topic{Name: "z", ID: idB, Partitions: []Partition{{Replicas: []int32{1, 2}, ISR: []int32{2}, Leader: 1}}}}, ErrInvalidPartitionChange, nil},
-		{"create topic duplicate replica", nil, CreateTopic{Topic: Topic{Name: "z", ID: idB, Partitions: []Partition{{Replicas: []int32{1, 1}, Leader: -1}}}}, ErrInvalidPartitionChange, nil},
+		{"create topic duplicate replica", nil, CreateTopic{Topic: Topic{Name: "z", ID: idB, Partitions: []Partition{{Replicas: []int32{1, 1}, Leader: -1}}}}, ErrInvalidReplicaAssignment, nil},
+		{"create topic no replicas", nil, CreateTopic{Topic: Topic{Name: "z", ID: idB, Partitions: []Partition{{Leader: -1}}}}, ErrInvalidReplicaAssignment, nil},
+		{"create partitions negative replica", base, CreatePartitions{TopicID: idA, Partitions: []Partition{{Index: 2, Replicas: []int32{-3}, Leader: -1}}}, ErrInvalidReplicaAssignment, nil},
+		{"partition change empty replicas", base, PartitionChange{TopicID: idA, Partition: 1, Leader: -1, LeaderEpoch: 1, Replicas: []int32{}}, ErrInvalidReplicaAssignment, nil},
 		{"create topic bad index", nil, CreateTopic{Topic: Topic{Name: "z", ID: idB, Partitions: []Partition{{Index: 1, Replicas: []int32{1}, Leader: -1}}}}, ErrInvalidPartitions, nil},
 		{"delete topic", base, DeleteTopic{ID: idA}, nil, func(t *testing.T, s *State, _ Result) {
 			if len(s.Topics) != 0 || len(s.TopicsByID) != 0 {
@@ -208,6 +228,38 @@ func TestFSMCommands(t *testing.T) {
 		}},
 		{"allocate producer ids stale", []Command{AllocateProducerIDs{Start: 0, Count: 10}}, AllocateProducerIDs{Start: 0, Count: 10}, ErrStaleProducerIDBlock, nil},
 		{"allocate producer ids zero", nil, AllocateProducerIDs{Start: 0, Count: 0}, ErrInvalidCommand, nil},
+		{"create acls", nil, CreateACLs{ACLs: []ACL{aclRead, aclWrite}}, nil, func(t *testing.T, s *State, _ Result) {
+			if !reflect.DeepEqual(s.SortedACLs(), []ACL{aclRead, aclWrite}) {
+				t.Fatalf("acls %v", s.SortedACLs())
+			}
+		}},
+		{"create acls with a filter value", nil, CreateACLs{ACLs: []ACL{aclRead, {ResourceType: 1, ResourceName: "t", PatternType: 3, Principal: "User:x", Host: "*", Operation: 3, Permission: 3}}}, ErrInvalidCommand, nil},
+		{"create acls without principal", nil, CreateACLs{ACLs: []ACL{{ResourceType: 2, ResourceName: "t", PatternType: 3, Host: "*", Operation: 3, Permission: 3}}}, ErrInvalidCommand, nil},
+		{"delete acls", []Command{CreateACLs{ACLs: []ACL{aclRead, aclWrite}}}, DeleteACLs{ACLs: []ACL{aclWrite, {ResourceName: "absent"}}}, nil, func(t *testing.T, s *State, _ Result) {
+			if !reflect.DeepEqual(s.SortedACLs(), []ACL{aclRead}) {
+				t.Fatalf("acls %v", s.SortedACLs())
+			}
+		}},
+		{"upsert scram", nil, scram("alice", SCRAMSHA512, 8192), nil, func(t *testing.T, s *State, _ Result) {
+			c := s.SCRAM[SCRAMKey{"alice", SCRAMSHA512}]
+			if c.Iterations != 8192 || len(c.StoredKey) != 64 || string(c.Salt) != "salt" {
+				t.Fatalf("credential %+v", c)
+			}
+		}},
+		{"upsert scram replaces", []Command{scram("alice", SCRAMSHA256, 4096)}, scram("alice", SCRAMSHA256, 5000), nil, func(t *testing.T, s *State, _ Result) {
+			if c := s.SCRAM[SCRAMKey{"alice", SCRAMSHA256}]; c.Iterations != 5000 || len(s.SCRAM) != 1 {
+				t.Fatalf("credentials %+v", s.SCRAM)
+			}
+		}},
+		{"upsert scram few iterations", nil, scram("alice", SCRAMSHA256, 100), ErrInvalidCommand, nil},
+		{"upsert scram bad mechanism", nil, UpsertSCRAMCredential{User: "a", Mechanism: 3, Salt: []byte("s"), Iterations: 4096}, ErrInvalidCommand, nil},
+		{"upsert scram short key", nil, UpsertSCRAMCredential{User: "a", Mechanism: SCRAMSHA256, Salt: []byte("s"), StoredKey: []byte{1}, ServerKey: []byte{2}, Iterations: 4096}, ErrInvalidCommand, nil},
+		{"delete scram", []Command{scram("alice", SCRAMSHA256, 4096), scram("alice", SCRAMSHA512, 4096)}, DeleteSCRAMCredential{User: "alice", Mechanism: SCRAMSHA256}, nil, func(t *testing.T, s *State, _ Result) {
+			if _, ok := s.SCRAM[SCRAMKey{"alice", SCRAMSHA512}]; !ok || len(s.SCRAM) != 1 {
+				t.Fatalf("credentials %+v", s.SCRAM)
+			}
+		}},
+		{"delete unknown scram", []Command{scram("alice", SCRAMSHA256, 4096)}, DeleteSCRAMCredential{User: "alice", Mechanism: SCRAMSHA512}, ErrUnknownSCRAMCredential, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -252,7 +304,7 @@ func TestFSMCommands(t *testing.T) {
 // application leaves the state exactly as the first did.
 func TestFSMIdempotent(t *testing.T) {
 	setup := append(brokers(1, 2, 3), InitCluster{ClusterID: "c"}, CreateTopic{Topic: topic("t", idA, 2, 1, 2, 3)},
-		RegisterBroker{ID: 5, Fenced: true})
+		RegisterBroker{ID: 5, Fenced: true}, CreateACLs{ACLs: []ACL{aclRead}}, scram("bob", SCRAMSHA256, 4096))
 	cases := []Command{
 		InitCluster{ClusterID: "c"},
 		RegisterBroker{ID: 4, Host: "h", Port: 1, IncarnationID: [16]byte{4}},
@@ -266,6 +318,11 @@ func TestFSMIdempotent(t *testing.T) {
 		AlterConfigs{Resource: ResourceTopic, Name: "t", Set: map[string]string{"a": "b"}, Delete: []string{"c"}},
 		AlterConfigs{Resource: ResourceBroker, Name: "2", Set: map[string]string{"a": "b"}},
 		AllocateProducerIDs{BrokerID: 1, Start: 0, Count: 100},
+		CreateACLs{ACLs: []ACL{aclRead, aclWrite}},
+		DeleteACLs{ACLs: []ACL{aclRead}},
+		scram("alice", SCRAMSHA512, 4096),
+		DeleteSCRAMCredential{User: "bob", Mechanism: SCRAMSHA256},
+		UnregisterBroker{ID: 2},
 	}
 	covered := map[CommandType]bool{}
 	for _, cmd := range cases {
@@ -423,6 +480,8 @@ func populate(t *testing.T, f *testFSM) {
 	for i := range 5 {
 		f.mustApply(t, AllocateProducerIDs{BrokerID: 1, Start: int64(i * 1000), Count: 1000})
 	}
+	f.mustApply(t, CreateACLs{ACLs: []ACL{aclRead, aclWrite}}, scram("alice", SCRAMSHA256, 4096), scram("alice", SCRAMSHA512, 4096),
+		scram("bob", SCRAMSHA512, 10000), DeleteACLs{ACLs: []ACL{aclWrite}})
 }
 
 func TestFSMSnapshotRestore(t *testing.T) {

@@ -1,11 +1,3 @@
-// Package raft is Strom's cluster-metadata quorum: one hashicorp/raft group
-// (raft-boltdb log and stable store, file snapshots, TCP transport) whose
-// state machine holds brokers, topics with their partitions, dynamic
-// configs and the producer-id counter.
-//
-// Writers propose Commands through Node.Apply on the leader (the
-// controller); every node applies the committed log to its own copy and
-// publishes an immutable State that readers load without locking.
 package raft
 
 import (
@@ -133,7 +125,8 @@ type Node struct {
 	trans *hraft.NetworkTransport
 	obs   *hraft.Observer
 
-	// stop ends watchLeader; wg waits for it.
+	// stop is closed by Close: it ends watchLeader (wg waits for it) and
+	// wakes WaitLeader callers.
 	stop      chan struct{}
 	wg        sync.WaitGroup
 	closed    atomic.Bool
@@ -178,10 +171,12 @@ func Open(cfg Config) (*Node, error) {
 			return fail(fmt.Errorf("resolve raft advertise address %s: %w", cfg.AdvertiseAddr, err))
 		}
 	}
-	n.trans, err = hraft.NewTCPTransportWithLogger(cfg.BindAddr, adv, 3, cfg.TransportTimeout, hlog)
+	stream, err := newTCPStream(cfg.BindAddr, adv)
 	if err != nil {
 		return fail(fmt.Errorf("raft transport on %s: %w", cfg.BindAddr, err))
 	}
+	n.trans = hraft.NewNetworkTransportWithConfig(&hraft.NetworkTransportConfig{
+		Stream: stream, MaxPool: 3, Timeout: cfg.TransportTimeout, Logger: hlog})
 
 	rc := hraft.DefaultConfig()
 	rc.LocalID = serverID(cfg.NodeID)
@@ -193,6 +188,9 @@ func Open(cfg Config) (*Node, error) {
 	rc.SnapshotThreshold = cfg.SnapshotThreshold
 	rc.SnapshotInterval = cfg.SnapshotInterval
 	rc.TrailingLogs = cfg.TrailingLogs
+	// A buffered apply channel lets the leader pick up to MaxAppendEntries
+	// queued commands per disk write (ApplyAll, concurrent Apply callers).
+	rc.BatchApplyCh = true
 	if err := hraft.ValidateConfig(rc); err != nil {
 		return fail(fmt.Errorf("raft config: %w", err))
 	}
@@ -260,10 +258,7 @@ func (n *Node) watchLeader(obsCh <-chan hraft.Observation) {
 		}
 		n.fsm.setController(ctrl)
 		if ctrl == n.cfg.NodeID && n.fsm.current().ClusterID == "" {
-			// Fire and forget: if an InitCluster is already in the log it
-			// applies first and this one fails harmlessly; if leadership is
-			// lost the next leader proposes again.
-			n.r.Apply(EncodeCommand(InitCluster{ClusterID: NewClusterID()}), n.cfg.ApplyTimeout)
+			n.initCluster()
 		}
 		select {
 		case <-obsCh:
@@ -271,6 +266,21 @@ func (n *Node) watchLeader(obsCh <-chan hraft.Observation) {
 			return
 		}
 	}
+}
+
+// initCluster gives a cluster without an id one. The barrier first applies
+// every entry of earlier terms, so a restarted leader sees the id it already
+// has instead of proposing a second one. The proposal itself is not awaited:
+// if another InitCluster precedes it in the log it fails harmlessly, and if
+// leadership is lost the next leader proposes again.
+func (n *Node) initCluster() {
+	if err := n.r.Barrier(n.cfg.ApplyTimeout).Error(); err != nil {
+		return // not leader any more, or shutting down
+	}
+	if n.fsm.current().ClusterID != "" {
+		return
+	}
+	n.r.Apply(EncodeCommand(InitCluster{ClusterID: NewClusterID()}), n.cfg.ApplyTimeout)
 }
 
 // Addr returns the transport's address as peers should dial it.
@@ -300,6 +310,8 @@ func (n *Node) LeaderID() (int32, bool) {
 // WaitLeader blocks until a leader is known and the state carries a cluster
 // id; on the leader itself it also waits (with a barrier) until every
 // entry of earlier terms is applied, so State() is complete when it returns.
+// On a follower the state may still trail the leader by the entries in
+// flight; compare State().Version with a Result.Index to wait for one.
 func (n *Node) WaitLeader(ctx context.Context) error {
 	ch, cancel := n.Subscribe()
 	defer cancel()
@@ -320,6 +332,8 @@ func (n *Node) WaitLeader(ctx context.Context) error {
 		}
 		select {
 		case <-ch:
+		case <-n.stop:
+			return ErrClosed
 		case <-ctx.Done():
 			return fmt.Errorf("wait for raft leader: %w", ctx.Err())
 		}
@@ -376,7 +390,40 @@ func (n *Node) Apply(ctx context.Context, cmd Command) (Result, error) {
 	if !n.IsLeader() {
 		return Result{}, fmt.Errorf("apply %s: %w", cmd.Type(), ErrNotLeader)
 	}
-	f := n.r.Apply(EncodeCommand(cmd), timeout)
+	return applyOutcome(cmd, n.r.Apply(EncodeCommand(cmd), timeout))
+}
+
+// ApplyAll proposes cmds in order without waiting between them, then waits
+// for all: raft commits them in few disk writes and the state machine
+// applies them in few copy-on-write batches, which is far cheaper than one
+// Apply after another (a failover moving many partitions). errs[i] is the
+// outcome of cmds[i] as Apply would report it; the commands are independent
+// (a failing one does not stop the rest). ctx bounds the enqueueing.
+func (n *Node) ApplyAll(ctx context.Context, cmds []Command) (results []Result, errs []error) {
+	results = make([]Result, len(cmds))
+	errs = make([]error, len(cmds))
+	futures := make([]hraft.ApplyFuture, len(cmds))
+	for i, cmd := range cmds {
+		timeout, err := n.timeout(ctx)
+		if err == nil && !n.IsLeader() {
+			err = ErrNotLeader
+		}
+		if err != nil {
+			errs[i] = fmt.Errorf("apply %s: %w", cmd.Type(), err)
+			continue
+		}
+		futures[i] = n.r.Apply(EncodeCommand(cmd), timeout)
+	}
+	for i, f := range futures {
+		if f != nil {
+			results[i], errs[i] = applyOutcome(cmds[i], f)
+		}
+	}
+	return results, errs
+}
+
+// applyOutcome waits for f and unwraps the state machine's response.
+func applyOutcome(cmd Command, f hraft.ApplyFuture) (Result, error) {
 	if err := f.Error(); err != nil {
 		return Result{}, fmt.Errorf("apply %s: %w", cmd.Type(), mapRaftErr(err))
 	}
@@ -430,6 +477,48 @@ func (n *Node) RemoveServer(id int32) error {
 	}
 	if err := n.r.RemoveServer(serverID(id), 0, n.cfg.ApplyTimeout).Error(); err != nil {
 		return fmt.Errorf("remove server %d: %w", id, mapRaftErr(err))
+	}
+	return nil
+}
+
+// Server is one member of the raft configuration.
+type Server struct {
+	ID    int32
+	Addr  string
+	Voter bool
+}
+
+// Servers returns the latest raft configuration (committed or not) as this
+// node knows it, ordered as raft keeps it. Members whose ServerID is not a
+// node id (never written by this package) are skipped.
+func (n *Node) Servers() ([]Server, error) {
+	if n.closed.Load() {
+		return nil, ErrClosed
+	}
+	f := n.r.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, fmt.Errorf("raft configuration: %w", mapRaftErr(err))
+	}
+	var out []Server
+	for _, s := range f.Configuration().Servers {
+		id, ok := parseServerID(s.ID)
+		if !ok {
+			continue
+		}
+		out = append(out, Server{ID: id, Addr: string(s.Address), Voter: s.Suffrage == hraft.Voter})
+	}
+	return out, nil
+}
+
+// TransferLeadership hands leadership to another voter (e.g. before a
+// planned shutdown of the controller) and waits until that succeeded or
+// failed; leader only.
+func (n *Node) TransferLeadership() error {
+	if n.closed.Load() {
+		return ErrClosed
+	}
+	if err := n.r.LeadershipTransfer().Error(); err != nil {
+		return fmt.Errorf("transfer leadership: %w", mapRaftErr(err))
 	}
 	return nil
 }

@@ -3,6 +3,8 @@ package raft
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"reflect"
@@ -12,8 +14,14 @@ import (
 	"time"
 )
 
+// testLogger shows raft's warnings under -v only: elections and refused
+// dials to a stopped leader are expected in these tests.
 func testLogger() *slog.Logger {
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	var w io.Writer = io.Discard
+	if testing.Verbose() {
+		w = os.Stderr
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
 func testCtx(t *testing.T) context.Context {
@@ -186,5 +194,31 @@ func TestOpenErrors(t *testing.T) {
 	_, err := Open(Config{NodeID: 1, DataDir: dir, BindAddr: "127.0.0.1:0"})
 	if err == nil || !strings.Contains(err.Error(), "raft.db") {
 		t.Fatalf("second open on a locked dir: %v", err)
+	}
+}
+
+func TestNodeApplyAll(t *testing.T) {
+	ctx := testCtx(t)
+	n := openSingle(t, t.TempDir())
+	defer n.Close()
+	var cmds []Command
+	for i := range 50 {
+		cmds = append(cmds, CreateTopic{Topic: topic(fmt.Sprintf("t%02d", i), NewTopicID(), 1, 1)})
+	}
+	cmds = append(cmds, DeleteTopic{ID: idC}, AllocateProducerIDs{Start: 0, Count: 7}, AllocateProducerIDs{Start: 0, Count: 7})
+	res, errs := n.ApplyAll(ctx, cmds)
+	for i := range 51 {
+		if i < 50 && (errs[i] != nil || res[i].Index == 0) {
+			t.Fatalf("command %d: %+v %v", i, res[i], errs[i])
+		}
+		if i > 0 && i < 50 && res[i].Index <= res[i-1].Index {
+			t.Fatalf("commands applied out of order: %d then %d", res[i-1].Index, res[i].Index)
+		}
+	}
+	if !errors.Is(errs[50], ErrUnknownTopic) || errs[51] != nil || res[51].ProducerIDs.Count != 7 || !errors.Is(errs[52], ErrStaleProducerIDBlock) {
+		t.Fatalf("tail outcomes: %v / %+v %v / %v", errs[50], res[51], errs[51], errs[52])
+	}
+	if len(n.State().Topics) != 50 {
+		t.Fatalf("%d topics", len(n.State().Topics))
 	}
 }

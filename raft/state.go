@@ -1,6 +1,7 @@
 package raft
 
 import (
+	"fmt"
 	"maps"
 	"slices"
 )
@@ -30,6 +31,10 @@ type State struct {
 	// BrokerConfigs maps a resource name ("" = cluster-wide default, "1" =
 	// broker 1) to its dynamic configs. Entries are never empty maps.
 	BrokerConfigs map[string]map[string]string
+	// ACLs is the set of ACL bindings.
+	ACLs map[ACL]struct{}
+	// SCRAM holds the SCRAM credentials by user and mechanism.
+	SCRAM map[SCRAMKey]SCRAMCredential
 	// NextProducerID is the first producer id not yet handed out.
 	NextProducerID int64
 	// Version is the raft index of the last log entry applied, whether or
@@ -90,6 +95,8 @@ func newState() *State {
 		Topics:        map[string]*Topic{},
 		TopicsByID:    map[[16]byte]*Topic{},
 		BrokerConfigs: map[string]map[string]string{},
+		ACLs:          map[ACL]struct{}{},
+		SCRAM:         map[SCRAMKey]SCRAMCredential{},
 	}
 }
 
@@ -120,6 +127,50 @@ func (s *State) SortedTopicNames() []string {
 	return slices.Sorted(maps.Keys(s.Topics))
 }
 
+// checkInvariants verifies the invariants documented on State and on its
+// types; decodeState rejects snapshots that break them, and builds with the
+// invariants tag check every published state.
+func (s *State) checkInvariants() error {
+	if s.Brokers == nil || s.Topics == nil || s.TopicsByID == nil || s.BrokerConfigs == nil || s.ACLs == nil || s.SCRAM == nil {
+		return fmt.Errorf("nil map in state")
+	}
+	if len(s.Topics) != len(s.TopicsByID) {
+		return fmt.Errorf("%d topics by name, %d by id", len(s.Topics), len(s.TopicsByID))
+	}
+	for name, tp := range s.Topics {
+		if tp.Name != name || s.TopicsByID[tp.ID] != tp {
+			return fmt.Errorf("topic indexes disagree for %q", name)
+		}
+		if err := validateTopic(tp); err != nil {
+			return err
+		}
+	}
+	for id, b := range s.Brokers {
+		if b.ID != id {
+			return fmt.Errorf("broker %d stored under id %d", b.ID, id)
+		}
+	}
+	for name, m := range s.BrokerConfigs {
+		if len(m) == 0 {
+			return fmt.Errorf("empty config map for resource %q", name)
+		}
+		if err := validBrokerResource(name); err != nil {
+			return err
+		}
+	}
+	for a := range s.ACLs {
+		if err := a.validate(); err != nil {
+			return err
+		}
+	}
+	for k, c := range s.SCRAM {
+		if err := validateSCRAM(k, c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // txn builds the next State from a published one, copying each map, topic or
 // inner config map the first time it is modified. Everything reachable from
 // a txn's private copies is owned by the txn until publish; everything else
@@ -133,6 +184,8 @@ type txn struct {
 	brokersOwned       bool
 	topicsOwned        bool
 	brokerConfigsOwned bool
+	aclsOwned          bool
+	scramOwned         bool
 	// ownedTopics holds the *Topic copies made by this txn; they may be
 	// modified in place, their Partitions slice and Configs map included.
 	ownedTopics map[*Topic]bool
@@ -165,6 +218,22 @@ func (t *txn) brokerConfigs() map[string]map[string]string {
 		t.brokerConfigsOwned = true
 	}
 	return t.s.BrokerConfigs
+}
+
+func (t *txn) acls() map[ACL]struct{} {
+	if !t.aclsOwned {
+		t.s.ACLs = maps.Clone(t.s.ACLs)
+		t.aclsOwned = true
+	}
+	return t.s.ACLs
+}
+
+func (t *txn) scram() map[SCRAMKey]SCRAMCredential {
+	if !t.scramOwned {
+		t.s.SCRAM = maps.Clone(t.s.SCRAM)
+		t.scramOwned = true
+	}
+	return t.s.SCRAM
 }
 
 // putTopic inserts a topic the txn owns (freshly decoded from the log).

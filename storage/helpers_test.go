@@ -2,6 +2,7 @@ package storage
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"testing"
 )
@@ -127,3 +128,5 @@ func smallConfig() Config {
 	c.Fsync = FsyncNever
 	return c
 }
+
+func errorsAs(err error, target any) bool { return errors.As(err, target) }

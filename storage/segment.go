@@ -207,40 +207,66 @@ func (s *segment) index(interval int) (*segIndex, error) {
 
 // loadIndexFiles reads and sanity-checks the index files. ok is false when they must be rebuilt.
 func (s *segment) loadIndexFiles(size int64) (*segIndex, bool) {
-	idx := &segIndex{maxTs: -1, maxTsOff: -1}
 	ob, err1 := os.ReadFile(s.indexPath())
 	tb, err2 := os.ReadFile(s.timeIndexPath())
 	if size == 0 {
-		return idx, true
+		return &segIndex{maxTs: -1, maxTsOff: -1}, true
 	}
-	if err1 != nil || err2 != nil || len(ob)%offsetEntrySize != 0 || len(tb)%timeEntrySize != 0 || len(tb) == 0 {
+	if err1 != nil || err2 != nil {
 		return nil, false
 	}
-	idx.off = make([]offsetEntry, 0, len(ob)/offsetEntrySize)
-	for i := 0; i < len(ob); i += offsetEntrySize {
-		e := offsetEntry{rel: int32(binary.BigEndian.Uint32(ob[i:])), pos: int32(binary.BigEndian.Uint32(ob[i+4:]))}
-		if e.rel < 0 || e.pos <= 0 || int64(e.pos) >= size {
-			return nil, false
-		}
-		if n := len(idx.off); n > 0 && (e.rel <= idx.off[n-1].rel || e.pos <= idx.off[n-1].pos) {
-			return nil, false
-		}
-		idx.off = append(idx.off, e)
+	off, err := decodeOffsetIndex(ob, size)
+	if err != nil {
+		return nil, false
 	}
-	idx.tim = make([]timeEntry, 0, len(tb)/timeEntrySize)
-	for i := 0; i < len(tb); i += timeEntrySize {
-		e := timeEntry{ts: int64(binary.BigEndian.Uint64(tb[i:])), rel: int32(binary.BigEndian.Uint32(tb[i+8:]))}
+	tim, err := decodeTimeIndex(tb)
+	if err != nil || len(tim) == 0 {
+		// A non-empty segment always has a final time entry (written at roll and close), so an empty
+		// time index means the file was lost: rebuild to learn the segment's max timestamp.
+		return nil, false
+	}
+	last := tim[len(tim)-1]
+	return &segIndex{off: off, tim: tim, maxTs: last.ts, maxTsOff: s.base + int64(last.rel)}, true
+}
+
+// decodeOffsetIndex parses an .index file for a segment of logSize bytes, requiring strictly increasing
+// offsets and positions inside the log.
+func decodeOffsetIndex(b []byte, logSize int64) ([]offsetEntry, error) {
+	if len(b)%offsetEntrySize != 0 {
+		return nil, fmt.Errorf("%w: index size %d not a multiple of %d", ErrCorrupt, len(b), offsetEntrySize)
+	}
+	out := make([]offsetEntry, 0, len(b)/offsetEntrySize)
+	for i := 0; i < len(b); i += offsetEntrySize {
+		e := offsetEntry{rel: int32(binary.BigEndian.Uint32(b[i:])), pos: int32(binary.BigEndian.Uint32(b[i+4:]))}
+		if e.rel < 0 || e.pos <= 0 || int64(e.pos) >= logSize {
+			return nil, fmt.Errorf("%w: index entry %d (%d, %d) out of bounds", ErrCorrupt, i/offsetEntrySize, e.rel, e.pos)
+		}
+		if n := len(out); n > 0 && (e.rel <= out[n-1].rel || e.pos <= out[n-1].pos) {
+			return nil, fmt.Errorf("%w: index entry %d not increasing", ErrCorrupt, i/offsetEntrySize)
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// decodeTimeIndex parses a .timeindex file, requiring strictly increasing timestamps and
+// non-decreasing offsets.
+func decodeTimeIndex(b []byte) ([]timeEntry, error) {
+	if len(b)%timeEntrySize != 0 {
+		return nil, fmt.Errorf("%w: time index size %d not a multiple of %d", ErrCorrupt, len(b), timeEntrySize)
+	}
+	out := make([]timeEntry, 0, len(b)/timeEntrySize)
+	for i := 0; i < len(b); i += timeEntrySize {
+		e := timeEntry{ts: int64(binary.BigEndian.Uint64(b[i:])), rel: int32(binary.BigEndian.Uint32(b[i+8:]))}
 		if e.rel < 0 {
-			return nil, false
+			return nil, fmt.Errorf("%w: time index entry %d negative offset", ErrCorrupt, i/timeEntrySize)
 		}
-		if n := len(idx.tim); n > 0 && (e.ts <= idx.tim[n-1].ts || e.rel < idx.tim[n-1].rel) {
-			return nil, false
+		if n := len(out); n > 0 && (e.ts <= out[n-1].ts || e.rel < out[n-1].rel) {
+			return nil, fmt.Errorf("%w: time index entry %d not increasing", ErrCorrupt, i/timeEntrySize)
 		}
-		idx.tim = append(idx.tim, e)
+		out = append(out, e)
 	}
-	last := idx.tim[len(idx.tim)-1]
-	idx.maxTs, idx.maxTsOff = last.ts, s.base+int64(last.rel)
-	return idx, true
+	return out, nil
 }
 
 // writeIndexFiles replaces both index files with the contents of idx.

@@ -27,6 +27,9 @@ func (l *Log) TruncateTo(offset int64) error {
 	if err := l.markDirty(); err != nil {
 		return err
 	}
+	// Order matters: hide the doomed offsets from readers and from flushes first (leo), then lower the
+	// durable point and bump its generation, so no fsync that read the old end can raise it again.
+	l.leo.Store(offset)
 	l.lowerDurable(offset)
 	if offset < l.logStart.Load() {
 		return l.truncateFully(offset)
@@ -43,7 +46,6 @@ func (l *Log) TruncateTo(offset int64) error {
 	}
 	if keep < len(segs) {
 		ns := slices.Clone(segs[:keep])
-		l.leo.Store(offset) // readers must not look past offset before the list shrinks
 		l.segs.Store(&ns)
 		for j := len(segs) - 1; j >= keep; j-- {
 			if err := segs[j].removeFiles(); err != nil {

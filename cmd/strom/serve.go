@@ -60,7 +60,7 @@ command line wins over the environment, which wins over the config file.`,
 	f.StringVar(&cfg.RaftListen, "raft-listen", cfg.RaftListen, "HOST:PORT of the raft transport")
 	f.Int32Var(&cfg.DefaultPartitions, "default-partitions", cfg.DefaultPartitions, "partitions of auto-created topics (num.partitions)")
 	f.Int16Var(&cfg.DefaultReplicationFactor, "default-replication-factor", cfg.DefaultReplicationFactor, "replication factor of auto-created topics")
-	f.BoolVar(&cfg.AutoCreateTopics, "auto-create-topics", cfg.AutoCreateTopics, "create unknown topics on metadata and produce requests")
+	f.BoolVar(&cfg.AutoCreateTopics, "auto-create-topics", cfg.AutoCreateTopics, "create unknown topics named in metadata requests (auto.create.topics.enable)")
 	f.StringVar(&cfg.Fsync, "fsync", cfg.Fsync, "flush policy of partition logs: always|interval|never")
 	f.StringVar(&logLevel, "log-level", "info", "debug|info|warn|error")
 	return cmd

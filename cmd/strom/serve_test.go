@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -47,9 +48,10 @@ func buildStrom(t *testing.T) string {
 
 // proc is a running `strom serve`.
 type proc struct {
-	cmd  *exec.Cmd
-	done chan error
-	logs *strings.Builder
+	cmd        *exec.Cmd
+	done       chan error
+	readyLines atomic.Int32 // lines containing the ready marker
+	stderrDone chan struct{}
 }
 
 // startServe starts the binary and waits (bounded) for the ready line.
@@ -63,16 +65,16 @@ func startServe(t *testing.T, bin string, args ...string) *proc {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &proc{cmd: cmd, done: make(chan error, 1), logs: &strings.Builder{}}
+	p := &proc{cmd: cmd, done: make(chan error, 1), stderrDone: make(chan struct{})}
 	ready := make(chan string, 1)
 	lines := make(chan string, 1024)
 	go func() {
+		defer close(p.stderrDone)
 		sc := bufio.NewScanner(stderr)
-		n := 0
 		for sc.Scan() {
 			line := sc.Text()
 			if strings.Contains(line, "strom ready listen=") {
-				n++
+				p.readyLines.Add(1)
 				select {
 				case ready <- line:
 				default:
@@ -86,7 +88,10 @@ func startServe(t *testing.T, bin string, args ...string) *proc {
 		_, _ = io.Copy(io.Discard, stderr)
 		close(lines)
 	}()
-	go func() { p.done <- cmd.Wait() }()
+	go func() {
+		<-p.stderrDone // Wait closes the pipe: read it to the end first
+		p.done <- cmd.Wait()
+	}()
 	t.Cleanup(func() {
 		if cmd.ProcessState == nil {
 			_ = cmd.Process.Kill()
@@ -118,6 +123,9 @@ func (p *proc) stop(t *testing.T) {
 	case err := <-p.done:
 		if err != nil {
 			t.Fatalf("strom serve after SIGTERM: %v (want exit 0)", err)
+		}
+		if n := p.readyLines.Load(); n != 1 {
+			t.Fatalf("%d log lines contain the ready marker, want exactly 1", n)
 		}
 	case <-time.After(60 * time.Second):
 		t.Fatal("strom serve did not exit within 60s of SIGTERM")

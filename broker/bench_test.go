@@ -1,0 +1,74 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// BenchmarkProduce measures kgo producing 100-byte records (idempotent,
+// snappy default batches) into an in-process broker; b.N records.
+func BenchmarkProduce(b *testing.B) {
+	for _, fsync := range []string{"never", "always"} {
+		b.Run("fsync="+fsync, func(b *testing.B) {
+			br := startTestBroker(b, func(c *Config) { c.Fsync = fsync })
+			createTopic(b, newAdmin(b, br), "bench", 4, nil)
+			cl := newClient(b, br, kgo.DefaultProduceTopic("bench"), kgo.ProducerLinger(5*time.Millisecond), kgo.RequiredAcks(kgo.AllISRAcks()))
+			val := make([]byte, 100)
+			var wg sync.WaitGroup
+			var errOnce sync.Once
+			var firstErr error
+			b.SetBytes(100)
+			b.ResetTimer()
+			start := time.Now()
+			for i := 0; i < b.N; i++ {
+				wg.Add(1)
+				cl.Produce(context.Background(), &kgo.Record{Value: val}, func(_ *kgo.Record, err error) {
+					if err != nil {
+						errOnce.Do(func() { firstErr = err })
+					}
+					wg.Done()
+				})
+			}
+			wg.Wait()
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "records/s")
+			if firstErr != nil {
+				b.Fatal(firstErr)
+			}
+		})
+	}
+}
+
+// BenchmarkConsume measures kgo consuming b.N 100-byte records that were
+// produced beforehand.
+func BenchmarkConsume(b *testing.B) {
+	br := startTestBroker(b, nil)
+	createTopic(b, newAdmin(b, br), "bench", 4, nil)
+	cl := newClient(b, br, kgo.DefaultProduceTopic("bench"), kgo.ProducerLinger(5*time.Millisecond))
+	val := make([]byte, 100)
+	for i := 0; i < b.N; i++ {
+		cl.Produce(context.Background(), &kgo.Record{Value: val}, nil)
+	}
+	if err := cl.Flush(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(100)
+	b.ResetTimer()
+	start := time.Now()
+	cons := newClient(b, br, kgo.ConsumeTopics("bench"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	n := 0
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	for n < b.N {
+		fs := cons.PollFetches(ctx)
+		if ctx.Err() != nil {
+			b.Fatal(fmt.Sprintf("consumed %d of %d", n, b.N))
+		}
+		n += fs.NumRecords()
+	}
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "records/s")
+}
