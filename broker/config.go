@@ -59,6 +59,10 @@ type Config struct {
 	// GroupMinSessionTimeout and GroupMaxSessionTimeout are
 	// group.min.session.timeout.ms and group.max.session.timeout.ms.
 	GroupMinSessionTimeout, GroupMaxSessionTimeout time.Duration
+	// ConsumerGroupSessionTimeout and ConsumerGroupHeartbeatInterval are
+	// group.consumer.session.timeout.ms and
+	// group.consumer.heartbeat.interval.ms (KIP-848 groups).
+	ConsumerGroupSessionTimeout, ConsumerGroupHeartbeatInterval time.Duration
 	// OffsetsTopicPartitions is offsets.topic.num.partitions, used when
 	// __consumer_offsets is created.
 	OffsetsTopicPartitions int32
@@ -97,13 +101,15 @@ func DefaultConfig() Config {
 		CheckpointInterval:       time.Minute,
 		ShutdownTimeout:          30 * time.Second,
 
-		GroupInitialRebalanceDelay:    3 * time.Second,
-		GroupMinSessionTimeout:        6 * time.Second,
-		GroupMaxSessionTimeout:        30 * time.Minute,
-		OffsetsTopicPartitions:        50,
-		OffsetsTopicReplicationFactor: 3,
-		OffsetsRetention:              7 * 24 * time.Hour,
-		OffsetsRetentionCheckInterval: 10 * time.Minute,
+		GroupInitialRebalanceDelay:     3 * time.Second,
+		GroupMinSessionTimeout:         6 * time.Second,
+		GroupMaxSessionTimeout:         30 * time.Minute,
+		ConsumerGroupSessionTimeout:    45 * time.Second,
+		ConsumerGroupHeartbeatInterval: 5 * time.Second,
+		OffsetsTopicPartitions:         50,
+		OffsetsTopicReplicationFactor:  3,
+		OffsetsRetention:               7 * 24 * time.Hour,
+		OffsetsRetentionCheckInterval:  10 * time.Minute,
 	}
 }
 

@@ -330,9 +330,6 @@ func (b *Broker) handleLeaveGroup(rq *request, req *kmsg.LeaveGroupRequest) repl
 	}}
 }
 
-// groupType is the type ListGroups v5 and DescribeGroups report.
-const groupTypeClassic = "classic"
-
 func (b *Broker) handleDescribeGroups(rq *request, req *kmsg.DescribeGroupsRequest) reply {
 	resp := req.ResponseKind().(*kmsg.DescribeGroupsResponse)
 	for _, id := range req.Groups {
@@ -357,7 +354,7 @@ func (b *Broker) handleDescribeGroups(rq *request, req *kmsg.DescribeGroupsReque
 			resp.Groups = append(resp.Groups, rg)
 			continue
 		}
-		rg.State = g.State().String()
+		rg.State = g.StateName()
 		rg.ProtocolType = g.ProtocolType()
 		protocol, members := g.Describe()
 		sh.mu.Unlock()
@@ -387,12 +384,12 @@ func (b *Broker) handleListGroups(rq *request, req *kmsg.ListGroupsRequest) repl
 	for _, sh := range b.groups.ledShards() {
 		sh.mu.Lock()
 		for id, g := range sh.groups {
-			st := g.State()
-			if st == group.Dead || !matches(req.StatesFilter, st.String()) || !matches(req.TypesFilter, groupTypeClassic) {
+			state := g.StateName()
+			if g.State() == group.Dead || !matches(req.StatesFilter, state) || !matches(req.TypesFilter, g.Type()) {
 				continue
 			}
 			lg := kmsg.NewListGroupsResponseGroup()
-			lg.Group, lg.ProtocolType, lg.GroupState, lg.GroupType = id, g.ProtocolType(), st.String(), groupTypeClassic
+			lg.Group, lg.ProtocolType, lg.GroupState, lg.GroupType = id, g.ProtocolType(), state, g.Type()
 			resp.Groups = append(resp.Groups, lg)
 		}
 		sh.mu.Unlock()

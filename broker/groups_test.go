@@ -20,6 +20,8 @@ func groupTestConfig(c *Config) {
 	c.GroupInitialRebalanceDelay = 100 * time.Millisecond
 	c.GroupMinSessionTimeout = 500 * time.Millisecond
 	c.OffsetsTopicPartitions = 5
+	c.ConsumerGroupSessionTimeout = 1500 * time.Millisecond
+	c.ConsumerGroupHeartbeatInterval = 200 * time.Millisecond
 }
 
 // killSwitch is a kgo dialer whose connections can all be cut at once and
@@ -107,17 +109,17 @@ type groupConsumer struct {
 	stop context.CancelFunc
 }
 
-func startGroupConsumer(t *testing.T, b *Broker, groupID, topic string, balancer kgo.GroupBalancer, l *ledger) *groupConsumer {
+func startGroupConsumer(t *testing.T, b *Broker, groupID, topic string, balancer kgo.GroupBalancer, l *ledger, extra ...kgo.Opt) *groupConsumer {
 	t.Helper()
 	ks := &killSwitch{}
-	cl, err := kgo.NewClient(
+	cl, err := kgo.NewClient(append([]kgo.Opt{
 		kgo.SeedBrokers(b.Addr()), kgo.Dialer(ks.dial),
 		kgo.ConsumerGroup(groupID), kgo.ConsumeTopics(topic), kgo.Balancers(balancer),
 		kgo.DisableAutoCommit(), kgo.BlockRebalanceOnPoll(),
 		kgo.SessionTimeout(1500*time.Millisecond), kgo.HeartbeatInterval(200*time.Millisecond),
 		kgo.RebalanceTimeout(5*time.Second), kgo.RetryTimeout(5*time.Second),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-	)
+	}, extra...)...)
 	if err != nil {
 		t.Fatalf("new consumer: %v", err)
 	}
@@ -169,25 +171,42 @@ func produceValues(t *testing.T, cl *kgo.Client, topic string, from, to int) {
 }
 
 // waitMembers waits until the group is Stable with n members that all hold
-// partitions.
-func waitMembers(t *testing.T, adm *kadm.Client, groupID string, n int) {
+// partitions (DescribeGroups for classic groups, ConsumerGroupDescribe for
+// KIP-848 groups).
+func waitMembers(t *testing.T, adm *kadm.Client, groupID string, n int, kip848 bool) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		dg, err := adm.DescribeGroups(testCtx(t), groupID)
-		if err == nil {
-			g := dg[groupID]
-			ok := g.State == "Stable" && len(g.Members) == n
-			for _, m := range g.Members {
-				ca, isConsumer := m.Assigned.AsConsumer()
-				ok = ok && isConsumer && len(ca.Topics) > 0 && len(ca.Topics[0].Partitions) > 0
+		var state string
+		var members int
+		ok := false
+		if kip848 {
+			dg, err := adm.DescribeConsumerGroups(testCtx(t), groupID)
+			if err == nil {
+				g := dg[groupID]
+				state, members = g.State, len(g.Members)
+				ok = g.Err == nil && g.State == "Stable" && len(g.Members) == n
+				for _, m := range g.Members {
+					ok = ok && len(m.Assignment) > 0
+				}
 			}
-			if ok {
-				return
+		} else {
+			dg, err := adm.DescribeGroups(testCtx(t), groupID)
+			if err == nil {
+				g := dg[groupID]
+				state, members = g.State, len(g.Members)
+				ok = g.State == "Stable" && len(g.Members) == n
+				for _, m := range g.Members {
+					ca, isConsumer := m.Assigned.AsConsumer()
+					ok = ok && isConsumer && len(ca.Topics) > 0 && len(ca.Topics[0].Partitions) > 0
+				}
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("group %s: state %s with %d members, want Stable with %d holding partitions", groupID, g.State, len(g.Members), n)
-			}
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("group %s: state %s with %d members, want Stable with %d holding partitions", groupID, state, members, n)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -200,9 +219,13 @@ func TestConsumerGroupExactlyOnce(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		balancer kgo.GroupBalancer
+		opts     []kgo.Opt
 	}{
-		{"range-eager", kgo.RangeBalancer()},
-		{"cooperative-sticky", kgo.CooperativeStickyBalancer()},
+		{"range-eager", kgo.RangeBalancer(), nil},
+		{"cooperative-sticky", kgo.CooperativeStickyBalancer(), nil},
+		// KIP-848: the broker assigns ("range" and "uniform").
+		{"kip848-range", kgo.RangeBalancer(), []kgo.Opt{kgo.ServerSideBalancer()}},
+		{"kip848-uniform", kgo.StickyBalancer(), []kgo.Opt{kgo.ServerSideBalancer()}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := startTestBroker(t, groupTestConfig)
@@ -213,22 +236,22 @@ func TestConsumerGroupExactlyOnce(t *testing.T) {
 			const step = 300
 			produceValues(t, prod, "t", 0, step)
 
-			c1 := startGroupConsumer(t, b, "g", "t", tc.balancer, l)
-			c2 := startGroupConsumer(t, b, "g", "t", tc.balancer, l)
-			c3 := startGroupConsumer(t, b, "g", "t", tc.balancer, l)
-			waitMembers(t, adm, "g", 3)
+			c1 := startGroupConsumer(t, b, "g", "t", tc.balancer, l, tc.opts...)
+			c2 := startGroupConsumer(t, b, "g", "t", tc.balancer, l, tc.opts...)
+			c3 := startGroupConsumer(t, b, "g", "t", tc.balancer, l, tc.opts...)
+			waitMembers(t, adm, "g", 3, tc.opts != nil)
 			l.waitFor(t, step)
 
 			c2.leave() // LeaveGroup: the others take over its partitions
 			produceValues(t, prod, "t", step, 2*step)
-			waitMembers(t, adm, "g", 2)
+			waitMembers(t, adm, "g", 2, tc.opts != nil)
 			l.waitFor(t, 2*step)
 
-			c4 := startGroupConsumer(t, b, "g", "t", tc.balancer, l)
-			waitMembers(t, adm, "g", 3)
+			c4 := startGroupConsumer(t, b, "g", "t", tc.balancer, l, tc.opts...)
+			waitMembers(t, adm, "g", 3, tc.opts != nil)
 			c3.kill() // no LeaveGroup: removed by the session timeout
 			produceValues(t, prod, "t", 2*step, 3*step)
-			waitMembers(t, adm, "g", 2)
+			waitMembers(t, adm, "g", 2, tc.opts != nil)
 			l.waitFor(t, 3*step)
 
 			c1.leave()
@@ -254,9 +277,9 @@ func TestConsumerGroupExactlyOnce(t *testing.T) {
 					t.Errorf("partition %d: committed %v, end %d", e.Partition, o.At, e.Offset)
 				}
 			})
-			dg, err := adm.DescribeGroups(testCtx(t), "g")
-			if err != nil || dg["g"].State != "Empty" {
-				t.Errorf("group after everyone left: %+v %v", dg["g"].State, err)
+			lg, err := adm.ListGroups(testCtx(t))
+			if err != nil || lg["g"].State != "Empty" {
+				t.Errorf("group after everyone left: %+v %v", lg["g"], err)
 			}
 		})
 	}

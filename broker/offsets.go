@@ -90,8 +90,14 @@ func (b *Broker) handleOffsetCommit(rq *request, req *kmsg.OffsetCommitRequest) 
 	if g == nil {
 		return setAll(kerr.IllegalGeneration)
 	}
+	perPartition := false
 	if e := g.ValidateCommit(req.MemberID, req.InstanceID, gen); e != nil {
-		return setAll(e)
+		if e != kerr.StaleMemberEpoch || !g.IsConsumer() {
+			return setAll(e)
+		}
+		// An older member epoch may still commit the partitions it has
+		// held since then.
+		perPartition = true
 	}
 	g.Touch(t, req.MemberID)
 	var recs []record
@@ -112,6 +118,9 @@ func (b *Broker) handleOffsetCommit(rq *request, req *kmsg.OffsetCommitRequest) 
 				continue
 			case rp.Metadata != nil && len(*rp.Metadata) > offsetMetadataMaxBytes:
 				out.ErrorCode = kerr.OffsetMetadataTooLarge.Code
+				continue
+			case perPartition && !g.CommitAllowed(req.MemberID, gen, st.Topics[names[i]].ID, rp.Partition):
+				out.ErrorCode = kerr.StaleMemberEpoch.Code
 				continue
 			}
 			o := group.Offset{Offset: rp.Offset, LeaderEpoch: -1, CommitTime: nowMS, ExpireTime: -1}
@@ -163,7 +172,7 @@ type fetchTopic struct {
 
 // fetchGroupOffsets answers one group of an OffsetFetch. topics nil means
 // every committed offset of the group.
-func (b *Broker) fetchGroupOffsets(groupID string, topics []fetchTopic, all bool, byID bool) ([]kmsg.OffsetFetchResponseGroupTopic, *kerr.Error) {
+func (b *Broker) fetchGroupOffsets(groupID string, memberID *string, memberEpoch int32, topics []fetchTopic, all bool, byID bool) ([]kmsg.OffsetFetchResponseGroupTopic, *kerr.Error) {
 	if groupID == "" {
 		return nil, kerr.InvalidGroupID
 	}
@@ -178,6 +187,11 @@ func (b *Broker) fetchGroupOffsets(groupID string, topics []fetchTopic, all bool
 	if g != nil {
 		if e := g.ValidateFetch(); e != nil {
 			return nil, e
+		}
+		if memberID != nil {
+			if e := g.ValidateConsumerFetch(*memberID, memberEpoch); e != nil {
+				return nil, e
+			}
 		}
 	}
 	part := func(tp group.TopicPartition) kmsg.OffsetFetchResponseGroupTopicPartition {
@@ -251,7 +265,7 @@ func (b *Broker) handleOffsetFetch(rq *request, req *kmsg.OffsetFetchRequest) re
 			}
 			og := kmsg.NewOffsetFetchResponseGroup()
 			og.Group = rg.Group
-			topics, e := b.fetchGroupOffsets(rg.Group, fts, rg.Topics == nil, req.Version >= 10)
+			topics, e := b.fetchGroupOffsets(rg.Group, rg.MemberID, rg.MemberEpoch, fts, rg.Topics == nil, req.Version >= 10)
 			if e != nil {
 				og.ErrorCode = e.Code
 			} else {
@@ -266,7 +280,7 @@ func (b *Broker) handleOffsetFetch(rq *request, req *kmsg.OffsetFetchRequest) re
 		fts = append(fts, fetchTopic{name: rt.Topic, partitions: rt.Partitions})
 	}
 	all := req.Topics == nil && req.Version >= 2
-	topics, e := b.fetchGroupOffsets(req.Group, fts, all, false)
+	topics, e := b.fetchGroupOffsets(req.Group, nil, -1, fts, all, false)
 	if e != nil {
 		if req.Version >= 2 {
 			resp.ErrorCode = e.Code

@@ -232,6 +232,10 @@ type Group struct {
 	dirty bool
 
 	offsets map[TopicPartition]Offset
+
+	// consumer is set while the group uses the consumer protocol (KIP-848);
+	// the classic fields above are then unused (no classic members).
+	consumer *consumerState
 }
 
 // New returns an empty group.
@@ -396,6 +400,11 @@ func (g *Group) Join(now time.Time, req JoinRequest, cb func(JoinResult)) {
 	}
 	if g.state == Dead {
 		fail(kerr.CoordinatorNotAvailable)
+		return
+	}
+	if !g.toClassic() {
+		// A consumer-protocol group with members takes no classic joins.
+		fail(kerr.InconsistentGroupProtocol)
 		return
 	}
 	if !g.supportsProtocols(req.ProtocolType, req.Protocols) {
@@ -739,6 +748,10 @@ func (g *Group) Sync(now time.Time, req SyncRequest, cb func(SyncResult)) {
 		fail(kerr.CoordinatorNotAvailable)
 		return
 	}
+	if g.consumer != nil {
+		fail(kerr.UnknownMemberID)
+		return
+	}
 	m, e := g.validateMember(req.MemberID, req.InstanceID)
 	if e != nil {
 		fail(e)
@@ -798,6 +811,9 @@ func (g *Group) Heartbeat(now time.Time, memberID string, instanceID *string, ge
 	if g.state == Dead {
 		return kerr.CoordinatorNotAvailable
 	}
+	if g.consumer != nil {
+		return kerr.UnknownMemberID
+	}
 	m, e := g.validateMember(memberID, instanceID)
 	if e != nil {
 		return e
@@ -824,6 +840,12 @@ func (g *Group) Leave(now time.Time, ms []LeaveMember) (*kerr.Error, []*kerr.Err
 		return kerr.CoordinatorNotAvailable, nil
 	}
 	errs := make([]*kerr.Error, len(ms))
+	if g.consumer != nil {
+		for i := range errs {
+			errs[i] = kerr.UnknownMemberID
+		}
+		return nil, errs
+	}
 	changed := false
 	for i, lm := range ms {
 		id := lm.MemberID
@@ -864,6 +886,10 @@ func (g *Group) Leave(now time.Time, ms []LeaveMember) (*kerr.Error, []*kerr.Err
 // Tick fires every timer that is due at now: pending member ids, the end
 // of the join phase, the sync timeout, and session timeouts.
 func (g *Group) Tick(now time.Time) {
+	if g.consumer != nil {
+		g.tickConsumer(now)
+		return
+	}
 	for id, dl := range g.pending {
 		if !now.Before(dl) {
 			delete(g.pending, id)
@@ -991,6 +1017,9 @@ func (g *Group) MarkDead(now time.Time) {
 		g.removeMember(id, kerr.CoordinatorNotAvailable)
 	}
 	clear(g.pending)
+	if g.consumer != nil {
+		clear(g.consumer.members)
+	}
 	g.joinDeadline, g.syncDeadline = time.Time{}, time.Time{}
 	g.transition(Dead, now)
 }

@@ -1,6 +1,7 @@
 package group
 
 import (
+	"maps"
 	"slices"
 	"time"
 
@@ -39,6 +40,13 @@ type MemberInfo struct {
 // Describe returns what DescribeGroups reports: the protocol is "" and
 // member metadata is left out unless the group is Stable.
 func (g *Group) Describe() (protocol string, members []MemberInfo) {
+	if cs := g.consumer; cs != nil {
+		for _, id := range slices.Sorted(maps.Keys(cs.members)) {
+			m := cs.members[id]
+			members = append(members, MemberInfo{MemberID: id, InstanceID: m.instanceID, ClientID: m.clientID, ClientHost: m.clientHost})
+		}
+		return "", members
+	}
 	stable := g.state == Stable
 	if stable {
 		protocol = g.protocol
@@ -62,6 +70,9 @@ func (g *Group) Describe() (protocol string, members []MemberInfo) {
 func (g *Group) ValidateCommit(memberID string, instanceID *string, generation int32) *kerr.Error {
 	if g.state == Dead {
 		return kerr.CoordinatorNotAvailable
+	}
+	if g.consumer != nil {
+		return g.validateConsumerCommit(memberID, generation)
 	}
 	if generation < 0 && g.state == Empty {
 		return nil
@@ -136,12 +147,20 @@ func (g *Group) NumOffsets() int { return len(g.offsets) }
 // consumer group; OffsetDelete refuses such offsets
 // (GROUP_SUBSCRIBED_TO_TOPIC).
 func (g *Group) Subscribed(topic string) bool {
-	return g.protocolType == "consumer" && len(g.members) > 0 && subscriptionHas(g, topic)
+	return g.protocolType == "consumer" && g.state != Empty && subscriptionHas(g, topic)
 }
 
 // subscriptionHas looks for topic in the members' consumer-protocol
 // subscriptions (version, then an array of topic strings).
 func subscriptionHas(g *Group, topic string) bool {
+	if cs := g.consumer; cs != nil {
+		for _, m := range cs.members {
+			if slices.Contains(m.subscribed, topic) {
+				return true
+			}
+		}
+		return false
+	}
 	for _, m := range g.members {
 		for _, t := range consumerTopics(m.metadataFor(g.protocol)) {
 			if t == topic {
