@@ -116,8 +116,8 @@ func startGroupConsumer(t *testing.T, b *Broker, groupID, topic string, balancer
 		kgo.SeedBrokers(b.Addr()), kgo.Dialer(ks.dial),
 		kgo.ConsumerGroup(groupID), kgo.ConsumeTopics(topic), kgo.Balancers(balancer),
 		kgo.DisableAutoCommit(), kgo.BlockRebalanceOnPoll(),
-		kgo.SessionTimeout(1500*time.Millisecond), kgo.HeartbeatInterval(200*time.Millisecond),
-		kgo.RebalanceTimeout(5*time.Second), kgo.RetryTimeout(5*time.Second),
+		kgo.SessionTimeout(1500 * time.Millisecond), kgo.HeartbeatInterval(200 * time.Millisecond),
+		kgo.RebalanceTimeout(5 * time.Second), kgo.RetryTimeout(5 * time.Second),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 	}, extra...)...)
 	if err != nil {
