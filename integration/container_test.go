@@ -1,0 +1,65 @@
+package integration
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/testcontainers/testcontainers-go"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/stromhq/strom/integration/harness"
+	"github.com/stromhq/strom/integration/stromcontainer"
+)
+
+// containerCluster adapts a Strom container to what newClient needs.
+type containerCluster struct{ c *stromcontainer.Container }
+
+func (c containerCluster) Bootstrap() string { return c.c.Bootstrap() }
+func (containerCluster) Nodes() int          { return 1 }
+func (containerCluster) Stop() error         { return nil }
+func (containerCluster) Kill(int) error      { return nil }
+func (containerCluster) Restart(int) error   { return nil }
+
+// TestStromContainer builds the Strom image from the static binary (docker import, no registry), runs it
+// with testcontainers-go on host networking, and produces and consumes through it with franz-go. It needs
+// a Docker engine (.ci/provision starts one as root) and fails, naming the engine's error, without one.
+func TestStromContainer(t *testing.T) {
+	// Ryuk's image would come from a registry, which is unreachable here; cleanup is ours.
+	t.Setenv("TESTCONTAINERS_RYUK_DISABLED", "true")
+	bin, err := harness.StromBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	ctr, err := stromcontainer.Run(ctx, stromcontainer.WithBinary(bin))
+	if ctr != nil {
+		testcontainers.CleanupContainer(t, ctr)
+	}
+	if err != nil {
+		t.Fatalf("strom container: %v", err)
+	}
+
+	c := containerCluster{ctr}
+	cl := newClient(t, c)
+	adm := kadm.NewClient(cl)
+	topic := uniqueName("container")
+	createTopic(ctx, t, adm, topic, 2, 1, nil)
+	rs := makeRecords(topic, 0, 50, time.Now().Truncate(time.Millisecond))
+	produce(ctx, t, cl, rs)
+	got := byPartition(consumeN(ctx, t, c, topic, len(rs), kgo.FetchMaxWait(time.Second)))
+	for p, want := range byPartition(rs) {
+		if len(got[p]) != len(want) {
+			t.Errorf("partition %d: consumed %d records, want %d", p, len(got[p]), len(want))
+			continue
+		}
+		for i := range want {
+			if err := sameRecord(got[p][i], want[i]); err != nil {
+				t.Errorf("partition %d record %d: %v", p, i, err)
+				break
+			}
+		}
+	}
+}

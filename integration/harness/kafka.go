@@ -1,0 +1,177 @@
+package harness
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// NewKafka starts an Apache Kafka cluster in KRaft mode with every node a combined controller+broker,
+// listening on free 127.0.0.1 ports, with its data and logs under dir, and returns once Metadata lists
+// every broker. The caller owns the cluster and must Stop it.
+func NewKafka(ctx context.Context, dir string, opts ...Option) (*LocalCluster, error) {
+	cfg, err := buildConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	kind := "kafka " + cfg.version
+	libs, err := KafkaLibs(cfg.version)
+	if err != nil {
+		return nil, err
+	}
+	java, err := Java()
+	if err != nil {
+		return nil, err
+	}
+	logFlag, err := logFlags(libs, cfg.version, false)
+	if err != nil {
+		return nil, err
+	}
+	ports, err := FreePorts(2 * cfg.nodes)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", kind, err)
+	}
+	clusterID, err := newClusterID()
+	if err != nil {
+		return nil, err
+	}
+	voters := make([]string, cfg.nodes)
+	for i := range voters {
+		voters[i] = fmt.Sprintf("%d@127.0.0.1:%d", i+1, ports[2*i+1])
+	}
+
+	c := &LocalCluster{kind: kind, cfg: cfg}
+	for i := 0; i < cfg.nodes; i++ {
+		ndir := filepath.Join(dir, fmt.Sprintf("node-%d", i))
+		if err := os.MkdirAll(ndir, 0o755); err != nil {
+			return nil, fmt.Errorf("%s node %d: %w", kind, i, err)
+		}
+		props := kafkaProperties(cfg, i, ports[2*i], ports[2*i+1], strings.Join(voters, ","),
+			filepath.Join(ndir, "data"))
+		propsPath := filepath.Join(ndir, "server.properties")
+		if err := os.WriteFile(propsPath, []byte(props), 0o644); err != nil {
+			return nil, fmt.Errorf("%s node %d: write server.properties: %w", kind, i, err)
+		}
+		argv := []string{java, "-Xmx" + cfg.heap, "-XX:+ExitOnOutOfMemoryError", "-Djava.awt.headless=true"}
+		argv = append(argv, logFlag...)
+		argv = append(argv, "-cp", filepath.Join(libs, "*"), "kafka.Kafka", propsPath)
+		c.nodes = append(c.nodes, &node{
+			index:   i,
+			dir:     ndir,
+			logPath: filepath.Join(ndir, "kafka.log"),
+			addr:    fmt.Sprintf("127.0.0.1:%d", ports[2*i]),
+			argv:    argv,
+		})
+	}
+	if err := formatKafka(ctx, cfg.version, clusterID, c.nodes); err != nil {
+		return nil, fmt.Errorf("%s: %w", kind, err)
+	}
+	if err := c.startAll(ctx); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// StartKafka is NewKafka for one test: data and logs in t.TempDir(), Stop on cleanup, and the tail of
+// every node's log printed if the test failed. Start failure fails the test.
+func StartKafka(t testing.TB, opts ...Option) *LocalCluster {
+	t.Helper()
+	c, err := NewKafka(context.Background(), t.TempDir(), opts...)
+	if err != nil {
+		t.Fatalf("start kafka: %v", err)
+	}
+	registerCleanup(t, c)
+	return c
+}
+
+// registerCleanup stops c when t ends, printing the logs' tails first if t failed.
+func registerCleanup(t testing.TB, c *LocalCluster) {
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("%s logs:\n%s", c.Kind(), c.TailLogs(40))
+		}
+		if err := c.Stop(); err != nil {
+			t.Errorf("stop %s: %v", c.Kind(), err)
+		}
+	})
+}
+
+// formatKafka runs StorageTool format for every node at once (each is a JVM start, ~1 s of CPU).
+// controller.quorum.voters is static, so no --standalone/--initial-controllers is needed on 4.x.
+func formatKafka(ctx context.Context, version, clusterID string, nodes []*node) error {
+	errs := make([]error, len(nodes))
+	var wg sync.WaitGroup
+	for i, n := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := KafkaTool(ctx, version, ToolStorage, nil,
+				"format", "--cluster-id", clusterID, "--config", filepath.Join(n.dir, "server.properties"))
+			if err != nil {
+				errs[i] = fmt.Errorf("format node %d: %w", i, err)
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// kafkaProperties renders node i's server.properties: harness defaults, then the caller's BrokerConfig
+// overrides, sorted for a stable file.
+func kafkaProperties(cfg config, i, port, controllerPort int, voters, dataDir string) string {
+	rf := min(3, cfg.nodes)
+	p := map[string]string{
+		"process.roles":                    "broker,controller",
+		"node.id":                          strconv.Itoa(i + 1),
+		"controller.quorum.voters":         voters,
+		"listeners":                        fmt.Sprintf("PLAINTEXT://127.0.0.1:%d,CONTROLLER://127.0.0.1:%d", port, controllerPort),
+		"advertised.listeners":             fmt.Sprintf("PLAINTEXT://127.0.0.1:%d", port),
+		"controller.listener.names":        "CONTROLLER",
+		"listener.security.protocol.map":   "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+		"inter.broker.listener.name":       "PLAINTEXT",
+		"log.dirs":                         dataDir,
+		"num.partitions":                   "1",
+		"default.replication.factor":       strconv.Itoa(rf),
+		"offsets.topic.replication.factor": strconv.Itoa(rf),
+		// Fewer internal partitions than Kafka's 50: creating them is a large part of a test's first
+		// group or transaction on two cores, and nothing here needs the spread.
+		"offsets.topic.num.partitions":             "10",
+		"transaction.state.log.num.partitions":     "10",
+		"transaction.state.log.replication.factor": strconv.Itoa(rf),
+		"transaction.state.log.min.isr":            strconv.Itoa(min(2, rf)),
+		"group.initial.rebalance.delay.ms":         "0",
+		// Fence a SIGKILLed broker in seconds rather than Kafka's 9 s default, so fault tests recover fast.
+		"broker.session.timeout.ms":    "4000",
+		"broker.heartbeat.interval.ms": "1000",
+	}
+	maps.Copy(p, cfg.brokerConfig)
+	var b strings.Builder
+	b.WriteString("# Written by strom's integration harness.\n")
+	for _, k := range slices.Sorted(maps.Keys(p)) {
+		fmt.Fprintf(&b, "%s=%s\n", k, p[k])
+	}
+	return b.String()
+}
+
+// newClusterID returns a random Kafka cluster id: 16 bytes, URL-safe base64 without padding.
+func newClusterID() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("cluster id: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:]), nil
+}

@@ -1,0 +1,158 @@
+package harness
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// StromReadyLine is the log line `strom serve` prints once its client listener accepts connections;
+// the harness waits for it before checking Metadata.
+const StromReadyLine = "strom ready listen="
+
+var stromBin struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// StromBinary returns the strom executable the harness runs: $STROM_BIN if set, else a static build of
+// ./cmd/strom from this checkout, made once per test process (go build reuses its cache, so an unchanged
+// tree costs a link at most) into $TMPDIR/strom-harness/strom via rename, so a binary another test process
+// is running is never overwritten in place.
+func StromBinary() (string, error) {
+	stromBin.once.Do(func() {
+		if p := os.Getenv("STROM_BIN"); p != "" {
+			stromBin.path = p
+			return
+		}
+		stromBin.path, stromBin.err = buildStrom()
+	})
+	return stromBin.path, stromBin.err
+}
+
+func buildStrom() (string, error) {
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		return "", fmt.Errorf("build strom: go not on PATH: %w", err)
+	}
+	dir := filepath.Join(os.TempDir(), "strom-harness")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("build strom: %w", err)
+	}
+	out := filepath.Join(dir, "strom")
+	tmp := fmt.Sprintf("%s.%d.tmp", out, os.Getpid())
+	cmd := exec.Command(goTool, "build", "-trimpath", "-o", tmp, "./cmd/strom")
+	cmd.Dir = moduleRoot()
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		os.Remove(tmp)
+		return "", fmt.Errorf("build strom in %s: %w\n%s", cmd.Dir, err, stderr.String())
+	}
+	if err := os.Rename(tmp, out); err != nil {
+		os.Remove(tmp)
+		return "", fmt.Errorf("build strom: %w", err)
+	}
+	return out, nil
+}
+
+// NewStrom starts `strom serve` nodes on free 127.0.0.1 ports with their data under dir, waits for each
+// to print StromReadyLine and then for Metadata to list every node. The caller owns the cluster and must
+// Stop it. Any failure to come up is reported as "strom serve not available: ...", with the log's tail.
+//
+// Only single-node clusters are supported until `strom serve` defines how nodes find each other.
+func NewStrom(ctx context.Context, dir string, opts ...Option) (*LocalCluster, error) {
+	c, err := newStrom(ctx, dir, opts)
+	if err != nil {
+		return nil, fmt.Errorf("strom serve not available: %w", err)
+	}
+	return c, nil
+}
+
+func newStrom(ctx context.Context, dir string, opts []Option) (*LocalCluster, error) {
+	cfg, err := buildConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.nodes != 1 {
+		return nil, fmt.Errorf("%w: %d-node strom cluster: `strom serve` has no cluster-join flags yet",
+			ErrUnsupported, cfg.nodes)
+	}
+	bin, err := StromBinary()
+	if err != nil {
+		return nil, err
+	}
+	ports, err := FreePorts(2 * cfg.nodes)
+	if err != nil {
+		return nil, err
+	}
+	c := &LocalCluster{kind: "strom", cfg: cfg, nodeReady: waitLogLine(StromReadyLine)}
+	for i := 0; i < cfg.nodes; i++ {
+		ndir := filepath.Join(dir, fmt.Sprintf("node-%d", i))
+		if err := os.MkdirAll(ndir, 0o755); err != nil {
+			return nil, fmt.Errorf("strom node %d: %w", i, err)
+		}
+		addr := fmt.Sprintf("127.0.0.1:%d", ports[2*i])
+		argv := []string{bin, "serve",
+			"--data-dir", filepath.Join(ndir, "data"),
+			"--listen", addr,
+			"--raft-listen", fmt.Sprintf("127.0.0.1:%d", ports[2*i+1]),
+		}
+		argv = append(argv, cfg.stromArgs...)
+		c.nodes = append(c.nodes, &node{
+			index:   i,
+			dir:     ndir,
+			logPath: filepath.Join(ndir, "strom.log"),
+			addr:    addr,
+			argv:    argv,
+		})
+	}
+	if err := c.startAll(ctx); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// StartStrom is NewStrom for one test: data and logs in t.TempDir(), Stop on cleanup, logs' tails
+// printed if the test failed. Start failure fails the test with "strom serve not available: ...".
+func StartStrom(t testing.TB, opts ...Option) *LocalCluster {
+	t.Helper()
+	c, err := NewStrom(context.Background(), t.TempDir(), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	registerCleanup(t, c)
+	return c
+}
+
+// waitLogLine returns a node check that polls the node's log, from the size it had when the check began
+// (a restarted node appends to the same file), until a line containing marker appears. It gives up when
+// the process exits or ctx ends.
+func waitLogLine(marker string) func(ctx context.Context, n *node, p *proc) error {
+	return func(ctx context.Context, n *node, p *proc) error {
+		// The process was started just before; its previous runs' output is all below startSize.
+		startSize := p.logStart
+		for {
+			if b, err := os.ReadFile(n.logPath); err == nil && int64(len(b)) > startSize &&
+				strings.Contains(string(b[startSize:]), marker) {
+				return nil
+			}
+			select {
+			case <-p.done:
+				return fmt.Errorf("%w before printing %q", ErrExited, marker)
+			case <-ctx.Done():
+				return fmt.Errorf("%w: no %q in %s", ErrNotReady, marker, n.logPath)
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}
+}
