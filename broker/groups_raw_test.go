@@ -3,8 +3,11 @@ package broker
 import (
 	"net"
 	"testing"
+	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -332,5 +335,42 @@ func TestGroupErrorsOverTheWire(t *testing.T) {
 	}
 	if d := send[*kmsg.DescribeGroupsResponse](t, cl, dreq, 6); d.Groups[0].ErrorCode != kerr.GroupIDNotFound.Code {
 		t.Errorf("deleted group still described: %+v", d.Groups[0])
+	}
+}
+
+// TestOffsetsExpire commits as a simple consumer with a short
+// offsets.retention and waits (bounded) for the offset and the group to
+// disappear, as the expiry pass writes tombstones.
+func TestOffsetsExpire(t *testing.T) {
+	b := startTestBroker(t, func(c *Config) {
+		groupTestConfig(c)
+		c.OffsetsRetention = 300 * time.Millisecond
+		c.OffsetsRetentionCheckInterval = 50 * time.Millisecond
+	})
+	adm := newAdmin(t, b)
+	createTopic(t, adm, "t", 1, nil)
+	if _, err := adm.CommitOffsets(testCtx(t), "expiring", kadm.OffsetsFromRecords(kgo.Record{Topic: "t", Partition: 0, Offset: 9})); err != nil {
+		t.Fatalf("commit: %v", err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		lg, err := adm.ListGroups(testCtx(t))
+		if err != nil {
+			t.Fatalf("list groups: %v", err)
+		}
+		if _, ok := lg["expiring"]; !ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("group with expired offsets still listed")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	offs, err := adm.FetchOffsets(testCtx(t), "expiring")
+	if err != nil {
+		t.Fatalf("fetch offsets: %v", err)
+	}
+	if o, ok := offs.Lookup("t", 0); ok && o.At >= 0 {
+		t.Errorf("expired offset still served: %+v", o)
 	}
 }
