@@ -33,13 +33,15 @@ func init() {
 	register(&kmsg.ConsumerGroupDescribeRequest{}, 0, 1, (*Broker).handleConsumerGroupDescribe)
 }
 
-// stateTopics is the group package's view of the raft metadata; internal
-// topics are not assignable.
+// stateTopics is the group package's view of the raft metadata. As in
+// Kafka, internal topics are assignable: a subscription (or a regex
+// resolved here) that names __consumer_offsets gets its partitions; clients
+// exclude internal topics on their side.
 type stateTopics struct{ st *raft.State }
 
 func (s stateTopics) Lookup(name string) (group.TopicInfo, bool) {
 	t, ok := s.st.Topics[name]
-	if !ok || t.Internal {
+	if !ok {
 		return group.TopicInfo{}, false
 	}
 	return group.TopicInfo{Name: name, ID: t.ID, Partitions: int32(len(t.Partitions))}, true
@@ -47,10 +49,8 @@ func (s stateTopics) Lookup(name string) (group.TopicInfo, bool) {
 
 func (s stateTopics) Names() []string {
 	out := make([]string, 0, len(s.st.Topics))
-	for n, t := range s.st.Topics {
-		if !t.Internal {
-			out = append(out, n)
-		}
+	for n := range s.st.Topics {
+		out = append(out, n)
 	}
 	return out
 }
