@@ -366,3 +366,61 @@ func ExampleConfig_groups() {
 	fmt.Println(cfg.GroupInitialRebalanceDelay, cfg.OffsetsTopicPartitions)
 	// Output: 3s 50
 }
+
+// freePort returns a loopback port that was free a moment ago, so a
+// restarted broker can listen where its clients expect it.
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	return addr
+}
+
+// TestGroupMembersRejoinAfterRestart keeps consumers running while the
+// broker restarts on the same address and data dir: the members find the
+// coordinator again (restored classic groups take their heartbeats; KIP-848
+// members rejoin), and every record is still consumed exactly once.
+func TestGroupMembersRejoinAfterRestart(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		balancer kgo.GroupBalancer
+		opts     []kgo.Opt
+	}{
+		{"cooperative-sticky", kgo.CooperativeStickyBalancer(), nil},
+		{"kip848-uniform", kgo.StickyBalancer(), []kgo.Opt{kgo.ServerSideBalancer()}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir, addr := t.TempDir(), freePort(t)
+			mod := func(c *Config) { groupTestConfig(c); c.DataDir, c.Listen, c.Fsync = dir, addr, "always" }
+			b := startTestBroker(t, mod)
+			adm := newAdmin(t, b)
+			createTopic(t, adm, "t", 4, nil)
+			prod := newClient(t, b)
+			l := newLedger()
+			produceValues(t, prod, "t", 0, 200)
+			c1 := startGroupConsumer(t, b, "g", "t", tc.balancer, l, tc.opts...)
+			c2 := startGroupConsumer(t, b, "g", "t", tc.balancer, l, tc.opts...)
+			l.waitFor(t, 200)
+			if err := b.Close(); err != nil {
+				t.Fatalf("close: %v", err)
+			}
+			b2 := startTestBroker(t, mod)
+			produceValues(t, newClient(t, b2), "t", 200, 400)
+			waitMembers(t, newAdmin(t, b2), "g", 2, tc.opts != nil)
+			l.waitFor(t, 400)
+			c1.leave()
+			c2.leave()
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			for i := range 400 {
+				if n := l.counts[strconv.Itoa(i)]; n != 1 {
+					t.Errorf("record %d consumed %d times", i, n)
+				}
+			}
+		})
+	}
+}
