@@ -24,10 +24,9 @@ import (
 // write loop (sends replies in the same order). The bounded queue between them
 // is the connection's in-flight limit.
 type conn struct {
-	b      *Broker
-	nc     net.Conn
-	remote string
-	log    *slog.Logger
+	b   *Broker
+	nc  net.Conn
+	log *slog.Logger
 
 	// queue carries replies from the read loop to the write loop; the read
 	// loop is its only sender and closes it when it stops.
@@ -61,7 +60,6 @@ func newConn(b *Broker, nc net.Conn) *conn {
 	return &conn{
 		b:       b,
 		nc:      nc,
-		remote:  nc.RemoteAddr().String(),
 		log:     b.log.With("remote", nc.RemoteAddr().String()),
 		queue:   make(chan pending, b.cfg.MaxInflight),
 		ctx:     ctx,
@@ -126,7 +124,7 @@ func (c *conn) readLoop() {
 		size := int32(binary.BigEndian.Uint32(sizeBuf[:]))
 		if size < 0 || size > c.b.cfg.MaxRequestBytes {
 			c.log.Warn("closing connection: request frame size out of range",
-				"size", size, "max", c.b.cfg.MaxRequestBytes, "err", ErrFrameTooLarge)
+				"size", size, "max", c.b.cfg.MaxRequestBytes, "client", c.clientSoftware, "err", ErrFrameTooLarge)
 			return
 		}
 		frame, err := readFrame(br, int(size))
@@ -136,14 +134,13 @@ func (c *conn) readLoop() {
 		}
 		p, err := c.handleFrame(frame)
 		if err != nil {
-			c.log.Warn("closing connection", "err", err)
+			c.log.Warn("closing connection", "client", c.clientSoftware, "err", err)
 			return
 		}
-		select {
-		case c.queue <- p:
-		case <-c.ctx.Done():
-			return
-		}
+		// The writer drains the queue until it is closed, even after a write
+		// error, so this send always completes; a handled request's reply is
+		// never dropped, also not during shutdown.
+		c.queue <- p
 		if p.rep.closeConn {
 			return
 		}

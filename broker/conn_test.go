@@ -136,3 +136,45 @@ func TestIdleConnectionClosed(t *testing.T) {
 	nc := dial(t, b)
 	expectClosed(t, nc)
 }
+
+// Close answers parked long polls at once instead of waiting out max wait,
+// and the client gets its response before the connection closes.
+func TestCloseAnswersLongPoll(t *testing.T) {
+	b := startTestBroker(t, nil)
+	createTopic(t, newAdmin(t, b), "lp-close", 1, nil)
+	nc := dial(t, b)
+	req := kmsg.NewPtrFetchRequest()
+	req.MaxWaitMillis, req.MinBytes, req.MaxBytes, req.SessionEpoch = 120_000, 1, 1<<20, -1
+	rt := kmsg.NewFetchRequestTopic()
+	rt.Topic = "lp-close"
+	rp := kmsg.NewFetchRequestTopicPartition()
+	rp.PartitionMaxBytes = 1 << 20
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	nc.Write(frameOf(req, 11, 42))
+	// Close only once the fetch is parked (bounded by count, not time).
+	p := b.parts.get("lp-close", 0)
+	for i := 0; ; i++ {
+		p.waitMu.Lock()
+		n := len(p.waiters)
+		p.waitMu.Unlock()
+		if n > 0 {
+			break
+		}
+		if i == 2000 {
+			t.Fatal("fetch never parked")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- b.Close() }()
+	body := readResponse(t, nc, 42) // within the 20 s connection deadline, not 120 s
+	resp := kmsg.NewPtrFetchResponse()
+	resp.Version = 11
+	if err := resp.ReadFrom(body); err != nil || resp.Topics[0].Partitions[0].ErrorCode != 0 {
+		t.Fatalf("long poll answer at close: %v %+v", err, resp)
+	}
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+}

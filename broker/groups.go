@@ -9,8 +9,10 @@ package broker
 // broker/group holds the state machine): KIP-394 member ids from JoinGroup
 // v4, KIP-345 static membership from v5, KIP-814 skip-assignment from v9,
 // protocol type/name checks on SyncGroup v5. Differences from Kafka:
-//   - FindCoordinator with key type transaction answers
-//     COORDINATOR_NOT_AVAILABLE: there is no transaction coordinator yet.
+//   - FindCoordinator with key type transaction (1) or share (2) answers
+//     COORDINATOR_NOT_AVAILABLE: there is no transaction or share
+//     coordinator yet. FindCoordinator v0 must stay advertised anyway:
+//     librdkafka gates LZ4 compression on it.
 //   - A failed append of group metadata after SyncGroup is logged and the
 //     members get UNKNOWN_SERVER_ERROR; Kafka instead resets the
 //     assignment and answers with the storage error.
@@ -45,6 +47,7 @@ func init() {
 const (
 	coordinatorGroup int8 = 0
 	coordinatorTxn   int8 = 1
+	coordinatorShare int8 = 2
 )
 
 func (b *Broker) handleFindCoordinator(rq *request, req *kmsg.FindCoordinatorRequest) reply {
@@ -52,7 +55,7 @@ func (b *Broker) handleFindCoordinator(rq *request, req *kmsg.FindCoordinatorReq
 	find := func(key string) (int32, string, int32, *kerr.Error) {
 		switch req.CoordinatorType {
 		case coordinatorGroup:
-		case coordinatorTxn:
+		case coordinatorTxn, coordinatorShare:
 			return -1, "", -1, kerr.CoordinatorNotAvailable
 		default:
 			return -1, "", -1, kerr.InvalidRequest
@@ -93,9 +96,10 @@ func (b *Broker) handleFindCoordinator(rq *request, req *kmsg.FindCoordinatorReq
 
 // clientHost is the member's host as Kafka reports it ("/127.0.0.1").
 func clientHost(rq *request) string {
-	host, _, err := net.SplitHostPort(rq.c.remote)
+	remote := rq.c.nc.RemoteAddr().String()
+	host, _, err := net.SplitHostPort(remote)
 	if err != nil {
-		host = rq.c.remote
+		host = remote
 	}
 	return "/" + host
 }

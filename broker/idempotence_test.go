@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -80,6 +81,19 @@ func TestIdempotentProduce(t *testing.T) {
 	}
 	if end := b.parts.get("idem", 0).log.EndOffset(); end != 8 {
 		t.Fatalf("end offset %d, want 8 (duplicates must not be appended)", end)
+	}
+	// DescribeProducers reports both producers with their last sequence.
+	dp, err := kadm.NewClient(cl).DescribeProducers(ctx, kadm.TopicsSet{"idem": {0: {}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := map[int64]kadm.DescribedProducer{}
+	dp.EachProducer(func(d kadm.DescribedProducer) { found[d.ProducerID] = d })
+	if d, ok := found[ip.ProducerID]; !ok || d.ProducerEpoch != 1 || d.LastSequence != 0 {
+		t.Fatalf("describe producers: %+v", found)
+	}
+	if _, ok := found[ip2.ProducerID]; !ok {
+		t.Fatal("second producer missing from DescribeProducers")
 	}
 	// kgo's own idempotent producer works end to end.
 	prod := newClient(t, b, kgo.DefaultProduceTopic("idem"))

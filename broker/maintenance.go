@@ -27,7 +27,6 @@ func (b *Broker) maintain() {
 			b.enforceRetention(now)
 		case <-checkpoint.C:
 			for _, p := range b.parts.all() {
-				p.log.SetHighWatermark(p.log.HighWatermark())
 				if err := p.log.Checkpoint(); err != nil && !errors.Is(err, storage.ErrClosed) {
 					b.log.Warn("checkpoint", "topic", p.topic, "partition", p.index, "err", err)
 				}

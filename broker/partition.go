@@ -34,6 +34,10 @@ type partition struct {
 	// leaderEpoch is the partition's current leader epoch from raft.
 	leaderEpoch atomic.Int32
 
+	// hwMu serializes high watermark moves so they only go forward even when
+	// durability waits finish out of order.
+	hwMu sync.Mutex
+
 	// waitMu guards waiters: channels of fetch requests parked until new
 	// data arrives. Each is signalled without blocking (capacity 1).
 	waitMu  sync.Mutex
@@ -66,6 +70,22 @@ func (p *partition) removeWaiter(ch chan struct{}) {
 	p.waitMu.Lock()
 	delete(p.waiters, ch)
 	p.waitMu.Unlock()
+}
+
+// advanceHW moves the high watermark forward to hw (never back) and wakes
+// parked fetches. On one node the high watermark is what is durable under the
+// fsync policy: the log end at once for interval/never, the fsynced offset for
+// always, so consumers never see records a power loss could take back.
+func (p *partition) advanceHW(hw int64) {
+	p.hwMu.Lock()
+	moved := hw > p.log.HighWatermark()
+	if moved {
+		p.log.SetHighWatermark(hw)
+	}
+	p.hwMu.Unlock()
+	if moved {
+		p.wake()
+	}
 }
 
 // wake signals every parked fetch; they re-read and decide whether to answer.

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/stromhq/strom/raft"
 	"github.com/stromhq/strom/storage"
@@ -204,8 +206,16 @@ func (m *partitionManager) open(t *raft.Topic, index int32, pc *partConfig) (*pa
 	}
 	p := &partition{topic: t.Name, topicID: t.ID, index: index, log: lg}
 	p.cfg.Store(pc)
-	// On one node the high watermark is the log end: everything appended is
-	// on every replica of the ISR. Recovery may have truncated a torn tail.
+	// On one node the high watermark is what is durable: after recovery
+	// (which truncated any torn tail) make the whole log durable once, then
+	// everything in it counts.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	err = lg.Sync(ctx, lg.EndOffset()-1)
+	cancel()
+	if err != nil {
+		_ = lg.Close()
+		return nil, fmt.Errorf("sync recovered log %s: %w", dir, err)
+	}
 	lg.SetHighWatermark(lg.EndOffset())
 	return p, nil
 }

@@ -133,7 +133,9 @@ func (b *Broker) handleProduce(rq *request, req *kmsg.ProduceRequest) reply {
 				out := &resp.Topics[s.ti].Partitions[s.pi]
 				out.ErrorCode = storageErr(err).Code
 				out.BaseOffset = -1
+				continue
 			}
+			s.p.advanceHW(s.last + 1)
 		}
 		return resp
 	}}
@@ -249,12 +251,26 @@ func (b *Broker) produceTo(p *partition, req *kmsg.ProduceRequest, records []byt
 		b.log.Error("append", "topic", p.topic, "partition", p.index, "err", err)
 		return 0, storageErr(err), err.Error()
 	}
-	// One replica: everything appended is in the whole ISR.
-	p.log.SetHighWatermark(info.LastOffset + 1)
 	logStart := p.log.LogStartOffset()
 	p.checkInvariants()
 	p.mu.Unlock()
-	p.wake()
+	// One replica: the ISR is this broker, so the high watermark is what is
+	// durable. Without per-write fsync that is everything appended; with it,
+	// what Sync covered: acks=all syncs in its wait, acks=0/1 in the
+	// background (group commit folds these fsyncs together).
+	if pc.store.Fsync != storage.FsyncAlways {
+		p.advanceHW(info.LastOffset + 1)
+	} else if req.Acks != -1 {
+		b.bgWG.Add(1) // Close waits for these after every connection is done
+		go func() {
+			defer b.bgWG.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if err := p.log.Sync(ctx, info.LastOffset); err == nil {
+				p.advanceHW(info.LastOffset + 1)
+			}
+		}()
+	}
 
 	out.BaseOffset = info.FirstOffset
 	if pc.logAppendTime {

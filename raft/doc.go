@@ -33,8 +33,8 @@
 //
 // DataDir/raft.db is the raft-boltdb file holding both the log and raft's
 // stable store (term, vote); DataDir/snapshots/ holds file snapshots, each
-// the encoded State ("strom-metadata" and a format version byte, then the body). Open restores the
-// newest snapshot and replays the log after it.
+// the encoded State ("strom-metadata" and a format version byte, then the
+// body). Open restores the newest snapshot and replays the log after it.
 //
 // # Cluster shape
 //

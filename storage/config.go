@@ -44,22 +44,30 @@ type Config struct {
 	// "compact,delete" (both). Both false is treated as "delete".
 	Compact, Delete bool
 	DeleteRetention time.Duration // delete.retention.ms: how long compaction keeps tombstones
-	Fsync           FsyncPolicy
-	FsyncInterval   time.Duration // period of the FsyncInterval flusher
+	// MinCleanableDirtyRatio is min.cleanable.dirty.ratio: Compact does work only when the bytes written
+	// since the last compaction make up at least this share of the cleanable segments (0 = default 0.5).
+	MinCleanableDirtyRatio float64
+	// ProducerIDExpiration is producer.id.expiration.ms: EnforceRetention forgets producers whose last
+	// batch timestamp is older than this and that have no open transaction (0 = default 24h).
+	ProducerIDExpiration time.Duration
+	Fsync                FsyncPolicy
+	FsyncInterval        time.Duration // period of the FsyncInterval flusher
 }
 
 // DefaultConfig returns Kafka's defaults (and fsync always, Strom's default for acks=all durability).
 func DefaultConfig() Config {
 	return Config{
-		SegmentBytes:       1 << 30,
-		SegmentMS:          7 * 24 * time.Hour,
-		IndexIntervalBytes: 4096,
-		RetentionMS:        7 * 24 * time.Hour,
-		RetentionBytes:     -1,
-		Delete:             true,
-		DeleteRetention:    24 * time.Hour,
-		Fsync:              FsyncAlways,
-		FsyncInterval:      time.Second,
+		SegmentBytes:           1 << 30,
+		SegmentMS:              7 * 24 * time.Hour,
+		IndexIntervalBytes:     4096,
+		RetentionMS:            7 * 24 * time.Hour,
+		RetentionBytes:         -1,
+		Delete:                 true,
+		DeleteRetention:        24 * time.Hour,
+		MinCleanableDirtyRatio: 0.5,
+		ProducerIDExpiration:   24 * time.Hour,
+		Fsync:                  FsyncAlways,
+		FsyncInterval:          time.Second,
 	}
 }
 
@@ -83,6 +91,12 @@ func (c Config) normalized() Config {
 	}
 	if c.DeleteRetention < 0 {
 		c.DeleteRetention = 0
+	}
+	if c.MinCleanableDirtyRatio <= 0 || c.MinCleanableDirtyRatio > 1 {
+		c.MinCleanableDirtyRatio = d.MinCleanableDirtyRatio
+	}
+	if c.ProducerIDExpiration <= 0 {
+		c.ProducerIDExpiration = d.ProducerIDExpiration
 	}
 	if c.FsyncInterval <= 0 {
 		c.FsyncInterval = d.FsyncInterval

@@ -50,6 +50,9 @@ type Log struct {
 	flusher *flusher // running iff the policy is FsyncInterval; guarded by mu
 
 	compactMu sync.Mutex // one compaction at a time
+	// cleanedUpTo is the end of the range the last compaction cleaned (in memory only: after a restart
+	// the first compaction cleans everything once). Lowered by TruncateTo.
+	cleanedUpTo atomic.Int64
 }
 
 // syncState implements group commit. One goroutine at a time (the "leader") runs an fsync; goroutines
@@ -90,6 +93,7 @@ func Open(dir string, cfg Config, opts ...Option) (*Log, error) {
 		l.releaseAll()
 		return nil, fmt.Errorf("open log %s: %w", dir, err)
 	}
+	l.checkInvariants()
 	if c.Fsync == FsyncInterval {
 		l.flusher = l.startFlusher()
 	}
@@ -209,6 +213,18 @@ func (l *Log) load() error {
 	}
 	logStart = min(logStart, leo)
 	l.logStart.Store(logStart)
+	// A crash after DeleteRecordsBefore checkpointed a new log start but before it removed the segments
+	// below it leaves them behind; finish the job.
+	n := 0
+	for n+1 < len(segs) && segs[n+1].base <= logStart {
+		n++
+	}
+	if n > 0 {
+		if err := l.dropOldest(n); err != nil {
+			return err
+		}
+		segs = *l.segs.Load()
+	}
 	l.hw.Store(min(max(hw, logStart), leo))
 	// After a clean open the recovery point is the end; after recovery, every scanned segment was
 	// fsynced (recover), so it is the end as well.
@@ -608,6 +624,7 @@ func (l *Log) Append(batches []byte) (AppendInfo, error) {
 		}
 	}
 	info.FirstOffset, info.LastOffset = first.BaseOffset, last.LastOffset()
+	l.checkInvariants()
 	return info, nil
 }
 

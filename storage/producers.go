@@ -188,3 +188,18 @@ func decodeSnapshot(b []byte) (int64, []ProducerEntry, error) {
 	}
 	return off, out, nil
 }
+
+// expire forgets producers idle since before limit (ms) with no open transaction, as Kafka does after
+// producer.id.expiration.ms. It returns how many were removed.
+func (p *producerState) expire(limit int64) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for pid, e := range p.m {
+		if e.CurrentTxnFirstOffset < 0 && e.LastTimestamp < limit {
+			delete(p.m, pid)
+			n++
+		}
+	}
+	return n
+}

@@ -72,6 +72,11 @@ func (l *Log) readSegment(s *segment, offset int64, maxBytes int, upTo int64, in
 	size := s.size.Load()
 	pos, h, found, err := s.findBatch(offset, size, interval)
 	if err != nil {
+		if s.size.Load() < size {
+			// Truncated while we looked (only possible above the high watermark): the bytes are gone,
+			// which is not corruption.
+			return nil, false, fmt.Errorf("read offset %d: truncated concurrently: %w", offset, ErrOffsetOutOfRange)
+		}
 		return nil, false, fmt.Errorf("read offset %d: %w", offset, err)
 	}
 	if !found {

@@ -15,6 +15,7 @@ import (
 func (l *Log) TruncateTo(offset int64) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	defer l.checkInvariantsIfOpen()
 	if l.closed.Load() {
 		return ErrClosed
 	}
@@ -31,6 +32,12 @@ func (l *Log) TruncateTo(offset int64) error {
 	// durable point and bump its generation, so no fsync that read the old end can raise it again.
 	l.leo.Store(offset)
 	l.lowerDurable(offset)
+	for {
+		c := l.cleanedUpTo.Load()
+		if c <= offset || l.cleanedUpTo.CompareAndSwap(c, offset) {
+			break
+		}
+	}
 	if offset < l.logStart.Load() {
 		return l.truncateFully(offset)
 	}
@@ -224,6 +231,7 @@ func (l *Log) reloadProducers(leo int64) error {
 func (l *Log) DeleteRecordsBefore(offset int64) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	defer l.checkInvariantsIfOpen()
 	if l.closed.Load() {
 		return ErrClosed
 	}
@@ -277,14 +285,19 @@ func (l *Log) dropOldest(n int) error {
 
 // EnforceRetention deletes the oldest segments that are past retention.ms (by their largest timestamp)
 // or beyond retention.bytes, when the cleanup policy includes delete. The active segment is never
-// deleted. It returns how many segments were deleted.
+// deleted. It returns how many segments were deleted. It also forgets producers idle for longer than
+// Config.ProducerIDExpiration, whatever the cleanup policy.
 func (l *Log) EnforceRetention(now time.Time) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	defer l.checkInvariantsIfOpen()
 	if l.closed.Load() {
 		return 0, ErrClosed
 	}
 	cfg := l.config()
+	if n := l.prod.expire(now.Add(-cfg.ProducerIDExpiration).UnixMilli()); n > 0 {
+		l.logger.Debug("expired idle producers", "count", n)
+	}
 	if !cfg.Delete {
 		return 0, nil
 	}
@@ -343,4 +356,11 @@ func (l *Log) EnforceRetention(now time.Time) (int, error) {
 	}
 	l.logger.Info("retention deleted segments", "count", n, "log_start", l.logStart.Load())
 	return n, nil
+}
+
+// checkInvariantsIfOpen runs checkInvariants unless the log is closed. Caller holds mu.
+func (l *Log) checkInvariantsIfOpen() {
+	if invariantsEnabled && !l.closed.Load() {
+		l.checkInvariants()
+	}
 }

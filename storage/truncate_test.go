@@ -374,3 +374,48 @@ func TestLastSeqWraps(t *testing.T) {
 		t.Fatalf("plain: %d", got)
 	}
 }
+
+// TestDeleteRecordsCrashBeforeRemoval simulates a crash after the new log start was checkpointed but
+// before the segments below it were removed: Open removes them.
+func TestDeleteRecordsCrashBeforeRemoval(t *testing.T) {
+	dir := t.TempDir()
+	cfg := smallConfig()
+	l := mustOpen(t, dir, cfg)
+	fill(t, l, 40, nil)
+	segs := l.NumSegments()
+	l.logStart.Store(70)
+	if err := l.Checkpoint(); err != nil {
+		t.Fatal(err)
+	}
+	crash(l)
+	l = mustOpen(t, dir, cfg)
+	defer l.Close()
+	if l.LogStartOffset() != 70 || l.NumSegments() >= segs || (*l.segs.Load())[0].base > 70 {
+		t.Fatalf("log start %d, segments %d (was %d)", l.LogStartOffset(), l.NumSegments(), segs)
+	}
+	if _, err := l.Read(70, 100, l.EndOffset()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestProducerExpiration(t *testing.T) {
+	cfg := smallConfig()
+	cfg.ProducerIDExpiration = time.Hour
+	hour := int64(time.Hour / time.Millisecond)
+	l := mustOpen(t, t.TempDir(), cfg)
+	defer l.Close()
+	mustAppend(t, l, buildTestBatch(batchSpec{base: 0, n: 1, pid: 1, epoch: 0, seq: 0, ts: 0}))
+	mustAppend(t, l, buildTestBatch(batchSpec{base: 1, n: 1, pid: 2, epoch: 0, seq: 0, ts: 0, txn: true}))
+	mustAppend(t, l, buildTestBatch(batchSpec{base: 2, n: 1, pid: 3, epoch: 0, seq: 0, ts: 5 * hour}))
+	if _, err := l.EnforceRetention(time.UnixMilli(5*hour + 1)); err != nil {
+		t.Fatal(err)
+	}
+	ids := []int64{}
+	for _, p := range l.Producers() {
+		ids = append(ids, p.ProducerID)
+	}
+	// 1 expired; 2 has an open transaction; 3 is recent.
+	if len(ids) != 2 || ids[0] != 2 || ids[1] != 3 {
+		t.Fatalf("producers after expiry: %v", ids)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -39,7 +40,7 @@ command line wins over the environment, which wins over the config file.`,
 			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 				return fmt.Errorf("--log-level %q: %w", logLevel, err)
 			}
-			cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+			cfg.Logger = slog.New(readyAlways(os.Stderr, level))
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
 			b, err := broker.Start(cfg)
@@ -141,4 +142,40 @@ func readConfigFile(path string) (map[string]string, error) {
 		return nil, fmt.Errorf("read config file %s: %w", path, err)
 	}
 	return vals, nil
+}
+
+// readyMarker starts the broker's one ready line, which harnesses wait for.
+const readyMarker = "strom ready listen="
+
+// readyAlways returns a text handler at level min that still lets the ready
+// line through when min is above info, so waiting for it works at any
+// --log-level.
+func readyAlways(w io.Writer, min slog.Level) slog.Handler {
+	inner := slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug})
+	return readyGate{Handler: inner, min: min}
+}
+
+// readyGate filters records below min except the ready line.
+type readyGate struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h readyGate) Enabled(_ context.Context, l slog.Level) bool {
+	return l >= h.min || l == slog.LevelInfo
+}
+
+func (h readyGate) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level < h.min && !strings.HasPrefix(r.Message, readyMarker) {
+		return nil
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h readyGate) WithAttrs(as []slog.Attr) slog.Handler {
+	return readyGate{Handler: h.Handler.WithAttrs(as), min: h.min}
+}
+
+func (h readyGate) WithGroup(name string) slog.Handler {
+	return readyGate{Handler: h.Handler.WithGroup(name), min: h.min}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -204,7 +205,8 @@ func TestServeProcessRestart(t *testing.T) {
 	cl.Close()
 	p.stop(t)
 
-	p = startServe(t, bin, args...)
+	// The ready line must appear at any log level.
+	p = startServe(t, bin, append(args, "--log-level", "warn")...)
 	defer p.stop(t)
 	cl, err = kgo.NewClient(kgo.SeedBrokers(addr), kgo.RetryTimeout(20*time.Second), kgo.MaxVersions(kversion.V4_0_0()))
 	if err != nil {
@@ -302,5 +304,32 @@ func TestServeFlagSources(t *testing.T) {
 	}
 	if _, err := readConfigFile(filepath.Join(dir, "missing")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing file: %v", err)
+	}
+}
+
+func TestReadyLineAtAnyLogLevel(t *testing.T) {
+	for _, tc := range []struct {
+		level slog.Level
+		want  []string
+	}{
+		{slog.LevelWarn, []string{"strom ready listen=1.2.3.4:5", "warned"}},
+		{slog.LevelInfo, []string{"other info", "strom ready listen=1.2.3.4:5", "warned"}},
+		{slog.LevelError, []string{"strom ready listen=1.2.3.4:5"}},
+	} {
+		var buf strings.Builder
+		log := slog.New(readyAlways(&buf, tc.level)).With("k", "v")
+		log.Debug("debugged")
+		log.Info("other info")
+		log.Info("strom ready listen=1.2.3.4:5")
+		log.Warn("warned")
+		out := buf.String()
+		if n := strings.Count(out, "\n"); n != len(tc.want) {
+			t.Fatalf("level %v: %d lines, want %d:\n%s", tc.level, n, len(tc.want), out)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(out, w) {
+				t.Fatalf("level %v: missing %q in\n%s", tc.level, w, out)
+			}
+		}
 	}
 }

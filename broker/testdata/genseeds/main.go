@@ -183,6 +183,18 @@ func main() {
 	dt.TopicNames = []string{"fz-new"}
 	add("deletetopics-v5", 5, dt)
 
+	fc := kmsg.NewPtrFindCoordinatorRequest()
+	fc.CoordinatorKeys = []string{"group-a"}
+	add("findcoordinator-v4", 4, fc)
+	fc3 := kmsg.NewPtrFindCoordinatorRequest()
+	fc3.CoordinatorKey, fc3.CoordinatorType = "txn", 1
+	add("findcoordinator-v3", 3, fc3)
+	dpr := kmsg.NewPtrDescribeProducersRequest()
+	dpt := kmsg.NewDescribeProducersRequestTopic()
+	dpt.Topic, dpt.Partitions = "fuzz", []int32{0, 1, 7}
+	dpr.Topics = append(dpr.Topics, dpt)
+	add("describeproducers-v0", 0, dpr)
+
 	// Framing and header abuse.
 	reqs["frame-negative-size"] = []byte{0xff, 0xff, 0xff, 0xf0, 1, 2, 3}
 	reqs["frame-oversize"] = []byte{0x7f, 0, 0, 0, 0, 0}
