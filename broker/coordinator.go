@@ -532,7 +532,7 @@ func (c *coordinator) expire(sh *shard, now time.Time) []record {
 			g.DeleteOffset(tp)
 			recs = append(recs, record{key: offsetKey(id, tp)})
 		}
-		if g.State() == group.Empty && g.NumOffsets() == 0 {
+		if g.Removable() {
 			g.MarkDead(now)
 			delete(sh.groups, id)
 			recs = append(recs, record{key: groupKey(id)})

@@ -140,6 +140,14 @@ func (g *Group) Offsets() []TopicPartition {
 	return out
 }
 
+// Removable reports whether the group holds nothing worth keeping: Empty,
+// no member ids handed out and waiting, no offsets. The coordinator then
+// deletes it (Kafka's cleanupGroupMetadata).
+func (g *Group) Removable() bool {
+	return g.state == Empty && len(g.pending) == 0 && len(g.offsets) == 0 &&
+		(g.consumer == nil || len(g.consumer.members) == 0)
+}
+
 // NumOffsets returns the number of committed partitions.
 func (g *Group) NumOffsets() int { return len(g.offsets) }
 
