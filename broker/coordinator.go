@@ -57,6 +57,9 @@ type coordinator struct {
 	// mu guards shards.
 	mu     sync.Mutex
 	shards map[int32]*shard
+	// topicsVersion is the raft state version whose topics the last tick
+	// checked offsets against; only the tick goroutine touches it.
+	topicsVersion uint64
 }
 
 // shard is one __consumer_offsets partition led here and the groups it
@@ -496,6 +499,9 @@ func (c *coordinator) loadedShards() []*shard {
 // tick fires due group timers and, every retention check interval, expires
 // offsets and drops empty groups without offsets.
 func (c *coordinator) tick(now time.Time) {
+	st := c.b.node.State()
+	purge := st.Version != c.topicsVersion
+	c.topicsVersion = st.Version
 	for _, sh := range c.ledShards() {
 		sh.mu.Lock()
 		if !sh.loaded {
@@ -508,13 +514,34 @@ func (c *coordinator) tick(now time.Time) {
 			dirty = append(dirty, g)
 		}
 		var extra []record
+		if purge {
+			extra = c.purgeDeletedTopics(sh, st)
+		}
 		if now.Sub(sh.lastExpiry) >= c.b.cfg.OffsetsRetentionCheckInterval {
 			sh.lastExpiry = now
-			extra = c.expire(sh, now)
+			extra = append(extra, c.expire(sh, now)...)
 		}
 		_, _ = c.finish(sh, now, extra, dirty...)
 		sh.mu.Unlock()
 	}
+}
+
+// purgeDeletedTopics removes the offsets of topics that no longer exist
+// (Kafka's onPartitionsDeleted) and returns their tombstones, so a topic
+// created again under the same name does not inherit old positions.
+// Commits name only existing topics, so a missing topic was deleted.
+// sh.mu must be held.
+func (c *coordinator) purgeDeletedTopics(sh *shard, st *raft.State) []record {
+	var recs []record
+	for id, g := range sh.groups {
+		for _, tp := range g.Offsets() {
+			if t, ok := st.Topics[tp.Topic]; !ok || int(tp.Partition) >= len(t.Partitions) {
+				g.DeleteOffset(tp)
+				recs = append(recs, record{key: offsetKey(id, tp)})
+			}
+		}
+	}
+	return recs
 }
 
 // expire removes expired offsets and deletes empty groups left without

@@ -374,3 +374,39 @@ func TestOffsetsExpire(t *testing.T) {
 		t.Errorf("expired offset still served: %+v", o)
 	}
 }
+
+// TestOffsetsOfDeletedTopicRemoved checks that deleting a topic removes
+// the committed offsets on it, so a new topic of the same name starts
+// without them.
+func TestOffsetsOfDeletedTopicRemoved(t *testing.T) {
+	b := startTestBroker(t, groupTestConfig)
+	adm := newAdmin(t, b)
+	createTopic(t, adm, "gone", 2, nil)
+	createTopic(t, adm, "kept", 1, nil)
+	if _, err := adm.CommitOffsets(testCtx(t), "g", kadm.OffsetsFromRecords(
+		kgo.Record{Topic: "gone", Partition: 1, Offset: 4}, kgo.Record{Topic: "kept", Partition: 0, Offset: 6})); err != nil {
+		t.Fatalf("commit: %v", err)
+	}
+	if _, err := adm.DeleteTopics(testCtx(t), "gone"); err != nil {
+		t.Fatalf("delete topic: %v", err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		offs, err := adm.FetchOffsets(testCtx(t), "g")
+		if err != nil {
+			t.Fatalf("fetch offsets: %v", err)
+		}
+		_, stillGone := offs.Lookup("gone", 1)
+		kept, ok := offs.Lookup("kept", 0)
+		if !ok || kept.At != 7 {
+			t.Fatalf("offset of the surviving topic: %+v %v", kept, ok)
+		}
+		if !stillGone {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("offsets of the deleted topic are still served")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
