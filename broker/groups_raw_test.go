@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"errors"
 	"net"
 	"testing"
 	"time"
@@ -408,5 +409,17 @@ func TestOffsetsOfDeletedTopicRemoved(t *testing.T) {
 			t.Fatal("offsets of the deleted topic are still served")
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestProduceToOffsetsTopicRefused checks that clients cannot write
+// __consumer_offsets (only the coordinator appends to it).
+func TestProduceToOffsetsTopicRefused(t *testing.T) {
+	b := startTestBroker(t, groupTestConfig)
+	findCoordinator(t, rawClient(t, b))
+	cl := newClient(t, b, kgo.RecordRetries(1))
+	err := cl.ProduceSync(testCtx(t), &kgo.Record{Topic: offsetsTopic, Value: []byte("x")}).FirstErr()
+	if !errors.Is(err, kerr.InvalidTopicException) {
+		t.Fatalf("produce to %s: %v, want INVALID_TOPIC_EXCEPTION", offsetsTopic, err)
 	}
 }
