@@ -393,6 +393,7 @@ func (g *Group) validateMember(memberID string, instanceID *string) (*member, *k
 // Join handles a JoinGroup. cb receives the answer, now or when the
 // rebalance completes.
 func (g *Group) Join(now time.Time, req JoinRequest, cb func(JoinResult)) {
+	defer g.checkInvariants()
 	fail := func(e *kerr.Error) { cb(JoinResult{Err: e, MemberID: req.MemberID, Generation: -1}) }
 	if req.SessionTimeout < g.cfg.MinSessionTimeout || req.SessionTimeout > g.cfg.MaxSessionTimeout {
 		fail(kerr.InvalidSessionTimeout)
@@ -743,6 +744,7 @@ func (g *Group) removeMemberAndUpdate(now time.Time, id string, e *kerr.Error) {
 // Sync handles a SyncGroup. cb receives the answer, now or when the leader's
 // assignment arrives.
 func (g *Group) Sync(now time.Time, req SyncRequest, cb func(SyncResult)) {
+	defer g.checkInvariants()
 	fail := func(e *kerr.Error) { cb(SyncResult{Err: e}) }
 	if g.state == Dead {
 		fail(kerr.CoordinatorNotAvailable)
@@ -808,6 +810,7 @@ func (g *Group) Sync(now time.Time, req SyncRequest, cb func(SyncResult)) {
 
 // Heartbeat handles a Heartbeat and returns its error (nil for none).
 func (g *Group) Heartbeat(now time.Time, memberID string, instanceID *string, generation int32) *kerr.Error {
+	defer g.checkInvariants()
 	if g.state == Dead {
 		return kerr.CoordinatorNotAvailable
 	}
@@ -836,6 +839,7 @@ func (g *Group) Heartbeat(now time.Time, memberID string, instanceID *string, ge
 // Leave handles a LeaveGroup. It returns a top-level error (the group is
 // dead) or one error per member, nil for success.
 func (g *Group) Leave(now time.Time, ms []LeaveMember) (*kerr.Error, []*kerr.Error) {
+	defer g.checkInvariants()
 	if g.state == Dead {
 		return kerr.CoordinatorNotAvailable, nil
 	}
@@ -886,6 +890,7 @@ func (g *Group) Leave(now time.Time, ms []LeaveMember) (*kerr.Error, []*kerr.Err
 // Tick fires every timer that is due at now: pending member ids, the end
 // of the join phase, the sync timeout, and session timeouts.
 func (g *Group) Tick(now time.Time) {
+	defer g.checkInvariants()
 	if g.consumer != nil {
 		g.tickConsumer(now)
 		return
@@ -965,6 +970,7 @@ func (g *Group) Snapshot() kmsg.GroupMetadataValue {
 // does when it loads its partition: Empty without members, else Stable with
 // fresh session deadlines (members keep their assignments and heartbeat on).
 func (g *Group) Restore(v *kmsg.GroupMetadataValue, now time.Time) {
+	defer g.checkInvariants()
 	clear(g.members)
 	clear(g.static)
 	clear(g.pending)
@@ -1013,6 +1019,7 @@ func (g *Group) Restore(v *kmsg.GroupMetadataValue, now time.Time) {
 // MarkDead moves the group to Dead (deleted, or its coordinator moved);
 // every waiting request is told COORDINATOR_NOT_AVAILABLE.
 func (g *Group) MarkDead(now time.Time) {
+	defer g.checkInvariants()
 	for _, id := range slices.Clone(g.order) {
 		g.removeMember(id, kerr.CoordinatorNotAvailable)
 	}

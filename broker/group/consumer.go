@@ -223,6 +223,7 @@ func (g *Group) syncConsumerState(now time.Time) {
 // ConsumerHeartbeat handles a ConsumerGroupHeartbeat. requireMemberID is set for
 // v1+ (the client generates its member id, KIP-1082).
 func (g *Group) ConsumerHeartbeat(now time.Time, cfg ConsumerConfig, topics Topics, req ConsumerHeartbeat, requireMemberID bool) ConsumerHeartbeatResult {
+	defer g.checkInvariants()
 	fail := func(e *kerr.Error, msg string) ConsumerHeartbeatResult {
 		return ConsumerHeartbeatResult{Err: e, ErrMessage: msg, MemberID: req.MemberID, Epoch: -1}
 	}
