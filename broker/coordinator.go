@@ -66,6 +66,10 @@ type coordinator struct {
 // holds.
 type shard struct {
 	index int32
+	// epoch is the partition's leader epoch when this shard took over; a
+	// shard of another epoch is stale (leadership moved away and back, and
+	// the log holds records this state never saw) and is replaced.
+	epoch int32
 
 	// mu guards every field below, the groups' state machines, and appends
 	// to p's log made by the coordinator.
@@ -169,13 +173,19 @@ func (c *coordinator) shardAt(t *raft.Topic, idx int32) (*shard, *kerr.Error) {
 	if p == nil || p.topicID != t.ID {
 		return nil, kerr.CoordinatorLoadInProgress
 	}
+	epoch := t.Partitions[idx].LeaderEpoch
 	c.mu.Lock()
 	sh := c.shards[idx]
-	if sh == nil || sh.p != p {
-		sh = &shard{index: idx, p: p, groups: map[string]*group.Group{}}
+	var stale *shard
+	if sh == nil || sh.p != p || sh.epoch != epoch {
+		stale = sh
+		sh = &shard{index: idx, epoch: epoch, p: p, groups: map[string]*group.Group{}}
 		c.shards[idx] = sh
 	}
 	c.mu.Unlock()
+	if stale != nil {
+		c.unload(stale)
+	}
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if !sh.loaded {
@@ -185,6 +195,28 @@ func (c *coordinator) shardAt(t *raft.Topic, idx int32) (*shard, *kerr.Error) {
 		}
 	}
 	return sh, nil
+}
+
+// unload retires a shard whose partition this broker no longer leads (or
+// leads in a newer epoch): its groups die, so every request still waiting
+// on them is answered and the client looks for the coordinator again.
+func (c *coordinator) unload(sh *shard) {
+	now := time.Now()
+	sh.mu.Lock()
+	for _, g := range sh.groups {
+		g.MarkDead(now)
+	}
+	// A nil map marks the shard retired: getOrCreate refuses to create
+	// groups in it, so a handler that looked it up just before retirement
+	// cannot write through it.
+	sh.groups = nil
+	sh.loaded = true // never load a retired shard again
+	q := sh.queued
+	sh.queued = nil
+	sh.mu.Unlock()
+	for _, fn := range q {
+		fn(-1)
+	}
 }
 
 // ledShards loads and returns every shard this broker coordinates, so
@@ -197,6 +229,13 @@ func (c *coordinator) ledShards() []*shard {
 	var out []*shard
 	for _, p := range t.Partitions {
 		if p.Leader != c.b.cfg.NodeID {
+			c.mu.Lock()
+			sh := c.shards[p.Index]
+			delete(c.shards, p.Index)
+			c.mu.Unlock()
+			if sh != nil {
+				c.unload(sh)
+			}
 			continue
 		}
 		if sh, e := c.shardAt(t, p.Index); e == nil {
@@ -591,7 +630,7 @@ func (c *coordinator) shutdown() {
 // sh.mu must be held.
 func (c *coordinator) getOrCreate(sh *shard, id string, create bool, now time.Time) *group.Group {
 	g := sh.groups[id]
-	if g == nil && create {
+	if g == nil && create && sh.groups != nil {
 		g = group.New(id, c.cfg, now)
 		sh.groups[id] = g
 	}

@@ -423,3 +423,68 @@ func TestProduceToOffsetsTopicRefused(t *testing.T) {
 		t.Fatalf("produce to %s: %v, want INVALID_TOPIC_EXCEPTION", offsetsTopic, err)
 	}
 }
+
+// TestShardRetirementAnswersWaiters retires a coordinator shard (as when
+// leadership of its __consumer_offsets partition moves) while a JoinGroup
+// waits in it: the join is answered COORDINATOR_NOT_AVAILABLE at once and
+// the next request loads a fresh shard from the log.
+func TestShardRetirementAnswersWaiters(t *testing.T) {
+	b := startTestBroker(t, func(c *Config) { groupTestConfig(c); c.GroupInitialRebalanceDelay = time.Minute })
+	cl := rawClient(t, b)
+	findCoordinator(t, cl)
+	r := send[*kmsg.JoinGroupResponse](t, cl, joinReqRaw("g", ""), 9)
+	done := make(chan *kmsg.JoinGroupResponse, 1)
+	go func() {
+		c2 := rawClient(t, b)
+		req := joinReqRaw("g", r.MemberID)
+		req.SetVersion(9)
+		c2.corr++
+		if _, err := c2.nc.Write(frameOf(req, 9, c2.corr)); err != nil {
+			done <- nil
+			return
+		}
+		resp := kmsg.NewPtrJoinGroupResponse()
+		resp.SetVersion(9)
+		body := readResponse(t, c2.nc, c2.corr)
+		if err := resp.ReadFrom(body[1:]); err != nil {
+			done <- nil
+			return
+		}
+		done <- resp
+	}()
+	sh, e := b.groups.shardFor("g")
+	if e != nil {
+		t.Fatalf("shard: %v", e)
+	}
+	// Wait until the join is parked in the group (bounded).
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		sh.mu.Lock()
+		n := 0
+		if g := sh.groups["g"]; g != nil {
+			n = g.NumMembers()
+		}
+		sh.mu.Unlock()
+		if n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("join never reached the group")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	b.groups.mu.Lock()
+	delete(b.groups.shards, sh.index)
+	b.groups.mu.Unlock()
+	b.groups.unload(sh)
+	select {
+	case resp := <-done:
+		if resp == nil || resp.ErrorCode != kerr.CoordinatorNotAvailable.Code {
+			t.Fatalf("parked join after retirement: %+v", resp)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("parked join not answered after retirement")
+	}
+	if sh2, e := b.groups.shardFor("g"); e != nil || sh2 == sh {
+		t.Fatalf("after retirement: shard %p (old %p), err %v", sh2, sh, e)
+	}
+}
