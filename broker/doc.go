@@ -8,6 +8,11 @@
 // turns requests into raft commands and log operations and maps their errors to
 // Kafka error codes (package kerr).
 //
+// The group coordinator (coordinator.go, groups.go, offsets.go,
+// consumer_groups.go; state machines in broker/group) keeps consumer groups
+// and committed offsets in the internal compacted topic __consumer_offsets,
+// in Kafka's record schemas, and rebuilds them by replaying it.
+//
 // Every API handler file registers its version range next to the handler in an
 // init function, so the ApiVersions answer is derived from the handlers and
 // cannot drift from them.

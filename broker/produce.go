@@ -90,6 +90,10 @@ func (b *Broker) handleProduce(rq *request, req *kmsg.ProduceRequest) reply {
 				e = topicErr
 			case req.Acks != 0 && req.Acks != 1 && req.Acks != -1:
 				e = kerr.InvalidRequiredAcks
+			case st.Topics[name] != nil && st.Topics[name].Internal:
+				// Only the coordinators write internal topics (Kafka:
+				// "Cannot append to internal topic").
+				e = kerr.InvalidTopicException
 			default:
 				p, e = b.lookupPartition(st, name, rp.Partition)
 			}
