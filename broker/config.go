@@ -53,6 +53,26 @@ type Config struct {
 	// CheckpointInterval is how often log start offsets, high watermarks and
 	// recovery points are checkpointed.
 	CheckpointInterval time.Duration
+	// GroupInitialRebalanceDelay is group.initial.rebalance.delay.ms: how
+	// long the first rebalance of an empty group waits for more members.
+	GroupInitialRebalanceDelay time.Duration
+	// GroupMinSessionTimeout and GroupMaxSessionTimeout are
+	// group.min.session.timeout.ms and group.max.session.timeout.ms.
+	GroupMinSessionTimeout, GroupMaxSessionTimeout time.Duration
+	// ConsumerGroupSessionTimeout and ConsumerGroupHeartbeatInterval are
+	// group.consumer.session.timeout.ms and
+	// group.consumer.heartbeat.interval.ms (KIP-848 groups).
+	ConsumerGroupSessionTimeout, ConsumerGroupHeartbeatInterval time.Duration
+	// OffsetsTopicPartitions is offsets.topic.num.partitions, used when
+	// __consumer_offsets is created.
+	OffsetsTopicPartitions int32
+	// OffsetsTopicReplicationFactor is offsets.topic.replication.factor
+	// (capped at the number of live brokers).
+	OffsetsTopicReplicationFactor int16
+	// OffsetsRetention is offsets.retention.minutes.
+	OffsetsRetention time.Duration
+	// OffsetsRetentionCheckInterval is offsets.retention.check.interval.ms.
+	OffsetsRetentionCheckInterval time.Duration
 	// ShutdownTimeout bounds how long Close waits for in-flight requests.
 	ShutdownTimeout time.Duration
 	// Logger receives the broker's logs; nil means slog.Default().
@@ -80,6 +100,16 @@ func DefaultConfig() Config {
 		RetentionCheckInterval:   5 * time.Minute,
 		CheckpointInterval:       time.Minute,
 		ShutdownTimeout:          30 * time.Second,
+
+		GroupInitialRebalanceDelay:     3 * time.Second,
+		GroupMinSessionTimeout:         6 * time.Second,
+		GroupMaxSessionTimeout:         30 * time.Minute,
+		ConsumerGroupSessionTimeout:    45 * time.Second,
+		ConsumerGroupHeartbeatInterval: 5 * time.Second,
+		OffsetsTopicPartitions:         50,
+		OffsetsTopicReplicationFactor:  3,
+		OffsetsRetention:               7 * 24 * time.Hour,
+		OffsetsRetentionCheckInterval:  10 * time.Minute,
 	}
 }
 
@@ -96,6 +126,12 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: default replication factor %d < 1", ErrInvalidConfig, c.DefaultReplicationFactor)
 	case c.MaxRequestBytes < 1024:
 		return fmt.Errorf("%w: max request bytes %d < 1024", ErrInvalidConfig, c.MaxRequestBytes)
+	case c.OffsetsTopicPartitions < 1:
+		return fmt.Errorf("%w: offsets topic partitions %d < 1", ErrInvalidConfig, c.OffsetsTopicPartitions)
+	case c.OffsetsTopicReplicationFactor < 1:
+		return fmt.Errorf("%w: offsets topic replication factor %d < 1", ErrInvalidConfig, c.OffsetsTopicReplicationFactor)
+	case c.GroupMinSessionTimeout > c.GroupMaxSessionTimeout:
+		return fmt.Errorf("%w: group min session timeout %v > max %v", ErrInvalidConfig, c.GroupMinSessionTimeout, c.GroupMaxSessionTimeout)
 	case c.MaxInflight < 1:
 		return fmt.Errorf("%w: max inflight %d < 1", ErrInvalidConfig, c.MaxInflight)
 	case c.RetentionCheckInterval <= 0 || c.CheckpointInterval <= 0 || c.IdleTimeout <= 0:

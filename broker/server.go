@@ -49,6 +49,8 @@ type Broker struct {
 	pids producerIDs
 	// sessions caches incremental fetch sessions (KIP-227).
 	sessions *fetchSessionCache
+	// groups is the group coordinator (coordinator.go).
+	groups *coordinator
 	// staticConfigs are the broker configs fixed at start (flags).
 	staticConfigs map[string]string
 }

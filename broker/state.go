@@ -60,6 +60,12 @@ func (b *Broker) open() error {
 	b.parts = newPartitionManager(b)
 	b.parts.removeStrayDirs()
 	b.parts.reconcile()
+	b.groups = newCoordinator(b)
+	b.bgWG.Add(1)
+	go func() {
+		defer b.bgWG.Done()
+		b.groups.run(b.ctx)
+	}()
 	ch, unsub := node.Subscribe()
 	b.unsubscribe = unsub
 	b.bgWG.Add(1)

@@ -63,6 +63,13 @@ command line wins over the environment, which wins over the config file.`,
 	f.Int16Var(&cfg.DefaultReplicationFactor, "default-replication-factor", cfg.DefaultReplicationFactor, "replication factor of auto-created topics")
 	f.BoolVar(&cfg.AutoCreateTopics, "auto-create-topics", cfg.AutoCreateTopics, "create unknown topics named in metadata requests (auto.create.topics.enable)")
 	f.StringVar(&cfg.Fsync, "fsync", cfg.Fsync, "flush policy of partition logs: always|interval|never")
+	f.DurationVar(&cfg.GroupInitialRebalanceDelay, "group-initial-rebalance-delay", cfg.GroupInitialRebalanceDelay, "wait for more members before the first rebalance of an empty group (group.initial.rebalance.delay.ms)")
+	f.DurationVar(&cfg.GroupMinSessionTimeout, "group-min-session-timeout", cfg.GroupMinSessionTimeout, "smallest session timeout a classic group member may ask for (group.min.session.timeout.ms)")
+	f.DurationVar(&cfg.GroupMaxSessionTimeout, "group-max-session-timeout", cfg.GroupMaxSessionTimeout, "largest session timeout a classic group member may ask for (group.max.session.timeout.ms)")
+	f.DurationVar(&cfg.ConsumerGroupSessionTimeout, "consumer-group-session-timeout", cfg.ConsumerGroupSessionTimeout, "session timeout of KIP-848 consumer group members (group.consumer.session.timeout.ms)")
+	f.DurationVar(&cfg.ConsumerGroupHeartbeatInterval, "consumer-group-heartbeat-interval", cfg.ConsumerGroupHeartbeatInterval, "heartbeat interval of KIP-848 consumer group members (group.consumer.heartbeat.interval.ms)")
+	f.Int32Var(&cfg.OffsetsTopicPartitions, "offsets-topic-partitions", cfg.OffsetsTopicPartitions, "partitions of __consumer_offsets when it is created (offsets.topic.num.partitions)")
+	f.DurationVar(&cfg.OffsetsRetention, "offsets-retention", cfg.OffsetsRetention, "how long committed offsets of empty groups are kept (offsets.retention.minutes)")
 	f.StringVar(&logLevel, "log-level", "info", "debug|info|warn|error")
 	return cmd
 }

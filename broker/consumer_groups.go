@@ -1,0 +1,187 @@
+package broker
+
+// The consumer group protocol of KIP-848: ConsumerGroupHeartbeat 0-1 (v1:
+// client-generated member ids, regex subscriptions) and
+// ConsumerGroupDescribe 0-1, with the server-side assignors "uniform"
+// (default) and "range". The state machine is in broker/group (consumer.go).
+//
+// A group is classic or consumer, as in Kafka: a ConsumerGroupHeartbeat for a
+// classic group with members gets GROUP_ID_NOT_FOUND, a JoinGroup for a
+// consumer group with members INCONSISTENT_GROUP_PROTOCOL; an empty group of
+// either type converts (its offsets stay). Members commit offsets with their
+// member epoch (STALE_MEMBER_EPOCH when it is not current).
+//
+// Differences from Kafka: consumer-group membership and target assignments
+// are kept in memory only (offsets are durable as always); after a
+// coordinator restart members get UNKNOWN_MEMBER_ID and rejoin with epoch 0,
+// which the clients do by themselves. Migration between protocols of a
+// non-empty group (KIP-848 upgrade path) and rack-aware assignment are not
+// implemented; the uniform assignor is sticky but not rack aware.
+
+import (
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/stromhq/strom/broker/group"
+	"github.com/stromhq/strom/raft"
+)
+
+func init() {
+	register(&kmsg.ConsumerGroupHeartbeatRequest{}, 0, 1, (*Broker).handleConsumerGroupHeartbeat)
+	register(&kmsg.ConsumerGroupDescribeRequest{}, 0, 1, (*Broker).handleConsumerGroupDescribe)
+}
+
+// stateTopics is the group package's view of the raft metadata; internal
+// topics are not assignable.
+type stateTopics struct{ st *raft.State }
+
+func (s stateTopics) Lookup(name string) (group.TopicInfo, bool) {
+	t, ok := s.st.Topics[name]
+	if !ok || t.Internal {
+		return group.TopicInfo{}, false
+	}
+	return group.TopicInfo{Name: name, ID: t.ID, Partitions: int32(len(t.Partitions))}, true
+}
+
+func (s stateTopics) Names() []string {
+	out := make([]string, 0, len(s.st.Topics))
+	for n, t := range s.st.Topics {
+		if !t.Internal {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func (b *Broker) consumerConfig() group.ConsumerConfig {
+	return group.ConsumerConfig{SessionTimeout: b.cfg.ConsumerGroupSessionTimeout, HeartbeatInterval: b.cfg.ConsumerGroupHeartbeatInterval}
+}
+
+func (b *Broker) handleConsumerGroupHeartbeat(rq *request, req *kmsg.ConsumerGroupHeartbeatRequest) reply {
+	resp := req.ResponseKind().(*kmsg.ConsumerGroupHeartbeatResponse)
+	fail := func(e *kerr.Error, msg string) reply {
+		resp.ErrorCode = e.Code
+		if msg != "" {
+			resp.ErrorMessage = kmsg.StringPtr(msg)
+		}
+		return now(resp)
+	}
+	if req.Group == "" {
+		return fail(kerr.InvalidGroupID, "GroupId can't be empty.")
+	}
+	sh, e := b.groups.shardFor(req.Group)
+	if e != nil {
+		return fail(e, "")
+	}
+	hb := group.ConsumerHeartbeat{
+		MemberID: req.MemberID, MemberEpoch: req.MemberEpoch, InstanceID: req.InstanceID, RackID: req.RackID,
+		ClientID: rq.clientID, ClientHost: clientHost(rq),
+		RebalanceTimeout: time.Duration(req.RebalanceTimeoutMillis) * time.Millisecond,
+		SubscribedTopics: req.SubscribedTopicNames, SubscribedRegex: req.SubscribedTopicRegex,
+		ServerAssignor: req.ServerAssignor,
+	}
+	if req.RebalanceTimeoutMillis < 0 {
+		hb.RebalanceTimeout = -1
+	}
+	if req.Topics != nil {
+		hb.Owned = group.Assignment{}
+		for _, t := range req.Topics {
+			hb.Owned[t.TopicID] = append(hb.Owned[t.TopicID], t.Partitions...)
+		}
+	}
+	t := time.Now()
+	topics := stateTopics{b.node.State()}
+	sh.mu.Lock()
+	g := b.groups.getOrCreate(sh, req.Group, req.MemberEpoch == group.JoinEpoch, t)
+	if g == nil {
+		sh.mu.Unlock()
+		return fail(kerr.UnknownMemberID, "")
+	}
+	r := g.ConsumerHeartbeat(t, b.consumerConfig(), topics, hb, req.Version >= 1)
+	sh.mu.Unlock()
+	if r.Err != nil {
+		return fail(r.Err, r.ErrMessage)
+	}
+	resp.MemberID = kmsg.StringPtr(r.MemberID)
+	resp.MemberEpoch = r.Epoch
+	resp.HeartbeatIntervalMillis = int32(b.cfg.ConsumerGroupHeartbeatInterval / time.Millisecond)
+	if r.Assignment != nil {
+		a := kmsg.NewConsumerGroupHeartbeatResponseAssignment()
+		for tid, ps := range r.Assignment {
+			at := kmsg.NewConsumerGroupHeartbeatResponseAssignmentTopic()
+			at.TopicID, at.Partitions = tid, ps
+			a.Topics = append(a.Topics, at)
+		}
+		resp.Assignment = &a
+	}
+	return now(resp)
+}
+
+// describeAssignment converts an assignment for ConsumerGroupDescribe,
+// with topic names.
+func describeAssignment(st *raft.State, a group.Assignment) kmsg.Assignment {
+	out := kmsg.NewAssignment()
+	for tid, ps := range a {
+		tp := kmsg.NewAssignmentTopicPartition()
+		tp.TopicID, tp.Partitions = tid, ps
+		if t, ok := st.TopicsByID[tid]; ok {
+			tp.Topic = t.Name
+		}
+		out.TopicPartitions = append(out.TopicPartitions, tp)
+	}
+	return out
+}
+
+func (b *Broker) handleConsumerGroupDescribe(rq *request, req *kmsg.ConsumerGroupDescribeRequest) reply {
+	resp := req.ResponseKind().(*kmsg.ConsumerGroupDescribeResponse)
+	st := b.node.State()
+	for _, id := range req.Groups {
+		rg := kmsg.NewConsumerGroupDescribeResponseGroup()
+		rg.Group = id
+		rg.AuthorizedOperations = -2147483648
+		sh, e := b.groups.shardFor(id)
+		if e != nil {
+			rg.ErrorCode = e.Code
+			resp.Groups = append(resp.Groups, rg)
+			continue
+		}
+		sh.mu.Lock()
+		g := sh.groups[id]
+		var d group.ConsumerDescription
+		ok := false
+		if g != nil && g.State() != group.Dead {
+			d, ok = g.DescribeConsumer()
+		}
+		sh.mu.Unlock()
+		if !ok {
+			rg.ErrorCode = kerr.GroupIDNotFound.Code
+			msg := "Group " + id + " not found."
+			if g != nil {
+				msg = "Group " + id + " is not a consumer group."
+			}
+			rg.ErrorMessage = kmsg.StringPtr(msg)
+			resp.Groups = append(resp.Groups, rg)
+			continue
+		}
+		rg.State, rg.Epoch, rg.AssignmentEpoch, rg.AssignorName = d.State, d.Epoch, d.AssignEpoch, d.Assignor
+		for _, m := range d.Members {
+			rm := kmsg.NewConsumerGroupDescribeResponseGroupMember()
+			rm.MemberID, rm.InstanceID, rm.RackID, rm.MemberEpoch = m.MemberID, m.InstanceID, m.RackID, m.Epoch
+			rm.ClientID, rm.ClientHost, rm.SubscribedTopics = m.ClientID, m.ClientHost, m.SubscribedTopics
+			if rm.SubscribedTopics == nil {
+				rm.SubscribedTopics = []string{}
+			}
+			if m.SubscribedRegex != "" {
+				rm.SubscribedTopicRegex = kmsg.StringPtr(m.SubscribedRegex)
+			}
+			rm.Assignment = describeAssignment(st, m.Assigned)
+			rm.TargetAssignment = describeAssignment(st, m.Target)
+			rm.MemberType = 1 // consumer protocol
+			rg.Members = append(rg.Members, rm)
+		}
+		resp.Groups = append(resp.Groups, rg)
+	}
+	return now(resp)
+}

@@ -1,0 +1,376 @@
+package broker
+
+import (
+	"net"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// rawConn sends hand-built requests at exactly the version asked for
+// (a kgo client would negotiate its own).
+type rawConn struct {
+	nc   net.Conn
+	corr int32
+}
+
+func rawClient(t *testing.T, b *Broker) *rawConn { return &rawConn{nc: dial(t, b)} }
+
+// send issues req at version v and returns the decoded response.
+func send[R kmsg.Response](t *testing.T, c *rawConn, req kmsg.Request, v int16) R {
+	t.Helper()
+	c.corr++
+	if _, err := c.nc.Write(frameOf(req, v, c.corr)); err != nil {
+		t.Fatalf("%s v%d: write: %v", kmsg.NameForKey(req.Key()), v, err)
+	}
+	body := readResponse(t, c.nc, c.corr)
+	resp := req.ResponseKind()
+	resp.SetVersion(v)
+	if resp.IsFlexible() && req.Key() != 18 {
+		body = body[1:] // empty tagged fields of response header v1
+	}
+	if err := resp.ReadFrom(body); err != nil {
+		t.Fatalf("%s v%d: decode: %v", kmsg.NameForKey(req.Key()), v, err)
+	}
+	return resp.(R)
+}
+
+func joinReqRaw(group, member string) *kmsg.JoinGroupRequest {
+	req := kmsg.NewPtrJoinGroupRequest()
+	req.Group, req.MemberID = group, member
+	req.SessionTimeoutMillis, req.RebalanceTimeoutMillis = 10000, 10000
+	req.ProtocolType = "consumer"
+	p := kmsg.NewJoinGroupRequestProtocol()
+	p.Name, p.Metadata = "range", []byte{0, 0, 0, 0, 0, 1, 0, 1, 't', 0, 0, 0, 0}
+	req.Protocols = append(req.Protocols, p)
+	return req
+}
+
+// joinRawMember joins group as a single dynamic member through
+// MEMBER_ID_REQUIRED, syncs, and returns its member id and generation.
+func joinRawMember(t *testing.T, b *Broker, group string) (string, int32) {
+	t.Helper()
+	cl := rawClient(t, b)
+	r := send[*kmsg.JoinGroupResponse](t, cl, joinReqRaw(group, ""), 9)
+	if r.ErrorCode != kerr.MemberIDRequired.Code || r.MemberID == "" {
+		t.Fatalf("first join: code %d member %q", r.ErrorCode, r.MemberID)
+	}
+	r = send[*kmsg.JoinGroupResponse](t, cl, joinReqRaw(group, r.MemberID), 9)
+	if r.ErrorCode != 0 || r.LeaderID != r.MemberID || len(r.Members) != 1 {
+		t.Fatalf("second join: %+v", r)
+	}
+	sreq := kmsg.NewPtrSyncGroupRequest()
+	sreq.Group, sreq.MemberID, sreq.Generation = group, r.MemberID, r.Generation
+	sreq.ProtocolType, sreq.Protocol = kmsg.StringPtr("consumer"), kmsg.StringPtr("range")
+	a := kmsg.NewSyncGroupRequestGroupAssignment()
+	a.MemberID, a.MemberAssignment = r.MemberID, []byte("assignment")
+	sreq.GroupAssignment = append(sreq.GroupAssignment, a)
+	s := send[*kmsg.SyncGroupResponse](t, cl, sreq, 5)
+	if s.ErrorCode != 0 || string(s.MemberAssignment) != "assignment" {
+		t.Fatalf("sync: %+v", s)
+	}
+	return r.MemberID, r.Generation
+}
+
+// findCoordinator creates the offsets topic, as a client's first
+// FindCoordinator does.
+func findCoordinator(t *testing.T, cl *rawConn) {
+	t.Helper()
+	req := kmsg.NewPtrFindCoordinatorRequest()
+	req.CoordinatorKey = "any"
+	if r := send[*kmsg.FindCoordinatorResponse](t, cl, req, 3); r.ErrorCode != 0 {
+		t.Fatalf("find coordinator: %d", r.ErrorCode)
+	}
+}
+
+func heartbeatRaw(t *testing.T, b *Broker, group, member string, gen int32) int16 {
+	t.Helper()
+	req := kmsg.NewPtrHeartbeatRequest()
+	req.Group, req.MemberID, req.Generation = group, member, gen
+	return send[*kmsg.HeartbeatResponse](t, rawClient(t, b), req, 4).ErrorCode
+}
+
+func TestFindCoordinator(t *testing.T) {
+	b := startTestBroker(t, groupTestConfig)
+	cl := rawClient(t, b)
+	for _, v := range []int16{0, 1, 2, 3} {
+		req := kmsg.NewPtrFindCoordinatorRequest()
+		req.CoordinatorKey = "g"
+		r := send[*kmsg.FindCoordinatorResponse](t, cl, req, v)
+		if r.ErrorCode != 0 || r.NodeID != 1 || r.Port == 0 {
+			t.Errorf("v%d: %+v", v, r)
+		}
+	}
+	req := kmsg.NewPtrFindCoordinatorRequest()
+	req.CoordinatorKeys = []string{"a", "b"}
+	r := send[*kmsg.FindCoordinatorResponse](t, cl, req, 6)
+	if len(r.Coordinators) != 2 || r.Coordinators[0].ErrorCode != 0 || r.Coordinators[1].Key != "b" {
+		t.Errorf("v6 batched: %+v", r.Coordinators)
+	}
+	req.CoordinatorType = 1
+	r = send[*kmsg.FindCoordinatorResponse](t, cl, req, 6)
+	if r.Coordinators[0].ErrorCode != kerr.CoordinatorNotAvailable.Code {
+		t.Errorf("transaction key: %+v", r.Coordinators[0])
+	}
+	req.CoordinatorType = 7
+	r = send[*kmsg.FindCoordinatorResponse](t, cl, req, 6)
+	if r.Coordinators[0].ErrorCode != kerr.InvalidRequest.Code {
+		t.Errorf("bad key type: %+v", r.Coordinators[0])
+	}
+	// The offsets topic now exists, is internal, and has 5 partitions.
+	mreq := kmsg.NewPtrMetadataRequest()
+	m := send[*kmsg.MetadataResponse](t, cl, mreq, 12)
+	found := false
+	for _, mt := range m.Topics {
+		if mt.Topic != nil && *mt.Topic == offsetsTopic {
+			found = mt.IsInternal && len(mt.Partitions) == 5
+		}
+	}
+	if !found {
+		t.Errorf("metadata does not list %s as internal with 5 partitions", offsetsTopic)
+	}
+}
+
+func TestGroupPartitionJavaHash(t *testing.T) {
+	for _, tc := range []struct {
+		id   string
+		n    int
+		want int32
+	}{
+		// Values from Java: abs("group".hashCode()) % 50 etc.
+		{"group", 50, 98629247 % 50},
+		{"", 50, 0},
+		{"polygenelubricants", 50, 0}, // hashCode is Integer.MIN_VALUE
+		{"é", 50, 233 % 50},
+	} {
+		if got := groupPartition(tc.id, tc.n); got != tc.want {
+			t.Errorf("groupPartition(%q) = %d, want %d", tc.id, got, tc.want)
+		}
+	}
+}
+
+func TestGroupErrorsOverTheWire(t *testing.T) {
+	b := startTestBroker(t, groupTestConfig)
+	adm := newAdmin(t, b)
+	createTopic(t, adm, "t", 2, nil)
+	cl := rawClient(t, b)
+	if j := send[*kmsg.JoinGroupResponse](t, cl, joinReqRaw("old", ""), 3); j.ErrorCode != kerr.NotCoordinator.Code {
+		t.Errorf("join before the offsets topic exists: %d", j.ErrorCode)
+	}
+	findCoordinator(t, cl)
+
+	// JoinGroup v3 needs no member id round trip; v0 uses the session
+	// timeout as rebalance timeout.
+	j := send[*kmsg.JoinGroupResponse](t, cl, joinReqRaw("old", ""), 3)
+	if j.ErrorCode != 0 || j.MemberID == "" || j.Generation != 1 {
+		t.Errorf("join v3: %+v", j)
+	}
+	jr := joinReqRaw("g0", "")
+	jr.SessionTimeoutMillis = 100
+	if j := send[*kmsg.JoinGroupResponse](t, cl, jr, 9); j.ErrorCode != kerr.InvalidSessionTimeout.Code {
+		t.Errorf("short session: %d", j.ErrorCode)
+	}
+	if j := send[*kmsg.JoinGroupResponse](t, cl, joinReqRaw("", ""), 9); j.ErrorCode != kerr.InvalidGroupID.Code {
+		t.Errorf("empty group id: %d", j.ErrorCode)
+	}
+	if j := send[*kmsg.JoinGroupResponse](t, cl, joinReqRaw("g0", "nobody"), 9); j.ErrorCode != kerr.UnknownMemberID.Code {
+		t.Errorf("unknown member join: %d", j.ErrorCode)
+	}
+
+	member, gen := joinRawMember(t, b, "g1")
+	for _, tc := range []struct {
+		member string
+		gen    int32
+		want   int16
+	}{
+		{member, gen, 0},
+		{member, gen + 1, kerr.IllegalGeneration.Code},
+		{"nobody", gen, kerr.UnknownMemberID.Code},
+	} {
+		if code := heartbeatRaw(t, b, "g1", tc.member, tc.gen); code != tc.want {
+			t.Errorf("heartbeat %s/%d: %d, want %d", tc.member, tc.gen, code, tc.want)
+		}
+	}
+	if code := heartbeatRaw(t, b, "no-such-group", member, gen); code != kerr.UnknownMemberID.Code {
+		t.Errorf("heartbeat unknown group: %d", code)
+	}
+
+	// OffsetCommit: member commits, stale generation, simple commit to a
+	// non-empty group.
+	commit := func(v int16, member string, gen int32, off int64) int16 {
+		req := kmsg.NewPtrOffsetCommitRequest()
+		req.Group, req.MemberID, req.Generation = "g1", member, gen
+		rt := kmsg.NewOffsetCommitRequestTopic()
+		rt.Topic = "t"
+		if v >= 10 {
+			rt.TopicID = b.node.State().Topics["t"].ID
+		}
+		rp := kmsg.NewOffsetCommitRequestTopicPartition()
+		rp.Partition, rp.Offset, rp.LeaderEpoch, rp.Metadata = 0, off, 3, kmsg.StringPtr("meta")
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		return send[*kmsg.OffsetCommitResponse](t, cl, req, v).Topics[0].Partitions[0].ErrorCode
+	}
+	if c := commit(8, member, gen, 7); c != 0 {
+		t.Errorf("member commit v8: %d", c)
+	}
+	if c := commit(10, member, gen, 8); c != 0 {
+		t.Errorf("member commit v10: %d", c)
+	}
+	if c := commit(8, member, gen-1, 9); c != kerr.IllegalGeneration.Code {
+		t.Errorf("stale commit: %d", c)
+	}
+	if c := commit(8, "", -1, 9); c != kerr.UnknownMemberID.Code {
+		t.Errorf("simple commit to live group: %d", c)
+	}
+
+	// OffsetFetch in every request shape.
+	f1 := kmsg.NewPtrOffsetFetchRequest()
+	f1.Group = "g1"
+	ft := kmsg.NewOffsetFetchRequestTopic()
+	ft.Topic, ft.Partitions = "t", []int32{0, 1}
+	f1.Topics = append(f1.Topics, ft)
+	for _, v := range []int16{1, 5, 7} {
+		r := send[*kmsg.OffsetFetchResponse](t, cl, f1, v)
+		p := r.Topics[0].Partitions
+		wantEpoch := int32(3)
+		if v < 5 {
+			wantEpoch = -1 // not in the response before v5
+		}
+		if r.ErrorCode != 0 || p[0].Offset != 8 || (v >= 5 && p[0].LeaderEpoch != wantEpoch) || *p[0].Metadata != "meta" || p[1].Offset != -1 {
+			t.Errorf("offset fetch v%d: %+v", v, r.Topics)
+		}
+	}
+	f8 := kmsg.NewPtrOffsetFetchRequest()
+	g := kmsg.NewOffsetFetchRequestGroup()
+	g.Group = "g1" // Topics nil: everything
+	f8.Groups = append(f8.Groups, g)
+	g2 := kmsg.NewOffsetFetchRequestGroup()
+	g2.Group = "missing"
+	f8.Groups = append(f8.Groups, g2)
+	r8 := send[*kmsg.OffsetFetchResponse](t, cl, f8, 8)
+	if len(r8.Groups) != 2 || len(r8.Groups[0].Topics) != 1 || r8.Groups[0].Topics[0].Partitions[0].Offset != 8 || len(r8.Groups[1].Topics) != 0 {
+		t.Errorf("offset fetch v8: %+v", r8.Groups)
+	}
+	r10 := send[*kmsg.OffsetFetchResponse](t, cl, f8, 10)
+	if r10.Groups[0].Topics[0].TopicID != b.node.State().Topics["t"].ID {
+		t.Errorf("offset fetch v10 topic id: %+v", r10.Groups[0].Topics)
+	}
+
+	// Group listing and description.
+	lg := send[*kmsg.ListGroupsResponse](t, cl, kmsg.NewPtrListGroupsRequest(), 5)
+	states := map[string]string{}
+	for _, g := range lg.Groups {
+		states[g.Group] = g.GroupState
+		if g.GroupType != "classic" {
+			t.Errorf("group type %q", g.GroupType)
+		}
+	}
+	if states["g1"] != "Stable" || states["old"] != "CompletingRebalance" {
+		t.Errorf("list groups: %v", states)
+	}
+	lreq := kmsg.NewPtrListGroupsRequest()
+	lreq.StatesFilter = []string{"stable"}
+	if lg := send[*kmsg.ListGroupsResponse](t, cl, lreq, 4); len(lg.Groups) != 1 || lg.Groups[0].Group != "g1" {
+		t.Errorf("list stable groups: %+v", lg.Groups)
+	}
+	lreq.StatesFilter, lreq.TypesFilter = nil, []string{"consumer"}
+	if lg := send[*kmsg.ListGroupsResponse](t, cl, lreq, 5); len(lg.Groups) != 0 {
+		t.Errorf("list consumer-type groups: %+v", lg.Groups)
+	}
+	dreq := kmsg.NewPtrDescribeGroupsRequest()
+	dreq.Groups = []string{"g1", "missing"}
+	d := send[*kmsg.DescribeGroupsResponse](t, cl, dreq, 6)
+	if d.Groups[0].State != "Stable" || d.Groups[0].Protocol != "range" || string(d.Groups[0].Members[0].MemberAssignment) != "assignment" || d.Groups[1].ErrorCode != kerr.GroupIDNotFound.Code {
+		t.Errorf("describe v6: %+v", d.Groups)
+	}
+	if d := send[*kmsg.DescribeGroupsResponse](t, cl, dreq, 5); d.Groups[1].ErrorCode != 0 || d.Groups[1].State != "Dead" {
+		t.Errorf("describe v5 missing group: %+v", d.Groups[1])
+	}
+
+	// OffsetDelete refuses a subscribed topic; DeleteGroups a live group.
+	odreq := kmsg.NewPtrOffsetDeleteRequest()
+	odreq.Group = "g1"
+	odt := kmsg.NewOffsetDeleteRequestTopic()
+	odt.Topic = "t"
+	odp := kmsg.NewOffsetDeleteRequestTopicPartition()
+	odt.Partitions = append(odt.Partitions, odp)
+	odreq.Topics = append(odreq.Topics, odt)
+	if r := send[*kmsg.OffsetDeleteResponse](t, cl, odreq, 0); r.Topics[0].Partitions[0].ErrorCode != kerr.GroupSubscribedToTopic.Code {
+		t.Errorf("offset delete of subscribed topic: %+v", r)
+	}
+	delReq := kmsg.NewPtrDeleteGroupsRequest()
+	delReq.Groups = []string{"g1", "missing"}
+	del := send[*kmsg.DeleteGroupsResponse](t, cl, delReq, 2)
+	if del.Groups[0].ErrorCode != kerr.NonEmptyGroup.Code || del.Groups[1].ErrorCode != kerr.GroupIDNotFound.Code {
+		t.Errorf("delete groups: %+v", del.Groups)
+	}
+
+	// LeaveGroup v3 batch: one real member, one unknown.
+	lv := kmsg.NewPtrLeaveGroupRequest()
+	lv.Group = "g1"
+	m1 := kmsg.NewLeaveGroupRequestMember()
+	m1.MemberID = member
+	m2 := kmsg.NewLeaveGroupRequestMember()
+	m2.MemberID = "nobody"
+	lv.Members = append(lv.Members, m1, m2)
+	lr := send[*kmsg.LeaveGroupResponse](t, cl, lv, 5)
+	if lr.ErrorCode != 0 || lr.Members[0].ErrorCode != 0 || lr.Members[1].ErrorCode != kerr.UnknownMemberID.Code {
+		t.Errorf("leave v5: %+v", lr)
+	}
+	// Now empty: offsets can be deleted, then the group.
+	if r := send[*kmsg.OffsetDeleteResponse](t, cl, odreq, 0); r.ErrorCode != 0 || r.Topics[0].Partitions[0].ErrorCode != 0 {
+		t.Errorf("offset delete of empty group: %+v", r)
+	}
+	if r := send[*kmsg.OffsetFetchResponse](t, cl, f1, 7); r.Topics[0].Partitions[0].Offset != -1 {
+		t.Errorf("offset after delete: %+v", r.Topics[0].Partitions[0])
+	}
+	delReq.Groups = []string{"g1"}
+	if del := send[*kmsg.DeleteGroupsResponse](t, cl, delReq, 2); del.Groups[0].ErrorCode != 0 {
+		t.Errorf("delete empty group: %+v", del.Groups)
+	}
+	if d := send[*kmsg.DescribeGroupsResponse](t, cl, dreq, 6); d.Groups[0].ErrorCode != kerr.GroupIDNotFound.Code {
+		t.Errorf("deleted group still described: %+v", d.Groups[0])
+	}
+}
+
+// TestOffsetsExpire commits as a simple consumer with a short
+// offsets.retention and waits (bounded) for the offset and the group to
+// disappear, as the expiry pass writes tombstones.
+func TestOffsetsExpire(t *testing.T) {
+	b := startTestBroker(t, func(c *Config) {
+		groupTestConfig(c)
+		c.OffsetsRetention = 300 * time.Millisecond
+		c.OffsetsRetentionCheckInterval = 50 * time.Millisecond
+	})
+	adm := newAdmin(t, b)
+	createTopic(t, adm, "t", 1, nil)
+	if _, err := adm.CommitOffsets(testCtx(t), "expiring", kadm.OffsetsFromRecords(kgo.Record{Topic: "t", Partition: 0, Offset: 9})); err != nil {
+		t.Fatalf("commit: %v", err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		lg, err := adm.ListGroups(testCtx(t))
+		if err != nil {
+			t.Fatalf("list groups: %v", err)
+		}
+		if _, ok := lg["expiring"]; !ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("group with expired offsets still listed")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	offs, err := adm.FetchOffsets(testCtx(t), "expiring")
+	if err != nil {
+		t.Fatalf("fetch offsets: %v", err)
+	}
+	if o, ok := offs.Lookup("t", 0); ok && o.At >= 0 {
+		t.Errorf("expired offset still served: %+v", o)
+	}
+}

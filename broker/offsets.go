@@ -1,0 +1,370 @@
+package broker
+
+// Committed offsets: OffsetCommit 0-10, OffsetFetch 0-10 (several groups per
+// request v8+, topic ids v10), OffsetDelete 0.
+//
+// Offsets are records of __consumer_offsets (Kafka's OffsetCommitKey v1 and
+// OffsetCommitValue v3, or v1 when a v2-v4 commit asked for its own
+// retention); a commit is answered only after its records are durable.
+// Commits with generation -1 from non-members (simple consumers, admin
+// tools) are accepted while the group is Empty and create the group if
+// needed; members must name their current generation (ILLEGAL_GENERATION,
+// UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID, REBALANCE_IN_PROGRESS between join
+// and sync), as in Kafka. Metadata and the leader epoch round-trip.
+// Offsets expire after offsets.retention.minutes (KIP-211: from the moment
+// the group became Empty; per commit for groups that never joined).
+//
+// Differences from Kafka: RequireStable (v7+) never answers
+// UNSTABLE_OFFSET_COMMIT because there are no transactions yet; offsets of
+// topics a non-empty group stopped subscribing to do not expire (KIP-496).
+
+import (
+	"context"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/stromhq/strom/broker/group"
+	"github.com/stromhq/strom/raft"
+)
+
+func init() {
+	register(&kmsg.OffsetCommitRequest{}, 0, 10, (*Broker).handleOffsetCommit)
+	register(&kmsg.OffsetFetchRequest{}, 0, 10, (*Broker).handleOffsetFetch)
+	register(&kmsg.OffsetDeleteRequest{}, 0, 0, (*Broker).handleOffsetDelete)
+}
+
+// topicExists reports whether topic has partition p.
+func topicHas(st *raft.State, topic string, p int32) bool {
+	t, ok := st.Topics[topic]
+	return ok && p >= 0 && int(p) < len(t.Partitions)
+}
+
+func (b *Broker) handleOffsetCommit(rq *request, req *kmsg.OffsetCommitRequest) reply {
+	resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
+	st := b.node.State()
+	// Build the answer skeleton; codes[i][j] is filled below.
+	names := make([]string, len(req.Topics))
+	for i, rt := range req.Topics {
+		ot := kmsg.NewOffsetCommitResponseTopic()
+		ot.Topic, ot.TopicID = rt.Topic, rt.TopicID
+		names[i] = rt.Topic
+		if req.Version >= 10 {
+			names[i] = ""
+			if t, ok := st.TopicsByID[rt.TopicID]; ok {
+				names[i] = t.Name
+			}
+		}
+		for _, rp := range rt.Partitions {
+			op := kmsg.NewOffsetCommitResponseTopicPartition()
+			op.Partition = rp.Partition
+			ot.Partitions = append(ot.Partitions, op)
+		}
+		resp.Topics = append(resp.Topics, ot)
+	}
+	setAll := func(e *kerr.Error) reply {
+		for i := range resp.Topics {
+			for j := range resp.Topics[i].Partitions {
+				resp.Topics[i].Partitions[j].ErrorCode = e.Code
+			}
+		}
+		return now(resp)
+	}
+	if req.Group == "" {
+		return setAll(kerr.InvalidGroupID)
+	}
+	sh, e := b.groups.shardFor(req.Group)
+	if e != nil {
+		return setAll(e)
+	}
+	t := time.Now()
+	nowMS := t.UnixMilli()
+	gen := req.Generation
+	if req.Version == 0 {
+		gen = -1
+	}
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	g := b.groups.getOrCreate(sh, req.Group, gen < 0, t)
+	if g == nil {
+		return setAll(kerr.IllegalGeneration)
+	}
+	perPartition := false
+	if e := g.ValidateCommit(req.MemberID, req.InstanceID, gen); e != nil {
+		if e != kerr.StaleMemberEpoch || !g.IsConsumer() {
+			return setAll(e)
+		}
+		// An older member epoch may still commit the partitions it has
+		// held since then.
+		perPartition = true
+	}
+	g.Touch(t, req.MemberID)
+	var recs []record
+	type commit struct {
+		tp group.TopicPartition
+		o  group.Offset
+	}
+	var commits []commit
+	for i, rt := range req.Topics {
+		for j, rp := range rt.Partitions {
+			out := &resp.Topics[i].Partitions[j]
+			switch {
+			case req.Version >= 10 && names[i] == "":
+				out.ErrorCode = kerr.UnknownTopicID.Code
+				continue
+			case !topicHas(st, names[i], rp.Partition):
+				out.ErrorCode = kerr.UnknownTopicOrPartition.Code
+				continue
+			case rp.Metadata != nil && len(*rp.Metadata) > offsetMetadataMaxBytes:
+				out.ErrorCode = kerr.OffsetMetadataTooLarge.Code
+				continue
+			case perPartition && !g.CommitAllowed(req.MemberID, gen, st.Topics[names[i]].ID, rp.Partition):
+				out.ErrorCode = kerr.StaleMemberEpoch.Code
+				continue
+			}
+			o := group.Offset{Offset: rp.Offset, LeaderEpoch: -1, CommitTime: nowMS, ExpireTime: -1}
+			if rp.Metadata != nil {
+				o.Metadata = *rp.Metadata
+			}
+			if req.Version >= 6 {
+				o.LeaderEpoch = rp.LeaderEpoch
+			}
+			if req.Version == 1 && rp.Timestamp != -1 {
+				o.CommitTime = rp.Timestamp
+			}
+			if req.Version >= 2 && req.Version <= 4 && req.RetentionTimeMillis != -1 {
+				o.ExpireTime = nowMS + req.RetentionTimeMillis
+			}
+			tp := group.TopicPartition{Topic: names[i], Partition: rp.Partition}
+			commits = append(commits, commit{tp, o})
+			recs = append(recs, record{key: offsetKey(req.Group, tp), value: offsetValue(o)})
+		}
+	}
+	off, err := b.groups.finish(sh, t, recs, g)
+	if err != nil {
+		return setAll(kerr.UnknownServerError)
+	}
+	for _, c := range commits {
+		g.Commit(c.tp, c.o)
+	}
+	return reply{wait: func(ctx context.Context) kmsg.Response {
+		if e := sh.waitDurable(ctx, off); e != nil {
+			for i := range resp.Topics {
+				for j := range resp.Topics[i].Partitions {
+					if resp.Topics[i].Partitions[j].ErrorCode == 0 {
+						resp.Topics[i].Partitions[j].ErrorCode = e.Code
+					}
+				}
+			}
+		}
+		return resp
+	}}
+}
+
+// fetchTopic is one requested topic of an OffsetFetch: by name, or by id
+// (v10) with the name resolved; partitions nil means all committed.
+type fetchTopic struct {
+	name       string
+	id         [16]byte
+	partitions []int32
+}
+
+// fetchGroupOffsets answers one group of an OffsetFetch. topics nil means
+// every committed offset of the group.
+func (b *Broker) fetchGroupOffsets(groupID string, memberID *string, memberEpoch int32, topics []fetchTopic, all bool, byID bool) ([]kmsg.OffsetFetchResponseGroupTopic, *kerr.Error) {
+	if groupID == "" {
+		return nil, kerr.InvalidGroupID
+	}
+	sh, e := b.groups.shardFor(groupID)
+	if e != nil {
+		return nil, e
+	}
+	st := b.node.State()
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	g := sh.groups[groupID]
+	if g != nil {
+		if e := g.ValidateFetch(); e != nil {
+			return nil, e
+		}
+		if memberID != nil {
+			if e := g.ValidateConsumerFetch(*memberID, memberEpoch); e != nil {
+				return nil, e
+			}
+		}
+	}
+	part := func(tp group.TopicPartition) kmsg.OffsetFetchResponseGroupTopicPartition {
+		op := kmsg.NewOffsetFetchResponseGroupTopicPartition()
+		op.Partition = tp.Partition
+		op.Offset, op.LeaderEpoch = -1, -1
+		op.Metadata = kmsg.StringPtr("")
+		if g != nil {
+			if o, ok := g.OffsetOf(tp); ok {
+				op.Offset, op.LeaderEpoch = o.Offset, o.LeaderEpoch
+				op.Metadata = kmsg.StringPtr(o.Metadata)
+			}
+		}
+		return op
+	}
+	var out []kmsg.OffsetFetchResponseGroupTopic
+	if all {
+		if g == nil {
+			return nil, nil
+		}
+		var cur *kmsg.OffsetFetchResponseGroupTopic
+		for _, tp := range g.Offsets() {
+			if cur == nil || cur.Topic != tp.Topic {
+				ot := kmsg.NewOffsetFetchResponseGroupTopic()
+				ot.Topic = tp.Topic
+				if byID {
+					t, ok := st.Topics[tp.Topic]
+					if !ok {
+						cur = nil
+						continue // topic deleted: it has no id to report
+					}
+					ot.TopicID = t.ID
+				}
+				out = append(out, ot)
+				cur = &out[len(out)-1]
+			}
+			cur.Partitions = append(cur.Partitions, part(tp))
+		}
+		return out, nil
+	}
+	for _, ft := range topics {
+		ot := kmsg.NewOffsetFetchResponseGroupTopic()
+		ot.Topic, ot.TopicID = ft.name, ft.id
+		for _, p := range ft.partitions {
+			op := part(group.TopicPartition{Topic: ft.name, Partition: p})
+			if byID && ft.name == "" {
+				op.ErrorCode = kerr.UnknownTopicID.Code
+			}
+			ot.Partitions = append(ot.Partitions, op)
+		}
+		out = append(out, ot)
+	}
+	return out, nil
+}
+
+func (b *Broker) handleOffsetFetch(rq *request, req *kmsg.OffsetFetchRequest) reply {
+	resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
+	st := b.node.State()
+	if req.Version >= 8 {
+		for _, rg := range req.Groups {
+			var fts []fetchTopic
+			for _, rt := range rg.Topics {
+				ft := fetchTopic{name: rt.Topic, id: rt.TopicID, partitions: rt.Partitions}
+				if req.Version >= 10 {
+					ft.name = ""
+					if t, ok := st.TopicsByID[rt.TopicID]; ok {
+						ft.name = t.Name
+					}
+				}
+				fts = append(fts, ft)
+			}
+			og := kmsg.NewOffsetFetchResponseGroup()
+			og.Group = rg.Group
+			topics, e := b.fetchGroupOffsets(rg.Group, rg.MemberID, rg.MemberEpoch, fts, rg.Topics == nil, req.Version >= 10)
+			if e != nil {
+				og.ErrorCode = e.Code
+			} else {
+				og.Topics = topics
+			}
+			resp.Groups = append(resp.Groups, og)
+		}
+		return now(resp)
+	}
+	var fts []fetchTopic
+	for _, rt := range req.Topics {
+		fts = append(fts, fetchTopic{name: rt.Topic, partitions: rt.Partitions})
+	}
+	all := req.Topics == nil && req.Version >= 2
+	topics, e := b.fetchGroupOffsets(req.Group, nil, -1, fts, all, false)
+	if e != nil {
+		if req.Version >= 2 {
+			resp.ErrorCode = e.Code
+			return now(resp)
+		}
+		// v0-1 have no top-level error: every partition carries it.
+		for _, ft := range fts {
+			ot := kmsg.NewOffsetFetchResponseTopic()
+			ot.Topic = ft.name
+			for _, p := range ft.partitions {
+				op := kmsg.NewOffsetFetchResponseTopicPartition()
+				op.Partition, op.Offset, op.ErrorCode = p, -1, e.Code
+				ot.Partitions = append(ot.Partitions, op)
+			}
+			resp.Topics = append(resp.Topics, ot)
+		}
+		return now(resp)
+	}
+	for _, t := range topics {
+		ot := kmsg.NewOffsetFetchResponseTopic()
+		ot.Topic = t.Topic
+		for _, p := range t.Partitions {
+			op := kmsg.NewOffsetFetchResponseTopicPartition()
+			op.Partition, op.Offset, op.LeaderEpoch, op.Metadata, op.ErrorCode = p.Partition, p.Offset, p.LeaderEpoch, p.Metadata, p.ErrorCode
+			ot.Partitions = append(ot.Partitions, op)
+		}
+		resp.Topics = append(resp.Topics, ot)
+	}
+	return now(resp)
+}
+
+func (b *Broker) handleOffsetDelete(rq *request, req *kmsg.OffsetDeleteRequest) reply {
+	resp := req.ResponseKind().(*kmsg.OffsetDeleteResponse)
+	if req.Group == "" {
+		resp.ErrorCode = kerr.InvalidGroupID.Code
+		return now(resp)
+	}
+	sh, e := b.groups.shardFor(req.Group)
+	if e != nil {
+		resp.ErrorCode = e.Code
+		return now(resp)
+	}
+	st := b.node.State()
+	t := time.Now()
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	g := sh.groups[req.Group]
+	if g == nil || g.State() == group.Dead {
+		resp.ErrorCode = kerr.GroupIDNotFound.Code
+		return now(resp)
+	}
+	var recs []record
+	for _, rt := range req.Topics {
+		ot := kmsg.NewOffsetDeleteResponseTopic()
+		ot.Topic = rt.Topic
+		subscribed := g.Subscribed(rt.Topic)
+		for _, rp := range rt.Partitions {
+			op := kmsg.NewOffsetDeleteResponseTopicPartition()
+			op.Partition = rp.Partition
+			tp := group.TopicPartition{Topic: rt.Topic, Partition: rp.Partition}
+			switch {
+			case !topicHas(st, rt.Topic, rp.Partition):
+				op.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			case subscribed:
+				op.ErrorCode = kerr.GroupSubscribedToTopic.Code
+			default:
+				if _, ok := g.OffsetOf(tp); ok {
+					g.DeleteOffset(tp)
+					recs = append(recs, record{key: offsetKey(req.Group, tp)})
+				}
+			}
+			ot.Partitions = append(ot.Partitions, op)
+		}
+		resp.Topics = append(resp.Topics, ot)
+	}
+	off, err := b.groups.finish(sh, t, recs, g)
+	if err != nil {
+		resp.ErrorCode = kerr.UnknownServerError.Code
+		return now(resp)
+	}
+	return reply{wait: func(ctx context.Context) kmsg.Response {
+		if e := sh.waitDurable(ctx, off); e != nil {
+			resp.ErrorCode = e.Code
+		}
+		return resp
+	}}
+}
