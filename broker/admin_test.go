@@ -419,17 +419,3 @@ func TestRecreateTopicInOneReconcile(t *testing.T) {
 		t.Fatalf("end offset %d after producing to the recreated topic", p.log.EndOffset())
 	}
 }
-
-func TestFindCoordinatorNotAvailable(t *testing.T) {
-	b := startTestBroker(t, nil)
-	cl := newClient(t, b)
-	req := kmsg.NewPtrFindCoordinatorRequest()
-	req.CoordinatorKeys = []string{"g1", "g2"}
-	resp, err := req.RequestWith(testCtx(t), cl)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(resp.Coordinators) != 2 || resp.Coordinators[1].Key != "g2" || resp.Coordinators[0].ErrorCode != kerr.CoordinatorNotAvailable.Code {
-		t.Fatalf("find coordinator: %+v", resp)
-	}
-}
