@@ -1,10 +1,10 @@
 package broker
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -101,6 +101,146 @@ func TestTransactionsCommitAbort(t *testing.T) {
 	}
 }
 
-var _ = errors.Is
-var _ = kerr.InvalidTxnState
-var _ context.Context
+// TestTransactionsZombieFenced: a second producer with the same
+// transactional id aborts the first one's open transaction and fences it.
+func TestTransactionsZombieFenced(t *testing.T) {
+	b := startTestBroker(t, nil)
+	ctx := testCtx(t)
+	createTopic(t, newAdmin(t, b), "z", 1, nil)
+	zombie := newClient(t, b, kgo.TransactionalID("zid"), kgo.DefaultProduceTopic("z"))
+	if err := zombie.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := zombie.ProduceSync(ctx, &kgo.Record{Value: []byte("zombie")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	fresh := newClient(t, b, kgo.TransactionalID("zid"), kgo.DefaultProduceTopic("z"))
+	if err := fresh.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	// Producing makes the new instance initialize, which aborts the
+	// zombie's open transaction.
+	if err := fresh.ProduceSync(ctx, &kgo.Record{Value: []byte("fresh")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	err := zombie.ProduceSync(ctx, &kgo.Record{Value: []byte("zombie-2")}).FirstErr()
+	if err == nil {
+		err = zombie.EndTransaction(ctx, kgo.TryCommit)
+	}
+	if !errors.Is(err, kerr.ProducerFenced) && !errors.Is(err, kerr.InvalidProducerEpoch) && !errors.Is(err, kerr.InvalidTxnState) {
+		t.Fatalf("zombie was not fenced: %v", err)
+	}
+	if err := fresh.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatal(err)
+	}
+	got := consumeAll(t, b, "z", true)
+	if len(got) != 1 || string(got[0].Value) != "fresh" {
+		var vs []string
+		for _, r := range got {
+			vs = append(vs, string(r.Value))
+		}
+		t.Fatalf("read_committed saw %v, want [fresh]", vs)
+	}
+}
+
+// TestTransactionTimeout: an open transaction older than its timeout is
+// aborted by the coordinator, the producer is fenced, and the last stable
+// offset moves past it.
+func TestTransactionTimeout(t *testing.T) {
+	b := startTestBroker(t, func(c *Config) { c.TransactionAbortCheckInterval = 50 * time.Millisecond })
+	ctx := testCtx(t)
+	adm := newAdmin(t, b)
+	createTopic(t, adm, "to", 1, nil)
+	cl := newClient(t, b, kgo.TransactionalID("slow"), kgo.DefaultProduceTopic("to"), kgo.TransactionTimeout(200*time.Millisecond))
+	if err := cl.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte("late")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		ds, err := adm.DescribeTransactions(ctx, "slow")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d, ok := ds["slow"]; ok && d.State == "CompleteAbort" {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("transaction never aborted: %s", b.txns.describeTxnForTest("slow"))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	err := cl.EndTransaction(ctx, kgo.TryCommit)
+	if !errors.Is(err, kerr.ProducerFenced) && !errors.Is(err, kerr.InvalidProducerEpoch) {
+		t.Fatalf("commit after timeout: %v", err)
+	}
+	ends, err := adm.ListCommittedOffsets(ctx, "to")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, _ := ends.Lookup("to", 0); o.Offset != 2 {
+		t.Fatalf("read_committed end offset %d, want 2 (record and abort marker)", o.Offset)
+	}
+	// A new instance commits one record; it is all read_committed shows.
+	next := newClient(t, b, kgo.TransactionalID("slow"), kgo.DefaultProduceTopic("to"))
+	if err := next.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := next.ProduceSync(ctx, &kgo.Record{Value: []byte("after")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	if err := next.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatal(err)
+	}
+	if got := consumeAll(t, b, "to", true); len(got) != 1 || string(got[0].Value) != "after" {
+		t.Fatalf("read_committed saw %d records, want only the committed one", len(got))
+	}
+}
+
+// TestTransactionReadCommittedLSO: an open transaction holds the last
+// stable offset (ListOffsets read_committed and fetch) at its first offset.
+func TestTransactionReadCommittedLSO(t *testing.T) {
+	b := startTestBroker(t, nil)
+	ctx := testCtx(t)
+	adm := newAdmin(t, b)
+	createTopic(t, adm, "lso", 1, nil)
+	plain := newClient(t, b, kgo.DefaultProduceTopic("lso"))
+	tx := newClient(t, b, kgo.TransactionalID("lso-tx"), kgo.DefaultProduceTopic("lso"))
+	produce := func(cl *kgo.Client, v string) {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte(v)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	produce(plain, "p0")
+	if err := tx.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	produce(tx, "t1")
+	produce(plain, "p2")
+	check := func(wantLSO, wantHW int64) {
+		t.Helper()
+		lso, err := adm.ListCommittedOffsets(ctx, "lso")
+		if err != nil {
+			t.Fatal(err)
+		}
+		hw, err := adm.ListEndOffsets(ctx, "lso")
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, _ := lso.Lookup("lso", 0)
+		h, _ := hw.Lookup("lso", 0)
+		if l.Offset != wantLSO || h.Offset != wantHW {
+			t.Fatalf("LSO %d HW %d, want %d %d", l.Offset, h.Offset, wantLSO, wantHW)
+		}
+	}
+	check(1, 3)
+	if err := tx.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatal(err)
+	}
+	check(4, 4)
+	got := consumeAll(t, b, "lso", true)
+	if len(got) != 3 {
+		t.Fatalf("read_committed saw %d records, want 3", len(got))
+	}
+}
