@@ -113,3 +113,14 @@ func (c *coordinator) txnMarker(ctx context.Context, idx int32, pid int64, epoch
 	sh.p.wake()
 	return sh.waitDurable(ctx, last)
 }
+
+// hasPendingTxnOffset reports whether an open transaction committed an
+// offset for g's partition tp. sh.mu must be held.
+func (sh *shard) hasPendingTxnOffset(g string, tp group.TopicPartition) bool {
+	for _, set := range sh.txnOffsets {
+		if _, ok := set[g][tp]; ok {
+			return true
+		}
+	}
+	return false
+}
