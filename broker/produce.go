@@ -35,9 +35,9 @@ package broker
 // Transactional batches are accepted only for partitions in the producer's
 // ongoing transaction at its current epoch (KIP-890 part 1 verification,
 // done locally against the transaction coordinator): INVALID_TXN_STATE
-// otherwise, INVALID_PRODUCER_EPOCH for an older epoch. Differences from
-// Kafka: transaction version 2 (implicit add-on-produce, epoch bump per
-// transaction) is not offered; clients use version 1.
+// otherwise, INVALID_PRODUCER_EPOCH for an older epoch. From v12 on a
+// transactional batch adds its partition to the transaction first
+// (transaction version 2, KIP-890 part 2).
 
 import (
 	"context"
@@ -232,6 +232,14 @@ func (b *Broker) produceTo(p *partition, req *kmsg.ProduceRequest, records []byt
 
 	if h.IsTransactional() && (p.topic == txnTopic || p.topic == offsetsTopic) {
 		return 0, kerr.InvalidTxnState, "transactional produce to an internal topic"
+	}
+	if h.IsTransactional() && req.Version >= 12 {
+		// Transaction version 2: the produce adds its partition to the
+		// transaction (before the append, durable, as Kafka's
+		// AddPartitionsToTxn from the partition leader).
+		if e := b.txns.implicitAdd(context.Background(), h.ProducerID, h.ProducerEpoch, p.topic, p.index); e != nil {
+			return 0, e, "could not add the partition to the transaction"
+		}
 	}
 	p.mu.Lock()
 	if h.IsTransactional() {

@@ -3,12 +3,18 @@ package broker
 // Transactions: InitProducerId 0-5 (with a transactional id; idempotent
 // producers are in producer_id.go), AddPartitionsToTxn 0-5 (v4+ batched
 // form with verify_only, as brokers send it), AddOffsetsToTxn 0-4,
-// TxnOffsetCommit 0-4, EndTxn 0-5, WriteTxnMarkers 0-1,
+// TxnOffsetCommit 0-5, EndTxn 0-5, WriteTxnMarkers 0-1,
 // DescribeTransactions 0, ListTransactions 0-1.
 //
-// Semantics follow Kafka's transaction coordinator with transaction
-// version 1 (the transaction.version feature is not advertised, so clients
-// add partitions explicitly and keep their epoch across transactions):
+// Both transaction versions are served, and ApiVersions finalizes the
+// transaction.version feature at 2 as Kafka 4 does. Version 1 clients add
+// partitions explicitly and keep their epoch across transactions. Version 2
+// clients (KIP-890 part 2) send Produce v12+, which adds the partition to
+// the transaction itself, TxnOffsetCommit v5+, which adds the offsets
+// partition, and EndTxn v5+, after which the epoch is bumped (the markers
+// carry the new epoch; the answer gives it, or a new producer id when the
+// epoch ran out); a v5 abort without an open transaction only bumps.
+// Semantics follow Kafka's transaction coordinator otherwise:
 // PRODUCER_FENCED for a stale epoch (INVALID_PRODUCER_EPOCH for the request
 // versions before KIP-588), INVALID_PRODUCER_ID_MAPPING for a foreign
 // producer id, CONCURRENT_TRANSACTIONS while a transaction completes,
@@ -41,7 +47,7 @@ import (
 func init() {
 	register(&kmsg.AddPartitionsToTxnRequest{}, 0, 5, (*Broker).handleAddPartitionsToTxn)
 	register(&kmsg.AddOffsetsToTxnRequest{}, 0, 4, (*Broker).handleAddOffsetsToTxn)
-	register(&kmsg.TxnOffsetCommitRequest{}, 0, 4, (*Broker).handleTxnOffsetCommit)
+	register(&kmsg.TxnOffsetCommitRequest{}, 0, 5, (*Broker).handleTxnOffsetCommit)
 	register(&kmsg.EndTxnRequest{}, 0, 5, (*Broker).handleEndTxn)
 	register(&kmsg.WriteTxnMarkersRequest{}, 0, 1, (*Broker).handleWriteTxnMarkers)
 	register(&kmsg.DescribeTransactionsRequest{}, 0, 0, (*Broker).handleDescribeTransactions)
@@ -364,6 +370,19 @@ func (b *Broker) handleTxnOffsetCommit(rq *request, req *kmsg.TxnOffsetCommitReq
 	if e != nil {
 		return setAll(e)
 	}
+	if req.Version >= 5 {
+		// Transaction version 2: the commit adds the offsets partition
+		// itself (no AddOffsetsToTxn).
+		errs, wait := b.addPartitions(rq.c.ctx, req.TransactionalID, req.ProducerID, req.ProducerEpoch,
+			[]txn.TopicPartition{{Topic: offsetsTopic, Partition: sh.index}}, false)
+		e := errs[0]
+		if e == nil && wait != nil {
+			e = wait(rq.c.ctx)
+		}
+		if e != nil {
+			return setAll(e)
+		}
+	}
 	// The offsets partition must be in the producer's ongoing transaction.
 	c := b.txns
 	c.mu.Lock()
@@ -458,10 +477,22 @@ func (b *Broker) handleEndTxn(rq *request, req *kmsg.EndTxnRequest) reply {
 	if e == nil && c.inflight[req.TransactionalID] {
 		e = kerr.ConcurrentTransactions
 	}
-	var res txn.EndResult
+	var res txn.EndResultV2
 	if e == nil {
-		res = m.EndTxn(req.ProducerID, req.ProducerEpoch, req.Commit, t.UnixMilli())
+		if req.Version >= 5 {
+			res = m.EndTxnV2(req.ProducerID, req.ProducerEpoch, req.Commit, t.UnixMilli())
+		} else {
+			res.EndResult = m.EndTxn(req.ProducerID, req.ProducerEpoch, req.Commit, t.UnixMilli())
+		}
 		e = res.Err
+	}
+	if e == nil && res.NeedNewID {
+		pid, err := b.nextProducerID(rq.c.ctx)
+		if err != nil {
+			e = kerr.CoordinatorNotAvailable // the state stays prepared; the tick completes it
+		} else {
+			m.NextProducerID = pid
+		}
 	}
 	if e != nil {
 		c.mu.Unlock()
@@ -490,6 +521,15 @@ func (b *Broker) handleEndTxn(rq *request, req *kmsg.EndTxnRequest) reply {
 			// Prepared and durable: the outcome is decided and the tick
 			// retries the markers, so the client may consider it done.
 			b.log.Warn("transaction markers failed, retrying in background", "transactional_id", cp.id, "err", e)
+		}
+		if req.Version >= 5 {
+			// The producer continues with the id and epoch after the
+			// bump (and a new id if the epoch ran out).
+			c.mu.Lock()
+			if m := c.txns[cp.id]; m != nil {
+				resp.ProducerID, resp.ProducerEpoch = m.ProducerID, m.Epoch
+			}
+			c.mu.Unlock()
 		}
 		return resp
 	}}

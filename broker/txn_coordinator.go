@@ -313,9 +313,14 @@ func (c *txnCoordinator) complete(ctx context.Context, cp completion) *kerr.Erro
 		return failed
 	}
 	now := time.Now()
+	oldPID := m.ProducerID
 	if !m.Complete(now.UnixMilli()) {
 		c.mu.Unlock()
 		return nil
+	}
+	if m.ProducerID != oldPID {
+		delete(c.byPID, oldPID)
+		c.byPID[m.ProducerID] = m
 	}
 	p, last, err := c.persist(m, now)
 	c.mu.Unlock()
@@ -346,6 +351,28 @@ func (c *txnCoordinator) verifyProduce(pid int64, epoch int16, topic string, par
 		return kerr.InvalidTxnState, fmt.Sprintf("partition %s-%d is not part of an ongoing transaction of producer %d", topic, part, pid)
 	}
 	return nil, ""
+}
+
+// implicitAdd adds a partition to the producer's transaction on a
+// transactional Produce v12+ (transaction version 2) and waits until the
+// change is durable. Mismatched ids or epochs are left to verifyProduce.
+func (c *txnCoordinator) implicitAdd(ctx context.Context, pid int64, epoch int16, topic string, part int32) *kerr.Error {
+	tp := txn.TopicPartition{Topic: topic, Partition: part}
+	now := time.Now()
+	c.mu.Lock()
+	m := c.byPID[pid]
+	if m == nil || m.Epoch != epoch || m.Has(tp) || c.inflight[m.ID] {
+		c.mu.Unlock()
+		return nil
+	}
+	if e := m.AddPartitions(pid, epoch, []txn.TopicPartition{tp}, now.UnixMilli()); e != nil {
+		c.mu.Unlock()
+		return e
+	}
+	m.TV2 = true
+	p, last, err := c.persist(m, now)
+	c.mu.Unlock()
+	return persistedErr(ctx, p, last, err)
 }
 
 // run loads every led partition (finishing transactions a crash left

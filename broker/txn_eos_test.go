@@ -18,6 +18,12 @@ import (
 // transactions that write the output, so the output holds every input
 // record exactly once and the group's committed offsets match it.
 func TestTransactGroupSession(t *testing.T) {
+	for _, tv := range txnVersions {
+		t.Run(tv.name, func(t *testing.T) { testTransactGroupSession(t, tv.opts) })
+	}
+}
+
+func testTransactGroupSession(t *testing.T, opts []kgo.Opt) {
 	b := startTestBroker(t, func(c *Config) { groupTestConfig(c); c.TransactionTopicPartitions = 5 })
 	ctx := testCtx(t)
 	adm := newAdmin(t, b)
@@ -26,12 +32,12 @@ func TestTransactGroupSession(t *testing.T) {
 	const n = 300
 	produceValues(t, newClient(t, b), "in", 0, n)
 
-	sess, err := kgo.NewGroupTransactSession(
+	sess, err := kgo.NewGroupTransactSession(append([]kgo.Opt{
 		kgo.SeedBrokers(b.Addr()), kgo.TransactionalID("eos"), kgo.ConsumerGroup("eos-g"),
 		kgo.ConsumeTopics("in"), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DefaultProduceTopic("out"),
 		kgo.RequireStableFetchOffsets(),
-	)
+	}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -72,6 +72,13 @@ func (r *rawTxn) end(commit bool) {
 	if err != nil || resp.ErrorCode != 0 {
 		r.t.Fatalf("end txn: %v %+v", err, resp)
 	}
+	if resp.Version >= 5 {
+		// Transaction version 2: the epoch was bumped.
+		if resp.ProducerEpoch != r.epoch+1 {
+			r.t.Fatalf("EndTxn v%d answered epoch %d after %d", resp.Version, resp.ProducerEpoch, r.epoch)
+		}
+		r.pid, r.epoch = resp.ProducerID, resp.ProducerEpoch
+	}
 }
 
 // fetchOffset returns the committed offset of g for t/0 and its error code.

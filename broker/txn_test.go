@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kversion"
 )
 
 // consumeAll reads every record of topic visible under the given isolation
@@ -64,11 +65,31 @@ func consumeAll(t *testing.T, b *Broker, topic string, committed bool) []*kgo.Re
 	return out
 }
 
+// txnVersions are the two transaction protocols clients speak: version 1
+// (explicit AddPartitionsToTxn, one epoch for many transactions; kgo falls
+// back to it when capped below Produce v12 / EndTxn v5) and version 2
+// (KIP-890 part 2, what kgo uses against a broker finalizing
+// transaction.version 2).
+var txnVersions = []struct {
+	name string
+	opts []kgo.Opt
+}{
+	{"tv1", []kgo.Opt{kgo.MaxVersions(kversion.V3_9_0())}},
+	{"tv2", nil},
+}
+
 func TestTransactionsCommitAbort(t *testing.T) {
+	for _, tv := range txnVersions {
+		t.Run(tv.name, func(t *testing.T) { testTransactionsCommitAbort(t, tv.name, tv.opts) })
+	}
+}
+
+func testTransactionsCommitAbort(t *testing.T, tv string, opts []kgo.Opt) {
 	b := startTestBroker(t, nil)
 	ctx := testCtx(t)
 	createTopic(t, newAdmin(t, b), "tx", 3, nil)
-	cl := newClient(t, b, kgo.TransactionalID("tid-1"), kgo.DefaultProduceTopic("tx"))
+	cl := newClient(t, b, append([]kgo.Opt{kgo.TransactionalID("tid-1"), kgo.DefaultProduceTopic("tx"),
+		kgo.RecordPartitioner(kgo.ManualPartitioner())}, opts...)...)
 	for i := 0; i < 6; i++ {
 		if err := cl.BeginTransaction(); err != nil {
 			t.Fatal(err)
@@ -88,33 +109,58 @@ func TestTransactionsCommitAbort(t *testing.T) {
 	if len(got) != 30 {
 		t.Fatalf("read_committed saw %d records, want 30", len(got))
 	}
+	last := map[int32]int{}
 	for _, r := range got {
 		var i, j int
 		fmt.Sscanf(string(r.Value), "%d-%d", &i, &j)
 		if i%2 != 0 {
 			t.Fatalf("read_committed saw aborted record %s", r.Value)
 		}
+		// In order within a partition.
+		if k := i*10 + j; k < last[r.Partition] {
+			t.Fatalf("partition %d: %s after %d", r.Partition, r.Value, last[r.Partition])
+		} else {
+			last[r.Partition] = k
+		}
 	}
 	all := consumeAll(t, b, "tx", false)
 	if len(all) != 60 {
 		t.Fatalf("read_uncommitted saw %d records, want 60", len(all))
+	}
+	// Version 2 bumps the epoch at every end; version 1 keeps it.
+	ds, err := newAdmin(t, b).DescribeTransactions(ctx, "tid-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := int16(0)
+	if tv == "tv2" {
+		want = 6
+	}
+	if d := ds["tid-1"]; d.ProducerEpoch != want || d.State != "CompleteAbort" {
+		t.Fatalf("%s: after 6 transactions state %s epoch %d, want CompleteAbort epoch %d", tv, d.State, d.ProducerEpoch, want)
 	}
 }
 
 // TestTransactionsZombieFenced: a second producer with the same
 // transactional id aborts the first one's open transaction and fences it.
 func TestTransactionsZombieFenced(t *testing.T) {
+	for _, tv := range txnVersions {
+		t.Run(tv.name, func(t *testing.T) { testTransactionsZombieFenced(t, tv.opts) })
+	}
+}
+
+func testTransactionsZombieFenced(t *testing.T, opts []kgo.Opt) {
 	b := startTestBroker(t, nil)
 	ctx := testCtx(t)
 	createTopic(t, newAdmin(t, b), "z", 1, nil)
-	zombie := newClient(t, b, kgo.TransactionalID("zid"), kgo.DefaultProduceTopic("z"))
+	zombie := newClient(t, b, append([]kgo.Opt{kgo.TransactionalID("zid"), kgo.DefaultProduceTopic("z")}, opts...)...)
 	if err := zombie.BeginTransaction(); err != nil {
 		t.Fatal(err)
 	}
 	if err := zombie.ProduceSync(ctx, &kgo.Record{Value: []byte("zombie")}).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
-	fresh := newClient(t, b, kgo.TransactionalID("zid"), kgo.DefaultProduceTopic("z"))
+	fresh := newClient(t, b, append([]kgo.Opt{kgo.TransactionalID("zid"), kgo.DefaultProduceTopic("z")}, opts...)...)
 	if err := fresh.BeginTransaction(); err != nil {
 		t.Fatal(err)
 	}

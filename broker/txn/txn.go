@@ -82,12 +82,19 @@ type Metadata struct {
 	StartMS     int64
 	UpdateMS    int64
 	PendingInit bool // an InitProducerId aborted the open transaction; bump again once complete
+	// NextProducerID is the id the producer moves to when the running
+	// completion ends (transaction version 2 exhausted the epoch); -1 if
+	// none.
+	NextProducerID int64
+	// TV2 records that the client uses transaction version 2 (KIP-890
+	// part 2: epoch bump per transaction, implicit partition adds).
+	TV2 bool
 }
 
 // New returns the Empty state of a fresh transactional id.
 func New(id string, pid int64, timeoutMS int32, now int64) *Metadata {
 	return &Metadata{ID: id, ProducerID: pid, Epoch: -1, LastEpoch: -1, TimeoutMS: timeoutMS, State: Empty,
-		Partitions: map[TopicPartition]struct{}{}, StartMS: -1, UpdateMS: now}
+		Partitions: map[TopicPartition]struct{}{}, StartMS: -1, UpdateMS: now, NextProducerID: -1}
 }
 
 // SortedPartitions returns the transaction's partitions in order.
@@ -250,9 +257,59 @@ func (m *Metadata) EndTxn(pid int64, epoch int16, commit bool, now int64) EndRes
 	return EndResult{Err: kerr.InvalidTxnState}
 }
 
+// EndResultV2 is what EndTxnV2 decided.
+type EndResultV2 struct {
+	EndResult
+	// NeedNewID is set when the bump reached the last epoch: the caller
+	// sets NextProducerID, which the producer gets once this completes.
+	NeedNewID bool
+}
+
+// EndTxnV2 handles EndTxn v5+ (transaction version 2, KIP-890 part 2):
+// every end bumps the epoch, so the markers carry the new epoch and fence
+// any late write of the transaction; aborting with no open transaction is
+// legal (it only bumps the epoch). A retry of a completed end, sent with
+// the epoch before the bump, succeeds.
+func (m *Metadata) EndTxnV2(pid int64, epoch int16, commit bool, now int64) EndResultV2 {
+	if pid == m.ProducerID && epoch == m.LastEpoch && epoch >= 0 &&
+		((commit && m.State == CompleteCommit) || (!commit && m.State == CompleteAbort)) {
+		return EndResultV2{}
+	}
+	if e := m.checkProducer(pid, epoch); e != nil {
+		return EndResultV2{EndResult: EndResult{Err: e}}
+	}
+	m.TV2 = true
+	switch m.State {
+	case Ongoing:
+		m.State = PrepareAbort
+		if commit {
+			m.State = PrepareCommit
+		}
+	case Empty, CompleteCommit, CompleteAbort:
+		if commit {
+			return EndResultV2{EndResult: EndResult{Err: kerr.InvalidTxnState}}
+		}
+		m.State = PrepareAbort
+		m.Partitions = map[TopicPartition]struct{}{}
+	case PrepareCommit, PrepareAbort, PrepareEpochFence:
+		return EndResultV2{EndResult: EndResult{Err: kerr.ConcurrentTransactions}}
+	default:
+		return EndResultV2{EndResult: EndResult{Err: kerr.InvalidTxnState}}
+	}
+	m.bump()
+	m.UpdateMS = now
+	return EndResultV2{EndResult: EndResult{Prepared: true}, NeedNewID: m.Epoch >= maxEpoch}
+}
+
 // Complete finishes a prepared transaction once every marker is written.
-// It reports whether the state changed.
+// It reports whether the state changed. A pending NextProducerID takes
+// effect here, at epoch 0.
 func (m *Metadata) Complete(now int64) bool {
+	if m.NextProducerID >= 0 && (m.State == PrepareCommit || m.State == PrepareAbort) {
+		defer func() {
+			m.ProducerID, m.Epoch, m.LastEpoch, m.NextProducerID = m.NextProducerID, 0, -1, -1
+		}()
+	}
 	switch m.State {
 	case PrepareCommit:
 		m.State = CompleteCommit
@@ -295,6 +352,15 @@ func Key(id string) []byte {
 // Value encodes m as Kafka's TxnMetadataValue (version 0).
 func (m *Metadata) Value() []byte {
 	v := kmsg.NewTxnMetadataValue()
+	if m.TV2 || m.NextProducerID >= 0 {
+		// Version 1 carries the transaction version and the next
+		// producer id as tagged fields.
+		v.Version = 1
+		v.NextProducerID, v.ClientTransactionVersion = m.NextProducerID, 0
+		if m.TV2 {
+			v.ClientTransactionVersion = 2
+		}
+	}
 	v.ProducerID, v.ProducerEpoch, v.TimeoutMillis = m.ProducerID, m.Epoch, m.TimeoutMS
 	v.State = kmsg.TransactionState(m.State)
 	v.LastUpdateTimestamp, v.StartTimestamp = m.UpdateMS, m.StartMS
@@ -327,7 +393,10 @@ func Decode(key, value []byte) (id string, m *Metadata, ok bool) {
 	}
 	m = &Metadata{ID: k.TransactionalID, ProducerID: v.ProducerID, Epoch: v.ProducerEpoch, LastEpoch: -1,
 		TimeoutMS: v.TimeoutMillis, State: State(v.State), Partitions: map[TopicPartition]struct{}{},
-		StartMS: v.StartTimestamp, UpdateMS: v.LastUpdateTimestamp}
+		StartMS: v.StartTimestamp, UpdateMS: v.LastUpdateTimestamp, NextProducerID: -1}
+	if v.Version >= 1 {
+		m.NextProducerID, m.TV2 = v.NextProducerID, v.ClientTransactionVersion >= 2
+	}
 	for _, t := range v.Topics {
 		for _, p := range t.Partitions {
 			m.Partitions[TopicPartition{t.Topic, p}] = struct{}{}

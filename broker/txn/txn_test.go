@@ -158,3 +158,50 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestTransitionsV2(t *testing.T) {
+	end := func(epoch int16, commit bool) func(*Metadata) *kerr.Error {
+		return func(m *Metadata) *kerr.Error { return m.EndTxnV2(7, epoch, commit, 20).Err }
+	}
+	ops := []op{
+		{"init", initOp(-1, -1), nil, Empty, 0},
+		{"abort without transaction bumps", end(0, false), nil, PrepareAbort, 1},
+		{"complete", completeOp, nil, CompleteAbort, 1},
+		{"commit without transaction", end(1, true), kerr.InvalidTxnState, CompleteAbort, 1},
+		{"add", addOp(1), nil, Ongoing, 1},
+		{"commit bumps", end(1, true), nil, PrepareCommit, 2},
+		{"stale add", addOp(1), kerr.ProducerFenced, PrepareCommit, 2},
+		{"complete", completeOp, nil, CompleteCommit, 2},
+		{"retry with the old epoch", end(1, true), nil, CompleteCommit, 2},
+		{"old epoch abort is fenced", end(1, false), kerr.ProducerFenced, CompleteCommit, 2},
+		{"next txn at the new epoch", addOp(2), nil, Ongoing, 2},
+	}
+	m := New("id", 7, 60000, 0)
+	for _, o := range ops {
+		if err := o.do(m); err != o.wantErr {
+			t.Fatalf("%s: error %v, want %v", o.name, err, o.wantErr)
+		}
+		if m.State != o.wantState || m.Epoch != o.wantEpoch {
+			t.Fatalf("%s: state %s epoch %d, want %s epoch %d", o.name, m.State, m.Epoch, o.wantState, o.wantEpoch)
+		}
+	}
+	if !m.TV2 {
+		t.Fatal("TV2 not recorded")
+	}
+	// Epoch exhaustion: the bump reaches the last epoch, the producer
+	// moves to the next id when the transaction completes.
+	m.Epoch = maxEpoch - 1
+	res := m.EndTxnV2(7, maxEpoch-1, true, 30)
+	if !res.Prepared || !res.NeedNewID {
+		t.Fatalf("end at the last epoch: %+v", res)
+	}
+	m.NextProducerID = 8
+	_, dec, _ := Decode(Key("id"), m.Value())
+	if dec.NextProducerID != 8 || !dec.TV2 {
+		t.Fatalf("v1 record lost the next id or version: %+v", dec)
+	}
+	m.Complete(40)
+	if m.ProducerID != 8 || m.Epoch != 0 || m.NextProducerID != -1 || m.State != CompleteCommit {
+		t.Fatalf("after rotation: %+v", m)
+	}
+}
