@@ -75,6 +75,9 @@ type Config struct {
 	// TransactionMaxTimeout is transaction.max.timeout.ms: the largest
 	// transaction.timeout.ms a producer may ask for.
 	TransactionMaxTimeout time.Duration
+	// TransactionalIDExpiration is transactional.id.expiration.ms: an id
+	// with no transaction open and no request for this long is forgotten.
+	TransactionalIDExpiration time.Duration
 	// TransactionAbortCheckInterval is
 	// transaction.abort.timed.out.transaction.cleanup.interval.ms.
 	TransactionAbortCheckInterval time.Duration
@@ -121,6 +124,7 @@ func DefaultConfig() Config {
 		TransactionTopicPartitions:     50,
 		TransactionMaxTimeout:          15 * time.Minute,
 		TransactionAbortCheckInterval:  10 * time.Second,
+		TransactionalIDExpiration:      7 * 24 * time.Hour,
 		OffsetsRetentionCheckInterval:  10 * time.Minute,
 	}
 }
@@ -140,8 +144,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: max request bytes %d < 1024", ErrInvalidConfig, c.MaxRequestBytes)
 	case c.TransactionTopicPartitions < 1:
 		return fmt.Errorf("%w: transaction topic partitions %d < 1", ErrInvalidConfig, c.TransactionTopicPartitions)
-	case c.TransactionMaxTimeout <= 0 || c.TransactionAbortCheckInterval <= 0:
-		return fmt.Errorf("%w: transaction max timeout and abort check interval must be positive", ErrInvalidConfig)
+	case c.TransactionMaxTimeout <= 0 || c.TransactionAbortCheckInterval <= 0 || c.TransactionalIDExpiration <= 0:
+		return fmt.Errorf("%w: transaction max timeout, abort check interval and id expiration must be positive", ErrInvalidConfig)
 	case c.OffsetsTopicPartitions < 1:
 		return fmt.Errorf("%w: offsets topic partitions %d < 1", ErrInvalidConfig, c.OffsetsTopicPartitions)
 	case c.OffsetsTopicReplicationFactor < 1:

@@ -353,6 +353,38 @@ func (c *txnCoordinator) verifyProduce(pid int64, epoch int16, topic string, par
 	return nil, ""
 }
 
+// expireID forgets m when it has been idle, with no transaction open, for
+// longer than transactional.id.expiration.ms, writing its tombstone so
+// compaction drops it too. c.mu must be held.
+func (c *txnCoordinator) expireID(m *txn.Metadata, now time.Time) bool {
+	switch m.State {
+	case txn.Empty, txn.CompleteCommit, txn.CompleteAbort:
+	default:
+		return false
+	}
+	if now.UnixMilli()-m.UpdateMS <= c.b.cfg.TransactionalIDExpiration.Milliseconds() {
+		return false
+	}
+	p, e := c.partitionOf(m.ID)
+	if e != nil {
+		return false
+	}
+	last, err := appendInternal(p, buildBatch([]record{{key: txn.Key(m.ID)}}, now.UnixMilli()))
+	if err == nil {
+		// Rare: syncing under c.mu is acceptable here.
+		err = syncAndAdvance(context.Background(), p, last)
+	}
+	if err != nil {
+		c.b.log.Error("expire transactional id", "transactional_id", m.ID, "err", err)
+		return false
+	}
+	delete(c.txns, m.ID)
+	if c.byPID[m.ProducerID] == m {
+		delete(c.byPID, m.ProducerID)
+	}
+	return true
+}
+
 // implicitAdd adds a partition to the producer's transaction on a
 // transactional Produce v12+ (transaction version 2) and waits until the
 // change is durable. Mismatched ids or epochs are left to verifyProduce.
@@ -417,6 +449,9 @@ func (c *txnCoordinator) tick(ctx context.Context, now time.Time) {
 	for _, id := range ids {
 		m := c.txns[id]
 		if c.inflight[id] {
+			continue
+		}
+		if checkTimeouts && c.expireID(m, now) {
 			continue
 		}
 		if checkTimeouts && m.TimeOut(now.UnixMilli()) {

@@ -101,3 +101,49 @@ func TestTxnRecoveryOfPrepared(t *testing.T) {
 		})
 	}
 }
+
+// TestTransactionalIDExpiration: an idle id is forgotten after
+// transactional.id.expiration.ms, also across a restart (its tombstone is
+// in __transaction_state).
+func TestTransactionalIDExpiration(t *testing.T) {
+	dir := t.TempDir()
+	mod := func(c *Config) {
+		c.DataDir, c.TransactionTopicPartitions = dir, 3
+		c.TransactionAbortCheckInterval = 50 * time.Millisecond
+		c.TransactionalIDExpiration = 300 * time.Millisecond
+	}
+	b := startTestBroker(t, mod)
+	ctx := testCtx(t)
+	createTopic(t, newAdmin(t, b), "exp", 1, nil)
+	cl := newClient(t, b, kgo.TransactionalID("old-id"), kgo.DefaultProduceTopic("exp"))
+	if err := cl.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte("v")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatal(err)
+	}
+	gone := func(b *Broker) bool {
+		ds, err := newAdmin(t, b).DescribeTransactions(ctx, "old-id")
+		return err == nil && ds["old-id"].Err != nil
+	}
+	for !gone(b) {
+		if ctx.Err() != nil {
+			t.Fatalf("id never expired: %s", b.txns.describeTxnForTest("old-id"))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b2 := startTestBroker(t, func(c *Config) { mod(c); c.TransactionalIDExpiration = time.Hour })
+	// Load the coordinator's partitions, then look.
+	if _, err := newAdmin(t, b2).DescribeTransactions(ctx, "old-id"); err != nil {
+		t.Fatal(err)
+	}
+	if s := b2.txns.describeTxnForTest("old-id"); s != "<none>" {
+		t.Fatalf("expired id back after restart: %s", s)
+	}
+}

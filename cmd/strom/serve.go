@@ -73,6 +73,7 @@ command line wins over the environment, which wins over the config file.`,
 	f.Int32Var(&cfg.TransactionTopicPartitions, "transaction-topic-partitions", cfg.TransactionTopicPartitions, "partitions of __transaction_state when it is created (transaction.state.log.num.partitions)")
 	f.DurationVar(&cfg.TransactionMaxTimeout, "transaction-max-timeout", cfg.TransactionMaxTimeout, "largest transaction timeout a producer may ask for (transaction.max.timeout.ms)")
 	f.DurationVar(&cfg.TransactionAbortCheckInterval, "transaction-abort-check-interval", cfg.TransactionAbortCheckInterval, "how often timed out transactions are aborted (transaction.abort.timed.out.transaction.cleanup.interval.ms)")
+	f.DurationVar(&cfg.TransactionalIDExpiration, "transactional-id-expiration", cfg.TransactionalIDExpiration, "how long an idle transactional id is remembered (transactional.id.expiration.ms)")
 	f.StringVar(&logLevel, "log-level", "info", "debug|info|warn|error")
 	return cmd
 }
