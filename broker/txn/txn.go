@@ -72,16 +72,15 @@ type TopicPartition struct {
 // Invariant: Partitions is empty unless State is Ongoing, PrepareCommit or
 // PrepareAbort; StartMS is -1 when no transaction is open.
 type Metadata struct {
-	ID          string
-	ProducerID  int64
-	Epoch       int16
-	LastEpoch   int16 // epoch before the last bump, -1 if none (KIP-360 retries)
-	TimeoutMS   int32
-	State       State
-	Partitions  map[TopicPartition]struct{}
-	StartMS     int64
-	UpdateMS    int64
-	PendingInit bool // an InitProducerId aborted the open transaction; bump again once complete
+	ID         string
+	ProducerID int64
+	Epoch      int16
+	LastEpoch  int16 // epoch before the last bump, -1 if none (KIP-360 retries)
+	TimeoutMS  int32
+	State      State
+	Partitions map[TopicPartition]struct{}
+	StartMS    int64
+	UpdateMS   int64
 	// NextProducerID is the id the producer moves to when the running
 	// completion ends (transaction version 2 exhausted the epoch); -1 if
 	// none.
@@ -153,7 +152,6 @@ func (m *Metadata) InitProducerID(reqPID int64, reqEpoch int16, timeoutMS int32,
 		m.bump()
 		m.State = PrepareAbort
 		m.UpdateMS = now
-		m.PendingInit = true
 		return InitResult{Err: kerr.ConcurrentTransactions, Abort: true}
 	}
 	m.TimeoutMS = timeoutMS
@@ -161,7 +159,6 @@ func (m *Metadata) InitProducerID(reqPID int64, reqEpoch int16, timeoutMS int32,
 	m.Partitions = map[TopicPartition]struct{}{}
 	m.StartMS = -1
 	m.UpdateMS = now
-	m.PendingInit = false
 	if m.Epoch >= maxEpoch {
 		return InitResult{NeedNewID: true}
 	}
