@@ -425,7 +425,7 @@ func TestFindCoordinatorNotAvailable(t *testing.T) {
 	cl := newClient(t, b)
 	req := kmsg.NewPtrFindCoordinatorRequest()
 	req.CoordinatorKeys = []string{"g1", "g2"}
-	req.CoordinatorType = 1 // transactions: no coordinator yet (groups have one: groups_raw_test.go)
+	req.CoordinatorType = 2 // share groups: no coordinator (groups and transactions have one)
 	resp, err := req.RequestWith(testCtx(t), cl)
 	if err != nil {
 		t.Fatal(err)

@@ -4,8 +4,10 @@ package broker
 //
 // The answer is generated from the handlers registered in init functions, so
 // it lists exactly what this broker serves. Differences from Kafka:
-//   - no SupportedFeatures / FinalizedFeatures (Kafka lists metadata.version
-//     and friends; clients use them only for KRaft controller features).
+//   - SupportedFeatures / FinalizedFeatures (v3+) list transaction.version
+//     only (2, so clients may use KIP-890 part 2); Kafka also lists
+//     metadata.version and friends, which clients use only for KRaft
+//     controller features.
 //   - v5 (KIP-1242 cluster id / node id check) is not served.
 //
 // A request for an unknown ApiVersions version is answered, as Kafka does,
@@ -40,6 +42,17 @@ func (b *Broker) handleApiVersions(rq *request, req *kmsg.ApiVersionsRequest) re
 		k := kmsg.NewApiVersionsResponseApiKey()
 		k.ApiKey, k.MinVersion, k.MaxVersion = s.key, s.min, s.max
 		resp.ApiKeys = append(resp.ApiKeys, k)
+	}
+	if req.Version >= 3 {
+		// transaction.version 2 tells clients they may use KIP-890 part
+		// 2 (transactions.go); the level never changes, so epoch 0.
+		sf := kmsg.NewApiVersionsResponseSupportedFeature()
+		sf.Name, sf.MinVersion, sf.MaxVersion = "transaction.version", 0, 2
+		resp.SupportedFeatures = append(resp.SupportedFeatures, sf)
+		ff := kmsg.NewApiVersionsResponseFinalizedFeature()
+		ff.Name, ff.MinVersionLevel, ff.MaxVersionLevel = "transaction.version", 2, 2
+		resp.FinalizedFeatures = append(resp.FinalizedFeatures, ff)
+		resp.FinalizedFeaturesEpoch = 0
 	}
 	return now(resp)
 }

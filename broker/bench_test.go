@@ -93,3 +93,47 @@ func BenchmarkReadFrame(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkTxnCommit measures one kgo transactional producer committing
+// b.N transactions of 10 100-byte records over 2 partitions (transaction
+// version 2: implicit adds, EndTxn with epoch bump, markers written and
+// synced before EndTxn answers).
+func BenchmarkTxnCommit(b *testing.B) {
+	for _, fsync := range []string{"never", "always"} {
+		b.Run("fsync="+fsync, func(b *testing.B) {
+			br := startTestBroker(b, func(c *Config) { c.Fsync = fsync; c.TransactionTopicPartitions = 3 })
+			createTopic(b, newAdmin(b, br), "bench", 2, nil)
+			cl := newClient(b, br, kgo.TransactionalID("bench-tx"), kgo.DefaultProduceTopic("bench"),
+				kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
+			ctx := context.Background()
+			val := make([]byte, 100)
+			b.ResetTimer()
+			start := time.Now()
+			for i := 0; i < b.N; i++ {
+				if err := cl.BeginTransaction(); err != nil {
+					b.Fatal(err)
+				}
+				var perr error
+				var mu sync.Mutex
+				for j := 0; j < 10; j++ {
+					cl.Produce(ctx, &kgo.Record{Value: val}, func(_ *kgo.Record, err error) {
+						mu.Lock()
+						if err != nil && perr == nil {
+							perr = err
+						}
+						mu.Unlock()
+					})
+				}
+				// kgo requires the transaction's records to be flushed
+				// before it ends.
+				if err := cl.Flush(ctx); err != nil || perr != nil {
+					b.Fatalf("transaction %d: flush %v, produce %v", i, err, perr)
+				}
+				if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+					b.Fatalf("transaction %d: %v (%s)", i, err, br.txns.describeTxnForTest("bench-tx"))
+				}
+			}
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "txn/s")
+		})
+	}
+}

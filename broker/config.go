@@ -69,6 +69,18 @@ type Config struct {
 	// OffsetsTopicReplicationFactor is offsets.topic.replication.factor
 	// (capped at the number of live brokers).
 	OffsetsTopicReplicationFactor int16
+	// TransactionTopicPartitions is transaction.state.log.num.partitions,
+	// used when __transaction_state is created.
+	TransactionTopicPartitions int32
+	// TransactionMaxTimeout is transaction.max.timeout.ms: the largest
+	// transaction.timeout.ms a producer may ask for.
+	TransactionMaxTimeout time.Duration
+	// TransactionalIDExpiration is transactional.id.expiration.ms: an id
+	// with no transaction open and no request for this long is forgotten.
+	TransactionalIDExpiration time.Duration
+	// TransactionAbortCheckInterval is
+	// transaction.abort.timed.out.transaction.cleanup.interval.ms.
+	TransactionAbortCheckInterval time.Duration
 	// OffsetsRetention is offsets.retention.minutes.
 	OffsetsRetention time.Duration
 	// OffsetsRetentionCheckInterval is offsets.retention.check.interval.ms.
@@ -109,6 +121,10 @@ func DefaultConfig() Config {
 		OffsetsTopicPartitions:         50,
 		OffsetsTopicReplicationFactor:  3,
 		OffsetsRetention:               7 * 24 * time.Hour,
+		TransactionTopicPartitions:     50,
+		TransactionMaxTimeout:          15 * time.Minute,
+		TransactionAbortCheckInterval:  10 * time.Second,
+		TransactionalIDExpiration:      7 * 24 * time.Hour,
 		OffsetsRetentionCheckInterval:  10 * time.Minute,
 	}
 }
@@ -126,6 +142,10 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: default replication factor %d < 1", ErrInvalidConfig, c.DefaultReplicationFactor)
 	case c.MaxRequestBytes < 1024:
 		return fmt.Errorf("%w: max request bytes %d < 1024", ErrInvalidConfig, c.MaxRequestBytes)
+	case c.TransactionTopicPartitions < 1:
+		return fmt.Errorf("%w: transaction topic partitions %d < 1", ErrInvalidConfig, c.TransactionTopicPartitions)
+	case c.TransactionMaxTimeout <= 0 || c.TransactionAbortCheckInterval <= 0 || c.TransactionalIDExpiration <= 0:
+		return fmt.Errorf("%w: transaction max timeout, abort check interval and id expiration must be positive", ErrInvalidConfig)
 	case c.OffsetsTopicPartitions < 1:
 		return fmt.Errorf("%w: offsets topic partitions %d < 1", ErrInvalidConfig, c.OffsetsTopicPartitions)
 	case c.OffsetsTopicReplicationFactor < 1:

@@ -82,6 +82,9 @@ type shard struct {
 	queued []func(syncTo int64)
 	// lastExpiry is when offsets were last checked for expiry.
 	lastExpiry time.Time
+	// txnOffsets holds offsets committed by open transactions, by producer
+	// id; a COMMIT marker materializes them, an ABORT drops them.
+	txnOffsets map[int64]txnOffsetSet
 }
 
 func newCoordinator(b *Broker) *coordinator {
@@ -253,6 +256,7 @@ func (c *coordinator) load(sh *shard) error {
 	off := lg.LogStartOffset()
 	metas := map[string]*kmsg.GroupMetadataValue{}
 	offsets := map[string]map[group.TopicPartition]*group.Offset{}
+	pending := map[int64]map[string]map[group.TopicPartition]*group.Offset{}
 	for off < hw {
 		sl, err := lg.Read(off, 1<<20, hw)
 		if err != nil {
@@ -276,14 +280,22 @@ func (c *coordinator) load(sh *shard) error {
 			data = data[h.Size():]
 			next = h.LastOffset() + 1
 			if h.IsControl() {
+				replayMarker(h, batch, pending, offsets)
 				continue
 			}
 			raw, err := decompress(h.Compression(), batch[batchHeaderSize:])
 			if err != nil {
 				return fmt.Errorf("decompress batch of %s-%d at %d: %w", offsetsTopic, sh.index, h.BaseOffset, err)
 			}
+			target := offsets
+			if h.IsTransactional() {
+				if pending[h.ProducerID] == nil {
+					pending[h.ProducerID] = map[string]map[group.TopicPartition]*group.Offset{}
+				}
+				target = pending[h.ProducerID]
+			}
 			if _, err := parseRecords(raw, func(_ int, r recordView) error {
-				replayRecord(r.key, r.value, metas, offsets)
+				replayRecord(r.key, r.value, metas, target)
 				return nil
 			}); err != nil {
 				return fmt.Errorf("records of %s-%d at %d: %w", offsetsTopic, sh.index, h.BaseOffset, err)
@@ -308,6 +320,16 @@ func (c *coordinator) load(sh *shard) error {
 		for tp, o := range os {
 			g.Commit(tp, *o)
 		}
+	}
+	sh.txnOffsets = map[int64]txnOffsetSet{}
+	for pid, gs := range pending {
+		set := txnOffsetSet{}
+		for id, os := range gs {
+			for tp, o := range os {
+				set.add(id, tp, *o)
+			}
+		}
+		sh.txnOffsets[pid] = set
 	}
 	sh.loaded = true
 	sh.lastExpiry = now

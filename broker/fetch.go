@@ -17,9 +17,11 @@ package broker
 //
 // Versions 0-3 are not served: they cannot carry v2 batches to the old
 // clients that send them, and Strom does not down-convert (Kafka 4 dropped
-// them too). Differences from Kafka: isolation level read_committed reads up
-// to the high watermark (no transactions exist, so it is the LSO); no
-// preferred read replica; no throttling.
+// them too). Isolation level read_committed reads up to the last stable
+// offset (the first offset of the oldest open transaction, else the high
+// watermark) and lists the aborted transactions of the range from the
+// partition's transaction index. Differences from Kafka: no preferred read
+// replica; no throttling.
 
 import (
 	"context"
@@ -292,7 +294,13 @@ func (b *Broker) fetchPartition(st *raft.State, req *kmsg.FetchRequest, it fetch
 	}
 	lg := p.log
 	hw := lg.HighWatermark()
-	out.HighWatermark, out.LastStableOffset, out.LogStartOffset = hw, hw, lg.LogStartOffset()
+	lso := lastStable(lg)
+	out.HighWatermark, out.LastStableOffset, out.LogStartOffset = hw, lso, lg.LogStartOffset()
+	readCommitted := req.IsolationLevel == 1
+	upTo := hw
+	if readCommitted {
+		upTo = lso
+	}
 	if it.lastFetchedEpoch >= 0 && req.Version >= 12 {
 		ep, end := lg.EndOffsetForEpoch(it.lastFetchedEpoch)
 		if ep != it.lastFetchedEpoch || end < it.offset {
@@ -310,7 +318,7 @@ func (b *Broker) fetchPartition(st *raft.State, req *kmsg.FetchRequest, it fetch
 	if readMax <= 0 {
 		readMax = 1
 	}
-	sl, err := lg.Read(it.offset, readMax, hw)
+	sl, err := lg.Read(it.offset, readMax, upTo)
 	if err != nil {
 		if errors.Is(err, storage.ErrOffsetOutOfRange) {
 			return fail(kerr.OffsetOutOfRange)
@@ -321,6 +329,18 @@ func (b *Broker) fetchPartition(st *raft.State, req *kmsg.FetchRequest, it fetch
 	if sl.Len() == 0 || (!minOne && sl.Len() > limit) {
 		sl.Release()
 		return fetchResult{out: out}
+	}
+	if readCommitted {
+		ab, err := lg.AbortedTransactions(it.offset, upTo)
+		if err != nil {
+			sl.Release()
+			return fail(storageErr(err))
+		}
+		for _, a := range ab {
+			at := kmsg.NewFetchResponseTopicPartitionAbortedTransaction()
+			at.ProducerID, at.FirstOffset = a.ProducerID, a.FirstOffset
+			out.AbortedTransactions = append(out.AbortedTransactions, at)
+		}
 	}
 	out.RecordBatches = recordsPlaceholder(sl.Len())
 	return fetchResult{out: out, hasRec: true, sl: sl}
@@ -488,6 +508,17 @@ func (r *fetchResponse) release() {
 		sl.Release()
 		r.slices[i] = nil
 	}
+}
+
+// lastStable is the partition's last stable offset: the first offset of
+// its oldest open transaction, or the high watermark when that is lower or
+// no transaction is open.
+func lastStable(lg *storage.Log) int64 {
+	hw := lg.HighWatermark()
+	if first, ok := lg.FirstUnstableOffset(); ok && first < hw {
+		return first
+	}
+	return hw
 }
 
 // checkLeaderEpoch compares a request's current leader epoch (-1: not given)

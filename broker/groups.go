@@ -9,10 +9,11 @@ package broker
 // broker/group holds the state machine): KIP-394 member ids from JoinGroup
 // v4, KIP-345 static membership from v5, KIP-814 skip-assignment from v9,
 // protocol type/name checks on SyncGroup v5. Differences from Kafka:
-//   - FindCoordinator with key type transaction (1) or share (2) answers
-//     COORDINATOR_NOT_AVAILABLE: there is no transaction or share
-//     coordinator yet. FindCoordinator v0 must stay advertised anyway:
-//     librdkafka gates LZ4 compression on it.
+//   - FindCoordinator with key type transaction answers the leader of the
+//     id's __transaction_state partition (transactions.go); key type share
+//     (2) answers COORDINATOR_NOT_AVAILABLE: there is no share coordinator.
+//     FindCoordinator v0 must stay advertised: librdkafka gates LZ4
+//     compression on it.
 //   - A failed append of group metadata after SyncGroup is logged and the
 //     members get UNKNOWN_SERVER_ERROR; Kafka instead resets the
 //     assignment and answers with the storage error.
@@ -28,6 +29,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/stromhq/strom/raft"
 
 	"github.com/stromhq/strom/broker/group"
 )
@@ -53,14 +56,18 @@ const (
 func (b *Broker) handleFindCoordinator(rq *request, req *kmsg.FindCoordinatorRequest) reply {
 	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
 	find := func(key string) (int32, string, int32, *kerr.Error) {
+		var t *raft.Topic
+		var e *kerr.Error
 		switch req.CoordinatorType {
 		case coordinatorGroup:
-		case coordinatorTxn, coordinatorShare:
+			t, e = b.ensureOffsetsTopic(rq.c.ctx)
+		case coordinatorTxn:
+			t, e = b.ensureTxnTopic(rq.c.ctx)
+		case coordinatorShare:
 			return -1, "", -1, kerr.CoordinatorNotAvailable
 		default:
 			return -1, "", -1, kerr.InvalidRequest
 		}
-		t, e := b.ensureOffsetsTopic(rq.c.ctx)
 		if e != nil {
 			return -1, "", -1, e
 		}

@@ -114,7 +114,9 @@ func TestFindCoordinator(t *testing.T) {
 	}
 	req.CoordinatorType = 1
 	r = send[*kmsg.FindCoordinatorResponse](t, cl, req, 6)
-	if r.Coordinators[0].ErrorCode != kerr.CoordinatorNotAvailable.Code {
+	// Transactional ids are coordinated by the leader of their
+	// __transaction_state partition: this broker.
+	if r.Coordinators[0].ErrorCode != 0 || r.Coordinators[0].NodeID != 1 || r.Coordinators[0].Port == 0 {
 		t.Errorf("transaction key: %+v", r.Coordinators[0])
 	}
 	req.CoordinatorType = 7

@@ -2,8 +2,8 @@ package broker
 
 // ListOffsets, versions 0-11.
 //
-// Special timestamps: -1 latest (the high watermark; it is also the last
-// stable offset, there are no transactions), -2 earliest (log start), -3 the
+// Special timestamps: -1 latest (the high watermark, or the last stable
+// offset under read_committed), -2 earliest (log start), -3 the
 // record with the largest timestamp (v7+), -4 earliest local (v8+, equal to
 // earliest: no tiered storage), -5 latest tiered (v9+) and -6 earliest
 // pending upload (v11+) answer offset -1 as Kafka does without tiered
@@ -51,7 +51,7 @@ func (b *Broker) handleListOffsets(rq *request, req *kmsg.ListOffsetsRequest) re
 			}
 			if e == nil {
 				var err error
-				op.Timestamp, op.Offset, op.LeaderEpoch, err = b.offsetFor(p, rp.Timestamp)
+				op.Timestamp, op.Offset, op.LeaderEpoch, err = b.offsetFor(p, rp.Timestamp, req.IsolationLevel == 1)
 				if err != nil {
 					b.log.Warn("list offsets", "topic", p.topic, "partition", p.index, "timestamp", rp.Timestamp, "err", err)
 					e = storageErr(err)
@@ -75,9 +75,15 @@ func (b *Broker) handleListOffsets(rq *request, req *kmsg.ListOffsetsRequest) re
 
 // offsetFor answers one ListOffsets query: timestamp, offset and leader epoch
 // (-1s when nothing qualifies).
-func (b *Broker) offsetFor(p *partition, ts int64) (int64, int64, int32, error) {
+//
+// Under read_committed the latest offset (and the bound of every lookup) is
+// the last stable offset, as in Kafka.
+func (b *Broker) offsetFor(p *partition, ts int64, readCommitted bool) (int64, int64, int32, error) {
 	lg := p.log
 	hw := lg.HighWatermark()
+	if readCommitted {
+		hw = lastStable(lg)
+	}
 	switch ts {
 	case -1:
 		return -1, hw, lg.LatestEpoch(), nil

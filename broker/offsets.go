@@ -14,8 +14,10 @@ package broker
 // Offsets expire after offsets.retention.minutes (KIP-211: from the moment
 // the group became Empty; per commit for groups that never joined).
 //
-// Differences from Kafka: RequireStable (v7+) never answers
-// UNSTABLE_OFFSET_COMMIT because there are no transactions yet; offsets of
+// RequireStable (v7+) answers UNSTABLE_OFFSET_COMMIT for partitions with an
+// offset committed by a still open transaction (KIP-447).
+//
+// Differences from Kafka: offsets of
 // topics a non-empty group stopped subscribing to do not expire (KIP-496).
 
 import (
@@ -172,7 +174,7 @@ type fetchTopic struct {
 
 // fetchGroupOffsets answers one group of an OffsetFetch. topics nil means
 // every committed offset of the group.
-func (b *Broker) fetchGroupOffsets(groupID string, memberID *string, memberEpoch int32, topics []fetchTopic, all bool, byID bool) ([]kmsg.OffsetFetchResponseGroupTopic, *kerr.Error) {
+func (b *Broker) fetchGroupOffsets(groupID string, memberID *string, memberEpoch int32, topics []fetchTopic, all bool, byID bool, requireStable bool) ([]kmsg.OffsetFetchResponseGroupTopic, *kerr.Error) {
 	if groupID == "" {
 		return nil, kerr.InvalidGroupID
 	}
@@ -199,6 +201,10 @@ func (b *Broker) fetchGroupOffsets(groupID string, memberID *string, memberEpoch
 		op.Partition = tp.Partition
 		op.Offset, op.LeaderEpoch = -1, -1
 		op.Metadata = kmsg.StringPtr("")
+		if requireStable && sh.hasPendingTxnOffset(groupID, tp) {
+			op.ErrorCode = kerr.UnstableOffsetCommit.Code
+			return op
+		}
 		if g != nil {
 			if o, ok := g.OffsetOf(tp); ok {
 				op.Offset, op.LeaderEpoch = o.Offset, o.LeaderEpoch
@@ -265,7 +271,7 @@ func (b *Broker) handleOffsetFetch(rq *request, req *kmsg.OffsetFetchRequest) re
 			}
 			og := kmsg.NewOffsetFetchResponseGroup()
 			og.Group = rg.Group
-			topics, e := b.fetchGroupOffsets(rg.Group, rg.MemberID, rg.MemberEpoch, fts, rg.Topics == nil, req.Version >= 10)
+			topics, e := b.fetchGroupOffsets(rg.Group, rg.MemberID, rg.MemberEpoch, fts, rg.Topics == nil, req.Version >= 10, req.RequireStable)
 			if e != nil {
 				og.ErrorCode = e.Code
 			} else {
@@ -280,7 +286,7 @@ func (b *Broker) handleOffsetFetch(rq *request, req *kmsg.OffsetFetchRequest) re
 		fts = append(fts, fetchTopic{name: rt.Topic, partitions: rt.Partitions})
 	}
 	all := req.Topics == nil && req.Version >= 2
-	topics, e := b.fetchGroupOffsets(req.Group, nil, -1, fts, all, false)
+	topics, e := b.fetchGroupOffsets(req.Group, nil, -1, fts, all, false, req.Version >= 7 && req.RequireStable)
 	if e != nil {
 		if req.Version >= 2 {
 			resp.ErrorCode = e.Code

@@ -30,8 +30,14 @@ package broker
 //
 // acks=0 sends no response (errors close the connection, as Kafka does);
 // acks=1 answers after the write; acks=all answers after storage.Log.Sync for
-// the fsync policy, waiting outside the partition lock. Differences from
-// Kafka: transactional batches are rejected (no transaction coordinator yet).
+// the fsync policy, waiting outside the partition lock.
+//
+// Transactional batches are accepted only for partitions in the producer's
+// ongoing transaction at its current epoch (KIP-890 part 1 verification,
+// done locally against the transaction coordinator): INVALID_TXN_STATE
+// otherwise, INVALID_PRODUCER_EPOCH for an older epoch. From v12 on a
+// transactional batch adds its partition to the transaction first
+// (transaction version 2, KIP-890 part 2).
 
 import (
 	"context"
@@ -246,7 +252,27 @@ func (b *Broker) produceTo(p *partition, req *kmsg.ProduceRequest, records []byt
 	h := chk.hdr
 	batch := chk.batch
 
+	if h.IsTransactional() && (p.topic == txnTopic || p.topic == offsetsTopic) {
+		return 0, kerr.InvalidTxnState, "transactional produce to an internal topic"
+	}
+	if h.IsTransactional() && req.Version >= 12 {
+		// Transaction version 2: the produce adds its partition to the
+		// transaction (before the append, durable, as Kafka's
+		// AddPartitionsToTxn from the partition leader).
+		if e := b.txns.implicitAdd(context.Background(), h.ProducerID, h.ProducerEpoch, p.topic, p.index); e != nil {
+			return 0, e, "could not add the partition to the transaction"
+		}
+	}
 	p.mu.Lock()
+	if h.IsTransactional() {
+		// Verified under p.mu: a marker for this partition cannot be
+		// written between the check and the append, so the batch always
+		// lands inside the transaction it was verified against.
+		if e, msg := b.txns.verifyProduce(h.ProducerID, h.ProducerEpoch, p.topic, p.index); e != nil {
+			p.mu.Unlock()
+			return 0, e, msg
+		}
+	}
 	if h.ProducerID >= 0 {
 		entry, exists := p.log.Producer(h.ProducerID)
 		dup, e, msg := checkSequence(entry, exists, h)
@@ -332,8 +358,8 @@ func validateBatch(records []byte, version int16, pc *partConfig, now int64) (ba
 	if h.ProducerID >= 0 && h.BaseSequence < 0 {
 		return chk, kerr.InvalidRecord, fmt.Sprintf("Invalid sequence number %d in record batch with producerId %d", h.BaseSequence, h.ProducerID)
 	}
-	if h.IsTransactional() {
-		return chk, kerr.InvalidTxnState, "transactional produce is not supported by this broker yet"
+	if h.IsTransactional() && h.ProducerID < 0 {
+		return chk, kerr.InvalidRecord, "Transactional record batches must carry a producer id"
 	}
 	codec := h.Compression()
 	if codec > codecZstd {

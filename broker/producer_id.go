@@ -10,9 +10,8 @@ package broker
 // unique across brokers and restarts; a restart abandons the rest of its
 // block, as Kafka's does.
 //
-// Differences from Kafka: transactional ids are answered with INVALID_REQUEST:
-// there is no transaction coordinator yet (FindCoordinator for transactions
-// is not served either).
+// Requests with a transactional id are served by the transaction
+// coordinator (transactions.go).
 
 import (
 	"context"
@@ -65,12 +64,16 @@ func (b *Broker) nextProducerID(ctx context.Context) (int64, error) {
 }
 
 func (b *Broker) handleInitProducerID(rq *request, req *kmsg.InitProducerIDRequest) reply {
+	if req.TransactionalID != nil {
+		return b.handleInitTransactional(rq, req)
+	}
+	return b.handleInitIdempotent(rq, req)
+}
+
+// handleInitIdempotent answers an InitProducerId without a transactional id.
+func (b *Broker) handleInitIdempotent(rq *request, req *kmsg.InitProducerIDRequest) reply {
 	resp := req.ResponseKind().(*kmsg.InitProducerIDResponse)
 	resp.ProducerID, resp.ProducerEpoch = -1, -1
-	if req.TransactionalID != nil {
-		resp.ErrorCode = kerr.InvalidRequest.Code
-		return now(resp)
-	}
 	id, err := b.nextProducerID(context.Background())
 	if err != nil {
 		b.log.Warn("init producer id", "err", err)

@@ -51,6 +51,8 @@ type Broker struct {
 	sessions *fetchSessionCache
 	// groups is the group coordinator (coordinator.go).
 	groups *coordinator
+	// txns is the transaction coordinator (txn_coordinator.go).
+	txns *txnCoordinator
 	// staticConfigs are the broker configs fixed at start (flags).
 	staticConfigs map[string]string
 }

@@ -61,10 +61,15 @@ func (b *Broker) open() error {
 	b.parts.removeStrayDirs()
 	b.parts.reconcile()
 	b.groups = newCoordinator(b)
-	b.bgWG.Add(1)
+	b.txns = newTxnCoordinator(b)
+	b.bgWG.Add(2)
 	go func() {
 		defer b.bgWG.Done()
 		b.groups.run(b.ctx)
+	}()
+	go func() {
+		defer b.bgWG.Done()
+		b.txns.run(b.ctx)
 	}()
 	ch, unsub := node.Subscribe()
 	b.unsubscribe = unsub

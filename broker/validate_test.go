@@ -48,10 +48,14 @@ func TestValidateBatch(t *testing.T) {
 		{"count mismatch", mkBatch(2, now, func(h *storage.BatchHeader, _ []storage.Record) { h.LastOffsetDelta = 5 }), 9, def, kerr.InvalidRecord},
 		{"control batch", mkBatch(1, now, func(h *storage.BatchHeader, _ []storage.Record) { h.Attributes |= 1 << 5 }), 9, def, kerr.InvalidRecord},
 		{"negative sequence", mkBatch(1, now, func(h *storage.BatchHeader, _ []storage.Record) { h.ProducerID, h.ProducerEpoch = 5, 0 }), 9, def, kerr.InvalidRecord},
+		// Valid here; the transaction is verified under the partition lock.
 		{"transactional", mkBatch(1, now, func(h *storage.BatchHeader, _ []storage.Record) {
 			h.Attributes |= 1 << 4
 			h.ProducerID, h.ProducerEpoch, h.BaseSequence = 5, 0, 0
-		}), 9, def, kerr.InvalidTxnState},
+		}), 9, def, nil},
+		{"transactional without producer", mkBatch(1, now, func(h *storage.BatchHeader, _ []storage.Record) {
+			h.Attributes |= 1 << 4
+		}), 9, def, kerr.InvalidRecord},
 		{"compacted without key", mkBatch(2, now, func(_ *storage.BatchHeader, r []storage.Record) { r[1].Key = nil }), 9, compact, kerr.InvalidRecord},
 		{"compacted with keys", mkBatch(2, now, nil), 9, compact, nil},
 		{"timestamp too old", mkBatch(1, now-3600_000, nil), 9, strict, kerr.InvalidTimestamp},

@@ -70,6 +70,10 @@ command line wins over the environment, which wins over the config file.`,
 	f.DurationVar(&cfg.ConsumerGroupHeartbeatInterval, "consumer-group-heartbeat-interval", cfg.ConsumerGroupHeartbeatInterval, "heartbeat interval of KIP-848 consumer group members (group.consumer.heartbeat.interval.ms)")
 	f.Int32Var(&cfg.OffsetsTopicPartitions, "offsets-topic-partitions", cfg.OffsetsTopicPartitions, "partitions of __consumer_offsets when it is created (offsets.topic.num.partitions)")
 	f.DurationVar(&cfg.OffsetsRetention, "offsets-retention", cfg.OffsetsRetention, "how long committed offsets of empty groups are kept (offsets.retention.minutes)")
+	f.Int32Var(&cfg.TransactionTopicPartitions, "transaction-topic-partitions", cfg.TransactionTopicPartitions, "partitions of __transaction_state when it is created (transaction.state.log.num.partitions)")
+	f.DurationVar(&cfg.TransactionMaxTimeout, "transaction-max-timeout", cfg.TransactionMaxTimeout, "largest transaction timeout a producer may ask for (transaction.max.timeout.ms)")
+	f.DurationVar(&cfg.TransactionAbortCheckInterval, "transaction-abort-check-interval", cfg.TransactionAbortCheckInterval, "how often timed out transactions are aborted (transaction.abort.timed.out.transaction.cleanup.interval.ms)")
+	f.DurationVar(&cfg.TransactionalIDExpiration, "transactional-id-expiration", cfg.TransactionalIDExpiration, "how long an idle transactional id is remembered (transactional.id.expiration.ms)")
 	f.StringVar(&logLevel, "log-level", "info", "debug|info|warn|error")
 	return cmd
 }

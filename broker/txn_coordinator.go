@@ -1,0 +1,488 @@
+package broker
+
+// The transaction coordinator: transactional ids live in the internal
+// compacted topic __transaction_state, one record per state change (Kafka's
+// TxnMetadataKey/TxnMetadataValue schemas), and the coordinator of an id is
+// the leader of partition abs(javaHashCode(id)) % N of that topic. The state
+// machine itself is package broker/txn; this file persists it, replays it,
+// writes the transaction markers and times transactions out.
+//
+// Ordering and durability contract:
+//   - Every transition happens under txnCoordinator.mu together with the
+//     append of the record that persists it; the reply waits until that
+//     record is durable (storage.Log.Sync) before the client sees it.
+//   - A Prepare state is durable before the first marker is written, and
+//     every marker is durable before the Complete state is written, so after
+//     a crash a transaction is either still Prepare* (load finishes its
+//     markers again; markers are idempotent for readers) or complete
+//     everywhere.
+//   - Markers are written without mu held. A transaction in a Prepare state
+//     accepts no other request (CONCURRENT_TRANSACTIONS), and inflight makes
+//     sure only one goroutine writes its markers.
+//
+// Lock order: txnCoordinator.mu, then a __transaction_state partition's
+// p.mu. Produce verification takes mu while holding a data partition's p.mu;
+// that is safe because mu is never held while a data partition's p.mu or a
+// group shard's mu is taken.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/stromhq/strom/broker/txn"
+	"github.com/stromhq/strom/raft"
+	"github.com/stromhq/strom/storage"
+)
+
+// txnTopic is the internal topic holding transaction state.
+const txnTopic = "__transaction_state"
+
+// txnCoordinator owns the transactional ids of the __transaction_state
+// partitions this broker leads. Its tick goroutine is owned by the Broker
+// (bgWG) and stops with the broker's context.
+type txnCoordinator struct {
+	b *Broker
+
+	// mu guards every field below and every txn.Metadata reachable from
+	// them.
+	mu sync.Mutex
+	// loaded maps a __transaction_state partition to the replica it was
+	// replayed from; ids of partitions not loaded are unknown.
+	loaded map[int32]*partition
+	txns   map[string]*txn.Metadata
+	byPID  map[int64]*txn.Metadata
+	// inflight holds ids whose markers are being written right now.
+	inflight  map[string]bool
+	lastAbort time.Time
+}
+
+func newTxnCoordinator(b *Broker) *txnCoordinator {
+	return &txnCoordinator{b: b, loaded: map[int32]*partition{}, txns: map[string]*txn.Metadata{},
+		byPID: map[int64]*txn.Metadata{}, inflight: map[string]bool{}}
+}
+
+// ensureTxnTopic creates __transaction_state (internal, compacted) if it
+// does not exist yet, as Kafka does on the first FindCoordinator for a
+// transaction.
+func (b *Broker) ensureTxnTopic(ctx context.Context) (*raft.Topic, *kerr.Error) {
+	st := b.node.State()
+	if t, ok := st.Topics[txnTopic]; ok {
+		return t, nil
+	}
+	brokers := liveBrokers(st)
+	if len(brokers) == 0 {
+		return nil, kerr.CoordinatorNotAvailable
+	}
+	rf := min(int(b.cfg.OffsetsTopicReplicationFactor), len(brokers))
+	t := raft.Topic{
+		Name: txnTopic, ID: raft.NewTopicID(), Internal: true,
+		Partitions: assignReplicas(brokers, 0, b.cfg.TransactionTopicPartitions, int16(rf)),
+		Configs: map[string]string{
+			"cleanup.policy":      "compact",
+			"compression.type":    "uncompressed",
+			"segment.bytes":       "104857600",
+			"min.insync.replicas": "1",
+		},
+	}
+	if _, err := b.apply(ctx, raft.CreateTopic{Topic: t}); err != nil && !errors.Is(err, raft.ErrTopicExists) {
+		b.log.Warn("create transaction state topic", "err", err)
+		return nil, kerr.CoordinatorNotAvailable
+	}
+	if t, ok := b.node.State().Topics[txnTopic]; ok {
+		b.log.Info("created internal topic", "topic", txnTopic, "partitions", len(t.Partitions))
+		return t, nil
+	}
+	return nil, kerr.CoordinatorNotAvailable
+}
+
+// partitionOf returns the led and loaded __transaction_state replica
+// holding id, loading it on first use. c.mu must be held.
+func (c *txnCoordinator) partitionOf(id string) (*partition, *kerr.Error) {
+	t, ok := c.b.node.State().Topics[txnTopic]
+	if !ok || len(t.Partitions) == 0 {
+		return nil, kerr.NotCoordinator
+	}
+	return c.loadPartition(t, groupPartition(id, len(t.Partitions)))
+}
+
+// loadPartition replays partition idx of t if it is led here and not loaded
+// yet. c.mu must be held.
+func (c *txnCoordinator) loadPartition(t *raft.Topic, idx int32) (*partition, *kerr.Error) {
+	if t.Partitions[idx].Leader != c.b.cfg.NodeID {
+		return nil, kerr.NotCoordinator
+	}
+	p := c.b.parts.get(txnTopic, idx)
+	if p == nil || p.topicID != t.ID {
+		return nil, kerr.CoordinatorLoadInProgress
+	}
+	if c.loaded[idx] == p {
+		return p, nil
+	}
+	ms, err := replayTxnPartition(p)
+	if err != nil {
+		c.b.log.Error("load transaction coordinator partition", "partition", idx, "err", err)
+		return nil, kerr.CoordinatorLoadInProgress
+	}
+	for id, m := range ms {
+		if old := c.txns[id]; old != nil {
+			delete(c.byPID, old.ProducerID)
+		}
+		c.txns[id] = m
+		c.byPID[m.ProducerID] = m
+	}
+	c.loaded[idx] = p
+	return p, nil
+}
+
+// replayTxnPartition reads p from its log start to its high watermark and
+// returns the last state of every id; tombstones remove ids. Records that
+// are not transaction metadata are skipped.
+func replayTxnPartition(p *partition) (map[string]*txn.Metadata, error) {
+	out := map[string]*txn.Metadata{}
+	lg := p.log
+	hw := lg.HighWatermark()
+	off := lg.LogStartOffset()
+	for off < hw {
+		sl, err := lg.Read(off, 1<<20, hw)
+		if err != nil {
+			return nil, fmt.Errorf("read %s-%d at %d: %w", txnTopic, p.index, off, err)
+		}
+		data, err := sl.Bytes()
+		sl.Release()
+		if err != nil {
+			return nil, fmt.Errorf("read %s-%d at %d: %w", txnTopic, p.index, off, err)
+		}
+		if len(data) == 0 {
+			break
+		}
+		next := off
+		for len(data) >= batchHeaderSize {
+			h, err := storage.ParseBatchHeader(data)
+			if err != nil || h.Size() > len(data) {
+				return nil, fmt.Errorf("parse batch of %s-%d at %d: %w", txnTopic, p.index, next, err)
+			}
+			batch := data[:h.Size()]
+			data = data[h.Size():]
+			next = h.LastOffset() + 1
+			if h.IsControl() {
+				continue
+			}
+			raw, err := decompress(h.Compression(), batch[batchHeaderSize:])
+			if err != nil {
+				return nil, fmt.Errorf("decompress batch of %s-%d at %d: %w", txnTopic, p.index, h.BaseOffset, err)
+			}
+			if _, err := parseRecords(raw, func(_ int, r recordView) error {
+				id, m, ok := txn.Decode(r.key, r.value)
+				switch {
+				case !ok:
+				case m == nil:
+					delete(out, id)
+				default:
+					out[id] = m
+				}
+				return nil
+			}); err != nil {
+				return nil, fmt.Errorf("records of %s-%d at %d: %w", txnTopic, p.index, h.BaseOffset, err)
+			}
+		}
+		if next <= off {
+			break
+		}
+		off = next
+	}
+	return out, nil
+}
+
+// persist appends m's state to its partition and returns the offset to
+// sync to. c.mu must be held.
+func (c *txnCoordinator) persist(m *txn.Metadata, now time.Time) (*partition, int64, error) {
+	p, e := c.partitionOf(m.ID)
+	if e != nil {
+		return nil, -1, e
+	}
+	batch := buildBatch([]record{{key: txn.Key(m.ID), value: m.Value()}}, now.UnixMilli())
+	last, err := appendInternal(p, batch)
+	return p, last, err
+}
+
+// appendInternal appends a batch built by the broker itself to p (offsets
+// stamped here) and returns its last offset. It takes p.mu.
+func appendInternal(p *partition, batch []byte) (int64, error) {
+	p.mu.Lock()
+	storage.SetBaseOffset(batch, p.log.EndOffset())
+	storage.SetPartitionLeaderEpoch(batch, p.leaderEpoch.Load())
+	info, err := p.log.Append(batch)
+	p.mu.Unlock()
+	if err != nil {
+		return -1, fmt.Errorf("append to %s-%d: %w", p.topic, p.index, err)
+	}
+	return info.LastOffset, nil
+}
+
+// syncAndAdvance waits until p is durable through last and moves its high
+// watermark past it.
+func syncAndAdvance(ctx context.Context, p *partition, last int64) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := p.log.Sync(ctx, last); err != nil {
+		return fmt.Errorf("sync %s-%d: %w", p.topic, p.index, err)
+	}
+	p.advanceHW(last + 1)
+	return nil
+}
+
+// controlBatch encodes one transaction marker as Kafka writes it: a control
+// batch of one record whose key is (version 0, type: 0 abort, 1 commit) and
+// whose value is an EndTxnMarker.
+func controlBatch(pid int64, epoch int16, commit bool, coordinatorEpoch int32, ts int64) []byte {
+	key := []byte{0, 0, 0, 0}
+	if commit {
+		key[3] = 1
+	}
+	v := kmsg.EndTxnMarker{CoordinatorEpoch: coordinatorEpoch}
+	h := storage.BatchHeader{Attributes: 0x30, LastOffsetDelta: 0, BaseTimestamp: ts, MaxTimestamp: ts,
+		ProducerID: pid, ProducerEpoch: epoch, BaseSequence: -1, PartitionLeaderEpoch: -1}
+	return storage.BuildBatch(h, []storage.Record{{Key: key, Value: v.AppendTo(nil)}})
+}
+
+// writeMarker writes one marker into a partition led here and waits until
+// it is durable. Markers for __consumer_offsets go through the group
+// coordinator, which materializes (or drops) the transaction's offsets.
+// A partition that no longer exists needs no marker.
+func (b *Broker) writeMarker(ctx context.Context, topic string, part int32, pid int64, epoch int16, commit bool) *kerr.Error {
+	st := b.node.State()
+	if t, ok := st.Topics[topic]; !ok || part < 0 || int(part) >= len(t.Partitions) {
+		return nil
+	}
+	if topic == offsetsTopic {
+		return b.groups.txnMarker(ctx, part, pid, epoch, commit)
+	}
+	p, e := b.lookupPartition(st, topic, part)
+	if e != nil {
+		return e
+	}
+	last, err := appendInternal(p, controlBatch(pid, epoch, commit, 0, time.Now().UnixMilli()))
+	if err != nil {
+		b.log.Error("write transaction marker", "topic", topic, "partition", part, "err", err)
+		return storageErr(err)
+	}
+	if err := syncAndAdvance(ctx, p, last); err != nil {
+		return storageErr(err)
+	}
+	return nil
+}
+
+// completion is a prepared transaction whose markers are to be written.
+type completion struct {
+	id     string
+	pid    int64
+	epoch  int16
+	commit bool
+	parts  []txn.TopicPartition
+}
+
+// prepared describes m's pending markers and marks it inflight. c.mu must
+// be held; the caller must call complete.
+func (c *txnCoordinator) prepared(m *txn.Metadata) completion {
+	c.inflight[m.ID] = true
+	return completion{id: m.ID, pid: m.ProducerID, epoch: m.Epoch, commit: m.State == txn.PrepareCommit, parts: m.SortedPartitions()}
+}
+
+// complete writes the markers of a prepared transaction and then persists
+// its Complete state. On a marker failure the transaction stays prepared
+// and the tick retries it. It takes c.mu itself.
+func (c *txnCoordinator) complete(ctx context.Context, cp completion) *kerr.Error {
+	var failed *kerr.Error
+	for _, tp := range cp.parts {
+		if e := c.b.writeMarker(ctx, tp.Topic, tp.Partition, cp.pid, cp.epoch, cp.commit); e != nil {
+			failed = e
+		}
+	}
+	c.mu.Lock()
+	delete(c.inflight, cp.id)
+	m := c.txns[cp.id]
+	if failed != nil || m == nil || m.ProducerID != cp.pid || m.Epoch != cp.epoch {
+		c.mu.Unlock()
+		return failed
+	}
+	now := time.Now()
+	oldPID := m.ProducerID
+	if !m.Complete(now.UnixMilli()) {
+		c.mu.Unlock()
+		return nil
+	}
+	if m.ProducerID != oldPID {
+		delete(c.byPID, oldPID)
+		c.byPID[m.ProducerID] = m
+	}
+	p, last, err := c.persist(m, now)
+	c.mu.Unlock()
+	if err == nil {
+		err = syncAndAdvance(ctx, p, last)
+	}
+	if err != nil {
+		c.b.log.Error("persist transaction completion", "transactional_id", cp.id, "err", err)
+		return kerr.CoordinatorNotAvailable
+	}
+	return nil
+}
+
+// verifyProduce is the partition-level check of KIP-890 part 1 for a
+// transactional batch: the partition must be in the producer's ongoing
+// transaction at this epoch. The caller holds the data partition's p.mu, so
+// no marker can be written to it until the batch is appended.
+func (c *txnCoordinator) verifyProduce(pid int64, epoch int16, topic string, part int32) (*kerr.Error, string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m := c.byPID[pid]
+	switch {
+	case m == nil:
+		return kerr.InvalidTxnState, fmt.Sprintf("producer %d has no ongoing transaction", pid)
+	case epoch < m.Epoch:
+		return kerr.InvalidProducerEpoch, fmt.Sprintf("epoch %d of producer %d is older than its current epoch %d", epoch, pid, m.Epoch)
+	case epoch != m.Epoch || !m.Has(txn.TopicPartition{Topic: topic, Partition: part}):
+		return kerr.InvalidTxnState, fmt.Sprintf("partition %s-%d is not part of an ongoing transaction of producer %d", topic, part, pid)
+	}
+	return nil, ""
+}
+
+// expireID forgets m when it has been idle, with no transaction open, for
+// longer than transactional.id.expiration.ms, writing its tombstone so
+// compaction drops it too. c.mu must be held.
+func (c *txnCoordinator) expireID(m *txn.Metadata, now time.Time) bool {
+	switch m.State {
+	case txn.Empty, txn.CompleteCommit, txn.CompleteAbort:
+	default:
+		return false
+	}
+	if now.UnixMilli()-m.UpdateMS <= c.b.cfg.TransactionalIDExpiration.Milliseconds() {
+		return false
+	}
+	p, e := c.partitionOf(m.ID)
+	if e != nil {
+		return false
+	}
+	last, err := appendInternal(p, buildBatch([]record{{key: txn.Key(m.ID)}}, now.UnixMilli()))
+	if err == nil {
+		// Rare: syncing under c.mu is acceptable here.
+		err = syncAndAdvance(context.Background(), p, last)
+	}
+	if err != nil {
+		c.b.log.Error("expire transactional id", "transactional_id", m.ID, "err", err)
+		return false
+	}
+	delete(c.txns, m.ID)
+	if c.byPID[m.ProducerID] == m {
+		delete(c.byPID, m.ProducerID)
+	}
+	return true
+}
+
+// implicitAdd adds a partition to the producer's transaction on a
+// transactional Produce v12+ (transaction version 2) and waits until the
+// change is durable. Mismatched ids or epochs are left to verifyProduce.
+func (c *txnCoordinator) implicitAdd(ctx context.Context, pid int64, epoch int16, topic string, part int32) *kerr.Error {
+	tp := txn.TopicPartition{Topic: topic, Partition: part}
+	now := time.Now()
+	c.mu.Lock()
+	m := c.byPID[pid]
+	if m == nil || m.Epoch != epoch || m.Has(tp) || c.inflight[m.ID] {
+		c.mu.Unlock()
+		return nil
+	}
+	if e := m.AddPartitions(pid, epoch, []txn.TopicPartition{tp}, now.UnixMilli()); e != nil {
+		c.mu.Unlock()
+		return e
+	}
+	m.TV2 = true
+	p, last, err := c.persist(m, now)
+	c.mu.Unlock()
+	return persistedErr(ctx, p, last, err)
+}
+
+// run loads every led partition (finishing transactions a crash left
+// prepared) and aborts timed-out transactions, until ctx ends.
+func (c *txnCoordinator) run(ctx context.Context) {
+	t := time.NewTicker(coordinatorTick * 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			c.tick(ctx, time.Now())
+		}
+	}
+}
+
+// tick is one round of run.
+func (c *txnCoordinator) tick(ctx context.Context, now time.Time) {
+	var todo []completion
+	var syncs []struct {
+		p    *partition
+		last int64
+	}
+	c.mu.Lock()
+	if t, ok := c.b.node.State().Topics[txnTopic]; ok {
+		for _, pt := range t.Partitions {
+			if pt.Leader == c.b.cfg.NodeID {
+				_, _ = c.loadPartition(t, pt.Index)
+			}
+		}
+	}
+	checkTimeouts := now.Sub(c.lastAbort) >= c.b.cfg.TransactionAbortCheckInterval
+	if checkTimeouts {
+		c.lastAbort = now
+	}
+	ids := make([]string, 0, len(c.txns))
+	for id := range c.txns {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		m := c.txns[id]
+		if c.inflight[id] {
+			continue
+		}
+		if checkTimeouts && c.expireID(m, now) {
+			continue
+		}
+		if checkTimeouts && m.TimeOut(now.UnixMilli()) {
+			c.b.log.Info("aborting timed out transaction", "transactional_id", id, "producer_id", m.ProducerID, "epoch", m.Epoch)
+			p, last, err := c.persist(m, now)
+			if err != nil {
+				c.b.log.Error("persist transaction timeout", "transactional_id", id, "err", err)
+				continue
+			}
+			syncs = append(syncs, struct {
+				p    *partition
+				last int64
+			}{p, last})
+		}
+		if m.State == txn.PrepareCommit || m.State == txn.PrepareAbort {
+			todo = append(todo, c.prepared(m))
+		}
+	}
+	c.mu.Unlock()
+	for _, s := range syncs {
+		if err := syncAndAdvance(ctx, s.p, s.last); err != nil {
+			c.b.log.Error("sync transaction state", "err", err)
+		}
+	}
+	for _, cp := range todo {
+		if ctx.Err() != nil {
+			c.mu.Lock()
+			delete(c.inflight, cp.id)
+			c.mu.Unlock()
+			continue
+		}
+		_ = c.complete(ctx, cp)
+	}
+}
