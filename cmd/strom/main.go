@@ -34,6 +34,6 @@ func newRootCmd() *cobra.Command {
 			fmt.Fprintln(cmd.OutOrStdout(), "strom", version)
 		},
 	})
-	root.AddCommand(newServeCmd())
+	root.AddCommand(newServeCmd(), newMirrorCmd(false), newMirrorCmd(true), newVerifyCmd())
 	return root
 }

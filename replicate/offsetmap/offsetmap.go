@@ -50,12 +50,14 @@ type Partition struct {
 	// hold no data record to copy: a control record, an aborted or compacted-away record, a record that
 	// came from the destination). -1 when nothing is known.
 	pos int64
-	// dirty holds the indexes of runs changed since the last Drain.
+	// dirty holds the source starts of runs changed since the last Drain.
 	dirty map[int64]struct{}
+	// drainedPos is the position the last Drain reported.
+	drainedPos int64
 }
 
 // New returns an empty partition map.
-func New() *Partition { return &Partition{pos: -1, dirty: map[int64]struct{}{}} }
+func New() *Partition { return &Partition{pos: -1, drainedPos: -1, dirty: map[int64]struct{}{}} }
 
 // Pos returns the source position (see Partition), -1 when unknown.
 func (p *Partition) Pos() int64 { return p.pos }
@@ -138,8 +140,18 @@ func (p *Partition) Lookup(src int64) (int64, bool) {
 }
 
 // Drain returns the persisted form of every run changed since the last Drain (removed runs as
-// tombstones with Len 0), each carrying the current position, sorted by source offset.
+// tombstones with Len 0), sorted by source offset; each is persisted with the current position. When only
+// the position moved, it returns the last run (or, with no run, an empty run at the position) so that the
+// position is persisted too.
 func (p *Partition) Drain() []Run {
+	if len(p.dirty) == 0 && p.pos != p.drainedPos {
+		if n := len(p.runs); n > 0 {
+			p.dirty[p.runs[n-1].Src] = struct{}{}
+		} else {
+			p.dirty[p.pos] = struct{}{}
+		}
+	}
+	p.drainedPos = p.pos
 	out := make([]Run, 0, len(p.dirty))
 	for src := range p.dirty {
 		r := Run{Src: src}
@@ -171,6 +183,7 @@ func (p *Partition) Load(r Run, pos int64) {
 		p.runs[i] = r
 	}
 	p.Advance(pos)
+	p.drainedPos = p.pos
 }
 
 // Key identifies a source partition in the persisted map.

@@ -166,3 +166,27 @@ func FuzzDecode(f *testing.F) {
 		New().Load(got.Run, got.Pos)
 	})
 }
+
+func TestDrainPositionOnly(t *testing.T) {
+	p := New()
+	p.Advance(5) // only control records seen so far
+	got := p.Drain()
+	if len(got) != 1 || got[0] != (Run{Src: 5}) {
+		t.Fatalf("drain = %v, want one empty run at 5", got)
+	}
+	if got := p.Drain(); len(got) != 0 {
+		t.Fatalf("second drain = %v, want nothing", got)
+	}
+	p.Add(5, 0)
+	p.Drain()
+	p.Advance(9)
+	if got := p.Drain(); len(got) != 1 || got[0] != (Run{Src: 5, Dst: 0, Len: 1}) {
+		t.Fatalf("drain after advance = %v, want the last run", got)
+	}
+	q := New()
+	q.Load(Run{Src: 5}, 5)
+	q.Load(Run{Src: 5, Len: 1}, 9)
+	if q.Pos() != 9 || len(q.Runs()) != 1 {
+		t.Fatalf("loaded pos %d runs %v", q.Pos(), q.Runs())
+	}
+}
