@@ -27,7 +27,7 @@ type ClientConfig struct {
 	// Bootstrap is a comma-separated host:port list (bootstrap.servers).
 	Bootstrap string
 	// TLS enables TLS; CAFile, CertFile and KeyFile are optional PEM files.
-	TLS                      bool
+	TLS                       bool
 	CAFile, CertFile, KeyFile string
 	// SASLMechanism is "", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512" or "AWS_MSK_IAM".
 	SASLMechanism string

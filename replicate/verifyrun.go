@@ -135,4 +135,3 @@ func readDigests(ctx context.Context, c *cluster, topic string, id [16]byte, p, 
 	}
 	return out, nil
 }
-
