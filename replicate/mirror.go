@@ -121,6 +121,8 @@ type session struct {
 
 func (s *session) close() {
 	if s.cons != nil {
+		// A poll may have left a rebalance blocked (BlockRebalanceOnPoll); leaving the group waits for it.
+		s.cons.AllowRebalance()
 		s.cons.Close()
 	}
 	if s.prod != nil {
@@ -257,7 +259,6 @@ func (s *session) newProducer(ctx context.Context) error {
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.ProducerBatchMaxBytes(maxMessageBytes(ctx, r.dst, s.topics)),
 		kgo.MaxBufferedRecords(2*cfg.MaxPollRecords+1000),
-		kgo.RecordDeliveryTimeout(2*time.Minute),
 		kgo.ProducerLinger(0),
 	)
 	if cfg.Mode == ExactlyOnce {
@@ -341,6 +342,7 @@ func (s *session) loadTargets(ctx context.Context) error {
 	starts.Each(func(o kadm.ListedOffset) {
 		r.starts[tp{Topic: o.Topic, Partition: o.Partition}] = o.Offset
 	})
+	r.cfg.Logger.Debug("migrate targets", "ends", r.targets, "starts", r.starts)
 	return ferr
 }
 
@@ -674,6 +676,8 @@ func (s *session) probeTails(ctx context.Context) error {
 		if err != nil || reached < end {
 			continue // records to copy remain, or the probe failed: the consumer will get there
 		}
+		s.r.cfg.Logger.Debug("migrate: no data record left below the end offset", "topic", k.Topic,
+			"partition", k.Partition, "from", from, "end", end)
 		p.Advance(end)
 		touched[k] = true
 	}

@@ -1,0 +1,329 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/stromhq/strom/integration/harness"
+	"github.com/stromhq/strom/replicate"
+)
+
+// Replicator tests. Two Kafka clusters from the pool serve as source and destination (the source with a
+// fast log cleaner, so a compacted topic gets gaps within seconds); Strom from the pool is the second
+// destination. Every test uses its own topic prefix and mirror name, so tests share the clusters.
+
+func mirrorSource(t testing.TB) *harness.LocalCluster {
+	return pool.Kafka(t, "mirror-src",
+		harness.BrokerConfig("log.cleaner.backoff.ms", "300"),
+		harness.BrokerConfig("log.cleaner.threads", "1"),
+		harness.BrokerConfig("transaction.state.log.min.isr", "1"))
+}
+
+func mirrorDest(t testing.TB) *harness.LocalCluster { return pool.Kafka(t, "mirror-dst") }
+
+// mirrorConfig returns a replicator config from src to dst for topics matching prefix.*.
+func mirrorConfig(src, dst harness.Cluster, prefix, name string) replicate.Config {
+	cfg := replicate.DefaultConfig()
+	cfg.Source.Bootstrap = src.Bootstrap()
+	cfg.Dest.Bootstrap = dst.Bootstrap()
+	cfg.Topics = regexpQuote(prefix) + `\..*`
+	cfg.Name = name
+	cfg.ProgressInterval = 2 * time.Second
+	cfg.DiscoverInterval = time.Second
+	cfg.GroupSyncInterval = time.Second
+	cfg.RetryBackoff = 200 * time.Millisecond
+	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	return cfg
+}
+
+func regexpQuote(s string) string { return strings.ReplaceAll(s, ".", `\.`) }
+
+// migrate runs replicate.Run in Migrate mode with a time bound and fails t on error.
+func migrate(t *testing.T, cfg replicate.Config) replicate.Summary {
+	t.Helper()
+	cfg.Migrate = true
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	sum, err := replicate.Run(ctx, cfg)
+	if err != nil {
+		t.Fatalf("migrate %s: %v", cfg.Name, err)
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("migrate %s did not finish in time (copied %d records)", cfg.Name, sum.Records)
+	}
+	return sum
+}
+
+// verifyOK runs replicate.Verify and fails t on any difference.
+func verifyOK(t *testing.T, cfg replicate.Config) replicate.VerifyReport {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var out bytes.Buffer
+	rep, err := replicate.Verify(ctx, cfg, &out)
+	if err != nil {
+		t.Fatalf("verify: %v\n%s", err, out.String())
+	}
+	return rep
+}
+
+// fixture is the source data of the at-least-once and exactly-once tests.
+type fixture struct {
+	prefix string
+	// want counts the committed data records per topic.
+	want map[string]int
+}
+
+// seedSource creates and fills, under a fresh prefix: many partitions with null keys and values and
+// headers; large records close to max.message.bytes; a compacted topic with gaps; a transactional topic
+// with aborted transactions.
+func seedSource(t *testing.T, src harness.Cluster) fixture {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	f := fixture{prefix: uniqueName("mir"), want: map[string]int{}}
+	cl := newClient(t, src, kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerBatchMaxBytes(2<<20))
+	adm := kadm.NewClient(cl)
+	// Recent timestamps: older ones would fall to retention at once.
+	ts := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
+
+	many := f.prefix + ".many"
+	retention := "86400000"
+	createTopic(ctx, t, adm, many, 12, 1, map[string]*string{"retention.ms": &retention})
+	var rs []*kgo.Record
+	for i := 0; i < 2400; i++ {
+		r := &kgo.Record{Topic: many, Partition: int32(i % 12), Timestamp: ts.Add(time.Duration(i) * time.Millisecond)}
+		switch i % 4 {
+		case 0: // null key and value
+		case 1:
+			r.Key = fmt.Appendf(nil, "k%d", i)
+		case 2:
+			r.Value = fmt.Appendf(nil, "v%d", i)
+		default:
+			r.Key, r.Value = []byte{}, []byte{}
+			r.Headers = []kgo.RecordHeader{{Key: "a", Value: []byte("1")}, {Key: "b"}, {Key: "a", Value: fmt.Appendf(nil, "%d", i)}}
+		}
+		rs = append(rs, r)
+	}
+	produce(ctx, t, cl, rs)
+	f.want[many] = len(rs)
+
+	large := f.prefix + ".large"
+	createTopic(ctx, t, adm, large, 2, 1, nil)
+	rs = nil
+	for i := 0; i < 6; i++ {
+		v := bytes.Repeat([]byte{byte('a' + i)}, 1_000_000)
+		rs = append(rs, &kgo.Record{Topic: large, Partition: int32(i % 2), Key: []byte{byte(i)}, Value: v, Timestamp: ts})
+	}
+	produce(ctx, t, cl, rs)
+	f.want[large] = len(rs)
+
+	f.want[f.prefix+".compacted"] = seedCompacted(ctx, t, cl, adm, f.prefix+".compacted")
+	f.want[f.prefix+".txn"] = seedTransactional(ctx, t, src, adm, f.prefix+".txn")
+	return f
+}
+
+// seedCompacted writes keys in several segments and waits until the cleaner removed superseded records,
+// leaving gaps in the offsets. It returns the number of records left.
+func seedCompacted(ctx context.Context, t *testing.T, cl *kgo.Client, adm *kadm.Client, topic string) int {
+	t.Helper()
+	compact, segMS, dirty, lag := "compact", "100", "0.01", "0"
+	createTopic(ctx, t, adm, topic, 2, 1, map[string]*string{"cleanup.policy": &compact, "segment.ms": &segMS,
+		"min.cleanable.dirty.ratio": &dirty, "min.compaction.lag.ms": &lag})
+	for wave := 0; wave < 5; wave++ {
+		var rs []*kgo.Record
+		for i := 0; i < 40; i++ {
+			rs = append(rs, &kgo.Record{Topic: topic, Partition: int32(i % 2), Key: fmt.Appendf(nil, "key-%d", i%10),
+				Value: fmt.Appendf(nil, "wave %d i %d", wave, i)})
+		}
+		produce(ctx, t, cl, rs)
+		time.Sleep(250 * time.Millisecond) // the next wave rolls a new segment (segment.ms)
+	}
+	// Wait (bounded) until the cleaner made gaps: fewer records than offsets.
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		n, gaps := countRecords(ctx, t, cl, topic)
+		if gaps {
+			return n
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("compacted topic %s has no gaps after 90 s (%d records)", topic, n)
+		}
+		// Another append rolls the active segment so the cleaner can take the previous one.
+		produce(ctx, t, cl, []*kgo.Record{{Topic: topic, Partition: 0, Key: []byte("key-0"), Value: []byte("roll")},
+			{Topic: topic, Partition: 1, Key: []byte("key-1"), Value: []byte("roll")}})
+		time.Sleep(time.Second)
+	}
+}
+
+// countRecords reads topic from the start to its end offsets and reports the number of records and
+// whether any partition has an offset gap.
+func countRecords(ctx context.Context, t *testing.T, cl *kgo.Client, topic string) (int, bool) {
+	t.Helper()
+	adm := kadm.NewClient(cl)
+	ends, err := adm.ListEndOffsets(ctx, topic)
+	if err != nil {
+		t.Fatalf("end offsets %s: %v", topic, err)
+	}
+	parts := map[int32]kgo.Offset{}
+	want := map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) {
+		parts[o.Partition] = kgo.NewOffset().AtStart()
+		if o.Offset > 0 {
+			want[o.Partition] = o.Offset
+		}
+	})
+	rd, err := kgo.NewClient(kgo.SeedBrokers(cl.OptValue(kgo.SeedBrokers).([]string)...),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: parts}), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	n, gaps := 0, false
+	next := map[int32]int64{}
+	for len(want) > 0 {
+		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		fs := rd.PollFetches(pctx)
+		timedOut := pctx.Err() != nil
+		cancel()
+		if timedOut {
+			t.Fatalf("reading %s: timed out, still waiting for %v (errors %v)", topic, want, fs.Errors())
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if r.Offset != next[r.Partition] {
+				gaps = true
+			}
+			next[r.Partition] = r.Offset + 1
+			if !r.Attrs.IsControl() {
+				n++
+			}
+			if w, ok := want[r.Partition]; ok && r.Offset+1 >= w {
+				delete(want, r.Partition)
+			}
+		})
+	}
+	return n, gaps
+}
+
+// seedTransactional writes committed and aborted transactions and returns the committed record count.
+func seedTransactional(ctx context.Context, t *testing.T, src harness.Cluster, adm *kadm.Client, topic string) int {
+	t.Helper()
+	createTopic(ctx, t, adm, topic, 3, 1, nil)
+	tx := newClient(t, src, kgo.TransactionalID(uniqueName("seed")), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	committed := 0
+	for i := 0; i < 8; i++ {
+		if err := tx.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		var rs []*kgo.Record
+		for j := 0; j < 30; j++ {
+			rs = append(rs, &kgo.Record{Topic: topic, Partition: int32(j % 3), Key: fmt.Appendf(nil, "t%d-%d", i, j),
+				Value: fmt.Appendf(nil, "txn %d", i)})
+		}
+		produce(ctx, t, tx, rs)
+		commit := i%3 != 1
+		if err := tx.EndTransaction(ctx, kgo.TransactionEndTry(commit)); err != nil {
+			t.Fatalf("end transaction: %v", err)
+		}
+		if commit {
+			committed += len(rs)
+		}
+	}
+	return committed
+}
+
+// destCounts reads every fixture topic on dst (read_committed) and compares the record counts; it also
+// checks that every copied record landed in its source partition (strom.offset is checked by verify).
+func checkDestCounts(t *testing.T, dst harness.Cluster, f fixture, allowMore bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cl := newClient(t, dst)
+	for topic, want := range f.want {
+		got, _ := countRecords(ctx, t, cl, topic)
+		if got != want && !(allowMore && got > want) {
+			t.Errorf("destination %s: %d records, want %d", topic, got, want)
+		}
+	}
+}
+
+func TestMirrorAtLeastOnce(t *testing.T) {
+	src := mirrorSource(t)
+	f := seedSource(t, src)
+	for _, dt := range []struct {
+		name string
+		dst  func(testing.TB) harness.Cluster
+	}{
+		{"kafka-to-kafka", func(t testing.TB) harness.Cluster { return mirrorDest(t) }},
+		{"kafka-to-strom", func(t testing.TB) harness.Cluster { return pool.Strom(t, "single") }},
+	} {
+		t.Run(dt.name, func(t *testing.T) {
+			dst := dt.dst(t)
+			cfg := mirrorConfig(src, dst, f.prefix, uniqueName("alo"))
+			sum := migrate(t, cfg)
+			total := 0
+			for _, n := range f.want {
+				total += n
+			}
+			if sum.Records != int64(total) {
+				t.Errorf("migrate copied %d records, want %d", sum.Records, total)
+			}
+			verifyOK(t, cfg)
+			checkDestCounts(t, dst, f, false)
+
+			// Topic configs set on the source are copied.
+			adm := kadm.NewClient(newClient(t, dst))
+			rcs, err := adm.DescribeTopicConfigs(context.Background(), f.prefix+".many", f.prefix+".compacted")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, want := range []struct{ topic, key, value string }{
+				{f.prefix + ".many", "retention.ms", "86400000"},
+				{f.prefix + ".compacted", "cleanup.policy", "compact"},
+			} {
+				rc, err := rcs.On(want.topic, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got := ""
+				for _, c := range rc.Configs {
+					if c.Key == want.key && c.Value != nil {
+						got = *c.Value
+					}
+				}
+				if got != want.value {
+					t.Errorf("destination %s %s = %q, want %q", want.topic, want.key, got, want.value)
+				}
+			}
+
+			// Re-running resumes: nothing new, nothing copied.
+			if sum := migrate(t, cfg); sum.Records != 0 {
+				t.Errorf("second migrate copied %d records, want 0", sum.Records)
+			}
+		})
+	}
+}
+
+// srcOffsetOf returns the strom.offset header of a copied record, -1 if absent.
+func srcOffsetOf(r *kgo.Record) int64 {
+	for _, h := range r.Headers {
+		if h.Key == replicate.OffsetHeader && len(h.Value) == 8 {
+			return int64(binary.BigEndian.Uint64(h.Value))
+		}
+	}
+	return -1
+}
+
+var _ = errors.Is
