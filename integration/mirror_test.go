@@ -326,4 +326,189 @@ func srcOffsetOf(r *kgo.Record) int64 {
 	return -1
 }
 
-var _ = errors.Is
+
+func TestMirrorExactlyOnce(t *testing.T) {
+	src, dst := mirrorSource(t), mirrorDest(t)
+	f := seedSource(t, src)
+	cfg := mirrorConfig(src, dst, f.prefix, uniqueName("eos"))
+	cfg.Mode = replicate.ExactlyOnce
+	cfg.MaxPollRecords = 500 // several transactions
+	sum := migrate(t, cfg)
+	total := 0
+	for _, n := range f.want {
+		total += n
+	}
+	if sum.Records != int64(total) {
+		t.Errorf("migrate copied %d records, want %d", sum.Records, total)
+	}
+	verifyOK(t, cfg)
+	checkDestCounts(t, dst, f, false)
+	// Nothing is stored on the source in exactly-once mode: no group named like the mirror.
+	groups, err := kadm.NewClient(newClient(t, src)).ListGroups(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := groups[cfg.Name]; ok {
+		t.Errorf("exactly-once mirror created group %s on the source", cfg.Name)
+	}
+	if sum := migrate(t, cfg); sum.Records != 0 {
+		t.Errorf("second migrate copied %d records, want 0", sum.Records)
+	}
+	verifyOK(t, cfg)
+}
+
+// TestMirrorGroupSync: a group that committed on the source resumes on the destination after group sync
+// and reads exactly the records it had not consumed: none twice, none skipped.
+func TestMirrorGroupSync(t *testing.T) {
+	src, dst := mirrorSource(t), mirrorDest(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	prefix := uniqueName("grp")
+	topic := prefix + ".orders"
+	scl := newClient(t, src, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	createTopic(ctx, t, kadm.NewClient(scl), topic, 3, 1, nil)
+	// Transactions put markers (gaps) between records, so translation must be exact, not offset-equal.
+	tx := newClient(t, src, kgo.TransactionalID(uniqueName("gtx")), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	total := 0
+	for i := 0; i < 10; i++ {
+		if err := tx.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		var rs []*kgo.Record
+		for j := 0; j < 30; j++ {
+			rs = append(rs, &kgo.Record{Topic: topic, Partition: int32(j % 3), Value: fmt.Appendf(nil, "%d-%d", i, j)})
+		}
+		produce(ctx, t, tx, rs)
+		commit := i%4 != 2
+		if err := tx.EndTransaction(ctx, kgo.TransactionEndTry(commit)); err != nil {
+			t.Fatal(err)
+		}
+		if commit {
+			total += len(rs)
+		}
+	}
+	// The application group consumes part of the data on the source and commits.
+	group := prefix + "-app"
+	app := newClient(t, src, kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic), kgo.DisableAutoCommit(),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	seen := map[string]bool{}
+	var consumed []*kgo.Record
+	for len(consumed) < 100 {
+		fs := app.PollRecords(ctx, 100-len(consumed))
+		if ctx.Err() != nil {
+			t.Fatal("source consumer timed out")
+		}
+		consumed = append(consumed, fs.Records()...)
+	}
+	if err := app.CommitRecords(ctx, consumed...); err != nil {
+		t.Fatal(err)
+	}
+	app.Close()
+	for _, r := range consumed {
+		seen[string(r.Value)] = true
+	}
+
+	cfg := mirrorConfig(src, dst, prefix, uniqueName("gs"))
+	cfg.Groups = regexpQuote(group)
+	sum := migrate(t, cfg)
+	if sum.Groups == 0 {
+		t.Fatalf("migrate synced no group offsets")
+	}
+
+	// The group resumes on the destination.
+	dapp := newClient(t, dst, kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	rest := 0
+	for rest < total-len(consumed) {
+		pctx, pcancel := context.WithTimeout(ctx, 20*time.Second)
+		fs := dapp.PollFetches(pctx)
+		timedOut := pctx.Err() != nil
+		pcancel()
+		if timedOut {
+			t.Fatalf("destination consumer read %d of %d remaining records", rest, total-len(consumed))
+		}
+		for _, r := range fs.Records() {
+			if seen[string(r.Value)] {
+				t.Fatalf("record %q read twice (source and destination)", r.Value)
+			}
+			seen[string(r.Value)] = true
+			rest++
+		}
+	}
+	if len(seen) != total {
+		t.Fatalf("read %d distinct records, want %d", len(seen), total)
+	}
+	// Nothing more arrives: no record was duplicated on the destination.
+	pctx, pcancel := context.WithTimeout(ctx, 2*time.Second)
+	if fs := dapp.PollFetches(pctx); fs.NumRecords() > 0 {
+		t.Fatalf("extra record after all were read: %q", fs.Records()[0].Value)
+	}
+	pcancel()
+	dapp.Close()
+
+	// Group sync never moves a destination group backwards: the destination group is ahead now.
+	before, err := kadm.NewClient(newClient(t, dst)).FetchOffsets(ctx, group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	migrate(t, cfg)
+	after, err := kadm.NewClient(newClient(t, dst)).FetchOffsets(ctx, group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before.Each(func(o kadm.OffsetResponse) {
+		if a, ok := after.Lookup(o.Topic, o.Partition); !ok || a.At != o.At {
+			t.Errorf("%s/%d moved from %d to %d", o.Topic, o.Partition, o.At, a.At)
+		}
+	})
+}
+
+// TestMirrorBadInput: every bad input fails before anything is written, naming the cluster and cause.
+func TestMirrorBadInput(t *testing.T) {
+	src, dst := mirrorSource(t), mirrorDest(t)
+	ctx := context.Background()
+	prefix := uniqueName("bad")
+	adm := kadm.NewClient(newClient(t, src))
+	createTopic(ctx, t, adm, prefix+".t", 4, 1, nil)
+	dadm := kadm.NewClient(newClient(t, dst))
+	createTopic(ctx, t, dadm, prefix+".t", 2, 1, nil) // fewer partitions than the source
+
+	dead := "127.0.0.1:1"
+	tests := []struct {
+		name    string
+		mod     func(*replicate.Config)
+		wantErr error
+		wantMsg string
+	}{
+		{"unreachable source", func(c *replicate.Config) { c.Source.Bootstrap = dead }, replicate.ErrUnreachable, "source cluster 127.0.0.1:1"},
+		{"unreachable destination", func(c *replicate.Config) { c.Dest.Bootstrap = dead }, replicate.ErrUnreachable, "destination cluster 127.0.0.1:1"},
+		{"auth failure", func(c *replicate.Config) {
+			c.Dest.SASLMechanism, c.Dest.User, c.Dest.Password = "SCRAM-SHA-256", "u", "p"
+		}, replicate.ErrUnreachable, "destination cluster"},
+		{"no topic", func(c *replicate.Config) { c.Topics = prefix + `\.missing` }, replicate.ErrNoTopics, "source cluster"},
+		{"fewer partitions", func(c *replicate.Config) {}, replicate.ErrFewerPartitions, "topic " + prefix + ".t has 2 partitions"},
+		{"bad regex", func(c *replicate.Config) { c.Topics = "(" }, replicate.ErrBadConfig, "--topics"},
+		{"bad mechanism", func(c *replicate.Config) { c.Source.SASLMechanism = "GSSAPI" }, replicate.ErrBadConfig, "source"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := mirrorConfig(src, dst, prefix, uniqueName("bad"))
+			cfg.Migrate = true
+			tt.mod(&cfg)
+			rctx, cancel := context.WithTimeout(ctx, time.Minute)
+			defer cancel()
+			_, err := replicate.Run(rctx, cfg)
+			if !errors.Is(err, tt.wantErr) || !strings.Contains(err.Error(), tt.wantMsg) {
+				t.Fatalf("err = %v, want %v containing %q", err, tt.wantErr, tt.wantMsg)
+			}
+			// Nothing written: no offset-map topic on the destination.
+			td, err := dadm.ListTopics(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if td.Has("strom.mirror." + cfg.Name + ".offsets") {
+				t.Fatalf("offset-map topic created despite the error")
+			}
+		})
+	}
+}

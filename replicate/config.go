@@ -60,6 +60,8 @@ var (
 	ErrFewerPartitions = errors.New("destination topic has fewer partitions than the source")
 	// ErrFenced reports that another replicator with the same name took over (exactly-once mode).
 	ErrFenced = errors.New("fenced by another replicator with the same name")
+	// ErrGroupSync reports that the final group sync of a migrate kept failing.
+	ErrGroupSync = errors.New("group sync failed")
 	// ErrDifferent reports that verify found a difference.
 	ErrDifferent = errors.New("source and destination differ")
 )

@@ -2,6 +2,8 @@ package replicate
 
 import (
 	"context"
+	"fmt"
+	"time"
 	"maps"
 	"slices"
 
@@ -11,17 +13,18 @@ import (
 // syncGroups translates the committed offsets of the selected source groups and commits them to the
 // destination groups of the same name. A destination group with members is left alone (its consumers own
 // its offsets), and a destination offset never moves backwards. Source offsets beyond what was copied are
-// skipped until the copy reaches them. Failures are logged, not fatal: group sync retries next interval.
-func (s *session) syncGroups(ctx context.Context) error {
+// skipped until the copy reaches them. Failures are logged, not fatal: group sync retries next interval;
+// it reports whether any group failed.
+func (s *session) syncGroups(ctx context.Context) (failed bool) {
 	r := s.r
 	if r.sel.groups == nil {
-		return nil
+		return false
 	}
 	log := r.cfg.Logger
 	listed, err := r.src.adm.ListGroups(ctx)
 	if err != nil {
 		log.Warn("group sync: list source groups", "err", err)
-		return nil
+		return true
 	}
 	var groups []string
 	for _, g := range slices.Sorted(maps.Keys(listed)) {
@@ -30,12 +33,12 @@ func (s *session) syncGroups(ctx context.Context) error {
 		}
 	}
 	if len(groups) == 0 {
-		return nil
+		return false
 	}
 	described, err := r.dst.adm.DescribeGroups(ctx, groups...)
 	if err != nil {
 		log.Warn("group sync: describe destination groups", "err", err)
-		return nil
+		return true
 	}
 	for _, g := range groups {
 		if d, ok := described[g]; ok && d.Err == nil && len(d.Members) > 0 {
@@ -44,11 +47,13 @@ func (s *session) syncGroups(ctx context.Context) error {
 		srcOffs, err := r.src.adm.FetchOffsets(ctx, g)
 		if err != nil {
 			log.Warn("group sync: fetch source offsets", "group", g, "err", err)
+			failed = true
 			continue
 		}
 		dstOffs, err := r.dst.adm.FetchOffsets(ctx, g)
 		if err != nil {
 			log.Warn("group sync: fetch destination offsets", "group", g, "err", err)
+			failed = true
 			continue
 		}
 		commit := kadm.Offsets{}
@@ -79,6 +84,7 @@ func (s *session) syncGroups(ctx context.Context) error {
 		}
 		if err != nil {
 			log.Warn("group sync: commit destination offsets", "group", g, "err", err)
+			failed = true
 			continue
 		}
 		n := 0
@@ -86,6 +92,23 @@ func (s *session) syncGroups(ctx context.Context) error {
 		r.summary.Groups += n
 		r.m.groups.Add(float64(n))
 		log.Info("group sync: committed translated offsets", "group", g, "partitions", n)
+	}
+	return failed
+}
+
+// finalGroupSync syncs groups at the end of a migrate, retrying failures (a destination that just created
+// its topics or its offsets topic answers with retriable errors for a while) for up to a minute.
+func (s *session) finalGroupSync(ctx context.Context) error {
+	deadline := time.Now().Add(time.Minute)
+	for s.syncGroups(ctx) {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("group sync to the destination failed for a minute (see the log): %w", ErrGroupSync)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
 	}
 	return nil
 }

@@ -198,7 +198,7 @@ func (s *session) run(ctx context.Context) error {
 		}
 		if cfg.Migrate && s.migrated() {
 			s.stage = "final group sync"
-			if err := s.syncGroups(ctx); err != nil {
+			if err := s.finalGroupSync(ctx); err != nil {
 				return err
 			}
 			s.progress(true)
@@ -588,9 +588,7 @@ func (s *session) periodic(ctx context.Context) error {
 	if cfg.Groups != "" && now.Sub(s.lastGroupSync) >= cfg.GroupSyncInterval {
 		s.lastGroupSync = now
 		s.stage = "group sync"
-		if err := s.syncGroups(ctx); err != nil {
-			return err
-		}
+		s.syncGroups(ctx)
 	}
 	return nil
 }
