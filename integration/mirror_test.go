@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
+	"os/exec"
 	"os"
 	"strings"
 	"testing"
@@ -511,4 +513,134 @@ func TestMirrorBadInput(t *testing.T) {
 			}
 		})
 	}
+}
+
+// killRecords is the size of the kill -9 test's copy; STROM_MIRROR_KILL_RECORDS overrides it.
+func killRecords() int {
+	if v := os.Getenv("STROM_MIRROR_KILL_RECORDS"); v != "" {
+		var n int
+		if _, err := fmt.Sscan(v, &n); err == nil && n > 0 {
+			return n
+		}
+	}
+	return 1_000_000
+}
+
+// TestMirrorKill9 copies a large topic with `strom migrate` (the built binary), SIGKILLs it at random
+// moments at least 10 times, restarts it each time, lets the last run finish, and verifies: at-least-once
+// loses nothing (duplicates allowed), exactly-once loses nothing and duplicates nothing.
+func TestMirrorKill9(t *testing.T) {
+	src, dst := mirrorSource(t), mirrorDest(t)
+	bin, err := harness.StromBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	prefix := uniqueName("kill")
+	topic := prefix + ".big"
+	n := killRecords()
+	cl := newClient(t, src, kgo.ProducerLinger(5*time.Millisecond), kgo.MaxBufferedRecords(200_000))
+	createTopic(ctx, t, kadm.NewClient(cl), topic, 8, 1, nil)
+	start := time.Now()
+	var perr error
+	done := make(chan struct{}, n)
+	for i := 0; i < n; i++ {
+		cl.Produce(ctx, &kgo.Record{Topic: topic, Key: fmt.Appendf(nil, "%d", i%1000), Value: fmt.Appendf(nil, "value-%08d", i)},
+			func(_ *kgo.Record, err error) {
+				if err != nil && perr == nil {
+					perr = err
+				}
+			})
+	}
+	if err := cl.Flush(ctx); err != nil || perr != nil {
+		t.Fatalf("produce %d records: %v %v", n, err, perr)
+	}
+	close(done)
+	t.Logf("produced %d records in %v", n, time.Since(start))
+
+	for _, mode := range []string{"at-least-once", "exactly-once"} {
+		t.Run(mode, func(t *testing.T) {
+			name := uniqueName("k9")
+			args := []string{"migrate", "--from", src.Bootstrap(), "--to", dst.Bootstrap(),
+				"--topics", regexpQuote(prefix) + `\..*`, "--name", name, "--mode", mode,
+				"--instance-id", name + "-0", "--rename", "prefix:" + mode + ".", "--batch-records", "1000", "--progress-interval", "1s", "--log-level", "warn"}
+			logPath := t.TempDir() + "/mirror.log"
+			logf, err := os.Create(logPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer logf.Close()
+			run := func() *exec.Cmd {
+				cmd := exec.Command(bin, args...)
+				cmd.Stdout, cmd.Stderr = logf, logf
+				if err := cmd.Start(); err != nil {
+					t.Fatal(err)
+				}
+				return cmd
+			}
+			rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
+			kills := 0
+			for kills < 10 && ctx.Err() == nil {
+				cmd := run()
+				exited := make(chan error, 1)
+				go func() { exited <- cmd.Wait() }()
+				select {
+				case err := <-exited:
+					t.Fatalf("migrate finished (%v) after only %d kills; raise STROM_MIRROR_KILL_RECORDS\n%s", err, kills, tail(logPath))
+				case <-time.After(time.Duration(400+rng.IntN(1200)) * time.Millisecond):
+				}
+				if err := cmd.Process.Kill(); err != nil {
+					t.Fatal(err)
+				}
+				<-exited
+				kills++
+				fmt.Fprintf(logf, "---- test: SIGKILL %d ----\n", kills)
+			}
+			cmd := run()
+			exited := make(chan error, 1)
+			go func() { exited <- cmd.Wait() }()
+			select {
+			case err := <-exited:
+				if err != nil {
+					t.Fatalf("final migrate: %v\n%s", err, tail(logPath))
+				}
+			case <-ctx.Done():
+				_ = cmd.Process.Kill()
+				<-exited
+				t.Fatalf("final migrate did not finish\n%s", tail(logPath))
+			}
+			t.Logf("%d kills; final run: %s", kills, lastLine(logPath))
+			cfg := mirrorConfig(src, dst, prefix, name)
+			cfg.AllowDuplicates = mode == "at-least-once"
+			cfg.Rename = "prefix:" + mode + "."
+			rep := verifyOK(t, cfg)
+			dups, copied := 0, 0
+			for _, p := range rep.Partitions {
+				dups += p.Duplicates
+				copied += p.DstCount
+			}
+			if copied != n {
+				t.Fatalf("destination holds %d distinct records, want %d", copied, n)
+			}
+			if mode == "exactly-once" && dups != 0 {
+				t.Fatalf("exactly-once left %d duplicates", dups)
+			}
+			t.Logf("%s: %d records verified, %d duplicates", mode, copied, dups)
+		})
+	}
+}
+
+func tail(path string) string {
+	b, _ := os.ReadFile(path)
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) > 30 {
+		lines = lines[len(lines)-30:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func lastLine(path string) string {
+	lines := strings.Split(tail(path), "\n")
+	return lines[len(lines)-1]
 }

@@ -125,6 +125,12 @@ type Config struct {
 	Mode            Mode
 	// Name identifies the mirror: source group (at-least-once), transactional id and offset-map topic.
 	Name string
+	// InstanceID, if set, makes the source group membership static (at-least-once): a restarted process
+	// with the same id takes its partitions back at once instead of waiting for the session timeout.
+	// Each process sharing a Name needs its own InstanceID.
+	InstanceID string
+	// SessionTimeout is the source group session timeout (at-least-once).
+	SessionTimeout time.Duration
 	// Groups selects source consumer groups whose offsets are translated to the destination ("" = none).
 	Groups string
 	// Rename maps source topic names: "identity" or "prefix:P" (destination = P + source name).
@@ -164,6 +170,7 @@ func DefaultConfig() Config {
 		DiscoverInterval:  10 * time.Second,
 		GroupSyncInterval: 5 * time.Second,
 		MaxPollRecords:    20000,
+		SessionTimeout:    10 * time.Second,
 		RetryBackoff:      time.Second,
 		Source:            ClientConfig{Name: "source"},
 		Dest:              ClientConfig{Name: "destination"},

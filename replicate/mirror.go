@@ -376,7 +376,11 @@ func (s *session) newConsumer(ctx context.Context) error {
 			kgo.ConsumeTopics(slices.Sorted(maps.Keys(s.topics))...),
 			kgo.DisableAutoCommit(),
 			kgo.BlockRebalanceOnPoll(),
+			kgo.SessionTimeout(cfg.SessionTimeout),
 		)
+		if cfg.InstanceID != "" {
+			opts = append(opts, kgo.InstanceID(cfg.InstanceID))
+		}
 	} else {
 		opts = append(opts, kgo.ConsumePartitions(s.startOffsets(s.topics)))
 	}

@@ -49,6 +49,8 @@ func (rf *replicateFlags) add(f *pflag.FlagSet, copying bool) {
 	}
 	f.StringVar(&rf.mode, "mode", "at-least-once", "at-least-once or exactly-once")
 	f.StringVar(&rf.cfg.Name, "name", rf.cfg.Name, "mirror name: source group, transactional id, offset-map topic strom.mirror.NAME.offsets")
+	f.StringVar(&rf.cfg.InstanceID, "instance-id", "", "static source group membership id of this process (at-least-once; unique per process sharing --name)")
+	f.DurationVar(&rf.cfg.SessionTimeout, "session-timeout", rf.cfg.SessionTimeout, "source group session timeout (at-least-once)")
 	f.StringVar(&rf.cfg.Groups, "groups", "", "regular expression of source consumer groups whose offsets are translated to the destination")
 	f.StringVar(&rf.cfg.MetricsAddr, "metrics-addr", "", "HOST:PORT serving Prometheus metrics at /metrics")
 	f.BoolVar(&rf.cfg.JSON, "json", false, "print progress (and the migrate summary) as JSON lines")
