@@ -7,9 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"io"
 	"math/rand/v2"
-	"os/exec"
+	"net/http"
+	"sync"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -328,7 +331,6 @@ func srcOffsetOf(r *kgo.Record) int64 {
 	return -1
 }
 
-
 func TestMirrorExactlyOnce(t *testing.T) {
 	src, dst := mirrorSource(t), mirrorDest(t)
 	f := seedSource(t, src)
@@ -643,4 +645,142 @@ func tail(path string) string {
 func lastLine(path string) string {
 	lines := strings.Split(tail(path), "\n")
 	return lines[len(lines)-1]
+}
+
+// waitFor polls cond every 200 ms until it holds or the bound passes.
+func waitFor(t *testing.T, bound time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(bound)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, bound)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// endOffsetSum returns the sum of topic's end offsets on c and its partition count (0, 0 if missing).
+func endOffsetSum(ctx context.Context, adm *kadm.Client, topic string) (int64, int) {
+	ends, err := adm.ListEndOffsets(ctx, topic)
+	if err != nil {
+		return 0, 0
+	}
+	var sum int64
+	n := 0
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Err == nil {
+			sum += o.Offset
+			n++
+		}
+	})
+	return sum, n
+}
+
+// TestMirrorContinuous runs `mirror` (not migrate) and checks that it follows new records, new matching
+// topics and partition increases, serves metrics, and that two mirrors in opposite directions over the
+// same topic names (active-active) do not copy records back to where they came from.
+func TestMirrorContinuous(t *testing.T) {
+	a, b := mirrorSource(t), mirrorDest(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	prefix := uniqueName("cont")
+	acl := newClient(t, a, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	bcl := newClient(t, b, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	aadm, badm := kadm.NewClient(acl), kadm.NewClient(bcl)
+	t1 := prefix + ".one"
+	createTopic(ctx, t, aadm, t1, 2, 1, nil)
+	createTopic(ctx, t, badm, t1, 2, 1, nil)
+
+	ports, err := harness.FreePorts(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	metricsAddr := fmt.Sprintf("127.0.0.1:%d", ports[0])
+	ab := mirrorConfig(a, b, prefix, uniqueName("ab"))
+	ab.MetricsAddr = metricsAddr
+	progress := &syncWriter{w: &bytes.Buffer{}}
+	ab.Progress, ab.JSON, ab.ProgressInterval = progress, true, 500*time.Millisecond
+	ba := mirrorConfig(b, a, prefix, uniqueName("ba"))
+	mctx, stop := context.WithCancel(ctx)
+	errs := make(chan error, 2)
+	for _, cfg := range []replicate.Config{ab, ba} {
+		go func() {
+			_, err := replicate.Run(mctx, cfg)
+			errs <- err
+		}()
+	}
+	defer func() {
+		stop()
+		for i := 0; i < 2; i++ {
+			if err := <-errs; err != nil {
+				t.Errorf("mirror: %v", err)
+			}
+		}
+	}()
+
+	rec := func(topic string, p int32, v string) *kgo.Record {
+		return &kgo.Record{Topic: topic, Partition: p, Value: []byte(v)}
+	}
+	produce(ctx, t, acl, []*kgo.Record{rec(t1, 0, "a0"), rec(t1, 1, "a1"), rec(t1, 0, "a2")})
+	produce(ctx, t, bcl, []*kgo.Record{rec(t1, 1, "b0"), rec(t1, 0, "b1")})
+	// Each side ends with its own records plus the other's, each once.
+	waitFor(t, time.Minute, "both sides hold 5 records", func() bool {
+		na, _ := endOffsetSum(ctx, aadm, t1)
+		nb, _ := endOffsetSum(ctx, badm, t1)
+		return na == 5 && nb == 5
+	})
+
+	// A new matching topic is discovered; a partition increase is followed.
+	t2 := prefix + ".two"
+	createTopic(ctx, t, aadm, t2, 1, 1, nil)
+	produce(ctx, t, acl, []*kgo.Record{rec(t2, 0, "new topic")})
+	waitFor(t, time.Minute, "new topic copied", func() bool { n, _ := endOffsetSum(ctx, badm, t2); return n == 1 })
+	if _, err := aadm.UpdatePartitions(ctx, 3, t2); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, time.Minute, "partition increase followed", func() bool { _, p := endOffsetSum(ctx, badm, t2); return p == 3 })
+	waitFor(t, 30*time.Second, "source metadata shows 3 partitions", func() bool { _, p := endOffsetSum(ctx, aadm, t2); return p == 3 })
+	// A fresh client: acl's metadata may still show one partition.
+	produce(ctx, t, newClient(t, a, kgo.RecordPartitioner(kgo.ManualPartitioner())), []*kgo.Record{rec(t2, 2, "new partition")})
+	waitFor(t, time.Minute, "record of the new partition copied", func() bool { n, _ := endOffsetSum(ctx, badm, t2); return n == 2 })
+
+	// No echo: after a while the counts are unchanged.
+	time.Sleep(2 * time.Second)
+	if na, _ := endOffsetSum(ctx, aadm, t1); na != 5 {
+		t.Errorf("side a holds %d records of %s, want 5 (echo?)", na, t1)
+	}
+
+	// Metrics and JSON progress.
+	resp, err := http.Get("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"strom_mirror_records_total 5", "strom_mirror_lag_records", "strom_mirror_replication_latency_seconds_count"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %q:\n%s", want, body)
+		}
+	}
+	waitFor(t, 10*time.Second, "JSON progress line", func() bool {
+		return strings.Contains(progress.String(), `"records":5`) || strings.Contains(progress.String(), `"records":6`)
+	})
+}
+
+// syncWriter serialises writes to w (the mirror goroutine writes, the test reads).
+type syncWriter struct {
+	mu sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (s *syncWriter) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.String()
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"regexp"
@@ -85,15 +86,23 @@ func (c ClientConfig) resolve() (ClientConfig, error) {
 	return c, nil
 }
 
-// readProperties parses key=value lines; # and ! start comments.
+// readProperties reads a Kafka client properties file.
 func readProperties(path string) (map[string]string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
+	return parseProperties(path, f)
+}
+
+// parseProperties parses key=value lines (the subset of Java properties Kafka client configs use):
+// blank lines and lines starting with # or ! are skipped, keys and values are trimmed, the first '='
+// separates them. name labels errors.
+func parseProperties(name string, r io.Reader) (map[string]string, error) {
 	props := map[string]string{}
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 4096), 1<<20)
 	for n := 1; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
 		if line == "" || line[0] == '#' || line[0] == '!' {
@@ -101,11 +110,14 @@ func readProperties(path string) (map[string]string, error) {
 		}
 		k, v, ok := strings.Cut(line, "=")
 		if !ok {
-			return nil, fmt.Errorf("%s:%d: no '=' in %q: %w", path, n, line, ErrBadConfig)
+			return nil, fmt.Errorf("%s:%d: no '=' in %q: %w", name, n, line, ErrBadConfig)
 		}
 		props[strings.TrimSpace(k)] = strings.TrimSpace(v)
 	}
-	return props, sc.Err()
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return props, nil
 }
 
 // kgoOpts returns the connection options for c.

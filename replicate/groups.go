@@ -3,9 +3,9 @@ package replicate
 import (
 	"context"
 	"fmt"
-	"time"
 	"maps"
 	"slices"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 )

@@ -617,6 +617,9 @@ func (s *session) discover(ctx context.Context) error {
 	if err := ensureTopics(ctx, r.dst, changed); err != nil {
 		return err
 	}
+	// The producer must see grown destination partitions before records for them arrive; a record that
+	// still races ahead fails its batch, and the next session starts from the durable position.
+	s.prod.ForceMetadataRefresh()
 	var added []string
 	newParts := map[string]map[int32]kgo.Offset{}
 	for name, ti := range changed {
