@@ -6,14 +6,14 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"log/slog"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net/http"
-	"sync"
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -783,4 +783,112 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.w.Write(p)
+}
+
+// TestMirrorScaleOut runs two at-least-once mirrors with the same name: the source group splits the
+// partitions between them, both copy, and together they copy everything.
+func TestMirrorScaleOut(t *testing.T) {
+	src, dst := mirrorSource(t), mirrorDest(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	prefix := uniqueName("scale")
+	topic := prefix + ".t"
+	cl := newClient(t, src)
+	createTopic(ctx, t, kadm.NewClient(cl), topic, 6, 1, nil)
+	produce(ctx, t, cl, makeRecords(topic, 0, 1, time.Now())) // a record, so the mirror has a topic to start on
+	name := uniqueName("so")
+	mctx, stop := context.WithCancel(ctx)
+	type result struct {
+		sum replicate.Summary
+		err error
+	}
+	results := make(chan result, 2)
+	for i := 0; i < 2; i++ {
+		cfg := mirrorConfig(src, dst, prefix, name)
+		cfg.InstanceID = fmt.Sprintf("%s-%d", name, i)
+		go func() {
+			sum, err := replicate.Run(mctx, cfg)
+			results <- result{sum, err}
+		}()
+	}
+	// Once both processes are members of the source group, the data arrives.
+	sadm := kadm.NewClient(cl)
+	waitFor(t, time.Minute, "two members in the source group", func() bool {
+		d, err := sadm.DescribeGroups(ctx, name)
+		if err != nil {
+			return false
+		}
+		g := d[name]
+		return g.State == "Stable" && len(g.Members) == 2
+	})
+	produce(ctx, t, cl, makeRecords(topic, 1, 2999, time.Now()))
+	dadm := kadm.NewClient(newClient(t, dst))
+	waitFor(t, 2*time.Minute, "3000 records on the destination", func() bool {
+		n, _ := endOffsetSum(ctx, dadm, topic)
+		return n >= 3000
+	})
+	stop()
+	for i := 0; i < 2; i++ {
+		r := <-results
+		if r.err != nil {
+			t.Fatalf("mirror: %v", r.err)
+		}
+		if r.sum.Records == 0 {
+			t.Errorf("a mirror process copied nothing: the partitions were not shared")
+		}
+	}
+	cfg := mirrorConfig(src, dst, prefix, name)
+	cfg.AllowDuplicates = true
+	verifyOK(t, cfg)
+}
+
+// TestMirrorCLI runs the built binary: migrate with a --from-config file and --json summary, verify
+// exiting 0, and verify exiting non-zero with the first difference after the destination is changed.
+func TestMirrorCLI(t *testing.T) {
+	src, dst := mirrorSource(t), mirrorDest(t)
+	bin, err := harness.StromBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	prefix := uniqueName("cli")
+	topic := prefix + ".t"
+	cl := newClient(t, src)
+	createTopic(ctx, t, kadm.NewClient(cl), topic, 2, 1, nil)
+	produce(ctx, t, cl, makeRecords(topic, 0, 100, time.Now()))
+	props := t.TempDir() + "/source.properties"
+	if err := os.WriteFile(props, []byte("# source\nbootstrap.servers="+src.Bootstrap()+"\nsecurity.protocol=PLAINTEXT\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	strom := func(args ...string) (string, error) {
+		cmd := exec.CommandContext(ctx, bin, args...)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	sel := regexpQuote(prefix) + `\..*`
+	out, err := strom("migrate", "--from-config", props, "--to", dst.Bootstrap(), "--topics", sel,
+		"--name", uniqueName("cli"), "--json", "--log-level", "warn")
+	if err != nil || !strings.Contains(out, `"records":100`) {
+		t.Fatalf("migrate: %v\n%s", err, out)
+	}
+	out, err = strom("verify", "--from", src.Bootstrap(), "--to", dst.Bootstrap(), "--topics", sel)
+	if err != nil || !strings.Contains(out, "verify ok: 2 partitions identical") {
+		t.Fatalf("verify: %v\n%s", err, out)
+	}
+	// A record written on the destination only makes verify fail, naming topic, partition and offsets.
+	produce(ctx, t, newClient(t, dst), []*kgo.Record{{Topic: topic, Partition: 0, Value: []byte("stray")}})
+	out, err = strom("verify", "--from", src.Bootstrap(), "--to", dst.Bootstrap(), "--topics", sel)
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() == 0 {
+		t.Fatalf("verify of a changed destination: err %v, want a non-zero exit\n%s", err, out)
+	}
+	if !strings.Contains(out, topic+"/0") || !strings.Contains(out, "destination has more records") {
+		t.Fatalf("verify output lacks the first difference:\n%s", out)
+	}
+	// Bad input from the command line: unreachable cluster, non-zero exit, the cluster named.
+	out, err = strom("migrate", "--from", "127.0.0.1:1", "--to", dst.Bootstrap(), "--topics", sel)
+	if err == nil || !strings.Contains(out, "source cluster 127.0.0.1:1") {
+		t.Fatalf("migrate from an unreachable cluster: err %v\n%s", err, out)
+	}
 }
