@@ -160,7 +160,7 @@ func seedCompacted(ctx context.Context, t *testing.T, cl *kgo.Client, adm *kadm.
 	for {
 		n, gaps := countRecords(ctx, t, cl, topic)
 		if gaps {
-			return n
+			break
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("compacted topic %s has no gaps after 90 s (%d records)", topic, n)
@@ -170,6 +170,26 @@ func seedCompacted(ctx context.Context, t *testing.T, cl *kgo.Client, adm *kadm.
 			{Topic: topic, Partition: 1, Key: []byte("key-1"), Value: []byte("roll")}})
 		time.Sleep(time.Second)
 	}
+	// Freeze the topic: no more rolls here (nor on the destination, which copies segment.ms), so the
+	// cleaner finishes what is rolled and the content stops changing before the copy and verify.
+	week := "604800000"
+	if _, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "segment.ms", Value: &week}}, topic); err != nil {
+		t.Fatalf("alter %s: %v", topic, err)
+	}
+	last, stable := -1, 0
+	for stable < 3 {
+		n, _ := countRecords(ctx, t, cl, topic)
+		if n == last {
+			stable++
+		} else {
+			last, stable = n, 0
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("compacted topic %s does not settle (%d records)", topic, n)
+		}
+		time.Sleep(time.Second)
+	}
+	return last
 }
 
 // countRecords reads topic from the start to its end offsets and reports the number of records and
@@ -566,7 +586,7 @@ func TestMirrorKill9(t *testing.T) {
 			name := uniqueName("k9")
 			args := []string{"migrate", "--from", src.Bootstrap(), "--to", dst.Bootstrap(),
 				"--topics", regexpQuote(prefix) + `\..*`, "--name", name, "--mode", mode,
-				"--instance-id", name + "-0", "--rename", "prefix:" + mode + ".", "--batch-records", "1000", "--progress-interval", "1s", "--log-level", "warn"}
+				"--instance-id", name + "-0", "--rename", "prefix:" + mode + ".", "--batch-records", "500", "--progress-interval", "1s", "--log-level", "warn"}
 			logPath := t.TempDir() + "/mirror.log"
 			logf, err := os.Create(logPath)
 			if err != nil {
@@ -590,7 +610,7 @@ func TestMirrorKill9(t *testing.T) {
 				select {
 				case err := <-exited:
 					t.Fatalf("migrate finished (%v) after only %d kills; raise STROM_MIRROR_KILL_RECORDS\n%s", err, kills, tail(logPath))
-				case <-time.After(time.Duration(400+rng.IntN(1200)) * time.Millisecond):
+				case <-time.After(time.Duration(300+rng.IntN(900)) * time.Millisecond):
 				}
 				if err := cmd.Process.Kill(); err != nil {
 					t.Fatal(err)
