@@ -7,8 +7,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -110,6 +112,9 @@ type session struct {
 	cons     *kgo.Client  // source consumer
 	stage    string       // what the session was doing, for errors and metrics
 	copying  bool         // set once the up-front checks passed
+	// reload is set by the group's assignment callback (at-least-once): partitions another process copied
+	// until now have map entries this session has not seen, so the map is read again between batches.
+	reload atomic.Bool
 	inTxn    bool         // a destination transaction is open (exactly-once)
 	lastCopy time.Time
 
@@ -208,6 +213,15 @@ func (s *session) run(ctx context.Context) error {
 			}
 			return nil
 		}
+		if s.reload.Swap(false) {
+			s.stage = "reload offset map"
+			r.cfg.Logger.Debug("partitions assigned: reloading the offset map")
+			// Entries are merged into the in-memory map (applying an entry twice is harmless), so this
+			// session's own progress survives even if the destination's metadata lags behind.
+			if err := s.loadMap(ctx); err != nil {
+				return err
+			}
+		}
 		if err := s.periodic(ctx); err != nil {
 			return err
 		}
@@ -288,8 +302,15 @@ func (s *session) loadMap(ctx context.Context) error {
 		return fmt.Errorf("destination cluster: list topics: %w", err)
 	}
 	d, ok := td[name]
-	if !ok || d.Err != nil || len(d.Partitions) == 0 {
+	switch {
+	case (!ok || errors.Is(d.Err, kerr.UnknownTopicOrPartition)) && !s.copying:
 		return nil // a new mirror
+	case !ok:
+		return fmt.Errorf("destination cluster: offset-map topic %s not found: %w", name, kerr.UnknownTopicOrPartition)
+	case d.Err != nil:
+		return fmt.Errorf("destination cluster: offset-map topic %s: %w", name, d.Err)
+	case len(d.Partitions) == 0:
+		return fmt.Errorf("destination cluster: offset-map topic %s has no partitions", name)
 	}
 	ends, err := r.dst.adm.ListCommittedOffsets(ctx, name)
 	if err != nil {
@@ -315,6 +336,13 @@ func (s *session) loadMap(ctx context.Context) error {
 	}
 	if bad > 0 {
 		r.cfg.Logger.Warn("offset map: skipped undecodable entries", "topic", name, "count", bad)
+	}
+	if r.cfg.Logger.Enabled(ctx, slog.LevelDebug) {
+		pos := map[string]int64{}
+		for k, p := range s.maps {
+			pos[fmt.Sprintf("%s/%d", k.Topic, k.Partition)] = p.Pos()
+		}
+		r.cfg.Logger.Debug("offset map loaded", "topic", name, "end", end.Offset, "positions", pos)
 	}
 	return nil
 }
@@ -377,6 +405,7 @@ func (s *session) newConsumer(ctx context.Context) error {
 			kgo.DisableAutoCommit(),
 			kgo.BlockRebalanceOnPoll(),
 			kgo.SessionTimeout(cfg.SessionTimeout),
+			kgo.OnPartitionsAssigned(func(context.Context, *kgo.Client, map[string][]int32) { s.reload.Store(true) }),
 		)
 		if cfg.InstanceID != "" {
 			opts = append(opts, kgo.InstanceID(cfg.InstanceID))
