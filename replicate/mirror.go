@@ -104,18 +104,18 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 // session is one attempt: clients, the offset map loaded from the destination, the copy loop. Owned by
 // the goroutine in Run; nothing here is shared.
 type session struct {
-	r        *runner
-	topics   map[string]*topicInfo
-	maps     map[tp]*offsetmap.Partition
-	hw       map[tp]int64 // source high watermarks seen in fetches, for lag
-	prod     *kgo.Client  // destination producer (transactional in exactly-once mode)
-	cons     *kgo.Client  // source consumer
-	stage    string       // what the session was doing, for errors and metrics
-	copying  bool         // set once the up-front checks passed
+	r       *runner
+	topics  map[string]*topicInfo
+	maps    map[tp]*offsetmap.Partition
+	hw      map[tp]int64 // source high watermarks seen in fetches, for lag
+	prod    *kgo.Client  // destination producer (transactional in exactly-once mode)
+	cons    *kgo.Client  // source consumer
+	stage   string       // what the session was doing, for errors and metrics
+	copying bool         // set once the up-front checks passed
 	// reload is set by the group's assignment callback (at-least-once): partitions another process copied
 	// until now have map entries this session has not seen, so the map is read again between batches.
-	reload atomic.Bool
-	inTxn    bool         // a destination transaction is open (exactly-once)
+	reload   atomic.Bool
+	inTxn    bool // a destination transaction is open (exactly-once)
 	lastCopy time.Time
 
 	copiedSince   int64
