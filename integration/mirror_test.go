@@ -553,10 +553,7 @@ func killRecords() int {
 // loses nothing (duplicates allowed), exactly-once loses nothing and duplicates nothing.
 func TestMirrorKill9(t *testing.T) {
 	src, dst := mirrorSource(t), mirrorDest(t)
-	bin, err := harness.StromBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := mirrorBinary(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	prefix := uniqueName("kill")
@@ -866,10 +863,7 @@ func TestMirrorScaleOut(t *testing.T) {
 // exiting 0, and verify exiting non-zero with the first difference after the destination is changed.
 func TestMirrorCLI(t *testing.T) {
 	src, dst := mirrorSource(t), mirrorDest(t)
-	bin, err := harness.StromBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := mirrorBinary(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	prefix := uniqueName("cli")
@@ -911,4 +905,35 @@ func TestMirrorCLI(t *testing.T) {
 	if err == nil || !strings.Contains(out, "source cluster 127.0.0.1:1") {
 		t.Fatalf("migrate from an unreachable cluster: err %v\n%s", err, out)
 	}
+}
+
+var mirrorBin struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// mirrorBinary builds ./cmd/strom of this checkout once per test process into a private folder.
+// harness.StromBinary's $TMPDIR/strom-harness/strom is shared by every checkout on the machine, so another
+// worktree's build (without the replicator commands) can replace it while these tests run.
+func mirrorBinary(t *testing.T) string {
+	t.Helper()
+	mirrorBin.once.Do(func() {
+		dir, err := os.MkdirTemp("", "strom-mirror-bin-*")
+		if err != nil {
+			mirrorBin.err = err
+			return
+		}
+		mirrorBin.path = dir + "/strom"
+		cmd := exec.Command("go", "build", "-o", mirrorBin.path, "./cmd/strom")
+		cmd.Dir = ".."
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			mirrorBin.err = fmt.Errorf("go build ./cmd/strom: %v\n%s", err, out)
+		}
+	})
+	if mirrorBin.err != nil {
+		t.Fatal(mirrorBin.err)
+	}
+	return mirrorBin.path
 }
