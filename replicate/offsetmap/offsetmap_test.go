@@ -190,3 +190,30 @@ func TestDrainPositionOnly(t *testing.T) {
 		t.Fatalf("loaded pos %d runs %v", q.Pos(), q.Runs())
 	}
 }
+
+// BenchmarkAdd measures recording one copied record (the per-record cost on the copy path).
+func BenchmarkAdd(b *testing.B) {
+	p := New()
+	for i := 0; i < b.N; i++ {
+		// A gap every 1000 records keeps many runs, as a compacted source would.
+		src := int64(i) + int64(i/1000)
+		p.Add(src, int64(i))
+		if i%5000 == 0 {
+			p.Drain()
+		}
+	}
+}
+
+// BenchmarkTranslate measures translating a group offset in a map of 10,000 runs.
+func BenchmarkTranslate(b *testing.B) {
+	p := New()
+	for i := 0; i < 10_000_000; i++ {
+		p.Add(int64(i)+int64(i/1000), int64(i))
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := p.Translate(int64(i*7919) % 10_000_000); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
