@@ -23,6 +23,22 @@
 // stored on the source. A restart first fences the previous incarnation (aborting its open transaction),
 // then reads the positions back from the offset-map topic.
 //
+// Scale-out: at-least-once processes sharing a Name split the source partitions through the source group
+// (give each its own InstanceID for static membership, so a restart does not wait for the session
+// timeout). Exactly-once runs one active process per Name; to spread exactly-once load, run several
+// mirrors with different Names over disjoint --topics selections. Migrate is meant for one process: it
+// waits until every selected partition reached its end offset in its own offset map.
+//
+// # Offset map and group sync
+//
+// The destination topic strom.mirror.<Name>.offsets (one partition, compacted) holds the offset map: one
+// record per run of (source offset -> destination offset), keyed by topic, partition and the run's
+// first source offset, carrying the source position (see package offsetmap). In exactly-once mode it is
+// written inside the data transactions and is the only record of progress. With Groups set, committed
+// source offsets of matching groups are translated exactly (a consumer resumes at the destination offset
+// of the first record it had not consumed) and committed to destination groups with no members, never
+// moving one backwards. Group sync to Strom needs its consumer groups (not built yet).
+//
 // # Records
 //
 // Source partition N goes to destination partition N; keys, values, headers and timestamps are kept.
