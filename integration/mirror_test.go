@@ -937,3 +937,61 @@ func mirrorBinary(t *testing.T) string {
 	}
 	return mirrorBin.path
 }
+
+// TestMirrorExactlyOnceFencing starts a second exactly-once mirror with the same name while the first
+// runs: the second fences the first (same transactional id), the first ends with ErrFenced at its next
+// transaction, and the copy stays exact.
+func TestMirrorExactlyOnceFencing(t *testing.T) {
+	src, dst := mirrorSource(t), mirrorDest(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	prefix := uniqueName("fence")
+	topic := prefix + ".t"
+	cl := newClient(t, src)
+	createTopic(ctx, t, kadm.NewClient(cl), topic, 3, 1, nil)
+	produce(ctx, t, cl, makeRecords(topic, 0, 500, time.Now()))
+	cfg := mirrorConfig(src, dst, prefix, uniqueName("fe"))
+	cfg.Mode = replicate.ExactlyOnce
+	dadm := kadm.NewClient(newClient(t, dst))
+	count := func() int64 {
+		ends, err := dadm.ListCommittedOffsets(ctx, topic)
+		if err != nil {
+			return 0
+		}
+		var n int64
+		ends.Each(func(o kadm.ListedOffset) { n += o.Offset })
+		return n
+	}
+
+	firstCtx, stopFirst := context.WithCancel(ctx)
+	defer stopFirst()
+	first := make(chan error, 1)
+	go func() { _, err := replicate.Run(firstCtx, cfg); first <- err }()
+	// 500 records plus one commit marker per partition at least.
+	waitFor(t, time.Minute, "first mirror copied the records", func() bool { return count() >= 503 })
+
+	secondCtx, stopSecond := context.WithCancel(ctx)
+	second := make(chan error, 1)
+	go func() { _, err := replicate.Run(secondCtx, cfg); second <- err }()
+	// Give the second time to initialise its transactional id (fencing the first), then add records.
+	time.Sleep(3 * time.Second)
+	produce(ctx, t, cl, makeRecords(topic, 500, 500, time.Now()))
+	select {
+	case err := <-first:
+		if !errors.Is(err, replicate.ErrFenced) {
+			t.Fatalf("first mirror ended with %v, want ErrFenced", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("first mirror was not fenced")
+	}
+	verify := cfg
+	waitFor(t, time.Minute, "second mirror copied the new records", func() bool {
+		_, err := replicate.Verify(ctx, verify, nil)
+		return err == nil
+	})
+	stopSecond()
+	if err := <-second; err != nil {
+		t.Fatalf("second mirror: %v", err)
+	}
+	verifyOK(t, cfg)
+}
