@@ -297,11 +297,24 @@ func (s *session) newProducer(ctx context.Context) error {
 func (s *session) loadMap(ctx context.Context) error {
 	r := s.r
 	name := offsetsTopic(r.cfg.Name)
-	td, err := r.dst.adm.ListTopics(ctx, name)
-	if err != nil {
-		return fmt.Errorf("destination cluster: list topics: %w", err)
+	var d kadm.TopicDetail
+	ok := false
+	// Right after this session created the topic, the destination's metadata may not list it yet.
+	for attempt := 0; ; attempt++ {
+		td, err := r.dst.adm.ListTopics(ctx, name)
+		if err != nil {
+			return fmt.Errorf("destination cluster: list topics: %w", err)
+		}
+		d, ok = td[name]
+		if !s.copying || (ok && d.Err == nil) || attempt == 20 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
 	}
-	d, ok := td[name]
 	switch {
 	case (!ok || errors.Is(d.Err, kerr.UnknownTopicOrPartition)) && !s.copying:
 		return nil // a new mirror
