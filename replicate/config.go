@@ -160,8 +160,10 @@ type Config struct {
 
 	Logger *slog.Logger
 	// Progress receives a progress line every ProgressInterval (JSON lines when JSON is set); nil = none.
-	Progress         io.Writer
-	JSON             bool
+	Progress io.Writer
+	JSON     bool
+	// Live rewrites one progress line in place (a terminal view) instead of printing a line each time.
+	Live             bool
 	ProgressInterval time.Duration
 	// DiscoverInterval is how often new topics and partitions are looked for.
 	DiscoverInterval time.Duration

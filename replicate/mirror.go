@@ -778,6 +778,30 @@ func (s *session) progress(final bool) {
 		_, _ = r.cfg.Progress.Write(b.Bytes())
 		return
 	}
+	if r.cfg.Live {
+		end := ""
+		if final {
+			end = "\n"
+		}
+		fmt.Fprintf(r.cfg.Progress, "\r\x1b[K%s | %d records | %s | %.0f rec/s | lag %d | %d partitions | session %d%s",
+			time.Since(r.started).Round(time.Second), pl.Records, humanBytes(pl.Bytes), pl.RecordsRate, lag,
+			pl.Partitions, r.summary.Sessions, end)
+		return
+	}
 	fmt.Fprintf(r.cfg.Progress, "%s copied %d records (%d bytes), %.0f rec/s, lag %d\n",
 		now.UTC().Format(time.RFC3339), pl.Records, pl.Bytes, pl.RecordsRate, lag)
+}
+
+// humanBytes formats n as B, KiB, MiB or GiB for the live view.
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit && exp < 2; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMG"[exp])
 }

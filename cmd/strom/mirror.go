@@ -54,6 +54,7 @@ func (rf *replicateFlags) add(f *pflag.FlagSet, copying bool) {
 	f.StringVar(&rf.cfg.Groups, "groups", "", "regular expression of source consumer groups whose offsets are translated to the destination")
 	f.StringVar(&rf.cfg.MetricsAddr, "metrics-addr", "", "HOST:PORT serving Prometheus metrics at /metrics")
 	f.BoolVar(&rf.cfg.JSON, "json", false, "print progress (and the migrate summary) as JSON lines")
+	f.BoolVar(&rf.cfg.Live, "live", false, "show progress as one line updated in place (for a terminal)")
 	f.DurationVar(&rf.cfg.ProgressInterval, "progress-interval", rf.cfg.ProgressInterval, "time between progress lines")
 	f.IntVar(&rf.cfg.MaxPollRecords, "batch-records", rf.cfg.MaxPollRecords, "records per batch (per transaction in exactly-once mode)")
 }
