@@ -34,7 +34,6 @@ func newRootCmd() *cobra.Command {
 			fmt.Fprintln(cmd.OutOrStdout(), "strom", version)
 		},
 	})
-	root.AddCommand(newServeCmd())
-	root.AddCommand(newBenchCmd())
+	root.AddCommand(newServeCmd(), newBenchCmd(), newMirrorCmd(false), newMirrorCmd(true), newVerifyCmd())
 	return root
 }

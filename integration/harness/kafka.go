@@ -115,6 +115,7 @@ func registerCleanup(t testing.TB, c *LocalCluster) {
 
 // formatKafka runs StorageTool format for every node at once (each is a JVM start, ~1 s of CPU).
 // controller.quorum.voters is static, so no --standalone/--initial-controllers is needed on 4.x.
+// The id is passed as --cluster-id=ID: a random id may start with "-", which the tool takes for a flag.
 func formatKafka(ctx context.Context, version, clusterID string, nodes []*node) error {
 	errs := make([]error, len(nodes))
 	var wg sync.WaitGroup
@@ -123,7 +124,7 @@ func formatKafka(ctx context.Context, version, clusterID string, nodes []*node) 
 		go func() {
 			defer wg.Done()
 			_, err := KafkaTool(ctx, version, ToolStorage, nil,
-				"format", "--cluster-id", clusterID, "--config", filepath.Join(n.dir, "server.properties"))
+				"format", "--cluster-id="+clusterID, "--config", filepath.Join(n.dir, "server.properties"))
 			if err != nil {
 				errs[i] = fmt.Errorf("format node %d: %w", i, err)
 			}

@@ -1,0 +1,188 @@
+package replicate
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl"
+	"github.com/twmb/franz-go/pkg/sasl/aws"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
+)
+
+// ClientConfig describes how to reach one cluster. The zero value plus Bootstrap is a plaintext connection.
+// A ConfigFile (Kafka client properties) is read first; fields set here override it.
+type ClientConfig struct {
+	// Name labels the side ("source", "destination") in errors and logs.
+	Name string
+	// Bootstrap is a comma-separated host:port list (bootstrap.servers).
+	Bootstrap string
+	// TLS enables TLS; CAFile, CertFile and KeyFile are optional PEM files.
+	TLS                       bool
+	CAFile, CertFile, KeyFile string
+	// SASLMechanism is "", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512" or "AWS_MSK_IAM".
+	SASLMechanism string
+	// User and Password are the SASL PLAIN/SCRAM credentials. AWS_MSK_IAM takes its credentials from
+	// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN.
+	User, Password string
+	// ConfigFile is a Kafka client properties file (key=value; bootstrap.servers, security.protocol,
+	// sasl.mechanism, sasl.jaas.config with username="..." password="...", ssl.truststore.location as a
+	// PEM CA file, ssl.keystore.location/ssl.key.location as PEM cert/key).
+	ConfigFile string
+}
+
+var jaasField = regexp.MustCompile(`(username|password)\s*=\s*"((?:[^"\\]|\\.)*)"`)
+
+// resolve returns c with ConfigFile's properties filled in under the explicit fields.
+func (c ClientConfig) resolve() (ClientConfig, error) {
+	if c.ConfigFile == "" {
+		return c, nil
+	}
+	props, err := readProperties(c.ConfigFile)
+	if err != nil {
+		return c, fmt.Errorf("%s config: %w", c.Name, err)
+	}
+	set := func(dst *string, v string) {
+		if *dst == "" {
+			*dst = v
+		}
+	}
+	set(&c.Bootstrap, props["bootstrap.servers"])
+	switch strings.ToUpper(props["security.protocol"]) {
+	case "", "PLAINTEXT":
+	case "SSL":
+		c.TLS = true
+	case "SASL_SSL":
+		c.TLS = true
+		set(&c.SASLMechanism, "PLAIN")
+	case "SASL_PLAINTEXT":
+		set(&c.SASLMechanism, "PLAIN")
+	default:
+		return c, fmt.Errorf("%s config %s: security.protocol %q: %w", c.Name, c.ConfigFile, props["security.protocol"], ErrBadConfig)
+	}
+	if m := props["sasl.mechanism"]; m != "" && (c.SASLMechanism == "" || c.SASLMechanism == "PLAIN") {
+		c.SASLMechanism = m
+	}
+	for _, m := range jaasField.FindAllStringSubmatch(props["sasl.jaas.config"], -1) {
+		if m[1] == "username" {
+			set(&c.User, m[2])
+		} else {
+			set(&c.Password, m[2])
+		}
+	}
+	set(&c.CAFile, props["ssl.truststore.location"])
+	set(&c.CertFile, props["ssl.keystore.location"])
+	set(&c.KeyFile, props["ssl.key.location"])
+	return c, nil
+}
+
+// readProperties reads a Kafka client properties file.
+func readProperties(path string) (map[string]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return parseProperties(path, f)
+}
+
+// parseProperties parses key=value lines (the subset of Java properties Kafka client configs use):
+// blank lines and lines starting with # or ! are skipped, keys and values are trimmed, the first '='
+// separates them. name labels errors.
+func parseProperties(name string, r io.Reader) (map[string]string, error) {
+	props := map[string]string{}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 4096), 1<<20)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || line[0] == '#' || line[0] == '!' {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			return nil, fmt.Errorf("%s:%d: no '=' in %q: %w", name, n, line, ErrBadConfig)
+		}
+		props[strings.TrimSpace(k)] = strings.TrimSpace(v)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return props, nil
+}
+
+// kgoOpts returns the connection options for c.
+func (c ClientConfig) kgoOpts() ([]kgo.Opt, error) {
+	c, err := c.resolve()
+	if err != nil {
+		return nil, err
+	}
+	if c.Bootstrap == "" {
+		return nil, fmt.Errorf("%s: no bootstrap servers: %w", c.Name, ErrBadConfig)
+	}
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(strings.Split(c.Bootstrap, ",")...),
+		kgo.DialTimeout(5 * time.Second),
+		kgo.RetryTimeout(30 * time.Second),
+	}
+	if c.TLS || c.CAFile != "" || c.CertFile != "" {
+		cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+		if c.CAFile != "" {
+			pem, err := os.ReadFile(c.CAFile)
+			if err != nil {
+				return nil, fmt.Errorf("%s: CA file: %w", c.Name, err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("%s: CA file %s holds no PEM certificate: %w", c.Name, c.CAFile, ErrBadConfig)
+			}
+			cfg.RootCAs = pool
+		}
+		if c.CertFile != "" || c.KeyFile != "" {
+			cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+			if err != nil {
+				return nil, fmt.Errorf("%s: client certificate: %w", c.Name, err)
+			}
+			cfg.Certificates = []tls.Certificate{cert}
+		}
+		opts = append(opts, kgo.Dialer((&tls.Dialer{NetDialer: &net.Dialer{Timeout: 5 * time.Second}, Config: cfg}).DialContext))
+	}
+	var mech sasl.Mechanism
+	switch strings.ToUpper(c.SASLMechanism) {
+	case "":
+	case "PLAIN":
+		mech = plain.Auth{User: c.User, Pass: c.Password}.AsMechanism()
+	case "SCRAM-SHA-256":
+		mech = scram.Auth{User: c.User, Pass: c.Password}.AsSha256Mechanism()
+	case "SCRAM-SHA-512":
+		mech = scram.Auth{User: c.User, Pass: c.Password}.AsSha512Mechanism()
+	case "AWS_MSK_IAM":
+		mech = aws.ManagedStreamingIAM(func(context.Context) (aws.Auth, error) {
+			a := aws.Auth{
+				AccessKey:    os.Getenv("AWS_ACCESS_KEY_ID"),
+				SecretKey:    os.Getenv("AWS_SECRET_ACCESS_KEY"),
+				SessionToken: os.Getenv("AWS_SESSION_TOKEN"),
+			}
+			if a.AccessKey == "" || a.SecretKey == "" {
+				return a, fmt.Errorf("%s: AWS_MSK_IAM needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY: %w", c.Name, ErrBadConfig)
+			}
+			return a, nil
+		})
+	default:
+		return nil, fmt.Errorf("%s: SASL mechanism %q (want PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, AWS_MSK_IAM): %w",
+			c.Name, c.SASLMechanism, ErrBadConfig)
+	}
+	if mech != nil {
+		opts = append(opts, kgo.SASL(mech))
+	}
+	return opts, nil
+}
