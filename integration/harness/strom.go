@@ -2,6 +2,7 @@ package harness
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"context"
 	"fmt"
 	"os"
@@ -26,8 +27,9 @@ var stromBin struct {
 
 // StromBinary returns the strom executable the harness runs: $STROM_BIN if set, else a static build of
 // ./cmd/strom from this checkout, made once per test process (go build reuses its cache, so an unchanged
-// tree costs a link at most) into $TMPDIR/strom-harness/strom via rename, so a binary another test process
-// is running is never overwritten in place.
+// tree costs a link at most) into $TMPDIR/strom-harness-<checkout hash>/strom via rename: a binary another
+// test process is running is never overwritten in place, and test runs in other checkouts (git worktrees)
+// on the same machine never swap their build for ours.
 func StromBinary() (string, error) {
 	stromBin.once.Do(func() {
 		if p := os.Getenv("STROM_BIN"); p != "" {
@@ -44,14 +46,16 @@ func buildStrom() (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("build strom: go not on PATH: %w", err)
 	}
-	dir := filepath.Join(os.TempDir(), "strom-harness")
+	root := moduleRoot()
+	sum := sha256.Sum256([]byte(root))
+	dir := filepath.Join(os.TempDir(), fmt.Sprintf("strom-harness-%x", sum[:6]))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", fmt.Errorf("build strom: %w", err)
 	}
 	out := filepath.Join(dir, "strom")
 	tmp := fmt.Sprintf("%s.%d.tmp", out, os.Getpid())
 	cmd := exec.Command(goTool, "build", "-trimpath", "-o", tmp, "./cmd/strom")
-	cmd.Dir = moduleRoot()
+	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
