@@ -2,8 +2,8 @@ package harness
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"os"
 	"os/exec"
