@@ -31,8 +31,6 @@ type Gap struct {
 var known = map[string]Gap{
 	"TestKillRestart/strom": {Reason: "multi-node Strom is not built yet: partition replication, " +
 		"cluster join flags and leader failover (ARCHITECTURE.md, Cluster) have no issue in progress"},
-	"matrix/strom/kafkajs/consume-by-offset": {Reason: "kafkajs can only consume through a consumer group " +
-		"and Strom has no group coordinator yet (issue 5)"},
 }
 
 // Lookup reports the gap listed for name, if any.
