@@ -34,6 +34,7 @@ unit:
 # feature x cluster) is printed and written to integration/MATRIX.md, which the README links.
 integration: build
 	STROM_BIN=$(abspath $(BIN)) STROM_MATRIX_OUT=$(CURDIR)/integration/MATRIX.md $(GO) test -count=1 -timeout 25m $(GOFLAGS_TEST) ./integration/...
+	@echo; echo 'Client matrix (integration/MATRIX.md):'; cat integration/MATRIX.md
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./storage/...
