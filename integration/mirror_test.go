@@ -455,6 +455,8 @@ func TestMirrorFromStrom(t *testing.T) {
 		checkStrict(t, verifyOK(t, cfg))
 	})
 	t.Run("exactly-once", func(t *testing.T) { exactlyOnceScenario(t, src, dst, f, "eos.") })
+	// Strom on both sides (one cluster; the renamed copies do not match the topic selection).
+	t.Run("exactly-once-strom-to-strom", func(t *testing.T) { exactlyOnceScenario(t, src, src, f, "s2s.") })
 }
 
 // TestMirrorGroupSync: a group that committed on the source resumes on the destination after group sync
@@ -464,6 +466,8 @@ func TestMirrorGroupSync(t *testing.T) {
 	for _, dt := range mirrorDests() {
 		t.Run(dt.name, func(t *testing.T) { groupSyncScenario(t, src, dt.dst(t)) })
 	}
+	// Strom as the source: the application group committed on Strom.
+	t.Run("strom-to-kafka", func(t *testing.T) { groupSyncScenario(t, pool.Strom(t, "single"), mirrorDest(t)) })
 }
 
 func groupSyncScenario(t *testing.T, src, dst harness.Cluster) {
