@@ -1044,7 +1044,13 @@ func mirrorBinary(t *testing.T) string {
 // runs: the second fences the first (same transactional id), the first ends with ErrFenced at its next
 // transaction, and the copy stays exact.
 func TestMirrorExactlyOnceFencing(t *testing.T) {
-	src, dst := mirrorSource(t), mirrorDest(t)
+	src := mirrorSource(t)
+	for _, dt := range mirrorDests() {
+		t.Run(dt.name, func(t *testing.T) { fencingScenario(t, src, dt.dst(t)) })
+	}
+}
+
+func fencingScenario(t *testing.T, src, dst harness.Cluster) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	prefix := uniqueName("fence")
