@@ -792,12 +792,15 @@ func endOffsetSum(ctx context.Context, adm *kadm.Client, topic string) (int64, i
 // same topic names (active-active) do not copy records back to where they came from.
 func TestMirrorContinuous(t *testing.T) {
 	for _, mode := range []replicate.Mode{replicate.AtLeastOnce, replicate.ExactlyOnce} {
-		t.Run(mode.String(), func(t *testing.T) { continuousScenario(t, mode) })
+		t.Run(mode.String(), func(t *testing.T) { continuousScenario(t, mode, mirrorSource(t), mirrorDest(t)) })
 	}
+	// Kafka and Strom active-active: Strom is the destination of one mirror and the source of the other.
+	t.Run("exactly-once-kafka-strom", func(t *testing.T) {
+		continuousScenario(t, replicate.ExactlyOnce, mirrorSource(t), pool.Strom(t, "single"))
+	})
 }
 
-func continuousScenario(t *testing.T, mode replicate.Mode) {
-	a, b := mirrorSource(t), mirrorDest(t)
+func continuousScenario(t *testing.T, mode replicate.Mode, a, b harness.Cluster) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	prefix := uniqueName("cont")
