@@ -670,6 +670,7 @@ func TestMirrorKill9(t *testing.T) {
 	}{
 		{"at-least-once", "at-least-once", dst},
 		{"exactly-once", "exactly-once", dst},
+		{"at-least-once-to-strom", "at-least-once", pool.Strom(t, "single")},
 		{"exactly-once-to-strom", "exactly-once", pool.Strom(t, "single")},
 	} {
 		mode, dst := tc.mode, tc.dst
@@ -693,16 +694,35 @@ func TestMirrorKill9(t *testing.T) {
 				return cmd
 			}
 			rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
+			// Each run is killed after a random time or, sooner, once the destination grew by a random
+			// share of n (at most n/15): a fast copy (Strom takes ~150k records/s here) can then not finish
+			// before the tenth kill, and most kills land while records and commits are in flight.
+			dadm := kadm.NewClient(newClient(t, dst))
+			dstTopic := mode + "." + topic
 			kills := 0
 			for kills < 10 && ctx.Err() == nil {
+				base, _ := endOffsetSum(ctx, dadm, dstTopic)
+				target := base + int64(n/40+rng.IntN(n/15-n/40+1))
 				cmd := run()
 				exited := make(chan error, 1)
 				go func() { exited <- cmd.Wait() }()
-				select {
-				case err := <-exited:
-					t.Fatalf("migrate finished (%v) after only %d kills; raise STROM_MIRROR_KILL_RECORDS\n%s", err, kills, tail(logPath))
-				case <-time.After(time.Duration(300+rng.IntN(900)) * time.Millisecond):
+				deadline := time.After(time.Duration(300+rng.IntN(900)) * time.Millisecond)
+				tick := time.NewTicker(20 * time.Millisecond)
+			wait:
+				for {
+					select {
+					case err := <-exited:
+						tick.Stop()
+						t.Fatalf("migrate finished (%v) after only %d kills; raise STROM_MIRROR_KILL_RECORDS\n%s", err, kills, tail(logPath))
+					case <-deadline:
+						break wait
+					case <-tick.C:
+						if got, _ := endOffsetSum(ctx, dadm, dstTopic); got >= target {
+							break wait
+						}
+					}
 				}
+				tick.Stop()
 				if err := cmd.Process.Kill(); err != nil {
 					t.Fatal(err)
 				}
