@@ -37,7 +37,7 @@
 // written inside the data transactions and is the only record of progress. With Groups set, committed
 // source offsets of matching groups are translated exactly (a consumer resumes at the destination offset
 // of the first record it had not consumed) and committed to destination groups with no members, never
-// moving one backwards. Group sync to Strom needs its consumer groups (not built yet).
+// moving one backwards. This works the same with Strom on either side (integration/mirror_test.go).
 //
 // # Records
 //
