@@ -3,8 +3,8 @@ package broker
 // Fetch, versions 4-18 (consumers; follower fetching arrives with
 // replication).
 //
-// Reads whole batches from the partition logs up to the high watermark (the
-// last stable offset equals it: there are no transactions yet), honouring
+// Reads whole batches from the partition logs up to the high watermark
+// (read_uncommitted) or the last stable offset (read_committed), honouring
 // max_wait_ms / min_bytes with a per-partition waiter list (appends wake
 // parked fetches; no polling), partition_max_bytes and the response max_bytes
 // (the first partition with data always gets at least one batch, as in
