@@ -646,12 +646,17 @@ func (l *Log) Append(batches []byte) (AppendInfo, error) {
 			aborted = append(aborted, ab)
 		}
 	}
-	l.prod.mu.Unlock()
+	// The index entries are published before prod.mu is released: readers learn that an ABORT closed
+	// a transaction (FirstUnstableOffset moves, so the last stable offset passes its records) only
+	// under prod.mu, and must then find the entry, or a read_committed fetch in between returns the
+	// aborted records without listing their transaction.
 	if len(aborted) > 0 {
 		if err := s.addAbortedTxns(aborted); err != nil {
+			l.prod.mu.Unlock()
 			return info, err
 		}
 	}
+	l.prod.mu.Unlock()
 	epochChanged := false
 	for _, r := range refs {
 		if e := r.h.PartitionLeaderEpoch; e >= 0 && e > l.epochs.latest() {

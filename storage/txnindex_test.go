@@ -112,3 +112,55 @@ func FuzzDecodeTxnIndex(f *testing.F) {
 		}
 	})
 }
+
+// TestAbortVisibleWithItsIndexEntry checks the read_committed invariant under a concurrent writer: once
+// the last stable offset has moved past an aborted transaction's records, AbortedTransactions must
+// already list that transaction, or a fetch in between hands the aborted records to a read_committed
+// consumer (franz-go's TestTxnEtl caught this: the ABORT marker's producer state was published before
+// its .txnindex entry). One producer writes transactions of one record each, all aborted, so with an
+// end offset used as the high watermark the last stable offset is always 2k with k readable aborted
+// records below it, each of which needs its entry. The writer moves the high watermark after each Append
+// returns, as the broker does, and the reader bounds the last stable offset by it.
+func TestAbortVisibleWithItsIndexEntry(t *testing.T) {
+	l := mustOpen(t, t.TempDir(), DefaultConfig())
+	defer l.Close()
+	const txns = 3000
+	done := make(chan struct{})
+	errc := make(chan error, 1)
+	go func() {
+		defer close(errc)
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			lso := l.HighWatermark()
+			if first, ok := l.FirstUnstableOffset(); ok && first < lso {
+				lso = first
+			}
+			ab, err := l.AbortedTransactions(0, lso)
+			if err != nil {
+				errc <- err
+				return
+			}
+			if want := (lso + 1) / 2; int64(len(ab)) < want {
+				errc <- fmt.Errorf("last stable offset %d exposes %d aborted records but only %d aborted transactions are listed", lso, want, len(ab))
+				return
+			}
+		}
+	}()
+	for k := range int64(txns) {
+		mustAppend(t, l, buildTestBatch(batchSpec{base: 2 * k, n: 1, pid: 1, epoch: 0, seq: int32(k), txn: true}))
+		l.SetHighWatermark(2*k + 1)
+		mustAppend(t, l, buildTestBatch(batchSpec{base: 2*k + 1, n: 1, pid: 1, epoch: 0, control: true, txn: true, abort: true}))
+		l.SetHighWatermark(2*k + 2)
+	}
+	close(done)
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if ab, _ := l.AbortedTransactions(0, l.EndOffset()); len(ab) != txns {
+		t.Fatalf("%d aborted transactions listed, want %d", len(ab), txns)
+	}
+}

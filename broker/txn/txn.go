@@ -137,9 +137,12 @@ func (m *Metadata) InitProducerID(reqPID int64, reqEpoch int16, timeoutMS int32,
 	case PrepareCommit, PrepareAbort, PrepareEpochFence:
 		return InitResult{Err: kerr.ConcurrentTransactions}
 	}
-	if reqPID >= 0 {
+	if reqPID >= 0 && m.Epoch >= 0 {
 		// KIP-360: a producer re-initializing with its own id and epoch
 		// (or retrying the last bump) may continue; anyone else is fenced.
+		// An id never initialized (epoch -1) fences nobody: as in Kafka,
+		// the producer recovering with an id the coordinator no longer
+		// knows (or a client sending zeros on first use) gets the new id.
 		switch {
 		case reqPID == m.ProducerID && reqEpoch == m.Epoch:
 		case reqPID == m.ProducerID && reqEpoch == m.LastEpoch && m.State != Ongoing:

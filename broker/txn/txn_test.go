@@ -75,6 +75,11 @@ func TestTransitions(t *testing.T) {
 			{"stale epoch", initOp(7, 5), kerr.ProducerFenced, Empty, 1},
 			{"foreign id", initOp(8, 1), kerr.ProducerFenced, Empty, 1},
 		}},
+		{"first init with a producer id the coordinator never gave", []op{
+			{"init", initOp(3, 4), nil, Empty, 0},
+			{"re-init", initOp(7, 0), nil, Empty, 1},
+			{"the unknown id again", initOp(3, 4), kerr.ProducerFenced, Empty, 1},
+		}},
 		{"foreign producer id", []op{
 			{"init", initOp(-1, -1), nil, Empty, 0},
 			{"add", func(m *Metadata) *kerr.Error { return m.AddPartitions(99, 0, nil, 1) }, kerr.InvalidProducerIDMapping, Empty, 0},

@@ -1,0 +1,315 @@
+package integration
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stromhq/strom/integration/gaps"
+	"github.com/stromhq/strom/integration/harness"
+)
+
+// Client libraries' own integration suites, run unchanged against a Strom they point at through their
+// environment. The module source comes from the Go module cache (read-only there), copied into the test's
+// temp folder so `go test` can write its files; the versions are the ones go.mod pins.
+//
+// Each test of a suite is one gap scenario "suite/<library>/<TestName>" (top-level tests only: a failing
+// subtest fails its parent, and the detail names it). A test that never finished (the binary panicked or
+// hit its timeout) counts as failed.
+
+const (
+	franzGoModule  = "github.com/twmb/franz-go"
+	franzGoVersion = "v1.22.3"
+	// franzGoRecords is KGO_TEST_RECORDS: the suite's default (500k) takes minutes per ETL chain; 20k
+	// runs the whole package in about 95 s against Strom on this machine and still crosses several
+	// transactions per producer.
+	franzGoRecords = "20000"
+)
+
+// TestFranzGoSuite runs franz-go's kgo integration tests (`go test ./pkg/kgo`) against one Strom node:
+// produce/consume, idempotence, classic and KIP-848 groups, transactions (TestTxnEtl's three-level
+// read_committed ETL chain), admin. Skips are franz-go's own capability probes (share groups, SASL
+// listeners not configured, brokers that dropped Produce v0-v2) and are logged.
+func TestFranzGoSuite(t *testing.T) {
+	dir := copyModule(t, franzGoModule, franzGoVersion)
+	c := harness.StartStrom(t)
+	start := time.Now()
+	res := runGoTestJSON(t, dir, 8*time.Minute, []string{
+		"KGO_SEEDS=" + c.Bootstrap(),
+		"KGO_TEST_RF=1",
+		"KGO_TEST_RECORDS=" + franzGoRecords,
+	}, "./pkg/kgo")
+	t.Logf("franz-go %s pkg/kgo against Strom: %s in %v", franzGoVersion, res.summary(), time.Since(start).Round(time.Second))
+	res.check(t, "franz-go")
+}
+
+// copyModule copies module@version from the Go module cache (downloading it if the cache lacks it) into a
+// fresh writable folder under t.TempDir() and returns that folder.
+func copyModule(t *testing.T, module, version string) string {
+	t.Helper()
+	cmd := exec.Command("go", "mod", "download", "-json", module+"@"+version)
+	cmd.Dir = t.TempDir() // outside our module: only the named version matters
+	cmd.Env = append(os.Environ(), "GOWORK=off")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go mod download %s@%s: %v\n%s", module, version, err, out)
+	}
+	var info struct{ Dir, Error string }
+	if err := json.Unmarshal(out, &info); err != nil || info.Dir == "" {
+		t.Fatalf("go mod download %s@%s: no module folder in %q (%v %s)", module, version, out, err, info.Error)
+	}
+	dst := filepath.Join(t.TempDir(), filepath.Base(info.Dir))
+	// CopyFS writes files 0666 and folders 0777 (before umask) whatever the cache's read-only modes.
+	if err := os.CopyFS(dst, os.DirFS(info.Dir)); err != nil {
+		t.Fatalf("copy %s to %s: %v", info.Dir, dst, err)
+	}
+	return dst
+}
+
+// testEvent is one line of `go test -json` (cmd/test2json's TestEvent).
+type testEvent struct {
+	Action  string
+	Package string
+	Test    string
+	Elapsed float64
+	Output  string
+}
+
+// outcome is what one test of a suite did.
+type outcome struct {
+	action  string // "pass", "fail", "skip"; "" if it started but never finished
+	elapsed float64
+	tail    []string // its last output lines, for failure reports and skip reasons
+}
+
+// tailLines is how many output lines are kept per test.
+const tailLines = 30
+
+// suiteResult collects a `go test -json` run.
+type suiteResult struct {
+	tests   map[string]*outcome // by full test name (subtests included)
+	pkgFail []string            // packages that failed; a build failure or a crash lands here
+	runErr  error               // go test's exit status (non-nil whenever anything failed)
+	stderr  string              // go's own messages (build errors)
+	other   []string            // last output lines not attributed to a test
+}
+
+// runGoTestJSON runs `go test -json -count=1 -timeout T pkgs...` in dir with env added to ours and parses
+// its events as they stream (the kgo suite logs megabytes; only tails are kept).
+func runGoTestJSON(t *testing.T, dir string, timeout time.Duration, env []string, pkgs ...string) *suiteResult {
+	t.Helper()
+	// The outer deadline leaves go test time to print its own timeout panic first.
+	ctx, cancel := context.WithTimeout(context.Background(), timeout+2*time.Minute)
+	defer cancel()
+	args := append([]string{"test", "-json", "-count=1", "-timeout", timeout.String()}, pkgs...)
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Dir = dir
+	// GOFLAGS is cleared so flags set for our own build never change the suite's; the copy has no
+	// go.work and no VCS folder.
+	cmd.Env = append(os.Environ(), append([]string{"GOWORK=off", "GOFLAGS="}, env...)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("go test in %s: %v", dir, err)
+	}
+	res := parseTestJSON(stdout)
+	res.runErr = cmd.Wait()
+	res.stderr = stderr.String()
+	return res
+}
+
+// parseTestJSON reads go test -json events until r ends.
+func parseTestJSON(r io.Reader) *suiteResult {
+	res := &suiteResult{tests: map[string]*outcome{}}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	for sc.Scan() {
+		var ev testEvent
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+			res.other = keepTail(res.other, sc.Text())
+			continue
+		}
+		if ev.Test == "" {
+			if ev.Action == "output" {
+				res.other = keepTail(res.other, strings.TrimRight(ev.Output, "\n"))
+			}
+			if ev.Action == "fail" {
+				res.pkgFail = append(res.pkgFail, ev.Package)
+			}
+			continue
+		}
+		o := res.tests[ev.Test]
+		if o == nil {
+			o = &outcome{}
+			res.tests[ev.Test] = o
+		}
+		switch ev.Action {
+		case "output":
+			o.tail = keepTail(o.tail, strings.TrimRight(ev.Output, "\n"))
+		case "pass", "fail", "skip":
+			o.action, o.elapsed = ev.Action, ev.Elapsed
+		}
+	}
+	if err := sc.Err(); err != nil {
+		res.other = keepTail(res.other, "reading go test output: "+err.Error())
+	}
+	return res
+}
+
+func keepTail(lines []string, line string) []string {
+	lines = append(lines, line)
+	if len(lines) > tailLines {
+		lines = lines[len(lines)-tailLines:]
+	}
+	return lines
+}
+
+// topLevel lists the top-level test names, sorted.
+func (r *suiteResult) topLevel() []string {
+	var names []string
+	for n := range r.tests {
+		if !strings.Contains(n, "/") {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	return names
+}
+
+// summary counts top-level outcomes.
+func (r *suiteResult) summary() string {
+	counts := map[string]int{}
+	for _, n := range r.topLevel() {
+		a := r.tests[n].action
+		if a == "" {
+			a = "unfinished"
+		}
+		counts[a]++
+	}
+	return fmt.Sprintf("%d passed, %d failed, %d skipped, %d unfinished (top-level tests)",
+		counts["pass"], counts["fail"], counts["skip"], counts["unfinished"])
+}
+
+// failedSubtests names the failing or unfinished subtests of name.
+func (r *suiteResult) failedSubtests(name string) []string {
+	var subs []string
+	for n, o := range r.tests {
+		if strings.HasPrefix(n, name+"/") && o.action != "pass" && o.action != "skip" {
+			subs = append(subs, n)
+		}
+	}
+	sort.Strings(subs)
+	return subs
+}
+
+// check applies the strict gap rule to every top-level test of the suite, logs the skips with their
+// reasons, and fails t when the run failed without any test to blame (a build error, a crash before the
+// first test).
+func (r *suiteResult) check(t *testing.T, library string) {
+	t.Helper()
+	names := r.topLevel()
+	anyFailed := false
+	for _, n := range names {
+		o := r.tests[n]
+		failed := o.action == "fail" || o.action == ""
+		anyFailed = anyFailed || failed
+		detail := ""
+		if failed {
+			state := "failed"
+			if o.action == "" {
+				state = "never finished (the test binary panicked or timed out; its last lines may belong to a parallel test)"
+			}
+			detail = state
+			if subs := r.failedSubtests(n); len(subs) > 0 {
+				detail += "; subtests: " + strings.Join(subs, ", ")
+			}
+			detail += "\n\t" + strings.Join(o.tail, "\n\t")
+		}
+		if o.action == "skip" {
+			t.Logf("suite/%s/%s skipped: %s", library, n, skipReason(o.tail))
+		}
+		gaps.Check(t, "suite/"+library+"/"+n, failed, detail)
+	}
+	if len(names) == 0 || (r.runErr != nil && !anyFailed) {
+		t.Errorf("%s suite failed outside any test (%v; failed packages %v):\n%s\n%s", library, r.runErr,
+			r.pkgFail, r.stderr, strings.Join(r.other, "\n"))
+	}
+}
+
+// skipReason picks the t.Skip message out of a skipped test's output ("    file.go:12: reason").
+func skipReason(tail []string) string {
+	for _, l := range tail {
+		l = strings.TrimSpace(l)
+		if strings.HasPrefix(l, "---") || strings.HasPrefix(l, "===") || l == "" {
+			continue
+		}
+		if i := strings.Index(l, ".go:"); i >= 0 {
+			if j := strings.Index(l[i:], ": "); j >= 0 {
+				return l[i+j+2:]
+			}
+		}
+		return l
+	}
+	return "(no reason printed)"
+}
+
+// TestParseTestJSON checks the suite bookkeeping on a recorded event stream: outcomes per test, a test
+// that started but never ended (the binary panicked) counts as unfinished, failing subtests are named,
+// skip reasons are found, and lines that are not JSON are kept for the report.
+func TestParseTestJSON(t *testing.T) {
+	stream := strings.Join([]string{
+		`{"Action":"run","Package":"p","Test":"TestA"}`,
+		`{"Action":"output","Package":"p","Test":"TestA","Output":"--- PASS: TestA (0.10s)\n"}`,
+		`{"Action":"pass","Package":"p","Test":"TestA","Elapsed":0.1}`,
+		`{"Action":"run","Package":"p","Test":"TestB"}`,
+		`{"Action":"run","Package":"p","Test":"TestB/sub"}`,
+		`{"Action":"fail","Package":"p","Test":"TestB/sub","Elapsed":1}`,
+		`{"Action":"fail","Package":"p","Test":"TestB","Elapsed":1}`,
+		`{"Action":"run","Package":"p","Test":"TestC"}`,
+		`{"Action":"output","Package":"p","Test":"TestC","Output":"    c_test.go:12: broker lacks share groups\n"}`,
+		`{"Action":"output","Package":"p","Test":"TestC","Output":"--- SKIP: TestC (0.00s)\n"}`,
+		`{"Action":"skip","Package":"p","Test":"TestC"}`,
+		`{"Action":"run","Package":"p","Test":"TestD"}`,
+		`{"Action":"output","Package":"p","Test":"TestD","Output":"panic: boom\n"}`,
+		`not json`,
+		`{"Action":"fail","Package":"p","Elapsed":2}`,
+	}, "\n")
+	res := parseTestJSON(strings.NewReader(stream))
+	tests := []struct {
+		name, action string
+	}{
+		{"TestA", "pass"}, {"TestB", "fail"}, {"TestB/sub", "fail"}, {"TestC", "skip"}, {"TestD", ""},
+	}
+	for _, tc := range tests {
+		o, ok := res.tests[tc.name]
+		if !ok || o.action != tc.action {
+			t.Errorf("%s: got %+v (listed %v), want action %q", tc.name, o, ok, tc.action)
+		}
+	}
+	if got, want := res.summary(), "1 passed, 1 failed, 1 skipped, 1 unfinished (top-level tests)"; got != want {
+		t.Errorf("summary %q, want %q", got, want)
+	}
+	if got := res.failedSubtests("TestB"); len(got) != 1 || got[0] != "TestB/sub" {
+		t.Errorf("failed subtests of TestB: %v", got)
+	}
+	if got := skipReason(res.tests["TestC"].tail); got != "broker lacks share groups" {
+		t.Errorf("skip reason %q", got)
+	}
+	if len(res.pkgFail) != 1 || res.pkgFail[0] != "p" || !strings.Contains(strings.Join(res.other, "\n"), "not json") {
+		t.Errorf("package failures %v, other output %q", res.pkgFail, res.other)
+	}
+}
