@@ -262,22 +262,29 @@ func runGroupMembership(t testing.TB, c harness.Cluster, mk memberCommand, exact
 	}
 
 	count := map[[2]int64]int{}
+	readers := map[[2]int64]string{}
 	per := map[string]int{}
 	for _, m := range all {
 		_, recs := m.snapshot()
 		per[m.name] = len(recs)
 		for _, r := range recs {
 			count[r]++
+			readers[r] += m.name
 		}
 	}
 	dups := 0
+	dupBy := map[string]int{} // which members read the repeated records, e.g. "AC"
 	for r, n := range count {
 		if n > 1 {
 			dups += n - 1
+			dupBy[readers[r]]++
 			if exactlyOnce {
-				t.Errorf("record %d/%d read %d times", r[0], r[1], n)
+				t.Errorf("record %d/%d read %d times (by %s)", r[0], r[1], n, readers[r])
 			}
 		}
+	}
+	if dups > 0 {
+		t.Logf("repeated records by readers: %v", dupBy)
 	}
 	if len(count) != produced {
 		t.Errorf("the group read %d distinct records, want %d", len(count), produced)
