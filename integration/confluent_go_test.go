@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -26,44 +27,64 @@ func init() {
 }
 
 // ckgGroupMember is one confluent-kafka-go group member process for the membership proof (see
-// memberCommand): args are bootstrap, topic, group. Each record's offset is committed synchronously
+// memberCommand): args are bootstrap, topic, group and optionally the group.protocol ("classic" when
+// absent; "consumer" is KIP-848, where the session timeout is the broker's). Each record's offset is committed synchronously
 // (CommitMessage) before its REC line; SIGTERM closes the consumer, leaving the group.
 func ckgGroupMember(args []string) int {
-	if len(args) != 3 {
-		fmt.Fprintln(os.Stderr, "usage: ckg-group-member BOOTSTRAP TOPIC GROUP")
+	if len(args) != 3 && len(args) != 4 {
+		fmt.Fprintln(os.Stderr, "usage: ckg-group-member BOOTSTRAP TOPIC GROUP [PROTOCOL]")
 		return 2
 	}
 	bootstrap, topic, group := args[0], args[1], args[2]
+	cfg := kafka.ConfigMap{
+		"bootstrap.servers":  bootstrap,
+		"group.id":           group,
+		"enable.auto.commit": false,
+		"auto.offset.reset":  "earliest",
+	}
+	if len(args) == 4 && args[3] != "classic" {
+		cfg["group.protocol"] = args[3]
+	} else {
+		cfg["session.timeout.ms"] = 6000
+		cfg["heartbeat.interval.ms"] = 500
+	}
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, syscall.SIGTERM)
-	c, err := kafka.NewConsumer(&kafka.ConfigMap{
-		"bootstrap.servers":     bootstrap,
-		"group.id":              group,
-		"enable.auto.commit":    false,
-		"auto.offset.reset":     "earliest",
-		"session.timeout.ms":    6000,
-		"heartbeat.interval.ms": 500,
-	})
+	c, err := kafka.NewConsumer(&cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "new consumer:", err)
 		return 1
 	}
-	show := func(tps []kafka.TopicPartition) {
-		var ps []string
-		for _, tp := range tps {
-			ps = append(ps, fmt.Sprint(tp.Partition))
+	// owned tracks the assignment: eager rebalances revoke everything and then assign the full set;
+	// KIP-848 (incremental) ones add and remove partitions.
+	owned := map[int32]bool{}
+	show := func() {
+		var ps []int
+		for p := range owned {
+			ps = append(ps, int(p))
 		}
-		if len(ps) == 0 {
-			ps = []string{"-"}
+		slices.Sort(ps)
+		var strs []string
+		for _, p := range ps {
+			strs = append(strs, fmt.Sprint(p))
 		}
-		fmt.Printf("ASSIGN %s\n", strings.Join(ps, ","))
+		if len(strs) == 0 {
+			strs = []string{"-"}
+		}
+		fmt.Printf("ASSIGN %s\n", strings.Join(strs, ","))
 	}
 	err = c.SubscribeTopics([]string{topic}, func(_ *kafka.Consumer, ev kafka.Event) error {
 		switch e := ev.(type) {
 		case kafka.AssignedPartitions:
-			show(e.Partitions)
+			for _, tp := range e.Partitions {
+				owned[tp.Partition] = true
+			}
+			show()
 		case kafka.RevokedPartitions:
-			show(nil)
+			for _, tp := range e.Partitions {
+				delete(owned, tp.Partition)
+			}
+			show()
 		}
 		return nil // the client applies the (eager) assignment itself
 	})
@@ -110,7 +131,23 @@ func TestGroupMembersConfluentGo(t *testing.T) {
 		cmd := exec.CommandContext(ctx, self, bs, topic, group)
 		cmd.Env = append(os.Environ(), "STROM_TEST_HELPER=ckg-group-member")
 		return cmd
-	}, true)
+	}, true, true)
+}
+
+// TestGroupMembersConfluentGoKIP848 runs the membership proof with three confluent-kafka-go consumers on
+// the KIP-848 consumer group protocol (group.protocol=consumer, server-side assignment). B leaves with
+// SIGTERM instead of being killed: the KIP-848 session timeout is the broker's
+// group.consumer.session.timeout.ms (45 s by default, and its minimum), too long for this test.
+func TestGroupMembersConfluentGoKIP848(t *testing.T) {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	runGroupMembershipTargets(t, func(ctx context.Context, bs, topic, group string) *exec.Cmd {
+		cmd := exec.CommandContext(ctx, self, bs, topic, group, "consumer")
+		cmd.Env = append(os.Environ(), "STROM_TEST_HELPER=ckg-group-member")
+		return cmd
+	}, true, false)
 }
 
 // TestTransactionsConfluentGo runs the transaction proof (see txnClientCase.check) with confluent-kafka-go:

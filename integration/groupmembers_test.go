@@ -207,12 +207,12 @@ func waitConsumed(t testing.TB, all []*member, want int, step string) {
 
 // runGroupMembership is the membership proof for one client family: members A and B join a group on a
 // 6-partition topic and share it; C joins late; A leaves cleanly (SIGTERM); B is killed (SIGKILL) and
-// expires after the session timeout; C ends with every partition. Records are produced only when the
+// expires after the session timeout (or, without killB, leaves cleanly too); C ends with every partition. Records are produced only when the
 // assignment is settled and each batch is consumed before the next change, so a client that commits each
 // record synchronously before printing it must show every record exactly once (exactlyOnce); a client
 // that commits asynchronously must show every record at least once. Finally the committed offsets must
 // reach the end of every partition.
-func runGroupMembership(t testing.TB, c harness.Cluster, mk memberCommand, exactlyOnce bool) {
+func runGroupMembership(t testing.TB, c harness.Cluster, mk memberCommand, exactlyOnce, killB bool) {
 	const parts, batch = 6, 60
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -249,9 +249,19 @@ func runGroupMembership(t testing.TB, c harness.Cluster, mk memberCommand, exact
 	step("A leaves", []*member{b, cm}, all)
 
 	time.Sleep(500 * time.Millisecond)
-	_ = b.cmd.Process.Signal(syscall.SIGKILL)
-	<-b.done
-	step("B is killed", []*member{cm}, all)
+	if killB {
+		_ = b.cmd.Process.Signal(syscall.SIGKILL)
+		<-b.done
+		step("B is killed", []*member{cm}, all)
+	} else {
+		_ = b.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-b.done:
+		case <-time.After(groupPhase):
+			t.Fatalf("member B did not exit after SIGTERM; output:\n%s", b.output())
+		}
+		step("B leaves", []*member{cm}, all)
+	}
 
 	time.Sleep(500 * time.Millisecond)
 	_ = cm.cmd.Process.Signal(syscall.SIGTERM)
@@ -313,11 +323,11 @@ func runGroupMembership(t testing.TB, c harness.Cluster, mk memberCommand, exact
 
 // runGroupMembershipTargets runs the membership proof for one client on every group target, under the
 // strict gap list.
-func runGroupMembershipTargets(t *testing.T, mk memberCommand, exactlyOnce bool) {
+func runGroupMembershipTargets(t *testing.T, mk memberCommand, exactlyOnce, killB bool) {
 	for _, tg := range groupTargets() {
 		t.Run(tg.name, func(t *testing.T) {
 			c := tg.start(t)
-			gaps.Run(t, func(t testing.TB) { runGroupMembership(t, c, mk, exactlyOnce) })
+			gaps.Run(t, func(t testing.TB) { runGroupMembership(t, c, mk, exactlyOnce, killB) })
 		})
 	}
 }
@@ -335,7 +345,7 @@ func TestGroupMembersConfluentPython(t *testing.T) {
 	}
 	runGroupMembershipTargets(t, func(ctx context.Context, bs, topic, group string) *exec.Cmd {
 		return exec.CommandContext(ctx, python, "-u", script, bs, topic, group)
-	}, true)
+	}, true, true)
 }
 
 // TestGroupMembersKcat runs the membership proof with three `kcat -G` balanced consumers (kcat 1.7.1 on
@@ -350,7 +360,7 @@ func TestGroupMembersKcat(t *testing.T) {
 		return exec.CommandContext(ctx, kcat, "-b", bs, "-G", group, "-u", "-f", `REC %p %o\n`,
 			"-X", "auto.offset.reset=earliest", "-X", "session.timeout.ms=6000", "-X", "heartbeat.interval.ms=500",
 			"-X", "auto.commit.interval.ms=200", topic)
-	}, false)
+	}, false, true)
 }
 
 // TestGroupMembersKafkaJS runs the membership proof with three kafkajs 2.2.4 consumers, one node process
@@ -375,5 +385,5 @@ func TestGroupMembersKafkaJS(t *testing.T) {
 		cmd := exec.CommandContext(ctx, node, filepath.Join(dir, "group_member.js"), bs, topic, group)
 		cmd.Dir = dir
 		return cmd
-	}, true)
+	}, true, true)
 }
