@@ -16,7 +16,7 @@ import (
 
 // TestConsumerGroupsCLI drives a group's offsets with Kafka's own kafka-consumer-groups (the Java admin
 // client behind it): --list, --describe with the right CURRENT-OFFSET, LOG-END-OFFSET and LAG per
-// partition, --reset-offsets --to-earliest --execute (checked through the protocol), and --delete (the
+// partition, --describe --members and --state with a live member, --reset-offsets --to-earliest --execute (checked through the protocol), and --delete (the
 // group and its offsets are gone).
 func TestConsumerGroupsCLI(t *testing.T) {
 	for _, tg := range groupTargets() {
@@ -87,6 +87,50 @@ func consumerGroupsCLI(t testing.TB, c harness.Cluster, v string) {
 		}
 	}
 	describe("describe", committed)
+
+	// With one live member (franz-go, not committing): --members shows it with its client id and all
+	// three partitions, --state shows the group Stable with one member.
+	member := newClient(t, c, kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic), kgo.DisableAutoCommit(),
+		kgo.ClientID("cli-member"))
+	for {
+		dg, err := adm.DescribeGroups(ctx, group)
+		if err == nil && dg[group].State == "Stable" && len(dg[group].Members) == 1 {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("group %s never became Stable with one member: %v %+v", group, err, dg)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	members := harness.RunKafkaTool(t, v, harness.ToolConsumerGroups, "--bootstrap-server", bs, "--describe",
+		"--group", group, "--members")
+	memberRows := 0
+	for _, line := range strings.Split(members, "\n") {
+		// GROUP CONSUMER-ID HOST CLIENT-ID #PARTITIONS
+		if f := strings.Fields(line); len(f) == 5 && f[0] == group {
+			memberRows++
+			if f[3] != "cli-member" || f[4] != "3" {
+				t.Errorf("--members row %q: want client id cli-member with 3 partitions", line)
+			}
+		}
+	}
+	if memberRows != 1 {
+		t.Errorf("--describe --members showed %d member rows, want 1:\n%s", memberRows, members)
+	}
+	state := harness.RunKafkaTool(t, v, harness.ToolConsumerGroups, "--bootstrap-server", bs, "--describe",
+		"--group", group, "--state")
+	stateOK := false
+	for _, line := range strings.Split(state, "\n") {
+		// GROUP COORDINATOR (ID) ASSIGNMENT-STRATEGY STATE #MEMBERS
+		f := strings.Fields(line)
+		if len(f) >= 5 && f[0] == group {
+			stateOK = f[len(f)-2] == "Stable" && f[len(f)-1] == "1"
+		}
+	}
+	if !stateOK {
+		t.Errorf("--describe --state: want the group Stable with 1 member:\n%s", state)
+	}
+	member.Close() // leaves the group: offsets can be reset only while it is empty
 
 	reset := harness.RunKafkaTool(t, v, harness.ToolConsumerGroups, "--bootstrap-server", bs, "--reset-offsets",
 		"--group", group, "--topic", topic, "--to-earliest", "--execute")
