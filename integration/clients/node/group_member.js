@@ -16,7 +16,10 @@ const [bootstrap, topic, group] = process.argv.slice(2)
 
 async function main () {
   const kafka = new Kafka({ clientId: 'strom-member', brokers: bootstrap.split(','), logLevel: logLevel.ERROR })
-  const consumer = kafka.consumer({ groupId: group, sessionTimeout: 6000, heartbeatInterval: 500, rebalanceTimeout: 10000 })
+  // maxWaitTimeInMs: a member notices a rebalance only between fetches, which long-poll 5 s by default.
+  const consumer = kafka.consumer({
+    groupId: group, sessionTimeout: 6000, heartbeatInterval: 500, rebalanceTimeout: 10000, maxWaitTimeInMs: 500
+  })
   consumer.on(consumer.events.GROUP_JOIN, (e) => {
     const parts = [...(e.payload.memberAssignment[topic] || [])].sort((a, b) => a - b)
     process.stdout.write('ASSIGN ' + (parts.length ? parts.join(',') : '-') + '\n')
