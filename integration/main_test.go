@@ -15,7 +15,21 @@ import (
 // `go test` run, not per test. Tests that kill nodes start their own clusters.
 var pool harness.Pool
 
+// helperMains are programs the test binary runs instead of its tests when the environment variable
+// STROM_TEST_HELPER names one (the program gets os.Args[1:] and its result is the exit code): client
+// processes a test must be able to SIGKILL, for clients that only exist as Go libraries
+// (confluent-kafka-go). Registered from init functions.
+var helperMains = map[string]func(args []string) int{}
+
 func TestMain(m *testing.M) {
+	if name := os.Getenv("STROM_TEST_HELPER"); name != "" {
+		main, ok := helperMains[name]
+		if !ok {
+			fmt.Fprintf(os.Stderr, "integration: unknown STROM_TEST_HELPER %q\n", name)
+			os.Exit(2)
+		}
+		os.Exit(main(os.Args[1:]))
+	}
 	code := m.Run()
 	if err := pool.Close(); err != nil {
 		fmt.Fprintln(os.Stderr, "integration: closing clusters:", err)

@@ -1,0 +1,56 @@
+#!/usr/bin/python3
+"""One confluent-kafka-python consumer-group member for Strom's membership proof.
+
+Usage: ck_group_member.py BOOTSTRAP TOPIC GROUP
+
+Prints "ASSIGN p,p,.." (or "ASSIGN -") on each assignment change and "REC partition offset" for each
+record once its offset is committed synchronously. SIGTERM closes the consumer, which leaves the group.
+"""
+import signal
+import sys
+
+from confluent_kafka import Consumer
+
+bootstrap, topic, group = sys.argv[1:4]
+stopping = False
+
+
+def on_term(_sig, _frame):
+    global stopping
+    stopping = True
+
+
+signal.signal(signal.SIGTERM, on_term)
+
+
+def show(parts):
+    print("ASSIGN " + (",".join(str(p) for p in sorted(parts)) or "-"), flush=True)
+
+
+def on_assign(_consumer, parts):
+    show([p.partition for p in parts])
+
+
+def on_revoke(_consumer, _parts):
+    show([])
+
+
+c = Consumer({
+    "bootstrap.servers": bootstrap,
+    "group.id": group,
+    "enable.auto.commit": False,
+    "auto.offset.reset": "earliest",
+    "session.timeout.ms": 6000,
+    "heartbeat.interval.ms": 500,
+})
+c.subscribe([topic], on_assign=on_assign, on_revoke=on_revoke)
+while not stopping:
+    m = c.poll(0.2)
+    if m is None:
+        continue
+    if m.error():
+        print("ERROR", m.error(), file=sys.stderr, flush=True)
+        continue
+    c.commit(message=m, asynchronous=False)
+    print("REC %d %d" % (m.partition(), m.offset()), flush=True)
+c.close()
