@@ -10,13 +10,14 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/stromhq/strom/integration/harness"
+	"github.com/stromhq/strom/integration/kafkacontainer"
 	"github.com/stromhq/strom/integration/stromcontainer"
 )
 
-// containerCluster adapts a Strom container to what newClient needs.
-type containerCluster struct{ c *stromcontainer.Container }
+// containerCluster adapts a broker container's address to what newClient needs.
+type containerCluster struct{ bootstrap string }
 
-func (c containerCluster) Bootstrap() string { return c.c.Bootstrap() }
+func (c containerCluster) Bootstrap() string { return c.bootstrap }
 func (containerCluster) Nodes() int          { return 1 }
 func (containerCluster) Stop() error         { return nil }
 func (containerCluster) Kill(int) error      { return nil }
@@ -42,7 +43,33 @@ func TestStromContainer(t *testing.T) {
 		t.Fatalf("strom container: %v", err)
 	}
 
-	c := containerCluster{ctr}
+	produceConsumeContainer(ctx, t, containerCluster{ctr.Bootstrap()})
+}
+
+// TestKafkaContainer builds the Apache Kafka image (Debian's Java 17 and the cached Kafka jars, docker
+// import, no registry; reused while its inputs are unchanged), runs one KRaft node with testcontainers-go
+// on host networking, and produces and consumes through it with franz-go, as TestStromContainer does
+// for Strom. It needs a Docker engine and the Java runtime on the host.
+func TestKafkaContainer(t *testing.T) {
+	t.Setenv("TESTCONTAINERS_RYUK_DISABLED", "true")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	began := time.Now()
+	ctr, err := kafkacontainer.Run(ctx)
+	if ctr != nil {
+		testcontainers.CleanupContainer(t, ctr)
+	}
+	if err != nil {
+		t.Fatalf("kafka container: %v", err)
+	}
+	t.Logf("kafka container %s ready in %.1fs", ctr.Image(), time.Since(began).Seconds())
+	produceConsumeContainer(ctx, t, containerCluster{ctr.Bootstrap()})
+}
+
+// produceConsumeContainer creates a two-partition topic on c, produces 50 records and checks that a
+// consumer reads them back per partition in order and unchanged.
+func produceConsumeContainer(ctx context.Context, t *testing.T, c containerCluster) {
+	t.Helper()
 	cl := newClient(t, c)
 	adm := kadm.NewClient(cl)
 	topic := uniqueName("container")
