@@ -1,0 +1,789 @@
+package integration
+
+// Differential tests (issue 4): the same kmsg requests go to Apache Kafka 4.3.1 and to Strom (both the
+// shared single-node pool clusters), and the responses are compared field by field. Responses are
+// flattened by reflection into "path = value" pairs, so every field kmsg decodes is compared unless it
+// is one of the fields that legitimately differ between two clusters (ignoredFields). A difference fails
+// the test unless integrations/gaps lists "diff/<scenario>/<path>" with its reason.
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"hash/crc32"
+	"maps"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/stromhq/strom/integration/gaps"
+	"github.com/stromhq/strom/integration/harness"
+)
+
+// ignoredFields are response fields that legitimately differ between two clusters answering the same
+// request: identities chosen at random or by configuration, timing, and free-text messages.
+var ignoredFields = map[string]bool{
+	"ThrottleMillis": true, "ErrorMessage": true, "UnknownTags": true, "Version": true,
+	"ClusterID": true, "TopicID": true, "Host": true, "Port": true, "NodeID": true, "ControllerID": true,
+	"Rack": true, "Brokers": true, "Documentation": true, "ClientHost": true, "MemberID": true,
+	"ClientID": true, "InstanceID": true, "AuthorizedOperations": true, "ClusterAuthorizedOperations": true,
+}
+
+// elemKeyFields name the fields that identify an element of a response array: elements are compared by
+// that key (a topic name, a partition index, a group), not by their position, which Kafka does not define.
+var elemKeyFields = []string{"Topic", "Name", "Group", "Partition", "Key", "CoordinatorKey"}
+
+// present is the value recorded for a keyed element or map entry itself, so that an element found on
+// one side only is reported once instead of once per field.
+const present = "<present>"
+
+// flatten records v under prefix in out, one entry per scalar field.
+func flatten(prefix string, v reflect.Value, out map[string]string) {
+	join := func(p, s string) string {
+		if p == "" {
+			return s
+		}
+		return p + "." + s
+	}
+	switch v.Kind() {
+	case reflect.Invalid:
+		out[prefix] = "<nil>"
+	case reflect.Pointer, reflect.Interface:
+		if v.IsNil() {
+			out[prefix] = "<nil>"
+			return
+		}
+		flatten(prefix, v.Elem(), out)
+	case reflect.Struct:
+		t := v.Type()
+		for i := range t.NumField() {
+			f := t.Field(i)
+			if !f.IsExported() || ignoredFields[f.Name] {
+				continue
+			}
+			if f.Name == "ErrorCode" && f.Type.Kind() == reflect.Int16 {
+				out[join(prefix, f.Name)] = codeName(int16(v.Field(i).Int()))
+				continue
+			}
+			flatten(join(prefix, f.Name), v.Field(i), out)
+		}
+	case reflect.Map:
+		keys := v.MapKeys()
+		slices.SortFunc(keys, func(a, b reflect.Value) int { return strings.Compare(fmt.Sprint(a), fmt.Sprint(b)) })
+		for _, k := range keys {
+			p := join(prefix, fmt.Sprint(k))
+			out[p] = present
+			flatten(p, v.MapIndex(k), out)
+		}
+	case reflect.Slice, reflect.Array:
+		if v.Type().Elem().Kind() == reflect.Uint8 {
+			out[prefix] = fmt.Sprintf("%x", v.Bytes())
+			return
+		}
+		out[join(prefix, "#")] = fmt.Sprint(v.Len())
+		seen := map[string]bool{}
+		for i := range v.Len() {
+			e := v.Index(i)
+			k := elemKey(e)
+			if k == "" || seen[k] {
+				k = fmt.Sprint(i)
+			}
+			seen[k] = true
+			p := prefix + "[" + k + "]"
+			out[p] = present
+			flatten(p, e, out)
+		}
+	default:
+		out[prefix] = fmt.Sprint(v.Interface())
+	}
+}
+
+// elemKey returns the identifying value of a struct element (see elemKeyFields), or "".
+func elemKey(e reflect.Value) string {
+	if e.Kind() != reflect.Struct {
+		return ""
+	}
+	for _, name := range elemKeyFields {
+		f := e.FieldByName(name)
+		if !f.IsValid() {
+			continue
+		}
+		switch f.Kind() {
+		case reflect.String:
+			return f.String()
+		case reflect.Pointer:
+			if !f.IsNil() && f.Elem().Kind() == reflect.String {
+				return f.Elem().String()
+			}
+		case reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+			return fmt.Sprint(f.Int())
+		}
+	}
+	return ""
+}
+
+// codeName renders a Kafka error code with its name, for readable differences.
+func codeName(code int16) string {
+	if code == 0 {
+		return "0"
+	}
+	if err := kerr.ErrorForCode(code); err != nil {
+		if ke, ok := err.(*kerr.Error); ok {
+			return fmt.Sprintf("%d %s", code, ke.Message)
+		}
+	}
+	return fmt.Sprint(code)
+}
+
+// side is one cluster of the comparison with a client sending raw requests to it.
+type side struct {
+	name string
+	c    harness.Cluster
+	cl   *kgo.Client
+}
+
+// diffSides returns the Kafka 4.3.1 and Strom sides from the shared pool.
+func diffSides(t *testing.T) (kafka, strom *side) {
+	t.Helper()
+	for _, tg := range clusters() {
+		switch tg.name {
+		case "kafka-" + harness.DefaultKafkaVersion:
+			c := tg.start(t)
+			kafka = &side{name: tg.name, c: c, cl: newClient(t, c)}
+		case "strom":
+			c := tg.start(t)
+			strom = &side{name: tg.name, c: c, cl: newClient(t, c)}
+		}
+	}
+	if kafka == nil || strom == nil {
+		t.Fatal("clusters() lacks the Kafka or the Strom target")
+	}
+	return kafka, strom
+}
+
+// compare runs scenario against both sides and reports every differing path through gaps.Check as
+// "diff/<scenario>/<path>". An element present on one side only is reported once, at its own path.
+func compare(t *testing.T, ctx context.Context, kafka, strom *side, scenario string,
+	fn func(ctx context.Context, s *side) any) {
+	t.Helper()
+	kv, sv := map[string]string{}, map[string]string{}
+	flatten("", reflect.ValueOf(fn(ctx, kafka)), kv)
+	flatten("", reflect.ValueOf(fn(ctx, strom)), sv)
+	paths := slices.Sorted(maps.Keys(kv))
+	for p := range sv {
+		if _, ok := kv[p]; !ok {
+			paths = append(paths, p)
+		}
+	}
+	slices.Sort(paths)
+	var oneSided []string // paths of elements on one side only; their children are not reported again
+	matched := 0
+	for _, p := range paths {
+		if slices.ContainsFunc(oneSided, func(o string) bool {
+			return strings.HasPrefix(p, o+".") || strings.HasPrefix(p, o+"[")
+		}) {
+			continue
+		}
+		k, kok := kv[p]
+		s, sok := sv[p]
+		name := "diff/" + scenario + "/" + p
+		switch {
+		case !sok:
+			oneSided = append(oneSided, p)
+			gaps.Check(t, name, true, fmt.Sprintf("kafka only: %q", k))
+		case !kok:
+			oneSided = append(oneSided, p)
+			gaps.Check(t, name, true, fmt.Sprintf("strom only: %q", s))
+		case k != s:
+			gaps.Check(t, name, true, fmt.Sprintf("kafka %q, strom %q", k, s))
+		default:
+			matched++
+			gaps.Check(t, name, false, "")
+		}
+	}
+	t.Logf("%s: %d of %d paths equal", scenario, matched, len(paths))
+}
+
+// req sends r with s's client and fails t on a transport error.
+func req[R kmsg.Response](t *testing.T, ctx context.Context, s *side, r kmsg.Request) R {
+	t.Helper()
+	resp, err := s.cl.Request(ctx, r)
+	if err != nil {
+		t.Fatalf("%s: %T: %v", s.name, r, err)
+	}
+	return resp.(R)
+}
+
+// topicID returns topic's id on s.
+func topicID(t *testing.T, ctx context.Context, s *side, topic string) [16]byte {
+	t.Helper()
+	r := kmsg.NewPtrMetadataRequest()
+	mt := kmsg.NewMetadataRequestTopic()
+	mt.Topic = kmsg.StringPtr(topic)
+	r.Topics = append(r.Topics, mt)
+	resp := req[*kmsg.MetadataResponse](t, ctx, s, r)
+	if len(resp.Topics) != 1 || resp.Topics[0].ErrorCode != 0 {
+		t.Fatalf("%s: metadata of %s: %+v", s.name, topic, resp.Topics)
+	}
+	return resp.Topics[0].TopicID
+}
+
+// createTopicRaw creates topic on s with a raw CreateTopics request and fails t on any error.
+func createTopicRaw(t *testing.T, ctx context.Context, s *side, topic string, partitions int32,
+	configs map[string]string) {
+	t.Helper()
+	r := kmsg.NewPtrCreateTopicsRequest()
+	r.TimeoutMillis = 30000
+	ct := kmsg.NewCreateTopicsRequestTopic()
+	ct.Topic, ct.NumPartitions, ct.ReplicationFactor = topic, partitions, 1
+	for k, v := range configs {
+		c := kmsg.NewCreateTopicsRequestTopicConfig()
+		c.Name, c.Value = k, kmsg.StringPtr(v)
+		ct.Configs = append(ct.Configs, c)
+	}
+	r.Topics = append(r.Topics, ct)
+	resp := req[*kmsg.CreateTopicsResponse](t, ctx, s, r)
+	if len(resp.Topics) != 1 || resp.Topics[0].ErrorCode != 0 {
+		t.Fatalf("%s: create %s: %+v", s.name, topic, resp.Topics)
+	}
+}
+
+func TestDifferential(t *testing.T) {
+	began := time.Now()
+	kafka, strom := diffSides(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+
+	base := uniqueName("diff")
+	topic := base + "-t"   // 3 partitions, no configs: metadata, configs, partitions
+	logT := base + "-log"  // 1 partition, produced identically: offsets and fetch
+	cfgT := base + "-cfg"  // 1 partition: config changes
+	group := base + "-g"   // simple group, generation -1
+	active := base + "-ga" // a kgo consumer group member
+	for _, s := range []*side{kafka, strom} {
+		createTopicRaw(t, ctx, s, topic, 3, nil)
+		createTopicRaw(t, ctx, s, logT, 1, nil)
+		createTopicRaw(t, ctx, s, cfgT, 1, nil)
+	}
+
+	t.Run("metadata", func(t *testing.T) {
+		compare(t, ctx, kafka, strom, "metadata", func(ctx context.Context, s *side) any {
+			r := kmsg.NewPtrMetadataRequest()
+			r.AllowAutoTopicCreation = false
+			for _, name := range []string{topic, base + "-unknown"} {
+				mt := kmsg.NewMetadataRequestTopic()
+				mt.Topic = kmsg.StringPtr(name)
+				r.Topics = append(r.Topics, mt)
+			}
+			return req[*kmsg.MetadataResponse](t, ctx, s, r)
+		})
+	})
+
+	t.Run("create-topics", func(t *testing.T) {
+		compare(t, ctx, kafka, strom, "create-topics", func(ctx context.Context, s *side) any {
+			r := kmsg.NewPtrCreateTopicsRequest()
+			r.TimeoutMillis = 30000
+			add := func(name string, partitions int32, rf int16, configs ...string) {
+				ct := kmsg.NewCreateTopicsRequestTopic()
+				ct.Topic, ct.NumPartitions, ct.ReplicationFactor = name, partitions, rf
+				for i := 0; i+1 < len(configs); i += 2 {
+					c := kmsg.NewCreateTopicsRequestTopicConfig()
+					c.Name, c.Value = configs[i], kmsg.StringPtr(configs[i+1])
+					ct.Configs = append(ct.Configs, c)
+				}
+				r.Topics = append(r.Topics, ct)
+			}
+			add("bad/name", 1, 1)
+			add(strings.Repeat("x", 250), 1, 1)
+			add(topic, 1, 1)
+			add(base+"-p0", 0, 1)
+			add(base+"-pm2", -2, 1)
+			add(base+"-rf0", 1, 0)
+			add(base+"-rf2", 1, 2)
+			add(base+"-unkcfg", 1, 1, "no.such.config", "1")
+			add(base+"-badval", 1, 1, "retention.ms", "abc")
+			add(base+"-badpolicy", 1, 1, "cleanup.policy", "sometimes")
+			return req[*kmsg.CreateTopicsResponse](t, ctx, s, r)
+		})
+	})
+
+	t.Run("create-topics-validate-only", func(t *testing.T) {
+		compare(t, ctx, kafka, strom, "create-topics-validate-only", func(ctx context.Context, s *side) any {
+			r := kmsg.NewPtrCreateTopicsRequest()
+			r.TimeoutMillis, r.ValidateOnly = 30000, true
+			for _, name := range []string{base + "-vo", topic} {
+				ct := kmsg.NewCreateTopicsRequestTopic()
+				ct.Topic, ct.NumPartitions, ct.ReplicationFactor = name, 2, 1
+				r.Topics = append(r.Topics, ct)
+			}
+			resp := req[*kmsg.CreateTopicsResponse](t, ctx, s, r)
+			// The validated topic must not exist afterwards.
+			mr := kmsg.NewPtrMetadataRequest()
+			mt := kmsg.NewMetadataRequestTopic()
+			mt.Topic = kmsg.StringPtr(base + "-vo")
+			mr.Topics = append(mr.Topics, mt)
+			return map[string]any{"create": resp, "after": req[*kmsg.MetadataResponse](t, ctx, s, mr).Topics}
+		})
+	})
+
+	t.Run("delete-topics", func(t *testing.T) {
+		compare(t, ctx, kafka, strom, "delete-topics", func(ctx context.Context, s *side) any {
+			byName := kmsg.NewPtrDeleteTopicsRequest()
+			byName.TimeoutMillis = 30000
+			dt := kmsg.NewDeleteTopicsRequestTopic()
+			dt.Topic = kmsg.StringPtr(base + "-nosuch")
+			byName.Topics, byName.TopicNames = append(byName.Topics, dt), []string{base + "-nosuch"}
+			byID := kmsg.NewPtrDeleteTopicsRequest()
+			byID.TimeoutMillis = 30000
+			di := kmsg.NewDeleteTopicsRequestTopic()
+			_, _ = rand.Read(di.TopicID[:])
+			byID.Topics = append(byID.Topics, di)
+			return map[string]any{
+				"name": req[*kmsg.DeleteTopicsResponse](t, ctx, s, byName),
+				"id":   req[*kmsg.DeleteTopicsResponse](t, ctx, s, byID),
+			}
+		})
+	})
+
+	t.Run("create-partitions", func(t *testing.T) {
+		compare(t, ctx, kafka, strom, "create-partitions", func(ctx context.Context, s *side) any {
+			out := map[string]any{}
+			for _, c := range []struct {
+				name  string
+				topic string
+				count int32
+			}{{"decrease", topic, 2}, {"same", topic, 3}, {"unknown", base + "-nosuch", 4}} {
+				r := kmsg.NewPtrCreatePartitionsRequest()
+				r.TimeoutMillis = 30000
+				ct := kmsg.NewCreatePartitionsRequestTopic()
+				ct.Topic, ct.Count = c.topic, c.count
+				r.Topics = append(r.Topics, ct)
+				out[c.name] = req[*kmsg.CreatePartitionsResponse](t, ctx, s, r)
+			}
+			return out
+		})
+	})
+
+	t.Run("describe-configs", func(t *testing.T) {
+		compare(t, ctx, kafka, strom, "describe-configs", func(ctx context.Context, s *side) any {
+			return describeConfigs(t, ctx, s, topic)
+		})
+	})
+
+	t.Run("alter-configs", func(t *testing.T) {
+		compare(t, ctx, kafka, strom, "alter-configs", func(ctx context.Context, s *side) any {
+			return alterConfigs(t, ctx, s, cfgT)
+		})
+	})
+
+	t.Run("list-offsets", func(t *testing.T) {
+		compare(t, ctx, kafka, strom, "list-offsets", func(ctx context.Context, s *side) any {
+			produceFixed(t, ctx, s, logT)
+			return listOffsets(t, ctx, s, logT)
+		})
+	})
+
+	t.Run("fetch", func(t *testing.T) {
+		compare(t, ctx, kafka, strom, "fetch", func(ctx context.Context, s *side) any {
+			return fetchAt(t, ctx, s, logT)
+		})
+	})
+
+	t.Run("offsets", func(t *testing.T) {
+		compare(t, ctx, kafka, strom, "offsets", func(ctx context.Context, s *side) any {
+			return commitAndFetch(t, ctx, s, topic, group, base+"-nogroup")
+		})
+	})
+
+	t.Run("groups", func(t *testing.T) {
+		compare(t, ctx, kafka, strom, "groups", func(ctx context.Context, s *side) any {
+			return describeGroups(t, ctx, s, topic, group, active, base+"-nogroup")
+		})
+	})
+
+	t.Run("find-coordinator", func(t *testing.T) {
+		compare(t, ctx, kafka, strom, "find-coordinator", func(ctx context.Context, s *side) any {
+			out := map[string]any{}
+			for _, kt := range []int8{0, 1, 5, -1} {
+				r := kmsg.NewPtrFindCoordinatorRequest()
+				r.CoordinatorType = kt
+				r.CoordinatorKey = group
+				r.CoordinatorKeys = []string{group}
+				out[fmt.Sprintf("type%d", kt)] = req[*kmsg.FindCoordinatorResponse](t, ctx, s, r)
+			}
+			return out
+		})
+	})
+
+	t.Run("init-producer-id", func(t *testing.T) {
+		compare(t, ctx, kafka, strom, "init-producer-id", func(ctx context.Context, s *side) any {
+			out := map[string]any{}
+			for _, c := range []struct {
+				name    string
+				txnID   *string
+				timeout int32
+			}{
+				{"idempotent", nil, 60000},
+				{"transactional", kmsg.StringPtr(base + "-txn"), 60000},
+				{"timeout-too-big", kmsg.StringPtr(base + "-txn2"), 1 << 30},
+				{"timeout-zero", kmsg.StringPtr(base + "-txn3"), 0},
+				{"timeout-negative", kmsg.StringPtr(base + "-txn4"), -5},
+			} {
+				r := kmsg.NewPtrInitProducerIDRequest()
+				r.TransactionalID, r.TransactionTimeoutMillis = c.txnID, c.timeout
+				resp := req[*kmsg.InitProducerIDResponse](t, ctx, s, r)
+				// Producer ids are allocated per cluster; only whether one was given is comparable.
+				out[c.name] = map[string]any{"ErrorCode": codeName(resp.ErrorCode),
+					"HasProducerID": resp.ProducerID >= 0, "ProducerEpoch": resp.ProducerEpoch}
+			}
+			return out
+		})
+	})
+	t.Logf("differential run took %.1fs", time.Since(began).Seconds())
+}
+
+// configView is what DescribeConfigs says about one config, in comparable form.
+type configView struct {
+	Value       string
+	Source      string
+	ReadOnly    bool
+	IsDefault   bool
+	IsSensitive bool
+	Type        string
+	Synonyms    []string // "name=value (source)"
+}
+
+// describeConfigs returns every config of topic on s (with synonyms), keyed by name.
+func describeConfigs(t *testing.T, ctx context.Context, s *side, topic string, names ...string) any {
+	t.Helper()
+	r := kmsg.NewPtrDescribeConfigsRequest()
+	r.IncludeSynonyms = true
+	rr := kmsg.NewDescribeConfigsRequestResource()
+	rr.ResourceType, rr.ResourceName, rr.ConfigNames = kmsg.ConfigResourceTypeTopic, topic, names
+	r.Resources = append(r.Resources, rr)
+	resp := req[*kmsg.DescribeConfigsResponse](t, ctx, s, r)
+	if len(resp.Resources) != 1 {
+		t.Fatalf("%s: describe configs of %s: %d resources", s.name, topic, len(resp.Resources))
+	}
+	res := resp.Resources[0]
+	view := map[string]configView{}
+	for _, c := range res.Configs {
+		v := configView{Value: "<nil>", Source: c.Source.String(), ReadOnly: c.ReadOnly, IsDefault: c.IsDefault,
+			IsSensitive: c.IsSensitive, Type: c.ConfigType.String()}
+		if c.Value != nil {
+			v.Value = *c.Value
+		}
+		for _, syn := range c.ConfigSynonyms {
+			val := "<nil>"
+			if syn.Value != nil {
+				val = *syn.Value
+			}
+			v.Synonyms = append(v.Synonyms, fmt.Sprintf("%s=%s (%s)", syn.Name, val, syn.Source))
+		}
+		view[c.Name] = v
+	}
+	return map[string]any{"ErrorCode": codeName(res.ErrorCode), "Configs": view}
+}
+
+// alterConfigs runs the incremental set/delete/append/subtract operations and the invalid-value cases on
+// topic (which starts with no overrides), reading the configs back after each step.
+func alterConfigs(t *testing.T, ctx context.Context, s *side, topic string) any {
+	t.Helper()
+	watched := []string{"retention.ms", "segment.ms", "cleanup.policy", "max.message.bytes"}
+	incr := func(ops ...kmsg.IncrementalAlterConfigsRequestResourceConfig) any {
+		r := kmsg.NewPtrIncrementalAlterConfigsRequest()
+		rr := kmsg.NewIncrementalAlterConfigsRequestResource()
+		rr.ResourceType, rr.ResourceName, rr.Configs = kmsg.ConfigResourceTypeTopic, topic, ops
+		r.Resources = append(r.Resources, rr)
+		return req[*kmsg.IncrementalAlterConfigsResponse](t, ctx, s, r)
+	}
+	op := func(name string, o kmsg.IncrementalAlterConfigOp, value string) kmsg.IncrementalAlterConfigsRequestResourceConfig {
+		c := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
+		c.Name, c.Op = name, o
+		if value != "" {
+			c.Value = kmsg.StringPtr(value)
+		}
+		return c
+	}
+	out := map[string]any{}
+	step := func(name string, resp any) {
+		out[name] = map[string]any{"resp": resp, "after": describeConfigs(t, ctx, s, topic, watched...)}
+	}
+	step("1-set", incr(op("retention.ms", kmsg.IncrementalAlterConfigOpSet, "123456"),
+		op("segment.ms", kmsg.IncrementalAlterConfigOpSet, "7200000")))
+	step("2-delete", incr(op("segment.ms", kmsg.IncrementalAlterConfigOpDelete, "")))
+	step("3-append", incr(op("cleanup.policy", kmsg.IncrementalAlterConfigOpAppend, "compact")))
+	step("4-subtract", incr(op("cleanup.policy", kmsg.IncrementalAlterConfigOpSubtract, "delete")))
+	step("5-set-invalid", incr(op("retention.ms", kmsg.IncrementalAlterConfigOpSet, "abc")))
+	step("6-set-unknown", incr(op("no.such.config", kmsg.IncrementalAlterConfigOpSet, "1")))
+	step("7-append-nonlist", incr(op("retention.ms", kmsg.IncrementalAlterConfigOpAppend, "5")))
+
+	legacy := func(configs ...string) any {
+		r := kmsg.NewPtrAlterConfigsRequest()
+		rr := kmsg.NewAlterConfigsRequestResource()
+		rr.ResourceType, rr.ResourceName = kmsg.ConfigResourceTypeTopic, topic
+		for i := 0; i+1 < len(configs); i += 2 {
+			c := kmsg.NewAlterConfigsRequestResourceConfig()
+			c.Name, c.Value = configs[i], kmsg.StringPtr(configs[i+1])
+			rr.Configs = append(rr.Configs, c)
+		}
+		r.Resources = append(r.Resources, rr)
+		return req[*kmsg.AlterConfigsResponse](t, ctx, s, r)
+	}
+	step("8-legacy-invalid", legacy("retention.ms", "abc"))
+	step("9-legacy-bad-policy", legacy("cleanup.policy", "sometimes"))
+	step("10-legacy-unknown", legacy("no.such.config", "1"))
+	step("11-legacy-replace", legacy("max.message.bytes", "65536"))
+	return out
+}
+
+// diffT0 is the base timestamp of the records produceFixed writes; far in the past so broker time never
+// interferes with timestamp lookups.
+const diffT0 = int64(1_600_000_000_000)
+
+// produceFixed writes three batches of five records to partition 0 of topic with raw Produce requests
+// (acks=-1), so both clusters hold the same batches at the same offsets. Timestamps rise by 10 ms per
+// record except that the second batch holds the maximum (offset 7, diffT0+1000).
+func produceFixed(t *testing.T, ctx context.Context, s *side, topic string) {
+	t.Helper()
+	off := 0
+	for b := range 3 {
+		var recs []kgo.Record
+		for range 5 {
+			ts := diffT0 + int64(off)*10
+			if off == 7 {
+				ts = diffT0 + 1000
+			}
+			recs = append(recs, kgo.Record{Key: fmt.Appendf(nil, "k%d", off), Value: fmt.Appendf(nil, "v%d", off),
+				Timestamp: time.UnixMilli(ts)})
+			off++
+		}
+		r := kmsg.NewPtrProduceRequest()
+		r.Acks, r.TimeoutMillis = -1, 30000
+		pt := kmsg.NewProduceRequestTopic()
+		pt.Topic = topic
+		pt.TopicID = topicID(t, ctx, s, topic)
+		pp := kmsg.NewProduceRequestTopicPartition()
+		pp.Partition, pp.Records = 0, encodeBatch(recs)
+		pt.Partitions = append(pt.Partitions, pp)
+		r.Topics = append(r.Topics, pt)
+		resp := req[*kmsg.ProduceResponse](t, ctx, s, r)
+		p := resp.Topics[0].Partitions[0]
+		if p.ErrorCode != 0 || p.BaseOffset != int64(b*5) {
+			t.Fatalf("%s: produce batch %d: code %d base offset %d", s.name, b, p.ErrorCode, p.BaseOffset)
+		}
+	}
+}
+
+// encodeBatch builds one uncompressed v2 record batch (no producer id) holding recs.
+func encodeBatch(recs []kgo.Record) []byte {
+	first := recs[0].Timestamp.UnixMilli()
+	maxTS := first
+	var body []byte
+	for i, r := range recs {
+		ts := r.Timestamp.UnixMilli()
+		maxTS = max(maxTS, ts)
+		body = appendRecord(body, kmsg.Record{TimestampDelta64: ts - first, OffsetDelta: int32(i), Key: r.Key,
+			Value: r.Value})
+	}
+	b := kmsg.RecordBatch{
+		FirstOffset: 0, PartitionLeaderEpoch: -1, Magic: 2, LastOffsetDelta: int32(len(recs) - 1),
+		FirstTimestamp: first, MaxTimestamp: maxTS, ProducerID: -1, ProducerEpoch: -1, FirstSequence: -1,
+		NumRecords: int32(len(recs)), Records: body,
+	}
+	raw := b.AppendTo(nil)
+	b.Length = int32(len(raw) - 12)
+	raw = b.AppendTo(nil)
+	b.CRC = int32(crc32.Checksum(raw[21:], crc32.MakeTable(crc32.Castagnoli)))
+	return b.AppendTo(nil)
+}
+
+// appendRecord appends rec with its length prefix computed from its encoding.
+func appendRecord(dst []byte, rec kmsg.Record) []byte {
+	rec.Length = 0
+	enc := rec.AppendTo(nil)
+	bodyLen := len(enc) - 1 // a zero length is one varint byte
+	rec.Length = int32(bodyLen)
+	return rec.AppendTo(dst)
+}
+
+// listOffsets asks partition 0 of topic for every special timestamp and for timestamps before all,
+// between and after all records.
+func listOffsets(t *testing.T, ctx context.Context, s *side, topic string) any {
+	t.Helper()
+	out := map[string]any{}
+	for _, c := range []struct {
+		name string
+		ts   int64
+	}{
+		{"earliest", -2}, {"latest", -1}, {"max-timestamp", -3},
+		{"before-all", diffT0 - 1000}, {"exact-first", diffT0}, {"between", diffT0 + 55},
+		{"max", diffT0 + 1000}, {"after-all", diffT0 + 5000},
+	} {
+		r := kmsg.NewPtrListOffsetsRequest()
+		r.ReplicaID = -1
+		lt := kmsg.NewListOffsetsRequestTopic()
+		lt.Topic = topic
+		lp := kmsg.NewListOffsetsRequestTopicPartition()
+		lp.Partition, lp.Timestamp, lp.CurrentLeaderEpoch = 0, c.ts, -1
+		lt.Partitions = append(lt.Partitions, lp)
+		r.Topics = append(r.Topics, lt)
+		out[c.name] = req[*kmsg.ListOffsetsResponse](t, ctx, s, r)
+	}
+	return out
+}
+
+// fetchView is a fetched partition with its record batches reduced to what must match: their offsets,
+// record counts and timestamps.
+type fetchView struct {
+	ErrorCode        string
+	HighWatermark    int64
+	LastStableOffset int64
+	LogStartOffset   int64
+	Batches          []string
+}
+
+// fetchAt fetches partition 0 of topic at several offsets, then deletes the records below 5 and fetches
+// below and at the new log start.
+func fetchAt(t *testing.T, ctx context.Context, s *side, topic string) any {
+	t.Helper()
+	id := topicID(t, ctx, s, topic)
+	one := func(offset int64) fetchView {
+		r := kmsg.NewPtrFetchRequest()
+		r.ReplicaID, r.MaxWaitMillis, r.MinBytes, r.MaxBytes = -1, 50, 1, 1<<20
+		r.SessionEpoch = -1
+		ft := kmsg.NewFetchRequestTopic()
+		ft.Topic, ft.TopicID = topic, id
+		fp := kmsg.NewFetchRequestTopicPartition()
+		fp.Partition, fp.FetchOffset, fp.PartitionMaxBytes, fp.CurrentLeaderEpoch = 0, offset, 1<<20, -1
+		fp.LogStartOffset = -1
+		ft.Partitions = append(ft.Partitions, fp)
+		r.Topics = append(r.Topics, ft)
+		resp := req[*kmsg.FetchResponse](t, ctx, s, r)
+		if resp.ErrorCode != 0 || len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
+			t.Fatalf("%s: fetch at %d: code %d, %d topics", s.name, offset, resp.ErrorCode, len(resp.Topics))
+		}
+		p := resp.Topics[0].Partitions[0]
+		v := fetchView{ErrorCode: codeName(p.ErrorCode), HighWatermark: p.HighWatermark,
+			LastStableOffset: p.LastStableOffset, LogStartOffset: p.LogStartOffset}
+		raw := p.RecordBatches
+		for len(raw) >= 61 {
+			var b kmsg.RecordBatch
+			if err := b.ReadFrom(raw); err != nil {
+				v.Batches = append(v.Batches, "undecodable: "+err.Error())
+				break
+			}
+			v.Batches = append(v.Batches, fmt.Sprintf("base %d last-delta %d n %d ts %d..%d",
+				b.FirstOffset, b.LastOffsetDelta, b.NumRecords, b.FirstTimestamp, b.MaxTimestamp))
+			raw = raw[12+int(b.Length):]
+		}
+		return v
+	}
+	out := map[string]any{}
+	for _, off := range []int64{0, 7, 15, 20} {
+		out[fmt.Sprintf("at-%d", off)] = one(off)
+	}
+	dr := kmsg.NewPtrDeleteRecordsRequest()
+	dr.TimeoutMillis = 30000
+	dt := kmsg.NewDeleteRecordsRequestTopic()
+	dt.Topic = topic
+	dp := kmsg.NewDeleteRecordsRequestTopicPartition()
+	dp.Partition, dp.Offset = 0, 5
+	dt.Partitions = append(dt.Partitions, dp)
+	dr.Topics = append(dr.Topics, dt)
+	out["delete-records"] = req[*kmsg.DeleteRecordsResponse](t, ctx, s, dr)
+	for _, off := range []int64{2, 5} {
+		out[fmt.Sprintf("after-delete-at-%d", off)] = one(off)
+	}
+	return out
+}
+
+// commitAndFetch commits offsets for a simple group (generation -1, no member) and reads them back,
+// with an unknown group beside it.
+func commitAndFetch(t *testing.T, ctx context.Context, s *side, topic, group, unknown string) any {
+	t.Helper()
+	id := topicID(t, ctx, s, topic)
+	oc := kmsg.NewPtrOffsetCommitRequest()
+	oc.Group, oc.Generation = group, -1
+	ot := kmsg.NewOffsetCommitRequestTopic()
+	ot.Topic, ot.TopicID = topic, id
+	for p := range int32(2) {
+		op := kmsg.NewOffsetCommitRequestTopicPartition()
+		op.Partition, op.Offset, op.Metadata = p, int64(10+p), kmsg.StringPtr(fmt.Sprintf("m%d", p))
+		ot.Partitions = append(ot.Partitions, op)
+	}
+	oc.Topics = append(oc.Topics, ot)
+	commit := req[*kmsg.OffsetCommitResponse](t, ctx, s, oc)
+
+	of := kmsg.NewPtrOffsetFetchRequest()
+	for _, g := range []string{group, unknown} {
+		rg := kmsg.NewOffsetFetchRequestGroup()
+		rg.Group = g
+		gt := kmsg.NewOffsetFetchRequestGroupTopic()
+		gt.Topic, gt.TopicID, gt.Partitions = topic, id, []int32{0, 1, 2}
+		rg.Topics = append(rg.Topics, gt)
+		of.Groups = append(of.Groups, rg)
+	}
+	all := kmsg.NewPtrOffsetFetchRequest()
+	ag := kmsg.NewOffsetFetchRequestGroup()
+	ag.Group = group // Topics nil: every committed offset of the group
+	all.Groups = append(all.Groups, ag)
+	return map[string]any{
+		"commit":    commit,
+		"fetch":     req[*kmsg.OffsetFetchResponse](t, ctx, s, of),
+		"fetch-all": req[*kmsg.OffsetFetchResponse](t, ctx, s, all),
+	}
+}
+
+// describeGroups joins a kgo consumer to active, waits until it holds its partitions, and describes and
+// lists the simple group, the active one and an unknown one.
+func describeGroups(t *testing.T, ctx context.Context, s *side, topic, simple, active, unknown string) any {
+	t.Helper()
+	assigned := make(chan struct{}, 1)
+	member := newClient(t, s.c, kgo.ConsumerGroup(active), kgo.ConsumeTopics(topic),
+		kgo.OnPartitionsAssigned(func(context.Context, *kgo.Client, map[string][]int32) {
+			select {
+			case assigned <- struct{}{}:
+			default:
+			}
+		}))
+	pollCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { // the member must keep polling to stay in the group; stopped below
+		defer close(done)
+		for pollCtx.Err() == nil {
+			member.PollFetches(pollCtx)
+		}
+	}()
+	defer func() { stop(); <-done; member.Close() }()
+	select {
+	case <-assigned:
+	case <-ctx.Done():
+		t.Fatalf("%s: consumer never joined %s", s.name, active)
+	}
+	dg := kmsg.NewPtrDescribeGroupsRequest()
+	dg.Groups = []string{simple, active, unknown}
+	desc := req[*kmsg.DescribeGroupsResponse](t, ctx, s, dg)
+	for i := range desc.Groups { // member assignment bytes embed per-cluster generations in user data
+		for j := range desc.Groups[i].Members {
+			m := &desc.Groups[i].Members[j]
+			m.ProtocolMetadata, m.MemberAssignment = nil, nil
+		}
+	}
+	lg := kmsg.NewPtrListGroupsRequest()
+	list := req[*kmsg.ListGroupsResponse](t, ctx, s, lg)
+	var ours []kmsg.ListGroupsResponseGroup // the pool is shared: other tests' groups are not compared
+	for _, g := range list.Groups {
+		if g.Group == simple || g.Group == active || g.Group == unknown {
+			ours = append(ours, g)
+		}
+	}
+	list.Groups = ours
+	return map[string]any{"describe": desc, "list": list}
+}
