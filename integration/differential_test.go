@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"maps"
+	"os"
 	"reflect"
 	"slices"
 	"strings"
@@ -168,13 +169,19 @@ func diffSides(t *testing.T) (kafka, strom *side) {
 }
 
 // compare runs scenario against both sides and reports every differing path through gaps.Check as
-// "diff/<scenario>/<path>". An element present on one side only is reported once, at its own path.
-func compare(t *testing.T, ctx context.Context, kafka, strom *side, scenario string,
+// "diff/<scenario>/<path>", with base (the run's random name prefix) written "<base>". An element present on one side only is reported once, at its own path.
+func compare(t *testing.T, ctx context.Context, kafka, strom *side, base, scenario string,
 	fn func(ctx context.Context, s *side) any) {
 	t.Helper()
 	kv, sv := map[string]string{}, map[string]string{}
 	flatten("", reflect.ValueOf(fn(ctx, kafka)), kv)
 	flatten("", reflect.ValueOf(fn(ctx, strom)), sv)
+	kv, sv = unbase(kv, base), unbase(sv, base)
+	if os.Getenv("STROM_DIFF_DUMP") != "" { // every compared path, to review what a scenario covers
+		for _, p := range slices.Sorted(maps.Keys(kv)) {
+			t.Logf("kafka %s = %s", p, kv[p])
+		}
+	}
 	paths := slices.Sorted(maps.Keys(kv))
 	for p := range sv {
 		if _, ok := kv[p]; !ok {
@@ -208,6 +215,16 @@ func compare(t *testing.T, ctx context.Context, kafka, strom *side, scenario str
 		}
 	}
 	t.Logf("%s: %d of %d paths equal", scenario, matched, len(paths))
+}
+
+// unbase replaces the run's random name prefix with "<base>" in paths and values, so gap entries name
+// stable paths ("Topics[<base>-t]").
+func unbase(m map[string]string, base string) map[string]string {
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[strings.ReplaceAll(k, base, "<base>")] = strings.ReplaceAll(v, base, "<base>")
+	}
+	return out
 }
 
 // req sends r with s's client and fails t on a transport error.
@@ -273,7 +290,7 @@ func TestDifferential(t *testing.T) {
 	}
 
 	t.Run("metadata", func(t *testing.T) {
-		compare(t, ctx, kafka, strom, "metadata", func(ctx context.Context, s *side) any {
+		compare(t, ctx, kafka, strom, base, "metadata", func(ctx context.Context, s *side) any {
 			r := kmsg.NewPtrMetadataRequest()
 			r.AllowAutoTopicCreation = false
 			for _, name := range []string{topic, base + "-unknown"} {
@@ -286,7 +303,7 @@ func TestDifferential(t *testing.T) {
 	})
 
 	t.Run("create-topics", func(t *testing.T) {
-		compare(t, ctx, kafka, strom, "create-topics", func(ctx context.Context, s *side) any {
+		compare(t, ctx, kafka, strom, base, "create-topics", func(ctx context.Context, s *side) any {
 			r := kmsg.NewPtrCreateTopicsRequest()
 			r.TimeoutMillis = 30000
 			add := func(name string, partitions int32, rf int16, configs ...string) {
@@ -314,7 +331,7 @@ func TestDifferential(t *testing.T) {
 	})
 
 	t.Run("create-topics-validate-only", func(t *testing.T) {
-		compare(t, ctx, kafka, strom, "create-topics-validate-only", func(ctx context.Context, s *side) any {
+		compare(t, ctx, kafka, strom, base, "create-topics-validate-only", func(ctx context.Context, s *side) any {
 			r := kmsg.NewPtrCreateTopicsRequest()
 			r.TimeoutMillis, r.ValidateOnly = 30000, true
 			for _, name := range []string{base + "-vo", topic} {
@@ -333,7 +350,7 @@ func TestDifferential(t *testing.T) {
 	})
 
 	t.Run("delete-topics", func(t *testing.T) {
-		compare(t, ctx, kafka, strom, "delete-topics", func(ctx context.Context, s *side) any {
+		compare(t, ctx, kafka, strom, base, "delete-topics", func(ctx context.Context, s *side) any {
 			byName := kmsg.NewPtrDeleteTopicsRequest()
 			byName.TimeoutMillis = 30000
 			dt := kmsg.NewDeleteTopicsRequestTopic()
@@ -352,7 +369,7 @@ func TestDifferential(t *testing.T) {
 	})
 
 	t.Run("create-partitions", func(t *testing.T) {
-		compare(t, ctx, kafka, strom, "create-partitions", func(ctx context.Context, s *side) any {
+		compare(t, ctx, kafka, strom, base, "create-partitions", func(ctx context.Context, s *side) any {
 			out := map[string]any{}
 			for _, c := range []struct {
 				name  string
@@ -371,58 +388,80 @@ func TestDifferential(t *testing.T) {
 	})
 
 	t.Run("describe-configs", func(t *testing.T) {
-		compare(t, ctx, kafka, strom, "describe-configs", func(ctx context.Context, s *side) any {
+		compare(t, ctx, kafka, strom, base, "describe-configs", func(ctx context.Context, s *side) any {
 			return describeConfigs(t, ctx, s, topic)
 		})
 	})
 
+	t.Run("describe-cluster-configs", func(t *testing.T) {
+		compare(t, ctx, kafka, strom, base, "describe-cluster-configs", func(ctx context.Context, s *side) any {
+			r := kmsg.NewPtrDescribeConfigsRequest()
+			r.IncludeSynonyms = true
+			rr := kmsg.NewDescribeConfigsRequestResource()
+			rr.ResourceType = kmsg.ConfigResourceTypeBroker // name "": the cluster-wide dynamic defaults
+			r.Resources = append(r.Resources, rr)
+			return req[*kmsg.DescribeConfigsResponse](t, ctx, s, r)
+		})
+	})
+
 	t.Run("alter-configs", func(t *testing.T) {
-		compare(t, ctx, kafka, strom, "alter-configs", func(ctx context.Context, s *side) any {
+		compare(t, ctx, kafka, strom, base, "alter-configs", func(ctx context.Context, s *side) any {
 			return alterConfigs(t, ctx, s, cfgT)
 		})
 	})
 
 	t.Run("list-offsets", func(t *testing.T) {
-		compare(t, ctx, kafka, strom, "list-offsets", func(ctx context.Context, s *side) any {
+		compare(t, ctx, kafka, strom, base, "list-offsets", func(ctx context.Context, s *side) any {
 			produceFixed(t, ctx, s, logT)
 			return listOffsets(t, ctx, s, logT)
 		})
 	})
 
 	t.Run("fetch", func(t *testing.T) {
-		compare(t, ctx, kafka, strom, "fetch", func(ctx context.Context, s *side) any {
+		compare(t, ctx, kafka, strom, base, "fetch", func(ctx context.Context, s *side) any {
 			return fetchAt(t, ctx, s, logT)
 		})
 	})
 
 	t.Run("offsets", func(t *testing.T) {
-		compare(t, ctx, kafka, strom, "offsets", func(ctx context.Context, s *side) any {
+		compare(t, ctx, kafka, strom, base, "offsets", func(ctx context.Context, s *side) any {
 			return commitAndFetch(t, ctx, s, topic, group, base+"-nogroup")
 		})
 	})
 
 	t.Run("groups", func(t *testing.T) {
-		compare(t, ctx, kafka, strom, "groups", func(ctx context.Context, s *side) any {
+		compare(t, ctx, kafka, strom, base, "groups", func(ctx context.Context, s *side) any {
 			return describeGroups(t, ctx, s, topic, group, active, base+"-nogroup")
 		})
 	})
 
 	t.Run("find-coordinator", func(t *testing.T) {
-		compare(t, ctx, kafka, strom, "find-coordinator", func(ctx context.Context, s *side) any {
+		compare(t, ctx, kafka, strom, base, "find-coordinator", func(ctx context.Context, s *side) any {
 			out := map[string]any{}
 			for _, kt := range []int8{0, 1, 5, -1} {
 				r := kmsg.NewPtrFindCoordinatorRequest()
 				r.CoordinatorType = kt
 				r.CoordinatorKey = group
 				r.CoordinatorKeys = []string{group}
-				out[fmt.Sprintf("type%d", kt)] = req[*kmsg.FindCoordinatorResponse](t, ctx, s, r)
+				// Kafka creates __consumer_offsets / __transaction_state on the first lookup and answers
+				// COORDINATOR_NOT_AVAILABLE until they are loaded; Strom may be ready at once. Both
+				// are correct, so the settled answer is compared (bounded retries).
+				var resp *kmsg.FindCoordinatorResponse
+				for range 50 {
+					resp = req[*kmsg.FindCoordinatorResponse](t, ctx, s, r)
+					if resp.ErrorCode != kerr.CoordinatorNotAvailable.Code || kt < 0 || kt > 1 {
+						break
+					}
+					time.Sleep(100 * time.Millisecond)
+				}
+				out[fmt.Sprintf("type%d", kt)] = resp
 			}
 			return out
 		})
 	})
 
 	t.Run("init-producer-id", func(t *testing.T) {
-		compare(t, ctx, kafka, strom, "init-producer-id", func(ctx context.Context, s *side) any {
+		compare(t, ctx, kafka, strom, base, "init-producer-id", func(ctx context.Context, s *side) any {
 			out := map[string]any{}
 			for _, c := range []struct {
 				name    string
