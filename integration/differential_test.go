@@ -237,6 +237,17 @@ func req[R kmsg.Response](t *testing.T, ctx context.Context, s *side, r kmsg.Req
 	return resp.(R)
 }
 
+// direct sends r straight to broker 1 (the only node of both clusters), bypassing kgo's sharding, which
+// answers a request for an unknown partition itself instead of sending it.
+func direct[R kmsg.Response](t *testing.T, ctx context.Context, s *side, r kmsg.Request) R {
+	t.Helper()
+	resp, err := s.cl.Broker(1).Request(ctx, r)
+	if err != nil {
+		t.Fatalf("%s: %T to broker 1: %v", s.name, r, err)
+	}
+	return resp.(R)
+}
+
 // topicID returns topic's id on s.
 func topicID(t *testing.T, ctx context.Context, s *side, topic string) [16]byte {
 	t.Helper()
@@ -278,12 +289,14 @@ func TestDifferential(t *testing.T) {
 	defer cancel()
 
 	base := uniqueName("diff")
-	topic := base + "-t"   // 3 partitions, no configs: metadata, configs, partitions
-	logT := base + "-log"  // 1 partition, produced identically: offsets and fetch
-	cfgT := base + "-cfg"  // 1 partition: config changes
-	group := base + "-g"   // simple group, generation -1
-	active := base + "-ga" // a kgo consumer group member
+	topic := base + "-t"    // 3 partitions, no configs: metadata, configs, partitions
+	logT := base + "-log"   // 1 partition, produced identically: offsets and fetch
+	cfgT := base + "-cfg"   // 1 partition: config changes
+	group := base + "-g"    // simple group, generation -1
+	active := base + "-ga"  // a kgo consumer group member
+	prodT := base + "-prod" // 1 partition: produce and admin error codes
 	for _, s := range []*side{kafka, strom} {
+		createTopicRaw(t, ctx, s, prodT, 1, nil)
 		createTopicRaw(t, ctx, s, topic, 3, nil)
 		createTopicRaw(t, ctx, s, logT, 1, nil)
 		createTopicRaw(t, ctx, s, cfgT, 1, nil)
@@ -482,6 +495,11 @@ func TestDifferential(t *testing.T) {
 					"HasProducerID": resp.ProducerID >= 0, "ProducerEpoch": resp.ProducerEpoch}
 			}
 			return out
+		})
+	})
+	t.Run("error-codes", func(t *testing.T) {
+		compare(t, ctx, kafka, strom, base, "error-codes", func(ctx context.Context, s *side) any {
+			return errorCodes(t, ctx, s, prodT, group, base)
 		})
 	})
 	t.Logf("differential run took %.1fs", time.Since(began).Seconds())
@@ -825,4 +843,97 @@ func describeGroups(t *testing.T, ctx context.Context, s *side, topic, simple, a
 	}
 	list.Groups = ours
 	return map[string]any{"describe": desc, "list": list}
+}
+
+// errorCodes sends requests that fail in well-defined ways: produce to an unknown topic or partition,
+// with invalid acks or a corrupt batch; list offsets of a missing partition; delete records past the
+// high watermark; describe configs of an unknown topic or name; commit for a group with a made-up member.
+func errorCodes(t *testing.T, ctx context.Context, s *side, topic, group, base string) any {
+	t.Helper()
+	topic0 := topic
+	good := encodeBatch([]kgo.Record{{Key: []byte("k"), Value: []byte("v"), Timestamp: time.UnixMilli(diffT0)}})
+	corrupt := append([]byte(nil), good...)
+	corrupt[len(corrupt)-1] ^= 0xff // last value byte: the CRC no longer matches
+	id := topicID(t, ctx, s, topic)
+	produce := func(topic string, partition int32, acks int16, batch []byte) any {
+		r := kmsg.NewPtrProduceRequest()
+		r.Acks, r.TimeoutMillis = acks, 30000
+		pt := kmsg.NewProduceRequestTopic()
+		pt.Topic = topic // v13+ sends the id instead: zero (unknown) for any other topic
+		if topic == topic0 {
+			pt.TopicID = id
+		}
+		pp := kmsg.NewProduceRequestTopicPartition()
+		pp.Partition, pp.Records = partition, batch
+		pt.Partitions = append(pt.Partitions, pp)
+		r.Topics = append(r.Topics, pt)
+		resp, err := s.cl.Broker(1).Request(ctx, r)
+		if err != nil {
+			return "request error: " + err.Error()
+		}
+		// Only the codes and offsets matter: Kafka fills LogAppendTime/LogStartOffset per error case.
+		out := map[string]any{}
+		for _, rt := range resp.(*kmsg.ProduceResponse).Topics {
+			for _, p := range rt.Partitions {
+				out[fmt.Sprint(p.Partition)] = map[string]any{"ErrorCode": codeName(p.ErrorCode),
+					"BaseOffset": p.BaseOffset, "ErrorRecords": len(p.ErrorRecords)}
+			}
+		}
+		return out
+	}
+	out := map[string]any{
+		"produce-ok":                produce(topic, 0, -1, good),
+		"produce-unknown-topic-id":  produce(base+"-nosuch", 0, -1, good),
+		"produce-unknown-partition": produce(topic, 5, -1, good),
+		"produce-acks-2":            produce(topic, 0, 2, good),
+		"produce-corrupt":           produce(topic, 0, -1, corrupt),
+	}
+
+	lo := kmsg.NewPtrListOffsetsRequest()
+	lo.ReplicaID = -1
+	for _, tp := range []struct {
+		topic string
+		part  int32
+	}{{topic, 7}, {base + "-nosuch", 0}} {
+		lt := kmsg.NewListOffsetsRequestTopic()
+		lt.Topic = tp.topic
+		lp := kmsg.NewListOffsetsRequestTopicPartition()
+		lp.Partition, lp.Timestamp = tp.part, -1
+		lt.Partitions = append(lt.Partitions, lp)
+		lo.Topics = append(lo.Topics, lt)
+	}
+	out["list-offsets-missing"] = direct[*kmsg.ListOffsetsResponse](t, ctx, s, lo)
+
+	dr := kmsg.NewPtrDeleteRecordsRequest()
+	dr.TimeoutMillis = 30000
+	dt := kmsg.NewDeleteRecordsRequestTopic()
+	dt.Topic = topic
+	dp := kmsg.NewDeleteRecordsRequestTopicPartition()
+	dp.Partition, dp.Offset = 0, 1000
+	dt.Partitions = append(dt.Partitions, dp)
+	dr.Topics = append(dr.Topics, dt)
+	out["delete-records-past-hw"] = direct[*kmsg.DeleteRecordsResponse](t, ctx, s, dr)
+
+	dc := kmsg.NewPtrDescribeConfigsRequest()
+	for _, c := range []struct {
+		name  string
+		names []string
+	}{{base + "-nosuch", nil}, {topic, []string{"no.such.config", "retention.bytes"}}} {
+		rr := kmsg.NewDescribeConfigsRequestResource()
+		rr.ResourceType, rr.ResourceName, rr.ConfigNames = kmsg.ConfigResourceTypeTopic, c.name, c.names
+		dc.Resources = append(dc.Resources, rr)
+	}
+	out["describe-configs-unknown"] = req[*kmsg.DescribeConfigsResponse](t, ctx, s, dc)
+
+	// The simple group exists (offsets committed, no members): a member id it never issued.
+	oc := kmsg.NewPtrOffsetCommitRequest()
+	oc.Group, oc.Generation, oc.MemberID = group, 3, "no-such-member"
+	ot := kmsg.NewOffsetCommitRequestTopic()
+	ot.Topic, ot.TopicID = topic, topicID(t, ctx, s, topic)
+	op := kmsg.NewOffsetCommitRequestTopicPartition()
+	op.Partition, op.Offset = 0, 1
+	ot.Partitions = append(ot.Partitions, op)
+	oc.Topics = append(oc.Topics, ot)
+	out["commit-unknown-member"] = direct[*kmsg.OffsetCommitResponse](t, ctx, s, oc)
+	return out
 }
