@@ -29,27 +29,9 @@ type Gap struct {
 // Review rule: add an entry only with a reason a user would accept, and delete it in the commit that
 // closes the gap (the strict check forces that).
 var known = map[string]Gap{
-	// Differential tests (differential_test.go): "diff/<scenario>/<field path>".
-	"diff/describe-configs/Configs.min.insync.replicas.Source":                {Reason: minISRClusterDefault},
-	"diff/describe-configs/Configs.min.insync.replicas.Synonyms.#":            {Reason: minISRClusterDefault},
-	"diff/describe-configs/Configs.min.insync.replicas.Synonyms[0]":           {Reason: minISRClusterDefault},
-	"diff/describe-configs/Configs.min.insync.replicas.Synonyms[1]":           {Reason: minISRClusterDefault},
-	"diff/describe-cluster-configs/Resources[0].Configs.#":                    {Reason: minISRClusterDefault},
-	"diff/describe-cluster-configs/Resources[0].Configs[min.insync.replicas]": {Reason: minISRClusterDefault},
-	"diff/create-topics-validate-only/create.Topics[<base>-vo].Configs[min.insync.replicas].Source": {
-		Reason: minISRClusterDefault},
-
 	"TestKillRestart/strom": {Reason: "multi-node Strom is not built yet: partition replication, " +
 		"cluster join flags and leader failover (ARCHITECTURE.md, Cluster) have no issue in progress"},
 }
-
-// minISRClusterDefault explains the one DescribeConfigs difference between fresh clusters.
-const minISRClusterDefault = "a freshly formatted Kafka 4.3.1 cluster carries min.insync.replicas=1 as a " +
-	"cluster-wide dynamic broker default (its storage format writes it, with the eligible-leader-replicas " +
-	"feature of KIP-966), so topics report it as DYNAMIC_DEFAULT_BROKER_CONFIG with a DEFAULT_CONFIG synonym " +
-	"and the cluster-default BROKER resource lists it; Strom writes no cluster configs at bootstrap and " +
-	"reports DEFAULT_CONFIG. Same value (1) and same produce behaviour; only the source differs. Closing it " +
-	"means writing that cluster config when Strom initialises a new cluster."
 
 // Lookup reports the gap listed for name, if any.
 func Lookup(name string) (Gap, bool) {
