@@ -22,6 +22,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
 
 	"github.com/stromhq/strom/integration/gaps"
 	"github.com/stromhq/strom/integration/harness"
@@ -502,6 +503,11 @@ func TestDifferential(t *testing.T) {
 			return errorCodes(t, ctx, s, prodT, group, base)
 		})
 	})
+	t.Run("old-versions", func(t *testing.T) {
+		compare(t, ctx, kafka, strom, base, "old-versions", func(ctx context.Context, s *side) any {
+			return oldVersions(t, ctx, s, prodT, group, base)
+		})
+	})
 	t.Logf("differential run took %.1fs", time.Since(began).Seconds())
 }
 
@@ -935,5 +941,125 @@ func errorCodes(t *testing.T, ctx context.Context, s *side, topic, group, base s
 	ot.Partitions = append(ot.Partitions, op)
 	oc.Topics = append(oc.Topics, ot)
 	out["commit-unknown-member"] = direct[*kmsg.OffsetCommitResponse](t, ctx, s, oc)
+	return out
+}
+
+// oldVersions repeats a few requests at older versions still served by Kafka 4.x (their oldest where
+// fields changed meaning), each through a client capped at that version: topic names instead of ids,
+// per-partition v1 offsets, DescribeConfigs without is_default's successor, single-group OffsetFetch.
+// A version one side refuses shows up as the client's error text.
+func oldVersions(t *testing.T, ctx context.Context, s *side, topic, group, base string) any {
+	t.Helper()
+	send := func(r kmsg.Request, version int16) any {
+		vs := kversion.Stable()
+		vs.SetMaxKeyVersion(r.Key(), version)
+		cl := newClient(t, s.c, kgo.MaxVersions(vs))
+		defer cl.Close()
+		resp, err := cl.Broker(1).Request(ctx, r)
+		if err != nil {
+			return "request error: " + err.Error()
+		}
+		return resp
+	}
+	metadata := func() kmsg.Request {
+		r := kmsg.NewPtrMetadataRequest()
+		mt := kmsg.NewMetadataRequestTopic()
+		mt.Topic = kmsg.StringPtr(topic)
+		r.Topics = append(r.Topics, mt)
+		return r
+	}
+	listOffsets := func(ts int64) func() kmsg.Request {
+		return func() kmsg.Request {
+			r := kmsg.NewPtrListOffsetsRequest()
+			r.ReplicaID = -1
+			lt := kmsg.NewListOffsetsRequestTopic()
+			lt.Topic = topic
+			lp := kmsg.NewListOffsetsRequestTopicPartition()
+			lp.Partition, lp.Timestamp = 0, ts
+			lt.Partitions = append(lt.Partitions, lp)
+			r.Topics = append(r.Topics, lt)
+			return r
+		}
+	}
+	fetch := func(offset int64) func() kmsg.Request {
+		return func() kmsg.Request {
+			r := kmsg.NewPtrFetchRequest()
+			r.ReplicaID, r.MaxWaitMillis, r.MinBytes, r.MaxBytes = -1, 50, 1, 1<<20
+			ft := kmsg.NewFetchRequestTopic()
+			ft.Topic = topic
+			fp := kmsg.NewFetchRequestTopicPartition()
+			fp.Partition, fp.FetchOffset, fp.PartitionMaxBytes = 0, offset, 1<<20
+			ft.Partitions = append(ft.Partitions, fp)
+			r.Topics = append(r.Topics, ft)
+			return r
+		}
+	}
+	offsetFetch := func() kmsg.Request {
+		r := kmsg.NewPtrOffsetFetchRequest()
+		r.Group = group
+		ot := kmsg.NewOffsetFetchRequestTopic()
+		ot.Topic, ot.Partitions = topic, []int32{0}
+		r.Topics = append(r.Topics, ot)
+		return r
+	}
+	findCoordinator := func() kmsg.Request {
+		r := kmsg.NewPtrFindCoordinatorRequest()
+		r.CoordinatorKey = group
+		return r
+	}
+	describeConfigs := func() kmsg.Request {
+		r := kmsg.NewPtrDescribeConfigsRequest()
+		rr := kmsg.NewDescribeConfigsRequestResource()
+		rr.ResourceType, rr.ResourceName = kmsg.ConfigResourceTypeTopic, topic
+		rr.ConfigNames = []string{"retention.ms", "cleanup.policy", "min.insync.replicas"}
+		r.Resources = append(r.Resources, rr)
+		return r
+	}
+	createTopics := func() kmsg.Request {
+		r := kmsg.NewPtrCreateTopicsRequest()
+		r.TimeoutMillis = 30000
+		for _, c := range []struct {
+			name string
+			np   int32
+			rf   int16
+		}{{topic, 1, 1}, {base + "-old-p0", 0, 1}, {"bad/name", 1, 1}} {
+			ct := kmsg.NewCreateTopicsRequestTopic()
+			ct.Topic, ct.NumPartitions, ct.ReplicationFactor = c.name, c.np, c.rf
+			r.Topics = append(r.Topics, ct)
+		}
+		return r
+	}
+	deleteTopics := func() kmsg.Request {
+		r := kmsg.NewPtrDeleteTopicsRequest()
+		r.TimeoutMillis, r.TopicNames = 30000, []string{base + "-nosuch"}
+		return r
+	}
+	describeGroups := func() kmsg.Request {
+		r := kmsg.NewPtrDescribeGroupsRequest()
+		r.Groups = []string{group, base + "-nogroup"}
+		return r
+	}
+	out := map[string]any{}
+	for _, c := range []struct {
+		name     string
+		build    func() kmsg.Request
+		versions []int16
+	}{
+		{"metadata", metadata, []int16{0, 1, 4, 9}},
+		{"list-offsets-latest", listOffsets(-1), []int16{1, 4}},
+		{"list-offsets-ts", listOffsets(diffT0), []int16{1, 4}},
+		{"fetch-0", fetch(0), []int16{4, 11}},
+		{"fetch-past-end", fetch(100), []int16{4, 11}},
+		{"offset-fetch", offsetFetch, []int16{1, 7}},
+		{"find-coordinator", findCoordinator, []int16{0, 3}},
+		{"describe-configs", describeConfigs, []int16{1, 2}},
+		{"create-topics", createTopics, []int16{2, 4}},
+		{"delete-topics", deleteTopics, []int16{1, 5}},
+		{"describe-groups", describeGroups, []int16{0, 4}},
+	} {
+		for _, v := range c.versions {
+			out[fmt.Sprintf("%s-v%d", c.name, v)] = send(c.build(), v)
+		}
+	}
 	return out
 }
