@@ -508,6 +508,11 @@ func TestDifferential(t *testing.T) {
 			return oldVersions(t, ctx, s, prodT, group, base)
 		})
 	})
+	t.Run("group-errors", func(t *testing.T) { // last: it deletes the simple group
+		compare(t, ctx, kafka, strom, base, "group-errors", func(ctx context.Context, s *side) any {
+			return groupErrors(t, ctx, s, topic, group, base)
+		})
+	})
 	t.Logf("differential run took %.1fs", time.Since(began).Seconds())
 }
 
@@ -1061,5 +1066,62 @@ func oldVersions(t *testing.T, ctx context.Context, s *side, topic, group, base 
 			out[fmt.Sprintf("%s-v%d", c.name, v)] = send(c.build(), v)
 		}
 	}
+	return out
+}
+
+// groupErrors sends group requests that fail in well-defined ways, then deletes offsets and groups:
+// a join without a member id (v4+: MEMBER_ID_REQUIRED), with a session timeout out of range or no
+// protocols; heartbeat, sync and leave for members the group never had; OffsetDelete and DeleteGroups
+// of the simple group (no members) and of an unknown group.
+func groupErrors(t *testing.T, ctx context.Context, s *side, topic, group, base string) any {
+	t.Helper()
+	unknown := base + "-nogroup"
+	join := func(g string, session int32, protocols bool) any {
+		r := kmsg.NewPtrJoinGroupRequest()
+		r.Group, r.SessionTimeoutMillis, r.RebalanceTimeoutMillis, r.ProtocolType = g, session, 10000, "consumer"
+		if protocols {
+			p := kmsg.NewJoinGroupRequestProtocol()
+			p.Name, p.Metadata = "range", []byte{0, 0, 0, 0, 0, 0, 0, 0}
+			r.Protocols = append(r.Protocols, p)
+		}
+		resp := req[*kmsg.JoinGroupResponse](t, ctx, s, r)
+		return map[string]any{"ErrorCode": codeName(resp.ErrorCode), "Generation": resp.Generation,
+			"Protocol": resp.Protocol, "ProtocolType": resp.ProtocolType, "Members": len(resp.Members),
+			"HasMemberID": resp.MemberID != ""}
+	}
+	out := map[string]any{
+		"join-no-member-id": join(base+"-j1", 10000, true),
+		"join-session-tiny": join(base+"-j2", 1, true),
+		"join-session-huge": join(base+"-j3", 1<<30, true),
+		"join-no-protocols": join(base+"-j4", 10000, false),
+		"join-simple-group": join(group, 10000, true),
+	}
+	for which, g := range map[string]string{"simple": group, "unknown": unknown} {
+		hb := kmsg.NewPtrHeartbeatRequest()
+		hb.Group, hb.Generation, hb.MemberID = g, 1, "no-such-member"
+		out["heartbeat-"+which] = req[*kmsg.HeartbeatResponse](t, ctx, s, hb)
+		sg := kmsg.NewPtrSyncGroupRequest()
+		sg.Group, sg.Generation, sg.MemberID = g, 1, "no-such-member"
+		sg.ProtocolType, sg.Protocol = kmsg.StringPtr("consumer"), kmsg.StringPtr("range")
+		out["sync-"+which] = req[*kmsg.SyncGroupResponse](t, ctx, s, sg)
+		lg := kmsg.NewPtrLeaveGroupRequest()
+		lg.Group, lg.MemberID = g, "no-such-member"
+		m := kmsg.NewLeaveGroupRequestMember()
+		m.MemberID = "no-such-member"
+		lg.Members = append(lg.Members, m)
+		out["leave-"+which] = req[*kmsg.LeaveGroupResponse](t, ctx, s, lg)
+		od := kmsg.NewPtrOffsetDeleteRequest()
+		od.Group = g
+		ot := kmsg.NewOffsetDeleteRequestTopic()
+		ot.Topic = topic
+		op := kmsg.NewOffsetDeleteRequestTopicPartition()
+		op.Partition = 0
+		ot.Partitions = append(ot.Partitions, op)
+		od.Topics = append(od.Topics, ot)
+		out["offset-delete-"+which] = req[*kmsg.OffsetDeleteResponse](t, ctx, s, od)
+	}
+	dg := kmsg.NewPtrDeleteGroupsRequest()
+	dg.Groups = []string{group, unknown}
+	out["delete-groups"] = req[*kmsg.DeleteGroupsResponse](t, ctx, s, dg)
 	return out
 }
