@@ -34,7 +34,7 @@ var ignoredFields = map[string]bool{
 	"ThrottleMillis": true, "ErrorMessage": true, "UnknownTags": true, "Version": true,
 	"ClusterID": true, "TopicID": true, "Host": true, "Port": true, "NodeID": true, "ControllerID": true,
 	"Rack": true, "Brokers": true, "Documentation": true, "ClientHost": true, "MemberID": true,
-	"ClientID": true, "InstanceID": true, "AuthorizedOperations": true, "ClusterAuthorizedOperations": true,
+	"ClientID": true, "InstanceID": true, "ProducerID": true, "AuthorizedOperations": true, "ClusterAuthorizedOperations": true,
 }
 
 // elemKeyFields name the fields that identify an element of a response array: elements are compared by
@@ -508,6 +508,12 @@ func TestDifferential(t *testing.T) {
 			return oldVersions(t, ctx, s, prodT, group, base)
 		})
 	})
+	t.Run("txn-errors", func(t *testing.T) {
+		compare(t, ctx, kafka, strom, base, "txn-errors", func(ctx context.Context, s *side) any {
+			return txnErrors(t, ctx, s, prodT, base)
+		})
+	})
+
 	t.Run("group-errors", func(t *testing.T) { // last: it deletes the simple group
 		compare(t, ctx, kafka, strom, base, "group-errors", func(ctx context.Context, s *side) any {
 			return groupErrors(t, ctx, s, topic, group, base)
@@ -1124,4 +1130,74 @@ func groupErrors(t *testing.T, ctx context.Context, s *side, topic, group, base 
 	dg.Groups = []string{group, unknown}
 	out["delete-groups"] = req[*kmsg.DeleteGroupsResponse](t, ctx, s, dg)
 	return out
+}
+
+// txnErrors drives the transaction coordinator into its error answers: requests for a transactional id
+// that was never initialised, with a stale epoch, and an EndTxn with nothing in the transaction.
+func txnErrors(t *testing.T, ctx context.Context, s *side, topic, base string) any {
+	t.Helper()
+	txnID := base + "-txe"
+	ip := kmsg.NewPtrInitProducerIDRequest()
+	ip.TransactionalID, ip.TransactionTimeoutMillis = kmsg.StringPtr(txnID), 60000
+	init := req[*kmsg.InitProducerIDResponse](t, ctx, s, ip)
+	pid, epoch := init.ProducerID, init.ProducerEpoch
+	// Kafka writes an ended transaction's completion asynchronously and answers CONCURRENT_TRANSACTIONS
+	// meanwhile; clients retry that, and so does this scenario (bounded), to compare settled answers.
+	settle := func(send func() (any, int16)) any {
+		for range 50 {
+			resp, code := send()
+			if code != kerr.ConcurrentTransactions.Code {
+				return resp
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		resp, _ := send()
+		return resp
+	}
+	endTxn := func(id string, pid int64, epoch int16, commit bool) any {
+		return settle(func() (any, int16) {
+			r := kmsg.NewPtrEndTxnRequest()
+			r.TransactionalID, r.ProducerID, r.ProducerEpoch, r.Commit = id, pid, epoch, commit
+			resp := req[*kmsg.EndTxnResponse](t, ctx, s, r)
+			return resp, resp.ErrorCode
+		})
+	}
+	addPartitions := func(id string, pid int64, epoch int16) any {
+		return settle(func() (any, int16) {
+			r := kmsg.NewPtrAddPartitionsToTxnRequest()
+			r.TransactionalID, r.ProducerID, r.ProducerEpoch = id, pid, epoch
+			rt := kmsg.NewAddPartitionsToTxnRequestTopic()
+			rt.Topic, rt.Partitions = topic, []int32{0}
+			r.Topics = append(r.Topics, rt)
+			resp := req[*kmsg.AddPartitionsToTxnResponse](t, ctx, s, r)
+			code := resp.ErrorCode
+			for _, rt := range resp.Topics {
+				for _, p := range rt.Partitions {
+					if p.ErrorCode != 0 {
+						code = p.ErrorCode
+					}
+				}
+			}
+			return resp, code
+		})
+	}
+	addOffsets := func(id string, pid int64, epoch int16) any {
+		r := kmsg.NewPtrAddOffsetsToTxnRequest()
+		r.TransactionalID, r.ProducerID, r.ProducerEpoch, r.Group = id, pid, epoch, base+"-txg"
+		return req[*kmsg.AddOffsetsToTxnResponse](t, ctx, s, r)
+	}
+	return map[string]any{
+		"1-end-uninitialised":       endTxn(base+"-txnone", 12345, 0, true),
+		"2-add-uninitialised":       addPartitions(base+"-txnone", 12345, 0),
+		"3-add-offsets-uninit":      addOffsets(base+"-txnone", 12345, 0),
+		"4-end-empty-commit":        endTxn(txnID, pid, epoch, true),
+		"5-end-empty-abort":         endTxn(txnID, pid, epoch, false),
+		"6-add-wrong-epoch":         addPartitions(txnID, pid, epoch+5),
+		"7-add-wrong-pid":           addPartitions(txnID, pid+777, epoch),
+		"8-end-wrong-epoch":         endTxn(txnID, pid, epoch+5, true),
+		"9-add-ok":                  addPartitions(txnID, pid, epoch),
+		"10-add-offsets-ok":         addOffsets(txnID, pid, epoch),
+		"11-end-abort-ok":           endTxn(txnID, pid, epoch, false),
+		"12-end-commit-after-abort": endTxn(txnID, pid, epoch, true),
+	}
 }
