@@ -269,6 +269,33 @@ func topicID(t *testing.T, ctx context.Context, s *side, topic string) [16]byte 
 	return resp.Topics[0].TopicID
 }
 
+// waitTopics waits (bounded) until s's Metadata shows every topic with a leader for each partition:
+// Kafka answers CreateTopics once its controller committed, and its broker learns of the topic later.
+func waitTopics(t *testing.T, ctx context.Context, s *side, topics ...string) {
+	t.Helper()
+	r := kmsg.NewPtrMetadataRequest()
+	for _, name := range topics {
+		mt := kmsg.NewMetadataRequestTopic()
+		mt.Topic = kmsg.StringPtr(name)
+		r.Topics = append(r.Topics, mt)
+	}
+	for range 200 {
+		resp := req[*kmsg.MetadataResponse](t, ctx, s, r)
+		ready := len(resp.Topics) == len(topics)
+		for _, mt := range resp.Topics {
+			ready = ready && mt.ErrorCode == 0 && len(mt.Partitions) > 0
+			for _, p := range mt.Partitions {
+				ready = ready && p.ErrorCode == 0 && p.Leader >= 0
+			}
+		}
+		if ready {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s: topics %v not ready in metadata", s.name, topics)
+}
+
 // createTopicRaw creates topic on s with a raw CreateTopics request and fails t on any error.
 func createTopicRaw(t *testing.T, ctx context.Context, s *side, topic string, partitions int32,
 	configs map[string]string) {
@@ -309,6 +336,7 @@ func TestDifferential(t *testing.T) {
 		createTopicRaw(t, ctx, s, topic, 3, nil)
 		createTopicRaw(t, ctx, s, logT, 1, nil)
 		createTopicRaw(t, ctx, s, cfgT, 1, nil)
+		waitTopics(t, ctx, s, txnT, prodT, topic, logT, cfgT)
 	}
 
 	t.Run("metadata", func(t *testing.T) {
