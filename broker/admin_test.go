@@ -434,3 +434,61 @@ func TestFindCoordinatorNotAvailable(t *testing.T) {
 		t.Fatalf("find coordinator: %+v", resp)
 	}
 }
+
+// TestBootstrapClusterConfigs: a new cluster starts, as a freshly formatted
+// Kafka 4.x one does, with min.insync.replicas as a cluster-wide dynamic
+// default, so topics report that source with the table default as synonym;
+// a restart does not write it again (a deleted entry stays deleted).
+func TestBootstrapClusterConfigs(t *testing.T) {
+	dir := t.TempDir()
+	b := startTestBroker(t, func(c *Config) { c.DataDir = dir })
+	adm := newAdmin(t, b)
+	createTopic(t, adm, "boot", 1, nil)
+	describe := func(cl *kgo.Client, typ kmsg.ConfigResourceType, name string) []kmsg.DescribeConfigsResponseResourceConfig {
+		t.Helper()
+		r := kmsg.NewPtrDescribeConfigsRequest()
+		r.IncludeSynonyms = true
+		rr := kmsg.NewDescribeConfigsRequestResource()
+		rr.ResourceType, rr.ResourceName = typ, name
+		if typ == kmsg.ConfigResourceTypeTopic {
+			rr.ConfigNames = []string{"min.insync.replicas"}
+		}
+		r.Resources = append(r.Resources, rr)
+		resp, err := r.RequestWith(testCtx(t), cl)
+		if err != nil || len(resp.Resources) != 1 || resp.Resources[0].ErrorCode != 0 {
+			t.Fatalf("describe %v %q: %v %+v", typ, name, err, resp)
+		}
+		return resp.Resources[0].Configs
+	}
+	cl := newClient(t, b)
+	cluster := describe(cl, kmsg.ConfigResourceTypeBroker, "")
+	if len(cluster) != 1 || cluster[0].Name != "min.insync.replicas" || cluster[0].Value == nil ||
+		*cluster[0].Value != "1" || cluster[0].Source != kmsg.ConfigSourceDynamicDefaultBrokerConfig {
+		t.Fatalf("cluster default configs: %+v", cluster)
+	}
+	topic := describe(cl, kmsg.ConfigResourceTypeTopic, "boot")
+	if len(topic) != 1 || topic[0].Source != kmsg.ConfigSourceDynamicDefaultBrokerConfig ||
+		len(topic[0].ConfigSynonyms) != 2 || topic[0].ConfigSynonyms[1].Source != kmsg.ConfigSourceDefaultConfig {
+		t.Fatalf("topic min.insync.replicas: %+v", topic)
+	}
+
+	// Delete the entry, restart on the same data: it must not come back.
+	ar := kmsg.NewPtrIncrementalAlterConfigsRequest()
+	res := kmsg.NewIncrementalAlterConfigsRequestResource()
+	res.ResourceType = kmsg.ConfigResourceTypeBroker
+	c := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
+	c.Name, c.Op = "min.insync.replicas", kmsg.IncrementalAlterConfigOpDelete
+	res.Configs = append(res.Configs, c)
+	ar.Resources = append(ar.Resources, res)
+	if resp, err := ar.RequestWith(testCtx(t), cl); err != nil || resp.Resources[0].ErrorCode != 0 {
+		t.Fatalf("delete cluster min.insync.replicas: %v %+v", err, resp)
+	}
+	cl.Close()
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b2 := startTestBroker(t, func(c *Config) { c.DataDir = dir })
+	if got := describe(newClient(t, b2), kmsg.ConfigResourceTypeBroker, ""); len(got) != 0 {
+		t.Fatalf("after restart the cluster default configs are %+v, want none", got)
+	}
+}

@@ -54,9 +54,9 @@ var topicConfigs = func() map[string]topicConfigDef {
 		{"file.delete.delay.ms", typeLong, "60000", "log.segment.delete.delay.ms", checkLongMin(0), "delay before deleting a file"},
 		{"flush.messages", typeLong, strconv.FormatInt(math.MaxInt64, 10), "log.flush.interval.messages", checkLongMin(1), "messages between forced flushes"},
 		{"flush.ms", typeLong, strconv.FormatInt(math.MaxInt64, 10), "log.flush.interval.ms", checkLongMin(0), "time between forced flushes"},
-		{"follower.replication.throttled.replicas", typeList, "", "follower.replication.throttled.replicas", checkAny, "throttled follower replicas"},
+		{"follower.replication.throttled.replicas", typeList, "", "", checkAny, "throttled follower replicas"},
 		{"index.interval.bytes", typeInt, "4096", "log.index.interval.bytes", checkIntRange(0, math.MaxInt32), "bytes between offset index entries"},
-		{"leader.replication.throttled.replicas", typeList, "", "leader.replication.throttled.replicas", checkAny, "throttled leader replicas"},
+		{"leader.replication.throttled.replicas", typeList, "", "", checkAny, "throttled leader replicas"},
 		{"local.retention.bytes", typeLong, "-2", "log.local.retention.bytes", checkLongMin(-2), "local retention bytes (tiered storage)"},
 		{"local.retention.ms", typeLong, "-2", "log.local.retention.ms", checkLongMin(-2), "local retention time (tiered storage)"},
 		{"max.compaction.lag.ms", typeLong, strconv.FormatInt(math.MaxInt64, 10), "log.cleaner.max.compaction.lag.ms", checkLongMin(1), "max time a record stays uncompacted"},
@@ -85,6 +85,19 @@ var topicConfigs = func() map[string]topicConfigDef {
 	}
 	return m
 }()
+
+// brokerDefaultUnset names the broker synonyms Kafka defines with a null
+// default (their value derives from a coarser config such as
+// log.retention.hours). Kafka lists no DEFAULT_CONFIG synonym for them, and
+// since it drops every synonym listed before the primary broker name, a topic
+// config on its default then has no synonyms at all (checked against Kafka
+// 4.3.1 by integration's TestDifferential).
+var brokerDefaultUnset = map[string]bool{
+	"log.retention.ms":      true,
+	"log.roll.ms":           true,
+	"log.roll.jitter.ms":    true,
+	"log.flush.interval.ms": true,
+}
 
 // brokerSynonyms maps a broker config name to the topic config it defaults.
 var brokerSynonyms = func() map[string]string {
@@ -232,9 +245,14 @@ func resolveTopicConfig(name string, topic map[string]string, nodeDyn, clusterDy
 		if v, ok := static[d.brokerName]; ok {
 			syn = append(syn, configSynonym{d.brokerName, v, srcStaticBroker})
 		}
-		syn = append(syn, configSynonym{d.brokerName, d.def, srcDefault})
-	} else {
-		syn = append(syn, configSynonym{name, d.def, srcDefault})
+		if !brokerDefaultUnset[d.brokerName] {
+			syn = append(syn, configSynonym{d.brokerName, d.def, srcDefault})
+		}
+	}
+	// A topic-only config (no broker synonym) on its default has no synonyms,
+	// as in Kafka; its value is still reported with source DEFAULT_CONFIG.
+	if len(syn) == 0 {
+		return configValue{value: d.def, source: srcDefault}
 	}
 	return configValue{value: syn[0].value, source: syn[0].source, synonyms: syn}
 }

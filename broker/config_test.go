@@ -2,6 +2,7 @@ package broker
 
 import (
 	"errors"
+	"slices"
 	"testing"
 )
 
@@ -84,7 +85,43 @@ func TestTopicConfigTable(t *testing.T) {
 		}
 	}
 	cv := resolveTopicConfig("retention.ms", map[string]string{}, map[string]string{"log.retention.ms": "5"}, map[string]string{"log.retention.ms": "6"}, nil)
-	if cv.value != "5" || cv.source != srcDynamicBroker || len(cv.synonyms) != 3 {
+	if cv.value != "5" || cv.source != srcDynamicBroker || len(cv.synonyms) != 2 {
 		t.Errorf("resolution order: %+v", cv)
+	}
+}
+
+// TestTopicConfigSynonymsOnDefault pins the synonyms Kafka 4.3.1 lists for a
+// topic config left on its default (seen by integration's TestDifferential):
+// the broker default when Kafka defines one, nothing when the broker synonym
+// has a null default or the config is topic-only.
+func TestTopicConfigSynonymsOnDefault(t *testing.T) {
+	tests := []struct {
+		name     string
+		topic    map[string]string
+		synonyms []configSynonym
+	}{
+		{"segment.bytes", nil, []configSynonym{{"log.segment.bytes", "1073741824", srcDefault}}},
+		{"retention.ms", nil, nil},
+		{"segment.ms", nil, nil},
+		{"segment.jitter.ms", nil, nil},
+		{"flush.ms", nil, nil},
+		{"remote.storage.enable", nil, nil},
+		{"leader.replication.throttled.replicas", nil, nil},
+		{"retention.ms", map[string]string{"retention.ms": "5"}, []configSynonym{{"retention.ms", "5", srcDynamicTopic}}},
+		{"remote.storage.enable", map[string]string{"remote.storage.enable": "true"},
+			[]configSynonym{{"remote.storage.enable", "true", srcDynamicTopic}}},
+	}
+	for _, tt := range tests {
+		cv := resolveTopicConfig(tt.name, tt.topic, nil, nil, nil)
+		if !slices.Equal(cv.synonyms, tt.synonyms) {
+			t.Errorf("%s (topic %v): synonyms %+v, want %+v", tt.name, tt.topic, cv.synonyms, tt.synonyms)
+		}
+		wantValue, wantSource := topicConfigs[tt.name].def, srcDefault
+		if v, ok := tt.topic[tt.name]; ok {
+			wantValue, wantSource = v, srcDynamicTopic
+		}
+		if cv.value != wantValue || cv.source != wantSource {
+			t.Errorf("%s: value %q source %d, want %q %d", tt.name, cv.value, cv.source, wantValue, wantSource)
+		}
 	}
 }

@@ -276,8 +276,11 @@ func (b *Broker) fetchPartition(st *raft.State, req *kmsg.FetchRequest, it fetch
 	// Kafka answers "no records" with an empty record set, never null:
 	// librdkafka rejects a null one ("invalid MessageSetSize -1").
 	out.RecordBatches = []byte{}
+	// An errored partition reports no offsets (-1), as Kafka's replica
+	// manager does for every read error, OFFSET_OUT_OF_RANGE included.
 	fail := func(e *kerr.Error) fetchResult {
 		out.ErrorCode = e.Code
+		out.HighWatermark, out.LastStableOffset, out.LogStartOffset = -1, -1, -1
 		return fetchResult{out: out, isErr: true}
 	}
 	if req.Version >= 13 {

@@ -42,10 +42,23 @@ func (b *Broker) open() error {
 		_ = node.Close()
 		return fmt.Errorf("wait for raft leader: %w", err)
 	}
-	if node.State().ClusterID == "" {
-		if _, err := node.Apply(ctx, raft.InitCluster{ClusterID: raft.NewClusterID()}); err != nil {
+	// Applying InitCluster (again, when raft's leader already set the id) is
+	// also a barrier: once it returns, every earlier log entry is applied, so
+	// the broker list read below is the whole cluster's. A mismatch means the
+	// raft leader's own InitCluster won the race, which is as good.
+	clusterID := node.State().ClusterID
+	if clusterID == "" {
+		clusterID = raft.NewClusterID()
+	}
+	if _, err := node.Apply(ctx, raft.InitCluster{ClusterID: clusterID}); err != nil &&
+		!errors.Is(err, raft.ErrClusterIDMismatch) {
+		_ = node.Close()
+		return fmt.Errorf("init cluster: %w", err)
+	}
+	if len(node.State().Brokers) == 0 { // the first start of a new cluster
+		if err := b.writeBootstrapConfigs(ctx); err != nil {
 			_ = node.Close()
-			return fmt.Errorf("init cluster: %w", err)
+			return err
 		}
 	}
 	host, port, err := splitHostPort(b.advertised())
@@ -142,4 +155,25 @@ func (b *Broker) staticBrokerConfigs() map[string]string {
 		"auto.create.topics.enable":  strconv.FormatBool(b.cfg.AutoCreateTopics),
 		"socket.request.max.bytes":   strconv.Itoa(int(b.cfg.MaxRequestBytes)),
 	}
+}
+
+// writeBootstrapConfigs records the cluster-wide dynamic broker configs a
+// freshly formatted Apache Kafka 4.x cluster starts with, so a new Strom
+// cluster describes the same way: Kafka's storage format writes
+// min.insync.replicas (the static value, default 1) as a cluster default, and
+// topics then report it as DYNAMIC_DEFAULT_BROKER_CONFIG (seen with Kafka
+// 4.3.1 by integration's TestDifferential). Called on the first start of a
+// new cluster, before any broker registers; a crash before the registration
+// writes the same entry again on the next start.
+func (b *Broker) writeBootstrapConfigs(ctx context.Context) error {
+	minISR := topicConfigs["min.insync.replicas"].def
+	if v, ok := b.staticConfigs["min.insync.replicas"]; ok {
+		minISR = v
+	}
+	cmd := raft.AlterConfigs{Resource: raft.ResourceBroker, Name: "",
+		Set: map[string]string{"min.insync.replicas": minISR}}
+	if _, err := b.node.Apply(ctx, cmd); err != nil {
+		return fmt.Errorf("write bootstrap cluster configs: %w", err)
+	}
+	return nil
 }

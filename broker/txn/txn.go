@@ -76,6 +76,11 @@ type Metadata struct {
 	ProducerID int64
 	Epoch      int16
 	LastEpoch  int16 // epoch before the last bump, -1 if none (KIP-360 retries)
+	// EndEpoch is the epoch a transaction-version-2 EndTxn bumped from, the
+	// one its retries carry; -1 when the last bump was anything else (a
+	// timeout or re-init fences that epoch instead). Not persisted: after a
+	// reload a retry is fenced, as LastEpoch's retries are.
+	EndEpoch   int16
 	TimeoutMS  int32
 	State      State
 	Partitions map[TopicPartition]struct{}
@@ -92,7 +97,7 @@ type Metadata struct {
 
 // New returns the Empty state of a fresh transactional id.
 func New(id string, pid int64, timeoutMS int32, now int64) *Metadata {
-	return &Metadata{ID: id, ProducerID: pid, Epoch: -1, LastEpoch: -1, TimeoutMS: timeoutMS, State: Empty,
+	return &Metadata{ID: id, ProducerID: pid, Epoch: -1, LastEpoch: -1, EndEpoch: -1, TimeoutMS: timeoutMS, State: Empty,
 		Partitions: map[TopicPartition]struct{}{}, StartMS: -1, UpdateMS: now, NextProducerID: -1}
 }
 
@@ -171,11 +176,11 @@ func (m *Metadata) InitProducerID(reqPID int64, reqEpoch int16, timeoutMS int32,
 
 // Rotate gives the id a fresh producer id at epoch 0 (epoch exhaustion).
 func (m *Metadata) Rotate(pid int64) {
-	m.ProducerID, m.Epoch, m.LastEpoch = pid, 0, -1
+	m.ProducerID, m.Epoch, m.LastEpoch, m.EndEpoch = pid, 0, -1, -1
 }
 
 func (m *Metadata) bump() {
-	m.LastEpoch = m.Epoch
+	m.LastEpoch, m.EndEpoch = m.Epoch, -1
 	m.Epoch++
 }
 
@@ -268,12 +273,25 @@ type EndResultV2 struct {
 // EndTxnV2 handles EndTxn v5+ (transaction version 2, KIP-890 part 2):
 // every end bumps the epoch, so the markers carry the new epoch and fence
 // any late write of the transaction; aborting with no open transaction is
-// legal (it only bumps the epoch). A retry of a completed end, sent with
-// the epoch before the bump, succeeds.
+// legal (it only bumps the epoch). A request with the epoch before the bump
+// is a retry of the end that bumped it, answered as Kafka's endTransaction
+// does (retryOnEpochBump): the same result succeeds once complete and is
+// CONCURRENT_TRANSACTIONS while its markers are pending; the other result is
+// INVALID_TXN_STATE, not PRODUCER_FENCED, since that epoch is still valid.
 func (m *Metadata) EndTxnV2(pid int64, epoch int16, commit bool, now int64) EndResultV2 {
-	if pid == m.ProducerID && epoch == m.LastEpoch && epoch >= 0 &&
-		((commit && m.State == CompleteCommit) || (!commit && m.State == CompleteAbort)) {
-		return EndResultV2{}
+	if pid == m.ProducerID && epoch == m.EndEpoch && epoch >= 0 {
+		switch m.State {
+		case CompleteCommit, CompleteAbort:
+			if commit == (m.State == CompleteCommit) {
+				return EndResultV2{}
+			}
+			return EndResultV2{EndResult: EndResult{Err: kerr.InvalidTxnState}}
+		case PrepareCommit, PrepareAbort:
+			if commit == (m.State == PrepareCommit) {
+				return EndResultV2{EndResult: EndResult{Err: kerr.ConcurrentTransactions}}
+			}
+			return EndResultV2{EndResult: EndResult{Err: kerr.InvalidTxnState}}
+		}
 	}
 	if e := m.checkProducer(pid, epoch); e != nil {
 		return EndResultV2{EndResult: EndResult{Err: e}}
@@ -297,6 +315,7 @@ func (m *Metadata) EndTxnV2(pid int64, epoch int16, commit bool, now int64) EndR
 		return EndResultV2{EndResult: EndResult{Err: kerr.InvalidTxnState}}
 	}
 	m.bump()
+	m.EndEpoch = m.LastEpoch
 	m.UpdateMS = now
 	return EndResultV2{EndResult: EndResult{Prepared: true}, NeedNewID: m.Epoch >= maxEpoch}
 }
@@ -307,7 +326,7 @@ func (m *Metadata) EndTxnV2(pid int64, epoch int16, commit bool, now int64) EndR
 func (m *Metadata) Complete(now int64) bool {
 	if m.NextProducerID >= 0 && (m.State == PrepareCommit || m.State == PrepareAbort) {
 		defer func() {
-			m.ProducerID, m.Epoch, m.LastEpoch, m.NextProducerID = m.NextProducerID, 0, -1, -1
+			m.ProducerID, m.Epoch, m.LastEpoch, m.EndEpoch, m.NextProducerID = m.NextProducerID, 0, -1, -1, -1
 		}()
 	}
 	switch m.State {
@@ -391,7 +410,7 @@ func Decode(key, value []byte) (id string, m *Metadata, ok bool) {
 	if v.ReadFrom(value) != nil {
 		return "", nil, false
 	}
-	m = &Metadata{ID: k.TransactionalID, ProducerID: v.ProducerID, Epoch: v.ProducerEpoch, LastEpoch: -1,
+	m = &Metadata{ID: k.TransactionalID, ProducerID: v.ProducerID, Epoch: v.ProducerEpoch, LastEpoch: -1, EndEpoch: -1,
 		TimeoutMS: v.TimeoutMillis, State: State(v.State), Partitions: map[TopicPartition]struct{}{},
 		StartMS: v.StartTimestamp, UpdateMS: v.LastUpdateTimestamp, NextProducerID: -1}
 	if v.Version >= 1 {

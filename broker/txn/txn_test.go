@@ -172,13 +172,18 @@ func TestTransitionsV2(t *testing.T) {
 		{"init", initOp(-1, -1), nil, Empty, 0},
 		{"abort without transaction bumps", end(0, false), nil, PrepareAbort, 1},
 		{"complete", completeOp, nil, CompleteAbort, 1},
+		{"commit with the pre-abort epoch", end(0, true), kerr.InvalidTxnState, CompleteAbort, 1},
 		{"commit without transaction", end(1, true), kerr.InvalidTxnState, CompleteAbort, 1},
 		{"add", addOp(1), nil, Ongoing, 1},
 		{"commit bumps", end(1, true), nil, PrepareCommit, 2},
 		{"stale add", addOp(1), kerr.ProducerFenced, PrepareCommit, 2},
+		// Kafka's retryOnEpochBump: the pre-bump epoch is a retry, not a zombie.
+		{"retry while markers are pending", end(1, true), kerr.ConcurrentTransactions, PrepareCommit, 2},
+		{"other result while pending", end(1, false), kerr.InvalidTxnState, PrepareCommit, 2},
 		{"complete", completeOp, nil, CompleteCommit, 2},
 		{"retry with the old epoch", end(1, true), nil, CompleteCommit, 2},
-		{"old epoch abort is fenced", end(1, false), kerr.ProducerFenced, CompleteCommit, 2},
+		{"old epoch abort is the wrong result", end(1, false), kerr.InvalidTxnState, CompleteCommit, 2},
+		{"older epoch is fenced", end(0, false), kerr.ProducerFenced, CompleteCommit, 2},
 		{"next txn at the new epoch", addOp(2), nil, Ongoing, 2},
 	}
 	m := New("id", 7, 60000, 0)
@@ -208,5 +213,26 @@ func TestTransitionsV2(t *testing.T) {
 	m.Complete(40)
 	if m.ProducerID != 8 || m.Epoch != 0 || m.NextProducerID != -1 || m.State != CompleteCommit {
 		t.Fatalf("after rotation: %+v", m)
+	}
+}
+
+// TestEndTxnV2AfterTimeout: the epoch a timeout fenced is a zombie's, not a
+// retry's, so its commit is PRODUCER_FENCED even though it is the epoch
+// just before the bump (Kafka's epoch fence clears lastProducerEpoch).
+func TestEndTxnV2AfterTimeout(t *testing.T) {
+	m := New("id", 7, 100, 0)
+	if r := m.InitProducerID(-1, -1, 100, 0); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	if err := m.AddPartitions(7, 0, []TopicPartition{{Topic: "t", Partition: 0}}, 1); err != nil {
+		t.Fatal(err)
+	}
+	if !m.TimeOut(500) || !m.Complete(501) {
+		t.Fatalf("timeout did not abort: %+v", m)
+	}
+	for _, commit := range []bool{true, false} {
+		if res := m.EndTxnV2(7, 0, commit, 502); res.Err != kerr.ProducerFenced {
+			t.Fatalf("zombie end (commit=%v) after timeout: %v, want PRODUCER_FENCED", commit, res.Err)
+		}
 	}
 }
