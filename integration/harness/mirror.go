@@ -28,6 +28,16 @@ type MirrorMaker struct {
 // callers wait for the records they expect. The caller must Stop it.
 func NewMirrorMaker(ctx context.Context, dir, version, srcBootstrap, dstBootstrap, topics string,
 	props map[string]string) (*MirrorMaker, error) {
+	return NewMirrorMakerJVM(ctx, dir, version, srcBootstrap, dstBootstrap, topics, props, MirrorMakerTestJVM)
+}
+
+// MirrorMakerTestJVM are the JVM flags NewMirrorMaker uses: a small heap, C1 only and the serial GC, which
+// start fast and suit tests; they cap throughput, so benchmarks pass their own to NewMirrorMakerJVM.
+var MirrorMakerTestJVM = []string{"-Xmx512m", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"}
+
+// NewMirrorMakerJVM is NewMirrorMaker with the JVM flags (heap, JIT, GC) given by jvm.
+func NewMirrorMakerJVM(ctx context.Context, dir, version, srcBootstrap, dstBootstrap, topics string,
+	props map[string]string, jvm []string) (*MirrorMaker, error) {
 	libs, err := KafkaLibs(version)
 	if err != nil {
 		return nil, err
@@ -79,7 +89,8 @@ func NewMirrorMaker(ctx context.Context, dir, version, srcBootstrap, dstBootstra
 	if err := os.WriteFile(propsPath, []byte(b.String()), 0o644); err != nil {
 		return nil, fmt.Errorf("mirror maker: write %s: %w", propsPath, err)
 	}
-	argv := []string{java, "-Xmx512m", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-Djava.awt.headless=true"}
+	argv := append([]string{java}, jvm...)
+	argv = append(argv, "-Djava.awt.headless=true")
 	argv = append(argv, logFlag...)
 	argv = append(argv, "-cp", filepath.Join(libs, "*"), "org.apache.kafka.connect.mirror.MirrorMaker", propsPath)
 	logPath := filepath.Join(dir, "mirrormaker.log")
