@@ -307,15 +307,25 @@ func copyOnce(ctx context.Context, o options, tool string, r int, work string, s
 		}
 		// Exactly-once destinations hold transaction markers, so their end offsets exceed the record count;
 		// the committed end offsets still show whether anything is missing.
-		n, err := endOffsets(ctx, dadm, m.destTopic, mode == "exactly-once")
-		if err != nil {
-			m.err = err
-			return m
+		// The client's metadata may not know the topic the process just created, so this retries briefly;
+		// the time is already taken.
+		var n int64
+		for try := 0; ; try++ {
+			n, err = endOffsets(ctx, dadm, m.destTopic, mode == "exactly-once")
+			if err == nil && n >= int64(o.records) {
+				m.destRecords = n
+				return m
+			}
+			if try == 50 || ctx.Err() != nil {
+				break
+			}
+			time.Sleep(200 * time.Millisecond)
 		}
 		m.destRecords = n
-		if n < int64(o.records) {
-			m.err = fmt.Errorf("destination end offsets add up to %d, want at least %d", n, o.records)
+		if err == nil {
+			err = fmt.Errorf("destination end offsets add up to %d, want at least %d", n, o.records)
 		}
+		m.err = err
 		return m
 	}
 }
