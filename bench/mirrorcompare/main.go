@@ -224,7 +224,9 @@ func copyOnce(ctx context.Context, o options, tool string, r int, work string, s
 	watch := func() {
 		go func() {
 			for {
-				if n, err := endOffsets(watchCtx, dadm, m.destTopic, false); err == nil && n > 0 {
+				// Listing offsets of a topic the client does not know yet blocks for seconds while it retries
+				// metadata, so the watcher asks whether the topic exists first.
+				if n, err := existingEndOffsets(watchCtx, dadm, m.destTopic); err == nil && n > 0 {
 					firstc <- time.Now()
 					return
 				}
@@ -328,6 +330,18 @@ func copyOnce(ctx context.Context, o options, tool string, r int, work string, s
 		m.err = err
 		return m
 	}
+}
+
+// existingEndOffsets is endOffsets of a topic that may not exist yet: 0 without delay while it does not.
+func existingEndOffsets(ctx context.Context, adm *kadm.Client, t string) (int64, error) {
+	topics, err := adm.ListTopics(ctx, t)
+	if err != nil {
+		return 0, fmt.Errorf("list topic %s: %w", t, err)
+	}
+	if d, ok := topics[t]; !ok || d.Err != nil || len(d.Partitions) == 0 {
+		return 0, nil
+	}
+	return endOffsets(ctx, adm, t, false)
 }
 
 // endOffsets sums the end offsets (the last stable offsets if committed) of topic's partitions.
