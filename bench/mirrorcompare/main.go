@@ -126,7 +126,9 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		return fmt.Errorf("destination cluster: %w", err)
 	}
 	defer dst.Stop()
-	dcl, err := kgo.NewClient(kgo.SeedBrokers(dst.Seeds()...))
+	// A short metadata min age: the watcher asks about topics that appear mid-copy, and the default (5 s)
+	// would hold its offset requests back until the cached metadata may be refreshed.
+	dcl, err := kgo.NewClient(kgo.SeedBrokers(dst.Seeds()...), kgo.MetadataMinAge(10*time.Millisecond))
 	if err != nil {
 		return fmt.Errorf("destination client: %w", err)
 	}
