@@ -33,7 +33,7 @@ unit:
 # The harness runs this build of bin/strom instead of building its own. The client matrix (client x
 # feature x cluster) is printed and written to integration/MATRIX.md, which the README links.
 integration: build
-	STROM_BIN=$(abspath $(BIN)) STROM_MATRIX_OUT=$(CURDIR)/integration/MATRIX.md $(GO) test -count=1 -timeout 25m $(GOFLAGS_TEST) ./integration/...
+	STROM_BIN=$(abspath $(BIN)) STROM_MATRIX_OUT=$(CURDIR)/integration/MATRIX.md $(GO) test -count=1 -timeout 40m $(GOFLAGS_TEST) ./integration/...
 	@echo; echo 'Client matrix (integration/MATRIX.md):'; cat integration/MATRIX.md
 
 bench:
