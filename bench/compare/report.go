@@ -1,13 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -231,7 +228,7 @@ func (rep *report) write(dir string) error {
 	fmt.Fprintf(&b, "Generated %s by `make bench-compare` (`%s`) in %v.\n\n",
 		rep.date.Format("2006-01-02 15:04 MST"), cmdline, rep.elapsed.Round(time.Second))
 	b.WriteString("## Machine\n\n")
-	for _, l := range machine() {
+	for _, l := range harness.Machine() {
 		fmt.Fprintf(&b, "- %s\n", l)
 	}
 	fmt.Fprintf(&b, `
@@ -291,43 +288,6 @@ func stromArgsNote(args string) string {
 		return " (fsync=always: the log is fsynced before acks=all is answered)"
 	}
 	return fmt.Sprintf(" and `%s`", args)
-}
-
-// machine describes the host for the report; unknown facts say so rather than failing the run.
-func machine() []string {
-	read := func(path string) string {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return "unknown"
-		}
-		return strings.TrimSpace(string(b))
-	}
-	field := func(text, key string) string {
-		for _, l := range strings.Split(text, "\n") {
-			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == key {
-				return strings.TrimSpace(v)
-			}
-		}
-		return "unknown"
-	}
-	java := "unknown"
-	if bin, err := harness.Java(); err == nil {
-		var out bytes.Buffer
-		cmd := exec.Command(bin, "-version")
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if cmd.Run() == nil {
-			java = strings.SplitN(strings.TrimSpace(out.String()), "\n", 2)[0]
-		}
-	}
-	return []string{
-		fmt.Sprintf("CPUs (nproc): %d", runtime.NumCPU()),
-		"CPU model: " + field(read("/proc/cpuinfo"), "model name"),
-		"memory: " + field(read("/proc/meminfo"), "MemTotal"),
-		"kernel: Linux " + read("/proc/sys/kernel/osrelease"),
-		"Go: " + runtime.Version(),
-		"Java: " + java,
-		"date: " + time.Now().UTC().Format(time.RFC3339),
-	}
 }
 
 // durabilityNote explains the flush policies behind the numbers.

@@ -156,7 +156,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		rep.loads = append(rep.loads, loadAvg())
 	}
 	rep.elapsed = time.Since(began)
-	rep.machine = machine()
+	rep.machine = harness.Machine()
 	text := rep.markdown()
 	fmt.Fprint(stdout, text)
 	if err := os.WriteFile(o.out, []byte(text), 0o644); err != nil {
