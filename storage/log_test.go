@@ -230,6 +230,83 @@ func TestReadLimits(t *testing.T) {
 	}
 }
 
+// ReadCut returns the log's bytes from the batch holding offset on: at
+// least that batch, else up to the byte limit (cutting a batch), never into
+// the first batch that reaches upTo, never past the segment's end.
+func TestReadCutLimits(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.SegmentBytes = 8 << 10 // several segments of a few batches each
+	l := mustOpen(t, t.TempDir(), cfg)
+	defer l.Close()
+	var all []byte
+	var start []int         // position of batch i in all
+	segEnd := map[int]int{} // batch index -> end position of its segment in all
+	for i := int64(0); i < 20; i++ {
+		b := buildTestBatch(batchSpec{base: i * 10, n: 10, valSize: 100})
+		start = append(start, len(all))
+		all = append(all, b...)
+		mustAppend(t, l, b)
+	}
+	start = append(start, len(all))
+	// Segment boundaries as the log rolled them: base offsets of segments.
+	bases := map[int64]bool{}
+	for _, s := range *l.segs.Load() {
+		bases[s.base] = true
+	}
+	if len(bases) < 3 {
+		t.Fatalf("want several segments, got %d", len(bases))
+	}
+	end := len(all)
+	for i := 19; i >= 0; i-- {
+		segEnd[i] = end
+		if bases[int64(i)*10] {
+			end = start[i]
+		}
+	}
+	size := func(i int) int { return start[i+1] - start[i] }
+	tests := []struct {
+		name       string
+		off        int64
+		max        int
+		upTo       int64
+		from, to   int // expected bytes all[from:to]
+		outOfRange bool
+	}{
+		{"one batch min", 0, 1, 200, 0, size(0), false},
+		{"cut inside second batch", 5, size(0) + 17, 200, 0, size(0) + 17, false},
+		{"upTo stops at batch start", 0, 1 << 20, 30, 0, min(start[3], segEnd[0]), false},
+		{"upTo inside batch", 0, 1 << 20, 25, 0, min(start[2], segEnd[0]), false},
+		{"nothing below upTo", 20, 1 << 20, 25, 0, 0, false},
+		{"segment end", 55, 1 << 20, 200, start[5], segEnd[5], false},
+		{"mid cut", 55, size(5) + 37, 200, start[5], min(start[5]+size(5)+37, segEnd[5]), false},
+		{"end", 200, 1 << 20, 200, 0, 0, false},
+		{"past", 201, 1 << 20, 200, 0, 0, true},
+		{"negative", -1, 1 << 20, 200, 0, 0, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			sl, err := l.ReadCut(tc.off, tc.max, tc.upTo)
+			if tc.outOfRange {
+				if !errors.Is(err, ErrOffsetOutOfRange) {
+					t.Fatalf("err %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sl.Release()
+			b, err := sl.Bytes()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := all[tc.from:tc.to]; !bytes.Equal(b, want) {
+				t.Fatalf("got %d bytes, want all[%d:%d] (%d bytes)", len(b), tc.from, tc.to, len(want))
+			}
+		})
+	}
+}
+
 func TestAppendValidation(t *testing.T) {
 	l := mustOpen(t, t.TempDir(), DefaultConfig())
 	defer l.Close()

@@ -10,6 +10,20 @@ import (
 // offset < LogStartOffset or > EndOffset gives ErrOffsetOutOfRange; offset == EndOffset an empty Slice.
 // The caller must Release the Slice.
 func (l *Log) Read(offset int64, maxBytes int, upTo int64) (*Slice, error) {
+	return l.read(offset, maxBytes, upTo, false)
+}
+
+// ReadCut is Read with the byte limit of Kafka's fetch: the batch containing offset whole (even when
+// it alone exceeds maxBytes), then the segment's following bytes up to maxBytes in all, so the last
+// batch may be cut short, but never past the first batch whose last offset is >= upTo. Kafka's fetch
+// answers the same way (clients drop a partial batch at the end of a partition's records and fetch it
+// again next time). It fills a response to the byte and costs one index lookup for upTo instead of a
+// header read per batch. Only for bytes sent to clients: the Slice need not end on a batch boundary.
+func (l *Log) ReadCut(offset int64, maxBytes int, upTo int64) (*Slice, error) {
+	return l.read(offset, maxBytes, upTo, true)
+}
+
+func (l *Log) read(offset int64, maxBytes int, upTo int64, cut bool) (*Slice, error) {
 	if l.closed.Load() {
 		return nil, ErrClosed
 	}
@@ -32,7 +46,7 @@ func (l *Log) Read(offset int64, maxBytes int, upTo int64) (*Slice, error) {
 				retry = true // deleted or replaced meanwhile; reload the list
 				break
 			}
-			sl, found, err := l.readSegment(s, offset, maxBytes, upTo, interval)
+			sl, found, err := l.readSegment(s, offset, maxBytes, upTo, interval, cut)
 			if err != nil || found {
 				if err != nil {
 					s.ref.release()
@@ -68,7 +82,8 @@ func segmentFor(segs []*segment, offset int64) int {
 // readSegment builds the Slice within one segment, which the caller holds a reference on. found is
 // false when no batch in the segment has a last offset >= offset; then a non-nil empty Slice means the
 // search must stop (the batch found lies at or above upTo). On found, the reference passes to the Slice.
-func (l *Log) readSegment(s *segment, offset int64, maxBytes int, upTo int64, interval int) (*Slice, bool, error) {
+// cut selects ReadCut's byte limit.
+func (l *Log) readSegment(s *segment, offset int64, maxBytes int, upTo int64, interval int, cut bool) (*Slice, bool, error) {
 	size := s.size.Load()
 	pos, h, found, err := s.findBatch(offset, size, interval)
 	if err != nil {
@@ -86,6 +101,22 @@ func (l *Log) readSegment(s *segment, offset int64, maxBytes int, upTo int64, in
 		return &Slice{}, false, nil
 	}
 	end := pos + int64(h.Size())
+	if cut {
+		// Everything before the first batch with a last offset >= upTo is readable; when no batch of
+		// this segment (up to the size loaded above) reaches upTo, the whole segment is.
+		limit := size
+		upPos, _, reached, err := s.findBatch(upTo, size, interval)
+		if err != nil {
+			return nil, false, fmt.Errorf("read offset %d: find %d: %w", offset, upTo, err)
+		}
+		if reached {
+			limit = upPos
+		}
+		if want := pos + int64(maxBytes); want > end {
+			end = min(want, limit)
+		}
+		return &Slice{ref: s.ref, file: s.logPath, pos: pos, n: int(end - pos)}, true, nil
+	}
 	for end < size {
 		nh, err := s.readHeaderAt(end, size)
 		if err != nil {
