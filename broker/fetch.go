@@ -321,9 +321,7 @@ func (b *Broker) fetchPartition(st *raft.State, req *kmsg.FetchRequest, it fetch
 	if readMax <= 0 {
 		readMax = 1
 	}
-	// Kafka's byte limit: the partition's records may end in a partial batch,
-	// which clients drop and fetch again (a full response per round trip).
-	sl, err := lg.ReadCut(it.offset, readMax, upTo)
+	sl, err := lg.Read(it.offset, readMax, upTo)
 	if err != nil {
 		if errors.Is(err, storage.ErrOffsetOutOfRange) {
 			return fail(kerr.OffsetOutOfRange)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sync"
@@ -230,80 +231,74 @@ func TestReadLimits(t *testing.T) {
 	}
 }
 
-// ReadCut returns the log's bytes from the batch holding offset on: at
-// least that batch, else up to the byte limit (cutting a batch), never into
-// the first batch that reaches upTo, never past the segment's end.
-func TestReadCutLimits(t *testing.T) {
+// Read, which skips ahead with the offset index, returns exactly what a
+// header-by-header walk of the segment would: for random offsets, byte
+// limits and upper bounds over batches of mixed sizes in several segments.
+func TestReadMatchesWalk(t *testing.T) {
 	cfg := DefaultConfig()
-	cfg.SegmentBytes = 8 << 10 // several segments of a few batches each
+	cfg.SegmentBytes = 64 << 10
 	l := mustOpen(t, t.TempDir(), cfg)
 	defer l.Close()
-	var all []byte
-	var start []int         // position of batch i in all
-	segEnd := map[int]int{} // batch index -> end position of its segment in all
-	for i := int64(0); i < 20; i++ {
-		b := buildTestBatch(batchSpec{base: i * 10, n: 10, valSize: 100})
-		start = append(start, len(all))
-		all = append(all, b...)
+	type ref struct {
+		base, last int64
+		seg        int64 // base offset of the segment holding the batch
+		b          []byte
+	}
+	rng := rand.New(rand.NewPCG(7, 11))
+	var batches []ref
+	next := int64(0)
+	for range 200 {
+		n := 1 + rng.IntN(8)
+		b := buildTestBatch(batchSpec{base: next, n: n, valSize: rng.IntN(3000)})
 		mustAppend(t, l, b)
+		batches = append(batches, ref{base: next, last: next + int64(n) - 1, b: b})
+		next += int64(n) + int64(rng.IntN(2)) // gaps, as in compacted logs
 	}
-	start = append(start, len(all))
-	// Segment boundaries as the log rolled them: base offsets of segments.
-	bases := map[int64]bool{}
-	for _, s := range *l.segs.Load() {
-		bases[s.base] = true
+	segs := *l.segs.Load()
+	if len(segs) < 3 {
+		t.Fatalf("want several segments, got %d", len(segs))
 	}
-	if len(bases) < 3 {
-		t.Fatalf("want several segments, got %d", len(bases))
-	}
-	end := len(all)
-	for i := 19; i >= 0; i-- {
-		segEnd[i] = end
-		if bases[int64(i)*10] {
-			end = start[i]
+	for i := range batches {
+		for _, sg := range segs {
+			if sg.base <= batches[i].base {
+				batches[i].seg = sg.base
+			}
 		}
 	}
-	size := func(i int) int { return start[i+1] - start[i] }
-	tests := []struct {
-		name       string
-		off        int64
-		max        int
-		upTo       int64
-		from, to   int // expected bytes all[from:to]
-		outOfRange bool
-	}{
-		{"one batch min", 0, 1, 200, 0, size(0), false},
-		{"cut inside second batch", 5, size(0) + 17, 200, 0, size(0) + 17, false},
-		{"upTo stops at batch start", 0, 1 << 20, 30, 0, min(start[3], segEnd[0]), false},
-		{"upTo inside batch", 0, 1 << 20, 25, 0, min(start[2], segEnd[0]), false},
-		{"nothing below upTo", 20, 1 << 20, 25, 0, 0, false},
-		{"segment end", 55, 1 << 20, 200, start[5], segEnd[5], false},
-		{"mid cut", 55, size(5) + 37, 200, start[5], min(start[5]+size(5)+37, segEnd[5]), false},
-		{"end", 200, 1 << 20, 200, 0, 0, false},
-		{"past", 201, 1 << 20, 200, 0, 0, true},
-		{"negative", -1, 1 << 20, 200, 0, 0, true},
+	walk := func(offset int64, maxBytes int, upTo int64) []byte {
+		i := 0
+		for i < len(batches) && batches[i].last < offset {
+			i++
+		}
+		var out []byte
+		for j := i; j < len(batches); j++ {
+			r := batches[j]
+			if r.last >= upTo || r.seg != batches[i].seg || (j > i && len(out)+len(r.b) > maxBytes) {
+				break
+			}
+			out = append(out, r.b...)
+		}
+		return out
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			sl, err := l.ReadCut(tc.off, tc.max, tc.upTo)
-			if tc.outOfRange {
-				if !errors.Is(err, ErrOffsetOutOfRange) {
-					t.Fatalf("err %v", err)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer sl.Release()
-			b, err := sl.Bytes()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if want := all[tc.from:tc.to]; !bytes.Equal(b, want) {
-				t.Fatalf("got %d bytes, want all[%d:%d] (%d bytes)", len(b), tc.from, tc.to, len(want))
-			}
-		})
+	for k := range 3000 {
+		offset := rng.Int64N(next)
+		maxBytes := 1 + rng.IntN(40<<10)
+		upTo := offset + rng.Int64N(next-offset+1)
+		if k%4 == 0 {
+			upTo = next // the usual case: everything is below the high watermark
+		}
+		sl, err := l.Read(offset, maxBytes, upTo)
+		if err != nil {
+			t.Fatalf("Read(%d, %d, %d): %v", offset, maxBytes, upTo, err)
+		}
+		got, err := sl.Bytes()
+		sl.Release()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := walk(offset, maxBytes, upTo); !bytes.Equal(got, want) {
+			t.Fatalf("Read(%d, %d, %d): %d bytes, walk gives %d", offset, maxBytes, upTo, len(got), len(want))
+		}
 	}
 }
 

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"fmt"
+	"sort"
 )
 
 // Read returns whole batches starting with the one containing offset, only batches whose last offset
@@ -10,20 +11,6 @@ import (
 // offset < LogStartOffset or > EndOffset gives ErrOffsetOutOfRange; offset == EndOffset an empty Slice.
 // The caller must Release the Slice.
 func (l *Log) Read(offset int64, maxBytes int, upTo int64) (*Slice, error) {
-	return l.read(offset, maxBytes, upTo, false)
-}
-
-// ReadCut is Read with the byte limit of Kafka's fetch: the batch containing offset whole (even when
-// it alone exceeds maxBytes), then the segment's following bytes up to maxBytes in all, so the last
-// batch may be cut short, but never past the first batch whose last offset is >= upTo. Kafka's fetch
-// answers the same way (clients drop a partial batch at the end of a partition's records and fetch it
-// again next time). It fills a response to the byte and costs one index lookup for upTo instead of a
-// header read per batch. Only for bytes sent to clients: the Slice need not end on a batch boundary.
-func (l *Log) ReadCut(offset int64, maxBytes int, upTo int64) (*Slice, error) {
-	return l.read(offset, maxBytes, upTo, true)
-}
-
-func (l *Log) read(offset int64, maxBytes int, upTo int64, cut bool) (*Slice, error) {
 	if l.closed.Load() {
 		return nil, ErrClosed
 	}
@@ -46,7 +33,7 @@ func (l *Log) read(offset int64, maxBytes int, upTo int64, cut bool) (*Slice, er
 				retry = true // deleted or replaced meanwhile; reload the list
 				break
 			}
-			sl, found, err := l.readSegment(s, offset, maxBytes, upTo, interval, cut)
+			sl, found, err := l.readSegment(s, offset, maxBytes, upTo, interval)
 			if err != nil || found {
 				if err != nil {
 					s.ref.release()
@@ -82,8 +69,7 @@ func segmentFor(segs []*segment, offset int64) int {
 // readSegment builds the Slice within one segment, which the caller holds a reference on. found is
 // false when no batch in the segment has a last offset >= offset; then a non-nil empty Slice means the
 // search must stop (the batch found lies at or above upTo). On found, the reference passes to the Slice.
-// cut selects ReadCut's byte limit.
-func (l *Log) readSegment(s *segment, offset int64, maxBytes int, upTo int64, interval int, cut bool) (*Slice, bool, error) {
+func (l *Log) readSegment(s *segment, offset int64, maxBytes int, upTo int64, interval int) (*Slice, bool, error) {
 	size := s.size.Load()
 	pos, h, found, err := s.findBatch(offset, size, interval)
 	if err != nil {
@@ -101,22 +87,7 @@ func (l *Log) readSegment(s *segment, offset int64, maxBytes int, upTo int64, in
 		return &Slice{}, false, nil
 	}
 	end := pos + int64(h.Size())
-	if cut {
-		// Everything before the first batch with a last offset >= upTo is readable; when no batch of
-		// this segment (up to the size loaded above) reaches upTo, the whole segment is.
-		limit := size
-		upPos, _, reached, err := s.findBatch(upTo, size, interval)
-		if err != nil {
-			return nil, false, fmt.Errorf("read offset %d: find %d: %w", offset, upTo, err)
-		}
-		if reached {
-			limit = upPos
-		}
-		if want := pos + int64(maxBytes); want > end {
-			end = min(want, limit)
-		}
-		return &Slice{ref: s.ref, file: s.logPath, pos: pos, n: int(end - pos)}, true, nil
-	}
+	end = s.skipIndexed(pos, end, size, maxBytes, upTo, interval)
 	for end < size {
 		nh, err := s.readHeaderAt(end, size)
 		if err != nil {
@@ -128,6 +99,28 @@ func (l *Log) readSegment(s *segment, offset int64, maxBytes int, upTo int64, in
 		end += int64(nh.Size())
 	}
 	return &Slice{ref: s.ref, file: s.logPath, pos: pos, n: int(end - pos)}, true, nil
+}
+
+// skipIndexed moves end, the end of whole batches read from pos, as far as the offset index proves
+// safe, so the header-by-header walk that follows reads at most an index interval of batches instead
+// of every batch up to maxBytes (a 1 MiB fetch of 16 KiB batches was 64 preads). Every index entry
+// is a batch start; an entry whose batch's last offset is below upTo and whose position is within
+// maxBytes of pos and within size ends a run of whole, readable batches.
+func (s *segment) skipIndexed(pos, end, size int64, maxBytes int, upTo int64, interval int) int64 {
+	idx, err := s.index(interval)
+	if err != nil {
+		return end // the walk reads the headers instead
+	}
+	bound := min(pos+int64(maxBytes), size)
+	// Entries are ordered by both position and offset: find the last one that satisfies both limits.
+	j := sort.Search(len(idx.off), func(i int) bool {
+		e := idx.off[i]
+		return int64(e.pos) > bound || s.base+int64(e.rel) >= upTo
+	}) - 1
+	if j >= 0 && int64(idx.off[j].pos) > end {
+		return int64(idx.off[j].pos)
+	}
+	return end
 }
 
 // OffsetForTimestamp finds the first batch (at or above the log start) whose max timestamp is >= ts and
