@@ -372,12 +372,12 @@ func (c *conn) dispatch(spec apiSpec, rq *request) (rep reply, err error) {
 }
 
 // Write buffer bounds: a connection keeps its largest response buffer for
-// the next response (fetch responses are sized alike), up to keepWriteBuf;
-// a larger one, or any buffer after writeBufIdle without responses, goes
-// back to the garbage collector.
+// the next response, up to keepWriteBuf; a larger one, or any buffer after
+// writeBufIdle without responses, goes back to the garbage collector. Fetch
+// responses encode markers instead of records, so their buffers stay small.
 const (
 	smallWriteBuf = 64 << 10
-	keepWriteBuf  = 16 << 20
+	keepWriteBuf  = 4 << 20
 	writeBufIdle  = 5 * time.Second
 )
 
@@ -391,17 +391,21 @@ type sizeHinter interface{ sizeHint() int }
 func (c *conn) writeLoop() {
 	dead := false
 	buf := make([]byte, 0, smallWriteBuf)
+	// fill assembles a fetch response's bytes around its sendfile runs:
+	// frame parts and record runs below sendfileMin.
+	var fill []byte
 	idle := time.NewTimer(writeBufIdle)
 	defer idle.Stop()
 	for {
 		var p pending
 		var ok bool
-		if cap(buf) > smallWriteBuf {
+		if cap(buf) > smallWriteBuf || cap(fill) > smallWriteBuf {
 			idle.Reset(writeBufIdle)
 			select {
 			case p, ok = <-c.queue:
 			case <-idle.C:
 				buf = make([]byte, 0, smallWriteBuf)
+				fill = nil
 				continue
 			}
 		} else {
@@ -428,7 +432,10 @@ func (c *conn) writeLoop() {
 			buf, body = encodeResponse(buf[:0], p, resp)
 			var err error
 			if fr, ok := resp.(*fetchResponse); ok {
-				err = fr.writeTo(c.nc, buf, body, sendfileMin)
+				err = fr.writeTo(c.nc, buf, body, sendfileMin, &fill)
+				if cap(fill) > keepWriteBuf {
+					fill = nil
+				}
 			} else {
 				_, err = c.nc.Write(buf)
 			}
