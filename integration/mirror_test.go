@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -853,7 +854,7 @@ func continuousScenario(t *testing.T, mode replicate.Mode, a, b harness.Cluster)
 	ab.Mode = mode
 	ab.MetricsAddr = metricsAddr
 	progress := &syncWriter{w: &bytes.Buffer{}}
-	ab.Progress, ab.JSON, ab.ProgressInterval = progress, true, 500*time.Millisecond
+	ab.Progress, ab.ProgressView, ab.ProgressInterval = progress, replicate.ViewJSON, 500*time.Millisecond
 	ba := mirrorConfig(b, a, prefix, uniqueName("ba"))
 	ba.Mode = mode
 	mctx, stop := context.WithCancel(ctx)
@@ -1027,6 +1028,35 @@ func TestMirrorCLI(t *testing.T) {
 	out, err = strom("verify", "--from", src.Bootstrap(), "--to", dst.Bootstrap(), "--topics", sel)
 	if err != nil || !strings.Contains(out, "verify ok: 2 partitions identical") {
 		t.Fatalf("verify: %v\n%s", err, out)
+	}
+	// Progress views: stdout is a pipe here, so plain per-topic lines by default and the redrawn table
+	// with --live; both end with the per-topic summary.
+	for _, view := range []struct {
+		flag string
+		want []string
+	}{
+		{"", []string{"progress topic=" + topic + " partitions=2/2 records=100 ", "topic=TOTAL", "final=true"}},
+		{"--live", []string{"\x1b[J", "strom mirror: done", "TOPIC", "REC/S", "ETA", "TOTAL"}},
+	} {
+		name := uniqueName("cli-view")
+		args := []string{"migrate", "--from", src.Bootstrap(), "--to", dst.Bootstrap(), "--topics", sel,
+			"--name", name, "--rename", "prefix:" + name + ".", "--log-level", "warn"}
+		if view.flag != "" {
+			args = append(args, view.flag)
+		}
+		out, err := strom(args...)
+		if err != nil {
+			t.Fatalf("migrate %s: %v\n%s", view.flag, err, out)
+		}
+		summary := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(topic) + ` +` + regexp.QuoteMeta(name+"."+topic) + ` +2 +100 +0\.\d\n`)
+		for _, want := range view.want {
+			if !strings.Contains(out, want) {
+				t.Errorf("migrate %s: output lacks %q:\n%s", view.flag, want, out)
+			}
+		}
+		if !summary.MatchString(out) || !strings.Contains(out, "migrate done: 1 topics") {
+			t.Errorf("migrate %s: no per-topic summary line for %s:\n%s", view.flag, topic, out)
+		}
 	}
 	// A record written on the destination only makes verify fail, naming topic, partition and offsets.
 	produce(ctx, t, newClient(t, dst), []*kgo.Record{{Topic: topic, Partition: 0, Value: []byte("stray")}})

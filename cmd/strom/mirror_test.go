@@ -2,8 +2,12 @@ package main
 
 import (
 	"bytes"
+	"os"
+	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/stromhq/strom/replicate"
 )
 
 // TestReplicateFlags checks that the replicator commands exist with their flags and reject bad input
@@ -35,5 +39,75 @@ func TestReplicateFlags(t *testing.T) {
 		case !tt.err && (err != nil || !strings.Contains(out.String(), tt.want)):
 			t.Errorf("%v: err %v, output lacks %q:\n%s", tt.args, err, tt.want, out.String())
 		}
+	}
+}
+
+// TestProgressView checks the choice of progress view: --json first, then --live, then the terminal test.
+func TestProgressView(t *testing.T) {
+	tests := []struct {
+		json, live, tty bool
+		want            replicate.ProgressView
+	}{
+		{false, false, false, replicate.ViewLog},
+		{false, false, true, replicate.ViewTable},
+		{false, true, false, replicate.ViewTable},
+		{false, true, true, replicate.ViewTable},
+		{true, false, false, replicate.ViewJSON},
+		{true, false, true, replicate.ViewJSON},
+		{true, true, true, replicate.ViewJSON},
+	}
+	for _, tt := range tests {
+		if got := progressView(tt.json, tt.live, tt.tty); got != tt.want {
+			t.Errorf("progressView(json=%v, live=%v, tty=%v) = %v, want %v", tt.json, tt.live, tt.tty, got, tt.want)
+		}
+	}
+}
+
+// TestIsTerminal checks the terminal test on a pipe, /dev/null (a character device that is no terminal)
+// and a pseudo-terminal.
+func TestIsTerminal(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("opens /dev/ptmx, a Linux path")
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	devNull, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer devNull.Close()
+	pty, err := os.OpenFile("/dev/ptmx", os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pty.Close()
+	tests := []struct {
+		name string
+		f    *os.File
+		want bool
+	}{{"pipe", w, false}, {"/dev/null", devNull, false}, {"pty", pty, true}}
+	for _, tt := range tests {
+		if got := isTerminal(tt.f); got != tt.want {
+			t.Errorf("isTerminal(%s) = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
+// TestWriteTopicSummary checks the per-topic lines printed at the end of a migrate.
+func TestWriteTopicSummary(t *testing.T) {
+	var b bytes.Buffer
+	writeTopicSummary(&b, []replicate.TopicSummary{
+		{Topic: "orders", Destination: "a.orders", Partitions: 8, Records: 400000, Bytes: 409600000},
+		{Topic: "x", Destination: "a.x", Partitions: 1},
+	})
+	want := "TOPIC   DESTINATION  PARTITIONS  RECORDS  MB\n" +
+		"orders  a.orders     8           400000   409.6\n" +
+		"x       a.x          1           0        0.0\n"
+	if b.String() != want {
+		t.Errorf("summary:\n%s\nwant:\n%s", b.String(), want)
 	}
 }
