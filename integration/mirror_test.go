@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -913,7 +914,8 @@ func continuousScenario(t *testing.T, mode replicate.Mode, a, b harness.Cluster)
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{"strom_mirror_records_total 5", "strom_mirror_lag_records", "strom_mirror_replication_latency_seconds_count"} {
+	for _, want := range []string{"strom_mirror_records_total 5", "strom_mirror_lag_records", "strom_mirror_replication_latency_seconds_count",
+		`strom_mirror_topic_records_total{topic="` + t1 + `"}`, `strom_mirror_topic_lag_records{topic="` + t1 + `"}`} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("metrics lack %q:\n%s", want, body)
 		}
@@ -921,6 +923,24 @@ func continuousScenario(t *testing.T, mode replicate.Mode, a, b harness.Cluster)
 	waitFor(t, 10*time.Second, "JSON progress line", func() bool {
 		return strings.Contains(progress.String(), `"records":5`) || strings.Contains(progress.String(), `"records":6`)
 	})
+	// Each interval is one JSON object naming every topic.
+	lines := strings.Split(strings.TrimSpace(progress.String()), "\n")
+	var last struct {
+		Records int64 `json:"records"`
+		Topics  []replicate.TopicProgress
+	}
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &last); err != nil {
+		t.Fatalf("last progress line %q: %v", lines[len(lines)-1], err)
+	}
+	var sum int64
+	names := map[string]bool{}
+	for _, tp := range last.Topics {
+		sum += tp.Records
+		names[tp.Topic] = true
+	}
+	if !names[t1] || !names[t2] || sum != last.Records {
+		t.Errorf("last progress line: topics %v (want %s and %s), per-topic records add up to %d, total %d", names, t1, t2, sum, last.Records)
+	}
 }
 
 // syncWriter serialises writes to w (the mirror goroutine writes, the test reads).
