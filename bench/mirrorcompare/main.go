@@ -321,7 +321,14 @@ func copyOnce(ctx context.Context, o options, tool string, r int, work string, s
 			if eos {
 				if positions.poll(ctx, 50*time.Millisecond) && positions.reached(srcEnds) {
 					m.elapsed = time.Since(start)
-					m.destRecords, _ = endOffsets(ctx, dadm, m.destTopic, true)
+					// A cross-check of the positions: the committed end offsets (markers included) cannot be
+					// below N once every record is committed.
+					n, err := endOffsets(ctx, dadm, m.destTopic, true)
+					m.destRecords = n
+					if err == nil && n < int64(o.records) {
+						err = fmt.Errorf("MM2 positions reached the source ends but the destination's last stable offsets add up to %d < %d", n, o.records)
+					}
+					m.err = err
 					return m
 				}
 				if mm.Exited() {
@@ -554,5 +561,6 @@ func (m *run1) verifyCopy(ctx context.Context, stromBin, src, dst string) {
 		m.err = fmt.Errorf("strom %s: %w: %s", strings.Join(args, " "), err, text)
 		return
 	}
-	m.verified = text
+	// The verdict is the last line; the lines before it are per partition.
+	m.verified = text[strings.LastIndexByte(text, '\n')+1:]
 }
