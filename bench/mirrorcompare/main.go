@@ -164,7 +164,8 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		return err
 	}
 
-	rep := &report{records: o.records, partitions: o.partitions, rounds: o.rounds, loads: []string{loadAvg()}}
+	rep := &report{records: o.records, partitions: o.partitions, rounds: o.rounds, loads: []string{loadAvg()},
+		args: os.Args[1:]}
 	began := time.Now()
 	for r := 1; r <= o.rounds; r++ {
 		for _, t := range tools {

@@ -98,6 +98,7 @@ type report struct {
 	loads                       []string
 	machine                     []string
 	elapsed                     time.Duration
+	args                        []string // the runner's command-line arguments, for the record
 }
 
 // metric is one per-copy number of the report; ok is false when the copy has none.
@@ -157,6 +158,7 @@ func (rep *report) markdown() string {
 		"single-node Kafka %s by each tool in turn, %d rounds, each copy to a destination topic no earlier copy "+
 		"wrote. Run took %v.\n\n", rep.partitions, rep.records, recordSize, float64(rep.records)*recordSize/1e6,
 		harness.DefaultKafkaVersion, harness.DefaultKafkaVersion, rep.rounds, rep.elapsed.Round(time.Second))
+	fmt.Fprintf(&b, "Command: `go run ./bench/mirrorcompare %s`\n\n", strings.Join(rep.args, " "))
 	b.WriteString("Cells are min / median / max over the rounds. Times run from the tool's process start (JVM " +
 		"start included for MirrorMaker 2) until the destination holds every record: for MirrorMaker 2 with " +
 		"exactly-once off the first poll (every 50 ms) at which the destination end offsets add up to N; for " +

@@ -64,7 +64,8 @@ func TestRates(t *testing.T) {
 }
 
 func TestReportRatiosAndMarkdown(t *testing.T) {
-	rep := &report{records: 1000, partitions: 8, rounds: 2, loads: []string{"1 1 1"}, machine: []string{"CPUs (nproc): 2"}}
+	rep := &report{records: 1000, partitions: 8, rounds: 2, loads: []string{"1 1 1"}, machine: []string{"CPUs (nproc): 2"},
+		args: []string{"-records", "1000"}}
 	for r := 1; r <= 2; r++ {
 		rep.runs = append(rep.runs,
 			run1{tool: toolMM2, round: r, elapsed: 10 * time.Second, firstRecord: 5 * time.Second, destTopic: "s.t"},
@@ -99,6 +100,7 @@ func TestReportRatiosAndMarkdown(t *testing.T) {
 		"Every copy was then checked with `strom verify`",
 		"boom \\| bang |",
 		"- CPUs (nproc): 2",
+		"Command: `go run ./bench/mirrorcompare -records 1000`",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md)
