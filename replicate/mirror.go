@@ -665,7 +665,7 @@ func (s *session) periodic(ctx context.Context) error {
 		interval = tableInterval
 	}
 	if now.Sub(s.r.lastSample) >= time.Second {
-		s.r.sample(now)
+		s.r.sample(now, s.topics)
 	}
 	if now.Sub(s.lastProgress) >= interval {
 		s.progress(false)
@@ -780,14 +780,19 @@ func (s *session) probeTails(ctx context.Context) error {
 	return s.persist(ctx, touched)
 }
 
-// sample adds the current per-topic counters to the rate windows.
-func (r *runner) sample(now time.Time) {
+// sample adds the current counters of topics to their rate windows. A topic nothing was copied of yet
+// is sampled at zero, so its first copied batch already shows a rate.
+func (r *runner) sample(now time.Time, topics map[string]*topicInfo) {
 	r.lastSample = now
-	for t, c := range r.copied {
+	for t := range topics {
 		w := r.rates[t]
 		if w == nil {
 			w = &rateWindow{window: r.cfg.RateWindow}
 			r.rates[t] = w
+		}
+		var c topicCount
+		if tc := r.copied[t]; tc != nil {
+			c = *tc
 		}
 		w.add(now, c.records, c.bytes)
 	}
@@ -868,7 +873,7 @@ func (s *session) progress(final bool) {
 	r := s.r
 	now := time.Now()
 	s.lastProgress = now
-	r.sample(now)
+	r.sample(now, s.topics)
 	snap := s.snapshot(now, final)
 	t := snap.Total
 	r.m.lag.Set(float64(t.Lag))

@@ -241,3 +241,17 @@ func TestSnapshot(t *testing.T) {
 		}
 	}
 }
+
+// TestSampleStartsAtZero checks that a selected topic is sampled before anything of it was copied, so the
+// first batch already shows a rate instead of waiting for a second sample.
+func TestSampleStartsAtZero(t *testing.T) {
+	cfg := DefaultConfig()
+	r := &runner{cfg: cfg, copied: map[string]*topicCount{}, rates: map[string]*rateWindow{}}
+	topics := map[string]*topicInfo{"a": {src: "a", partitions: 1}}
+	r.sample(t0, topics)
+	r.copied["a"] = &topicCount{records: 500, bytes: 5000}
+	r.sample(t0.Add(2*time.Second), topics)
+	if recs, b := r.rates["a"].rates(); recs != 250 || b != 2500 {
+		t.Errorf("rates after the first batch = %v rec/s, %v B/s; want 250, 2500", recs, b)
+	}
+}
