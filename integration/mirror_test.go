@@ -1040,10 +1040,19 @@ func TestMirrorCLI(t *testing.T) {
 		return string(out), err
 	}
 	sel := regexpQuote(prefix) + `\..*`
+	name := uniqueName("cli")
 	out, err := strom("migrate", "--from-config", props, "--to", dst.Bootstrap(), "--topics", sel,
-		"--name", uniqueName("cli"), "--json", "--log-level", "warn")
+		"--name", name, "--json", "--log-level", "warn")
 	if err != nil || !strings.Contains(out, `"records":100`) {
 		t.Fatalf("migrate: %v\n%s", err, out)
+	}
+	// The same name with another --rename: the offset map's positions belong to the first copy, so this
+	// is refused instead of reporting a copy of nothing.
+	out, err = strom("migrate", "--from", src.Bootstrap(), "--to", dst.Bootstrap(), "--topics", sel,
+		"--name", name, "--rename", "prefix:other.", "--log-level", "warn")
+	if err == nil || !strings.Contains(out, "destination topic other."+topic+" does not exist") ||
+		!strings.Contains(out, "use a new --name") {
+		t.Fatalf("migrate under the same name to other topics: err %v\n%s", err, out)
 	}
 	out, err = strom("verify", "--from", src.Bootstrap(), "--to", dst.Bootstrap(), "--topics", sel)
 	if err != nil || !strings.Contains(out, "verify ok: 2 partitions identical") {

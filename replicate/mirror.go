@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -194,6 +195,13 @@ func (s *session) run(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
+	// Only before the first copy: a later session may see destination metadata lag behind a topic the
+	// first one created, and must not end a long-running mirror for it.
+	if r.summary.Sessions == 1 {
+		if err := s.checkMapDestinations(); err != nil {
+			return err
+		}
+	}
 	if cfg.Migrate && r.targets == nil {
 		s.stage = "list source offsets"
 		if err := s.loadTargets(ctx); err != nil {
@@ -378,6 +386,28 @@ func (s *session) loadMap(ctx context.Context) error {
 			pos[fmt.Sprintf("%s/%d", k.Topic, k.Partition)] = p.Pos()
 		}
 		r.cfg.Logger.Debug("offset map loaded", "topic", name, "end", end.Offset, "positions", pos)
+	}
+	return nil
+}
+
+// checkMapDestinations fails when the offset map holds a position for a source topic whose destination
+// topic does not exist. The map is keyed by source partition only, so such positions belong to another
+// destination topic (the topic was deleted, or --rename changed under the same --name): resuming from them
+// would skip records, and a migrate would report success having copied nothing.
+func (s *session) checkMapDestinations() error {
+	for _, k := range slices.SortedFunc(maps.Keys(s.maps), func(a, b tp) int {
+		if a.Topic != b.Topic {
+			return strings.Compare(a.Topic, b.Topic)
+		}
+		return int(a.Partition - b.Partition)
+	}) {
+		ti := s.topics[k.Topic]
+		if ti == nil || ti.dstPartitions > 0 || s.maps[k].Pos() <= 0 {
+			continue
+		}
+		return fmt.Errorf("offset map %s holds source position %d of %s/%d, but destination topic %s does not exist "+
+			"(deleted, or --rename changed under the same --name); use a new --name to copy again: %w",
+			offsetsTopic(s.r.cfg.Name), s.maps[k].Pos(), k.Topic, k.Partition, ti.dst, ErrBadConfig)
 	}
 	return nil
 }
