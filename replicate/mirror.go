@@ -304,6 +304,11 @@ func (s *session) newProducer(ctx context.Context) error {
 		kgo.ProducerBatchMaxBytes(maxMessageBytes(ctx, r.dst, s.topics)),
 		kgo.MaxBufferedRecords(2*cfg.MaxPollRecords+1000),
 		kgo.ProducerLinger(0),
+		// Destination topics are often created a moment before the first produce, and Apache Kafka lists a
+		// new partition's leader only after a short delay. With the default 5 s minimum between metadata
+		// refreshes, one partition without a leader stalled the first batch for 5 s (seen on every Kafka
+		// destination); the producer may now ask again after 250 ms.
+		kgo.MetadataMinAge(250*time.Millisecond),
 	)
 	if cfg.Mode == ExactlyOnce {
 		opts = append(opts, kgo.TransactionalID("strom-mirror-"+cfg.Name), kgo.TransactionTimeout(time.Minute))
