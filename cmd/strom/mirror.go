@@ -25,6 +25,8 @@ type replicateFlags struct {
 	logLevel string
 	json     bool
 	live     bool
+	// term coordinates the table and log lines when both show on one terminal; nil otherwise.
+	term *liveTerminal
 }
 
 func addClientFlags(f *pflag.FlagSet, side string, c *replicate.ClientConfig) {
@@ -70,15 +72,27 @@ func (rf *replicateFlags) finish() error {
 	if err := level.UnmarshalText([]byte(rf.logLevel)); err != nil {
 		return fmt.Errorf("--log-level %q: %w", rf.logLevel, err)
 	}
-	rf.cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	m, err := replicate.ParseMode(rf.mode)
 	if err != nil {
 		return err
 	}
 	rf.cfg.Mode = m
-	rf.cfg.Progress = os.Stdout
 	rf.cfg.ProgressView = progressView(rf.json, rf.live, isTerminal(os.Stdout))
+	var logOut io.Writer = os.Stderr
+	rf.cfg.Progress = os.Stdout
+	if rf.cfg.ProgressView == replicate.ViewTable && isTerminal(os.Stdout) && isTerminal(os.Stderr) {
+		rf.term = &liveTerminal{out: os.Stdout, err: os.Stderr}
+		rf.cfg.Progress, logOut = rf.term.tableWriter(), rf.term.logWriter()
+	}
+	rf.cfg.Logger = slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))
 	return nil
+}
+
+// done ends the coordination of table and log lines once the copy has ended.
+func (rf *replicateFlags) done() {
+	if rf.term != nil {
+		rf.term.detach()
+	}
 }
 
 // progressView picks the progress view: --json wins, then --live forces the table, else the table only on
@@ -114,6 +128,7 @@ func newMirrorCmd(migrate bool) *cobra.Command {
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
 			sum, err := replicate.Run(ctx, rf.cfg)
+			rf.done()
 			if err != nil {
 				return err
 			}

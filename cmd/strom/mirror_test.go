@@ -111,3 +111,48 @@ func TestWriteTopicSummary(t *testing.T) {
 		t.Errorf("summary:\n%s\nwant:\n%s", b.String(), want)
 	}
 }
+
+// TestLiveTerminal checks that a log line between two table frames is printed above the table, which is
+// drawn again below it, and that after detach log lines no longer touch the table.
+func TestLiveTerminal(t *testing.T) {
+	type step struct {
+		log    bool // a log line, else a table frame
+		detach bool
+		text   string
+	}
+	frame1 := "\r\x1b[Ja\x1b[K\nb\x1b[K\n"
+	frame2 := "\r\x1b[2A\x1b[Jc\x1b[K\nd\x1b[K\n"
+	tests := []struct {
+		name    string
+		steps   []step
+		wantOut string // the terminal, as the bytes arrive (out and err interleaved)
+	}{
+		{"log before any frame", []step{{log: true, text: "L1\n"}, {text: frame1}}, "L1\n" + frame1},
+		{"log between frames", []step{{text: frame1}, {log: true, text: "L1\n"}, {text: frame2}},
+			frame1 + "\r\x1b[2A\x1b[J" + "L1\n" + "a\x1b[K\nb\x1b[K\n" + frame2},
+		{"two logs redraw the latest frame", []step{{text: frame1}, {text: frame2}, {log: true, text: "L1\n"}, {log: true, text: "L2\n"}},
+			frame1 + frame2 + "\r\x1b[2A\x1b[JL1\nc\x1b[K\nd\x1b[K\n" + "\r\x1b[2A\x1b[JL2\nc\x1b[K\nd\x1b[K\n"},
+		{"detached", []step{{text: frame1}, {detach: true}, {log: true, text: "L1\n"}}, frame1 + "L1\n"},
+	}
+	for _, tt := range tests {
+		var screen bytes.Buffer
+		lt := &liveTerminal{out: &screen, err: &screen}
+		for _, s := range tt.steps {
+			switch {
+			case s.detach:
+				lt.detach()
+			case s.log:
+				if n, err := lt.logWriter().Write([]byte(s.text)); err != nil || n != len(s.text) {
+					t.Fatalf("%s: log write = %d, %v", tt.name, n, err)
+				}
+			default:
+				if _, err := lt.tableWriter().Write([]byte(s.text)); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if screen.String() != tt.wantOut {
+			t.Errorf("%s:\n got %q\nwant %q", tt.name, screen.String(), tt.wantOut)
+		}
+	}
+}
