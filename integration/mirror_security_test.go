@@ -123,8 +123,8 @@ func pkcs8(t *testing.T, key *ecdsa.PrivateKey) []byte {
 }
 
 // TestMirrorSecurity runs `strom migrate` and `strom verify` through Apache Kafka listeners that need
-// authentication: SASL_PLAINTEXT with SCRAM-SHA-512 and PLAIN users, and SSL with a PEM keystore
-// (ssl.keystore.type=PEM) generated here and client certificates required. Each connection flag is used
+// authentication: SASL_PLAINTEXT with SCRAM-SHA-512 and PLAIN users, SSL with a PEM keystore
+// (ssl.keystore.type=PEM) generated here and client certificates required, and SASL_SSL with SCRAM-SHA-512. Each connection flag is used
 // at least once (--X-sasl-*, --X-tls*, --X-config for both protocols), and wrong credentials, an unknown
 // CA and a missing client certificate fail before anything is copied, naming the side.
 func TestMirrorSecurity(t *testing.T) {
@@ -134,7 +134,7 @@ func TestMirrorSecurity(t *testing.T) {
 		plainUser, plainPass = "mirror-plain", "plain-secret"
 	)
 	kafka := harness.StartKafka(t,
-		harness.Listener("SASL", "SASL_PLAINTEXT"), harness.Listener("TLS", "SSL"),
+		harness.Listener("SASL", "SASL_PLAINTEXT"), harness.Listener("TLS", "SSL"), harness.Listener("SASLTLS", "SASL_SSL"),
 		harness.ScramUser("SCRAM-SHA-512", scramUser, scramPass),
 		harness.BrokerConfig("listener.name.sasl.sasl.enabled.mechanisms", "SCRAM-SHA-512,PLAIN"),
 		harness.BrokerConfig("listener.name.sasl.scram-sha-512.sasl.jaas.config",
@@ -146,8 +146,14 @@ func TestMirrorSecurity(t *testing.T) {
 		harness.BrokerConfig("listener.name.tls.ssl.truststore.type", "PEM"),
 		harness.BrokerConfig("listener.name.tls.ssl.truststore.location", pki.caFile),
 		harness.BrokerConfig("listener.name.tls.ssl.client.auth", "required"),
+		// SASL over TLS: SCRAM-SHA-512 only, server certificate only.
+		harness.BrokerConfig("listener.name.sasltls.sasl.enabled.mechanisms", "SCRAM-SHA-512"),
+		harness.BrokerConfig("listener.name.sasltls.scram-sha-512.sasl.jaas.config",
+			"org.apache.kafka.common.security.scram.ScramLoginModule required;"),
+		harness.BrokerConfig("listener.name.sasltls.ssl.keystore.type", "PEM"),
+		harness.BrokerConfig("listener.name.sasltls.ssl.keystore.location", pki.serverPEM),
 	)
-	sasl, tlsAddr := kafka.ListenerBootstrap("SASL"), kafka.ListenerBootstrap("TLS")
+	sasl, tlsAddr, saslTLS := kafka.ListenerBootstrap("SASL"), kafka.ListenerBootstrap("TLS"), kafka.ListenerBootstrap("SASLTLS")
 	bin := mirrorBinary(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
@@ -169,6 +175,9 @@ func TestMirrorSecurity(t *testing.T) {
 	}
 	scramProps := writeProps("scram.properties", "bootstrap.servers="+sasl, "security.protocol=SASL_PLAINTEXT",
 		"sasl.mechanism=SCRAM-SHA-512",
+		`sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="`+scramUser+`" password="`+scramPass+`";`)
+	saslTLSProps := writeProps("sasl-ssl.properties", "bootstrap.servers="+saslTLS, "security.protocol=SASL_SSL",
+		"sasl.mechanism=SCRAM-SHA-512", "ssl.truststore.location="+pki.caFile,
 		`sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="`+scramUser+`" password="`+scramPass+`";`)
 	tlsProps := writeProps("tls.properties", "bootstrap.servers="+tlsAddr, "security.protocol=SSL",
 		"ssl.truststore.location="+pki.caFile, "ssl.keystore.location="+pki.clientCert, "ssl.key.location="+pki.clientKey)
@@ -196,6 +205,9 @@ func TestMirrorSecurity(t *testing.T) {
 	}{
 		{"SCRAM-SHA-512 flags to mTLS flags, at-least-once", join(fromSCRAM, toTLS), join(fromPLAIN, []string{"--to-config", tlsProps}), "at-least-once", "a."},
 		{"SCRAM-SHA-512 properties to mTLS properties, exactly-once", []string{"--from-config", scramProps, "--to-config", tlsProps}, join(fromSCRAM, toTLS), "exactly-once", "b."},
+		{"SASL_SSL flags to SASL_SSL properties, exactly-once", join([]string{"--from", saslTLS, "--from-tls-ca", pki.caFile,
+			"--from-sasl-mechanism", "SCRAM-SHA-512", "--from-sasl-user", scramUser, "--from-sasl-password", scramPass}, []string{"--to-config", saslTLSProps}),
+			[]string{"--from-config", saslTLSProps, "--to-config", saslTLSProps}, "exactly-once", "c."},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
