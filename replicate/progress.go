@@ -22,6 +22,7 @@ const (
 	ViewJSON
 )
 
+// String returns the view's name: log, table or json.
 func (v ProgressView) String() string {
 	switch v {
 	case ViewTable:
@@ -59,12 +60,12 @@ type TopicProgress struct {
 
 // progressSnapshot is everything a progress view shows at one instant. Renderers are pure functions of it.
 type progressSnapshot struct {
-	Time    time.Time       `json:"time"`
-	Elapsed time.Duration   `json:"elapsed_ns"`
-	Final   bool            `json:"final"`
-	Session int             `json:"session"`
-	Topics  []TopicProgress `json:"topics"` // sorted by topic
-	Total   TopicProgress   `json:"-"`
+	Time    time.Time
+	Elapsed time.Duration   // since Run started
+	Final   bool            // the last snapshot of a migrate
+	Session int             // sessions so far, this one included
+	Topics  []TopicProgress // sorted by topic
+	Total   TopicProgress   // the sums of Topics, named TOTAL
 }
 
 // eta returns lag/rate in seconds, 0 when nothing is left and -1 when the rate is 0.
@@ -178,19 +179,19 @@ func redraw(prevLines int, lines []string) string {
 func renderLog(s progressSnapshot) string {
 	var b strings.Builder
 	ts := s.Time.UTC().Format(time.RFC3339)
-	line := func(t TopicProgress) {
+	line := func(t TopicProgress, totals bool) {
 		fmt.Fprintf(&b, "%s progress topic=%s partitions=%d/%d records=%d bytes=%d records_per_sec=%.0f mb_per_sec=%s lag=%d eta=%s",
 			ts, t.Topic, t.PartitionsDone, t.Partitions, t.Records, t.Bytes, t.RecordsRate, mbps(t.BytesRate),
 			t.Lag, formatETA(t.ETASeconds))
-		if s.Final && t.Topic == "TOTAL" {
+		if s.Final && totals {
 			b.WriteString(" final=true")
 		}
 		b.WriteByte('\n')
 	}
 	for _, t := range s.Topics {
-		line(t)
+		line(t, false)
 	}
-	line(s.Total)
+	line(s.Total, true)
 	return b.String()
 }
 

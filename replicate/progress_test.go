@@ -92,6 +92,11 @@ func TestRenderLog(t *testing.T) {
 			"2026-11-26T05:00:00Z progress topic=TOTAL partitions=4/9 records=123463 bytes=126419014 records_per_sec=20000 mb_per_sec=20.5 lag=60000 eta=3s\n"},
 		{"final", progressSnapshot{Time: t0, Final: true, Total: total(nil)},
 			"2026-11-26T05:00:00Z progress topic=TOTAL partitions=0/0 records=0 bytes=0 records_per_sec=0 mb_per_sec=0.0 lag=0 eta=0s final=true\n"},
+		// A topic that happens to be named TOTAL is not the totals line.
+		{"topic named TOTAL", progressSnapshot{Time: t0, Final: true, Topics: []TopicProgress{{Topic: "TOTAL", Partitions: 1}},
+			Total: total([]TopicProgress{{Topic: "TOTAL", Partitions: 1}})}, "" +
+			"2026-11-26T05:00:00Z progress topic=TOTAL partitions=0/1 records=0 bytes=0 records_per_sec=0 mb_per_sec=0.0 lag=0 eta=0s\n" +
+			"2026-11-26T05:00:00Z progress topic=TOTAL partitions=0/1 records=0 bytes=0 records_per_sec=0 mb_per_sec=0.0 lag=0 eta=0s final=true\n"},
 	}
 	for _, tt := range tests {
 		if got := renderLog(tt.snap); got != tt.want {
