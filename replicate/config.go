@@ -163,7 +163,8 @@ type Config struct {
 	Progress     io.Writer
 	ProgressView ProgressView
 	// ProgressInterval is the time between progress lines of ViewLog and ViewJSON (ViewTable redraws
-	// every second).
+	// every second). Progress is shown between batches by the copy loop, which owns the state it shows, so a
+	// batch or start-up step that takes longer delays the next line or frame.
 	ProgressInterval time.Duration
 	// RateWindow is the sliding window over which records/s and MB/s (and so the ETA) are computed.
 	RateWindow time.Duration
