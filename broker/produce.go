@@ -311,17 +311,18 @@ func (b *Broker) produceTo(p *partition, req *kmsg.ProduceRequest, records []byt
 	p.checkInvariants()
 	// One replica: the ISR is this broker, so the high watermark is what is
 	// durable. Without per-write fsync that is everything appended; with it,
-	// what Sync covered: acks=all syncs in its wait, acks=0/1 through the
-	// partition's background flusher (group commit folds these fsyncs
-	// together). The flusher is asked under mu so it is never started after
-	// the partition was closed.
+	// what Sync covered. The partition's background flusher starts the fsync
+	// at once for every acks level (group commit folds these fsyncs
+	// together): acks=all also waits for it in its reply, but the connection
+	// writer runs that wait only when the previous answer is out, so starting
+	// the fsync there would serialize the fsyncs of pipelined requests. The
+	// flusher is asked under mu so it is never started after the partition
+	// was closed.
 	if pc.store.Fsync != storage.FsyncAlways {
 		p.mu.Unlock()
 		p.advanceHW(info.LastOffset + 1)
 	} else {
-		if req.Acks != -1 {
-			p.requestFlush(info.LastOffset)
-		}
+		p.requestFlush(info.LastOffset)
 		p.mu.Unlock()
 	}
 
