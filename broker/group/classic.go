@@ -236,6 +236,14 @@ type Group struct {
 	// consumer is set while the group uses the consumer protocol (KIP-848);
 	// the classic fields above are then unused (no classic members).
 	consumer *consumerState
+	// persisted is the consumer-group image last written to the log (values
+	// by record key), what ConsumerRecords diffs against; nil when nothing
+	// is written.
+	persisted map[RecordKey][]byte
+	// imageStale is set by every change that may alter the consumer-group
+	// image; ConsumerRecords encodes only then, so timer ticks over idle
+	// groups cost nothing.
+	imageStale bool
 }
 
 // New returns an empty group.

@@ -146,8 +146,11 @@ type consumerState struct {
 	target      map[string]Assignment
 	assignor    string
 	// metaSig fingerprints the metadata of subscribed topics; a change
-	// bumps the group epoch.
-	metaSig string
+	// bumps the group epoch. metaTopics is that metadata (sorted by name),
+	// persisted as the partition metadata record.
+	// Invariant: metaSig == topicsSignature(metaTopics).
+	metaSig    string
+	metaTopics []TopicInfo
 }
 
 // IsConsumer reports whether the group uses the consumer protocol
@@ -207,6 +210,7 @@ func (g *Group) toClassic() bool {
 		return false
 	}
 	g.consumer = nil
+	g.imageStale = true
 	return true
 }
 
@@ -224,6 +228,7 @@ func (g *Group) syncConsumerState(now time.Time) {
 // v1+ (the client generates its member id, KIP-1082).
 func (g *Group) ConsumerHeartbeat(now time.Time, cfg ConsumerConfig, topics Topics, req ConsumerHeartbeat, requireMemberID bool) ConsumerHeartbeatResult {
 	defer g.checkInvariants()
+	g.imageStale = true
 	fail := func(e *kerr.Error, msg string) ConsumerHeartbeatResult {
 		return ConsumerHeartbeatResult{Err: e, ErrMessage: msg, MemberID: req.MemberID, Epoch: -1}
 	}
@@ -346,8 +351,8 @@ func (g *Group) ConsumerHeartbeat(now time.Time, cfg ConsumerConfig, topics Topi
 		m.assignor = *req.ServerAssignor
 		changed = true
 	}
-	if sig := g.subscriptionSignature(topics); sig != cs.metaSig {
-		cs.metaSig = sig
+	if sig, ts := g.subscriptionSignature(topics); sig != cs.metaSig {
+		cs.metaSig, cs.metaTopics = sig, ts
 		changed = true
 	}
 	if changed {
@@ -455,19 +460,26 @@ func subscribedTopics(m *cmember, topics Topics) []TopicInfo {
 }
 
 // subscriptionSignature fingerprints the metadata of every subscribed
-// topic (name, id, partition count).
-func (g *Group) subscriptionSignature(topics Topics) string {
+// topic (name, id, partition count) and returns those topics sorted by name.
+func (g *Group) subscriptionSignature(topics Topics) (string, []TopicInfo) {
 	all := map[string]TopicInfo{}
 	for _, m := range g.consumer.members {
 		for _, t := range subscribedTopics(m, topics) {
 			all[t.Name] = t
 		}
 	}
-	names := slices.Sorted(maps.Keys(all))
+	ts := make([]TopicInfo, 0, len(all))
+	for _, n := range slices.Sorted(maps.Keys(all)) {
+		ts = append(ts, all[n])
+	}
+	return topicsSignature(ts), ts
+}
+
+// topicsSignature fingerprints topic metadata sorted by name.
+func topicsSignature(ts []TopicInfo) string {
 	var b strings.Builder
-	for _, n := range names {
-		t := all[n]
-		b.WriteString(n)
+	for _, t := range ts {
+		b.WriteString(t.Name)
 		b.Write(t.ID[:])
 		b.WriteString(strconv.Itoa(int(t.Partitions)))
 		b.WriteByte(';')
@@ -720,6 +732,7 @@ func (g *Group) removeConsumerMember(now time.Time, id string) {
 	if m == nil {
 		return
 	}
+	g.imageStale = true
 	delete(cs.members, id)
 	delete(cs.target, id)
 	if m.instanceID != nil && cs.static[*m.instanceID] == id {
