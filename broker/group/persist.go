@@ -69,9 +69,8 @@ func (g *Group) consumerImage() map[RecordKey][]byte {
 		if mv.SubscribedTopics == nil {
 			mv.SubscribedTopics = []string{}
 		}
-		if m.regex != "" {
-			mv.SubscribedRegex = &m.regex
-		}
+		// Kafka writes an empty regex rather than null when there is none.
+		mv.SubscribedRegex = &m.regex
 		if m.assignor != "" {
 			mv.ServerAssignor = &m.assignor
 		}
