@@ -8,7 +8,8 @@ package broker
 // they are persisted in.
 //
 // Records use Kafka's own schemas (kmsg.OffsetCommitKey/Value and
-// kmsg.GroupMetadataKey/Value), so a Kafka tool reading the topic understands
+// kmsg.GroupMetadataKey/Value; for KIP-848 groups the ConsumerGroup* records
+// of broker/group/records.go), so a Kafka tool reading the topic understands
 // them. A shard is loaded on first use by replaying its partition from the log
 // start to the high watermark; until then nothing about its groups is known.
 //
