@@ -538,6 +538,11 @@ func (c *coordinator) finish(sh *shard, now time.Time, extra []record, gs ...*gr
 	if err != nil {
 		c.b.log.Error("persist group state", "err", err)
 		last = -2
+		for _, g := range gs {
+			if g != nil {
+				g.ConsumerRecordsLost()
+			}
+		}
 	}
 	q := sh.queued
 	sh.queued = nil

@@ -240,6 +240,9 @@ type Group struct {
 	// by record key), what ConsumerRecords diffs against; nil when nothing
 	// is written.
 	persisted map[RecordKey][]byte
+	// unwritten is the image persisted held before the last diff, restored
+	// by ConsumerRecordsLost.
+	unwritten map[RecordKey][]byte
 	// imageStale is set by every change that may alter the consumer-group
 	// image; ConsumerRecords encodes only then, so timer ticks over idle
 	// groups cost nothing.

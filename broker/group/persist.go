@@ -38,6 +38,7 @@ type ConsumerRecord struct {
 // consumer group.
 func (g *Group) ConsumerRecords() []ConsumerRecord {
 	if g.state == Dead || !g.imageStale {
+		g.unwritten = g.persisted // nothing to lose this round
 		return nil
 	}
 	g.imageStale = false
@@ -147,6 +148,7 @@ func (g *Group) diffPersisted(want map[RecordKey][]byte) []ConsumerRecord {
 		}
 	}
 	if len(changes) == 0 {
+		g.unwritten = g.persisted
 		return nil
 	}
 	slices.SortFunc(changes, func(a, b change) int {
@@ -157,12 +159,22 @@ func (g *Group) diffPersisted(want map[RecordKey][]byte) []ConsumerRecord {
 	for _, c := range changes {
 		out = append(out, ConsumerRecord{Key: c.key.AppendTo(nil), Value: c.value})
 	}
+	g.unwritten = g.persisted
 	if len(want) == 0 {
 		g.persisted = nil
 	} else {
 		g.persisted = maps.Clone(want)
 	}
 	return out
+}
+
+// ConsumerRecordsLost tells the group that the records of its last
+// ConsumerRecords or ConsumerTombstones call were not written (the append
+// failed): the written image goes back to what it was, so the next call
+// returns those changes again.
+func (g *Group) ConsumerRecordsLost() {
+	g.persisted = g.unwritten
+	g.imageStale = true
 }
 
 // RestoreConsumer rebuilds a consumer group from its records as a

@@ -233,3 +233,26 @@ func (c *chb) memberEpoch(id string) int32 { return c.g.consumer.members[id].epo
 func (c *chb) assigned(id string) Assignment {
 	return cloneAssignment(c.g.consumer.members[id].assigned)
 }
+
+// TestConsumerRecordsLost checks that changes whose append failed are
+// returned again by the next ConsumerRecords, tombstones included.
+func TestConsumerRecordsLost(t *testing.T) {
+	c := newCHB(t)
+	log := logImage{}
+	c.join("m1", "", "a")
+	c.join("m2", "", "a")
+	log.apply(t, c.g.ConsumerRecords())
+	c.g.ConsumerHeartbeat(c.now, ccfg, c.topics, ConsumerHeartbeat{MemberID: "m2", MemberEpoch: LeaveEpoch}, true)
+	lost := c.g.ConsumerRecords()
+	c.g.ConsumerRecordsLost()
+	again := c.g.ConsumerRecords()
+	if !reflect.DeepEqual(lost, again) || len(again) == 0 {
+		t.Fatalf("after a lost append: %v, first %v", types(again), types(lost))
+	}
+	log.apply(t, again)
+	live, _ := c.g.DescribeConsumer()
+	back, _ := restored(t, log, c.now).DescribeConsumer()
+	if !reflect.DeepEqual(live, back) {
+		t.Errorf("live %+v\nrestored %+v", live, back)
+	}
+}
