@@ -144,11 +144,13 @@ func (b *Broker) ensureOffsetsTopic(ctx context.Context) (*raft.Topic, *kerr.Err
 			"segment.bytes":    "104857600",
 		},
 	}
-	if _, err := b.apply(ctx, raft.CreateTopic{Topic: t}); err != nil && !errors.Is(err, raft.ErrTopicExists) {
+	switch _, err := b.apply(ctx, raft.CreateTopic{Topic: t}); {
+	case err == nil:
+		b.log.Info("created internal topic", "topic", offsetsTopic, "partitions", b.cfg.OffsetsTopicPartitions)
+	case !errors.Is(err, raft.ErrTopicExists): // a concurrent FindCoordinator created it: fine
 		b.log.Warn("create offsets topic", "err", err)
 		return nil, kerr.CoordinatorNotAvailable
 	}
-	b.log.Info("created internal topic", "topic", offsetsTopic, "partitions", b.cfg.OffsetsTopicPartitions)
 	if t, ok := b.node.State().Topics[offsetsTopic]; ok {
 		return t, nil
 	}
