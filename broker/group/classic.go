@@ -240,13 +240,17 @@ type Group struct {
 	// by record key), what ConsumerRecords diffs against; nil when nothing
 	// is written.
 	persisted map[RecordKey][]byte
-	// unwritten is the image persisted held before the last diff, restored
-	// by ConsumerRecordsLost.
-	unwritten map[RecordKey][]byte
+	// undo holds the entries of persisted that the last diff replaced, for
+	// ConsumerRecordsLost.
+	undo []persistUndo
 	// imageStale is set by every change that may alter the consumer-group
-	// image; ConsumerRecords encodes only then, so timer ticks over idle
-	// groups cost nothing.
-	imageStale bool
+	// image beyond single members (group epoch and target recomputed,
+	// membership, conversion); staleMembers names members whose own records
+	// may have changed. ConsumerRecords encodes only what they name, so
+	// timer ticks over idle groups cost nothing and a steady heartbeat
+	// encodes one member.
+	imageStale   bool
+	staleMembers map[string]bool
 }
 
 // New returns an empty group.

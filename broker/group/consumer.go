@@ -195,6 +195,7 @@ func (g *Group) toConsumer(now time.Time) bool {
 		return false
 	}
 	g.consumer = &consumerState{members: map[string]*cmember{}, static: map[string]string{}, target: map[string]Assignment{}}
+	g.imageStale = true
 	g.protocolType = "consumer"
 	g.protocol = ""
 	g.transition(Empty, now)
@@ -228,7 +229,6 @@ func (g *Group) syncConsumerState(now time.Time) {
 // v1+ (the client generates its member id, KIP-1082).
 func (g *Group) ConsumerHeartbeat(now time.Time, cfg ConsumerConfig, topics Topics, req ConsumerHeartbeat, requireMemberID bool) ConsumerHeartbeatResult {
 	defer g.checkInvariants()
-	g.imageStale = true
 	fail := func(e *kerr.Error, msg string) ConsumerHeartbeatResult {
 		return ConsumerHeartbeatResult{Err: e, ErrMessage: msg, MemberID: req.MemberID, Epoch: -1}
 	}
@@ -260,6 +260,7 @@ func (g *Group) ConsumerHeartbeat(now time.Time, cfg ConsumerConfig, topics Topi
 			return fail(kerr.UnknownMemberID, "")
 		}
 		if req.MemberEpoch == StaticLeaveEpoch && m.instanceID != nil {
+			g.markStale(m.id)
 			m.epoch = StaticLeaveEpoch
 			return ConsumerHeartbeatResult{MemberID: m.id, Epoch: StaticLeaveEpoch}
 		}
@@ -298,12 +299,14 @@ func (g *Group) ConsumerHeartbeat(now time.Time, cfg ConsumerConfig, topics Topi
 						cs.target[old.id] = t
 					}
 					cs.static[*req.InstanceID] = old.id
+					g.imageStale = true // the member's records move to its new id
 					m = old
 					m.sent = ""
 				}
 			}
 		}
 		if m == nil {
+			g.imageStale = true
 			m = &cmember{id: req.MemberID, assigned: Assignment{}, revoking: Assignment{}}
 			cs.members[m.id] = m
 			if req.InstanceID != nil {
@@ -362,6 +365,10 @@ func (g *Group) ConsumerHeartbeat(now time.Time, cfg ConsumerConfig, topics Topi
 		g.computeTarget(topics)
 	}
 	g.reconcile(now, m, req.Owned)
+	// Only m's records (and the group's own) can have changed unless the
+	// target was recomputed or membership changed, which mark the whole
+	// image stale.
+	g.markStale(m.id)
 	res := ConsumerHeartbeatResult{MemberID: m.id, Epoch: m.epoch}
 	if sig := m.signature(); sig != m.sent {
 		m.sent = sig
@@ -519,6 +526,7 @@ func (g *Group) computeTarget(topics Topics) {
 	}
 	cs.target = target
 	cs.assignEpoch = cs.epoch
+	g.imageStale = true
 }
 
 // assignRange gives each topic's partitions to its subscribers (sorted by

@@ -31,27 +31,45 @@ type ConsumerRecord struct {
 // ConsumerRecords returns the records that bring the log from the image
 // last written to the group's current one and remembers the current image
 // as written. The caller must append them (in order) before it releases
-// any answer of the change. A Dead group returns nothing: it died because
-// its coordinator moved or the broker stops, and its records must stay;
-// deletion writes ConsumerTombstones instead. A group that went back to
-// the classic protocol returns tombstones for everything it wrote as a
-// consumer group.
+// any answer of the change, and call ConsumerRecordsLost if the append
+// failed. A Dead group returns nothing: it died because its coordinator
+// moved or the broker stops, and its records must stay; deletion writes
+// ConsumerTombstones instead. A group that went back to the classic
+// protocol returns tombstones for everything it wrote as a consumer group.
 func (g *Group) ConsumerRecords() []ConsumerRecord {
-	if g.state == Dead || !g.imageStale {
-		g.unwritten = g.persisted // nothing to lose this round
+	g.undo = nil
+	if g.state == Dead || (!g.imageStale && len(g.staleMembers) == 0) {
 		return nil
 	}
+	var only map[string]bool
+	if !g.imageStale {
+		only = g.staleMembers
+	}
+	recs := g.diffPersisted(g.consumerImage(only), only)
 	g.imageStale = false
-	return g.diffPersisted(g.consumerImage())
+	g.staleMembers = nil
+	return recs
 }
 
 // ConsumerTombstones returns tombstones for every consumer-group record the
 // group has written, for its deletion.
-func (g *Group) ConsumerTombstones() []ConsumerRecord { return g.diffPersisted(nil) }
+func (g *Group) ConsumerTombstones() []ConsumerRecord {
+	g.undo = nil
+	return g.diffPersisted(nil, nil)
+}
+
+// markStale notes that member id's own records may have changed.
+func (g *Group) markStale(id string) {
+	if g.staleMembers == nil {
+		g.staleMembers = map[string]bool{}
+	}
+	g.staleMembers[id] = true
+}
 
 // consumerImage encodes the consumer state, one value per record key; nil
-// for a classic group.
-func (g *Group) consumerImage() map[RecordKey][]byte {
+// for a classic group. With only set it encodes the group-level records
+// and the records of the members only names.
+func (g *Group) consumerImage(only map[string]bool) map[RecordKey][]byte {
 	cs := g.consumer
 	if cs == nil {
 		return nil
@@ -62,7 +80,7 @@ func (g *Group) consumerImage() map[RecordKey][]byte {
 	img[gk(RecordConsumerGroupMetadata)] = (&ConsumerGroupMetadataValue{Epoch: cs.epoch}).AppendTo(nil)
 	img[gk(RecordConsumerGroupPartitionMetadata)] = (&ConsumerGroupPartitionMetadataValue{Topics: cs.metaTopics}).AppendTo(nil)
 	img[gk(RecordConsumerGroupTargetMetadata)] = (&ConsumerGroupTargetMetadataValue{AssignmentEpoch: cs.assignEpoch}).AppendTo(nil)
-	for id, m := range cs.members {
+	member := func(id string, m *cmember) {
 		mv := ConsumerGroupMemberMetadataValue{
 			InstanceID: m.instanceID, RackID: m.rackID, ClientID: m.clientID, ClientHost: m.clientHost,
 			SubscribedTopics: m.subscribed, RebalanceTimeoutMs: int32(m.rebalanceTimeout / time.Millisecond),
@@ -85,10 +103,35 @@ func (g *Group) consumerImage() map[RecordKey][]byte {
 		}
 		img[mk(RecordConsumerGroupCurrentAssignment, id)] = cv.AppendTo(nil)
 	}
-	for id, a := range cs.target {
+	target := func(id string, a Assignment) {
 		img[mk(RecordConsumerGroupTargetMember, id)] = (&ConsumerGroupTargetMemberValue{Assignment: a}).AppendTo(nil)
 	}
+	if only != nil {
+		for id := range only {
+			if m := cs.members[id]; m != nil {
+				member(id, m)
+			}
+			if a, ok := cs.target[id]; ok {
+				target(id, a)
+			}
+		}
+		return img
+	}
+	for id, m := range cs.members {
+		member(id, m)
+	}
+	for id, a := range cs.target {
+		target(id, a)
+	}
 	return img
+}
+
+// persistUndo is one entry of persisted as it was before a diff replaced
+// it; existed is false for a key the diff added.
+type persistUndo struct {
+	key     RecordKey
+	value   []byte
+	existed bool
 }
 
 // recordOrder ranks record types for writing, as Kafka orders them: a
@@ -129,8 +172,10 @@ func recordOrder(t int16, tombstone bool) int {
 }
 
 // diffPersisted returns the records that turn the written image into want
-// and makes want the written image.
-func (g *Group) diffPersisted(want map[RecordKey][]byte) []ConsumerRecord {
+// and makes want the written image. With only set, want holds the
+// group-level records and those of the members only names, and nothing else
+// is compared: a key of another member is neither rewritten nor tombstoned.
+func (g *Group) diffPersisted(want map[RecordKey][]byte, only map[string]bool) []ConsumerRecord {
 	type change struct {
 		key   RecordKey
 		value []byte
@@ -142,38 +187,63 @@ func (g *Group) diffPersisted(want map[RecordKey][]byte) []ConsumerRecord {
 			changes = append(changes, change{key: k, value: v})
 		}
 	}
-	for k := range g.persisted {
+	tombIfGone := func(k RecordKey) {
 		if _, ok := want[k]; !ok {
 			changes = append(changes, change{key: k, tomb: true})
 		}
 	}
+	if only == nil {
+		for k := range g.persisted {
+			tombIfGone(k)
+		}
+	} else {
+		for id := range only {
+			for _, t := range []int16{RecordConsumerGroupMemberMetadata, RecordConsumerGroupTargetMember, RecordConsumerGroupCurrentAssignment} {
+				if k := (RecordKey{Type: t, Group: g.id, Member: id}); g.persisted[k] != nil {
+					tombIfGone(k)
+				}
+			}
+		}
+	}
 	if len(changes) == 0 {
-		g.unwritten = g.persisted
 		return nil
 	}
 	slices.SortFunc(changes, func(a, b change) int {
 		return cmp.Or(cmp.Compare(recordOrder(a.key.Type, a.tomb), recordOrder(b.key.Type, b.tomb)),
 			cmp.Compare(a.key.Member, b.key.Member))
 	})
+	if g.persisted == nil {
+		g.persisted = map[RecordKey][]byte{}
+	}
 	out := make([]ConsumerRecord, 0, len(changes))
 	for _, c := range changes {
 		out = append(out, ConsumerRecord{Key: c.key.AppendTo(nil), Value: c.value})
-	}
-	g.unwritten = g.persisted
-	if len(want) == 0 {
-		g.persisted = nil
-	} else {
-		g.persisted = maps.Clone(want)
+		old, existed := g.persisted[c.key]
+		g.undo = append(g.undo, persistUndo{key: c.key, value: old, existed: existed})
+		if c.tomb {
+			delete(g.persisted, c.key)
+		} else {
+			g.persisted[c.key] = c.value
+		}
 	}
 	return out
 }
 
 // ConsumerRecordsLost tells the group that the records of its last
 // ConsumerRecords or ConsumerTombstones call were not written (the append
-// failed): the written image goes back to what it was, so the next call
-// returns those changes again.
+// failed): the written image goes back to what it was, and the next
+// ConsumerRecords compares the whole group again, so it returns those
+// changes again.
 func (g *Group) ConsumerRecordsLost() {
-	g.persisted = g.unwritten
+	for i := len(g.undo) - 1; i >= 0; i-- {
+		u := g.undo[i]
+		if u.existed {
+			g.persisted[u.key] = u.value
+		} else {
+			delete(g.persisted, u.key)
+		}
+	}
+	g.undo = nil
 	g.imageStale = true
 }
 

@@ -1,6 +1,7 @@
 package group
 
 import (
+	"math/rand/v2"
 	"reflect"
 	"slices"
 	"testing"
@@ -254,5 +255,73 @@ func TestConsumerRecordsLost(t *testing.T) {
 	back, _ := restored(t, log, c.now).DescribeConsumer()
 	if !reflect.DeepEqual(live, back) {
 		t.Errorf("live %+v\nrestored %+v", live, back)
+	}
+}
+
+// TestConsumerPersistenceRandom drives a consumer group with seeded random
+// joins, heartbeats (reporting what the member owns), leaves, static leaves
+// and returns, and session expiries. After every step it appends what
+// ConsumerRecords returned to a log image and checks that a forced full
+// comparison finds nothing more to write (the per-member shortcut missed
+// nothing), and that the group restored from the image describes exactly as
+// the live one.
+func TestConsumerPersistenceRandom(t *testing.T) {
+	for seed := range int64(4) {
+		rng := rand.New(rand.NewPCG(uint64(seed), 7))
+		c := newCHB(t)
+		log := logImage{}
+		owned := map[string]Assignment{}
+		epochs := map[string]int32{}
+		ids := []string{"m0", "m1", "m2", "m3"}
+		inst := map[string]*string{"m3": sp("static-3")}
+		for step := range 300 {
+			id := ids[rng.IntN(len(ids))]
+			switch op := rng.IntN(10); {
+			case op == 0: // leave (a static member sometimes only temporarily)
+				e := LeaveEpoch
+				if inst[id] != nil && rng.IntN(2) == 0 {
+					e = StaticLeaveEpoch
+				}
+				c.g.ConsumerHeartbeat(c.now, ccfg, c.topics, ConsumerHeartbeat{MemberID: id, MemberEpoch: e, InstanceID: inst[id]}, true)
+				delete(epochs, id)
+				delete(owned, id)
+			case op == 1: // time passes: silent members expire
+				c.now = c.now.Add(time.Duration(rng.IntN(6)) * time.Second)
+				c.g.Tick(c.now)
+			case op < 4 || epochs[id] == 0: // join (again)
+				topics := [][]string{{"a"}, {"b"}, {"a", "b"}}[rng.IntN(3)]
+				r := c.g.ConsumerHeartbeat(c.now, ccfg, c.topics, ConsumerHeartbeat{MemberID: id, MemberEpoch: 0, InstanceID: inst[id],
+					ClientID: "c", RebalanceTimeout: 5 * time.Second, SubscribedTopics: topics, Owned: Assignment{}}, true)
+				if r.Err == nil {
+					epochs[id] = r.Epoch
+					owned[id] = r.Assignment
+				}
+			default: // heartbeat reporting what the member owns
+				r := c.g.ConsumerHeartbeat(c.now, ccfg, c.topics, ConsumerHeartbeat{MemberID: id, MemberEpoch: epochs[id],
+					RebalanceTimeout: -1, Owned: owned[id]}, true)
+				if r.Err != nil {
+					delete(epochs, id)
+					delete(owned, id)
+					break
+				}
+				epochs[id] = r.Epoch
+				if r.Assignment != nil {
+					owned[id] = r.Assignment
+				}
+			}
+			log.apply(t, c.g.ConsumerRecords())
+			c.g.imageStale = true
+			if missed := c.g.ConsumerRecords(); len(missed) != 0 {
+				t.Fatalf("seed %d step %d: the full comparison still finds %v", seed, step, types(missed))
+			}
+			if len(log) == 0 {
+				continue
+			}
+			live, _ := c.g.DescribeConsumer()
+			back, _ := restored(t, log, c.now).DescribeConsumer()
+			if !reflect.DeepEqual(live, back) {
+				t.Fatalf("seed %d step %d:\nlive     %+v\nrestored %+v", seed, step, live, back)
+			}
+		}
 	}
 }
