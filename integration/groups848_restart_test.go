@@ -21,7 +21,8 @@ import (
 // TestConsumerGroupRestart848 proves that a KIP-848 consumer group lives through a restart of its
 // coordinator: two members (franz-go with the server-side balancer, or Apache Kafka 4.3.1's Java
 // consumer with group.protocol=consumer) consume with a synchronous commit after every poll, the
-// broker is restarted (SIGTERM, same data) mid-life, more records arrive, and then
+// broker is restarted mid-life (SIGTERM, and for franz-go also SIGKILL; same data), more records
+// arrive, and then
 //   - the group has the same member ids and the same group epoch as before the restart: the members
 //     resumed where they were instead of rejoining (a rejoin bumps the epoch),
 //   - every record was reported exactly once (a member reports the records of a poll only after its
@@ -40,8 +41,10 @@ func TestConsumerGroupRestart848(t *testing.T) {
 	for _, tg := range targets {
 		t.Run(tg.name, func(t *testing.T) {
 			c := tg.start(t)
-			for _, client := range []string{"franz-go", "java"} {
-				t.Run(client, func(t *testing.T) { restart848Scenario(t, c, client) })
+			for _, tc := range []struct{ client, stop string }{
+				{"franz-go", "sigterm"}, {"java", "sigterm"}, {"franz-go", "sigkill"},
+			} {
+				t.Run(tc.client+"/"+tc.stop, func(t *testing.T) { restart848Scenario(t, c, tc.client, tc.stop == "sigkill") })
 			}
 		})
 	}
@@ -87,7 +90,9 @@ func (l *restartLedger) waitFor(ctx context.Context, t *testing.T, n int) {
 	}
 }
 
-func restart848Scenario(t *testing.T, c harness.Cluster, client string) {
+// restart848Scenario runs the scenario with one client kind; kill stops the broker with SIGKILL
+// instead of SIGTERM, so only what was durable when a heartbeat or commit was answered survives.
+func restart848Scenario(t *testing.T, c harness.Cluster, client string, kill bool) {
 	const half = 600
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
@@ -131,6 +136,11 @@ func restart848Scenario(t *testing.T, c harness.Cluster, client string) {
 	}
 
 	began := time.Now()
+	if kill {
+		if err := c.Kill(0); err != nil {
+			t.Fatalf("kill: %v", err)
+		}
+	}
 	if err := c.Restart(0); err != nil {
 		t.Fatalf("restart: %v", err)
 	}
