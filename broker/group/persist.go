@@ -12,7 +12,9 @@ package group
 // state change of the group happens under the coordinator shard's lock,
 // which also appends these records before any answer of the change is
 // released, so the log always holds the image the clients were told about.
-// The cost is one encoding of the group per change, linear in its members.
+// A heartbeat that changes only its member (the common case) encodes that
+// member and the three group-level records; a new target, a membership
+// change or a conversion encodes the whole group, linear in its members.
 
 import (
 	"bytes"
@@ -352,6 +354,14 @@ func (g *Group) RestoreConsumer(recs map[RecordKey][]byte, now time.Time, sessio
 		if tv.ReadFrom(recs[k]) == nil {
 			persisted[k] = recs[k]
 			cs.target[k.Member] = tv.Assignment
+		}
+	}
+	// Records of the group that the rebuilt state does not use (a target or
+	// assignment of a member without metadata, a value that did not decode)
+	// count as written, so the next full comparison tombstones them.
+	for k, v := range recs {
+		if _, used := persisted[k]; !used && k.Group == g.id {
+			persisted[k] = v
 		}
 	}
 	g.consumer = cs

@@ -1,6 +1,7 @@
 package group
 
 import (
+	"maps"
 	"math/rand/v2"
 	"reflect"
 	"slices"
@@ -226,6 +227,15 @@ func TestRestoreConsumerSanitizes(t *testing.T) {
 	recs := g.ConsumerRecords()
 	if !slices.Contains(types(recs), RecordConsumerGroupMetadata) {
 		t.Errorf("expiry did not rewrite the group epoch: %v", types(recs))
+	}
+	// The records the restore could not use are tombstoned with the rest.
+	log := logImage(maps.Clone(img))
+	log[mk(RecordConsumerGroupMetadata, "")] = (&ConsumerGroupMetadataValue{Epoch: 2}).AppendTo(nil)
+	log.apply(t, recs)
+	for k := range log {
+		if k.Member != "" {
+			t.Errorf("record %+v left after every member expired", k)
+		}
 	}
 }
 
