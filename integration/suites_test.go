@@ -368,7 +368,7 @@ const kafkaGoSkip = "^TestReaderConsumerGroup$/^(verify_offset_committed|" +
 // logged, not fatal, because a few kafka-go tests race their own 10 s budgets and a reference flake says
 // nothing about Strom. Seen on Kafka 4.3.1: TestRebalanceTooManyConsumers (its reader joins before its
 // topic exists; Kafka auto-creates asynchronously and answers the first Metadata without the topic's
-// partition, so the reader idles until a later rebalance; it failed 3 of 4 runs, alone or in parallel)
+// partition, so the reader idles until a later rebalance; it failed 5 of 6 runs, 1 of 2 alone)
 // and TestConsumerGroupWithGroupTopicsSingle (passes alone, fails beside the Strom run on two cores).
 // The test still fails when the reference run breaks outside any test or a selected test never ran.
 //
