@@ -45,9 +45,10 @@ BENCH_COMPARE_FLAGS ?=
 bench-compare: build
 	STROM_BIN=$(abspath $(BIN)) $(GO) run ./bench/compare -out bench $(BENCH_COMPARE_FLAGS)
 
-# Copy throughput, strom migrate vs MirrorMaker 2, between two single-node Kafkas (not part of `make test`):
-# writes bench/MIRROR-RESULTS.md. About 4 minutes on two cores; BENCH_MIRROR_FLAGS="-records 100000 -rounds 1"
-# for a quick one.
+# Copy throughput, strom migrate vs MirrorMaker 2 (each at-least-once and exactly-once, every copy checked
+# with strom verify), between two single-node Kafkas (not part of `make test`): writes bench/MIRROR-RESULTS.md.
+# About 5 minutes on two idle cores; BENCH_MIRROR_FLAGS="-records 200000 -rounds 2" (under 2 minutes) or
+# "-records 100000 -rounds 1" for a quicker one.
 BENCH_MIRROR_FLAGS ?=
 bench-mirror: build
 	$(GO) run ./bench/mirrorcompare -strom-bin $(abspath $(BIN)) -out bench/MIRROR-RESULTS.md $(BENCH_MIRROR_FLAGS)

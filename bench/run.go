@@ -277,7 +277,10 @@ func (r *runner) produceLoop(ctx context.Context, cl *kgo.Client, payload []byte
 			binary.BigEndian.PutUint64(value, uint64(intended.UnixNano()))
 		}
 		size := int64(len(value))
-		cl.Produce(ctx, &kgo.Record{Value: value}, func(_ *kgo.Record, err error) {
+		// The record's timestamp is its intended send time: the clock was
+		// read once for it already, and franz-go reads it again for every
+		// record that has none (a tenth of the client's CPU at max rate).
+		cl.Produce(ctx, &kgo.Record{Value: value, Timestamp: intended}, func(_ *kgo.Record, err error) {
 			if err != nil {
 				r.c.fail(fmt.Errorf("produce: %w", err))
 				return

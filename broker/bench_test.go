@@ -76,21 +76,28 @@ func BenchmarkConsume(b *testing.B) {
 
 // BenchmarkReadFrame measures reading one request frame of the size a
 // franz-go producer sends under load (~5.6 MB: 8 partitions of 1 KiB
-// records), plus a small one; B/op is the allocation per frame.
+// records), plus a small one, with and without recycling; B/op is the
+// allocation per frame.
 func BenchmarkReadFrame(b *testing.B) {
-	for _, size := range []int{4 << 10, 5_600_000} {
-		b.Run(fmt.Sprint(size), func(b *testing.B) {
-			data := make([]byte, size)
-			r := bytes.NewReader(data)
-			b.SetBytes(int64(size))
-			b.ReportAllocs()
-			for b.Loop() {
-				r.Reset(data)
-				if _, err := readFrame(r, size); err != nil {
-					b.Fatal(err)
+	for _, recycle := range []bool{false, true} {
+		for _, size := range []int{4 << 10, 5_600_000} {
+			b.Run(fmt.Sprintf("recycle=%v/%d", recycle, size), func(b *testing.B) {
+				data := make([]byte, size)
+				r := bytes.NewReader(data)
+				b.SetBytes(int64(size))
+				b.ReportAllocs()
+				for b.Loop() {
+					r.Reset(data)
+					frame, err := readFrame(r, size, recycle)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if recycle {
+						recycledFrames.put(frame)
+					}
 				}
-			}
-		})
+			})
+		}
 	}
 }
 

@@ -127,12 +127,23 @@ func (c *conn) readLoop() {
 				"size", size, "max", c.b.cfg.MaxRequestBytes, "client", c.clientSoftware, "err", ErrFrameTooLarge)
 			return
 		}
-		frame, err := readFrame(br, int(size))
+		// The API key is the frame's first two bytes; a frame shorter than
+		// that fails in parseHeader.
+		recycle := false
+		if size >= 2 {
+			if key, err := br.Peek(2); err == nil {
+				recycle = frameFree[int16(binary.BigEndian.Uint16(key))]
+			}
+		}
+		frame, err := readFrame(br, int(size), recycle)
 		if err != nil {
 			c.logReadErr(err)
 			return
 		}
 		p, err := c.handleFrame(frame)
+		if recycle {
+			recycledFrames.put(frame)
+		}
 		if err != nil {
 			c.log.Warn("closing connection", "client", c.clientSoftware, "err", err)
 			return
@@ -159,13 +170,27 @@ var frameStaging = sync.Pool{New: func() any { b := make([]byte, frameChunk); re
 
 // readFrame reads a frame body of size bytes (already checked against
 // socket.request.max.bytes). A frame up to frameChunk is read into one
-// allocation of its exact size. A larger one first fills a pooled staging
-// chunk; only once those bytes have arrived is the frame allocated, once,
-// at its exact size. Handlers may keep sub-slices of the frame (record
-// batches), so the frame itself is never reused.
-func readFrame(r io.Reader, size int) ([]byte, error) {
+// allocation. A larger one first fills a pooled staging chunk; only once
+// those bytes have arrived is the frame allocated, once, at its full size.
+// With recycle set (the frame's API keeps nothing of it, see frameFree) the
+// frame comes from, and after its handler goes back to, recycledFrames:
+// capacity rounded up to a power of two, neither allocated nor zeroed again
+// while the pool holds it. Otherwise handlers may keep sub-slices of the
+// frame (group metadata, for one), so it is never reused.
+func readFrame(r io.Reader, size int, recycle bool) ([]byte, error) {
+	capacity := size
+	if recycle {
+		if frame := recycledFrames.get(size); frame != nil {
+			if _, err := io.ReadFull(r, frame); err != nil {
+				recycledFrames.put(frame)
+				return nil, err
+			}
+			return frame, nil
+		}
+		capacity = recycledFrames.capacity(size)
+	}
 	if size <= frameChunk {
-		frame := make([]byte, size)
+		frame := make([]byte, size, capacity)
 		if _, err := io.ReadFull(r, frame); err != nil {
 			return nil, err
 		}
@@ -177,13 +202,81 @@ func readFrame(r io.Reader, size int) ([]byte, error) {
 		frameStaging.Put(sp)
 		return nil, err
 	}
-	frame := make([]byte, size)
+	frame := make([]byte, size, capacity)
 	copy(frame, stage)
 	frameStaging.Put(sp)
 	if _, err := io.ReadFull(r, frame[frameChunk:]); err != nil {
 		return nil, err
 	}
 	return frame, nil
+}
+
+// frameFree holds the API keys whose handlers keep no reference into the
+// request frame once they return (Produce copies the batches into the log
+// with pwrite and answers from offsets), so the read loop recycles their
+// frames. Written only by init functions.
+var frameFree = map[int16]bool{}
+
+// Frame size classes of recycledFrames: powers of two from 4 KiB to 64 MiB.
+// Larger frames are allocated and dropped as before.
+const (
+	minFrameClass = 12
+	maxFrameClass = 26
+)
+
+// framePool recycles request frames by power-of-two size class. sync.Pool
+// lets the garbage collector drop idle buffers, so a burst of large produce
+// requests does not pin its memory.
+type framePool struct {
+	classes [maxFrameClass - minFrameClass + 1]sync.Pool
+}
+
+// recycledFrames is shared by all connections.
+var recycledFrames framePool
+
+// class returns the index of the smallest class holding size bytes, or -1.
+func (fp *framePool) class(size int) int {
+	k := minFrameClass
+	for k <= maxFrameClass && 1<<k < size {
+		k++
+	}
+	if k > maxFrameClass {
+		return -1
+	}
+	return k - minFrameClass
+}
+
+// capacity is the capacity a new recyclable frame of size bytes gets.
+func (fp *framePool) capacity(size int) int {
+	if c := fp.class(size); c >= 0 {
+		return 1 << (c + minFrameClass)
+	}
+	return size
+}
+
+// get returns a recycled frame of length size, or nil when its class is
+// empty (or size has no class).
+func (fp *framePool) get(size int) []byte {
+	c := fp.class(size)
+	if c < 0 {
+		return nil
+	}
+	v, _ := fp.classes[c].Get().(*[]byte)
+	if v == nil {
+		return nil
+	}
+	return (*v)[:size]
+}
+
+// put recycles frame; frames whose capacity is not exactly a class size
+// (allocated for an API that may keep them) are left to the collector.
+func (fp *framePool) put(frame []byte) {
+	c := fp.class(cap(frame))
+	if c < 0 || cap(frame) != 1<<(c+minFrameClass) {
+		return
+	}
+	frame = frame[:cap(frame)]
+	fp.classes[c].Put(&frame)
 }
 
 func (c *conn) logReadErr(err error) {
@@ -279,12 +372,12 @@ func (c *conn) dispatch(spec apiSpec, rq *request) (rep reply, err error) {
 }
 
 // Write buffer bounds: a connection keeps its largest response buffer for
-// the next response (fetch responses are sized alike), up to keepWriteBuf;
-// a larger one, or any buffer after writeBufIdle without responses, goes
-// back to the garbage collector.
+// the next response, up to keepWriteBuf; a larger one, or any buffer after
+// writeBufIdle without responses, goes back to the garbage collector. Fetch
+// responses encode markers instead of records, so their buffers stay small.
 const (
 	smallWriteBuf = 64 << 10
-	keepWriteBuf  = 16 << 20
+	keepWriteBuf  = 4 << 20
 	writeBufIdle  = 5 * time.Second
 )
 
@@ -298,17 +391,21 @@ type sizeHinter interface{ sizeHint() int }
 func (c *conn) writeLoop() {
 	dead := false
 	buf := make([]byte, 0, smallWriteBuf)
+	// fill assembles a fetch response's bytes around its sendfile runs:
+	// frame parts and record runs below sendfileMin.
+	var fill []byte
 	idle := time.NewTimer(writeBufIdle)
 	defer idle.Stop()
 	for {
 		var p pending
 		var ok bool
-		if cap(buf) > smallWriteBuf {
+		if cap(buf) > smallWriteBuf || cap(fill) > smallWriteBuf {
 			idle.Reset(writeBufIdle)
 			select {
 			case p, ok = <-c.queue:
 			case <-idle.C:
 				buf = make([]byte, 0, smallWriteBuf)
+				fill = nil
 				continue
 			}
 		} else {
@@ -335,7 +432,10 @@ func (c *conn) writeLoop() {
 			buf, body = encodeResponse(buf[:0], p, resp)
 			var err error
 			if fr, ok := resp.(*fetchResponse); ok {
-				err = fr.writeTo(c.nc, buf, body, sendfileMin)
+				err = fr.writeTo(c.nc, buf, body, sendfileMin, &fill)
+				if cap(fill) > keepWriteBuf {
+					fill = nil
+				}
 			} else {
 				_, err = c.nc.Write(buf)
 			}

@@ -116,18 +116,49 @@ func TestPipelinedResponsesInOrder(t *testing.T) {
 }
 
 func TestReadFrameGrows(t *testing.T) {
-	for _, size := range []int{0, 1, frameChunk - 1, frameChunk, 3*frameChunk + 17} {
-		data := make([]byte, size)
-		for i := range data {
-			data[i] = byte(i * 7)
+	for _, recycle := range []bool{false, true} {
+		for _, size := range []int{0, 1, 4095, 4097, frameChunk - 1, frameChunk, 3*frameChunk + 17, 1<<maxFrameClass + 1} {
+			data := make([]byte, size)
+			for i := range data {
+				data[i] = byte(i * 7)
+			}
+			// Twice: the second read of a recyclable size reuses the first
+			// frame's buffer, which must not leak its old bytes.
+			for round := range 2 {
+				got, err := readFrame(bytes.NewReader(data), size, recycle)
+				if err != nil || !bytes.Equal(got, data) {
+					t.Fatalf("recycle %v size %d round %d: err %v, equal %v", recycle, size, round, err, bytes.Equal(got, data))
+				}
+				if recycle {
+					for i := range got {
+						got[i] = 0xEE
+					}
+					recycledFrames.put(got)
+				}
+			}
+			if _, err := readFrame(bytes.NewReader(data[:size/2]), size, recycle); size > 0 && err == nil {
+				t.Fatalf("recycle %v size %d: short input accepted", recycle, size)
+			}
 		}
-		got, err := readFrame(bytes.NewReader(data), size)
-		if err != nil || !bytes.Equal(got, data) {
-			t.Fatalf("size %d: err %v, equal %v", size, err, bytes.Equal(got, data))
+	}
+}
+
+func TestFramePoolClasses(t *testing.T) {
+	var fp framePool
+	tests := []struct{ size, capacity int }{
+		{0, 4096}, {1, 4096}, {4096, 4096}, {4097, 8192}, {5_600_000, 8 << 20},
+		{1 << maxFrameClass, 1 << maxFrameClass}, {1<<maxFrameClass + 1, 1<<maxFrameClass + 1},
+	}
+	for _, tc := range tests {
+		if got := fp.capacity(tc.size); got != tc.capacity {
+			t.Errorf("capacity(%d) = %d, want %d", tc.size, got, tc.capacity)
 		}
-		if _, err := readFrame(bytes.NewReader(data[:size/2]), size); size > 0 && err == nil {
-			t.Fatalf("size %d: short input accepted", size)
-		}
+	}
+	// A frame of a non-class capacity (allocated for an API that may keep
+	// it) never enters the pool.
+	fp.put(make([]byte, 10, 5000))
+	if got := fp.get(10); got != nil {
+		t.Fatalf("odd-capacity frame was recycled (cap %d)", cap(got))
 	}
 }
 

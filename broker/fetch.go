@@ -24,14 +24,16 @@ package broker
 // replica; no throttling.
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"sync/atomic"
+	"slices"
 	"time"
 	"unsafe"
 
+	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -184,8 +186,9 @@ type fetchResult struct {
 	isErr  bool
 	hasRec bool
 	// sl holds the records still in the segment file; out.RecordBatches
-	// is a zero placeholder of the same length until the writer fills it.
-	// Whoever drops a result without handing it on releases sl.
+	// is a one-byte marker the writer replaces with them (see
+	// fetchResponse). Whoever drops a result without handing it on
+	// releases sl.
 	sl *storage.Slice
 }
 
@@ -257,7 +260,10 @@ func (f *fetchOp) readAll() ([]fetchResult, int, bool) {
 		if r.isErr {
 			anyErr = true
 		}
-		n := len(r.out.RecordBatches)
+		n := 0
+		if r.hasRec {
+			n = r.sl.Len()
+		}
 		total += n
 		remaining -= n
 		results[i] = r
@@ -345,34 +351,24 @@ func (b *Broker) fetchPartition(st *raft.State, req *kmsg.FetchRequest, it fetch
 			out.AbortedTransactions = append(out.AbortedTransactions, at)
 		}
 	}
-	out.RecordBatches = recordsPlaceholder(sl.Len())
+	out.RecordBatches = recordsMarker()
 	return fetchResult{out: out, hasRec: true, sl: sl}
 }
 
-// zeroRecords backs recordsPlaceholder: a shared, never written buffer that
-// only grows (racing growers may both allocate; either result is valid).
-var zeroRecords atomic.Pointer[[]byte]
-
-// recordsPlaceholder returns n zero bytes standing in for a partition's
-// records while kmsg encodes the response. kmsg only reads it, so one buffer
-// serves every connection.
-func recordsPlaceholder(n int) []byte {
-	z := zeroRecords.Load()
-	if z == nil || len(*z) < n {
-		nz := make([]byte, max(n, 1<<20))
-		zeroRecords.Store(&nz)
-		z = &nz
-	}
-	return (*z)[:n:n]
-}
+// recordsMarker returns the one byte that stands in for a partition's
+// records while kmsg encodes the response. Each call returns its own slice, so
+// the writer can tell markers apart by position after decoding the frame.
+func recordsMarker() []byte { return []byte{0} }
 
 // fetchResponse is a Fetch response whose record bytes are still in the
-// segment files. kmsg encodes it with zero placeholders of the records'
-// exact lengths; the connection's writer then finds each placeholder in the
-// encoded frame by decoding the frame with kmsg (byte fields decode as
-// sub-slices of their source) and sends the records from the file in its
-// place: large runs by sendfile(2), small ones read straight into the
-// frame. kmsg stays the only encoder of the response format.
+// segment files. kmsg encodes it with a one-byte marker in place of each
+// partition's records, so the encoded frame stays a few KB whatever the
+// records weigh; the connection's writer then finds each marker by decoding
+// the frame with kmsg (byte fields decode as sub-slices of their source),
+// writes the records' length prefix with kbin in place of the marker's, and
+// sends the records from the file in its place: large runs by sendfile(2),
+// small ones read into the bytes written around them. kmsg and kbin stay the
+// only encoders of the response format.
 type fetchResponse struct {
 	*kmsg.FetchResponse
 	// slices holds one entry per encoded partition, in encoding order (topic
@@ -380,8 +376,9 @@ type fetchResponse struct {
 	slices []*storage.Slice
 }
 
-// sizeHint is an upper estimate of the encoded response size, so the writer
-// can size its buffer once instead of regrowing it while encoding.
+// sizeHint is an upper estimate of the encoded response size (markers, not
+// records), so the writer can size its buffer once instead of regrowing it
+// while encoding.
 func (r *fetchResponse) sizeHint() int {
 	n := 64
 	for i := range r.Topics {
@@ -400,14 +397,17 @@ func (r *fetchResponse) sizeHint() int {
 // more than the copy saves.
 const sendfileMin = 64 << 10
 
-// recordSpan is where one partition's records belong in the encoded frame.
+// recordSpan is where one partition's records belong in the encoded frame:
+// off is the position of its one-byte marker.
 type recordSpan struct {
 	off int
 	sl  *storage.Slice
 }
 
-// locate finds the placeholders in the encoded frame, in frame order.
-func (r *fetchResponse) locate(frame []byte, body int) ([]recordSpan, error) {
+// locate finds the markers in the encoded frame, in frame order, and checks
+// that each sits behind the length prefix of a one-byte field (prefix bytes
+// before it), so splicing cannot corrupt the frame.
+func (r *fetchResponse) locate(frame []byte, body, prefix int) ([]recordSpan, error) {
 	var dec kmsg.FetchResponse
 	dec.SetVersion(r.Version)
 	// The decoded value is dropped before frame is reused, so its strings
@@ -429,8 +429,8 @@ func (r *fetchResponse) locate(frame []byte, body int) ([]recordSpan, error) {
 			}
 			rb := dec.Topics[i].Partitions[j].RecordBatches
 			off, ok := offsetIn(frame, rb)
-			if !ok || len(rb) != sl.Len() {
-				return nil, fmt.Errorf("%w: partition %d holds %d bytes, read %d", ErrResponseLayout, k-1, len(rb), sl.Len())
+			if !ok || len(rb) != 1 || off-prefix < body || !bytes.Equal(frame[off-prefix:off], markerPrefix(prefix)) {
+				return nil, fmt.Errorf("%w: partition %d: no records marker (%d bytes)", ErrResponseLayout, k-1, len(rb))
 			}
 			spans = append(spans, recordSpan{off: off, sl: sl})
 		}
@@ -439,6 +439,24 @@ func (r *fetchResponse) locate(frame []byte, body int) ([]recordSpan, error) {
 		return nil, fmt.Errorf("%w: %d partitions encoded, %d read", ErrResponseLayout, k, len(r.slices))
 	}
 	return spans, nil
+}
+
+// markerPrefix is the length prefix kbin writes before a one-byte field:
+// compact bytes (uvarint of length+1) in flexible versions, int32 before.
+func markerPrefix(prefix int) []byte {
+	if prefix == 1 {
+		return kbin.AppendUvarint(nil, 2)
+	}
+	return kbin.AppendInt32(nil, 1)
+}
+
+// appendRecordsPrefix writes the length prefix of n record bytes as kmsg
+// would have written it for the records themselves.
+func appendRecordsPrefix(dst []byte, n int, flexible bool) []byte {
+	if flexible {
+		return kbin.AppendUvarint(dst, uint32(n)+1)
+	}
+	return kbin.AppendInt32(dst, int32(n))
 }
 
 // offsetIn returns the position of sub inside frame; sub must be a
@@ -455,33 +473,54 @@ func offsetIn(frame, sub []byte) (int, bool) {
 	return int(d), true
 }
 
-// writeTo sends the encoded frame (response body at body) to w with the
-// records in place, and releases the slices. Runs of at least minSendfile
-// bytes go straight from the segment file with Slice.WriteTo (sendfile(2)
-// on a TCP connection), the bytes around them with Write; shorter runs are
-// read into the frame first. An error means the connection must be closed:
-// part of the frame may have been sent.
-func (r *fetchResponse) writeTo(w io.Writer, frame []byte, body, minSendfile int) error {
+// writeTo sends the encoded frame (size prefix at 0, response body at body)
+// to w with each marker replaced by its partition's records and length
+// prefix, and the size prefix rewritten to match; then it releases the
+// slices. Runs of at least minSendfile bytes go straight from the segment
+// file with Slice.WriteTo (sendfile(2) on a TCP connection); everything else
+// is assembled in *scratch, which is flushed with one Write before each
+// sendfile and at the end. An error means the connection must be closed: part
+// of the frame may have been sent.
+func (r *fetchResponse) writeTo(w io.Writer, frame []byte, body, minSendfile int, scratch *[]byte) error {
 	defer r.release()
-	var spans []recordSpan
-	if r.hasRecords() {
-		var err error
-		if spans, err = r.locate(frame, body); err != nil {
-			return err
-		}
+	if !r.hasRecords() {
+		_, err := w.Write(frame)
+		return err
 	}
-	prev := 0
+	flexible := r.IsFlexible()
+	prefix := 4
+	if flexible {
+		prefix = 1
+	}
+	spans, err := r.locate(frame, body, prefix)
+	if err != nil {
+		return err
+	}
+	size := len(frame) - 4
 	for _, sp := range spans {
 		n := sp.sl.Len()
+		size += len(appendRecordsPrefix(nil, n, flexible)) + n - prefix - 1
+	}
+	out := kbin.AppendInt32((*scratch)[:0], int32(size))
+	defer func() { *scratch = out[:0] }()
+	prev := 4
+	for _, sp := range spans {
+		n := sp.sl.Len()
+		out = append(out, frame[prev:sp.off-prefix]...)
+		out = appendRecordsPrefix(out, n, flexible)
+		prev = sp.off + 1
 		if n < minSendfile {
-			if err := sp.sl.ReadInto(frame[sp.off : sp.off+n]); err != nil {
+			out = slices.Grow(out, n)
+			if err := sp.sl.ReadInto(out[len(out) : len(out)+n]); err != nil {
 				return fmt.Errorf("fill fetch response: %w", err)
 			}
+			out = out[:len(out)+n]
 			continue
 		}
-		if _, err := w.Write(frame[prev:sp.off]); err != nil {
+		if _, err := w.Write(out); err != nil {
 			return err
 		}
+		out = out[:0]
 		m, err := sp.sl.WriteTo(w)
 		if err == nil && m != int64(n) {
 			err = fmt.Errorf("send records: %d of %d bytes", m, n)
@@ -489,9 +528,9 @@ func (r *fetchResponse) writeTo(w io.Writer, frame []byte, body, minSendfile int
 		if err != nil {
 			return err
 		}
-		prev = sp.off + n
 	}
-	_, err := w.Write(frame[prev:])
+	out = append(out, frame[prev:]...)
+	_, err = w.Write(out)
 	return err
 }
 

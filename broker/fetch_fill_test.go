@@ -2,6 +2,7 @@ package broker
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -14,11 +15,12 @@ import (
 	"github.com/stromhq/strom/storage"
 )
 
-// TestFetchResponseFill encodes fetch responses holding placeholders, sends
-// them the way the connection writer does (records read into the frame,
-// copied from the file, or sent by sendfile), and checks that kmsg decodes the
-// frame to exactly the stored batches, for flexible and non-flexible
-// versions and mixes of partitions with and without records.
+// TestFetchResponseFill encodes fetch responses holding record markers, sends
+// them the way the connection writer does (records read into the assembled
+// bytes, copied from the file, or sent by sendfile), and checks that kmsg
+// decodes what arrived to exactly the stored batches, with a size prefix that
+// matches, for flexible and non-flexible versions and mixes of partitions
+// with and without records.
 func TestFetchResponseFill(t *testing.T) {
 	// Three logs with different contents.
 	var logs []*storage.Log
@@ -85,7 +87,7 @@ func TestFetchResponseFill(t *testing.T) {
 							if sl, err = logs[li].Read(0, 1<<20, logs[li].HighWatermark()); err != nil {
 								t.Fatal(err)
 							}
-							rp.RecordBatches = recordsPlaceholder(sl.Len())
+							rp.RecordBatches = recordsMarker()
 						}
 						rt.Partitions = append(rt.Partitions, rp)
 						fr.slices = append(fr.slices, sl)
@@ -104,8 +106,8 @@ func TestFetchResponseFill(t *testing.T) {
 						t.Fatal("writeTo left a slice unreleased")
 					}
 				}
-				if len(sent) != len(frame) {
-					t.Fatalf("sent %d bytes, frame has %d", len(sent), len(frame))
+				if len(sent) < 4 || int(binary.BigEndian.Uint32(sent)) != len(sent)-4 {
+					t.Fatalf("sent %d bytes under a size prefix of %d", len(sent), binary.BigEndian.Uint32(sent))
 				}
 				var dec kmsg.FetchResponse
 				dec.SetVersion(tc.version)
@@ -139,7 +141,8 @@ func sendFrame(t *testing.T, fr *fetchResponse, frame []byte, body, minSendfile 
 	t.Helper()
 	if !tcp {
 		var out bytes.Buffer
-		if err := fr.writeTo(&out, frame, body, minSendfile); err != nil {
+		var scratch []byte
+		if err := fr.writeTo(&out, frame, body, minSendfile, &scratch); err != nil {
 			t.Fatal(err)
 		}
 		return out.Bytes()
@@ -164,7 +167,8 @@ func sendFrame(t *testing.T, fr *fetchResponse, frame []byte, body, minSendfile 
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := fr.writeTo(c, frame, body, minSendfile); err != nil {
+	var scratch []byte
+	if err := fr.writeTo(c, frame, body, minSendfile, &scratch); err != nil {
 		t.Fatal(err)
 	}
 	_ = c.Close()
@@ -184,27 +188,32 @@ func TestFetchResponseFillMismatch(t *testing.T) {
 	if _, err := lg.Append(b); err != nil {
 		t.Fatal(err)
 	}
-	sl, err := lg.Read(0, 1<<20, lg.EndOffset())
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp := kmsg.NewPtrFetchResponse()
-	rt := kmsg.NewFetchResponseTopic()
-	rt.Topic = "t"
-	rp := kmsg.NewFetchResponseTopicPartition()
-	rp.RecordBatches = recordsPlaceholder(sl.Len() - 1) // wrong length
-	rt.Partitions = append(rt.Partitions, rp)
-	resp.Topics = append(resp.Topics, rt)
-	fr := &fetchResponse{FetchResponse: resp, slices: []*storage.Slice{sl}}
-	frame, body := encodeResponse(nil, pending{key: resp.Key(), version: 12}, fr)
-	var out bytes.Buffer
-	if err := fr.writeTo(&out, frame, body, 0); !errors.Is(err, ErrResponseLayout) {
-		t.Fatalf("writeTo with a placeholder of the wrong length: %v", err)
-	}
-	if out.Len() != 0 {
-		t.Fatalf("%d bytes sent of a response with a wrong layout", out.Len())
-	}
-	if fr.slices[0] != nil {
-		t.Fatal("slice not released after a failed fill")
+	for _, bad := range [][]byte{{}, {0, 0}, bytes.Repeat([]byte{0}, 300)} {
+		resp := kmsg.NewPtrFetchResponse()
+		rt := kmsg.NewFetchResponseTopic()
+		rt.Topic = "t"
+		rp := kmsg.NewFetchResponseTopicPartition()
+		rp.RecordBatches = bad // not a one-byte marker
+		rt.Partitions = append(rt.Partitions, rp)
+		resp.Topics = append(resp.Topics, rt)
+		for _, version := range []int16{11, 12} {
+			sl, err := lg.Read(0, 1<<20, lg.EndOffset())
+			if err != nil {
+				t.Fatal(err)
+			}
+			fr := &fetchResponse{FetchResponse: resp, slices: []*storage.Slice{sl}}
+			frame, body := encodeResponse(nil, pending{key: resp.Key(), version: version}, fr)
+			var out bytes.Buffer
+			var scratch []byte
+			if err := fr.writeTo(&out, frame, body, 0, &scratch); !errors.Is(err, ErrResponseLayout) {
+				t.Fatalf("v%d, %d-byte field instead of a marker: %v", version, len(bad), err)
+			}
+			if out.Len() != 0 {
+				t.Fatalf("%d bytes sent of a response with a wrong layout", out.Len())
+			}
+			if fr.slices[0] != nil {
+				t.Fatal("slice not released after a failed fill")
+			}
+		}
 	}
 }

@@ -54,7 +54,13 @@ import (
 	"github.com/stromhq/strom/storage"
 )
 
-func init() { register(&kmsg.ProduceRequest{}, 0, 13, (*Broker).handleProduce) }
+func init() {
+	register(&kmsg.ProduceRequest{}, 0, 13, (*Broker).handleProduce)
+	// handleProduce keeps nothing of the frame: batches are copied into the
+	// log (or rebuilt) before it returns, and answers hold only offsets,
+	// timestamps and copied error messages.
+	frameFree[kmsg.Produce.Int16()] = true
+}
 
 // produceSync is one acks=all partition waiting for durability.
 type produceSync struct {
@@ -293,7 +299,9 @@ func (b *Broker) produceTo(p *partition, req *kmsg.ProduceRequest, records []byt
 	base := p.log.EndOffset()
 	storage.SetBaseOffset(batch, base)
 	storage.SetPartitionLeaderEpoch(batch, p.leaderEpoch.Load())
-	info, err := p.log.Append(batch)
+	// validateBatch checked the CRC (or recomputed it after changing the
+	// batch); the two stamps above lie outside it.
+	info, err := p.log.AppendVerified(batch)
 	if err != nil {
 		p.mu.Unlock()
 		b.log.Error("append", "topic", p.topic, "partition", p.index, "err", err)

@@ -1,20 +1,14 @@
 package broker
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"io"
-	"sync"
 
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/s2"
-	"github.com/klauspost/compress/snappy/xerial"
-	"github.com/klauspost/compress/zstd"
-	"github.com/pierrec/lz4/v4"
 	"github.com/twmb/franz-go/pkg/kbin"
+
+	"github.com/stromhq/strom/storage"
 )
 
 // Record batch v2 header layout (Kafka's DefaultRecordBatch). Offsets into a
@@ -33,21 +27,14 @@ const (
 
 // Compression codecs of the batch attributes.
 const (
-	codecNone   int8 = 0
-	codecGzip   int8 = 1
-	codecSnappy int8 = 2
-	codecLz4    int8 = 3
-	codecZstd   int8 = 4
+	codecNone   = storage.CompressionNone
+	codecGzip   = storage.CompressionGzip
+	codecSnappy = storage.CompressionSnappy
+	codecLz4    = storage.CompressionLZ4
+	codecZstd   = storage.CompressionZstd
 )
 
-// maxDecompressed bounds the inflated size of one batch, so a small hostile
-// batch cannot make the broker allocate without limit.
-const maxDecompressed = 128 << 20
-
-var (
-	errDecompressedTooLarge = errors.New("decompressed batch exceeds limit")
-	errBadRecord            = errors.New("malformed record")
-)
+var errBadRecord = errors.New("malformed record")
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -75,96 +62,11 @@ func codecByName(name string) (int8, bool) {
 	return 0, false
 }
 
-var (
-	zstdDecOnce sync.Once
-	zstdDec     *zstd.Decoder
-	zstdEncOnce sync.Once
-	zstdEnc     *zstd.Encoder
-)
+// decompress and compress are storage's codecs (one implementation serves
+// produce validation, the coordinators' replay and compaction).
+func decompress(codec int8, src []byte) ([]byte, error) { return storage.Decompress(codec, src) }
 
-// decompress inflates the records section of a batch.
-func decompress(codec int8, src []byte) ([]byte, error) {
-	switch codec {
-	case codecNone:
-		return src, nil
-	case codecGzip:
-		zr, err := gzip.NewReader(bytes.NewReader(src))
-		if err != nil {
-			return nil, fmt.Errorf("gzip: %w", err)
-		}
-		return readLimited(zr)
-	case codecSnappy:
-		if n, err := s2.DecodedLen(src); err == nil && n > maxDecompressed {
-			return nil, errDecompressedTooLarge
-		}
-		out, err := xerial.Decode(src)
-		if err != nil {
-			return nil, fmt.Errorf("snappy: %w", err)
-		}
-		if len(out) > maxDecompressed {
-			return nil, errDecompressedTooLarge
-		}
-		return out, nil
-	case codecLz4:
-		return readLimited(lz4.NewReader(bytes.NewReader(src)))
-	case codecZstd:
-		zstdDecOnce.Do(func() {
-			zstdDec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(maxDecompressed))
-		})
-		out, err := zstdDec.DecodeAll(src, nil)
-		if err != nil {
-			return nil, fmt.Errorf("zstd: %w", err)
-		}
-		return out, nil
-	}
-	return nil, fmt.Errorf("unknown compression codec %d", codec)
-}
-
-func readLimited(r io.Reader) ([]byte, error) {
-	out, err := io.ReadAll(io.LimitReader(r, maxDecompressed+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(out) > maxDecompressed {
-		return nil, errDecompressedTooLarge
-	}
-	return out, nil
-}
-
-// compress deflates a records section with codec.
-func compress(codec int8, src []byte) ([]byte, error) {
-	switch codec {
-	case codecNone:
-		return src, nil
-	case codecGzip:
-		var buf bytes.Buffer
-		zw := gzip.NewWriter(&buf)
-		if _, err := zw.Write(src); err != nil {
-			return nil, err
-		}
-		if err := zw.Close(); err != nil {
-			return nil, err
-		}
-		return buf.Bytes(), nil
-	case codecSnappy:
-		// xerial framing: readable by the Java client and by kgo.
-		return xerial.Encode(nil, src), nil
-	case codecLz4:
-		var buf bytes.Buffer
-		zw := lz4.NewWriter(&buf)
-		if _, err := zw.Write(src); err != nil {
-			return nil, err
-		}
-		if err := zw.Close(); err != nil {
-			return nil, err
-		}
-		return buf.Bytes(), nil
-	case codecZstd:
-		zstdEncOnce.Do(func() { zstdEnc, _ = zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1)) })
-		return zstdEnc.EncodeAll(src, nil), nil
-	}
-	return nil, fmt.Errorf("unknown compression codec %d", codec)
-}
+func compress(codec int8, src []byte) ([]byte, error) { return storage.Compress(codec, src) }
 
 // recordView is one decoded record of a v2 batch; slices alias the
 // (decompressed) records buffer.

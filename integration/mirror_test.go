@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -704,7 +706,10 @@ func TestMirrorKill9(t *testing.T) {
 			// Each run is killed after a random time or, sooner, once the destination grew by a random
 			// share of n (at most n/15): a fast copy (Strom takes ~150k records/s here) can then not finish
 			// before the tenth kill, and most kills land while records and commits are in flight.
-			dadm := kadm.NewClient(newClient(t, dst))
+			// A short metadata min age: the destination topic appears during the first run, and with the
+			// default 5 s the first end-offset checks wait that long for metadata while the copy, no longer
+			// held back the same way, runs far past its kill point.
+			dadm := kadm.NewClient(newClient(t, dst, kgo.MetadataMinAge(10*time.Millisecond)))
 			dstTopic := mode + "." + topic
 			kills := 0
 			for kills < 10 && ctx.Err() == nil {
@@ -853,7 +858,7 @@ func continuousScenario(t *testing.T, mode replicate.Mode, a, b harness.Cluster)
 	ab.Mode = mode
 	ab.MetricsAddr = metricsAddr
 	progress := &syncWriter{w: &bytes.Buffer{}}
-	ab.Progress, ab.JSON, ab.ProgressInterval = progress, true, 500*time.Millisecond
+	ab.Progress, ab.ProgressView, ab.ProgressInterval = progress, replicate.ViewJSON, 500*time.Millisecond
 	ba := mirrorConfig(b, a, prefix, uniqueName("ba"))
 	ba.Mode = mode
 	mctx, stop := context.WithCancel(ctx)
@@ -912,7 +917,8 @@ func continuousScenario(t *testing.T, mode replicate.Mode, a, b harness.Cluster)
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{"strom_mirror_records_total 5", "strom_mirror_lag_records", "strom_mirror_replication_latency_seconds_count"} {
+	for _, want := range []string{"strom_mirror_records_total 5", "strom_mirror_lag_records", "strom_mirror_replication_latency_seconds_count",
+		`strom_mirror_topic_records_total{topic="` + t1 + `"}`, `strom_mirror_topic_lag_records{topic="` + t1 + `"}`} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("metrics lack %q:\n%s", want, body)
 		}
@@ -920,6 +926,24 @@ func continuousScenario(t *testing.T, mode replicate.Mode, a, b harness.Cluster)
 	waitFor(t, 10*time.Second, "JSON progress line", func() bool {
 		return strings.Contains(progress.String(), `"records":5`) || strings.Contains(progress.String(), `"records":6`)
 	})
+	// Each interval is one JSON object naming every topic.
+	lines := strings.Split(strings.TrimSpace(progress.String()), "\n")
+	var last struct {
+		Records int64 `json:"records"`
+		Topics  []replicate.TopicProgress
+	}
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &last); err != nil {
+		t.Fatalf("last progress line %q: %v", lines[len(lines)-1], err)
+	}
+	var sum int64
+	names := map[string]bool{}
+	for _, tp := range last.Topics {
+		sum += tp.Records
+		names[tp.Topic] = true
+	}
+	if !names[t1] || !names[t2] || sum != last.Records {
+		t.Errorf("last progress line: topics %v (want %s and %s), per-topic records add up to %d, total %d", names, t1, t2, sum, last.Records)
+	}
 }
 
 // syncWriter serialises writes to w (the mirror goroutine writes, the test reads).
@@ -1019,14 +1043,52 @@ func TestMirrorCLI(t *testing.T) {
 		return string(out), err
 	}
 	sel := regexpQuote(prefix) + `\..*`
+	name := uniqueName("cli")
 	out, err := strom("migrate", "--from-config", props, "--to", dst.Bootstrap(), "--topics", sel,
-		"--name", uniqueName("cli"), "--json", "--log-level", "warn")
+		"--name", name, "--json", "--log-level", "warn")
 	if err != nil || !strings.Contains(out, `"records":100`) {
 		t.Fatalf("migrate: %v\n%s", err, out)
+	}
+	// The same name with another --rename: the offset map's positions belong to the first copy, so this
+	// is refused instead of reporting a copy of nothing.
+	out, err = strom("migrate", "--from", src.Bootstrap(), "--to", dst.Bootstrap(), "--topics", sel,
+		"--name", name, "--rename", "prefix:other.", "--log-level", "warn")
+	if err == nil || !strings.Contains(out, "destination topic other."+topic+" does not exist") ||
+		!strings.Contains(out, "use a new --name") {
+		t.Fatalf("migrate under the same name to other topics: err %v\n%s", err, out)
 	}
 	out, err = strom("verify", "--from", src.Bootstrap(), "--to", dst.Bootstrap(), "--topics", sel)
 	if err != nil || !strings.Contains(out, "verify ok: 2 partitions identical") {
 		t.Fatalf("verify: %v\n%s", err, out)
+	}
+	// Progress views: stdout is a pipe here, so plain per-topic lines by default and the redrawn table
+	// with --live; both end with the per-topic summary.
+	for _, view := range []struct {
+		flag string
+		want []string
+	}{
+		{"", []string{"progress topic=" + topic + " partitions=2/2 records=100 ", "topic=TOTAL", "final=true"}},
+		{"--live", []string{"\x1b[J", "strom mirror: done", "TOPIC", "REC/S", "ETA", "TOTAL"}},
+	} {
+		name := uniqueName("cli-view")
+		args := []string{"migrate", "--from", src.Bootstrap(), "--to", dst.Bootstrap(), "--topics", sel,
+			"--name", name, "--rename", "prefix:" + name + ".", "--log-level", "warn"}
+		if view.flag != "" {
+			args = append(args, view.flag)
+		}
+		out, err := strom(args...)
+		if err != nil {
+			t.Fatalf("migrate %s: %v\n%s", view.flag, err, out)
+		}
+		summary := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(topic) + ` +` + regexp.QuoteMeta(name+"."+topic) + ` +2 +100 +0\.\d\n`)
+		for _, want := range view.want {
+			if !strings.Contains(out, want) {
+				t.Errorf("migrate %s: output lacks %q:\n%s", view.flag, want, out)
+			}
+		}
+		if !summary.MatchString(out) || !strings.Contains(out, "migrate done: 1 topics") {
+			t.Errorf("migrate %s: no per-topic summary line for %s:\n%s", view.flag, topic, out)
+		}
 	}
 	// A record written on the destination only makes verify fail, naming topic, partition and offsets.
 	produce(ctx, t, newClient(t, dst), []*kgo.Record{{Topic: topic, Partition: 0, Value: []byte("stray")}})

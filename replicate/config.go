@@ -159,12 +159,15 @@ type Config struct {
 	AllowDuplicates bool
 
 	Logger *slog.Logger
-	// Progress receives a progress line every ProgressInterval (JSON lines when JSON is set); nil = none.
-	Progress io.Writer
-	JSON     bool
-	// Live rewrites one progress line in place (a terminal view) instead of printing a line each time.
-	Live             bool
+	// Progress receives the progress view ProgressView; nil = none (the logger still gets a line).
+	Progress     io.Writer
+	ProgressView ProgressView
+	// ProgressInterval is the time between progress lines of ViewLog and ViewJSON (ViewTable redraws
+	// every second). Progress is shown between batches by the copy loop, which owns the state it shows, so a
+	// batch or start-up step that takes longer delays the next line or frame.
 	ProgressInterval time.Duration
+	// RateWindow is the sliding window over which records/s and MB/s (and so the ETA) are computed.
+	RateWindow time.Duration
 	// DiscoverInterval is how often new topics and partitions are looked for.
 	DiscoverInterval time.Duration
 	// GroupSyncInterval is how often group offsets are synced (with Groups set).
@@ -185,6 +188,7 @@ func DefaultConfig() Config {
 		Rename:            "identity",
 		Logger:            slog.New(slog.NewTextHandler(io.Discard, nil)),
 		ProgressInterval:  5 * time.Second,
+		RateWindow:        10 * time.Second,
 		DiscoverInterval:  10 * time.Second,
 		GroupSyncInterval: 5 * time.Second,
 		MaxPollRecords:    20000,

@@ -21,6 +21,9 @@ type metrics struct {
 	latency prometheus.Histogram
 	errors  *prometheus.CounterVec
 	groups  prometheus.Counter
+	// Per source topic; the unlabelled series above are their sums.
+	topicRecords, topicBytes *prometheus.CounterVec
+	topicLag                 *prometheus.GaugeVec
 }
 
 func newMetrics() *metrics {
@@ -31,7 +34,7 @@ func newMetrics() *metrics {
 		bytes: prometheus.NewCounter(prometheus.CounterOpts{Name: "strom_mirror_bytes_total",
 			Help: "Key and value bytes copied to the destination."}),
 		lag: prometheus.NewGauge(prometheus.GaugeOpts{Name: "strom_mirror_lag_records",
-			Help: "Source records not yet copied, summed over the partitions this process reads (as of the last fetch)."}),
+			Help: "Records left to copy, summed over the selected partitions: to the migrate end offsets when migrating, else to the source high watermarks this process last fetched."}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "strom_mirror_replication_latency_seconds",
 			Help:    "Time from a source record's timestamp to its acknowledgement on the destination (last record of each batch).",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 16)}),
@@ -39,8 +42,14 @@ func newMetrics() *metrics {
 			Help: "Sessions ended by an error, by stage."}, []string{"stage"}),
 		groups: prometheus.NewCounter(prometheus.CounterOpts{Name: "strom_mirror_group_offsets_synced_total",
 			Help: "Destination group partition offsets moved forward by group sync."}),
+		topicRecords: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "strom_mirror_topic_records_total",
+			Help: "Records copied to the destination, by source topic."}, []string{"topic"}),
+		topicBytes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "strom_mirror_topic_bytes_total",
+			Help: "Key and value bytes copied to the destination, by source topic."}, []string{"topic"}),
+		topicLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "strom_mirror_topic_lag_records",
+			Help: "Records left to copy, by source topic (to the migrate end offsets when migrating)."}, []string{"topic"}),
 	}
-	m.reg.MustRegister(m.records, m.bytes, m.lag, m.latency, m.errors, m.groups)
+	m.reg.MustRegister(m.records, m.bytes, m.lag, m.latency, m.errors, m.groups, m.topicRecords, m.topicBytes, m.topicLag)
 	return m
 }
 

@@ -1,15 +1,15 @@
 package replicate
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -32,7 +32,20 @@ type Summary struct {
 	Groups     int              `json:"group_offsets_synced"`
 	Duration   time.Duration    `json:"duration_ns"`
 	Positions  map[string]int64 `json:"positions,omitempty"` // "topic/partition" -> source position
+	PerTopic   []TopicSummary   `json:"per_topic"`
 }
+
+// TopicSummary is what a Run copied of one source topic.
+type TopicSummary struct {
+	Topic       string `json:"topic"`
+	Destination string `json:"destination"`
+	Partitions  int    `json:"partitions"`
+	Records     int64  `json:"records"`
+	Bytes       int64  `json:"bytes"`
+}
+
+// topicCount is what was copied of one source topic, across sessions.
+type topicCount struct{ records, bytes int64 }
 
 // tp is a source topic partition.
 type tp = offsetmap.Key
@@ -49,13 +62,21 @@ type runner struct {
 	// (source log start offsets); nil when not migrating.
 	targets, starts map[tp]int64
 	started         time.Time
+
+	// copied and rates are per source topic and outlive sessions (the view must not reset on a retry).
+	copied     map[string]*topicCount
+	rates      map[string]*rateWindow
+	lastSample time.Time
+	// tableLines is the number of lines of the ViewTable table on screen, which the next redraw replaces.
+	tableLines int
 }
 
 // Run mirrors until ctx ends (mirror) or until every selected partition caught up with the end offsets
 // taken at start (Migrate). Errors found before anything was copied (unreachable cluster, bad auth, no
 // topic, too few destination partitions) end Run at once; later errors restart the session.
 func Run(ctx context.Context, cfg Config) (Summary, error) {
-	r := &runner{cfg: cfg, m: newMetrics(), started: time.Now()}
+	r := &runner{cfg: cfg, m: newMetrics(), started: time.Now(), copied: map[string]*topicCount{},
+		rates: map[string]*rateWindow{}}
 	r.summary.Mode = cfg.Mode.String()
 	var err error
 	if r.sel, err = cfg.selector(); err != nil {
@@ -82,6 +103,9 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 		err := s.run(ctx)
 		s.close()
 		r.summary.Duration = time.Since(r.started)
+		if s.topics != nil {
+			r.summary.PerTopic = r.perTopic(s.topics)
+		}
 		if err == nil {
 			return r.summary, nil
 		}
@@ -118,7 +142,6 @@ type session struct {
 	inTxn    bool // a destination transaction is open (exactly-once)
 	lastCopy time.Time
 
-	copiedSince   int64
 	lastProgress  time.Time
 	lastDiscover  time.Time
 	lastGroupSync time.Time
@@ -171,6 +194,13 @@ func (s *session) run(ctx context.Context) error {
 		return false
 	}); err != nil {
 		return err
+	}
+	// Only before the first copy: a later session may see destination metadata lag behind a topic the
+	// first one created, and must not end a long-running mirror for it.
+	if r.summary.Sessions == 1 {
+		if err := s.checkMapDestinations(); err != nil {
+			return err
+		}
 	}
 	if cfg.Migrate && r.targets == nil {
 		s.stage = "list source offsets"
@@ -274,6 +304,11 @@ func (s *session) newProducer(ctx context.Context) error {
 		kgo.ProducerBatchMaxBytes(maxMessageBytes(ctx, r.dst, s.topics)),
 		kgo.MaxBufferedRecords(2*cfg.MaxPollRecords+1000),
 		kgo.ProducerLinger(0),
+		// Destination topics are often created a moment before the first produce, and Apache Kafka lists a
+		// new partition's leader only after a short delay. With the default 5 s minimum between metadata
+		// refreshes, one partition without a leader stalled the first batch for 5 s (seen on every Kafka
+		// destination); the producer may now ask again after 250 ms.
+		kgo.MetadataMinAge(250*time.Millisecond),
 	)
 	if cfg.Mode == ExactlyOnce {
 		opts = append(opts, kgo.TransactionalID("strom-mirror-"+cfg.Name), kgo.TransactionTimeout(time.Minute))
@@ -356,6 +391,28 @@ func (s *session) loadMap(ctx context.Context) error {
 			pos[fmt.Sprintf("%s/%d", k.Topic, k.Partition)] = p.Pos()
 		}
 		r.cfg.Logger.Debug("offset map loaded", "topic", name, "end", end.Offset, "positions", pos)
+	}
+	return nil
+}
+
+// checkMapDestinations fails when the offset map holds a position for a source topic whose destination
+// topic does not exist. The map is keyed by source partition only, so such positions belong to another
+// destination topic (the topic was deleted, or --rename changed under the same --name): resuming from them
+// would skip records, and a migrate would report success having copied nothing.
+func (s *session) checkMapDestinations() error {
+	for _, k := range slices.SortedFunc(maps.Keys(s.maps), func(a, b tp) int {
+		if a.Topic != b.Topic {
+			return strings.Compare(a.Topic, b.Topic)
+		}
+		return int(a.Partition - b.Partition)
+	}) {
+		ti := s.topics[k.Topic]
+		if ti == nil || ti.dstPartitions > 0 || s.maps[k].Pos() <= 0 {
+			continue
+		}
+		return fmt.Errorf("offset map %s holds source position %d of %s/%d, but destination topic %s does not exist "+
+			"(deleted, or --rename changed under the same --name); use a new --name to copy again: %w",
+			offsetsTopic(s.r.cfg.Name), s.maps[k].Pos(), k.Topic, k.Partition, ti.dst, ErrBadConfig)
 	}
 	return nil
 }
@@ -458,6 +515,7 @@ func (s *session) copyBatch(ctx context.Context, recs []*kgo.Record) error {
 	out := make([]*kgo.Record, 0, len(recs))
 	copied := make([]bool, len(recs))
 	var nbytes int64
+	batchCount := map[string]topicCount{}
 	for i, rec := range recs {
 		if rec.Attrs.IsControl() || s.fromDestination(rec) {
 			continue
@@ -467,8 +525,13 @@ func (s *session) copyBatch(ctx context.Context, recs []*kgo.Record) error {
 			continue // a topic dropped from the selection meanwhile: not ours to copy
 		}
 		copied[i] = true
-		nbytes += int64(len(rec.Key) + len(rec.Value))
+		n := int64(len(rec.Key) + len(rec.Value))
+		nbytes += n
 		out = append(out, s.destRecord(ti, rec))
+		c := batchCount[rec.Topic]
+		c.records++
+		c.bytes += n
+		batchCount[rec.Topic] = c
 	}
 	if cfg.Mode == ExactlyOnce {
 		s.stage = "begin transaction"
@@ -504,9 +567,20 @@ func (s *session) copyBatch(ctx context.Context, recs []*kgo.Record) error {
 	}
 	r.summary.Records += int64(len(out))
 	r.summary.Bytes += nbytes
-	s.copiedSince += int64(len(out))
 	r.m.records.Add(float64(len(out)))
 	r.m.bytes.Add(float64(nbytes))
+	// Counted only now that the batch is durable, so the view never shows records a retry copies again.
+	for t, c := range batchCount {
+		tc := r.copied[t]
+		if tc == nil {
+			tc = &topicCount{}
+			r.copied[t] = tc
+		}
+		tc.records += c.records
+		tc.bytes += c.bytes
+		r.m.topicRecords.WithLabelValues(t).Add(float64(c.records))
+		r.m.topicBytes.WithLabelValues(t).Add(float64(c.bytes))
+	}
 	if len(out) > 0 {
 		r.m.latency.Observe(ackAt.Sub(out[len(out)-1].Timestamp).Seconds())
 		s.lastCopy = ackAt
@@ -621,7 +695,14 @@ func (s *session) destRecord(ti *topicInfo, rec *kgo.Record) *kgo.Record {
 func (s *session) periodic(ctx context.Context) error {
 	cfg := s.r.cfg
 	now := time.Now()
-	if now.Sub(s.lastProgress) >= cfg.ProgressInterval {
+	interval := cfg.ProgressInterval
+	if cfg.ProgressView == ViewTable {
+		interval = tableInterval
+	}
+	if now.Sub(s.r.lastSample) >= time.Second {
+		s.r.sample(now, s.topics)
+	}
+	if now.Sub(s.lastProgress) >= interval {
 		s.progress(false)
 	}
 	if !cfg.Migrate && now.Sub(s.lastDiscover) >= cfg.DiscoverInterval {
@@ -734,74 +815,122 @@ func (s *session) probeTails(ctx context.Context) error {
 	return s.persist(ctx, touched)
 }
 
-// progressLine is one line of --json progress.
-type progressLine struct {
-	Time        time.Time `json:"time"`
-	Final       bool      `json:"final"`
-	Records     int64     `json:"records"`
-	Bytes       int64     `json:"bytes"`
-	RecordsRate float64   `json:"records_per_sec"`
-	Lag         int64     `json:"lag"`
-	Partitions  int       `json:"partitions"`
+// sample adds the current counters of topics to their rate windows. A topic nothing was copied of yet
+// is sampled at zero, so its first copied batch already shows a rate.
+func (r *runner) sample(now time.Time, topics map[string]*topicInfo) {
+	r.lastSample = now
+	for t := range topics {
+		w := r.rates[t]
+		if w == nil {
+			w = &rateWindow{window: r.cfg.RateWindow}
+			r.rates[t] = w
+		}
+		var c topicCount
+		if tc := r.copied[t]; tc != nil {
+			c = *tc
+		}
+		w.add(now, c.records, c.bytes)
+	}
 }
 
-// progress logs (and prints, with Config.Progress) the copy's progress.
+// perTopic returns the per-topic copy totals of topics, sorted by name.
+func (r *runner) perTopic(topics map[string]*topicInfo) []TopicSummary {
+	out := make([]TopicSummary, 0, len(topics))
+	for _, name := range slices.Sorted(maps.Keys(topics)) {
+		ti := topics[name]
+		ts := TopicSummary{Topic: name, Destination: ti.dst, Partitions: int(ti.partitions)}
+		if c := r.copied[name]; c != nil {
+			ts.Records, ts.Bytes = c.records, c.bytes
+		}
+		out = append(out, ts)
+	}
+	return out
+}
+
+// partitionLag returns the records left to copy in partition k and whether it is caught up (see
+// TopicProgress.Lag and PartitionsDone).
+func (s *session) partitionLag(k tp) (lag int64, done bool) {
+	pos := int64(0)
+	if p := s.maps[k]; p != nil && p.Pos() > 0 {
+		pos = p.Pos()
+	}
+	if s.r.targets != nil {
+		end, ok := s.r.targets[k]
+		if !ok {
+			return 0, true // not there when migrate started: migrate does not wait for it
+		}
+		pos = max(pos, s.r.starts[k])
+		if end <= pos {
+			return 0, true
+		}
+		return end - pos, false
+	}
+	hw, ok := s.hw[k]
+	if !ok {
+		return 0, false
+	}
+	if hw <= pos {
+		return 0, true
+	}
+	return hw - pos, false
+}
+
+// snapshot gathers the progress of every selected topic at now.
+func (s *session) snapshot(now time.Time, final bool) progressSnapshot {
+	r := s.r
+	snap := progressSnapshot{Time: now, Elapsed: now.Sub(r.started), Final: final, Session: r.summary.Sessions}
+	for _, name := range slices.Sorted(maps.Keys(s.topics)) {
+		ti := s.topics[name]
+		t := TopicProgress{Topic: name, Partitions: int(ti.partitions)}
+		for p := int32(0); p < ti.partitions; p++ {
+			lag, done := s.partitionLag(tp{Topic: name, Partition: p})
+			t.Lag += lag
+			if done {
+				t.PartitionsDone++
+			}
+		}
+		if c := r.copied[name]; c != nil {
+			t.Records, t.Bytes = c.records, c.bytes
+		}
+		if w := r.rates[name]; w != nil {
+			t.RecordsRate, t.BytesRate = w.rates()
+		}
+		t.ETASeconds = eta(t.Lag, t.RecordsRate)
+		r.m.topicLag.WithLabelValues(name).Set(float64(t.Lag))
+		snap.Topics = append(snap.Topics, t)
+	}
+	snap.Total = total(snap.Topics)
+	return snap
+}
+
+// progress logs the copy's progress and shows it on Config.Progress in the configured view.
 func (s *session) progress(final bool) {
 	r := s.r
 	now := time.Now()
-	el := now.Sub(s.lastProgress).Seconds()
-	var lag int64
-	for k, hw := range s.hw {
-		pos := int64(0)
-		if p := s.maps[k]; p != nil && p.Pos() > 0 {
-			pos = p.Pos()
-		}
-		if hw > pos {
-			lag += hw - pos
-		}
+	s.lastProgress = now
+	r.sample(now, s.topics)
+	snap := s.snapshot(now, final)
+	t := snap.Total
+	r.m.lag.Set(float64(t.Lag))
+	level := slog.LevelInfo
+	if r.cfg.ProgressView == ViewTable && r.cfg.Progress != nil {
+		level = slog.LevelDebug // the table shows it; log lines on the same terminal would break the redraw
 	}
-	r.m.lag.Set(float64(lag))
-	pl := progressLine{Time: now.UTC(), Final: final, Records: r.summary.Records, Bytes: r.summary.Bytes,
-		Lag: lag, Partitions: r.summary.Partitions}
-	if el > 0 {
-		pl.RecordsRate = float64(s.copiedSince) / el
-	}
-	s.copiedSince, s.lastProgress = 0, now
-	r.cfg.Logger.Info("mirror progress", "records", pl.Records, "bytes", pl.Bytes,
-		"records_per_sec", int64(pl.RecordsRate), "lag", lag)
+	r.cfg.Logger.Log(context.Background(), level, "mirror progress", "records", t.Records, "bytes", t.Bytes,
+		"records_per_sec", int64(t.RecordsRate), "lag", t.Lag)
 	if r.cfg.Progress == nil {
 		return
 	}
-	if r.cfg.JSON {
-		var b bytes.Buffer
-		_ = json.NewEncoder(&b).Encode(pl)
-		_, _ = r.cfg.Progress.Write(b.Bytes())
-		return
+	var out string
+	switch r.cfg.ProgressView {
+	case ViewJSON:
+		out = string(renderJSON(snap))
+	case ViewTable:
+		lines := renderTable(snap)
+		out = redraw(r.tableLines, lines)
+		r.tableLines = len(lines)
+	default:
+		out = renderLog(snap)
 	}
-	if r.cfg.Live {
-		end := ""
-		if final {
-			end = "\n"
-		}
-		fmt.Fprintf(r.cfg.Progress, "\r\x1b[K%s | %d records | %s | %.0f rec/s | lag %d | %d partitions | session %d%s",
-			time.Since(r.started).Round(time.Second), pl.Records, humanBytes(pl.Bytes), pl.RecordsRate, lag,
-			pl.Partitions, r.summary.Sessions, end)
-		return
-	}
-	fmt.Fprintf(r.cfg.Progress, "%s copied %d records (%d bytes), %.0f rec/s, lag %d\n",
-		now.UTC().Format(time.RFC3339), pl.Records, pl.Bytes, pl.RecordsRate, lag)
-}
-
-// humanBytes formats n as B, KiB, MiB or GiB for the live view.
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit && exp < 2; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMG"[exp])
+	_, _ = io.WriteString(r.cfg.Progress, out)
 }

@@ -3,24 +3,40 @@ package storage
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/s2"
+	"github.com/klauspost/compress/snappy/xerial"
 	"github.com/klauspost/compress/zstd"
 	"github.com/pierrec/lz4/v4"
 )
 
-// maxDecompressed bounds the decompressed records of one batch, so a hostile or corrupt batch cannot
-// make compaction allocate without limit.
-const maxDecompressed = 256 << 20
+// MaxDecompressed bounds the decompressed records section of one batch, so a small hostile or corrupt
+// batch cannot make the broker (validating a produce) or compaction allocate without limit.
+const MaxDecompressed = 128 << 20
 
 // xerialMagic starts snappy data framed by Java's snappy-java (what the Java producer writes).
 var xerialMagic = []byte{0x82, 'S', 'N', 'A', 'P', 'P', 'Y', 0}
 
-// decompress returns the uncompressed records section of a batch compressed with codec.
-func decompress(codec int8, b []byte) ([]byte, error) {
+// zstd coders are safe for concurrent EncodeAll/DecodeAll and costly to build, so one of each serves the
+// process.
+var (
+	zstdDecOnce sync.Once
+	zstdDec     *zstd.Decoder
+	zstdDecErr  error
+	zstdEncOnce sync.Once
+	zstdEnc     *zstd.Encoder
+	zstdEncErr  error
+)
+
+// Decompress returns the uncompressed records section (the bytes after the 61-byte header) of a batch
+// compressed with codec. Snappy is read both as a raw block (franz-go, librdkafka) and in snappy-java's
+// framing (the Java clients). Output above MaxDecompressed is ErrDecompressedTooLarge.
+func Decompress(codec int8, b []byte) ([]byte, error) {
 	switch codec {
 	case CompressionNone:
 		return b, nil
@@ -39,13 +55,17 @@ func decompress(codec int8, b []byte) ([]byte, error) {
 	case CompressionLZ4:
 		return readLimited(lz4.NewReader(bytes.NewReader(b)), "lz4")
 	case CompressionZstd:
-		d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(maxDecompressed))
-		if err != nil {
-			return nil, fmt.Errorf("zstd: %w", err)
+		zstdDecOnce.Do(func() {
+			zstdDec, zstdDecErr = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(MaxDecompressed))
+		})
+		if zstdDecErr != nil {
+			return nil, fmt.Errorf("zstd: %w", zstdDecErr)
 		}
-		defer d.Close()
-		out, err := d.DecodeAll(b, nil)
+		out, err := zstdDec.DecodeAll(b, nil)
 		if err != nil {
+			if errors.Is(err, zstd.ErrDecoderSizeExceeded) || errors.Is(err, zstd.ErrWindowSizeExceeded) {
+				return nil, fmt.Errorf("zstd: %w", ErrDecompressedTooLarge)
+			}
 			return nil, fmt.Errorf("zstd: %w", err)
 		}
 		return out, nil
@@ -54,12 +74,12 @@ func decompress(codec int8, b []byte) ([]byte, error) {
 }
 
 func readLimited(r io.Reader, what string) ([]byte, error) {
-	out, err := io.ReadAll(io.LimitReader(r, maxDecompressed+1))
+	out, err := io.ReadAll(io.LimitReader(r, MaxDecompressed+1))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
-	if len(out) > maxDecompressed {
-		return nil, fmt.Errorf("%s: decompressed records exceed %d bytes", what, maxDecompressed)
+	if len(out) > MaxDecompressed {
+		return nil, fmt.Errorf("%s: %w", what, ErrDecompressedTooLarge)
 	}
 	return out, nil
 }
@@ -69,8 +89,8 @@ func decodeSnappyBlock(b []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("snappy: %w", err)
 	}
-	if n > maxDecompressed {
-		return nil, fmt.Errorf("snappy: decompressed records exceed %d bytes", maxDecompressed)
+	if n > MaxDecompressed {
+		return nil, fmt.Errorf("snappy: %w", ErrDecompressedTooLarge)
 	}
 	out, err := s2.Decode(nil, b)
 	if err != nil {
@@ -99,8 +119,8 @@ func decodeXerial(b []byte) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		if len(out)+len(chunk) > maxDecompressed {
-			return nil, fmt.Errorf("snappy: decompressed records exceed %d bytes", maxDecompressed)
+		if len(out)+len(chunk) > MaxDecompressed {
+			return nil, fmt.Errorf("snappy: %w", ErrDecompressedTooLarge)
 		}
 		out = append(out, chunk...)
 		b = b[4+n:]
@@ -108,9 +128,9 @@ func decodeXerial(b []byte) ([]byte, error) {
 	return out, nil
 }
 
-// compress encodes a records section with codec (snappy as a raw block, lz4 as a frame, as franz-go
-// writes them; every Kafka client reads these forms).
-func compress(codec int8, b []byte) ([]byte, error) {
+// Compress encodes a records section with codec as Kafka's own broker does when it recompresses:
+// snappy in snappy-java's framing, lz4 as a frame. Every Kafka client reads these forms.
+func Compress(codec int8, b []byte) ([]byte, error) {
 	switch codec {
 	case CompressionNone:
 		return b, nil
@@ -125,7 +145,7 @@ func compress(codec int8, b []byte) ([]byte, error) {
 		}
 		return buf.Bytes(), nil
 	case CompressionSnappy:
-		return s2.EncodeSnappy(nil, b), nil
+		return xerial.Encode(nil, b), nil
 	case CompressionLZ4:
 		var buf bytes.Buffer
 		w := lz4.NewWriter(&buf)
@@ -137,19 +157,18 @@ func compress(codec int8, b []byte) ([]byte, error) {
 		}
 		return buf.Bytes(), nil
 	case CompressionZstd:
-		e, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1))
-		if err != nil {
-			return nil, fmt.Errorf("zstd: %w", err)
+		zstdEncOnce.Do(func() { zstdEnc, zstdEncErr = zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1)) })
+		if zstdEncErr != nil {
+			return nil, fmt.Errorf("zstd: %w", zstdEncErr)
 		}
-		defer e.Close()
-		return e.EncodeAll(b, nil), nil
+		return zstdEnc.EncodeAll(b, nil), nil
 	}
 	return nil, fmt.Errorf("%w: %d", ErrUnsupportedCompression, codec)
 }
 
 // batchRecords decodes the records of a complete batch, decompressing as needed.
 func batchRecords(h BatchHeader, batch []byte) ([]Record, error) {
-	raw, err := decompress(h.Compression(), batch[BatchHeaderSize:])
+	raw, err := Decompress(h.Compression(), batch[BatchHeaderSize:])
 	if err != nil {
 		return nil, fmt.Errorf("batch at offset %d: %w", h.BaseOffset, err)
 	}
@@ -167,7 +186,7 @@ func encodeBatch(h BatchHeader, records []Record) ([]byte, error) {
 	for _, r := range records {
 		raw = appendRecord(raw, r)
 	}
-	body, err := compress(h.Compression(), raw)
+	body, err := Compress(h.Compression(), raw)
 	if err != nil {
 		return nil, err
 	}

@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/klauspost/compress/s2"
 )
 
 // kv is one record for compaction tests; val nil is a tombstone.
@@ -350,27 +353,53 @@ func TestCompactSwapRecovery(t *testing.T) {
 func TestCodecsRoundTrip(t *testing.T) {
 	data := bytes.Repeat([]byte("kafka records "), 1000)
 	for _, c := range []int8{CompressionNone, CompressionGzip, CompressionSnappy, CompressionLZ4, CompressionZstd} {
-		enc, err := compress(c, data)
+		enc, err := Compress(c, data)
 		if err != nil {
 			t.Fatal(err)
 		}
-		dec, err := decompress(c, enc)
+		dec, err := Decompress(c, enc)
 		if err != nil || !bytes.Equal(dec, data) {
 			t.Fatalf("codec %d: %v", c, err)
 		}
 	}
-	// snappy-java (xerial) framing, as Java producers write it.
-	block, _ := compress(CompressionSnappy, data)
+	// Compress writes snappy in snappy-java's framing, as Kafka's broker
+	// does; a raw block (franz-go, librdkafka) must read as well.
+	if enc, _ := Compress(CompressionSnappy, data); !bytes.HasPrefix(enc, xerialMagic) {
+		t.Fatal("snappy output is not xerial-framed")
+	}
+	block := s2.EncodeSnappy(nil, data)
+	if dec, err := Decompress(CompressionSnappy, block); err != nil || !bytes.Equal(dec, data) {
+		t.Fatalf("raw snappy block: %v", err)
+	}
 	x := append([]byte{}, xerialMagic...)
 	x = binary.BigEndian.AppendUint32(x, 1)
 	x = binary.BigEndian.AppendUint32(x, 1)
 	x = binary.BigEndian.AppendUint32(x, uint32(len(block)))
 	x = append(x, block...)
-	if dec, err := decompress(CompressionSnappy, x); err != nil || !bytes.Equal(dec, data) {
+	if dec, err := Decompress(CompressionSnappy, x); err != nil || !bytes.Equal(dec, data) {
 		t.Fatalf("xerial: %v", err)
 	}
-	if _, err := decompress(6, data); err == nil {
-		t.Fatal("unknown codec accepted")
+	if _, err := Decompress(6, data); !errors.Is(err, ErrUnsupportedCompression) {
+		t.Fatalf("unknown codec: %v", err)
+	}
+}
+
+// A small batch that inflates beyond MaxDecompressed is refused with
+// ErrDecompressedTooLarge by every codec, before the memory is spent.
+func TestDecompressLimit(t *testing.T) {
+	big := make([]byte, MaxDecompressed+1)
+	for _, c := range []int8{CompressionGzip, CompressionSnappy, CompressionLZ4, CompressionZstd} {
+		enc, err := Compress(c, big)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Decompress(c, enc); !errors.Is(err, ErrDecompressedTooLarge) {
+			t.Errorf("codec %d (%d compressed bytes): %v, want ErrDecompressedTooLarge", c, len(enc), err)
+		}
+	}
+	// A raw snappy block announcing a huge length is refused from its header alone.
+	if _, err := Decompress(CompressionSnappy, s2.EncodeSnappy(nil, big)); !errors.Is(err, ErrDecompressedTooLarge) {
+		t.Errorf("raw snappy: %v", err)
 	}
 }
 

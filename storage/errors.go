@@ -24,8 +24,10 @@ var (
 	ErrTornBatch = fmt.Errorf("%w: torn (incomplete) batch", ErrInvalidBatch)
 	// ErrCRCMismatch reports a batch whose CRC-32C does not match its contents. It wraps ErrInvalidBatch.
 	ErrCRCMismatch = fmt.Errorf("%w: crc mismatch", ErrInvalidBatch)
-	// ErrUnsupportedCompression is returned by compaction for a batch compressed with an unknown codec.
+	// ErrUnsupportedCompression is returned by Compress, Decompress and compaction for an unknown codec.
 	ErrUnsupportedCompression = errors.New("storage: unsupported compression codec")
+	// ErrDecompressedTooLarge is returned by Decompress when a batch inflates beyond MaxDecompressed.
+	ErrDecompressedTooLarge = errors.New("storage: decompressed records exceed the limit")
 )
 
 // CorruptError locates corrupt data in a segment file. It matches ErrCorrupt with errors.Is, and the

@@ -94,6 +94,7 @@ func fakeMeasurement(kind string, round int, f float64) *measurement {
 	return &measurement{kind: kind, round: round, startToReady: time.Duration(float64(time.Second) / f),
 		cpuStart: 1, cpuWork: 10, peakRSS: int64(400<<20) / int64(f), endRSS: 300 << 20, movedBytes: 2e9,
 		produce1K: res(100000), produce100: res(500000), consume1K: res(200000), consume100: res(900000),
+		produce1KN: res(150000), produce100N: res(700000), consume1KN: res(250000), consume100N: res(950000),
 		e2e: res(50000), e2eRate: 50000}
 }
 
@@ -104,13 +105,14 @@ func TestReport(t *testing.T) {
 		{fakeMeasurement("kafka", 3, 1), fakeMeasurement("strom", 3, 3)},
 	}
 	// A failed workload shows as n/a and is left out of the ratios.
-	rounds[2][1].consume100 = nil
+	rounds[2][1].consume100N = nil
 	rounds[2][1].errs = []string{"consume 100B: boom"}
-	rep := newReport(options{rounds: 3, duration: time.Second, heap: "1g"}, rounds, time.Minute)
+	rep := newReport(options{rounds: 3, duration: time.Second, heap: "1g", clients: 4}, rounds, time.Minute)
 	tab := rep.table()
 	for _, want := range []string{
-		"| produce 1 KiB, acks=all, idempotent | MB/s | 100.0 | 300.0 | 2.00 / 3.00 / 4.00 | >= 1.5x | yes |",
-		"| consume 100 B | records/s | 900000 | 2700000 | 2.00 / 3.00 / 4.00 | >= 1.5x | yes |",
+		"| produce 1 KiB, acks=all, idempotent, 4 producers | MB/s | 150.0 | 450.0 | 2.00 / 3.00 / 4.00 | >= 1.5x | yes |",
+		"| consume 100 B, 4 consumers | records/s | 950000 | 2850000 | 2.00 / 3.00 / 4.00 | >= 1.5x | yes |",
+		"| produce 1 KiB, acks=all, idempotent, 1 producer | MB/s | 100.0 | 300.0 | 2.00 / 3.00 / 4.00 |  |  |",
 		"| e2e latency p99 | ms | 10.00 | 3.333 | 0.25 / 0.33 / 0.50 | <= 0.5x | yes |",
 		"| peak RSS (VmHWM) | MiB | 400.0 | 133.3 |",
 		"| process start to ready | s | 1.000 | 0.333 |",
@@ -142,7 +144,7 @@ func TestReport(t *testing.T) {
 }
 
 func TestOptionsValidate(t *testing.T) {
-	good := options{rounds: 3, duration: 8 * time.Second, partitions: 8}
+	good := options{rounds: 3, duration: 8 * time.Second, partitions: 8, clients: 4}
 	if err := good.validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -150,6 +152,8 @@ func TestOptionsValidate(t *testing.T) {
 		func(o *options) { o.rounds = 0 },
 		func(o *options) { o.duration = time.Millisecond },
 		func(o *options) { o.partitions = 0 },
+		func(o *options) { o.clients = 0 },
+		func(o *options) { o.clients = 9 }, // more consumers than partitions would idle
 	} {
 		o := good
 		mod(&o)

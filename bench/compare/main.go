@@ -36,6 +36,7 @@ type options struct {
 	rounds     int
 	duration   time.Duration
 	partitions int
+	clients    int
 	heap       string
 	out        string
 	workDir    string
@@ -47,6 +48,7 @@ func main() {
 	flag.IntVar(&o.rounds, "rounds", 3, "rounds; each runs every workload against Kafka, then Strom")
 	flag.DurationVar(&o.duration, "duration", 8*time.Second, "length of each produce, consume and e2e run")
 	flag.IntVar(&o.partitions, "partitions", 8, "partitions of every topic")
+	flag.IntVar(&o.clients, "clients", 4, "producers and consumers of the max-throughput workloads (the 1-client ones run as well)")
 	flag.StringVar(&o.heap, "kafka-heap", "1g", "Kafka's -Xmx")
 	flag.StringVar(&o.out, "out", "bench", "directory for RESULTS.md and the PNG plots")
 	flag.StringVar(&o.workDir, "work-dir", "", "where the clusters keep their data (default: a temp dir, removed after each round)")
@@ -71,6 +73,8 @@ func (o options) validate() error {
 		return fmt.Errorf("%w: -duration %v must be at least 1s", errBadFlag, o.duration)
 	case o.partitions < 1:
 		return fmt.Errorf("%w: -partitions %d must be at least 1", errBadFlag, o.partitions)
+	case o.clients < 1 || o.clients > o.partitions:
+		return fmt.Errorf("%w: -clients %d must be between 1 and the partitions (%d)", errBadFlag, o.clients, o.partitions)
 	}
 	return nil
 }
@@ -146,6 +150,8 @@ type measurement struct {
 	movedBytes   int64   // produced + consumed value bytes over all workloads
 
 	produce1K, produce100, consume1K, consume100, e2e *bench.Result
+	// The same workloads with opts.clients producers or consumers.
+	produce1KN, produce100N, consume1KN, consume100N *bench.Result
 	e2eRate                                           float64
 	errs                                              []string
 }
@@ -213,10 +219,24 @@ func measure(ctx context.Context, o options, k kind, round int, e2eRate float64,
 		}
 		return res
 	}
+	n := o.clients
 	m.produce1K = runOne("produce 1KiB", bench.ModeProduce, func(c *bench.Config) { c.Topic, c.RecordSize = "bench-1k", 1024 })
+	m.produce1KN = runOne(fmt.Sprintf("produce 1KiB x%d", n), bench.ModeProduce, func(c *bench.Config) {
+		c.Topic, c.RecordSize, c.Producers = "bench-1k-n", 1024, n
+	})
 	m.produce100 = runOne("produce 100B", bench.ModeProduce, func(c *bench.Config) { c.Topic, c.RecordSize = "bench-100", 100 })
+	m.produce100N = runOne(fmt.Sprintf("produce 100B x%d", n), bench.ModeProduce, func(c *bench.Config) {
+		c.Topic, c.RecordSize, c.Producers = "bench-100-n", 100, n
+	})
+	// Both consumes of a size read the same topic, the 1-producer one.
 	m.consume1K = runOne("consume 1KiB", bench.ModeConsume, func(c *bench.Config) { c.Topic, c.RecordSize = "bench-1k", 1024 })
+	m.consume1KN = runOne(fmt.Sprintf("consume 1KiB x%d", n), bench.ModeConsume, func(c *bench.Config) {
+		c.Topic, c.RecordSize, c.Consumers = "bench-1k", 1024, n
+	})
 	m.consume100 = runOne("consume 100B", bench.ModeConsume, func(c *bench.Config) { c.Topic, c.RecordSize = "bench-100", 100 })
+	m.consume100N = runOne(fmt.Sprintf("consume 100B x%d", n), bench.ModeConsume, func(c *bench.Config) {
+		c.Topic, c.RecordSize, c.Consumers = "bench-100", 100, n
+	})
 	if e2eRate <= 0 && m.produce1K != nil {
 		e2eRate = m.produce1K.RecordsPerSec / 2 // only when Kafka's run of this round failed
 	}
@@ -247,9 +267,13 @@ func (m *measurement) oneLine() string {
 		}
 	}
 	add("produce 1KiB", m.produce1K)
+	add("produce 1KiB xN", m.produce1KN)
 	add("produce 100B", m.produce100)
+	add("produce 100B xN", m.produce100N)
 	add("consume 1KiB", m.consume1K)
+	add("consume 1KiB xN", m.consume1KN)
 	add("consume 100B", m.consume100)
+	add("consume 100B xN", m.consume100N)
 	if m.e2e != nil && m.e2e.E2E != nil {
 		parts = append(parts, fmt.Sprintf("e2e p99 %.2fms", m.e2e.E2E.P99))
 	}

@@ -85,11 +85,12 @@ func plotThroughput(rep *report, path string) error {
 	p := plot.New()
 	p.Title.Text = "Max throughput, median over rounds (Kafka = 100)"
 	p.Y.Label.Text = "relative throughput"
-	rows := []int{0, 1, 3, 4} // indexes into metrics
-	names := make([]string, len(rows))
+	var names []string
 	vals := [2]plotter.Values{}
-	for i, mi := range rows {
-		m := metrics[mi]
+	for _, m := range rep.metrics {
+		if m.short == "" {
+			continue
+		}
 		k, s, _, okK, okS, _ := rep.row(m)
 		kv, sv := math.NaN(), math.NaN()
 		if okK {
@@ -98,7 +99,7 @@ func plotThroughput(rep *report, path string) error {
 		if okS {
 			sv = s.median
 		}
-		names[i] = fmt.Sprintf("%s\nK %s / S %s %s", shortName(m.name), fmtNum(kv), fmtNum(sv), m.unit)
+		names = append(names, fmt.Sprintf("%s\nK %s / S %s %s", m.short, fmtNum(kv), fmtNum(sv), m.unit))
 		rel := func(v float64) float64 {
 			if !okK || math.IsNaN(v) || kv == 0 {
 				return 0
@@ -126,16 +127,6 @@ func plotThroughput(rep *report, path string) error {
 		return fmt.Errorf("save %s: %w", path, err)
 	}
 	return nil
-}
-
-func shortName(s string) string {
-	switch s {
-	case metrics[0].name:
-		return "produce 1 KiB"
-	case metrics[1].name:
-		return "produce 100 B"
-	}
-	return s
 }
 
 // ticks125 labels a log axis at 1, 2 and 5 times each power of ten in [min, max], so a range within one

@@ -8,16 +8,27 @@
 //   - MirrorMaker 2 in dedicated mode with exactly-once off (tasks.max=1, the default), source alias
 //     s<round> so the topic arrives as s<round>.<topic> and its offsets topic is fresh; timed from the JVM's
 //     exec until the destination topic's end offsets add up to N (there are no transaction markers).
+//   - MirrorMaker 2 in dedicated mode with exactly-once on (Kafka's "Exactly once" section of its
+//     geo-replication docs, KIP-618 and KIP-710): dst.exactly.once.source.support=enabled,
+//     dedicated.mode.enable.internal.rest=true with a REST listener on a free 127.0.0.1 port, and the source
+//     read read_committed (without which MirrorSourceConnector declares exactly-once unsupported); source
+//     alias e<round>. Its destination holds transaction markers, so end offsets cannot tell when the copy
+//     is complete; it is complete when MM2's own source positions, committed in the same transactions as
+//     the records to its offsets topic mm2-offsets.e<round>.internal on the destination, reached the last
+//     offset of every source partition (read read_committed, polled every 50 ms).
 //   - `strom migrate --mode at-least-once` and `--mode exactly-once`, with --rename prefix:... and a fresh
 //     --name; timed from exec until the process exits, which it does once the copy reached the source end
-//     offsets taken at its start and is committed. The destination is then checked to hold N records.
+//     offsets taken at its start and is committed.
 //
-// Both times include process start (the JVM's is seconds, Strom's milliseconds): that is what an operator
-// waits for. Numbers are reported, never asserted.
+// Every copy is then checked with `strom verify` (record by record: count, keys, values, headers,
+// timestamps, partition by partition, committed records only), outside the timed span; a copy that fails
+// it counts as failed and has no rate. Both times include process start (the JVM's is seconds, Strom's
+// milliseconds): that is what an operator waits for. Numbers are reported, never asserted.
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -46,6 +57,7 @@ type options struct {
 	heap       string
 	mmHeap     string
 	timeout    time.Duration
+	verify     bool
 }
 
 func main() {
@@ -58,6 +70,7 @@ func main() {
 	flag.StringVar(&o.heap, "kafka-heap", "1g", "each Kafka broker's -Xmx")
 	flag.StringVar(&o.mmHeap, "mm2-heap", "1g", "MirrorMaker 2's -Xmx")
 	flag.DurationVar(&o.timeout, "copy-timeout", 5*time.Minute, "longest one copy may take")
+	flag.BoolVar(&o.verify, "verify", true, "check every copy with strom verify (untimed); a copy that differs counts as failed")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -89,14 +102,19 @@ const (
 	topic      = "mirror-bench"
 )
 
-// Tool names, in the order each round runs them; the first is the baseline of the ratios.
+// Tool names, in the order each round runs them.
 const (
 	toolMM2      = "MirrorMaker 2 (exactly-once off)"
+	toolMM2EOS   = "MirrorMaker 2 (exactly-once)"
 	toolStromALO = "strom migrate --mode at-least-once"
 	toolStromEOS = "strom migrate --mode exactly-once"
 )
 
-var tools = []string{toolMM2, toolStromALO, toolStromEOS}
+var tools = []string{toolMM2, toolMM2EOS, toolStromALO, toolStromEOS}
+
+// baselines maps each strom tool to the MirrorMaker 2 run with the same delivery guarantee, which its
+// ratios divide by.
+var baselines = map[string]string{toolStromALO: toolMM2, toolStromEOS: toolMM2EOS}
 
 func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	if err := o.validate(); err != nil {
@@ -141,15 +159,23 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stderr, "filled in %v\n", time.Since(fillStart).Round(time.Millisecond))
+	srcEnds, err := partitionEnds(ctx, src.Seeds())
+	if err != nil {
+		return err
+	}
 
-	rep := &report{records: o.records, partitions: o.partitions, rounds: o.rounds, loads: []string{loadAvg()}}
+	rep := &report{records: o.records, partitions: o.partitions, rounds: o.rounds, loads: []string{loadAvg()},
+		args: os.Args[1:]}
 	began := time.Now()
 	for r := 1; r <= o.rounds; r++ {
 		for _, t := range tools {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			m := copyOnce(ctx, o, t, r, work, src, dst, dadm, stderr)
+			m := copyOnce(ctx, o, t, r, work, src, dst, dadm, srcEnds, stderr)
+			if m.err == nil && o.verify {
+				m.verifyCopy(ctx, o.stromBin, src.Bootstrap(), dst.Bootstrap())
+			}
 			fmt.Fprintf(stderr, "[round %d] %s: %s\n", r, t, m.oneLine(o.records))
 			rep.runs = append(rep.runs, m)
 		}
@@ -206,7 +232,7 @@ func fill(ctx context.Context, seeds []string, n int, partitions int32) error {
 
 // copyOnce copies the source topic once with tool in round r and returns what it measured.
 func copyOnce(ctx context.Context, o options, tool string, r int, work string, src, dst *harness.LocalCluster,
-	dadm *kadm.Client, stderr io.Writer) (m run1) {
+	dadm *kadm.Client, srcEnds map[int32]int64, stderr io.Writer) (m run1) {
 	m = run1{tool: tool, round: r}
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
@@ -242,10 +268,15 @@ func copyOnce(ctx context.Context, o options, tool string, r int, work string, s
 		}()
 	}
 	switch tool {
-	case toolMM2:
+	case toolMM2, toolMM2EOS:
+		eos := tool == toolMM2EOS
 		alias := fmt.Sprintf("s%d", r)
+		if eos {
+			alias = fmt.Sprintf("e%d", r)
+		}
 		m.destTopic = alias + "." + topic
-		dir := filepath.Join(work, fmt.Sprintf("mm2-%d", r))
+		m.verifyPrefix = alias + "."
+		dir := filepath.Join(work, fmt.Sprintf("mm2-%s", alias))
 		props := map[string]string{
 			// A fresh source alias per round: fresh destination topic and fresh MM2 offsets topic, so
 			// every round copies from offset 0. The harness' "src" entries are then unused.
@@ -255,6 +286,23 @@ func copyOnce(ctx context.Context, o options, tool string, r int, work string, s
 			alias + "->dst.topics":       topic,
 			"src->dst.enabled":           "false",
 			"tasks.max":                  "1",
+		}
+		var positions *mm2Positions
+		if eos {
+			ports, err := harness.FreePorts(1)
+			if err != nil {
+				m.err = err
+				return m
+			}
+			props["dst.exactly.once.source.support"] = "enabled"
+			props["dedicated.mode.enable.internal.rest"] = "true"
+			props["listeners"] = fmt.Sprintf("http://127.0.0.1:%d", ports[0])
+			props[alias+".consumer.isolation.level"] = "read_committed"
+			if positions, err = newMM2Positions(dst.Seeds(), alias); err != nil {
+				m.err = err
+				return m
+			}
+			defer positions.close()
 		}
 		jvm := []string{"-Xmx" + o.mmHeap}
 		start = time.Now()
@@ -271,6 +319,29 @@ func copyOnce(ctx context.Context, o options, tool string, r int, work string, s
 			}
 		}()
 		for {
+			if eos {
+				if positions.poll(ctx, 50*time.Millisecond) && positions.reached(srcEnds) {
+					m.elapsed = time.Since(start)
+					// A cross-check of the positions: the committed end offsets (markers included) cannot be
+					// below N once every record is committed.
+					n, err := endOffsets(ctx, dadm, m.destTopic, true)
+					m.destRecords = n
+					if err == nil && n < int64(o.records) {
+						err = fmt.Errorf("MM2 positions reached the source ends but the destination's last stable offsets add up to %d < %d", n, o.records)
+					}
+					m.err = err
+					return m
+				}
+				if mm.Exited() {
+					m.err = fmt.Errorf("mirror maker exited early; log %s", mm.LogPath())
+					return m
+				}
+				if ctx.Err() != nil {
+					m.err = fmt.Errorf("MM2 positions %v of source ends %v: %w", positions.pos, srcEnds, ctx.Err())
+					return m
+				}
+				continue
+			}
 			n, err := endOffsets(ctx, dadm, m.destTopic, false)
 			if err == nil && n >= int64(o.records) {
 				m.elapsed = time.Since(start)
@@ -295,6 +366,7 @@ func copyOnce(ctx context.Context, o options, tool string, r int, work string, s
 		}
 		prefix := fmt.Sprintf("r%d-%s.", r, mode)
 		m.destTopic = prefix + topic
+		m.verifyPrefix = prefix
 		args := []string{"migrate", "--from", src.Bootstrap(), "--to", dst.Bootstrap(), "--topics", topic,
 			"--mode", mode, "--rename", "prefix:" + prefix, "--name", fmt.Sprintf("bench-%d-%s", r, mode),
 			"--log-level", "warn", "--progress-interval", "10s"}
@@ -378,4 +450,118 @@ func loadAvg() string {
 		return "unknown"
 	}
 	return strings.Join(f[:3], " ")
+}
+
+// partitionEnds returns the end offset of every partition of the source topic after the fill.
+func partitionEnds(ctx context.Context, seeds []string) (map[int32]int64, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
+	if err != nil {
+		return nil, fmt.Errorf("source client: %w", err)
+	}
+	defer cl.Close()
+	offs, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
+	if err != nil {
+		return nil, fmt.Errorf("source end offsets: %w", err)
+	}
+	ends := map[int32]int64{}
+	var ferr error
+	offs.Each(func(lo kadm.ListedOffset) {
+		if lo.Err != nil && ferr == nil {
+			ferr = fmt.Errorf("source end offset of %s/%d: %w", topic, lo.Partition, lo.Err)
+		}
+		ends[lo.Partition] = lo.Offset
+	})
+	return ends, ferr
+}
+
+// mm2Positions follows MirrorMaker 2's source positions for the benchmark topic: its Connect offsets topic
+// mm2-offsets.<alias>.internal on the destination, read read_committed. With exactly-once on, each record
+// there is written in the same transaction as the records it covers, so a committed position p means
+// every source record up to p is committed on the destination. Owned by copyOnce's goroutine.
+type mm2Positions struct {
+	cl    *kgo.Client
+	alias string
+	pos   map[int32]int64 // source partition -> last source offset copied
+}
+
+func newMM2Positions(seeds []string, alias string) (*mm2Positions, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.ConsumeTopics("mm2-offsets."+alias+".internal"),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.MetadataMinAge(10*time.Millisecond),
+		kgo.MetadataMaxAge(500*time.Millisecond), kgo.FetchMaxWait(50*time.Millisecond))
+	if err != nil {
+		return nil, fmt.Errorf("MM2 offsets reader: %w", err)
+	}
+	return &mm2Positions{cl: cl, alias: alias, pos: map[int32]int64{}}, nil
+}
+
+func (p *mm2Positions) close() { p.cl.Close() }
+
+// poll reads what arrived within d and reports whether it read anything without error (a fetch error, such
+// as the topic not existing yet, is retried at the next poll).
+func (p *mm2Positions) poll(ctx context.Context, d time.Duration) bool {
+	pctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	fs := p.cl.PollFetches(pctx)
+	fs.EachRecord(func(r *kgo.Record) {
+		if part, off, ok := parseMM2Offset(r.Key, r.Value, p.alias); ok && off > p.pos[part] {
+			p.pos[part] = off
+		}
+	})
+	return len(p.pos) > 0
+}
+
+// reached reports whether every source partition's last offset (end - 1) has been copied.
+func (p *mm2Positions) reached(ends map[int32]int64) bool {
+	for part, end := range ends {
+		if got, ok := p.pos[part]; end > 0 && (!ok || got < end-1) {
+			return false
+		}
+	}
+	return true
+}
+
+// parseMM2Offset decodes one record of a MirrorMaker 2 offsets topic, keeping the MirrorSourceConnector's
+// positions for the benchmark topic from cluster alias: key ["MirrorSourceConnector",{"cluster":...,
+// "partition":N,"topic":...}], value {"offset":N} (Connect's JSON converter without schemas).
+func parseMM2Offset(key, value []byte, alias string) (partition int32, offset int64, ok bool) {
+	var k []json.RawMessage
+	if json.Unmarshal(key, &k) != nil || len(k) != 2 {
+		return 0, 0, false
+	}
+	var connector string
+	var sp struct {
+		Cluster   string `json:"cluster"`
+		Partition int32  `json:"partition"`
+		Topic     string `json:"topic"`
+	}
+	if json.Unmarshal(k[0], &connector) != nil || connector != "MirrorSourceConnector" ||
+		json.Unmarshal(k[1], &sp) != nil || sp.Cluster != alias || sp.Topic != topic {
+		return 0, 0, false
+	}
+	var v struct {
+		Offset *int64 `json:"offset"`
+	}
+	if json.Unmarshal(value, &v) != nil || v.Offset == nil {
+		return 0, 0, false
+	}
+	return sp.Partition, *v.Offset, true
+}
+
+// verifyCopy runs strom verify between the source topic and m's destination topic (untimed) and marks
+// m failed when they differ: the benchmark reports rates of correct copies only.
+func (m *run1) verifyCopy(ctx context.Context, stromBin, src, dst string) {
+	args := []string{"verify", "--from", src, "--to", dst, "--topics", topic, "--rename", "prefix:" + m.verifyPrefix,
+		"--log-level", "warn"}
+	vctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	began := time.Now()
+	out, err := exec.CommandContext(vctx, stromBin, args...).CombinedOutput()
+	m.verifyTime = time.Since(began)
+	text := strings.TrimSpace(string(out))
+	if err != nil {
+		m.err = fmt.Errorf("strom %s: %w: %s", strings.Join(args, " "), err, text)
+		return
+	}
+	// The verdict is the last line; the lines before it are per partition.
+	m.verified = text[strings.LastIndexByte(text, '\n')+1:]
 }

@@ -64,10 +64,13 @@ func TestRates(t *testing.T) {
 }
 
 func TestReportRatiosAndMarkdown(t *testing.T) {
-	rep := &report{records: 1000, partitions: 8, rounds: 2, loads: []string{"1 1 1"}, machine: []string{"CPUs (nproc): 2"}}
+	rep := &report{records: 1000, partitions: 8, rounds: 2, loads: []string{"1 1 1"}, machine: []string{"CPUs (nproc): 2"},
+		args: []string{"-records", "1000"}}
 	for r := 1; r <= 2; r++ {
 		rep.runs = append(rep.runs,
 			run1{tool: toolMM2, round: r, elapsed: 10 * time.Second, firstRecord: 5 * time.Second, destTopic: "s.t"},
+			run1{tool: toolMM2EOS, round: r, elapsed: 20 * time.Second, firstRecord: 10 * time.Second, destTopic: "e.t",
+				verified: "verify ok: 8 partitions identical", verifyTime: 1500 * time.Millisecond},
 			run1{tool: toolStromALO, round: r, elapsed: time.Duration(r) * time.Second, firstRecord: time.Second / 2},
 		)
 	}
@@ -78,8 +81,8 @@ func TestReportRatiosAndMarkdown(t *testing.T) {
 	if got := rep.ratios(toolStromALO, toolMM2, wholeRate); len(got) != 2 || got[0] != 10 || got[1] != 5 {
 		t.Fatalf("ratios at-least-once = %v, want [10 5]", got)
 	}
-	if got := rep.ratios(toolStromEOS, toolMM2, wholeRate); len(got) != 1 || got[0] != 5 {
-		t.Fatalf("ratios exactly-once = %v, want [5]", got)
+	if got := rep.ratios(toolStromEOS, toolMM2EOS, wholeRate); len(got) != 1 || got[0] != 10 {
+		t.Fatalf("ratios exactly-once = %v, want [10]", got)
 	}
 	// Copy phase: MM2 1000/5s = 200; strom round 1 1000/0.5s = 2000 (x10), round 2 1000/1.5s (x3.33).
 	if got := rep.ratios(toolStromALO, toolMM2, copyRate); len(got) != 2 || got[0] != 10 || math.Abs(got[1]-10.0/3) > 1e-9 {
@@ -90,9 +93,14 @@ func TestReportRatiosAndMarkdown(t *testing.T) {
 		"| " + toolMM2 + " | 100 / 100 / 100 | 0.10 / 0.10 / 0.10 | 1 (baseline) | 5.00 / 5.00 / 5.00 | 200 / 200 / 200 | 1 (baseline) | 0 |",
 		"| " + toolStromALO + " | 500 / 750 / 1000 |",
 		"| 5.00 / 7.50 / 10.0 |",
-		"| " + toolStromEOS + " | 500 / 500 / 500 | 0.51 / 0.51 / 0.51 | 5.00 / 5.00 / 5.00 | n/a | n/a | n/a | 1 |",
+		// Each strom mode is divided by the MM2 run with its guarantee: exactly-once by MM2 exactly-once.
+		"| " + toolStromEOS + " | 500 / 500 / 500 | 0.51 / 0.51 / 0.51 | 10.0 / 10.0 / 10.0 | n/a | n/a | n/a | 1 |",
+		"| " + toolMM2EOS + " | 50.0 / 50.0 / 50.0 | 0.05 / 0.05 / 0.05 | 1 (baseline) |",
+		"| verify ok: 8 partitions identical (1.50s) |",
+		"Every copy was then checked with `strom verify`",
 		"boom \\| bang |",
 		"- CPUs (nproc): 2",
+		"Command: `go run ./bench/mirrorcompare -records 1000`",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md)
@@ -116,6 +124,49 @@ func TestOptionsValidate(t *testing.T) {
 		mod(&o)
 		if err := o.validate(); !errors.Is(err, errBadFlag) {
 			t.Errorf("validate(%+v) = %v, want errBadFlag", o, err)
+		}
+	}
+}
+
+func TestParseMM2Offset(t *testing.T) {
+	tests := []struct {
+		name       string
+		key, value string
+		part       int32
+		off        int64
+		ok         bool
+	}{
+		{"source position", `["MirrorSourceConnector",{"cluster":"e1","partition":3,"topic":"mirror-bench"}]`, `{"offset":4999}`, 3, 4999, true},
+		{"other alias", `["MirrorSourceConnector",{"cluster":"e2","partition":3,"topic":"mirror-bench"}]`, `{"offset":1}`, 0, 0, false},
+		{"other topic", `["MirrorSourceConnector",{"cluster":"e1","partition":3,"topic":"x"}]`, `{"offset":1}`, 0, 0, false},
+		{"other connector", `["MirrorCheckpointConnector",{"cluster":"e1","partition":3,"topic":"mirror-bench"}]`, `{"offset":1}`, 0, 0, false},
+		{"tombstone", `["MirrorSourceConnector",{"cluster":"e1","partition":3,"topic":"mirror-bench"}]`, ``, 0, 0, false},
+		{"no offset", `["MirrorSourceConnector",{"cluster":"e1","partition":3,"topic":"mirror-bench"}]`, `{}`, 0, 0, false},
+		{"not json", `garbage`, `{"offset":1}`, 0, 0, false},
+	}
+	for _, tt := range tests {
+		part, off, ok := parseMM2Offset([]byte(tt.key), []byte(tt.value), "e1")
+		if part != tt.part || off != tt.off || ok != tt.ok {
+			t.Errorf("%s: got %d, %d, %v; want %d, %d, %v", tt.name, part, off, ok, tt.part, tt.off, tt.ok)
+		}
+	}
+}
+
+func TestMM2PositionsReached(t *testing.T) {
+	ends := map[int32]int64{0: 10, 1: 1, 2: 0}
+	tests := []struct {
+		pos  map[int32]int64
+		want bool
+	}{
+		{map[int32]int64{}, false},
+		{map[int32]int64{0: 9}, false}, // partition 1's only record (offset 0) not copied yet
+		{map[int32]int64{0: 8, 1: 0}, false},
+		{map[int32]int64{0: 9, 1: 0}, true}, // partition 2 is empty
+	}
+	for _, tt := range tests {
+		p := &mm2Positions{pos: tt.pos}
+		if got := p.reached(ends); got != tt.want {
+			t.Errorf("reached with positions %v = %v, want %v", tt.pos, got, tt.want)
 		}
 	}
 }

@@ -4,13 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
+	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"golang.org/x/term"
 
 	"github.com/stromhq/strom/replicate"
 )
@@ -20,6 +23,10 @@ type replicateFlags struct {
 	cfg      replicate.Config
 	mode     string
 	logLevel string
+	json     bool
+	live     bool
+	// term coordinates the table and log lines when both show on one terminal; nil otherwise.
+	term *liveTerminal
 }
 
 func addClientFlags(f *pflag.FlagSet, side string, c *replicate.ClientConfig) {
@@ -53,9 +60,10 @@ func (rf *replicateFlags) add(f *pflag.FlagSet, copying bool) {
 	f.DurationVar(&rf.cfg.SessionTimeout, "session-timeout", rf.cfg.SessionTimeout, "source group session timeout (at-least-once)")
 	f.StringVar(&rf.cfg.Groups, "groups", "", "regular expression of source consumer groups whose offsets are translated to the destination")
 	f.StringVar(&rf.cfg.MetricsAddr, "metrics-addr", "", "HOST:PORT serving Prometheus metrics at /metrics")
-	f.BoolVar(&rf.cfg.JSON, "json", false, "print progress (and the migrate summary) as JSON lines")
-	f.BoolVar(&rf.cfg.Live, "live", false, "show progress as one line updated in place (for a terminal)")
-	f.DurationVar(&rf.cfg.ProgressInterval, "progress-interval", rf.cfg.ProgressInterval, "time between progress lines")
+	f.BoolVar(&rf.json, "json", false, "print progress (and the migrate summary) as one JSON object per interval")
+	f.BoolVar(&rf.live, "live", false, "show the per-topic progress table redrawn in place even when stdout is not a terminal")
+	f.DurationVar(&rf.cfg.ProgressInterval, "progress-interval", rf.cfg.ProgressInterval, "time between progress lines when stdout is not a terminal, and between --json objects (the terminal table redraws every second)")
+	f.DurationVar(&rf.cfg.RateWindow, "rate-window", rf.cfg.RateWindow, "sliding window of the records/s and MB/s rates and the ETA")
 	f.IntVar(&rf.cfg.MaxPollRecords, "batch-records", rf.cfg.MaxPollRecords, "records per batch (per transaction in exactly-once mode)")
 }
 
@@ -64,15 +72,43 @@ func (rf *replicateFlags) finish() error {
 	if err := level.UnmarshalText([]byte(rf.logLevel)); err != nil {
 		return fmt.Errorf("--log-level %q: %w", rf.logLevel, err)
 	}
-	rf.cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	m, err := replicate.ParseMode(rf.mode)
 	if err != nil {
 		return err
 	}
 	rf.cfg.Mode = m
+	rf.cfg.ProgressView = progressView(rf.json, rf.live, isTerminal(os.Stdout))
+	var logOut io.Writer = os.Stderr
 	rf.cfg.Progress = os.Stdout
+	if rf.cfg.ProgressView == replicate.ViewTable && isTerminal(os.Stdout) && isTerminal(os.Stderr) {
+		rf.term = &liveTerminal{out: os.Stdout, err: os.Stderr}
+		rf.cfg.Progress, logOut = rf.term.tableWriter(), rf.term.logWriter()
+	}
+	rf.cfg.Logger = slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))
 	return nil
 }
+
+// done ends the coordination of table and log lines once the copy has ended.
+func (rf *replicateFlags) done() {
+	if rf.term != nil {
+		rf.term.detach()
+	}
+}
+
+// progressView picks the progress view: --json wins, then --live forces the table, else the table only on
+// a terminal and plain lines everywhere else (files, pipes, log collectors).
+func progressView(json, live, tty bool) replicate.ProgressView {
+	switch {
+	case json:
+		return replicate.ViewJSON
+	case live || tty:
+		return replicate.ViewTable
+	}
+	return replicate.ViewLog
+}
+
+// isTerminal reports whether f is a terminal. A character device is not enough: /dev/null is one too.
+func isTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }
 
 func newMirrorCmd(migrate bool) *cobra.Command {
 	var rf replicateFlags
@@ -92,6 +128,7 @@ func newMirrorCmd(migrate bool) *cobra.Command {
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
 			sum, err := replicate.Run(ctx, rf.cfg)
+			rf.done()
 			if err != nil {
 				return err
 			}
@@ -101,9 +138,10 @@ func newMirrorCmd(migrate bool) *cobra.Command {
 			if ctx.Err() != nil {
 				return fmt.Errorf("migrate interrupted after %d records; run it again to resume", sum.Records)
 			}
-			if rf.cfg.JSON {
+			if rf.json {
 				return json.NewEncoder(cmd.OutOrStdout()).Encode(sum)
 			}
+			writeTopicSummary(cmd.OutOrStdout(), sum.PerTopic)
 			fmt.Fprintf(cmd.OutOrStdout(), "migrate done: %d topics, %d partitions, %d records (%d bytes) copied in %s, %d group offsets synced, %d sessions\n",
 				len(sum.Topics), sum.Partitions, sum.Records, sum.Bytes, sum.Duration.Round(1e6), sum.Groups, sum.Sessions)
 			return nil
@@ -111,6 +149,16 @@ func newMirrorCmd(migrate bool) *cobra.Command {
 	}
 	rf.add(cmd.Flags(), true)
 	return cmd
+}
+
+// writeTopicSummary prints the per-topic lines of the migrate summary as an aligned table.
+func writeTopicSummary(w io.Writer, topics []replicate.TopicSummary) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "TOPIC\tDESTINATION\tPARTITIONS\tRECORDS\tMB")
+	for _, t := range topics {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%.1f\n", t.Topic, t.Destination, t.Partitions, t.Records, float64(t.Bytes)/1e6)
+	}
+	_ = tw.Flush()
 }
 
 func newVerifyCmd() *cobra.Command {

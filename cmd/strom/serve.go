@@ -3,9 +3,13 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strings"
@@ -21,7 +25,7 @@ import (
 // variables) onto broker.Config and runs the broker until SIGTERM/SIGINT.
 func newServeCmd() *cobra.Command {
 	cfg := broker.DefaultConfig()
-	var configFile, logLevel string
+	var configFile, logLevel, debugListen string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run a Kafka-compatible broker",
@@ -43,6 +47,13 @@ command line wins over the environment, which wins over the config file.`,
 			cfg.Logger = slog.New(readyAlways(os.Stderr, level))
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
+			if debugListen != "" {
+				_, stopDebug, err := serveDebug(debugListen, cfg.Logger)
+				if err != nil {
+					return err
+				}
+				defer stopDebug()
+			}
 			b, err := broker.Start(cfg)
 			if err != nil {
 				return err
@@ -75,7 +86,38 @@ command line wins over the environment, which wins over the config file.`,
 	f.DurationVar(&cfg.TransactionAbortCheckInterval, "transaction-abort-check-interval", cfg.TransactionAbortCheckInterval, "how often timed out transactions are aborted (transaction.abort.timed.out.transaction.cleanup.interval.ms)")
 	f.DurationVar(&cfg.TransactionalIDExpiration, "transactional-id-expiration", cfg.TransactionalIDExpiration, "how long an idle transactional id is remembered (transactional.id.expiration.ms)")
 	f.StringVar(&logLevel, "log-level", "info", "debug|info|warn|error")
+	f.StringVar(&debugListen, "debug-listen", "", "HOST:PORT serving Go's pprof profiles under /debug/pprof/ (off when empty)")
 	return cmd
+}
+
+// serveDebug serves net/http/pprof on addr until the returned stop function is called, and returns
+// the bound address. It has its own mux, so nothing else registered on http.DefaultServeMux is exposed;
+// the listener is bound before serveDebug returns, so a bad address fails the start instead of being
+// logged later.
+func serveDebug(addr string, logger *slog.Logger) (bound string, stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", nil, fmt.Errorf("--debug-listen %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("debug listener stopped", "addr", addr, "err", err)
+		}
+	}()
+	logger.Info("debug listener", "addr", ln.Addr().String())
+	return ln.Addr().String(), func() {
+		_ = srv.Close()
+		<-done
+	}, nil
 }
 
 // applyConfigSources sets every flag not given on the command line from the

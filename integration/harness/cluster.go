@@ -50,11 +50,13 @@ var (
 // node is one member of a LocalCluster: its folder, addresses and the command that (re)starts it.
 type node struct {
 	index   int
-	dir     string   // node's folder; its data lives below it and survives Restart
-	logPath string   // stdout+stderr of every run, appended
-	addr    string   // client listener, host:port
-	argv    []string // argv[0] is the executable
-	env     []string // extra environment, appended to os.Environ()
+	dir     string // node's folder; its data lives below it and survives Restart
+	logPath string // stdout+stderr of every run, appended
+	addr    string // client listener, host:port
+	// listeners are the extra client listeners (Listener option), name -> host:port; nil when none.
+	listeners map[string]string
+	argv      []string // argv[0] is the executable
+	env       []string // extra environment, appended to os.Environ()
 
 	// p is the running process, nil when the node is down. Guarded by LocalCluster.mu.
 	p *proc
@@ -78,6 +80,18 @@ func (c *LocalCluster) Bootstrap() string {
 	addrs := make([]string, len(c.nodes))
 	for i, n := range c.nodes {
 		addrs[i] = n.addr
+	}
+	return strings.Join(addrs, ",")
+}
+
+// ListenerBootstrap returns the comma-separated host:port list of every node's listener name (added with
+// the Listener option), or "" when the cluster has no such listener.
+func (c *LocalCluster) ListenerBootstrap(name string) string {
+	var addrs []string
+	for _, n := range c.nodes {
+		if a, ok := n.listeners[name]; ok {
+			addrs = append(addrs, a)
+		}
 	}
 	return strings.Join(addrs, ",")
 }

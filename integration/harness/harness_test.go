@@ -78,8 +78,32 @@ func TestKafkaProperties(t *testing.T) {
 	}
 }
 
+// TestKafkaPropertiesListeners checks that extra listeners get their ports, advertised addresses and
+// security protocols next to PLAINTEXT and CONTROLLER, and that a BrokerConfig override still wins.
+func TestKafkaPropertiesListeners(t *testing.T) {
+	cfg, err := buildConfig([]Option{Listener("SASL", "SASL_PLAINTEXT"), Listener("TLS", "SSL"),
+		BrokerConfig("listener.name.tls.ssl.client.auth", "required")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := kafkaProperties(cfg, 0, 9092, 9093, "1@a:9093", "/d", 9094, 9095)
+	for _, want := range []string{
+		"listeners=PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093,SASL://127.0.0.1:9094,TLS://127.0.0.1:9095\n",
+		"advertised.listeners=PLAINTEXT://127.0.0.1:9092,SASL://127.0.0.1:9094,TLS://127.0.0.1:9095\n",
+		"listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL:SASL_PLAINTEXT,TLS:SSL\n",
+		"inter.broker.listener.name=PLAINTEXT\n",
+		"listener.name.tls.ssl.client.auth=required\n",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("server.properties lacks %q:\n%s", want, got)
+		}
+	}
+}
+
 func TestBuildConfigRejects(t *testing.T) {
-	for _, opts := range [][]Option{{Nodes(0)}, {Nodes(10)}, {StartTimeout(0)}, {ReadyPoll(0)}} {
+	for _, opts := range [][]Option{{Nodes(0)}, {Nodes(10)}, {StartTimeout(0)}, {ReadyPoll(0)},
+		{Listener("PLAINTEXT", "SSL")}, {Listener("sasl", "SASL_PLAINTEXT")}, {Listener("A", "SSL"), Listener("A", "SSL")},
+		{Listener("A", "TLS")}} {
 		if _, err := buildConfig(opts); !errors.Is(err, ErrBadOption) {
 			t.Errorf("buildConfig: err %v, want ErrBadOption", err)
 		}

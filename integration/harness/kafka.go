@@ -41,7 +41,9 @@ func newKafka(ctx context.Context, dir string, opts []Option) (*LocalCluster, er
 	if err != nil {
 		return nil, err
 	}
-	ports, err := FreePorts(2 * cfg.nodes)
+	// Per node: client, controller, then one per extra listener.
+	per := 2 + len(cfg.listeners)
+	ports, err := FreePorts(per * cfg.nodes)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", kind, err)
 	}
@@ -51,7 +53,7 @@ func newKafka(ctx context.Context, dir string, opts []Option) (*LocalCluster, er
 	}
 	voters := make([]string, cfg.nodes)
 	for i := range voters {
-		voters[i] = fmt.Sprintf("%d@127.0.0.1:%d", i+1, ports[2*i+1])
+		voters[i] = fmt.Sprintf("%d@127.0.0.1:%d", i+1, ports[per*i+1])
 	}
 
 	c := &LocalCluster{kind: kind, cfg: cfg}
@@ -60,8 +62,9 @@ func newKafka(ctx context.Context, dir string, opts []Option) (*LocalCluster, er
 		if err := os.MkdirAll(ndir, 0o755); err != nil {
 			return nil, fmt.Errorf("%s node %d: %w", kind, i, err)
 		}
-		props := kafkaProperties(cfg, i, ports[2*i], ports[2*i+1], strings.Join(voters, ","),
-			filepath.Join(ndir, "data"))
+		extra := ports[per*i+2 : per*(i+1)]
+		props := kafkaProperties(cfg, i, ports[per*i], ports[per*i+1], strings.Join(voters, ","),
+			filepath.Join(ndir, "data"), extra...)
 		propsPath := filepath.Join(ndir, "server.properties")
 		if err := os.WriteFile(propsPath, []byte(props), 0o644); err != nil {
 			return nil, fmt.Errorf("%s node %d: write server.properties: %w", kind, i, err)
@@ -70,15 +73,22 @@ func newKafka(ctx context.Context, dir string, opts []Option) (*LocalCluster, er
 		argv = append(argv, cfg.jvmFlags...)
 		argv = append(argv, logFlag...)
 		argv = append(argv, "-cp", filepath.Join(libs, "*"), "kafka.Kafka", propsPath)
-		c.nodes = append(c.nodes, &node{
+		n := &node{
 			index:   i,
 			dir:     ndir,
 			logPath: filepath.Join(ndir, "kafka.log"),
-			addr:    fmt.Sprintf("127.0.0.1:%d", ports[2*i]),
+			addr:    fmt.Sprintf("127.0.0.1:%d", ports[per*i]),
 			argv:    argv,
-		})
+		}
+		if len(cfg.listeners) > 0 {
+			n.listeners = map[string]string{}
+			for j, l := range cfg.listeners {
+				n.listeners[l.name] = fmt.Sprintf("127.0.0.1:%d", extra[j])
+			}
+		}
+		c.nodes = append(c.nodes, n)
 	}
-	if err := formatKafka(ctx, cfg.version, clusterID, c.nodes); err != nil {
+	if err := formatKafka(ctx, cfg.version, clusterID, c.nodes, cfg.scram); err != nil {
 		return nil, fmt.Errorf("%s: %w", kind, err)
 	}
 	if err := c.startAll(ctx); err != nil {
@@ -113,18 +123,22 @@ func registerCleanup(t testing.TB, c *LocalCluster) {
 	})
 }
 
-// formatKafka runs StorageTool format for every node at once (each is a JVM start, ~1 s of CPU).
+// formatKafka runs StorageTool format for every node at once (each is a JVM start, ~1 s of CPU), adding
+// the SCRAM credentials in scram ("MECHANISM=[name=U,password=P]") to the bootstrap metadata.
 // controller.quorum.voters is static, so no --standalone/--initial-controllers is needed on 4.x.
 // The id is passed as --cluster-id=ID: a random id may start with "-", which the tool takes for a flag.
-func formatKafka(ctx context.Context, version, clusterID string, nodes []*node) error {
+func formatKafka(ctx context.Context, version, clusterID string, nodes []*node, scram []string) error {
 	errs := make([]error, len(nodes))
 	var wg sync.WaitGroup
 	for i, n := range nodes {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := KafkaTool(ctx, version, ToolStorage, nil,
-				"format", "--cluster-id="+clusterID, "--config", filepath.Join(n.dir, "server.properties"))
+			args := []string{"format", "--cluster-id=" + clusterID, "--config", filepath.Join(n.dir, "server.properties")}
+			for _, cred := range scram {
+				args = append(args, "--add-scram", cred)
+			}
+			_, err := KafkaTool(ctx, version, ToolStorage, nil, args...)
 			if err != nil {
 				errs[i] = fmt.Errorf("format node %d: %w", i, err)
 			}
@@ -140,17 +154,25 @@ func formatKafka(ctx context.Context, version, clusterID string, nodes []*node) 
 }
 
 // kafkaProperties renders node i's server.properties: harness defaults, then the caller's BrokerConfig
-// overrides, sorted for a stable file.
-func kafkaProperties(cfg config, i, port, controllerPort int, voters, dataDir string) string {
+// overrides, sorted for a stable file. extraPorts are the ports of cfg.listeners, in order.
+func kafkaProperties(cfg config, i, port, controllerPort int, voters, dataDir string, extraPorts ...int) string {
 	rf := min(3, cfg.nodes)
+	listeners := fmt.Sprintf("PLAINTEXT://127.0.0.1:%d,CONTROLLER://127.0.0.1:%d", port, controllerPort)
+	advertised := fmt.Sprintf("PLAINTEXT://127.0.0.1:%d", port)
+	protocols := "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+	for j, l := range cfg.listeners {
+		listeners += fmt.Sprintf(",%s://127.0.0.1:%d", l.name, extraPorts[j])
+		advertised += fmt.Sprintf(",%s://127.0.0.1:%d", l.name, extraPorts[j])
+		protocols += fmt.Sprintf(",%s:%s", l.name, l.protocol)
+	}
 	p := map[string]string{
 		"process.roles":                    "broker,controller",
 		"node.id":                          strconv.Itoa(i + 1),
 		"controller.quorum.voters":         voters,
-		"listeners":                        fmt.Sprintf("PLAINTEXT://127.0.0.1:%d,CONTROLLER://127.0.0.1:%d", port, controllerPort),
-		"advertised.listeners":             fmt.Sprintf("PLAINTEXT://127.0.0.1:%d", port),
+		"listeners":                        listeners,
+		"advertised.listeners":             advertised,
 		"controller.listener.names":        "CONTROLLER",
-		"listener.security.protocol.map":   "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+		"listener.security.protocol.map":   protocols,
 		"inter.broker.listener.name":       "PLAINTEXT",
 		"log.dirs":                         dataDir,
 		"num.partitions":                   "1",

@@ -3,6 +3,7 @@ package harness
 import (
 	"fmt"
 	"io"
+	"regexp"
 	"time"
 )
 
@@ -26,6 +27,8 @@ type config struct {
 	heap         string // Kafka only: -Xmx
 	jvmFlags     []string
 	brokerConfig map[string]string
+	listeners    []listener // Kafka only: client listeners beside PLAINTEXT
+	scram        []string   // Kafka only: kafka-storage --add-scram credentials
 	stromArgs    []string
 	startTimeout time.Duration
 	stopGrace    time.Duration
@@ -67,6 +70,18 @@ func buildConfig(opts []Option) (config, error) {
 	if c.startTimeout <= 0 {
 		return c, fmt.Errorf("%w: start timeout %v", ErrBadOption, c.startTimeout)
 	}
+	seen := map[string]bool{"PLAINTEXT": true, "CONTROLLER": true}
+	for _, l := range c.listeners {
+		if !listenerName.MatchString(l.name) || seen[l.name] {
+			return c, fmt.Errorf("%w: listener name %q (upper case, unique, not PLAINTEXT or CONTROLLER)", ErrBadOption, l.name)
+		}
+		seen[l.name] = true
+		switch l.protocol {
+		case "PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL":
+		default:
+			return c, fmt.Errorf("%w: listener %s security protocol %q", ErrBadOption, l.name, l.protocol)
+		}
+	}
 	return c, nil
 }
 
@@ -89,6 +104,29 @@ func KafkaJVMFlags(flags ...string) Option { return func(c *config) { c.jvmFlags
 // Kafka only.
 func BrokerConfig(key, value string) Option {
 	return func(c *config) { c.brokerConfig[key] = value }
+}
+
+// listener is an extra Kafka client listener: its name and security protocol.
+type listener struct{ name, protocol string }
+
+// listenerName matches a Kafka listener name the harness accepts (Kafka's own rule is looser; this keeps
+// names usable as listener.name.<lower>.* config prefixes).
+var listenerName = regexp.MustCompile(`^[A-Z][A-Z0-9_]*$`)
+
+// Listener adds a client listener NAME with security protocol (SASL_PLAINTEXT, SSL, SASL_SSL) on a free
+// 127.0.0.1 port of every node, beside the PLAINTEXT listener the harness, inter-broker traffic and
+// Bootstrap use. Configure it with BrokerConfig("listener.name.<name in lower case>.<key>", ...); find its
+// addresses with LocalCluster.ListenerBootstrap. Kafka only.
+func Listener(name, protocol string) Option {
+	return func(c *config) { c.listeners = append(c.listeners, listener{name: name, protocol: protocol}) }
+}
+
+// ScramUser creates a SCRAM credential (mechanism SCRAM-SHA-256 or SCRAM-SHA-512) when the storage is
+// formatted (kafka-storage format --add-scram), so it exists before the first client connects. Kafka only.
+func ScramUser(mechanism, user, password string) Option {
+	return func(c *config) {
+		c.scram = append(c.scram, fmt.Sprintf("%s=[name=%s,password=%s]", mechanism, user, password))
+	}
 }
 
 // StromArgs appends flags to every `strom serve` command line. Strom only.
