@@ -11,14 +11,21 @@ package broker
 // either type converts (its offsets stay). Members commit offsets with their
 // member epoch (STALE_MEMBER_EPOCH when it is not current).
 //
-// Differences from Kafka: consumer-group membership and target assignments
-// are kept in memory only (offsets are durable as always); after a
-// coordinator restart members get UNKNOWN_MEMBER_ID and rejoin with epoch 0,
-// which the clients do by themselves. Migration between protocols of a
-// non-empty group (KIP-848 upgrade path) and rack-aware assignment are not
-// implemented; the uniform assignor is sticky but not rack aware.
+// Every change of a consumer group is written to __consumer_offsets as
+// Kafka's records (group epoch, subscription metadata, members, target and
+// current assignments; broker/group/records.go) before the heartbeat that
+// caused it is answered, and a coordinator load rebuilds the group from
+// them: after a restart members keep their epochs and assignments and go on
+// heartbeating (their sessions restart at the load).
+//
+// Differences from Kafka: migration between protocols of a non-empty group
+// (KIP-848 upgrade path) and rack-aware assignment are not implemented; the
+// uniform assignor is sticky but not rack aware. The subscription metadata
+// is kept in the ConsumerGroupPartitionMetadata record (Kafka before 4.1)
+// rather than as a hash in the group record (KIP-1101).
 
 import (
+	"context"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -100,9 +107,13 @@ func (b *Broker) handleConsumerGroupHeartbeat(rq *request, req *kmsg.ConsumerGro
 		return fail(kerr.UnknownMemberID, "")
 	}
 	r := g.ConsumerHeartbeat(t, b.consumerConfig(), topics, hb, req.Version >= 1)
+	syncTo, err := b.groups.finish(sh, t, nil, g)
 	sh.mu.Unlock()
 	if r.Err != nil {
 		return fail(r.Err, r.ErrMessage)
+	}
+	if err != nil {
+		return fail(kerr.UnknownServerError, "")
 	}
 	resp.MemberID = kmsg.StringPtr(r.MemberID)
 	resp.MemberEpoch = r.Epoch
@@ -116,7 +127,15 @@ func (b *Broker) handleConsumerGroupHeartbeat(rq *request, req *kmsg.ConsumerGro
 		}
 		resp.Assignment = &a
 	}
-	return now(resp)
+	// The answer tells the member its epoch and assignment: it goes out
+	// only once the records holding them are durable, so a restarted
+	// coordinator never knows less than a member was told.
+	return reply{wait: func(ctx context.Context) kmsg.Response {
+		if e := sh.waitDurable(ctx, syncTo); e != nil {
+			return fail(e, "").resp
+		}
+		return resp
+	}}
 }
 
 // describeAssignment converts an assignment for ConsumerGroupDescribe,

@@ -8,7 +8,8 @@ package broker
 // they are persisted in.
 //
 // Records use Kafka's own schemas (kmsg.OffsetCommitKey/Value and
-// kmsg.GroupMetadataKey/Value), so a Kafka tool reading the topic understands
+// kmsg.GroupMetadataKey/Value; for KIP-848 groups the ConsumerGroup* records
+// of broker/group/records.go), so a Kafka tool reading the topic understands
 // them. A shard is loaded on first use by replaying its partition from the log
 // start to the high watermark; until then nothing about its groups is known.
 //
@@ -143,11 +144,13 @@ func (b *Broker) ensureOffsetsTopic(ctx context.Context) (*raft.Topic, *kerr.Err
 			"segment.bytes":    "104857600",
 		},
 	}
-	if _, err := b.apply(ctx, raft.CreateTopic{Topic: t}); err != nil && !errors.Is(err, raft.ErrTopicExists) {
+	switch _, err := b.apply(ctx, raft.CreateTopic{Topic: t}); {
+	case err == nil:
+		b.log.Info("created internal topic", "topic", offsetsTopic, "partitions", b.cfg.OffsetsTopicPartitions)
+	case !errors.Is(err, raft.ErrTopicExists): // a concurrent FindCoordinator created it: fine
 		b.log.Warn("create offsets topic", "err", err)
 		return nil, kerr.CoordinatorNotAvailable
 	}
-	b.log.Info("created internal topic", "topic", offsetsTopic, "partitions", b.cfg.OffsetsTopicPartitions)
 	if t, ok := b.node.State().Topics[offsetsTopic]; ok {
 		return t, nil
 	}
@@ -255,6 +258,7 @@ func (c *coordinator) load(sh *shard) error {
 	hw := lg.HighWatermark()
 	off := lg.LogStartOffset()
 	metas := map[string]*kmsg.GroupMetadataValue{}
+	consumers := map[string]map[group.RecordKey][]byte{}
 	offsets := map[string]map[group.TopicPartition]*group.Offset{}
 	pending := map[int64]map[string]map[group.TopicPartition]*group.Offset{}
 	for off < hw {
@@ -295,7 +299,7 @@ func (c *coordinator) load(sh *shard) error {
 				target = pending[h.ProducerID]
 			}
 			if _, err := parseRecords(raw, func(_ int, r recordView) error {
-				replayRecord(r.key, r.value, metas, target)
+				replayRecord(r.key, r.value, metas, consumers, target)
 				return nil
 			}); err != nil {
 				return fmt.Errorf("records of %s-%d at %d: %w", offsetsTopic, sh.index, h.BaseOffset, err)
@@ -310,6 +314,15 @@ func (c *coordinator) load(sh *shard) error {
 		g := group.New(id, c.cfg, now)
 		g.Restore(v, now)
 		sh.groups[id] = g
+	}
+	for id, recs := range consumers {
+		g := sh.groups[id]
+		if g == nil {
+			g = group.New(id, c.cfg, now)
+		}
+		if g.RestoreConsumer(recs, now, c.b.cfg.ConsumerGroupSessionTimeout) {
+			sh.groups[id] = g
+		}
 	}
 	for id, os := range offsets {
 		g := sh.groups[id]
@@ -339,9 +352,34 @@ func (c *coordinator) load(sh *shard) error {
 // replayRecord applies one __consumer_offsets record; a later record for a
 // key replaces an earlier one and a nil value (tombstone) deletes it.
 // Records it cannot decode are skipped: they were not written by us, and a
-// coordinator must not refuse to start because of them.
-func replayRecord(key, value []byte, metas map[string]*kmsg.GroupMetadataValue, offsets map[string]map[group.TopicPartition]*group.Offset) {
+// coordinator must not refuse to start because of them. Consumer-protocol
+// group records (types 3-8) are collected raw per group for
+// Group.RestoreConsumer, which decodes them; a group is of the type whose
+// metadata record came last (a conversion writes the new type's record
+// after the old one's).
+func replayRecord(key, value []byte, metas map[string]*kmsg.GroupMetadataValue, consumers map[string]map[group.RecordKey][]byte, offsets map[string]map[group.TopicPartition]*group.Offset) {
 	if len(key) < 2 {
+		return
+	}
+	if t := int16(binary.BigEndian.Uint16(key)); group.IsConsumerRecordType(t) {
+		k, err := group.ParseRecordKey(key)
+		if err != nil {
+			return
+		}
+		if value == nil {
+			delete(consumers[k.Group], k)
+			if len(consumers[k.Group]) == 0 {
+				delete(consumers, k.Group)
+			}
+			return
+		}
+		if k.Type == group.RecordConsumerGroupMetadata {
+			delete(metas, k.Group)
+		}
+		if consumers[k.Group] == nil {
+			consumers[k.Group] = map[group.RecordKey][]byte{}
+		}
+		consumers[k.Group][k] = value
 		return
 	}
 	switch binary.BigEndian.Uint16(key) {
@@ -386,6 +424,7 @@ func replayRecord(key, value []byte, metas map[string]*kmsg.GroupMetadataValue, 
 			return
 		}
 		metas[k.Group] = v
+		delete(consumers, k.Group)
 	}
 }
 
@@ -489,14 +528,23 @@ func (sh *shard) deliver(fn func(syncTo int64)) { sh.queued = append(sh.queued, 
 func (c *coordinator) finish(sh *shard, now time.Time, extra []record, gs ...*group.Group) (int64, error) {
 	recs := extra
 	for _, g := range gs {
-		if g != nil && g.TakeDirty() {
+		if g == nil {
+			continue
+		}
+		if g.TakeDirty() {
 			recs = append(recs, groupRecord(g, now))
 		}
+		recs = appendConsumerRecords(recs, g.ConsumerRecords())
 	}
 	last, err := sh.appendRecords(recs, now)
 	if err != nil {
 		c.b.log.Error("persist group state", "err", err)
 		last = -2
+		for _, g := range gs {
+			if g != nil {
+				g.ConsumerRecordsLost()
+			}
+		}
 	}
 	q := sh.queued
 	sh.queued = nil
@@ -504,6 +552,14 @@ func (c *coordinator) finish(sh *shard, now time.Time, extra []record, gs ...*gr
 		fn(last)
 	}
 	return last, err
+}
+
+// appendConsumerRecords converts consumer-group records for appendRecords.
+func appendConsumerRecords(recs []record, crs []group.ConsumerRecord) []record {
+	for _, r := range crs {
+		recs = append(recs, record{key: r.Key, value: r.Value})
+	}
+	return recs
 }
 
 // groupRecord is the metadata record of g; a Dead group gets a tombstone.
@@ -621,6 +677,7 @@ func (c *coordinator) expire(sh *shard, now time.Time) []record {
 			recs = append(recs, record{key: offsetKey(id, tp)})
 		}
 		if g.Removable() {
+			recs = appendConsumerRecords(recs, g.ConsumerTombstones())
 			g.MarkDead(now)
 			delete(sh.groups, id)
 			recs = append(recs, record{key: groupKey(id)})

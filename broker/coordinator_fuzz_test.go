@@ -13,7 +13,8 @@ var testEpoch = time.Unix(1_700_000_000, 0)
 
 // FuzzReplayRecord feeds arbitrary __consumer_offsets records to the
 // coordinator's loader: undecodable records are skipped, never a panic, and
-// what it restores from a group record is usable by the state machine. The
+// what it restores from a group record (classic or consumer protocol) is
+// usable by the state machine. The
 // input is a 2-byte key length, the key, then the value (empty = tombstone).
 func FuzzReplayRecord(f *testing.F) {
 	f.Add([]byte{0, 2, 0, 1})
@@ -31,7 +32,15 @@ func FuzzReplayRecord(f *testing.F) {
 		}
 		metas := map[string]*kmsg.GroupMetadataValue{}
 		offsets := map[string]map[group.TopicPartition]*group.Offset{}
-		replayRecord(key, value, metas, offsets)
+		consumers := map[string]map[group.RecordKey][]byte{}
+		replayRecord(key, value, metas, consumers, offsets)
+		for id, recs := range consumers {
+			g := group.New(id, group.DefaultConfig(), testEpoch)
+			g.RestoreConsumer(recs, testEpoch, 45*time.Second)
+			g.Tick(testEpoch.Add(1 << 40))
+			_ = g.ConsumerRecords()
+			_ = g.ConsumerTombstones()
+		}
 		for id, v := range metas {
 			g := group.New(id, group.DefaultConfig(), testEpoch)
 			g.Restore(v, testEpoch)
@@ -66,7 +75,7 @@ func TestReplayRoundTrip(t *testing.T) {
 		if !tc.tomb {
 			v = offsetValue(tc.o)
 		}
-		replayRecord(offsetKey("g", tp), v, metas, offsets)
+		replayRecord(offsetKey("g", tp), v, metas, nil, offsets)
 		got, ok := offsets["g"][tp]
 		switch {
 		case tc.tomb && ok:
@@ -77,13 +86,13 @@ func TestReplayRoundTrip(t *testing.T) {
 	}
 	g := group.New("g", group.DefaultConfig(), testEpoch)
 	rec := groupRecord(g, testEpoch)
-	replayRecord(rec.key, rec.value, metas, offsets)
+	replayRecord(rec.key, rec.value, metas, nil, offsets)
 	if v := metas["g"]; v == nil || v.Generation != 0 {
 		t.Fatalf("group record read back as %+v", v)
 	}
 	g.MarkDead(testEpoch)
 	rec = groupRecord(g, testEpoch)
-	replayRecord(rec.key, rec.value, metas, offsets)
+	replayRecord(rec.key, rec.value, metas, nil, offsets)
 	if _, ok := metas["g"]; ok {
 		t.Fatal("group tombstone ignored")
 	}

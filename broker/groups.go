@@ -439,6 +439,7 @@ func (b *Broker) handleDeleteGroups(rq *request, req *kmsg.DeleteGroupsRequest) 
 			for _, tp := range g.Offsets() {
 				recs = append(recs, record{key: offsetKey(id, tp)})
 			}
+			recs = appendConsumerRecords(recs, g.ConsumerTombstones())
 			recs = append(recs, record{key: groupKey(id)})
 			g.MarkDead(t)
 			delete(sh.groups, id)

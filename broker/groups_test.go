@@ -382,8 +382,8 @@ func freePort(t *testing.T) string {
 
 // TestGroupMembersRejoinAfterRestart keeps consumers running while the
 // broker restarts on the same address and data dir: the members find the
-// coordinator again (restored classic groups take their heartbeats; KIP-848
-// members rejoin), and every record is still consumed exactly once.
+// coordinator again (restored classic and KIP-848 groups take their
+// heartbeats), and every record is still consumed exactly once.
 func TestGroupMembersRejoinAfterRestart(t *testing.T) {
 	for _, tc := range []struct {
 		name     string

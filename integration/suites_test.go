@@ -12,8 +12,11 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/stromhq/strom/integration/gaps"
 	"github.com/stromhq/strom/integration/harness"
@@ -312,4 +315,219 @@ func TestParseTestJSON(t *testing.T) {
 	if len(res.pkgFail) != 1 || res.pkgFail[0] != "p" || !strings.Contains(strings.Join(res.other, "\n"), "not json") {
 		t.Errorf("package failures %v, other output %q", res.pkgFail, res.other)
 	}
+}
+
+const (
+	kafkaGoModule  = "github.com/segmentio/kafka-go"
+	kafkaGoVersion = "v0.4.51"
+	// kafkaGoAddr is the broker address kafka-go's tests hard-code (its docker-compose listener).
+	kafkaGoAddr = "localhost:9092"
+)
+
+// kafkaGoTests are the tests of kafka-go's root package that drive a broker through consumer groups,
+// offsets and the Reader: the group and consumer part of its suite. Left out on purpose, with the reason:
+//   - TestClientFindCoordinator asserts the coordinator's host is the literal "localhost" of kafka-go's
+//     docker-compose; both harness clusters advertise 127.0.0.1 (fails the same on Kafka 4.3.1).
+//   - TestReaderReadCompactedMessage creates its topic with segment.bytes=200, below the 1 MiB minimum
+//     Kafka 4 enforces (INVALID_CONFIG from Kafka 4.3.1 and from Strom alike).
+//   - TestConsumerGroupWithMissingTopic, TestClientAddOffsetsToTxn, TestClientTxnOffsetCommit skip
+//     themselves unconditionally against auto-creating or Kafka >= 3.0 brokers.
+//   - Tests that never reach a broker (mocked connections, codecs) prove nothing about Strom.
+var kafkaGoTests = []string{
+	"TestClientDeleteGroups", "TestClientDeleteOffset", "TestClientDescribeGroups", "TestClientHeartbeat",
+	"TestClientJoinGroup", "TestClientLeaveGroup", "TestClientListGroups", "TestClientListOffsets",
+	"TestClientOffsetCommit", "TestClientSyncGroup", "TestCloseLeavesGroup", "TestConsumerGroup",
+	"TestConsumerGroupWithGroupTopicsMultiple", "TestConsumerGroupWithGroupTopicsSingle",
+	"TestConsumerGroupWithTopic", "TestDescribeGroupsErrorHandling", "TestDescribeGroupsInvalidAssignments",
+	"TestDescribeGroupsPartialMembersCleared", "TestOffsetFetchRequestWithNoTopic",
+	"TestOffsetFetchRequestWithOneTopic", "TestReader", "TestReaderConsumerGroup",
+	"TestReaderOnNonZeroPartition", "TestReaderTruncatedResponse", "TestRebalanceTooManyConsumers",
+}
+
+// kafkaGoSkip names subtests of TestReaderConsumerGroup that fail whatever the broker, by kafka-go's own
+// test bugs:
+//   - "verify offset committed", "... when using interval committer" and "consumer group commits on
+//     close" call the helper getOffsets, which builds a ConsumerGroup literal without its connect
+//     function and dereferences it (nil pointer panic in ConsumerGroup.coordinator before any request
+//     is sent); the panic ends the whole test binary.
+//   - "consumer group rebalance" writes 24 records round-robin over 3 partitions and then requires 12
+//     from each of two readers, but the range assignment gives one reader a single partition of 8
+//     records; it passes only when a rebalance lands mid-read and records are delivered twice. Four
+//     runs of the subtest group with the other subtests beside it, as upstream runs it: Kafka 4.3.1
+//     passed 1 of 4, Strom 2 of 3 (and alone it failed on both).
+//
+// The getOffsets panic happens the same against Kafka 4.3.1 (remove the skip to see it).
+const kafkaGoSkip = "^TestReaderConsumerGroup$/^(verify_offset_committed|" +
+	"verify_offset_committed_when_using_interval_committer|consumer_group_commits_on_close|" +
+	"consumer_group_rebalance)$"
+
+// TestKafkaGoSuite runs the group and consumer tests of segmentio/kafka-go's own suite (kafkaGoTests)
+// against Apache Kafka 4.3.1 and against Strom at the same time, then compares. The strict gap rule
+// applies to Strom, scenario "suite/kafka-go/<TestName>"; a Strom failure says whether the test passed on
+// Kafka (then it is a Strom bug) or failed there too. The Kafka run is the reference: its failures are
+// logged, not fatal, because a few kafka-go tests race their own 10 s budgets and a reference flake says
+// nothing about Strom. Seen on Kafka 4.3.1: TestRebalanceTooManyConsumers (its reader joins before its
+// topic exists; Kafka auto-creates asynchronously and answers the first Metadata without the topic's
+// partition, so the reader idles until a later rebalance; it failed 5 of 6 runs, 1 of 2 alone)
+// and TestConsumerGroupWithGroupTopicsSingle (passes alone, fails beside the Strom run on two cores).
+// The test still fails when the reference run breaks outside any test or a selected test never ran.
+//
+// kafka-go's tests hard-code localhost:9092, so each target gets its own copy of the module with that
+// address (and the bare TCP("localhost") client) rewritten to the target's listener; nothing else in
+// the tests changes. KAFKA_VERSION tells the tests which features the broker has (unset, kafka-go
+// assumes a broker older than every version check and skips them).
+func TestKafkaGoSuite(t *testing.T) {
+	src := copyModule(t, kafkaGoModule, kafkaGoVersion)
+	kafkaName := "kafka-" + harness.DefaultKafkaVersion
+	targets := []struct {
+		name  string
+		start func(t *testing.T) harness.Cluster
+	}{
+		{kafkaName, func(t *testing.T) harness.Cluster {
+			return pool.Kafka(t, "single-"+harness.DefaultKafkaVersion)
+		}},
+		// The harness Kafka runs with group.initial.rebalance.delay.ms=0; Strom gets the same so both
+		// answer the first JoinGroup of a group equally fast.
+		{"strom", func(t *testing.T) harness.Cluster {
+			return harness.StartStrom(t, harness.StromArgs("--group-initial-rebalance-delay", "0s"))
+		}},
+	}
+	results := map[string]*suiteResult{}
+	var mu sync.Mutex // guards results while the targets run in parallel
+	t.Run("run", func(t *testing.T) {
+		for _, tg := range targets {
+			t.Run(tg.name, func(t *testing.T) {
+				t.Parallel()
+				c := tg.start(t)
+				waitGroupCoordinator(t, c)
+				dir := filepath.Join(t.TempDir(), "kafka-go")
+				if err := os.CopyFS(dir, os.DirFS(src)); err != nil {
+					t.Fatalf("copy %s: %v", src, err)
+				}
+				if err := pointKafkaGoAt(dir, c.Bootstrap()); err != nil {
+					t.Fatal(err)
+				}
+				start := time.Now()
+				res := runGoTestJSON(t, dir, 4*time.Minute, []string{
+					"KAFKA_VERSION=" + harness.DefaultKafkaVersion,
+					// The copy's go.mod says "go 1.23", which newer go commands want tidied to
+					// "go 1.23.0"; -mod=mod lets go test do that itself, and GOPROXY=off proves it
+					// needs nothing that is not in the module cache.
+					"GOPROXY=off",
+				}, "-mod=mod", "-run", "^("+strings.Join(kafkaGoTests, "|")+")$", "-skip", kafkaGoSkip, ".")
+				t.Logf("kafka-go %s group and consumer tests against %s: %s in %v", kafkaGoVersion, tg.name,
+					res.summary(), time.Since(start).Round(time.Second))
+				if missing := res.missing(kafkaGoTests); len(missing) > 0 {
+					t.Errorf("selected kafka-go tests that never ran: %v (renamed upstream?)", missing)
+				}
+				if len(res.topLevel()) == 0 || (res.runErr != nil && len(res.failedTop()) == 0) {
+					t.Errorf("suite failed outside any test (%v; failed packages %v):\n%s\n%s", res.runErr,
+						res.pkgFail, res.stderr, strings.Join(res.other, "\n"))
+				}
+				mu.Lock()
+				results[tg.name] = res
+				mu.Unlock()
+			})
+		}
+	})
+	ref, got := results[kafkaName], results["strom"]
+	if ref == nil || got == nil {
+		t.Fatalf("a target did not finish its run (results for %d of 2)", len(results))
+	}
+	for _, n := range ref.failedTop() {
+		t.Logf("REFERENCE FAILURE on %s (logged, not a Strom result): %s\n\t%s", kafkaName, n,
+			strings.Join(ref.tests[n].tail, "\n\t"))
+	}
+	for _, n := range got.topLevel() {
+		o := got.tests[n]
+		failed := o.action == "fail" || o.action == ""
+		detail := ""
+		if failed {
+			onKafka := "passed on " + kafkaName + ", so this is a Strom bug"
+			if r, ok := ref.tests[n]; ok && r.action != "pass" {
+				onKafka = "failed on " + kafkaName + " too"
+			}
+			detail = onKafka
+			if subs := got.failedSubtests(n); len(subs) > 0 {
+				detail += "; subtests: " + strings.Join(subs, ", ")
+			}
+			detail += "\n\t" + strings.Join(o.tail, "\n\t")
+		}
+		if o.action == "skip" {
+			t.Logf("suite/kafka-go/%s skipped: %s", n, skipReason(o.tail))
+		}
+		gaps.Check(t, "suite/kafka-go/"+n, failed, detail)
+	}
+}
+
+// waitGroupCoordinator returns once c answers FindCoordinator for a group without error. A fresh Kafka
+// creates __consumer_offsets on the first such request and answers COORDINATOR_NOT_AVAILABLE until it
+// exists; kafka-go's TestConsumerGroup does not retry that (its CI runs against a broker other tests
+// have warmed up), so the suite starts only after the offsets topic is there.
+func waitGroupCoordinator(t *testing.T, c harness.Cluster) {
+	t.Helper()
+	adm := kadm.NewClient(newClient(t, c))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for {
+		r := adm.FindGroupCoordinators(ctx, "strom-warmup")["strom-warmup"]
+		if r.Err == nil {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("no group coordinator within a minute: %v", r.Err)
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// pointKafkaGoAt rewrites kafka-go's hard-coded broker address in the test files of dir's root package.
+func pointKafkaGoAt(dir, addr string) error {
+	files, err := filepath.Glob(filepath.Join(dir, "*_test.go"))
+	if err != nil {
+		return fmt.Errorf("list kafka-go tests: %w", err)
+	}
+	r := strings.NewReplacer(`"`+kafkaGoAddr+`"`, `"`+addr+`"`, `TCP("localhost")`, `TCP("`+addr+`")`)
+	n := 0
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", f, err)
+		}
+		out := r.Replace(string(b))
+		if out == string(b) {
+			continue
+		}
+		n++
+		if err := os.WriteFile(f, []byte(out), 0o644); err != nil {
+			return fmt.Errorf("write %s: %w", f, err)
+		}
+	}
+	if n == 0 {
+		return fmt.Errorf("no kafka-go test file mentions %s: the suite changed its broker address", kafkaGoAddr)
+	}
+	return nil
+}
+
+// missing lists the names among want that have no outcome at all (not even a start).
+func (r *suiteResult) missing(want []string) []string {
+	var out []string
+	for _, n := range want {
+		if _, ok := r.tests[n]; !ok {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// failedTop lists the top-level tests that failed or never finished, sorted.
+func (r *suiteResult) failedTop() []string {
+	var out []string
+	for _, n := range r.topLevel() {
+		if a := r.tests[n].action; a != "pass" && a != "skip" {
+			out = append(out, n)
+		}
+	}
+	return out
 }

@@ -236,6 +236,21 @@ type Group struct {
 	// consumer is set while the group uses the consumer protocol (KIP-848);
 	// the classic fields above are then unused (no classic members).
 	consumer *consumerState
+	// persisted is the consumer-group image last written to the log (values
+	// by record key), what ConsumerRecords diffs against; nil when nothing
+	// is written.
+	persisted map[RecordKey][]byte
+	// undo holds the entries of persisted that the last diff replaced, for
+	// ConsumerRecordsLost.
+	undo []persistUndo
+	// imageStale is set by every change that may alter the consumer-group
+	// image beyond single members (group epoch and target recomputed,
+	// membership, conversion); staleMembers names members whose own records
+	// may have changed. ConsumerRecords encodes only what they name, so
+	// timer ticks over idle groups cost nothing and a steady heartbeat
+	// encodes one member.
+	imageStale   bool
+	staleMembers map[string]bool
 }
 
 // New returns an empty group.

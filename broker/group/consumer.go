@@ -146,8 +146,11 @@ type consumerState struct {
 	target      map[string]Assignment
 	assignor    string
 	// metaSig fingerprints the metadata of subscribed topics; a change
-	// bumps the group epoch.
-	metaSig string
+	// bumps the group epoch. metaTopics is that metadata (sorted by name),
+	// persisted as the partition metadata record.
+	// Invariant: metaSig == topicsSignature(metaTopics).
+	metaSig    string
+	metaTopics []TopicInfo
 }
 
 // IsConsumer reports whether the group uses the consumer protocol
@@ -192,6 +195,7 @@ func (g *Group) toConsumer(now time.Time) bool {
 		return false
 	}
 	g.consumer = &consumerState{members: map[string]*cmember{}, static: map[string]string{}, target: map[string]Assignment{}}
+	g.imageStale = true
 	g.protocolType = "consumer"
 	g.protocol = ""
 	g.transition(Empty, now)
@@ -207,6 +211,7 @@ func (g *Group) toClassic() bool {
 		return false
 	}
 	g.consumer = nil
+	g.imageStale = true
 	return true
 }
 
@@ -255,6 +260,7 @@ func (g *Group) ConsumerHeartbeat(now time.Time, cfg ConsumerConfig, topics Topi
 			return fail(kerr.UnknownMemberID, "")
 		}
 		if req.MemberEpoch == StaticLeaveEpoch && m.instanceID != nil {
+			g.markStale(m.id)
 			m.epoch = StaticLeaveEpoch
 			return ConsumerHeartbeatResult{MemberID: m.id, Epoch: StaticLeaveEpoch}
 		}
@@ -293,12 +299,14 @@ func (g *Group) ConsumerHeartbeat(now time.Time, cfg ConsumerConfig, topics Topi
 						cs.target[old.id] = t
 					}
 					cs.static[*req.InstanceID] = old.id
+					g.imageStale = true // the member's records move to its new id
 					m = old
 					m.sent = ""
 				}
 			}
 		}
 		if m == nil {
+			g.imageStale = true
 			m = &cmember{id: req.MemberID, assigned: Assignment{}, revoking: Assignment{}}
 			cs.members[m.id] = m
 			if req.InstanceID != nil {
@@ -346,8 +354,8 @@ func (g *Group) ConsumerHeartbeat(now time.Time, cfg ConsumerConfig, topics Topi
 		m.assignor = *req.ServerAssignor
 		changed = true
 	}
-	if sig := g.subscriptionSignature(topics); sig != cs.metaSig {
-		cs.metaSig = sig
+	if sig, ts := g.subscriptionSignature(topics); sig != cs.metaSig {
+		cs.metaSig, cs.metaTopics = sig, ts
 		changed = true
 	}
 	if changed {
@@ -357,6 +365,10 @@ func (g *Group) ConsumerHeartbeat(now time.Time, cfg ConsumerConfig, topics Topi
 		g.computeTarget(topics)
 	}
 	g.reconcile(now, m, req.Owned)
+	// Only m's records (and the group's own) can have changed unless the
+	// target was recomputed or membership changed, which mark the whole
+	// image stale.
+	g.markStale(m.id)
 	res := ConsumerHeartbeatResult{MemberID: m.id, Epoch: m.epoch}
 	if sig := m.signature(); sig != m.sent {
 		m.sent = sig
@@ -455,19 +467,26 @@ func subscribedTopics(m *cmember, topics Topics) []TopicInfo {
 }
 
 // subscriptionSignature fingerprints the metadata of every subscribed
-// topic (name, id, partition count).
-func (g *Group) subscriptionSignature(topics Topics) string {
+// topic (name, id, partition count) and returns those topics sorted by name.
+func (g *Group) subscriptionSignature(topics Topics) (string, []TopicInfo) {
 	all := map[string]TopicInfo{}
 	for _, m := range g.consumer.members {
 		for _, t := range subscribedTopics(m, topics) {
 			all[t.Name] = t
 		}
 	}
-	names := slices.Sorted(maps.Keys(all))
+	ts := make([]TopicInfo, 0, len(all))
+	for _, n := range slices.Sorted(maps.Keys(all)) {
+		ts = append(ts, all[n])
+	}
+	return topicsSignature(ts), ts
+}
+
+// topicsSignature fingerprints topic metadata sorted by name.
+func topicsSignature(ts []TopicInfo) string {
 	var b strings.Builder
-	for _, n := range names {
-		t := all[n]
-		b.WriteString(n)
+	for _, t := range ts {
+		b.WriteString(t.Name)
 		b.Write(t.ID[:])
 		b.WriteString(strconv.Itoa(int(t.Partitions)))
 		b.WriteByte(';')
@@ -507,6 +526,7 @@ func (g *Group) computeTarget(topics Topics) {
 	}
 	cs.target = target
 	cs.assignEpoch = cs.epoch
+	g.imageStale = true
 }
 
 // assignRange gives each topic's partitions to its subscribers (sorted by
@@ -720,6 +740,7 @@ func (g *Group) removeConsumerMember(now time.Time, id string) {
 	if m == nil {
 		return
 	}
+	g.imageStale = true
 	delete(cs.members, id)
 	delete(cs.target, id)
 	if m.instanceID != nil && cs.static[*m.instanceID] == id {

@@ -12,9 +12,14 @@
 // synchronously inside whatever call completes them (Join, Sync, Leave,
 // Tick). Callbacks must not call back into the Group.
 //
+// A group may instead use the consumer protocol of KIP-848 (consumer.go),
+// where the coordinator assigns partitions itself; its state is persisted as
+// Kafka's consumer-group records (records.go, persist.go).
+//
 // Ownership: a Group is not safe for concurrent use; its owner (the broker's
 // coordinator shard) serializes every call under one mutex. After each call
-// the owner checks TakeDirty and, when set, persists Snapshot before it
-// releases the held answers to clients, so an assignment is acknowledged only
-// after the group metadata that carries it is durable.
+// the owner checks TakeDirty and, when set, persists Snapshot, and appends
+// the records ConsumerRecords returns, before it releases the held answers
+// to clients, so an assignment is acknowledged only after the group metadata
+// that carries it is durable.
 package group
