@@ -287,7 +287,7 @@ func (c *coordinator) load(sh *shard) error {
 				replayMarker(h, batch, pending, offsets)
 				continue
 			}
-			raw, err := decompress(h.Compression(), batch[batchHeaderSize:])
+			raw, err := storage.Decompress(h.Compression(), batch[batchHeaderSize:])
 			if err != nil {
 				return fmt.Errorf("decompress batch of %s-%d at %d: %w", offsetsTopic, sh.index, h.BaseOffset, err)
 			}

@@ -405,9 +405,9 @@ type recordSpan struct {
 }
 
 // locate finds the markers in the encoded frame, in frame order, and checks
-// that each sits behind the length prefix of a one-byte field (prefix bytes
-// before it), so splicing cannot corrupt the frame.
-func (r *fetchResponse) locate(frame []byte, body, prefix int) ([]recordSpan, error) {
+// that each sits right behind markerPrefix, the length prefix of a one-byte
+// field, so splicing cannot corrupt the frame.
+func (r *fetchResponse) locate(frame []byte, body int, markerPrefix []byte) ([]recordSpan, error) {
 	var dec kmsg.FetchResponse
 	dec.SetVersion(r.Version)
 	// The decoded value is dropped before frame is reused, so its strings
@@ -429,7 +429,7 @@ func (r *fetchResponse) locate(frame []byte, body, prefix int) ([]recordSpan, er
 			}
 			rb := dec.Topics[i].Partitions[j].RecordBatches
 			off, ok := offsetIn(frame, rb)
-			if !ok || len(rb) != 1 || off-prefix < body || !bytes.Equal(frame[off-prefix:off], markerPrefix(prefix)) {
+			if !ok || len(rb) != 1 || off-len(markerPrefix) < body || !bytes.Equal(frame[off-len(markerPrefix):off], markerPrefix) {
 				return nil, fmt.Errorf("%w: partition %d: no records marker (%d bytes)", ErrResponseLayout, k-1, len(rb))
 			}
 			spans = append(spans, recordSpan{off: off, sl: sl})
@@ -439,15 +439,6 @@ func (r *fetchResponse) locate(frame []byte, body, prefix int) ([]recordSpan, er
 		return nil, fmt.Errorf("%w: %d partitions encoded, %d read", ErrResponseLayout, k, len(r.slices))
 	}
 	return spans, nil
-}
-
-// markerPrefix is the length prefix kbin writes before a one-byte field:
-// compact bytes (uvarint of length+1) in flexible versions, int32 before.
-func markerPrefix(prefix int) []byte {
-	if prefix == 1 {
-		return kbin.AppendUvarint(nil, 2)
-	}
-	return kbin.AppendInt32(nil, 1)
 }
 
 // appendRecordsPrefix writes the length prefix of n record bytes as kmsg
@@ -488,11 +479,9 @@ func (r *fetchResponse) writeTo(w io.Writer, frame []byte, body, minSendfile int
 		return err
 	}
 	flexible := r.IsFlexible()
-	prefix := 4
-	if flexible {
-		prefix = 1
-	}
-	spans, err := r.locate(frame, body, prefix)
+	markerPrefix := appendRecordsPrefix(nil, 1, flexible)
+	prefix := len(markerPrefix)
+	spans, err := r.locate(frame, body, markerPrefix)
 	if err != nil {
 		return err
 	}

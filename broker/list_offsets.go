@@ -168,7 +168,7 @@ func findRecord(batch []byte, match func(int64) bool) (int64, int64, int32, erro
 		}
 		return -1, -1, -1, nil
 	}
-	raw, err := decompress(h.Compression(), batch[batchHeaderSize:h.Size()])
+	raw, err := storage.Decompress(h.Compression(), batch[batchHeaderSize:h.Size()])
 	if err != nil {
 		return -1, -1, -1, fmt.Errorf("decompress batch at %d: %w", h.BaseOffset, err)
 	}

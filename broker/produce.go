@@ -371,13 +371,13 @@ func validateBatch(records []byte, version int16, pc *partConfig, now int64) (ba
 		return chk, kerr.InvalidRecord, "Transactional record batches must carry a producer id"
 	}
 	codec := h.Compression()
-	if codec > codecZstd {
+	if codec > storage.CompressionZstd {
 		return chk, kerr.CorruptMessage, fmt.Sprintf("unknown compression codec %d", codec)
 	}
-	if codec == codecZstd && version < 7 {
+	if codec == storage.CompressionZstd && version < 7 {
 		return chk, kerr.UnsupportedCompressionType, "Produce requests with version < 7 are not allowed to use ZStandard compression"
 	}
-	raw, err := decompress(codec, records[batchHeaderSize:])
+	raw, err := storage.Decompress(codec, records[batchHeaderSize:])
 	if err != nil {
 		return chk, kerr.CorruptMessage, fmt.Sprintf("cannot decompress record batch: %v", err)
 	}

@@ -25,15 +25,6 @@ const (
 	batchHeaderSize    = 61
 )
 
-// Compression codecs of the batch attributes.
-const (
-	codecNone   = storage.CompressionNone
-	codecGzip   = storage.CompressionGzip
-	codecSnappy = storage.CompressionSnappy
-	codecLz4    = storage.CompressionLZ4
-	codecZstd   = storage.CompressionZstd
-)
-
 var errBadRecord = errors.New("malformed record")
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -49,24 +40,18 @@ func setBatchCRC(batch []byte) {
 func codecByName(name string) (int8, bool) {
 	switch name {
 	case "uncompressed":
-		return codecNone, true
+		return storage.CompressionNone, true
 	case "gzip":
-		return codecGzip, true
+		return storage.CompressionGzip, true
 	case "snappy":
-		return codecSnappy, true
+		return storage.CompressionSnappy, true
 	case "lz4":
-		return codecLz4, true
+		return storage.CompressionLZ4, true
 	case "zstd":
-		return codecZstd, true
+		return storage.CompressionZstd, true
 	}
 	return 0, false
 }
-
-// decompress and compress are storage's codecs (one implementation serves
-// produce validation, the coordinators' replay and compaction).
-func decompress(codec int8, src []byte) ([]byte, error) { return storage.Decompress(codec, src) }
-
-func compress(codec int8, src []byte) ([]byte, error) { return storage.Compress(codec, src) }
 
 // recordView is one decoded record of a v2 batch; slices alias the
 // (decompressed) records buffer.
@@ -197,7 +182,7 @@ func rebuildBatch(old []byte, recs []recordView, codec int8) ([]byte, error) {
 	for i, r := range recs {
 		raw = appendRecord(raw, r, int32(i))
 	}
-	payload, err := compress(codec, raw)
+	payload, err := storage.Compress(codec, raw)
 	if err != nil {
 		return nil, fmt.Errorf("compress batch: %w", err)
 	}

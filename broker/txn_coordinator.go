@@ -174,7 +174,7 @@ func replayTxnPartition(p *partition) (map[string]*txn.Metadata, error) {
 			if h.IsControl() {
 				continue
 			}
-			raw, err := decompress(h.Compression(), batch[batchHeaderSize:])
+			raw, err := storage.Decompress(h.Compression(), batch[batchHeaderSize:])
 			if err != nil {
 				return nil, fmt.Errorf("decompress batch of %s-%d at %d: %w", txnTopic, p.index, h.BaseOffset, err)
 			}

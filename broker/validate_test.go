@@ -120,7 +120,7 @@ func TestValidateBatchRewrites(t *testing.T) {
 		if chk.hdr.Compression() != want {
 			t.Fatalf("%s: codec %d", target, chk.hdr.Compression())
 		}
-		raw, err := decompress(chk.hdr.Compression(), chk.batch[batchHeaderSize:])
+		raw, err := storage.Decompress(chk.hdr.Compression(), chk.batch[batchHeaderSize:])
 		if err != nil {
 			t.Fatalf("%s: %v", target, err)
 		}

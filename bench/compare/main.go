@@ -152,8 +152,8 @@ type measurement struct {
 	produce1K, produce100, consume1K, consume100, e2e *bench.Result
 	// The same workloads with opts.clients producers or consumers.
 	produce1KN, produce100N, consume1KN, consume100N *bench.Result
-	e2eRate                                           float64
-	errs                                              []string
+	e2eRate                                          float64
+	errs                                             []string
 }
 
 // measure starts a fresh cluster of kind k, runs the workloads and stops it.
