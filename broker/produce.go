@@ -66,7 +66,8 @@ func init() {
 type produceSync struct {
 	p      *partition
 	last   int64
-	ti, pi int // index of the partition's answer in the response
+	epoch  int32 // the leader epoch the write was accepted in
+	ti, pi int   // index of the partition's answer in the response
 }
 
 func (b *Broker) handleProduce(rq *request, req *kmsg.ProduceRequest) reply {
@@ -125,7 +126,7 @@ func (b *Broker) handleProduce(rq *request, req *kmsg.ProduceRequest) reply {
 				continue
 			}
 			if req.Acks == -1 && last >= 0 {
-				syncs = append(syncs, produceSync{p: p, last: last, ti: len(resp.Topics), pi: len(ot.Partitions) - 1})
+				syncs = append(syncs, produceSync{p: p, last: last, epoch: p.leaderEpoch.Load(), ti: len(resp.Topics), pi: len(ot.Partitions) - 1})
 			}
 		}
 		resp.Topics = append(resp.Topics, ot)
@@ -162,17 +163,15 @@ func (b *Broker) handleProduce(rq *request, req *kmsg.ProduceRequest) reply {
 	}}
 }
 
-// await blocks until the partition's write is durable, then moves the high
-// watermark past it; on failure it turns the partition's answer into the
-// error.
+// await blocks until the partition's write is durable here and the high
+// watermark has passed it (every ISR member has it durable too); on failure
+// it turns the partition's answer into the error.
 func (s *produceSync) await(ctx context.Context, resp *kmsg.ProduceResponse) {
-	if err := s.p.log.Sync(ctx, s.last); err != nil {
+	if e := s.p.commit(ctx, s.last, s.epoch); e != nil {
 		out := &resp.Topics[s.ti].Partitions[s.pi]
-		out.ErrorCode = storageErr(err).Code
+		out.ErrorCode = e.Code
 		out.BaseOffset = -1
-		return
 	}
-	s.p.advanceHW(s.last + 1)
 }
 
 // lookupPartition finds a partition this broker leads.
@@ -309,9 +308,8 @@ func (b *Broker) produceTo(p *partition, req *kmsg.ProduceRequest, records []byt
 	}
 	logStart := p.log.LogStartOffset()
 	p.checkInvariants()
-	// One replica: the ISR is this broker, so the high watermark is what is
-	// durable. Without per-write fsync that is everything appended; with it,
-	// what Sync covered. The partition's background flusher starts the fsync
+	// The high watermark is at most what is durable here. Without per-write
+	// fsync that is everything appended; with it, what Sync covered. The partition's background flusher starts the fsync
 	// at once for every acks level (group commit folds these fsyncs
 	// together): acks=all also waits for it in its reply, but the connection
 	// writer runs that wait only when the previous answer is out, so starting
@@ -320,11 +318,12 @@ func (b *Broker) produceTo(p *partition, req *kmsg.ProduceRequest, records []byt
 	// was closed.
 	if pc.store.Fsync != storage.FsyncAlways {
 		p.mu.Unlock()
-		p.advanceHW(info.LastOffset + 1)
+		p.markDurable(info.LastOffset + 1)
 	} else {
 		p.requestFlush(info.LastOffset)
 		p.mu.Unlock()
 	}
+	p.appendedReplicated()
 
 	out.BaseOffset = info.FirstOffset
 	if pc.logAppendTime {

@@ -55,6 +55,9 @@ type Broker struct {
 	txns *txnCoordinator
 	// staticConfigs are the broker configs fixed at start (flags).
 	staticConfigs map[string]string
+	// fetchers copy the partitions this broker follows from their leaders
+	// (replica_fetcher.go).
+	fetchers *fetcherManager
 }
 
 // Start opens the broker's state in cfg.DataDir, binds the listener, starts
@@ -156,6 +159,7 @@ func (b *Broker) Close() error {
 			b.connsMu.Unlock()
 			<-done
 		}
+		b.fetchers.stopAll()
 		b.bgWG.Wait()
 		b.closeErr = b.closeState()
 		b.log.Info("strom stopped", "listen", b.addr)

@@ -70,6 +70,7 @@ func (b *Broker) open() error {
 		_ = node.Close()
 		return fmt.Errorf("register broker: %w", err)
 	}
+	b.fetchers = newFetcherManager(b)
 	b.parts = newPartitionManager(b)
 	b.parts.removeStrayDirs()
 	b.parts.reconcile()

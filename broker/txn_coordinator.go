@@ -219,22 +219,25 @@ func appendInternal(p *partition, batch []byte) (int64, error) {
 	storage.SetBaseOffset(batch, p.log.EndOffset())
 	storage.SetPartitionLeaderEpoch(batch, p.leaderEpoch.Load())
 	info, err := p.log.Append(batch)
+	if err == nil {
+		p.noteAppend(info.LastOffset)
+	}
 	p.mu.Unlock()
 	if err != nil {
 		return -1, fmt.Errorf("append to %s-%d: %w", p.topic, p.index, err)
 	}
+	p.appendedReplicated()
 	return info.LastOffset, nil
 }
 
-// syncAndAdvance waits until p is durable through last and moves its high
-// watermark past it.
+// syncAndAdvance waits until p is durable through last and its high
+// watermark has passed it (replicated to the ISR).
 func syncAndAdvance(ctx context.Context, p *partition, last int64) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if err := p.log.Sync(ctx, last); err != nil {
-		return fmt.Errorf("sync %s-%d: %w", p.topic, p.index, err)
+	if e := p.commit(ctx, last, p.leaderEpoch.Load()); e != nil {
+		return fmt.Errorf("commit %s-%d through %d: %w", p.topic, p.index, last, e)
 	}
-	p.advanceHW(last + 1)
 	return nil
 }
 
