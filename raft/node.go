@@ -155,7 +155,7 @@ type Node struct {
 	// ctrl tracks broker liveness while this node leads; nil when
 	// BrokerSessionTimeout is zero.
 	ctrl *controller
-	hlog  *hclogAdapter
+	hlog *hclogAdapter
 
 	// soleVoter is set when Open found this node the only voter and started
 	// raft with soleVoterTimeout; then leaderHeartbeat is the heartbeat
