@@ -87,6 +87,19 @@ var (
 	// mechanism without a credential (Kafka's RESOURCE_NOT_FOUND).
 	ErrUnknownSCRAMCredential = errors.New("raft: unknown scram credential")
 
+	// ErrInvalidVoters: a static voter list (Config.Voters, ParseVoters)
+	// that is malformed, repeats an id or an address, or does not list the
+	// node itself.
+	ErrInvalidVoters = errors.New("raft: invalid voters")
+
+	// ErrNoQuorum: no leader was elected among the static voters within the
+	// start timeout (fewer than a majority running or reachable).
+	ErrNoQuorum = errors.New("raft: no quorum")
+
+	// ErrFenced: a broker heartbeat or shutdown request was answered, but
+	// the broker is not (yet) in the state it asked for; retry.
+	ErrFenced = errors.New("raft: broker fenced")
+
 	// ErrStaleProducerIDBlock: AllocateProducerIDs carried a Start that is not
 	// the current NextProducerID (another allocation won the race).
 	ErrStaleProducerIDBlock = errors.New("raft: stale producer id block")

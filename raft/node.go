@@ -32,8 +32,23 @@ type Config struct {
 	// dialable (e.g. 0.0.0.0). Empty: the bound address.
 	AdvertiseAddr string
 	// Bootstrap forms a new single-voter cluster with this node when DataDir
-	// holds no raft state; ignored when state exists.
+	// holds no raft state; ignored when state exists or Voters is set.
 	Bootstrap bool
+	// Voters is the static voter set (Kafka's controller.quorum.voters):
+	// when set it must list NodeID, and a node without raft state
+	// bootstraps the cluster with exactly these voters (every member does
+	// so with the identical configuration, which hashicorp/raft allows).
+	// AdvertiseAddr defaults to this node's entry. Ignored for a node with
+	// existing state, whose configuration lives in its log. One voter
+	// (NodeID itself) behaves like Bootstrap.
+	Voters []Voter
+	// BrokerSessionTimeout, when positive, makes the raft leader the
+	// controller of broker liveness (liveness.go): a registered broker it
+	// has not heard from (Node.Heartbeat) for this long is fenced with
+	// FenceCommands, and a fenced broker heartbeating its current epoch,
+	// caught up to its registration, is unfenced with UnfenceCommands.
+	// Zero: no liveness tracking (no broker is ever fenced by time).
+	BrokerSessionTimeout time.Duration
 	// Logger receives raft's warnings and errors. Nil: slog.Default().
 	Logger *slog.Logger
 
@@ -133,8 +148,14 @@ type Node struct {
 	fsm   *fsm
 	store *raftboltdb.BoltStore
 	trans *hraft.NetworkTransport
-	obs   *hraft.Observer
-	hlog  *hclogAdapter
+	// stream is the transport's stream layer; Close waits for its
+	// goroutines (forward handlers included).
+	stream *tcpStream
+	obs    *hraft.Observer
+	// ctrl tracks broker liveness while this node leads; nil when
+	// BrokerSessionTimeout is zero.
+	ctrl *controller
+	hlog *hclogAdapter
 
 	// soleVoter is set when Open found this node the only voter and started
 	// raft with soleVoterTimeout; then leaderHeartbeat is the heartbeat
@@ -143,8 +164,8 @@ type Node struct {
 	soleVoter       bool
 	leaderHeartbeat time.Duration
 
-	// stop is closed by Close: it ends watchLeader (wg waits for it) and
-	// wakes WaitLeader callers.
+	// stop is closed by Close: it ends watchLeader and the controller (wg
+	// waits for them) and wakes WaitLeader and ApplyAll callers.
 	stop      chan struct{}
 	wg        sync.WaitGroup
 	closed    atomic.Bool
@@ -153,19 +174,33 @@ type Node struct {
 }
 
 // Open starts a node on cfg.DataDir, restoring the latest snapshot and
-// replaying the log. With cfg.Bootstrap and no existing state it forms a
-// one-voter cluster and waits (up to StartTimeout) until it leads and the
-// cluster id is set. Otherwise it returns at once; use WaitLeader.
+// replaying the log. With no existing state and cfg.Bootstrap (or Voters
+// naming only this node) it forms a one-voter cluster and waits (up to
+// StartTimeout) until it leads and the cluster id is set. With several
+// Voters it bootstraps their configuration and returns at once: a leader
+// needs a majority of them running, so the caller waits with WaitLeader. A node with existing state returns at once too.
 func Open(cfg Config) (*Node, error) {
 	cfg = cfg.withDefaults()
 	if cfg.NodeID < 0 || cfg.DataDir == "" || cfg.BindAddr == "" {
 		return nil, fmt.Errorf("open raft node: %w: need NodeID >= 0, DataDir and BindAddr", ErrInvalidCommand)
+	}
+	if len(cfg.Voters) > 0 {
+		if err := validateVoters(cfg.Voters, cfg.NodeID); err != nil {
+			return nil, fmt.Errorf("open raft node: %w", err)
+		}
+		if cfg.AdvertiseAddr == "" {
+			self, _ := voterFor(cfg.Voters, cfg.NodeID)
+			cfg.AdvertiseAddr = self.Addr
+		}
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("open raft node: %w", err)
 	}
 	hlog := newHCLogAdapter(cfg.Logger)
 	n := &Node{cfg: cfg, fsm: newFSM(), stop: make(chan struct{}), hlog: hlog}
+	if cfg.BrokerSessionTimeout > 0 {
+		n.ctrl = newController(n, cfg.BrokerSessionTimeout)
+	}
 	var err error
 	dbPath := filepath.Join(cfg.DataDir, "raft.db")
 	n.store, err = raftboltdb.New(raftboltdb.Options{Path: dbPath, BoltOptions: &bbolt.Options{Timeout: time.Second}})
@@ -175,6 +210,10 @@ func Open(cfg Config) (*Node, error) {
 	fail := func(err error) (*Node, error) {
 		if n.trans != nil {
 			_ = n.trans.Close()
+		}
+		if n.stream != nil {
+			_ = n.stream.Close()
+			n.stream.wait()
 		}
 		_ = n.store.Close()
 		return nil, err
@@ -189,10 +228,11 @@ func Open(cfg Config) (*Node, error) {
 			return fail(fmt.Errorf("resolve raft advertise address %s: %w", cfg.AdvertiseAddr, err))
 		}
 	}
-	stream, err := newTCPStream(cfg.BindAddr, adv)
+	stream, err := newTCPStream(cfg.BindAddr, adv, n.serveForward)
 	if err != nil {
 		return fail(fmt.Errorf("raft transport on %s: %w", cfg.BindAddr, err))
 	}
+	n.stream = stream
 	n.trans = hraft.NewNetworkTransportWithConfig(&hraft.NetworkTransportConfig{
 		Stream: stream, MaxPool: 3, Timeout: cfg.TransportTimeout, Logger: hlog})
 
@@ -218,7 +258,8 @@ func Open(cfg Config) (*Node, error) {
 		return fail(fmt.Errorf("inspect raft state in %s: %w", cfg.DataDir, err))
 	}
 	bootstrapped := false
-	sole := !existing && cfg.Bootstrap
+	bootstrap := !existing && (cfg.Bootstrap || len(cfg.Voters) > 0)
+	sole := bootstrap && len(cfg.Voters) <= 1
 	if existing {
 		sole = isSoleVoter(n.store, snaps, rc.LocalID)
 	}
@@ -231,8 +272,18 @@ func Open(cfg Config) (*Node, error) {
 			n.leaderHeartbeat = min(cfg.HeartbeatTimeout, 2*rc.LeaderLeaseTimeout)
 		}
 	}
-	if !existing && cfg.Bootstrap {
+	if bootstrap {
 		conf := hraft.Configuration{Servers: []hraft.Server{{Suffrage: hraft.Voter, ID: rc.LocalID, Address: n.trans.LocalAddr()}}}
+		if len(cfg.Voters) > 1 {
+			conf.Servers = nil
+			for _, v := range cfg.Voters {
+				addr := hraft.ServerAddress(v.Addr)
+				if v.ID == cfg.NodeID {
+					addr = n.trans.LocalAddr()
+				}
+				conf.Servers = append(conf.Servers, hraft.Server{Suffrage: hraft.Voter, ID: serverID(v.ID), Address: addr})
+			}
+		}
 		if err := hraft.BootstrapCluster(rc, n.store, n.store, snaps, n.trans, conf); err != nil {
 			return fail(fmt.Errorf("bootstrap raft cluster: %w", err))
 		}
@@ -254,8 +305,12 @@ func Open(cfg Config) (*Node, error) {
 	n.r.RegisterObserver(n.obs)
 	n.wg.Add(1)
 	go n.watchLeader(obsCh)
+	if n.ctrl != nil {
+		n.wg.Add(1)
+		go n.ctrl.run()
+	}
 
-	if bootstrapped {
+	if bootstrapped && sole {
 		ctx, cancel := context.WithTimeout(context.Background(), cfg.StartTimeout)
 		defer cancel()
 		if err := n.WaitLeader(ctx); err != nil {
@@ -473,29 +528,149 @@ func mapRaftErr(err error) error {
 }
 
 // Apply proposes cmd and waits until it is committed and applied on this
-// node. It fails with ErrNotLeader on a follower. Domain errors of the state
-// machine (ErrTopicExists, ErrStalePartitionEpoch, ...) come back wrapped.
-// ctx bounds the time to hand the command to raft; once handed over, the
-// call returns when the entry is applied or leadership is lost
-// (ErrLeadershipLost: outcome unknown, safe to retry) or the node closes.
+// node, from any node: a follower forwards it to the raft leader (see
+// ApplyAll for the retry rules) and returns once its own State() includes
+// the entry. Domain errors of the state machine (ErrTopicExists,
+// ErrStalePartitionEpoch, ...) come back wrapped, also from a remote
+// leader. ctx bounds the whole call (ApplyTimeout when it has no deadline).
 func (n *Node) Apply(ctx context.Context, cmd Command) (Result, error) {
-	timeout, err := n.timeout(ctx)
-	if err != nil {
-		return Result{}, fmt.Errorf("apply %s: %w", cmd.Type(), err)
-	}
-	if !n.IsLeader() {
-		return Result{}, fmt.Errorf("apply %s: %w", cmd.Type(), ErrNotLeader)
-	}
-	return applyOutcome(cmd, n.r.Apply(EncodeCommand(cmd), timeout))
+	res, errs := n.ApplyAll(ctx, []Command{cmd})
+	return res[0], errs[0]
 }
 
 // ApplyAll proposes cmds in order without waiting between them, then waits
 // for all: raft commits them in few disk writes and the state machine
 // applies them in few copy-on-write batches, which is far cheaper than one
 // Apply after another (a failover moving many partitions). errs[i] is the
-// outcome of cmds[i] as Apply would report it; the commands are independent
-// (a failing one does not stop the rest). ctx bounds the enqueueing.
+// outcome of cmds[i]; the commands are independent (a failing one does not
+// stop the rest).
+//
+// On a node that is not the leader the commands go to the leader over the
+// raft port (forward.go). Commands that fail with ErrNotLeader, or with
+// ErrLeadershipLost (outcome unknown; commands are idempotent), or because
+// the leader was unreachable, are retried on the next leader until ctx
+// ends (ApplyTimeout when ctx has no deadline); then they fail with the
+// last error joined with ctx's. When commands were applied by a remote
+// leader, ApplyAll returns only once this node's State() has reached the
+// highest of their log indexes (for domain errors too, so the state that
+// caused them is visible); if ctx ends first the affected successes fail
+// with ctx's error. Results carry the entry's log index even on a domain
+// error.
 func (n *Node) ApplyAll(ctx context.Context, cmds []Command) (results []Result, errs []error) {
+	results = make([]Result, len(cmds))
+	errs = make([]error, len(cmds))
+	if len(cmds) == 0 {
+		return results, errs
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, n.cfg.ApplyTimeout)
+		defer cancel()
+	}
+	pending := make([]int, len(cmds))
+	for i := range pending {
+		pending[i] = i
+	}
+	var remoteIndex uint64 // highest log index a remote leader reported
+	var notify <-chan struct{}
+	backoff := 5 * time.Millisecond
+	for {
+		sub := make([]Command, len(pending))
+		for j, i := range pending {
+			sub[j] = cmds[i]
+		}
+		var res []Result
+		var es []error
+		if n.closed.Load() {
+			res, es = make([]Result, len(sub)), make([]error, len(sub))
+			for j, c := range sub {
+				es[j] = fmt.Errorf("apply %s: %w", c.Type(), ErrClosed)
+			}
+		} else if n.IsLeader() {
+			res, es = n.applyAllLocal(ctx, sub)
+		} else if addr, _ := n.r.LeaderWithID(); addr != "" {
+			res, es = forwardApply(ctx, string(addr), sub)
+			for j := range res {
+				if es[j] == nil || !retryable(es[j]) {
+					remoteIndex = max(remoteIndex, res[j].Index)
+				}
+			}
+		} else {
+			res, es = make([]Result, len(sub)), make([]error, len(sub))
+			for j, c := range sub {
+				es[j] = fmt.Errorf("apply %s: %w: no leader known", c.Type(), ErrNotLeader)
+			}
+		}
+		next := pending[:0:0]
+		for j, i := range pending {
+			results[i], errs[i] = res[j], es[j]
+			if retryable(es[j]) {
+				next = append(next, i)
+			}
+		}
+		pending = next
+		if len(pending) == 0 {
+			break
+		}
+		if ctx.Err() == nil && notify == nil {
+			ch, unsub := n.Subscribe()
+			defer unsub()
+			notify = ch
+		}
+		select {
+		case <-notify: // e.g. a new leader is known
+		case <-time.After(backoff):
+		case <-n.stop:
+		case <-ctx.Done():
+		}
+		backoff = min(2*backoff, 200*time.Millisecond)
+		if ctx.Err() != nil {
+			for _, i := range pending {
+				errs[i] = errors.Join(errs[i], fmt.Errorf("apply %s: gave up: %w", cmds[i].Type(), ctx.Err()))
+			}
+			break
+		}
+	}
+	if remoteIndex > 0 {
+		if err := n.waitApplied(ctx, remoteIndex); err != nil {
+			for i := range cmds {
+				if errs[i] == nil && results[i].Index > n.State().Version {
+					errs[i] = fmt.Errorf("apply %s: committed at index %d, not yet applied here: %w", cmds[i].Type(), results[i].Index, err)
+				}
+			}
+		}
+	}
+	return results, errs
+}
+
+// retryable reports the outcomes ApplyAll retries on the next leader.
+func retryable(err error) bool {
+	return err != nil && (errors.Is(err, ErrNotLeader) || errors.Is(err, ErrLeadershipLost) || errors.Is(err, errUnreachable)) &&
+		!errors.Is(err, ErrClosed)
+}
+
+// waitApplied blocks until this node's state has applied index.
+func (n *Node) waitApplied(ctx context.Context, index uint64) error {
+	if n.State().Version >= index {
+		return nil
+	}
+	ch, cancel := n.Subscribe()
+	defer cancel()
+	for n.State().Version < index {
+		select {
+		case <-ch:
+		case <-n.stop:
+			return ErrClosed
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// applyAllLocal is ApplyAll on the leader, without forwarding or retries:
+// ErrNotLeader when this node does not lead. ctx bounds the enqueueing.
+func (n *Node) applyAllLocal(ctx context.Context, cmds []Command) (results []Result, errs []error) {
 	results = make([]Result, len(cmds))
 	errs = make([]error, len(cmds))
 	futures := make([]hraft.ApplyFuture, len(cmds))
@@ -518,7 +693,8 @@ func (n *Node) ApplyAll(ctx context.Context, cmds []Command) (results []Result, 
 	return results, errs
 }
 
-// applyOutcome waits for f and unwraps the state machine's response.
+// applyOutcome waits for f and unwraps the state machine's response. A
+// domain error keeps the entry's index in the Result.
 func applyOutcome(cmd Command, f hraft.ApplyFuture) (Result, error) {
 	if err := f.Error(); err != nil {
 		return Result{}, fmt.Errorf("apply %s: %w", cmd.Type(), mapRaftErr(err))
@@ -528,7 +704,7 @@ func applyOutcome(cmd Command, f hraft.ApplyFuture) (Result, error) {
 		return Result{}, fmt.Errorf("apply %s: unexpected fsm response %T", cmd.Type(), f.Response())
 	}
 	if resp.err != nil {
-		return Result{}, resp.err
+		return Result{Index: f.Index()}, resp.err
 	}
 	return resp.res, nil
 }
@@ -628,7 +804,9 @@ func (n *Node) Close() error {
 		n.r.DeregisterObserver(n.obs)
 		close(n.stop)
 		n.wg.Wait()
-		n.closeErr = errors.Join(err, n.trans.Close(), n.store.Close())
+		terr := n.trans.Close()
+		n.stream.wait()
+		n.closeErr = errors.Join(err, terr, n.store.Close())
 		if n.closeErr != nil {
 			n.closeErr = fmt.Errorf("close raft node %d: %w", n.cfg.NodeID, n.closeErr)
 		}

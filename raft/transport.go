@@ -1,6 +1,7 @@
 package raft
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -11,16 +12,40 @@ import (
 	hraft "github.com/hashicorp/raft"
 )
 
-// tcpStream is the raft transport's TCP stream layer. It differs from
-// hashicorp's TCPStreamLayer in one respect: it owns every connection it
-// accepts or dials and closes them all in Close. hashicorp's
-// NetworkTransport.Close only closes the listener, which leaves the
-// goroutine serving each inbound connection (and the pooled outbound
-// connections feeding peers' goroutines) alive until the peer hangs up;
-// with this layer a closed Node leaves nothing running.
+// forwardTag is the first byte of a connection that carries forwarded
+// applies and broker heartbeats (forward.go) instead of raft RPCs.
+// hashicorp's NetworkTransport starts every connection with its RPC type
+// byte (0..4 in v1.7); a value far above keeps the two apart on one port.
+const forwardTag byte = 0xF5
+
+// routeTimeout bounds how long an accepted connection may take to send its
+// first byte before it is dropped.
+const routeTimeout = 10 * time.Second
+
+// tcpStream is the raft transport's TCP stream layer, multiplexing one port
+// between hashicorp's NetworkTransport and the forward server. It differs
+// from hashicorp's TCPStreamLayer in two respects:
+//   - It owns every connection it accepts or dials and closes them all in
+//     Close. hashicorp's NetworkTransport.Close only closes the listener,
+//     which leaves the goroutine serving each inbound connection (and the
+//     pooled outbound connections feeding peers' goroutines) alive until the
+//     peer hangs up; with this layer a closed Node leaves nothing running.
+//   - Its own accept loop reads the first byte of each connection: forwardTag
+//     hands it to the forward handler, anything else goes (byte included) to
+//     the transport through Accept.
 type tcpStream struct {
 	ln        net.Listener
 	advertise net.Addr
+	// forward serves one forward connection until it ends; it must return
+	// once the connection is closed.
+	forward func(net.Conn)
+	// accepted carries raft connections from route to Accept.
+	accepted chan net.Conn
+	// done is closed by Close; it ends Accept and the accept loop.
+	done chan struct{}
+	// wg counts the accept loop, routers and forward handlers; wait blocks
+	// on it.
+	wg sync.WaitGroup
 
 	// mu guards conns and closed.
 	mu     sync.Mutex
@@ -30,21 +55,80 @@ type tcpStream struct {
 
 var _ hraft.StreamLayer = (*tcpStream)(nil)
 
-// newTCPStream listens on bind. The address peers dial is advertise, or the
-// bound address, which must then be a specific IP.
-func newTCPStream(bind string, advertise net.Addr) (*tcpStream, error) {
+// newTCPStream listens on bind and starts accepting. The address peers dial
+// is advertise, or the bound address, which must then be a specific IP.
+// forward serves connections tagged forwardTag.
+func newTCPStream(bind string, advertise net.Addr, forward func(net.Conn)) (*tcpStream, error) {
 	ln, err := net.Listen("tcp", bind)
 	if err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
-	s := &tcpStream{ln: ln, advertise: advertise, conns: map[*trackedConn]struct{}{}}
+	s := &tcpStream{ln: ln, advertise: advertise, forward: forward, accepted: make(chan net.Conn),
+		done: make(chan struct{}), conns: map[*trackedConn]struct{}{}}
 	addr, ok := s.Addr().(*net.TCPAddr)
 	if !ok || addr.IP == nil || addr.IP.IsUnspecified() {
 		ln.Close()
 		return nil, fmt.Errorf("address %v is not dialable by peers: set AdvertiseAddr", s.Addr())
 	}
+	s.wg.Add(1)
+	go s.acceptLoop()
 	return s, nil
 }
+
+// acceptLoop accepts until the listener closes; each connection is routed
+// by its own goroutine so a slow first byte holds up nobody.
+func (s *tcpStream) acceptLoop() {
+	defer s.wg.Done()
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) || s.isClosed() {
+				return
+			}
+			time.Sleep(20 * time.Millisecond) // e.g. EMFILE: do not spin
+			continue
+		}
+		tc, err := s.track(c)
+		if err != nil {
+			return
+		}
+		s.wg.Add(1)
+		go s.route(tc)
+	}
+}
+
+// route reads c's first byte and hands c to the forward handler or to the
+// raft transport.
+func (s *tcpStream) route(c net.Conn) {
+	defer s.wg.Done()
+	br := bufio.NewReader(c)
+	_ = c.SetReadDeadline(time.Now().Add(routeTimeout))
+	tag, err := br.Peek(1)
+	_ = c.SetReadDeadline(time.Time{})
+	if err != nil {
+		c.Close()
+		return
+	}
+	if tag[0] == forwardTag {
+		_, _ = br.Discard(1)
+		s.forward(&bufferedConn{Conn: c, r: br})
+		c.Close()
+		return
+	}
+	select {
+	case s.accepted <- &bufferedConn{Conn: c, r: br}:
+	case <-s.done:
+		c.Close()
+	}
+}
+
+// bufferedConn reads through the reader that peeked the tag byte.
+type bufferedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
 // track registers c, or closes it when the stream is already closed.
 func (s *tcpStream) track(c net.Conn) (net.Conn, error) {
@@ -59,13 +143,14 @@ func (s *tcpStream) track(c net.Conn) (net.Conn, error) {
 	return tc, nil
 }
 
-// Accept implements net.Listener.
+// Accept implements net.Listener: the next raft connection.
 func (s *tcpStream) Accept() (net.Conn, error) {
-	c, err := s.ln.Accept()
-	if err != nil {
-		return nil, err
+	select {
+	case c := <-s.accepted:
+		return c, nil
+	case <-s.done:
+		return nil, net.ErrClosed
 	}
-	return s.track(c)
 }
 
 // Dial implements hraft.StreamLayer.
@@ -85,6 +170,7 @@ func (s *tcpStream) Close() error {
 		return nil
 	}
 	s.closed = true
+	close(s.done)
 	conns := s.conns
 	s.conns = nil
 	s.mu.Unlock()
@@ -94,6 +180,10 @@ func (s *tcpStream) Close() error {
 	}
 	return err
 }
+
+// wait blocks until the accept loop, the routers and the forward handlers
+// have ended; call after Close.
+func (s *tcpStream) wait() { s.wg.Wait() }
 
 // Addr implements net.Listener: the advertised address.
 func (s *tcpStream) Addr() net.Addr {
