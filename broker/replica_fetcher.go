@@ -17,16 +17,14 @@ package broker
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -62,6 +60,10 @@ type fetcherManager struct {
 	mu       sync.Mutex
 	fetchers map[int32]*replicaFetcher
 	closed   bool
+
+	// hold pauses every fetcher between fetches while set: tests use it to
+	// make followers fall behind at a chosen point (fault injection).
+	hold atomic.Bool
 }
 
 func newFetcherManager(b *Broker) *fetcherManager {
@@ -137,6 +139,7 @@ func (m *fetcherManager) stopAll() {
 // owned by the fetcherManager, which stops it with stop.
 type replicaFetcher struct {
 	b      *Broker
+	hold   *atomic.Bool
 	leader int32
 	addr   string
 
@@ -154,7 +157,7 @@ type replicaFetcher struct {
 
 func (m *fetcherManager) start(leader int32, addr string) *replicaFetcher {
 	ctx, cancel := context.WithCancel(m.b.ctx)
-	f := &replicaFetcher{b: m.b, leader: leader, addr: addr, parts: map[*partition]struct{}{},
+	f := &replicaFetcher{b: m.b, hold: &m.hold, leader: leader, addr: addr, parts: map[*partition]struct{}{},
 		delayed: map[*partition]time.Time{}, kick: make(chan struct{}, 1), cancel: cancel, done: make(chan struct{})}
 	go f.run(ctx)
 	return f
@@ -215,7 +218,7 @@ func (f *replicaFetcher) delay(p *partition) {
 // run is the fetch loop: fetch, apply, repeat.
 func (f *replicaFetcher) run(ctx context.Context) {
 	defer close(f.done)
-	var conn *replicaConn
+	var conn *peerConn
 	defer func() {
 		if conn != nil {
 			conn.close()
@@ -223,6 +226,10 @@ func (f *replicaFetcher) run(ctx context.Context) {
 	}()
 	log := f.b.log.With("leader", f.leader)
 	for ctx.Err() == nil {
+		if f.hold.Load() {
+			sleepCtx(ctx, 10*time.Millisecond)
+			continue
+		}
 		parts, next := f.due(time.Now())
 		if len(parts) == 0 {
 			var timer <-chan time.Time
@@ -238,7 +245,7 @@ func (f *replicaFetcher) run(ctx context.Context) {
 		}
 		if conn == nil {
 			var err error
-			if conn, err = dialReplica(ctx, f.addr, f.b.cfg.NodeID); err != nil {
+			if conn, err = dialPeer(ctx, f.addr, "strom-replica-fetcher-"+strconv.Itoa(int(f.b.cfg.NodeID))); err != nil {
 				log.Debug("replica fetcher: connect", "addr", f.addr, "err", err)
 				sleepCtx(ctx, replicaBackoff)
 				continue
@@ -306,7 +313,7 @@ func (f *replicaFetcher) buildFetch(parts []*partition) (*kmsg.FetchRequest, map
 
 // apply appends what the leader sent, makes it durable, and moves the
 // follower's high watermarks.
-func (f *replicaFetcher) apply(ctx context.Context, conn *replicaConn, resp *kmsg.FetchResponse, sent map[string]map[int32]sentPart) {
+func (f *replicaFetcher) apply(ctx context.Context, conn *peerConn, resp *kmsg.FetchResponse, sent map[string]map[int32]sentPart) {
 	type applied struct {
 		p        *partition
 		last     int64
@@ -425,7 +432,7 @@ func (f *replicaFetcher) truncate(sp sentPart, endOffset int64, epoch int32) {
 // resetOutOfRange repairs a fetch offset the leader does not have: above its
 // log end the follower truncates to it; below its log start the follower
 // starts over there.
-func (f *replicaFetcher) resetOutOfRange(ctx context.Context, conn *replicaConn, sp sentPart) error {
+func (f *replicaFetcher) resetOutOfRange(ctx context.Context, conn *peerConn, sp sentPart) error {
 	p := sp.p
 	start, err := f.leaderOffset(ctx, conn, p, -2)
 	if err != nil {
@@ -459,7 +466,7 @@ func (f *replicaFetcher) resetOutOfRange(ctx context.Context, conn *replicaConn,
 
 // leaderOffset asks the leader for a partition's log start (-2) or log end
 // (-1; a replica is told the log end, not the high watermark).
-func (f *replicaFetcher) leaderOffset(ctx context.Context, conn *replicaConn, p *partition, ts int64) (int64, error) {
+func (f *replicaFetcher) leaderOffset(ctx context.Context, conn *peerConn, p *partition, ts int64) (int64, error) {
 	req := kmsg.NewPtrListOffsetsRequest()
 	req.Version = 4
 	req.ReplicaID = f.b.cfg.NodeID
@@ -504,79 +511,4 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 	case <-ctx.Done():
 	case <-t.C:
 	}
-}
-
-// replicaConn is a follower's connection to a leader's Kafka listener.
-// Requests are encoded with kmsg's formatter and answers decoded with kmsg;
-// one request is in flight at a time.
-type replicaConn struct {
-	nc   net.Conn
-	fmtr *kmsg.RequestFormatter
-	corr int32
-	buf  []byte
-	// stop ends the goroutine that closes nc when the caller's context ends.
-	stop func() bool
-}
-
-// replicaMaxResponse bounds the size of an answer a follower reads.
-const replicaMaxResponse = replicaFetchResponseBytes + 16<<20
-
-func dialReplica(ctx context.Context, addr string, self int32) (*replicaConn, error) {
-	d := net.Dialer{Timeout: replicaIOTimeout}
-	nc, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("dial leader %s: %w", addr, err)
-	}
-	c := &replicaConn{nc: nc, fmtr: kmsg.NewRequestFormatter(kmsg.FormatterClientID("strom-replica-fetcher-" + strconv.Itoa(int(self))))}
-	c.stop = context.AfterFunc(ctx, func() { _ = nc.Close() })
-	return c, nil
-}
-
-func (c *replicaConn) close() {
-	c.stop()
-	_ = c.nc.Close()
-}
-
-// do sends req and decodes the answer into resp within timeout.
-func (c *replicaConn) do(ctx context.Context, req kmsg.Request, resp kmsg.Response, timeout time.Duration) error {
-	c.corr++
-	c.buf = c.fmtr.AppendRequest(c.buf[:0], req, c.corr)
-	deadline := time.Now().Add(timeout)
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
-	}
-	if err := c.nc.SetDeadline(deadline); err != nil {
-		return err
-	}
-	if _, err := c.nc.Write(c.buf); err != nil {
-		return fmt.Errorf("send %s: %w", kmsg.NameForKey(req.Key()), err)
-	}
-	var size [4]byte
-	if _, err := io.ReadFull(c.nc, size[:]); err != nil {
-		return fmt.Errorf("read %s answer: %w", kmsg.NameForKey(req.Key()), err)
-	}
-	n := int32(binary.BigEndian.Uint32(size[:]))
-	if n < 4 || n > replicaMaxResponse {
-		return fmt.Errorf("%s answer of %d bytes", kmsg.NameForKey(req.Key()), n)
-	}
-	body := make([]byte, n)
-	if _, err := io.ReadFull(c.nc, body); err != nil {
-		return fmt.Errorf("read %s answer: %w", kmsg.NameForKey(req.Key()), err)
-	}
-	r := kbin.Reader{Src: body}
-	if got := r.Int32(); got != c.corr {
-		return fmt.Errorf("%s answer has correlation id %d, want %d", kmsg.NameForKey(req.Key()), got, c.corr)
-	}
-	if req.IsFlexible() { // response header v1: tagged fields
-		kmsg.SkipTags(&r)
-	}
-	if !r.Ok() {
-		return fmt.Errorf("%s answer: short header", kmsg.NameForKey(req.Key()))
-	}
-	body = r.Src
-	resp.SetVersion(req.GetVersion())
-	if err := resp.ReadFrom(body); err != nil {
-		return fmt.Errorf("decode %s answer: %w", kmsg.NameForKey(req.Key()), err)
-	}
-	return nil
 }
