@@ -2,6 +2,7 @@ package broker
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/stromhq/strom/raft"
@@ -383,6 +385,44 @@ func TestReplicationTruncatesDivergentLog(t *testing.T) {
 		t.Fatalf("old leader's log end %d after catching up, want 70", leo)
 	}
 	got := consumeValues(t, c, "diverge", 70)
+	for i, v := range got {
+		if want := fmt.Sprintf("v%06d", i); v != want {
+			t.Fatalf("record %d: %q, want %q", i, v, want)
+		}
+	}
+}
+
+// TestReplicationISRShrinksAndExpands: a follower that stops fetching leaves
+// the ISR after replica.lag.time.max.ms, acks=all then needs only the others
+// (and fails with NOT_ENOUGH_REPLICAS once the ISR is below
+// min.insync.replicas); when it fetches again it catches up and rejoins.
+func TestReplicationISRShrinksAndExpands(t *testing.T) {
+	c := startTestCluster(t, 3, func(cfg *Config) { cfg.ReplicaLagTimeMax = 500 * time.Millisecond })
+	createReplicated(t, c, "lag", 1, "2")
+	produceSeq(t, c.client(), "lag", 0, 10)
+	c.waitInSync("lag", 0, 3)
+	leader := int(c.partitionState("lag", 0).Leader) - 1
+	slow, other := (leader+1)%3, (leader+2)%3
+	c.brokers[slow].fetchers.hold.Store(true)
+	c.waitPartition("lag", 0, func(st raft.Partition) bool { return !slices.Contains(st.ISR, int32(slow+1)) },
+		"the held follower out of the ISR")
+	produceSeq(t, c.client(), "lag", 10, 10)
+
+	// With the second follower held too the ISR shrinks to the leader,
+	// below min.insync.replicas=2.
+	c.brokers[other].fetchers.hold.Store(true)
+	c.waitPartition("lag", 0, func(st raft.Partition) bool { return len(st.ISR) == 1 }, "an ISR of the leader alone")
+	cl := c.client(kgo.RecordRetries(0), kgo.RequestRetries(0))
+	err := cl.ProduceSync(testCtx(t), &kgo.Record{Topic: "lag", Value: []byte("refused")}).FirstErr()
+	if !errors.Is(err, kerr.NotEnoughReplicas) {
+		t.Fatalf("acks=all with an ISR below min.insync.replicas: %v, want NOT_ENOUGH_REPLICAS", err)
+	}
+
+	c.brokers[slow].fetchers.hold.Store(false)
+	c.brokers[other].fetchers.hold.Store(false)
+	c.waitInSync("lag", 0, 3)
+	produceSeq(t, c.client(), "lag", 20, 10)
+	got := consumeValues(t, c, "lag", 30)
 	for i, v := range got {
 		if want := fmt.Sprintf("v%06d", i); v != want {
 			t.Fatalf("record %d: %q, want %q", i, v, want)
