@@ -48,7 +48,8 @@ func freeAddrs(t testing.TB, n int) []string {
 }
 
 // startTestCluster starts n brokers that form one cluster (static voters),
-// in parallel as a real deployment does, and stops them at test end.
+// in parallel as a real deployment does, returns once every one serves
+// (unfenced), and stops them at test end.
 func startTestCluster(t testing.TB, n int, mod func(*Config)) *testCluster {
 	t.Helper()
 	addrs := freeAddrs(t, n)
@@ -68,6 +69,8 @@ func startTestCluster(t testing.TB, n int, mod func(*Config)) *testCluster {
 		cfg.ReplicaLagTimeMax = 5 * time.Second
 		cfg.Fsync = "never"
 		cfg.ShutdownTimeout = 5 * time.Second
+		cfg.StartTimeout = 30 * time.Second
+		cfg.OffsetsTopicPartitions = 3
 		cfg.DefaultReplicationFactor = int16(n)
 		cfg.OffsetsTopicReplicationFactor = int16(n)
 		var w io.Writer = testLogWriter{t}
