@@ -4,8 +4,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"time"
+
+	"github.com/stromhq/strom/raft"
 )
 
 // Config is the configuration of one broker. Obtain one from DefaultConfig and
@@ -24,6 +27,21 @@ type Config struct {
 	NodeID int32
 	// RaftListen is the HOST:PORT of the raft transport.
 	RaftListen string
+	// Voters is the static raft voter set (controller.quorum.voters, parse
+	// with raft.ParseVoters). Empty: a one-node cluster of this broker
+	// alone. With more than one voter every voter is a broker; NodeID must
+	// be listed, and this node's entry is the raft address peers dial.
+	Voters []raft.Voter
+	// BrokerSessionTimeout is broker.session.timeout.ms: the controller
+	// fences a broker it has not heard from for this long, and a broker
+	// that could not reach the controller for this long stops acting as
+	// partition leader. Brokers heartbeat every third of it (at most 2 s,
+	// Kafka's broker.heartbeat.interval.ms).
+	BrokerSessionTimeout time.Duration
+	// StartTimeout bounds how long Start waits for a raft quorum of Voters
+	// (nodes start in parallel) and for the controller to unfence this
+	// broker.
+	StartTimeout time.Duration
 	// DefaultPartitions is num.partitions: the partition count of
 	// auto-created topics and of CreateTopics requests asking for -1.
 	DefaultPartitions int32
@@ -103,6 +121,8 @@ func DefaultConfig() Config {
 		Listen:                   "127.0.0.1:9092",
 		NodeID:                   1,
 		RaftListen:               "127.0.0.1:9093",
+		BrokerSessionTimeout:     9 * time.Second,
+		StartTimeout:             2 * time.Minute,
 		DefaultPartitions:        1,
 		DefaultReplicationFactor: 1,
 		AutoCreateTopics:         true,
@@ -133,6 +153,11 @@ func DefaultConfig() Config {
 	}
 }
 
+// Validate checks c and reports the first problem found (wrapping
+// ErrInvalidConfig); Start does the same, so calling it first only gives
+// an earlier error.
+func (c Config) Validate() error { return c.validate() }
+
 // validate checks c and reports the first problem found.
 func (c *Config) validate() error {
 	switch {
@@ -162,6 +187,18 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: idle timeout, retention check and checkpoint intervals must be positive", ErrInvalidConfig)
 	case c.ReplicaLagTimeMax <= 0:
 		return fmt.Errorf("%w: replica lag time max %s must be positive", ErrInvalidConfig, c.ReplicaLagTimeMax)
+	case c.BrokerSessionTimeout <= 0 || c.StartTimeout <= 0:
+		return fmt.Errorf("%w: broker session timeout and start timeout must be positive", ErrInvalidConfig)
+	}
+	if len(c.Voters) > 0 {
+		// Re-parse the formatted list: one set of rules for flags and code.
+		if _, err := raft.ParseVoters(raft.FormatVoters(c.Voters)); err != nil {
+			return fmt.Errorf("%w: controller quorum voters: %w", ErrInvalidConfig, err)
+		}
+		if !slices.ContainsFunc(c.Voters, func(v raft.Voter) bool { return v.ID == c.NodeID }) {
+			return fmt.Errorf("%w: node id %d is not among the controller quorum voters %s", ErrInvalidConfig,
+				c.NodeID, raft.FormatVoters(c.Voters))
+		}
 	}
 	switch c.Fsync {
 	case "always", "interval", "never":

@@ -172,7 +172,7 @@ func (c *coordinator) shardFor(groupID string) (*shard, *kerr.Error) {
 // shardAt returns the loaded shard of partition idx of t (the offsets
 // topic), loading it on first use.
 func (c *coordinator) shardAt(t *raft.Topic, idx int32) (*shard, *kerr.Error) {
-	if t.Partitions[idx].Leader != c.b.cfg.NodeID {
+	if t.Partitions[idx].Leader != c.b.cfg.NodeID || !c.b.mayLead(c.b.node.State()) {
 		return nil, kerr.NotCoordinator
 	}
 	p := c.b.parts.get(offsetsTopic, idx)

@@ -180,7 +180,7 @@ func (b *Broker) lookupPartition(st *raft.State, topic string, index int32) (*pa
 	if !ok || index < 0 || int(index) >= len(t.Partitions) {
 		return nil, kerr.UnknownTopicOrPartition
 	}
-	if t.Partitions[index].Leader != b.cfg.NodeID {
+	if t.Partitions[index].Leader != b.cfg.NodeID || !b.mayLead(st) {
 		return nil, kerr.NotLeaderForPartition
 	}
 	p := b.parts.get(topic, index)

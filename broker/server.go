@@ -58,6 +58,13 @@ type Broker struct {
 	// fetchers copy the partitions this broker follows from their leaders
 	// (replica_fetcher.go).
 	fetchers *fetcherManager
+	// brokerEpoch is this broker's epoch from its RegisterBroker; set in
+	// open, immutable after.
+	brokerEpoch int64
+	// lastHeartbeat is when the last heartbeat that reached the controller
+	// was sent (UnixNano; 0: none yet). Written by heartbeatLoop, read by
+	// mayLead.
+	lastHeartbeat atomic.Int64
 }
 
 // Start opens the broker's state in cfg.DataDir, binds the listener, starts
@@ -132,11 +139,14 @@ func (b *Broker) acceptLoop() {
 	}
 }
 
-// Close stops accepting connections, lets every connection finish the requests
+// Close first asks the controller to move this broker's partition leaderships
+// elsewhere (multi-node clusters; see controlledShutdown), then stops
+// accepting connections, lets every connection finish the requests
 // it has read (answering long polls at once), then syncs and closes the
 // partition logs and the raft node. It is safe to call more than once.
 func (b *Broker) Close() error {
 	b.closeOnce.Do(func() {
+		b.controlledShutdown()
 		_ = b.ln.Close()
 		b.acceptWG.Wait()
 		b.connsMu.Lock()

@@ -18,8 +18,12 @@ const raftDirName = "__raft"
 // metaTimeout bounds raft applies made on behalf of requests and at startup.
 const metaTimeout = 10 * time.Second
 
-// open starts raft (one voter when the cluster is new), makes sure the cluster
-// has an id, registers this broker, and opens the partition logs it hosts.
+// open starts raft (a new cluster has this node as its one voter, or the
+// static Voters), waits for a leader (a quorum of the voters), makes sure
+// the cluster has an id, registers this broker (fenced when there are
+// several voters, until the controller sees it heartbeat), and opens the
+// partition logs it hosts. With several voters it returns once the
+// controller unfenced the broker.
 func (b *Broker) open() error {
 	if err := os.MkdirAll(b.cfg.DataDir, 0o755); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
@@ -30,16 +34,23 @@ func (b *Broker) open() error {
 		DataDir:   filepath.Join(b.cfg.DataDir, raftDirName),
 		BindAddr:  b.cfg.RaftListen,
 		Bootstrap: true,
+		Voters:    b.cfg.Voters,
 		Logger:    b.log.With("component", "raft"),
+
+		BrokerSessionTimeout: b.cfg.BrokerSessionTimeout,
 	})
 	if err != nil {
 		return fmt.Errorf("open raft: %w", err)
 	}
 	b.node = node
-	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(b.ctx, b.cfg.StartTimeout)
 	defer cancel()
 	if err := node.WaitLeader(ctx); err != nil {
 		_ = node.Close()
+		if b.multiNode() {
+			return fmt.Errorf("%w: no raft leader among the voters %s within %v: a majority (%d of %d) must be running and reachable: %w",
+				raft.ErrNoQuorum, raft.FormatVoters(b.cfg.Voters), b.cfg.StartTimeout, len(b.cfg.Voters)/2+1, len(b.cfg.Voters), err)
+		}
 		return fmt.Errorf("wait for raft leader: %w", err)
 	}
 	// Applying InitCluster (again, when raft's leader already set the id) is
@@ -66,11 +77,24 @@ func (b *Broker) open() error {
 		_ = node.Close()
 		return err
 	}
-	if _, err := node.Apply(ctx, raft.RegisterBroker{ID: b.cfg.NodeID, Host: host, Port: port, IncarnationID: raft.NewTopicID()}); err != nil {
+	reg, err := node.Apply(ctx, raft.RegisterBroker{ID: b.cfg.NodeID, Host: host, Port: port,
+		IncarnationID: raft.NewTopicID(), Fenced: b.multiNode()})
+	if err != nil {
 		_ = node.Close()
 		return fmt.Errorf("register broker: %w", err)
 	}
 	b.fetchers = newFetcherManager(b)
+	b.brokerEpoch = reg.BrokerEpoch
+	b.bgWG.Add(1)
+	go b.heartbeatLoop(reg.BrokerEpoch)
+	if b.multiNode() {
+		if err := b.waitUnfenced(ctx, reg.BrokerEpoch); err != nil {
+			b.cancel()
+			b.bgWG.Wait()
+			_ = node.Close()
+			return err
+		}
+	}
 	b.parts = newPartitionManager(b)
 	b.parts.removeStrayDirs()
 	b.parts.reconcile()

@@ -115,7 +115,7 @@ func (c *txnCoordinator) partitionOf(id string) (*partition, *kerr.Error) {
 // loadPartition replays partition idx of t if it is led here and not loaded
 // yet. c.mu must be held.
 func (c *txnCoordinator) loadPartition(t *raft.Topic, idx int32) (*partition, *kerr.Error) {
-	if t.Partitions[idx].Leader != c.b.cfg.NodeID {
+	if t.Partitions[idx].Leader != c.b.cfg.NodeID || !c.b.mayLead(c.b.node.State()) {
 		return nil, kerr.NotCoordinator
 	}
 	p := c.b.parts.get(txnTopic, idx)

@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/stromhq/strom/broker"
+	"github.com/stromhq/strom/raft"
 )
 
 // newServeCmd maps flags (or config-file lines, or STROM_* environment
@@ -38,6 +39,9 @@ command line wins over the environment, which wins over the config file.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := applyConfigSources(cmd.Flags(), configFile); err != nil {
+				return err
+			}
+			if err := finishServeConfig(cmd.Flags(), &cfg); err != nil {
 				return err
 			}
 			var level slog.Level
@@ -65,11 +69,22 @@ command line wins over the environment, which wins over the config file.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&configFile, "config", "", "config file of key=value lines named like the flags")
+	addServeFlags(f, &cfg)
+	f.StringVar(&logLevel, "log-level", "info", "debug|info|warn|error")
+	f.StringVar(&debugListen, "debug-listen", "", "HOST:PORT serving Go's pprof profiles under /debug/pprof/ (off when empty)")
+	return cmd
+}
+
+// addServeFlags registers the flags that map onto cfg, with cfg's values as
+// defaults.
+func addServeFlags(f *pflag.FlagSet, cfg *broker.Config) {
 	f.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "directory of partition logs and raft data")
 	f.StringVar(&cfg.Listen, "listen", cfg.Listen, "HOST:PORT of the Kafka listener")
 	f.StringVar(&cfg.Advertise, "advertise", cfg.Advertise, "HOST:PORT published to clients (default: the listen address)")
 	f.Int32Var(&cfg.NodeID, "node-id", cfg.NodeID, "broker and raft node id")
-	f.StringVar(&cfg.RaftListen, "raft-listen", cfg.RaftListen, "HOST:PORT of the raft transport")
+	f.StringVar(&cfg.RaftListen, "raft-listen", cfg.RaftListen, "HOST:PORT of the raft transport (default with --controller-quorum-voters: this node's entry)")
+	f.Var(votersValue{&cfg.Voters}, "controller-quorum-voters", "static raft voters of a multi-node cluster, ID@HOST:PORT,... with each node's raft address (controller.quorum.voters); must list --node-id. Empty: a one-node cluster")
+	f.DurationVar(&cfg.BrokerSessionTimeout, "broker-session-timeout", cfg.BrokerSessionTimeout, "the controller fences a broker it has not heard from for this long (broker.session.timeout.ms)")
 	f.Int32Var(&cfg.DefaultPartitions, "default-partitions", cfg.DefaultPartitions, "partitions of auto-created topics (num.partitions)")
 	f.Int16Var(&cfg.DefaultReplicationFactor, "default-replication-factor", cfg.DefaultReplicationFactor, "replication factor of auto-created topics")
 	f.BoolVar(&cfg.AutoCreateTopics, "auto-create-topics", cfg.AutoCreateTopics, "create unknown topics named in metadata requests (auto.create.topics.enable)")
@@ -86,9 +101,6 @@ command line wins over the environment, which wins over the config file.`,
 	f.DurationVar(&cfg.TransactionMaxTimeout, "transaction-max-timeout", cfg.TransactionMaxTimeout, "largest transaction timeout a producer may ask for (transaction.max.timeout.ms)")
 	f.DurationVar(&cfg.TransactionAbortCheckInterval, "transaction-abort-check-interval", cfg.TransactionAbortCheckInterval, "how often timed out transactions are aborted (transaction.abort.timed.out.transaction.cleanup.interval.ms)")
 	f.DurationVar(&cfg.TransactionalIDExpiration, "transactional-id-expiration", cfg.TransactionalIDExpiration, "how long an idle transactional id is remembered (transactional.id.expiration.ms)")
-	f.StringVar(&logLevel, "log-level", "info", "debug|info|warn|error")
-	f.StringVar(&debugListen, "debug-listen", "", "HOST:PORT serving Go's pprof profiles under /debug/pprof/ (off when empty)")
-	return cmd
 }
 
 // serveDebug serves net/http/pprof on addr until the returned stop function is called, and returns
@@ -122,7 +134,7 @@ func serveDebug(addr string, logger *slog.Logger) (bound string, stop func(), er
 }
 
 // applyConfigSources sets every flag not given on the command line from the
-// STROM_* environment, else from the config file.
+// STROM_* environment, else from the config file, marking it Changed.
 func applyConfigSources(fs *pflag.FlagSet, configFile string) error {
 	if configFile == "" {
 		configFile = os.Getenv("STROM_CONFIG")
@@ -156,13 +168,53 @@ func applyConfigSources(fs *pflag.FlagSet, configFile string) error {
 		}
 		if err := f.Value.Set(v); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %s=%q: %w", src, f.Name, v, err))
+			return
 		}
+		f.Changed = true // given, like a command-line flag
 	})
 	if len(errs) > 0 {
 		return errs[0]
 	}
 	return nil
 }
+
+// finishServeConfig derives what depends on several flags and validates
+// the result: with --controller-quorum-voters and no --raft-listen the raft
+// transport listens on this node's voter address.
+func finishServeConfig(fs *pflag.FlagSet, cfg *broker.Config) error {
+	if len(cfg.Voters) > 0 && !fs.Changed("raft-listen") {
+		for _, v := range cfg.Voters {
+			if v.ID == cfg.NodeID {
+				cfg.RaftListen = v.Addr
+			}
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("strom serve: %w", err)
+	}
+	return nil
+}
+
+// votersValue is the pflag.Value of --controller-quorum-voters.
+type votersValue struct{ v *[]raft.Voter }
+
+func (f votersValue) String() string {
+	if f.v == nil {
+		return ""
+	}
+	return raft.FormatVoters(*f.v)
+}
+
+func (f votersValue) Set(s string) error {
+	vs, err := raft.ParseVoters(s)
+	if err != nil {
+		return err
+	}
+	*f.v = vs
+	return nil
+}
+
+func (votersValue) Type() string { return "voters" }
 
 // readConfigFile parses key=value lines; blank lines and # comments are
 // skipped.

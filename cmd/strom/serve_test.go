@@ -22,6 +22,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/kversion"
 
+	"github.com/spf13/pflag"
+
+	"github.com/stromhq/strom/broker"
+	"github.com/stromhq/strom/raft"
 	"github.com/stromhq/strom/storage"
 )
 
@@ -331,5 +335,75 @@ func TestReadyLineAtAnyLogLevel(t *testing.T) {
 				t.Fatalf("level %v: missing %q in\n%s", tc.level, w, out)
 			}
 		}
+	}
+}
+
+// TestServeClusterFlags: --controller-quorum-voters and
+// --broker-session-timeout from the command line or the environment, the
+// derived raft listener, and the validation errors.
+func TestServeClusterFlags(t *testing.T) {
+	const voters = "1@127.0.0.1:9093,2@127.0.0.1:19093,3@127.0.0.1:29093"
+	tests := []struct {
+		name      string
+		args      []string
+		env       map[string]string
+		wantErr   string // substring; "" = valid
+		voters    string
+		raft      string
+		session   time.Duration
+		parseFail bool // rejected while parsing the flag itself
+	}{
+		{name: "single node default", voters: "", raft: "127.0.0.1:9093", session: 9 * time.Second},
+		{name: "three voters", args: []string{"--node-id", "2", "--controller-quorum-voters", voters},
+			voters: voters, raft: "127.0.0.1:19093", session: 9 * time.Second},
+		{name: "explicit raft listen wins", args: []string{"--node-id", "2", "--controller-quorum-voters", voters, "--raft-listen", "0.0.0.0:19093"},
+			voters: voters, raft: "0.0.0.0:19093", session: 9 * time.Second},
+		{name: "from the environment", args: []string{"--node-id", "3"}, env: map[string]string{"STROM_CONTROLLER_QUORUM_VOTERS": voters, "STROM_BROKER_SESSION_TIMEOUT": "3s"},
+			voters: voters, raft: "127.0.0.1:29093", session: 3 * time.Second},
+		{name: "session timeout", args: []string{"--broker-session-timeout", "1500ms"}, raft: "127.0.0.1:9093", session: 1500 * time.Millisecond},
+		{name: "own id not listed", args: []string{"--node-id", "4", "--controller-quorum-voters", voters}, wantErr: "node id 4 is not among the controller quorum voters"},
+		{name: "duplicate id", args: []string{"--controller-quorum-voters", "1@h:1,1@h:2"}, wantErr: "node id 1 listed twice", parseFail: true},
+		{name: "duplicate address", args: []string{"--controller-quorum-voters", "1@h:1,2@h:1"}, wantErr: "address h:1 listed twice", parseFail: true},
+		{name: "no id", args: []string{"--controller-quorum-voters", "127.0.0.1:9093"}, wantErr: "is not ID@HOST:PORT", parseFail: true},
+		{name: "bad port", args: []string{"--controller-quorum-voters", "1@h:x"}, wantErr: "port \"x\"", parseFail: true},
+		{name: "bad voters in env", env: map[string]string{"STROM_CONTROLLER_QUORUM_VOTERS": "1@nohost"}, wantErr: "STROM_CONTROLLER_QUORUM_VOTERS"},
+		{name: "zero session timeout", args: []string{"--broker-session-timeout", "0s"}, wantErr: "session timeout"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			cfg := broker.DefaultConfig()
+			fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+			fs.SetOutput(io.Discard)
+			addServeFlags(fs, &cfg)
+			err := fs.Parse(tc.args)
+			if tc.parseFail {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("parse: %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = applyConfigSources(fs, "")
+			if err == nil {
+				err = finishServeConfig(fs, &cfg)
+			}
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := raft.FormatVoters(cfg.Voters); got != tc.voters || cfg.RaftListen != tc.raft || cfg.BrokerSessionTimeout != tc.session {
+				t.Fatalf("voters %q raft %q session %v; want %q %q %v", got, cfg.RaftListen, cfg.BrokerSessionTimeout, tc.voters, tc.raft, tc.session)
+			}
+		})
 	}
 }
