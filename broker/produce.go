@@ -33,11 +33,14 @@ package broker
 // the fsync policy, waiting outside the partition lock.
 //
 // Transactional batches are accepted only for partitions in the producer's
-// ongoing transaction at its current epoch (KIP-890 part 1 verification,
-// done locally against the transaction coordinator): INVALID_TXN_STATE
-// otherwise, INVALID_PRODUCER_EPOCH for an older epoch. From v12 on a
-// transactional batch adds its partition to the transaction first
-// (transaction version 2, KIP-890 part 2).
+// ongoing transaction at its current epoch (KIP-890 part 1 verification):
+// INVALID_TXN_STATE otherwise, INVALID_PRODUCER_EPOCH for an older epoch.
+// From v12 on a transactional batch adds its partition to the transaction
+// first (transaction version 2, KIP-890 part 2). The check is a local call
+// when this broker coordinates the producer's transactional id, and an
+// AddPartitionsToTxn (broker form) to the coordinator otherwise
+// (txn_verify.go), whose retriable errors the producer sees as
+// NOT_ENOUGH_REPLICAS, as from Kafka.
 
 import (
 	"context"
@@ -260,20 +263,46 @@ func (b *Broker) produceTo(p *partition, req *kmsg.ProduceRequest, records []byt
 	if h.IsTransactional() && (p.topic == txnTopic || p.topic == offsetsTopic) {
 		return 0, kerr.InvalidTxnState, "transactional produce to an internal topic"
 	}
-	if h.IsTransactional() && req.Version >= 12 {
-		// Transaction version 2: the produce adds its partition to the
-		// transaction (before the append, durable, as Kafka's
-		// AddPartitionsToTxn from the partition leader).
+	var txnID, txnAddr string
+	if h.IsTransactional() {
+		if req.TransactionID != nil {
+			txnID = *req.TransactionID
+		}
+		var ce *kerr.Error
+		if txnID != "" {
+			_, txnAddr, ce = b.txnCoordinatorOf(b.node.State(), txnID)
+		}
+		if ce != nil {
+			e, msg := produceVerifyErr(ce, req.Version)
+			return 0, e, msg
+		}
+	}
+	if h.IsTransactional() && txnAddr == "" && req.Version >= 12 {
+		// Transaction version 2 with the coordinator here: the produce
+		// adds its partition to the transaction (before the append,
+		// durable, as Kafka's AddPartitionsToTxn from the partition
+		// leader).
 		if e := b.txns.implicitAdd(context.Background(), h.ProducerID, h.ProducerEpoch, p.topic, p.index); e != nil {
 			return 0, e, "could not add the partition to the transaction"
 		}
 	}
 	p.mu.Lock()
-	if h.IsTransactional() {
+	var guard uint64
+	if h.IsTransactional() && txnAddr != "" {
+		// The coordinator is another broker: ask it (and for v12+ let it
+		// add the partition); p.mu is released meanwhile and the guard
+		// makes sure no marker for the producer came in between.
+		var e *kerr.Error
+		var msg string
+		if guard, e, msg = b.verifyRemoteBatch(p, txnAddr, txnID, h, req.Version); e != nil {
+			p.mu.Unlock()
+			return 0, e, msg
+		}
+	} else if h.IsTransactional() {
 		// Verified under p.mu: a marker for this partition cannot be
 		// written between the check and the append, so the batch always
 		// lands inside the transaction it was verified against.
-		if e, msg := b.txns.verifyProduce(h.ProducerID, h.ProducerEpoch, p.topic, p.index); e != nil {
+		if e, msg := b.txns.verifyProduce(txnID, h.ProducerID, h.ProducerEpoch, p.topic, p.index); e != nil {
 			p.mu.Unlock()
 			return 0, e, msg
 		}
@@ -307,6 +336,11 @@ func (b *Broker) produceTo(p *partition, req *kmsg.ProduceRequest, records []byt
 		return 0, storageErr(err), err.Error()
 	}
 	logStart := p.log.LogStartOffset()
+	if guard != 0 {
+		// The transaction is open in the log now; later batches of it
+		// need no guard.
+		p.endVerify(h.ProducerID, guard)
+	}
 	p.checkInvariants()
 	// The high watermark is at most what is durable here. Without per-write
 	// fsync that is everything appended; with it, what Sync covered. The partition's background flusher starts the fsync
@@ -331,6 +365,31 @@ func (b *Broker) produceTo(p *partition, req *kmsg.ProduceRequest, records []byt
 	}
 	out.LogStartOffset = logStart
 	return info.LastOffset, nil, ""
+}
+
+// verifyRemoteBatch verifies a transactional batch for p with the
+// producer's coordinator at addr (txn_verify.go) and returns the guard to
+// clear after the append (0: none). It is called and returns with p.mu
+// held, but releases it during the round trip; on success nothing ended
+// the transaction in p since the coordinator answered.
+func (b *Broker) verifyRemoteBatch(p *partition, addr, id string, h storage.BatchHeader, version int16) (uint64, *kerr.Error, string) {
+	ongoing, guard := p.beginVerify(h.ProducerID, h.ProducerEpoch)
+	if ongoing {
+		return 0, nil, ""
+	}
+	p.mu.Unlock()
+	errs := b.txns.verifyRemote(b.ctx, addr, id, h.ProducerID, h.ProducerEpoch,
+		[]topicPartition{{p.topic, p.index}}, version >= 12)
+	p.mu.Lock()
+	if errs[0] != nil {
+		p.endVerify(h.ProducerID, guard)
+		e, msg := produceVerifyErr(errs[0], version)
+		return 0, e, msg
+	}
+	if !p.verified(h.ProducerID, h.ProducerEpoch, guard) {
+		return 0, kerr.InvalidTxnState, "the transaction ended while the batch was being verified"
+	}
+	return guard, nil, ""
 }
 
 // validateBatch checks one v2 batch as Kafka's UnifiedLog and LogValidator
