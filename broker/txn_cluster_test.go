@@ -683,3 +683,85 @@ func TestOffsetVerifyErr(t *testing.T) {
 		}
 	}
 }
+
+// TestTxnClusterCoordinatorFailover: the transaction coordinator stops in
+// the middle of transactions; its __transaction_state partition moves and
+// the new coordinator replays it. A transaction left prepared (durable
+// PrepareCommit, no marker written yet) is completed by the new
+// coordinator with markers to leaders on other nodes, and an ongoing one
+// is committed by the producer through the new coordinator.
+func TestTxnClusterCoordinatorFailover(t *testing.T) {
+	c := startTxnCluster(t, 3, nil)
+	c.createAssigned("cf", []int32{2, 3, 1}, []int32{3, 2, 1})
+	ctx := testCtx(t)
+	produce := func(id string) *kgo.Client {
+		cl := c.client(append([]kgo.Opt{kgo.TransactionalID(id), kgo.DefaultProduceTopic("cf"),
+			kgo.RecordPartitioner(kgo.ManualPartitioner())}, txnVersions[0].opts...)...)
+		if err := cl.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 4 {
+			r := &kgo.Record{Partition: int32(i % 2), Value: []byte(id + "-" + strconv.Itoa(i))}
+			if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return cl
+	}
+	prepID := c.idLedBy(txnTopic, "cf-prep", 1)
+	liveID := c.idLedBy(txnTopic, "cf-live", 1)
+	produce(prepID)
+	live := produce(liveID)
+
+	// Prepare prepID's commit durably, as EndTxn does, but write no
+	// marker: the state a crash between the two leaves.
+	co := c.brokers[0].txns
+	now := time.Now()
+	co.mu.Lock()
+	m := co.txns[prepID]
+	if res := m.EndTxn(m.ProducerID, m.Epoch, true, now.UnixMilli()); !res.Prepared {
+		co.mu.Unlock()
+		t.Fatalf("prepare: %+v", res)
+	}
+	p, last, err := co.persist(m, now)
+	// Marked inflight so that this coordinator's tick does not complete it
+	// before it stops.
+	co.inflight[prepID] = true
+	co.mu.Unlock()
+	if e := persistedErr(ctx, p, last, err); e != nil {
+		t.Fatalf("persist prepare: %v", e)
+	}
+	idx := groupPartition(prepID, int(c.cfgs[0].TransactionTopicPartitions))
+	c.stop(0)
+	c.waitLeaderMoved(txnTopic, idx, 1)
+
+	if err := live.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatalf("commit through the new coordinator: %v", err)
+	}
+	adm := kadm.NewClient(c.client())
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		d, err := adm.DescribeTransactions(ctx, prepID)
+		if err == nil && d[prepID].State == "CompleteCommit" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("prepared transaction not completed by the new coordinator: %+v %v", d, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	seen := map[string]bool{}
+	for _, r := range consumeAll(t, c.any(), "cf", true) {
+		seen[string(r.Value)] = true
+	}
+	for _, id := range []string{prepID, liveID} {
+		for i := range 4 {
+			if v := id + "-" + strconv.Itoa(i); !seen[v] {
+				t.Errorf("committed record %s not read", v)
+			}
+		}
+	}
+	if len(seen) != 8 {
+		t.Errorf("read_committed got %d distinct records, want 8", len(seen))
+	}
+}
