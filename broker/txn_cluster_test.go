@@ -765,3 +765,80 @@ func TestTxnClusterCoordinatorFailover(t *testing.T) {
 		t.Errorf("read_committed got %d distinct records, want 8", len(seen))
 	}
 }
+
+// TestVerifyGuard: the verification guard of a partition lets a verified
+// batch in only while no marker of its producer was appended since the
+// guard was registered, is shared by pipelined requests of one epoch,
+// replaced by a newer epoch, and unnecessary while the producer's
+// transaction is open in the log at the batch's epoch.
+func TestVerifyGuard(t *testing.T) {
+	b := startTestBroker(t, nil)
+	createTopic(t, newAdmin(t, b), "vg", 1, nil)
+	p := b.parts.get("vg", 0)
+	for i := 0; p == nil; i++ {
+		if i == 1000 {
+			t.Fatal("vg-0 never created")
+		}
+		time.Sleep(10 * time.Millisecond)
+		p = b.parts.get("vg", 0)
+	}
+	const pid = 77
+	begin := func(epoch int16) (bool, uint64) {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.beginVerify(pid, epoch)
+	}
+	verified := func(epoch int16, tok uint64) bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.verified(pid, epoch, tok)
+	}
+	marker := func(epoch int16) {
+		if _, err := appendMarker(p, controlBatch(pid, epoch, false, 0, time.Now().UnixMilli()), pid); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	ongoing, t1 := begin(0)
+	if ongoing || t1 == 0 || !verified(0, t1) {
+		t.Fatalf("fresh guard: ongoing %v token %d verified %v", ongoing, t1, verified(0, t1))
+	}
+	if _, t2 := begin(0); t2 != t1 {
+		t.Fatalf("pipelined request got token %d, want the shared %d", t2, t1)
+	}
+	if verified(1, t1) {
+		t.Fatal("a guard of epoch 0 verified a batch of epoch 1")
+	}
+	marker(0)
+	if verified(0, t1) {
+		t.Fatal("a batch verified before a marker may still be appended after it")
+	}
+	_, t3 := begin(0)
+	_, t4 := begin(1)
+	if t3 == t1 || t4 == t3 || verified(0, t3) || !verified(1, t4) {
+		t.Fatalf("new epoch: tokens %d %d %d, verified old %v new %v", t1, t3, t4, verified(0, t3), verified(1, t4))
+	}
+	p.mu.Lock()
+	p.endVerify(pid, t3) // not the current guard: no effect
+	p.mu.Unlock()
+	if !verified(1, t4) {
+		t.Fatal("endVerify with a stale token dropped the current guard")
+	}
+	batch := txnBatch([]record{{key: []byte("k"), value: []byte("v")}}, time.Now().UnixMilli(), pid, 1)
+	if _, err := appendInternal(p, batch); err != nil {
+		t.Fatal(err)
+	}
+	p.mu.Lock()
+	p.endVerify(pid, t4)
+	p.mu.Unlock()
+	if ongoing, tok := begin(1); !ongoing || tok != 0 || !verified(1, 0) {
+		t.Fatalf("open transaction at epoch 1: ongoing %v token %d", ongoing, tok)
+	}
+	if ongoing, _ := begin(2); ongoing {
+		t.Fatal("a transaction open at epoch 1 verified a batch of epoch 2")
+	}
+	marker(1)
+	if verified(1, 0) {
+		t.Fatal("the transaction is still open after its marker")
+	}
+}
