@@ -349,14 +349,21 @@ func TestTxnClusterCommitAbort(t *testing.T) {
 // exactly once, and the committed offsets cover the input.
 func TestTxnClusterGroupSession(t *testing.T) {
 	c := startTxnCluster(t, 3, nil)
-	c.createAssigned("gin", []int32{3, 1, 2}, []int32{3, 2, 1})
-	c.createAssigned("gout", []int32{3, 2, 1}, []int32{2, 3, 1})
-	id := c.idLedBy(txnTopic, "gs", 1)
-	grp := c.idLedBy(offsetsTopic, "gs-group", 2)
+	for _, tv := range txnVersions {
+		t.Run(tv.name, func(t *testing.T) { testTxnClusterGroupSession(t, c, tv.name, tv.opts) })
+	}
+}
+
+func testTxnClusterGroupSession(t *testing.T, c *txnCluster, tv string, opts []kgo.Opt) {
+	in, out := "gin-"+tv, "gout-"+tv
+	c.createAssigned(in, []int32{3, 1, 2}, []int32{3, 2, 1})
+	c.createAssigned(out, []int32{3, 2, 1}, []int32{2, 3, 1})
+	id := c.idLedBy(txnTopic, "gs-"+tv, 1)
+	grp := c.idLedBy(offsetsTopic, "gs-group-"+tv, 2)
 	const n = 200
 	var recs []*kgo.Record
 	for i := range n {
-		recs = append(recs, &kgo.Record{Topic: "gin", Value: []byte(strconv.Itoa(i))})
+		recs = append(recs, &kgo.Record{Topic: in, Value: []byte(strconv.Itoa(i))})
 	}
 	ctx := testCtx(t)
 	if err := c.client().ProduceSync(ctx, recs...).FirstErr(); err != nil {
@@ -366,10 +373,10 @@ func TestTxnClusterGroupSession(t *testing.T) {
 	for _, b := range c.brokers {
 		seeds = append(seeds, b.Addr())
 	}
-	sess, err := kgo.NewGroupTransactSession(kgo.SeedBrokers(seeds...), kgo.TransactionalID(id),
-		kgo.ConsumerGroup(grp), kgo.ConsumeTopics("gin"), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DefaultProduceTopic("gout"),
-		kgo.RequireStableFetchOffsets(), kgo.RetryTimeout(30*time.Second))
+	sess, err := kgo.NewGroupTransactSession(append([]kgo.Opt{kgo.SeedBrokers(seeds...), kgo.TransactionalID(id),
+		kgo.ConsumerGroup(grp), kgo.ConsumeTopics(in), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DefaultProduceTopic(out),
+		kgo.RequireStableFetchOffsets(), kgo.RetryTimeout(30 * time.Second)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -384,10 +391,10 @@ func TestTxnClusterGroupSession(t *testing.T) {
 		if err := sess.Begin(); err != nil {
 			t.Fatal(err)
 		}
-		var out []*kgo.Record
-		fs.EachRecord(func(r *kgo.Record) { out = append(out, &kgo.Record{Value: []byte("x" + string(r.Value))}) })
-		if len(out) > 0 {
-			if err := sess.ProduceSync(ctx, out...).FirstErr(); err != nil {
+		var res []*kgo.Record
+		fs.EachRecord(func(r *kgo.Record) { res = append(res, &kgo.Record{Value: []byte("x" + string(r.Value))}) })
+		if len(res) > 0 {
+			if err := sess.ProduceSync(ctx, res...).FirstErr(); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -396,11 +403,11 @@ func TestTxnClusterGroupSession(t *testing.T) {
 			t.Fatal(err)
 		}
 		if ok {
-			done += len(out)
+			done += len(res)
 		}
 	}
 	seen := map[string]int{}
-	for _, r := range consumeAll(t, c.any(), "gout", true) {
+	for _, r := range consumeAll(t, c.any(), out, true) {
 		seen[string(r.Value)]++
 	}
 	for i := range n {
