@@ -849,3 +849,79 @@ func TestVerifyGuard(t *testing.T) {
 		t.Fatal("the transaction is still open after its marker")
 	}
 }
+
+// restart starts node i (0-based) again on its data dir.
+func (c *txnCluster) restart(i int) {
+	c.t.Helper()
+	b, err := Start(c.cfgs[i])
+	if err != nil {
+		c.t.Fatalf("restart node %d: %v", i+1, err)
+	}
+	c.brokers[i] = b
+}
+
+// TestTxnClusterMarkerWaitsForLeader: a written partition has no leader
+// when the transaction commits (its only replica is down); its marker is
+// retried against fresh metadata until the replica is back and leads
+// again, and the commit becomes visible there.
+func TestTxnClusterMarkerWaitsForLeader(t *testing.T) {
+	c := startTxnCluster(t, 3, nil)
+	c.createAssigned("solo", []int32{3})
+	c.createAssigned("duo", []int32{2, 1})
+	id := c.idLedBy(txnTopic, "mw", 1)
+	cl := c.client(kgo.TransactionalID(id))
+	ctx := testCtx(t)
+	if err := cl.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	recs := []*kgo.Record{{Topic: "solo", Value: []byte("s")}, {Topic: "duo", Value: []byte("d")}}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	c.stop(2)
+	for i := 0; c.brokers[0].node.State().Topics["solo"].Partitions[0].Leader == 3; i++ {
+		if i == 3000 {
+			t.Fatal("solo-0 still led by the stopped node 3")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	ended := make(chan error, 1)
+	go func() { ended <- cl.EndTransaction(ctx, kgo.TryCommit) }()
+	// The commit cannot finish while solo-0 has no leader: its record is
+	// only on node 3.
+	co := c.brokers[0].txns
+	for i := 0; ; i++ {
+		co.mu.Lock()
+		state := co.txns[id].State
+		co.mu.Unlock()
+		if state == txn.PrepareCommit {
+			break
+		}
+		if i == 1000 {
+			t.Fatalf("transaction never prepared: %v", state)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	c.restart(2)
+	if err := <-ended; err != nil {
+		t.Fatalf("commit: %v", err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		co.mu.Lock()
+		state := co.txns[id].State
+		co.mu.Unlock()
+		if state == txn.CompleteCommit {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("transaction not completed after the leader came back: %v", state)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, topic := range []string{"solo", "duo"} {
+		if got := consumeAll(t, c.any(), topic, true); len(got) != 1 {
+			t.Errorf("%s: read_committed got %d records, want 1", topic, len(got))
+		}
+	}
+}
