@@ -286,7 +286,10 @@ func TestTxnClusterCommitAbort(t *testing.T) {
 	c := startTxnCluster(t, 3, nil)
 	for _, tv := range txnVersions {
 		topic := "ca-" + tv.name
-		c.createAssigned(topic, []int32{2, 3, 1}, []int32{3, 1, 2})
+		// Two partitions led by node 2: one produce request carries both
+		// (verified in one round trip).
+		leaders := []int32{2, 3, 2}
+		c.createAssigned(topic, []int32{2, 3, 1}, []int32{3, 1, 2}, []int32{2, 1, 3})
 		id := c.idLedBy(txnTopic, "ca-"+tv.name, 1)
 		cl := c.client(append([]kgo.Opt{kgo.TransactionalID(id), kgo.DefaultProduceTopic(topic),
 			kgo.RecordPartitioner(kgo.ManualPartitioner())}, tv.opts...)...)
@@ -300,7 +303,7 @@ func TestTxnClusterCommitAbort(t *testing.T) {
 			var recs []*kgo.Record
 			for i := range 6 {
 				v := fmt.Sprintf("%s-r%d-%d", tv.name, round, i)
-				recs = append(recs, &kgo.Record{Partition: int32(i % 2), Value: []byte(v)})
+				recs = append(recs, &kgo.Record{Partition: int32(i % len(leaders)), Value: []byte(v)})
 				if commit {
 					committed = append(committed, v)
 				}
@@ -332,7 +335,7 @@ func TestTxnClusterCommitAbort(t *testing.T) {
 		// The markers were written by the leaders (nodes 2 and 3), which
 		// do not coordinate the transaction.
 		pid := c.brokers[0].txns.pidOf(id)
-		for part, leader := range []int32{2, 3} {
+		for part, leader := range leaders {
 			commits, aborts := c.markers(leader, topic, int32(part), pid)
 			if commits != 3 || aborts != 2 {
 				t.Errorf("%s: %s-%d on node %d holds %d commit and %d abort markers of producer %d, want 3 and 2",
