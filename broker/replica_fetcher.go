@@ -121,6 +121,19 @@ func (m *fetcherManager) update(st *raft.State, parts map[string][]*partition) {
 	}
 }
 
+// allHeld reports whether every fetcher has stopped between fetches under
+// hold (tests wait for it before they write what followers must not see).
+func (m *fetcherManager) allHeld() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, f := range m.fetchers {
+		if !f.held.Load() {
+			return false
+		}
+	}
+	return true
+}
+
 // stopAll stops every fetcher for good (broker closing).
 func (m *fetcherManager) stopAll() {
 	if m == nil {
@@ -153,6 +166,9 @@ type replicaFetcher struct {
 	kick   chan struct{}
 	cancel context.CancelFunc
 	done   chan struct{}
+
+	// held is set while the fetcher obeys hold: no fetch is in flight.
+	held atomic.Bool
 }
 
 func (m *fetcherManager) start(leader int32, addr string) *replicaFetcher {
@@ -227,9 +243,11 @@ func (f *replicaFetcher) run(ctx context.Context) {
 	log := f.b.log.With("leader", f.leader)
 	for ctx.Err() == nil {
 		if f.hold.Load() {
+			f.held.Store(true)
 			sleepCtx(ctx, 10*time.Millisecond)
 			continue
 		}
+		f.held.Store(false)
 		parts, next := f.due(time.Now())
 		if len(parts) == 0 {
 			var timer <-chan time.Time

@@ -81,22 +81,39 @@ func FenceCommands(s *State, id int32) []Command {
 // UnfenceCommands returns what the controller proposes when broker id
 // becomes live again (heartbeating, caught up): UnfenceBroker for its
 // current epoch, then leadership (leader epoch + 1) for every leaderless
-// partition whose ISR contains it. Rejoining the ISR of other partitions is
-// the partition leader's request (AlterPartition), not decided here.
-// Unknown brokers give nil.
+// partition whose ISR contains it. A leaderless partition that has it as a
+// replica but not in the ISR gets it as leader and sole ISR member only
+// when unclean.leader.election.enable is "true" (topic, else cluster
+// default) and no other ISR member is registered and unfenced: that is
+// unclean election, losing what only the ISR had. Rejoining the ISR of
+// partitions that have a leader is the partition leader's request
+// (AlterPartition), not decided here. Like FenceCommands, every
+// PartitionChange is a compare-and-set on the partition epoch seen in s;
+// topics are visited in name order. Unknown brokers give nil.
 func UnfenceCommands(s *State, id int32) []Command {
 	b, ok := s.Brokers[id]
 	if !ok {
 		return nil
 	}
+	liveOther := func(r int32) bool {
+		rb, ok := s.Brokers[r]
+		return ok && !rb.Fenced && r != id
+	}
 	cmds := []Command{UnfenceBroker{ID: id, Epoch: b.Epoch}}
 	for _, name := range s.SortedTopicNames() {
 		tp := s.Topics[name]
 		for _, p := range tp.Partitions {
-			if p.Leader != -1 || !slices.Contains(p.ISR, id) {
+			if p.Leader != -1 || !slices.Contains(p.Replicas, id) {
 				continue
 			}
-			cmds = append(cmds, PartitionChange{TopicID: tp.ID, Partition: p.Index, Leader: id, ISR: p.ISR,
+			isr := p.ISR
+			if !slices.Contains(p.ISR, id) {
+				if slices.ContainsFunc(p.ISR, liveOther) || !uncleanAllowed(s, tp) {
+					continue
+				}
+				isr = []int32{id}
+			}
+			cmds = append(cmds, PartitionChange{TopicID: tp.ID, Partition: p.Index, Leader: id, ISR: isr,
 				LeaderEpoch: p.LeaderEpoch + 1, ExpectedPartitionEpoch: p.PartitionEpoch})
 		}
 	}

@@ -1,7 +1,9 @@
 package raft
 
 import (
+	"errors"
 	"reflect"
+	"slices"
 	"testing"
 )
 
@@ -84,24 +86,74 @@ func TestFenceCommands(t *testing.T) {
 }
 
 func TestUnfenceCommands(t *testing.T) {
+	tid := [16]byte{7}
+	tests := []struct {
+		name    string
+		fenced  []int32 // brokers fenced besides broker 1, the one coming back
+		configs map[string]string
+		p       Partition
+		want    *PartitionChange // nil: no change for the partition
+	}{
+		{"leaderless, in isr: leads", nil, nil, part(0, []int32{1, 2}, []int32{1}, -1, 3, 4),
+			&PartitionChange{Leader: 1, ISR: []int32{1}, LeaderEpoch: 4, ExpectedPartitionEpoch: 4}},
+		{"leaderless, isr of several, all back", []int32{2}, nil, part(0, []int32{2, 1}, []int32{2, 1}, -1, 0, 7),
+			&PartitionChange{Leader: 1, ISR: []int32{2, 1}, LeaderEpoch: 1, ExpectedPartitionEpoch: 7}},
+		{"leaderless, not in isr: waits for the isr", []int32{2}, nil, part(0, []int32{1, 2}, []int32{2}, -1, 0, 0), nil},
+		{"leaderless, not in isr, unclean allowed: leads alone", []int32{2}, map[string]string{"unclean.leader.election.enable": "true"},
+			part(0, []int32{1, 2}, []int32{2}, -1, 5, 6), &PartitionChange{Leader: 1, ISR: []int32{1}, LeaderEpoch: 6, ExpectedPartitionEpoch: 6}},
+		{"unclean allowed but an isr member is live", nil, map[string]string{"unclean.leader.election.enable": "true"},
+			part(0, []int32{1, 2}, []int32{2}, -1, 0, 0), nil},
+		{"has a leader", nil, nil, part(0, []int32{1, 2}, []int32{1, 2}, 2, 0, 0), nil},
+		{"not a replica", nil, map[string]string{"unclean.leader.election.enable": "true"}, part(0, []int32{2, 3}, []int32{2}, -1, 0, 0), nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newTestFSM()
+			f.mustApply(t, brokers(1, 2, 3)...)
+			f.mustApply(t, CreateTopic{Topic: Topic{Name: "t", ID: tid, Configs: tc.configs, Partitions: []Partition{tc.p}}})
+			f.mustApply(t, FenceBroker{ID: 1, Epoch: -1})
+			for _, b := range tc.fenced {
+				f.mustApply(t, FenceBroker{ID: b, Epoch: -1})
+			}
+			cmds := UnfenceCommands(f.current(), 1)
+			want := []Command{UnfenceBroker{ID: 1, Epoch: 1}}
+			if tc.want != nil {
+				w := *tc.want
+				w.TopicID = tid
+				want = append(want, w)
+			}
+			if !reflect.DeepEqual(cmds, want) {
+				t.Fatalf("commands\n got %+v\nwant %+v", cmds, want)
+			}
+			if _, errs := applyAllFSM(f, cmds); slices.ContainsFunc(errs, func(err error) bool { return err != nil }) {
+				t.Fatalf("apply: %v", errs)
+			}
+			checkInvariants(t, f.current())
+			if f.current().Brokers[1].Fenced {
+				t.Fatal("still fenced")
+			}
+			// Computed from a state that is now stale, the changes are refused.
+			if len(cmds) > 1 {
+				if _, err := f.apply(cmds[1]); !errors.Is(err, ErrStalePartitionEpoch) {
+					t.Fatalf("stale partition change: %v", err)
+				}
+			}
+		})
+	}
+	// Several topics, visited in name order; a re-registered broker's
+	// current epoch is used.
 	f := newTestFSM()
 	f.mustApply(t, brokers(1, 2)...)
-	f.mustApply(t, CreateTopic{Topic: Topic{Name: "t", ID: idA, Partitions: []Partition{
-		part(0, []int32{1, 2}, []int32{1}, -1, 3, 4),   // leaderless, 1 in isr: 1 leads
-		part(1, []int32{1, 2}, []int32{2}, -1, 0, 0),   // leaderless, 1 not in isr
-		part(2, []int32{1, 2}, []int32{1, 2}, 2, 0, 0), // has a leader
-	}}}, FenceBroker{ID: 1, Epoch: -1})
-	cmds := UnfenceCommands(f.current(), 1)
-	want := []Command{UnfenceBroker{ID: 1, Epoch: 1},
-		PartitionChange{TopicID: idA, Partition: 0, Leader: 1, ISR: []int32{1}, LeaderEpoch: 4, ExpectedPartitionEpoch: 4}}
-	if !reflect.DeepEqual(cmds, want) {
+	f.mustApply(t, CreateTopic{Topic: Topic{Name: "b", ID: idB, Partitions: []Partition{part(0, []int32{1}, []int32{1}, -1, 0, 0)}}},
+		CreateTopic{Topic: Topic{Name: "a", ID: idA, Partitions: []Partition{part(0, []int32{1, 2}, []int32{1}, -1, 2, 2),
+			part(1, []int32{1, 2}, []int32{1, 2}, 2, 0, 0)}}},
+		RegisterBroker{ID: 1, IncarnationID: idC, Fenced: true})
+	epoch := f.current().Brokers[1].Epoch
+	want := []Command{UnfenceBroker{ID: 1, Epoch: epoch},
+		PartitionChange{TopicID: idA, Partition: 0, Leader: 1, ISR: []int32{1}, LeaderEpoch: 3, ExpectedPartitionEpoch: 2},
+		PartitionChange{TopicID: idB, Partition: 0, Leader: 1, ISR: []int32{1}, LeaderEpoch: 1}}
+	if cmds := UnfenceCommands(f.current(), 1); !reflect.DeepEqual(cmds, want) {
 		t.Fatalf("commands\n got %+v\nwant %+v", cmds, want)
-	}
-	if _, errs := applyAllFSM(f, cmds); errs[0] != nil || errs[1] != nil {
-		t.Fatalf("apply: %v", errs)
-	}
-	if p := f.current().Topics["t"].Partitions[0]; p.Leader != 1 || f.current().Brokers[1].Fenced {
-		t.Fatalf("after unfence: %+v", p)
 	}
 	if UnfenceCommands(newState(), 1) != nil {
 		t.Fatal("commands for an unknown broker")

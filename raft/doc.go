@@ -6,8 +6,9 @@
 //
 // # Using it
 //
-// Open a Node per process. Writers propose a Command with Node.Apply on the
-// leader (followers get ErrNotLeader); every node applies the committed log
+// Open a Node per process. Writers propose a Command with Node.Apply on any
+// node: a follower forwards it to the leader over the raft port (forward.go)
+// and returns once its own state includes the entry; every node applies the committed log
 // to its own copy and publishes an immutable *State, read lock-free with
 // Node.State and watched with Node.Subscribe (coalesced notifications).
 // Domain failures (ErrTopicExists, ErrUnknownTopic, ErrStalePartitionEpoch,
@@ -38,8 +39,20 @@
 //
 // # Cluster shape
 //
-// The first node starts with Config.Bootstrap and becomes a one-voter
-// cluster that assigns itself a cluster id. Others start without Bootstrap
-// and are added by the leader with AddVoter (up to 5 voters) or AddNonvoter
-// (every further broker, so each holds the metadata locally).
+// Either every node starts with the same static Config.Voters (Kafka's
+// controller.quorum.voters) and bootstraps that configuration, electing a
+// leader once a majority runs; or the first node starts with
+// Config.Bootstrap and becomes a one-voter cluster, and others start
+// without it and are added by the leader with AddVoter (up to 5 voters) or
+// AddNonvoter (every further broker, so each holds the metadata locally).
+// The leader assigns the cluster id.
+//
+// # Controller
+//
+// The raft leader is the controller. Besides proposing what brokers ask
+// for, with Config.BrokerSessionTimeout set it tracks broker liveness from
+// Node.Heartbeat calls (liveness.go): it fences silent brokers and brokers
+// shutting down (FenceCommands: leaderships move to another ISR member with
+// leader epoch + 1) and unfences brokers that heartbeat again, caught up
+// (UnfenceCommands). Both are pure functions of a State (controller.go).
 package raft

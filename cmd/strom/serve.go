@@ -58,7 +58,7 @@ command line wins over the environment, which wins over the config file.`,
 				}
 				defer stopDebug()
 			}
-			b, err := broker.Start(cfg)
+			b, err := broker.StartContext(ctx, cfg)
 			if err != nil {
 				return err
 			}

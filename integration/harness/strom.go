@@ -19,6 +19,11 @@ import (
 // the harness waits for it before checking Metadata.
 const StromReadyLine = "strom ready listen="
 
+// StromSessionTimeout is the --broker-session-timeout of multi-node Strom clusters: a killed broker is
+// fenced and its partitions get new leaders this long after its last heartbeat (Kafka's default is 9 s;
+// the Kafka harness uses 4 s).
+const StromSessionTimeout = 3 * time.Second
+
 var stromBin struct {
 	once sync.Once
 	path string
@@ -70,11 +75,15 @@ func buildStrom() (string, error) {
 	return out, nil
 }
 
-// NewStrom starts `strom serve` nodes on free 127.0.0.1 ports with their data under dir, waits for each
-// to print StromReadyLine and then for Metadata to list every node. The caller owns the cluster and must
-// Stop it. Any failure to come up is reported as "strom serve not available: ...", with the log's tail.
+// NewStrom starts `strom serve` nodes on free 127.0.0.1 ports (a Kafka and a raft port each) with their
+// data under dir, waits for each to print StromReadyLine and then for Metadata to list every node. The
+// caller owns the cluster and must Stop it. Any failure to come up is reported as "strom serve not
+// available: ...", with the log's tail.
 //
-// Only single-node clusters are supported until `strom serve` defines how nodes find each other.
+// With several nodes every node is a raft voter (--controller-quorum-voters lists them all, like the
+// Kafka harness's controller.quorum.voters), topics default to replication factor min(3, nodes) as in
+// the Kafka harness, and --broker-session-timeout is StromSessionTimeout so fault tests see a killed
+// broker fenced in seconds. StromArgs come last and override these.
 func NewStrom(ctx context.Context, dir string, opts ...Option) (*LocalCluster, error) {
 	c, err := retryPortClash(dir, func() (*LocalCluster, error) { return newStrom(ctx, dir, opts) })
 	if err != nil {
@@ -88,10 +97,6 @@ func newStrom(ctx context.Context, dir string, opts []Option) (*LocalCluster, er
 	if err != nil {
 		return nil, err
 	}
-	if cfg.nodes != 1 {
-		return nil, fmt.Errorf("%w: %d-node strom cluster: `strom serve` has no cluster-join flags yet",
-			ErrUnsupported, cfg.nodes)
-	}
 	bin, err := StromBinary()
 	if err != nil {
 		return nil, err
@@ -99,6 +104,10 @@ func newStrom(ctx context.Context, dir string, opts []Option) (*LocalCluster, er
 	ports, err := FreePorts(2 * cfg.nodes)
 	if err != nil {
 		return nil, err
+	}
+	voters := make([]string, cfg.nodes)
+	for i := range voters {
+		voters[i] = fmt.Sprintf("%d@127.0.0.1:%d", i+1, ports[2*i+1])
 	}
 	c := &LocalCluster{kind: "strom", cfg: cfg, nodeReady: waitLogLine(StromReadyLine, cfg.logPoll)}
 	for i := 0; i < cfg.nodes; i++ {
@@ -112,6 +121,13 @@ func newStrom(ctx context.Context, dir string, opts []Option) (*LocalCluster, er
 			"--data-dir", filepath.Join(ndir, "data"),
 			"--listen", addr,
 			"--raft-listen", fmt.Sprintf("127.0.0.1:%d", ports[2*i+1]),
+		}
+		if cfg.nodes > 1 {
+			argv = append(argv,
+				"--controller-quorum-voters", strings.Join(voters, ","),
+				"--broker-session-timeout", StromSessionTimeout.String(),
+				"--default-replication-factor", strconv.Itoa(min(3, cfg.nodes)),
+			)
 		}
 		argv = append(argv, cfg.stromArgs...)
 		c.nodes = append(c.nodes, &node{

@@ -1,0 +1,153 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/stromhq/strom/raft"
+)
+
+// waitBrokerState waits on b's raft notifications until cond holds.
+func waitBrokerState(ctx context.Context, t *testing.T, b *Broker, what string, cond func(*raft.State) bool) *raft.State {
+	t.Helper()
+	ch, cancel := b.node.Subscribe()
+	defer cancel()
+	for {
+		if s := b.node.State(); cond(s) {
+			return s
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			t.Fatalf("broker %d: waiting for %s: %v", b.cfg.NodeID, what, ctx.Err())
+		}
+	}
+}
+
+// TestMultiNodeControlledShutdown: brokers of a three-voter cluster serve
+// once unfenced; a topic created on one is on all; closing a broker moves
+// its leaderships away at once (the session timeout is far longer than the
+// test's bound, so only the controlled shutdown can have done it), and its
+// partitions accept records on their new leaders.
+func TestMultiNodeControlledShutdown(t *testing.T) {
+	bs := startTestCluster(t, 3, func(c *Config) { c.BrokerSessionTimeout = 5 * time.Minute }).brokers
+	ctx := testCtx(t)
+	for _, b := range bs {
+		s := b.node.State()
+		if br := s.Brokers[b.cfg.NodeID]; br.Fenced || br.Epoch != b.brokerEpoch || !b.mayLead(s) {
+			t.Fatalf("broker %d started but %+v (epoch %d) may lead %v", b.cfg.NodeID, br, b.brokerEpoch, b.mayLead(s))
+		}
+	}
+	adm := newAdmin(t, bs[1])
+	resp, err := adm.CreateTopic(ctx, 6, 3, nil, "t")
+	if err != nil || resp.Err != nil {
+		t.Fatalf("create topic: %v %v", err, resp.Err)
+	}
+	var before *raft.State
+	for _, b := range bs {
+		before = waitBrokerState(ctx, t, b, "the topic", func(s *raft.State) bool { return s.Topics["t"] != nil })
+	}
+	victim := bs[before.Topics["t"].Partitions[0].Leader-1]
+	var rest []*Broker
+	for _, b := range bs {
+		if b != victim {
+			rest = append(rest, b)
+		}
+	}
+	if err := victim.Close(); err != nil {
+		t.Fatal(err)
+	}
+	sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	id := victim.cfg.NodeID
+	for _, b := range rest {
+		s := waitBrokerState(sctx, t, b, fmt.Sprintf("broker %d fenced with its leaderships moved", id), func(s *raft.State) bool {
+			if !s.Brokers[id].Fenced {
+				return false
+			}
+			for _, p := range s.Topics["t"].Partitions {
+				if p.Leader == id || slices.Contains(p.ISR, id) {
+					return false
+				}
+			}
+			return true
+		})
+		for i, p := range s.Topics["t"].Partitions {
+			if old := before.Topics["t"].Partitions[i]; old.Leader == id && (p.Leader < 0 || p.LeaderEpoch != old.LeaderEpoch+1) {
+				t.Fatalf("partition %d after controlled shutdown of %d: %+v (was %+v)", i, id, p, old)
+			}
+		}
+	}
+	cl := newClient(t, rest[0], kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.RequiredAcks(kgo.AllISRAcks()))
+	var rs []*kgo.Record
+	for i := range 6 {
+		rs = append(rs, &kgo.Record{Topic: "t", Partition: int32(i), Value: []byte("v")})
+	}
+	if err := cl.ProduceSync(ctx, rs...).FirstErr(); err != nil {
+		t.Fatalf("produce after controlled shutdown: %v", err)
+	}
+}
+
+func TestMayLead(t *testing.T) {
+	voters := []raft.Voter{{ID: 1, Addr: "h:1"}, {ID: 2, Addr: "h:2"}}
+	st := func(fenced bool) *raft.State {
+		return &raft.State{Brokers: map[int32]raft.Broker{1: {ID: 1, Fenced: fenced}}}
+	}
+	for _, tc := range []struct {
+		name      string
+		voters    []raft.Voter
+		state     *raft.State
+		heartbeat time.Duration // age of the last heartbeat; 0: none
+		want      bool
+	}{
+		{"single node", nil, st(false), 0, true},
+		{"single node, fenced", nil, st(true), 0, false},
+		{"not registered", nil, &raft.State{}, 0, false},
+		{"cluster, fresh heartbeat", voters, st(false), time.Second, true},
+		{"cluster, fenced", voters, st(true), time.Second, false},
+		{"cluster, no heartbeat yet", voters, st(false), 0, false},
+		{"cluster, heartbeat older than the session", voters, st(false), 10 * time.Second, false},
+	} {
+		b := &Broker{cfg: Config{NodeID: 1, Voters: tc.voters, BrokerSessionTimeout: 9 * time.Second}}
+		if tc.heartbeat > 0 {
+			b.lastHeartbeat.Store(time.Now().Add(-tc.heartbeat).UnixNano())
+		}
+		if got := b.mayLead(tc.state); got != tc.want {
+			t.Errorf("%s: mayLead %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestMultiNodeNoQuorum: a voter started without the others gives up after
+// StartTimeout with an error that names the voters and the majority.
+func TestMultiNodeNoQuorum(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.DataDir = t.TempDir()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.RaftListen = "127.0.0.1:0"
+	cfg.Voters = []raft.Voter{{ID: 1, Addr: "127.0.0.1:1"}, {ID: 2, Addr: "127.0.0.1:2"}, {ID: 3, Addr: "127.0.0.1:3"}}
+	cfg.StartTimeout = 300 * time.Millisecond
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	b, err := Start(cfg)
+	if err == nil {
+		b.Close()
+		t.Fatal("started without a quorum")
+	}
+	if !errors.Is(err, raft.ErrNoQuorum) || !strings.Contains(err.Error(), "2 of 3") ||
+		!strings.Contains(err.Error(), "1@127.0.0.1:1,2@127.0.0.1:2,3@127.0.0.1:3") {
+		t.Fatalf("error: %v", err)
+	}
+	cfg.NodeID = 4
+	if _, err := Start(cfg); !errors.Is(err, ErrInvalidConfig) {
+		t.Fatalf("node not among the voters: %v", err)
+	}
+}
