@@ -55,6 +55,9 @@ type partition struct {
 	durable atomic.Int64
 	// repl is the partition's replication state (replica.go).
 	repl replState
+	// verifying holds the pending transaction verifications by producer id
+	// (txn_verify.go); guarded by mu, nil until first used.
+	verifying map[int64]verifyGuard
 }
 
 // partFlusher is a partition's one background fsync goroutine. Appends
