@@ -71,6 +71,9 @@ type Config struct {
 	// CheckpointInterval is how often log start offsets, high watermarks and
 	// recovery points are checkpointed.
 	CheckpointInterval time.Duration
+	// ReplicaLagTimeMax is replica.lag.time.max.ms: a follower that has not
+	// caught up with its leader for this long leaves the ISR.
+	ReplicaLagTimeMax time.Duration
 	// GroupInitialRebalanceDelay is group.initial.rebalance.delay.ms: how
 	// long the first rebalance of an empty group waits for more members.
 	GroupInitialRebalanceDelay time.Duration
@@ -131,6 +134,7 @@ func DefaultConfig() Config {
 		IdleTimeout:              10 * time.Minute,
 		RetentionCheckInterval:   5 * time.Minute,
 		CheckpointInterval:       time.Minute,
+		ReplicaLagTimeMax:        30 * time.Second,
 		ShutdownTimeout:          30 * time.Second,
 
 		GroupInitialRebalanceDelay:     3 * time.Second,
@@ -181,6 +185,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: max inflight %d < 1", ErrInvalidConfig, c.MaxInflight)
 	case c.RetentionCheckInterval <= 0 || c.CheckpointInterval <= 0 || c.IdleTimeout <= 0:
 		return fmt.Errorf("%w: idle timeout, retention check and checkpoint intervals must be positive", ErrInvalidConfig)
+	case c.ReplicaLagTimeMax <= 0:
+		return fmt.Errorf("%w: replica lag time max %s must be positive", ErrInvalidConfig, c.ReplicaLagTimeMax)
 	case c.BrokerSessionTimeout <= 0 || c.StartTimeout <= 0:
 		return fmt.Errorf("%w: broker session timeout and start timeout must be positive", ErrInvalidConfig)
 	}

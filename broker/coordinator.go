@@ -255,7 +255,10 @@ func (c *coordinator) ledShards() []*shard {
 func (c *coordinator) load(sh *shard) error {
 	now := time.Now()
 	lg := sh.p.log
-	hw := lg.HighWatermark()
+	// Everything in the log counts, as in Kafka's coordinator: records past
+	// the high watermark were written by an earlier leader and stay, since
+	// followers truncate to the leader, not the other way round.
+	hw := lg.EndOffset()
 	off := lg.LogStartOffset()
 	metas := map[string]*kmsg.GroupMetadataValue{}
 	consumers := map[string]map[group.RecordKey][]byte{}
@@ -511,9 +514,9 @@ func (sh *shard) appendRecords(recs []record, now time.Time) (int64, error) {
 		p.mu.Unlock()
 		return -1, fmt.Errorf("append to %s-%d: %w", offsetsTopic, sh.index, err)
 	}
-	p.log.SetHighWatermark(info.LastOffset + 1)
+	p.noteAppend(info.LastOffset)
 	p.mu.Unlock()
-	p.wake()
+	p.appendedReplicated()
 	return info.LastOffset, nil
 }
 
@@ -582,7 +585,7 @@ func (sh *shard) waitDurable(ctx context.Context, off int64) *kerr.Error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if err := sh.p.log.Sync(ctx, off); err != nil {
+	if e := sh.p.commit(ctx, off, sh.p.leaderEpoch.Load()); e != nil {
 		return kerr.CoordinatorNotAvailable
 	}
 	return nil

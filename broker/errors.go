@@ -21,4 +21,8 @@ var (
 	// records where the writer expected them (a bug of ours); the response
 	// is not sent and the connection is closed.
 	ErrResponseLayout = errors.New("broker: fetch response layout mismatch")
+	// errTxnEnded means a transaction ended (its marker was appended)
+	// while a write verified against it waited for its partition lock; the
+	// write is refused with INVALID_TXN_STATE.
+	errTxnEnded = errors.New("broker: transaction ended during verification")
 )

@@ -1,7 +1,8 @@
 package broker
 
-// Fetch, versions 4-18 (consumers; follower fetching arrives with
-// replication).
+// Fetch, versions 4-18, from consumers and from followers (a replica id,
+// see replica.go: a follower reads up to the log end, and its fetch offset
+// tells the leader how far it has copied).
 //
 // Reads whole batches from the partition logs up to the high watermark
 // (read_uncommitted) or the last stable offset (read_committed), honouring
@@ -302,20 +303,35 @@ func (b *Broker) fetchPartition(st *raft.State, req *kmsg.FetchRequest, it fetch
 		return fail(e)
 	}
 	lg := p.log
-	hw := lg.HighWatermark()
-	lso := lastStable(lg)
-	out.HighWatermark, out.LastStableOffset, out.LogStartOffset = hw, lso, lg.LogStartOffset()
-	readCommitted := req.IsolationLevel == 1
-	upTo := hw
-	if readCommitted {
-		upTo = lso
-	}
+	diverging := false
 	if it.lastFetchedEpoch >= 0 && req.Version >= 12 {
 		ep, end := lg.EndOffsetForEpoch(it.lastFetchedEpoch)
 		if ep != it.lastFetchedEpoch || end < it.offset {
 			out.DivergingEpoch.Epoch, out.DivergingEpoch.EndOffset = ep, end
-			return fetchResult{out: out}
+			diverging = true
 		}
+	}
+	replica := fetchReplicaID(req)
+	if replica >= 0 && !diverging && it.offset >= lg.LogStartOffset() && it.offset <= lg.EndOffset() {
+		// A follower whose log agrees with ours: its fetch offset is its
+		// durable log end, which may move the high watermark read below.
+		if e := p.followerFetched(b, replica, it.offset); e != nil {
+			return fail(e)
+		}
+	}
+	hw := lg.HighWatermark()
+	lso := lastStable(lg)
+	out.HighWatermark, out.LastStableOffset, out.LogStartOffset = hw, lso, lg.LogStartOffset()
+	if diverging {
+		return fetchResult{out: out}
+	}
+	readCommitted := req.IsolationLevel == 1
+	upTo := hw
+	switch {
+	case replica >= 0:
+		upTo = lg.EndOffset() // followers copy everything, committed or not
+	case readCommitted:
+		upTo = lso
 	}
 	if limit <= 0 && !minOne {
 		if it.offset < out.LogStartOffset || it.offset > lg.EndOffset() {
@@ -353,6 +369,15 @@ func (b *Broker) fetchPartition(st *raft.State, req *kmsg.FetchRequest, it fetch
 	}
 	out.RecordBatches = recordsMarker()
 	return fetchResult{out: out, hasRec: true, sl: sl}
+}
+
+// fetchReplicaID is the broker id of a follower's fetch, or -1 for a
+// consumer (replica_id before v15, replica_state from v15 on, KIP-903).
+func fetchReplicaID(req *kmsg.FetchRequest) int32 {
+	if req.Version >= 15 {
+		return req.ReplicaState.ID
+	}
+	return req.ReplicaID
 }
 
 // recordsMarker returns the one byte that stands in for a partition's

@@ -52,6 +52,11 @@ func (b *Broker) handleListOffsets(rq *request, req *kmsg.ListOffsetsRequest) re
 			if e == nil {
 				var err error
 				op.Timestamp, op.Offset, op.LeaderEpoch, err = b.offsetFor(p, rp.Timestamp, req.IsolationLevel == 1)
+				if req.ReplicaID >= 0 && rp.Timestamp == -1 && err == nil {
+					// A follower repairing its fetch offset is told the log
+					// end, as Kafka does for replicas.
+					op.Offset = p.log.EndOffset()
+				}
 				if err != nil {
 					b.log.Warn("list offsets", "topic", p.topic, "partition", p.index, "timestamp", rp.Timestamp, "err", err)
 					e = storageErr(err)

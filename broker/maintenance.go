@@ -19,10 +19,15 @@ func (b *Broker) maintain() {
 	defer retention.Stop()
 	checkpoint := time.NewTicker(b.cfg.CheckpointInterval)
 	defer checkpoint.Stop()
+	// Kafka checks ISR lag every half replica.lag.time.max.ms.
+	lag := time.NewTicker(max(b.cfg.ReplicaLagTimeMax/2, 10*time.Millisecond))
+	defer lag.Stop()
 	for {
 		select {
 		case <-b.ctx.Done():
 			return
+		case now := <-lag.C:
+			b.shrinkLaggingISR(now, b.cfg.ReplicaLagTimeMax)
 		case now := <-retention.C:
 			b.enforceRetention(now)
 		case <-checkpoint.C:

@@ -6,10 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,65 +15,6 @@ import (
 
 	"github.com/stromhq/strom/raft"
 )
-
-// startTestCluster runs n brokers in this process as the static voters of
-// one cluster, started in parallel like a cluster's processes, and returns
-// them once every one is serving (unfenced). Closed at test end.
-func startTestCluster(t *testing.T, n int, mod func(*Config)) []*Broker {
-	t.Helper()
-	var voters []raft.Voter
-	var lns []net.Listener
-	for i := range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		lns = append(lns, ln)
-		voters = append(voters, raft.Voter{ID: int32(i + 1), Addr: ln.Addr().String()})
-	}
-	for _, ln := range lns {
-		ln.Close()
-	}
-	bs := make([]*Broker, n)
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		cfg := DefaultConfig()
-		cfg.NodeID = int32(i + 1)
-		cfg.DataDir = t.TempDir()
-		cfg.Listen = "127.0.0.1:0"
-		cfg.RaftListen = voters[i].Addr
-		cfg.Voters = voters
-		cfg.Fsync = "never"
-		cfg.ShutdownTimeout = 2 * time.Second
-		cfg.StartTimeout = 30 * time.Second
-		cfg.OffsetsTopicPartitions = 3
-		cfg.Logger = slog.New(slog.NewTextHandler(io.Writer(testLogWriter{t}), &slog.HandlerOptions{Level: slog.LevelWarn})).
-			With("node", i+1)
-		if mod != nil {
-			mod(&cfg)
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			bs[i], errs[i] = Start(cfg)
-		}()
-	}
-	wg.Wait()
-	t.Cleanup(func() {
-		for _, b := range bs {
-			if b != nil {
-				_ = b.Close()
-			}
-		}
-	})
-	for i, err := range errs {
-		if err != nil {
-			t.Fatalf("start broker %d: %v", i+1, err)
-		}
-	}
-	return bs
-}
 
 // waitBrokerState waits on b's raft notifications until cond holds.
 func waitBrokerState(ctx context.Context, t *testing.T, b *Broker, what string, cond func(*raft.State) bool) *raft.State {
@@ -100,7 +39,7 @@ func waitBrokerState(ctx context.Context, t *testing.T, b *Broker, what string, 
 // test's bound, so only the controlled shutdown can have done it), and its
 // partitions accept records on their new leaders.
 func TestMultiNodeControlledShutdown(t *testing.T) {
-	bs := startTestCluster(t, 3, func(c *Config) { c.BrokerSessionTimeout = 5 * time.Minute })
+	bs := startTestCluster(t, 3, func(c *Config) { c.BrokerSessionTimeout = 5 * time.Minute }).brokers
 	ctx := testCtx(t)
 	for _, b := range bs {
 		s := b.node.State()

@@ -49,6 +49,15 @@ type partition struct {
 	// both under mu, so no flusher starts after the partition closed.
 	flusher       *partFlusher
 	flusherClosed bool
+
+	// durable is the end of what is durable in the local log under the
+	// fsync policy (exclusive); only raised, except by truncation.
+	durable atomic.Int64
+	// repl is the partition's replication state (replica.go).
+	repl replState
+	// verifying holds the pending transaction verifications by producer id
+	// (txn_verify.go); guarded by mu, nil until first used.
+	verifying map[int64]verifyGuard
 }
 
 // partFlusher is a partition's one background fsync goroutine. Appends
@@ -109,7 +118,7 @@ func (p *partition) runFlusher(f *partFlusher) {
 			continue
 		}
 		synced = last
-		p.advanceHW(last + 1)
+		p.markDurable(last + 1)
 	}
 }
 
@@ -153,9 +162,11 @@ func (p *partition) removeWaiter(ch chan struct{}) {
 }
 
 // advanceHW moves the high watermark forward to hw (never back) and wakes
-// parked fetches. On one node the high watermark is what is durable under the
-// fsync policy: the log end at once for interval/never, the fsynced offset for
-// always, so consumers never see records a power loss could take back.
+// parked fetches. Leaders call it through maybeAdvanceHW (replica.go), which
+// takes the smallest of the ISR's log ends and the local durable end: on one
+// node that is what is durable under the fsync policy (the log end at once
+// for interval/never, the fsynced offset for always), so consumers never see
+// records a power loss could take back.
 func (p *partition) advanceHW(hw int64) {
 	p.hwMu.Lock()
 	moved := hw > p.log.HighWatermark()

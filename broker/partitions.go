@@ -155,7 +155,7 @@ func (m *partitionManager) reconcile() {
 			}
 			if p == nil {
 				var err error
-				if p, err = m.open(t, rp.Index, pc); err != nil {
+				if p, err = m.open(t, rp, pc); err != nil {
 					m.b.log.Error("open partition", "topic", name, "partition", rp.Index, "err", err)
 					m.lastVersion = 0 // retry on the next state change
 					continue
@@ -164,7 +164,13 @@ func (m *partitionManager) reconcile() {
 				p.log.SetConfig(pc.store)
 				p.cfg.Store(pc)
 			}
-			m.setLeaderEpoch(p, rp.LeaderEpoch)
+			m.setLeaderEpoch(p, rp.LeaderEpoch, rp.Leader == self)
+			if p.setRaftState(self, t.ID, &rp, p.log.EndOffset()) {
+				// A new epoch or role: acks=all waits re-check their
+				// leadership, and the high watermark is recomputed.
+				p.wake()
+				p.maybeAdvanceHW()
+			}
 			ps[rp.Index] = p
 		}
 		next[name] = ps
@@ -172,12 +178,19 @@ func (m *partitionManager) reconcile() {
 	m.mu.Lock()
 	m.parts = next
 	m.mu.Unlock()
+	m.b.fetchers.update(st, next)
 }
 
-// setLeaderEpoch records a new leader epoch and starts it in the log's
-// leader-epoch cache at the current end offset.
-func (m *partitionManager) setLeaderEpoch(p *partition, epoch int32) {
+// setLeaderEpoch records a new leader epoch; a leader also starts it in the
+// log's leader-epoch cache at the current end offset. A follower does not:
+// its cache is filled from the epochs stamped in the batches it copies, so
+// that it still names the epochs its records were written in when it tells
+// the leader where it stands (last_fetched_epoch).
+func (m *partitionManager) setLeaderEpoch(p *partition, epoch int32, leader bool) {
 	p.leaderEpoch.Store(epoch)
+	if !leader {
+		return
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.log.LatestEpoch() < epoch {
@@ -189,7 +202,8 @@ func (m *partitionManager) setLeaderEpoch(p *partition, epoch int32) {
 
 // open opens (creating if needed) the log of one partition. A directory left
 // by an older topic of the same name (other topic ID) is deleted first.
-func (m *partitionManager) open(t *raft.Topic, index int32, pc *partConfig) (*partition, error) {
+func (m *partitionManager) open(t *raft.Topic, rp raft.Partition, pc *partConfig) (*partition, error) {
+	index := rp.Index
 	dir := partitionDir(m.b.cfg.DataDir, t.Name, index)
 	if id, ok := readPartitionMetadata(dir); ok && id != t.ID {
 		if err := os.RemoveAll(dir); err != nil {
@@ -206,9 +220,10 @@ func (m *partitionManager) open(t *raft.Topic, index int32, pc *partConfig) (*pa
 	}
 	p := &partition{topic: t.Name, topicID: t.ID, index: index, log: lg}
 	p.cfg.Store(pc)
-	// On one node the high watermark is what is durable: after recovery
-	// (which truncated any torn tail) make the whole log durable once, then
-	// everything in it counts.
+	// After recovery (which truncated any torn tail) make the whole log
+	// durable once. With one replica the high watermark is what is durable,
+	// so everything in the log counts; a replicated partition keeps its
+	// checkpointed high watermark, which its leader's moves.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	err = lg.Sync(ctx, lg.EndOffset()-1)
 	cancel()
@@ -216,7 +231,10 @@ func (m *partitionManager) open(t *raft.Topic, index int32, pc *partConfig) (*pa
 		_ = lg.Close()
 		return nil, fmt.Errorf("sync recovered log %s: %w", dir, err)
 	}
-	lg.SetHighWatermark(lg.EndOffset())
+	p.durable.Store(lg.EndOffset())
+	if len(rp.Replicas) <= 1 {
+		lg.SetHighWatermark(lg.EndOffset())
+	}
 	return p, nil
 }
 
@@ -254,7 +272,10 @@ func (m *partitionManager) closeAll() error {
 			}
 			p.mu.Lock()
 			p.stopFlusher()
-			p.log.SetHighWatermark(p.log.EndOffset())
+			if !p.replicated() {
+				// One replica: all of it is committed once Close syncs it.
+				p.log.SetHighWatermark(p.log.EndOffset())
+			}
 			if err := p.log.Close(); err != nil {
 				errs = append(errs, fmt.Errorf("close %s-%d: %w", p.topic, p.index, err))
 			}

@@ -33,11 +33,14 @@ package broker
 // the fsync policy, waiting outside the partition lock.
 //
 // Transactional batches are accepted only for partitions in the producer's
-// ongoing transaction at its current epoch (KIP-890 part 1 verification,
-// done locally against the transaction coordinator): INVALID_TXN_STATE
-// otherwise, INVALID_PRODUCER_EPOCH for an older epoch. From v12 on a
-// transactional batch adds its partition to the transaction first
-// (transaction version 2, KIP-890 part 2).
+// ongoing transaction at its current epoch (KIP-890 part 1 verification):
+// INVALID_TXN_STATE otherwise, INVALID_PRODUCER_EPOCH for an older epoch.
+// From v12 on a transactional batch adds its partition to the transaction
+// first (transaction version 2, KIP-890 part 2). The check is a local call
+// when this broker coordinates the producer's transactional id, and an
+// AddPartitionsToTxn (broker form) to the coordinator otherwise
+// (txn_verify.go), whose retriable errors the producer sees as
+// NOT_ENOUGH_REPLICAS, as from Kafka.
 
 import (
 	"context"
@@ -66,12 +69,14 @@ func init() {
 type produceSync struct {
 	p      *partition
 	last   int64
-	ti, pi int // index of the partition's answer in the response
+	epoch  int32 // the leader epoch the write was accepted in
+	ti, pi int   // index of the partition's answer in the response
 }
 
 func (b *Broker) handleProduce(rq *request, req *kmsg.ProduceRequest) reply {
 	resp := req.ResponseKind().(*kmsg.ProduceResponse)
 	st := b.node.State()
+	pre := b.preVerifyTxn(st, req)
 	var syncs []produceSync
 	anyErr := false
 	for ti := range req.Topics {
@@ -114,7 +119,7 @@ func (b *Broker) handleProduce(rq *request, req *kmsg.ProduceRequest) reply {
 			}
 			var last int64
 			if e == nil {
-				last, e, msg = b.produceTo(p, req, rp.Records, out)
+				last, e, msg = b.produceTo(p, req, rp.Records, out, pre)
 			}
 			if e != nil {
 				anyErr = true
@@ -125,7 +130,7 @@ func (b *Broker) handleProduce(rq *request, req *kmsg.ProduceRequest) reply {
 				continue
 			}
 			if req.Acks == -1 && last >= 0 {
-				syncs = append(syncs, produceSync{p: p, last: last, ti: len(resp.Topics), pi: len(ot.Partitions) - 1})
+				syncs = append(syncs, produceSync{p: p, last: last, epoch: p.leaderEpoch.Load(), ti: len(resp.Topics), pi: len(ot.Partitions) - 1})
 			}
 		}
 		resp.Topics = append(resp.Topics, ot)
@@ -162,17 +167,15 @@ func (b *Broker) handleProduce(rq *request, req *kmsg.ProduceRequest) reply {
 	}}
 }
 
-// await blocks until the partition's write is durable, then moves the high
-// watermark past it; on failure it turns the partition's answer into the
-// error.
+// await blocks until the partition's write is durable here and the high
+// watermark has passed it (every ISR member has it durable too); on failure
+// it turns the partition's answer into the error.
 func (s *produceSync) await(ctx context.Context, resp *kmsg.ProduceResponse) {
-	if err := s.p.log.Sync(ctx, s.last); err != nil {
+	if e := s.p.commit(ctx, s.last, s.epoch); e != nil {
 		out := &resp.Topics[s.ti].Partitions[s.pi]
-		out.ErrorCode = storageErr(err).Code
+		out.ErrorCode = e.Code
 		out.BaseOffset = -1
-		return
 	}
-	s.p.advanceHW(s.last + 1)
 }
 
 // lookupPartition finds a partition this broker leads.
@@ -227,7 +230,9 @@ type batchCheck struct {
 
 // produceTo validates and appends one partition's records. It returns the
 // last offset written (-1 for a duplicate) or a Kafka error and message.
-func (b *Broker) produceTo(p *partition, req *kmsg.ProduceRequest, records []byte, out *kmsg.ProduceResponseTopicPartition) (int64, *kerr.Error, string) {
+// pre holds the request's transactional batches already verified with a
+// remote coordinator (preVerifyTxn; nil when none).
+func (b *Broker) produceTo(p *partition, req *kmsg.ProduceRequest, records []byte, out *kmsg.ProduceResponseTopicPartition, pre map[*partition]txnPreVerified) (int64, *kerr.Error, string) {
 	pc := p.cfg.Load()
 	if len(records) == 0 {
 		if req.Version >= 3 {
@@ -261,20 +266,51 @@ func (b *Broker) produceTo(p *partition, req *kmsg.ProduceRequest, records []byt
 	if h.IsTransactional() && (p.topic == txnTopic || p.topic == offsetsTopic) {
 		return 0, kerr.InvalidTxnState, "transactional produce to an internal topic"
 	}
-	if h.IsTransactional() && req.Version >= 12 {
-		// Transaction version 2: the produce adds its partition to the
-		// transaction (before the append, durable, as Kafka's
-		// AddPartitionsToTxn from the partition leader).
+	var txnID, txnAddr string
+	if h.IsTransactional() {
+		if req.TransactionID != nil {
+			txnID = *req.TransactionID
+		}
+		var ce *kerr.Error
+		if txnID != "" {
+			_, txnAddr, ce = b.txnCoordinatorOf(b.node.State(), txnID)
+		}
+		if ce != nil {
+			e, msg := produceVerifyErr(ce, req.Version)
+			return 0, e, msg
+		}
+	}
+	if h.IsTransactional() && txnAddr == "" && req.Version >= 12 {
+		// Transaction version 2 with the coordinator here: the produce
+		// adds its partition to the transaction (before the append,
+		// durable, as Kafka's AddPartitionsToTxn from the partition
+		// leader).
 		if e := b.txns.implicitAdd(context.Background(), h.ProducerID, h.ProducerEpoch, p.topic, p.index); e != nil {
 			return 0, e, "could not add the partition to the transaction"
 		}
 	}
 	p.mu.Lock()
-	if h.IsTransactional() {
+	var guard uint64
+	if h.IsTransactional() && txnAddr != "" {
+		// The coordinator is another broker: ask it (and for v12+ let it
+		// add the partition); p.mu is released meanwhile and the guard
+		// makes sure no marker for the producer came in between.
+		var e *kerr.Error
+		var msg string
+		if pv, ok := pre[p]; ok && pv.pid == h.ProducerID && pv.epoch == h.ProducerEpoch {
+			guard, e, msg = pv.check(p, req.Version)
+		} else {
+			guard, e, msg = b.verifyRemoteBatch(p, txnAddr, txnID, h, req.Version)
+		}
+		if e != nil {
+			p.mu.Unlock()
+			return 0, e, msg
+		}
+	} else if h.IsTransactional() {
 		// Verified under p.mu: a marker for this partition cannot be
 		// written between the check and the append, so the batch always
 		// lands inside the transaction it was verified against.
-		if e, msg := b.txns.verifyProduce(h.ProducerID, h.ProducerEpoch, p.topic, p.index); e != nil {
+		if e, msg := b.txns.verifyProduce(txnID, h.ProducerID, h.ProducerEpoch, p.topic, p.index); e != nil {
 			p.mu.Unlock()
 			return 0, e, msg
 		}
@@ -308,10 +344,14 @@ func (b *Broker) produceTo(p *partition, req *kmsg.ProduceRequest, records []byt
 		return 0, storageErr(err), err.Error()
 	}
 	logStart := p.log.LogStartOffset()
+	if guard != 0 {
+		// The transaction is open in the log now; later batches of it
+		// need no guard.
+		p.endVerify(h.ProducerID, guard)
+	}
 	p.checkInvariants()
-	// One replica: the ISR is this broker, so the high watermark is what is
-	// durable. Without per-write fsync that is everything appended; with it,
-	// what Sync covered. The partition's background flusher starts the fsync
+	// The high watermark is at most what is durable here. Without per-write
+	// fsync that is everything appended; with it, what Sync covered. The partition's background flusher starts the fsync
 	// at once for every acks level (group commit folds these fsyncs
 	// together): acks=all also waits for it in its reply, but the connection
 	// writer runs that wait only when the previous answer is out, so starting
@@ -320,11 +360,12 @@ func (b *Broker) produceTo(p *partition, req *kmsg.ProduceRequest, records []byt
 	// was closed.
 	if pc.store.Fsync != storage.FsyncAlways {
 		p.mu.Unlock()
-		p.advanceHW(info.LastOffset + 1)
+		p.markDurable(info.LastOffset + 1)
 	} else {
 		p.requestFlush(info.LastOffset)
 		p.mu.Unlock()
 	}
+	p.appendedReplicated()
 
 	out.BaseOffset = info.FirstOffset
 	if pc.logAppendTime {
@@ -332,6 +373,133 @@ func (b *Broker) produceTo(p *partition, req *kmsg.ProduceRequest, records []byt
 	}
 	out.LogStartOffset = logStart
 	return info.LastOffset, nil, ""
+}
+
+// txnPreVerified is one partition's outcome of verifying a produce
+// request's transactional batches with their remote coordinator in one
+// round trip (preVerifyTxn).
+type txnPreVerified struct {
+	pid   int64
+	epoch int16
+	guard uint64
+	err   *kerr.Error // the coordinator's, untranslated
+}
+
+// check turns a pre-verification into produceTo's answer, like
+// verifyRemoteBatch's. Caller holds p.mu.
+func (pv txnPreVerified) check(p *partition, version int16) (uint64, *kerr.Error, string) {
+	if pv.err != nil {
+		p.endVerify(pv.pid, pv.guard)
+		e, msg := produceVerifyErr(pv.err, version)
+		return 0, e, msg
+	}
+	if !p.verified(pv.pid, pv.epoch, pv.guard) {
+		return 0, kerr.InvalidTxnState, "the transaction ended while the batch was being verified"
+	}
+	return pv.guard, nil, ""
+}
+
+// preVerifyTxn verifies (or, v12+, adds) all the transactional batches of
+// req for partitions led here whose producer has no open transaction in
+// them yet, with one AddPartitionsToTxn per producer and epoch to the
+// remote coordinator of req's transactional id, instead of one round trip
+// per partition. It returns nil when the coordinator is this broker or
+// nothing needs verifying; produceTo verifies what is missing itself.
+func (b *Broker) preVerifyTxn(st *raft.State, req *kmsg.ProduceRequest) map[*partition]txnPreVerified {
+	if req.TransactionID == nil || *req.TransactionID == "" {
+		return nil
+	}
+	id := *req.TransactionID
+	_, addr, ce := b.txnCoordinatorOf(st, id)
+	if ce != nil || addr == "" {
+		return nil
+	}
+	type producer struct {
+		pid   int64
+		epoch int16
+	}
+	var order []producer
+	groups := map[producer][]*partition{}
+	out := map[*partition]txnPreVerified{}
+	for ti := range req.Topics {
+		rt := &req.Topics[ti]
+		name := rt.Topic
+		if req.Version >= 13 {
+			t, ok := st.TopicsByID[rt.TopicID]
+			if !ok {
+				continue
+			}
+			name = t.Name
+		}
+		for pi := range rt.Partitions {
+			rp := &rt.Partitions[pi]
+			h, err := storage.ParseBatchHeader(rp.Records)
+			if err != nil || !h.IsTransactional() || h.ProducerID < 0 || name == txnTopic || name == offsetsTopic {
+				continue
+			}
+			p, e := b.lookupPartition(st, name, rp.Partition)
+			if e != nil {
+				continue
+			}
+			if _, seen := out[p]; seen {
+				continue
+			}
+			p.mu.Lock()
+			ongoing, guard := p.beginVerify(h.ProducerID, h.ProducerEpoch)
+			p.mu.Unlock()
+			if ongoing {
+				continue
+			}
+			k := producer{h.ProducerID, h.ProducerEpoch}
+			if groups[k] == nil {
+				order = append(order, k)
+			}
+			groups[k] = append(groups[k], p)
+			out[p] = txnPreVerified{pid: k.pid, epoch: k.epoch, guard: guard}
+		}
+	}
+	for _, k := range order {
+		ps := groups[k]
+		tps := make([]topicPartition, len(ps))
+		for i, p := range ps {
+			tps[i] = topicPartition{p.topic, p.index}
+		}
+		errs := b.txns.verifyRemote(b.ctx, addr, id, k.pid, k.epoch, tps, req.Version >= 12)
+		for i, p := range ps {
+			pv := out[p]
+			pv.err = errs[i]
+			out[p] = pv
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+// verifyRemoteBatch verifies a transactional batch for p with the
+// producer's coordinator at addr (txn_verify.go) and returns the guard to
+// clear after the append (0: none). It is called and returns with p.mu
+// held, but releases it during the round trip; on success nothing ended
+// the transaction in p since the coordinator answered.
+func (b *Broker) verifyRemoteBatch(p *partition, addr, id string, h storage.BatchHeader, version int16) (uint64, *kerr.Error, string) {
+	ongoing, guard := p.beginVerify(h.ProducerID, h.ProducerEpoch)
+	if ongoing {
+		return 0, nil, ""
+	}
+	p.mu.Unlock()
+	errs := b.txns.verifyRemote(b.ctx, addr, id, h.ProducerID, h.ProducerEpoch,
+		[]topicPartition{{p.topic, p.index}}, version >= 12)
+	p.mu.Lock()
+	if errs[0] != nil {
+		p.endVerify(h.ProducerID, guard)
+		e, msg := produceVerifyErr(errs[0], version)
+		return 0, e, msg
+	}
+	if !p.verified(h.ProducerID, h.ProducerEpoch, guard) {
+		return 0, kerr.InvalidTxnState, "the transaction ended while the batch was being verified"
+	}
+	return guard, nil, ""
 }
 
 // validateBatch checks one v2 batch as Kafka's UnifiedLog and LogValidator

@@ -55,6 +55,9 @@ type Broker struct {
 	txns *txnCoordinator
 	// staticConfigs are the broker configs fixed at start (flags).
 	staticConfigs map[string]string
+	// fetchers copy the partitions this broker follows from their leaders
+	// (replica_fetcher.go).
+	fetchers *fetcherManager
 	// brokerEpoch is this broker's epoch from its RegisterBroker; set in
 	// open, immutable after.
 	brokerEpoch int64
@@ -67,6 +70,15 @@ type Broker struct {
 // Start opens the broker's state in cfg.DataDir, binds the listener, starts
 // serving and logs the ready line. The broker runs until Close.
 func Start(cfg Config) (*Broker, error) {
+	return StartContext(context.Background(), cfg)
+}
+
+// StartContext is Start whose start-up (waiting for a raft quorum and for
+// the controller to unfence this broker) ends early, with ctx's error, when
+// ctx ends: `strom serve` passes its signal context, so SIGTERM stops a node
+// that is still waiting for its peers. Once StartContext has returned, ctx no
+// longer matters; stop the broker with Close.
+func StartContext(startCtx context.Context, cfg Config) (*Broker, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
@@ -82,9 +94,24 @@ func Start(cfg Config) (*Broker, error) {
 	}
 	b.ln = ln
 	b.addr = ln.Addr().String()
-	if err := b.open(); err != nil {
+	stopWatch := context.AfterFunc(startCtx, cancel)
+	err = b.open()
+	if !stopWatch() && err == nil {
+		// ctx ended as open returned: the broker's context is cancelled,
+		// so it cannot run; undo the start.
+		err = context.Cause(startCtx)
+		_ = ln.Close()
+		b.fetchers.stopAll()
+		b.bgWG.Wait()
+		_ = b.closeState()
+		return nil, fmt.Errorf("start cancelled: %w", err)
+	}
+	if err != nil {
 		_ = ln.Close()
 		cancel()
+		if startCtx.Err() != nil {
+			return nil, fmt.Errorf("start cancelled: %w (%v)", context.Cause(startCtx), err)
+		}
 		return nil, err
 	}
 	b.acceptWG.Add(1)
@@ -166,6 +193,7 @@ func (b *Broker) Close() error {
 			b.connsMu.Unlock()
 			<-done
 		}
+		b.fetchers.stopAll()
 		b.bgWG.Wait()
 		b.closeErr = b.closeState()
 		b.log.Info("strom stopped", "listen", b.addr)

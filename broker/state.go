@@ -83,6 +83,7 @@ func (b *Broker) open() error {
 		_ = node.Close()
 		return fmt.Errorf("register broker: %w", err)
 	}
+	b.fetchers = newFetcherManager(b)
 	b.brokerEpoch = reg.BrokerEpoch
 	b.bgWG.Add(1)
 	go b.heartbeatLoop(reg.BrokerEpoch)

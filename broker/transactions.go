@@ -22,19 +22,35 @@ package broker
 // InitProducerId that finds an open transaction aborts it (epoch bump) and
 // answers CONCURRENT_TRANSACTIONS so the producer retries.
 //
+// Across brokers: the coordinator appends the markers of the partitions it
+// leads itself and sends WriteTxnMarkers to every other partition's leader,
+// retrying with fresh metadata until each marker is written
+// (txn_markers.go); the WriteTxnMarkers handler answers Kafka's
+// per-partition errors (NOT_LEADER_OR_FOLLOWER, UNKNOWN_TOPIC_OR_PARTITION)
+// and routes __consumer_offsets markers to the group coordinator. Partition
+// leaders and group coordinators verify transactional writes with a remote
+// coordinator through the broker form of AddPartitionsToTxn
+// (txn_verify.go), which this file also serves (VerifyOnly answers
+// Kafka's INVALID_PRODUCER_ID_MAPPING, PRODUCER_FENCED,
+// CONCURRENT_TRANSACTIONS and, from v5, TRANSACTION_ABORTABLE).
+//
 // Differences from Kafka: EndTxn answers after every marker is written and
 // durable (Kafka answers once the prepare record is written and sends the
 // markers asynchronously), so a client never sees CONCURRENT_TRANSACTIONS
-// from its own commit. Markers are appended locally rather than sent as
-// WriteTxnMarkers requests (there is one node); the WriteTxnMarkers handler
-// writes them the same way for tools that send it. No transactional-id
-// ACLs (TRANSACTIONAL_ID_AUTHORIZATION_FAILED is never returned).
+// from its own commit; if markers are still missing after
+// markerRetryWindow it answers anyway (the outcome is durable) and the
+// coordinator's tick keeps retrying. Markers are not fenced by coordinator
+// epoch on the receiving side (the epoch is written into them, but a
+// marker from a deposed coordinator is appended too; markers are
+// idempotent for readers). No transactional-id ACLs
+// (TRANSACTIONAL_ID_AUTHORIZATION_FAILED is never returned).
 
 import (
 	"context"
 	"fmt"
 	"regexp"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -202,7 +218,7 @@ func (b *Broker) addPartitions(ctx context.Context, id string, pid int64, epoch 
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	m, e := c.lookupTxn(id)
-	if e == nil && c.inflight[id] {
+	if e == nil && c.inflight[id] && !verifyOnly {
 		e = kerr.ConcurrentTransactions
 	}
 	if e != nil {
@@ -210,9 +226,21 @@ func (b *Broker) addPartitions(ctx context.Context, id string, pid int64, epoch 
 		return errs, nil
 	}
 	if verifyOnly {
-		for i, tp := range tps {
-			if m.ProducerID != pid || m.Epoch != epoch || !m.Has(tp) {
-				errs[i] = kerr.InvalidTxnState
+		// Kafka's handleVerifyPartitionsInTransaction: the producer and
+		// its epoch first, then a completing transaction, then each
+		// partition (TRANSACTION_ABORTABLE when not in it).
+		switch {
+		case m.ProducerID != pid:
+			setAll(kerr.InvalidProducerIDMapping)
+		case m.Epoch != epoch:
+			setAll(kerr.ProducerFenced)
+		case m.State == txn.PrepareCommit || m.State == txn.PrepareAbort:
+			setAll(kerr.ConcurrentTransactions)
+		default:
+			for i, tp := range tps {
+				if m.State != txn.Ongoing || !m.Has(tp) {
+					errs[i] = kerr.TransactionAbortable
+				}
 			}
 		}
 		return errs, nil
@@ -304,6 +332,10 @@ func (b *Broker) handleAddPartitionsToTxn(rq *request, req *kmsg.AddPartitionsTo
 				}
 				p := kmsg.NewAddPartitionsToTxnResponseTransactionTopicPartition()
 				p.Partition = tp.Partition
+				if e == kerr.TransactionAbortable && req.Version < 5 {
+					// TRANSACTION_ABORTABLE came with v5 (KIP-890).
+					e = kerr.InvalidTxnState
+				}
 				if e != nil {
 					p.ErrorCode = e.Code
 				}
@@ -370,7 +402,31 @@ func (b *Broker) handleTxnOffsetCommit(rq *request, req *kmsg.TxnOffsetCommitReq
 	if e != nil {
 		return setAll(e)
 	}
-	if req.Version >= 5 {
+	_, txnAddr, ce := b.txnCoordinatorOf(st, req.TransactionalID)
+	if ce != nil {
+		return setAll(offsetVerifyErr(ce, req.Version))
+	}
+	var guard uint64
+	if txnAddr != "" {
+		// The transaction coordinator is another broker: it verifies (or,
+		// v5+, adds) the offsets partition, as Kafka's group coordinator
+		// asks it; the guard keeps a marker that lands meanwhile from
+		// being overtaken by this commit (txn_verify.go).
+		sh.p.mu.Lock()
+		ongoing, g := sh.p.beginVerify(req.ProducerID, req.ProducerEpoch)
+		sh.p.mu.Unlock()
+		if !ongoing {
+			guard = g
+			errs := b.txns.verifyRemote(rq.c.ctx, txnAddr, req.TransactionalID, req.ProducerID, req.ProducerEpoch,
+				[]topicPartition{{offsetsTopic, sh.index}}, req.Version >= 5)
+			if errs[0] != nil {
+				sh.p.mu.Lock()
+				sh.p.endVerify(req.ProducerID, guard)
+				sh.p.mu.Unlock()
+				return setAll(offsetVerifyErr(errs[0], req.Version))
+			}
+		}
+	} else if req.Version >= 5 {
 		// Transaction version 2: the commit adds the offsets partition
 		// itself (no AddOffsetsToTxn).
 		errs, wait := b.addPartitions(rq.c.ctx, req.TransactionalID, req.ProducerID, req.ProducerEpoch,
@@ -383,23 +439,26 @@ func (b *Broker) handleTxnOffsetCommit(rq *request, req *kmsg.TxnOffsetCommitReq
 			return setAll(e)
 		}
 	}
-	// The offsets partition must be in the producer's ongoing transaction.
-	c := b.txns
-	c.mu.Lock()
-	m, e := c.lookupTxn(req.TransactionalID)
-	if e == nil {
-		switch {
-		case m.ProducerID != req.ProducerID:
-			e = kerr.InvalidProducerIDMapping
-		case m.Epoch != req.ProducerEpoch:
-			e = kerr.ProducerFenced
-		case !m.Has(txn.TopicPartition{Topic: offsetsTopic, Partition: sh.index}):
-			e = kerr.InvalidTxnState
+	if txnAddr == "" {
+		// The offsets partition must be in the producer's ongoing
+		// transaction.
+		c := b.txns
+		c.mu.Lock()
+		m, e := c.lookupTxn(req.TransactionalID)
+		if e == nil {
+			switch {
+			case m.ProducerID != req.ProducerID:
+				e = kerr.InvalidProducerIDMapping
+			case m.Epoch != req.ProducerEpoch:
+				e = kerr.ProducerFenced
+			case !m.Has(txn.TopicPartition{Topic: offsetsTopic, Partition: sh.index}):
+				e = kerr.InvalidTxnState
+			}
 		}
-	}
-	c.mu.Unlock()
-	if e != nil {
-		return setAll(e)
+		c.mu.Unlock()
+		if e != nil {
+			return setAll(e)
+		}
 	}
 	t := time.Now()
 	nowMS := t.UnixMilli()
@@ -449,7 +508,19 @@ func (b *Broker) handleTxnOffsetCommit(rq *request, req *kmsg.TxnOffsetCommitReq
 		sh.mu.Unlock()
 		return now(resp)
 	}
-	last, err := appendInternal(sh.p, txnBatch(recs, nowMS, req.ProducerID, req.ProducerEpoch))
+	var ended bool
+	last, err := appendInternalWith(sh.p, txnBatch(recs, nowMS, req.ProducerID, req.ProducerEpoch), func() error {
+		if txnAddr != "" && !sh.p.verified(req.ProducerID, req.ProducerEpoch, guard) {
+			ended = true
+			return errTxnEnded
+		}
+		sh.p.endVerify(req.ProducerID, guard)
+		return nil
+	})
+	if ended {
+		sh.mu.Unlock()
+		return setAll(kerr.InvalidTxnState)
+	}
 	if err != nil {
 		sh.mu.Unlock()
 		b.log.Error("transactional offset commit", "group", req.Group, "err", err)
@@ -535,9 +606,16 @@ func (b *Broker) handleEndTxn(rq *request, req *kmsg.EndTxnRequest) reply {
 	}}
 }
 
+// handleWriteTxnMarkers writes the markers a transaction coordinator (this
+// broker's or another's) sends, every partition at once, and answers when
+// all are durable and replicated, with Kafka's per-partition errors:
+// UNKNOWN_TOPIC_OR_PARTITION for a partition this broker hosts no replica
+// of, NOT_LEADER_OR_FOLLOWER when it is not the leader (the coordinator
+// retries both with fresh metadata).
 func (b *Broker) handleWriteTxnMarkers(rq *request, req *kmsg.WriteTxnMarkersRequest) reply {
 	resp := req.ResponseKind().(*kmsg.WriteTxnMarkersResponse)
 	return reply{wait: func(ctx context.Context) kmsg.Response {
+		var wg sync.WaitGroup
 		for _, mk := range req.Markers {
 			om := kmsg.NewWriteTxnMarkersResponseMarker()
 			om.ProducerID = mk.ProducerID
@@ -547,17 +625,33 @@ func (b *Broker) handleWriteTxnMarkers(rq *request, req *kmsg.WriteTxnMarkersReq
 				for _, p := range t.Partitions {
 					op := kmsg.NewWriteTxnMarkersResponseMarkerTopicPartition()
 					op.Partition = p
-					if !topicHas(b.node.State(), t.Topic, p) {
-						op.ErrorCode = kerr.UnknownTopicOrPartition.Code
-					} else if e := b.writeMarker(ctx, t.Topic, p, mk.ProducerID, mk.ProducerEpoch, mk.Committed); e != nil {
-						op.ErrorCode = e.Code
-					}
 					ot.Partitions = append(ot.Partitions, op)
 				}
 				om.Topics = append(om.Topics, ot)
 			}
 			resp.Markers = append(resp.Markers, om)
 		}
+		// Each goroutine writes only its own partition's answer; Wait
+		// orders those writes before the return.
+		for i, mk := range req.Markers {
+			for j, t := range mk.Topics {
+				for k, p := range t.Partitions {
+					out := &resp.Markers[i].Topics[j].Partitions[k]
+					if !topicHas(b.node.State(), t.Topic, p) {
+						out.ErrorCode = kerr.UnknownTopicOrPartition.Code
+						continue
+					}
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						if e := b.writeMarker(ctx, t.Topic, p, mk.ProducerID, mk.ProducerEpoch, mk.Committed, mk.CoordinatorEpoch); e != nil {
+							out.ErrorCode = e.Code
+						}
+					}()
+				}
+			}
+		}
+		wg.Wait()
 		return resp
 	}}
 }

@@ -5,7 +5,11 @@ package broker
 // TxnMetadataKey/TxnMetadataValue schemas), and the coordinator of an id is
 // the leader of partition abs(javaHashCode(id)) % N of that topic. The state
 // machine itself is package broker/txn; this file persists it, replays it,
-// writes the transaction markers and times transactions out.
+// completes transactions (markers go to each partition's leader, here or
+// on another broker: txn_markers.go) and times transactions out. When the
+// leadership of a __transaction_state partition moves here the new leader
+// replays it (again, if it led it before) and finishes every transaction
+// it finds prepared; when it moves away its ids are forgotten.
 //
 // Ordering and durability contract:
 //   - Every transition happens under txnCoordinator.mu together with the
@@ -53,19 +57,31 @@ type txnCoordinator struct {
 	// mu guards every field below and every txn.Metadata reachable from
 	// them.
 	mu sync.Mutex
-	// loaded maps a __transaction_state partition to the replica it was
-	// replayed from; ids of partitions not loaded are unknown.
-	loaded map[int32]*partition
+	// loaded maps a __transaction_state partition to the replica and
+	// leader epoch it was replayed in; ids of partitions not loaded are
+	// unknown. A new leader epoch (leadership lost and regained: another
+	// coordinator may have written meanwhile) replays it again.
+	loaded map[int32]loadedPart
 	txns   map[string]*txn.Metadata
 	byPID  map[int64]*txn.Metadata
 	// inflight holds ids whose markers are being written right now.
 	inflight  map[string]bool
 	lastAbort time.Time
+
+	// peers are the connections to other brokers for markers and
+	// verifications; it has its own lock.
+	peers *peerPool
+}
+
+// loadedPart is a replayed __transaction_state partition.
+type loadedPart struct {
+	p     *partition
+	epoch int32
 }
 
 func newTxnCoordinator(b *Broker) *txnCoordinator {
-	return &txnCoordinator{b: b, loaded: map[int32]*partition{}, txns: map[string]*txn.Metadata{},
-		byPID: map[int64]*txn.Metadata{}, inflight: map[string]bool{}}
+	return &txnCoordinator{b: b, loaded: map[int32]loadedPart{}, txns: map[string]*txn.Metadata{},
+		byPID: map[int64]*txn.Metadata{}, inflight: map[string]bool{}, peers: &peerPool{b: b}}
 }
 
 // ensureTxnTopic creates __transaction_state (internal, compacted) if it
@@ -122,7 +138,8 @@ func (c *txnCoordinator) loadPartition(t *raft.Topic, idx int32) (*partition, *k
 	if p == nil || p.topicID != t.ID {
 		return nil, kerr.CoordinatorLoadInProgress
 	}
-	if c.loaded[idx] == p {
+	epoch := t.Partitions[idx].LeaderEpoch
+	if l, ok := c.loaded[idx]; ok && l.p == p && l.epoch == epoch {
 		return p, nil
 	}
 	ms, err := replayTxnPartition(p)
@@ -130,6 +147,7 @@ func (c *txnCoordinator) loadPartition(t *raft.Topic, idx int32) (*partition, *k
 		c.b.log.Error("load transaction coordinator partition", "partition", idx, "err", err)
 		return nil, kerr.CoordinatorLoadInProgress
 	}
+	c.unloadPartition(idx, len(t.Partitions))
 	for id, m := range ms {
 		if old := c.txns[id]; old != nil {
 			delete(c.byPID, old.ProducerID)
@@ -137,20 +155,40 @@ func (c *txnCoordinator) loadPartition(t *raft.Topic, idx int32) (*partition, *k
 		c.txns[id] = m
 		c.byPID[m.ProducerID] = m
 	}
-	c.loaded[idx] = p
+	c.loaded[idx] = loadedPart{p: p, epoch: epoch}
 	return p, nil
 }
 
-// replayTxnPartition reads p from its log start to its high watermark and
-// returns the last state of every id; tombstones remove ids. Records that
-// are not transaction metadata are skipped.
+// unloadPartition forgets the ids of __transaction_state partition idx (of
+// n): this broker no longer coordinates them, or is about to replay them.
+// Ids whose markers are being written stay until that completion ends (it
+// then fails to persist and leaves the outcome to the new coordinator).
+// c.mu must be held.
+func (c *txnCoordinator) unloadPartition(idx int32, n int) {
+	delete(c.loaded, idx)
+	for id, m := range c.txns {
+		if groupPartition(id, n) != idx || c.inflight[id] {
+			continue
+		}
+		delete(c.txns, id)
+		if c.byPID[m.ProducerID] == m {
+			delete(c.byPID, m.ProducerID)
+		}
+	}
+}
+
+// replayTxnPartition reads p from its log start to its log end and returns
+// the last state of every id; tombstones remove ids. Records that are not
+// transaction metadata are skipped. The whole log counts, as in Kafka's
+// coordinator: a new leader's records past its high watermark were written
+// by an earlier leader and stay (followers truncate to the leader).
 func replayTxnPartition(p *partition) (map[string]*txn.Metadata, error) {
 	out := map[string]*txn.Metadata{}
 	lg := p.log
-	hw := lg.HighWatermark()
+	end := lg.EndOffset()
 	off := lg.LogStartOffset()
-	for off < hw {
-		sl, err := lg.Read(off, 1<<20, hw)
+	for off < end {
+		sl, err := lg.Read(off, 1<<20, end)
 		if err != nil {
 			return nil, fmt.Errorf("read %s-%d at %d: %w", txnTopic, p.index, off, err)
 		}
@@ -215,26 +253,41 @@ func (c *txnCoordinator) persist(m *txn.Metadata, now time.Time) (*partition, in
 // appendInternal appends a batch built by the broker itself to p (offsets
 // stamped here) and returns its last offset. It takes p.mu.
 func appendInternal(p *partition, batch []byte) (int64, error) {
+	return appendInternalWith(p, batch, nil)
+}
+
+// appendInternalWith is appendInternal running before under p.mu first; an
+// error from before cancels the append and is returned as is.
+func appendInternalWith(p *partition, batch []byte, before func() error) (int64, error) {
 	p.mu.Lock()
+	if before != nil {
+		if err := before(); err != nil {
+			p.mu.Unlock()
+			return -1, err
+		}
+	}
 	storage.SetBaseOffset(batch, p.log.EndOffset())
 	storage.SetPartitionLeaderEpoch(batch, p.leaderEpoch.Load())
 	info, err := p.log.Append(batch)
+	if err == nil {
+		p.noteAppend(info.LastOffset)
+	}
 	p.mu.Unlock()
 	if err != nil {
 		return -1, fmt.Errorf("append to %s-%d: %w", p.topic, p.index, err)
 	}
+	p.appendedReplicated()
 	return info.LastOffset, nil
 }
 
-// syncAndAdvance waits until p is durable through last and moves its high
-// watermark past it.
+// syncAndAdvance waits until p is durable through last and its high
+// watermark has passed it (replicated to the ISR).
 func syncAndAdvance(ctx context.Context, p *partition, last int64) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if err := p.log.Sync(ctx, last); err != nil {
-		return fmt.Errorf("sync %s-%d: %w", p.topic, p.index, err)
+	if e := p.commit(ctx, last, p.leaderEpoch.Load()); e != nil {
+		return fmt.Errorf("commit %s-%d through %d: %w", p.topic, p.index, last, e)
 	}
-	p.advanceHW(last + 1)
 	return nil
 }
 
@@ -253,22 +306,35 @@ func controlBatch(pid int64, epoch int16, commit bool, coordinatorEpoch int32, t
 }
 
 // writeMarker writes one marker into a partition led here and waits until
-// it is durable. Markers for __consumer_offsets go through the group
-// coordinator, which materializes (or drops) the transaction's offsets.
-// A partition that no longer exists needs no marker.
-func (b *Broker) writeMarker(ctx context.Context, topic string, part int32, pid int64, epoch int16, commit bool) *kerr.Error {
+// it is durable and replicated to the ISR. Markers for __consumer_offsets
+// go through the group coordinator, which materializes (or drops) the
+// transaction's offsets. A partition that no longer exists needs no
+// marker. The errors are the per-partition errors of Kafka's
+// WriteTxnMarkers: UNKNOWN_TOPIC_OR_PARTITION when this broker hosts no
+// replica, NOT_LEADER_OR_FOLLOWER when it is not the leader.
+func (b *Broker) writeMarker(ctx context.Context, topic string, part int32, pid int64, epoch int16, commit bool, coordEpoch int32) *kerr.Error {
 	st := b.node.State()
 	if t, ok := st.Topics[topic]; !ok || part < 0 || int(part) >= len(t.Partitions) {
 		return nil
 	}
-	if topic == offsetsTopic {
-		return b.groups.txnMarker(ctx, part, pid, epoch, commit)
-	}
 	p, e := b.lookupPartition(st, topic, part)
 	if e != nil {
+		if b.parts.get(topic, part) == nil {
+			return kerr.UnknownTopicOrPartition
+		}
 		return e
 	}
-	last, err := appendInternal(p, controlBatch(pid, epoch, commit, 0, time.Now().UnixMilli()))
+	if topic == offsetsTopic {
+		switch e := b.groups.txnMarker(ctx, part, pid, epoch, commit, coordEpoch); e {
+		case kerr.NotCoordinator, kerr.CoordinatorLoadInProgress, kerr.CoordinatorNotAvailable:
+			// Leader, but its group coordinator has not taken the
+			// partition over yet (or just gave it up): retriable.
+			return kerr.NotLeaderForPartition
+		default:
+			return e
+		}
+	}
+	last, err := appendMarker(p, controlBatch(pid, epoch, commit, coordEpoch, time.Now().UnixMilli()), pid)
 	if err != nil {
 		b.log.Error("write transaction marker", "topic", topic, "partition", part, "err", err)
 		return storageErr(err)
@@ -279,6 +345,17 @@ func (b *Broker) writeMarker(ctx context.Context, topic string, part int32, pid 
 	return nil
 }
 
+// appendMarker appends a transaction marker of producer pid to p (led
+// here) and drops pid's pending verification on p in the same critical
+// section, so a batch verified against the transaction this marker ends
+// can no longer be appended (txn_verify.go). It takes p.mu.
+func appendMarker(p *partition, batch []byte, pid int64) (int64, error) {
+	return appendInternalWith(p, batch, func() error {
+		delete(p.verifying, pid)
+		return nil
+	})
+}
+
 // completion is a prepared transaction whose markers are to be written.
 type completion struct {
 	id     string
@@ -286,25 +363,31 @@ type completion struct {
 	epoch  int16
 	commit bool
 	parts  []txn.TopicPartition
+	// coordEpoch is the leader epoch of the id's __transaction_state
+	// partition, Kafka's coordinator epoch, written into every marker.
+	coordEpoch int32
 }
 
 // prepared describes m's pending markers and marks it inflight. c.mu must
 // be held; the caller must call complete.
 func (c *txnCoordinator) prepared(m *txn.Metadata) completion {
 	c.inflight[m.ID] = true
-	return completion{id: m.ID, pid: m.ProducerID, epoch: m.Epoch, commit: m.State == txn.PrepareCommit, parts: m.SortedPartitions()}
+	cp := completion{id: m.ID, pid: m.ProducerID, epoch: m.Epoch, commit: m.State == txn.PrepareCommit, parts: m.SortedPartitions()}
+	if t, ok := c.b.node.State().Topics[txnTopic]; ok && len(t.Partitions) > 0 {
+		cp.coordEpoch = t.Partitions[groupPartition(m.ID, len(t.Partitions))].LeaderEpoch
+	}
+	return cp
 }
 
-// complete writes the markers of a prepared transaction and then persists
-// its Complete state. On a marker failure the transaction stays prepared
-// and the tick retries it. It takes c.mu itself.
+// complete writes the markers of a prepared transaction to the partitions'
+// leaders, here or remote (sendMarkers), and then persists its Complete
+// state. Markers are retried for at most markerRetryWindow; if some are
+// still missing the transaction stays prepared and the tick retries it. It
+// takes c.mu itself.
 func (c *txnCoordinator) complete(ctx context.Context, cp completion) *kerr.Error {
-	var failed *kerr.Error
-	for _, tp := range cp.parts {
-		if e := c.b.writeMarker(ctx, tp.Topic, tp.Partition, cp.pid, cp.epoch, cp.commit); e != nil {
-			failed = e
-		}
-	}
+	mctx, cancel := context.WithTimeout(ctx, markerRetryWindow)
+	failed := c.sendMarkers(mctx, cp)
+	cancel()
 	c.mu.Lock()
 	delete(c.inflight, cp.id)
 	m := c.txns[cp.id]
@@ -335,12 +418,17 @@ func (c *txnCoordinator) complete(ctx context.Context, cp completion) *kerr.Erro
 }
 
 // verifyProduce is the partition-level check of KIP-890 part 1 for a
-// transactional batch: the partition must be in the producer's ongoing
-// transaction at this epoch. The caller holds the data partition's p.mu, so
-// no marker can be written to it until the batch is appended.
-func (c *txnCoordinator) verifyProduce(pid int64, epoch int16, topic string, part int32) (*kerr.Error, string) {
+// transactional batch when this broker coordinates id (or id is unknown:
+// the batch then must belong to a producer known here): the partition must
+// be in the producer's ongoing transaction at this epoch. The caller holds
+// the data partition's p.mu, so no marker can be written to it until the
+// batch is appended.
+func (c *txnCoordinator) verifyProduce(id string, pid int64, epoch int16, topic string, part int32) (*kerr.Error, string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if id != "" {
+		_, _ = c.partitionOf(id) // loads it if this broker just took it over
+	}
 	m := c.byPID[pid]
 	switch {
 	case m == nil:
@@ -434,6 +522,8 @@ func (c *txnCoordinator) tick(ctx context.Context, now time.Time) {
 		for _, pt := range t.Partitions {
 			if pt.Leader == c.b.cfg.NodeID {
 				_, _ = c.loadPartition(t, pt.Index)
+			} else if _, ok := c.loaded[pt.Index]; ok {
+				c.unloadPartition(pt.Index, len(t.Partitions))
 			}
 		}
 	}

@@ -81,8 +81,9 @@ func txnBatch(recs []record, ts, pid int64, epoch int16) []byte {
 
 // txnMarker writes a transaction marker into __consumer_offsets partition
 // idx and applies it to the shard's pending offsets, then waits until the
-// marker is durable.
-func (c *coordinator) txnMarker(ctx context.Context, idx int32, pid int64, epoch int16, commit bool) *kerr.Error {
+// marker is durable. coordEpoch is the transaction coordinator's epoch,
+// written into the marker.
+func (c *coordinator) txnMarker(ctx context.Context, idx int32, pid int64, epoch int16, commit bool, coordEpoch int32) *kerr.Error {
 	t, ok := c.b.node.State().Topics[offsetsTopic]
 	if !ok || int(idx) >= len(t.Partitions) {
 		return nil
@@ -93,7 +94,7 @@ func (c *coordinator) txnMarker(ctx context.Context, idx int32, pid int64, epoch
 	}
 	now := time.Now()
 	sh.mu.Lock()
-	last, err := appendInternal(sh.p, controlBatch(pid, epoch, commit, 0, now.UnixMilli()))
+	last, err := appendMarker(sh.p, controlBatch(pid, epoch, commit, coordEpoch, now.UnixMilli()), pid)
 	if err != nil {
 		sh.mu.Unlock()
 		c.b.log.Error("write transaction marker", "topic", offsetsTopic, "partition", idx, "err", err)

@@ -383,3 +383,27 @@ func (l *Log) checkInvariantsIfOpen() {
 		l.checkInvariants()
 	}
 }
+
+// TruncateFullyAndStartAt deletes every record and restarts the log, empty, at offset: a follower
+// whose log ends below its leader's log start cannot fetch what it misses and starts over where the
+// leader's log starts. Log start, high watermark and end offset all become offset; producer state and
+// leader epochs are dropped. Crash-safe like TruncateTo: the new log start is checkpointed before any
+// file is removed.
+func (l *Log) TruncateFullyAndStartAt(offset int64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	defer l.checkInvariantsIfOpen()
+	if l.closed.Load() {
+		return ErrClosed
+	}
+	if offset < 0 {
+		return fmt.Errorf("truncate fully and start at %d: %w", offset, ErrOffsetOutOfRange)
+	}
+	if err := l.markDirty(); err != nil {
+		return err
+	}
+	l.leo.Store(offset)
+	l.lowerDurable(offset)
+	l.cleanedUpTo.Store(offset)
+	return l.truncateFully(offset)
+}

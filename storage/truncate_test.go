@@ -456,3 +456,56 @@ func TestTruncateBelowLogStart(t *testing.T) {
 	defer l.Close()
 	check(l)
 }
+
+// TestTruncateFullyAndStartAt covers a follower that starts over at its leader's log start, above its
+// own log end and below it, and that the new start survives a crash.
+func TestTruncateFullyAndStartAt(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		start int64
+	}{
+		{"above the log end", 500},
+		{"inside the log", 40},
+		{"at zero", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := smallConfig()
+			l := mustOpen(t, dir, cfg)
+			fill(t, l, 30, func(i int) batchSpec {
+				return batchSpec{base: int64(3 * i), n: 3, pid: 4, epoch: 0, seq: int32(3 * i), leaderEp: int32(i / 10)}
+			})
+			if err := l.TruncateFullyAndStartAt(tc.start); err != nil {
+				t.Fatal(err)
+			}
+			check := func(l *Log) {
+				t.Helper()
+				if l.LogStartOffset() != tc.start || l.EndOffset() != tc.start || l.HighWatermark() != tc.start ||
+					l.NumSegments() != 1 || l.LatestEpoch() != -1 {
+					t.Fatalf("start %d end %d hw %d segments %d epoch %d", l.LogStartOffset(), l.EndOffset(),
+						l.HighWatermark(), l.NumSegments(), l.LatestEpoch())
+				}
+				if _, ok := l.Producer(4); ok {
+					t.Fatal("producer state survived a full truncation")
+				}
+			}
+			check(l)
+			crash(l)
+			l = mustOpen(t, dir, cfg)
+			check(l)
+			mustAppend(t, l, buildTestBatch(batchSpec{base: tc.start, n: 2, leaderEp: 7}))
+			if l.EndOffset() != tc.start+2 || l.LatestEpoch() != 7 {
+				t.Fatalf("after append: end %d epoch %d", l.EndOffset(), l.LatestEpoch())
+			}
+			if got := readAll(t, l, tc.start); len(got) == 0 {
+				t.Fatal("appended batch not readable")
+			}
+			if err := l.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if err := l.TruncateFullyAndStartAt(1); !errors.Is(err, ErrClosed) {
+				t.Fatalf("closed log: %v", err)
+			}
+		})
+	}
+}

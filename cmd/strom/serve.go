@@ -58,7 +58,7 @@ command line wins over the environment, which wins over the config file.`,
 				}
 				defer stopDebug()
 			}
-			b, err := broker.Start(cfg)
+			b, err := broker.StartContext(ctx, cfg)
 			if err != nil {
 				return err
 			}
@@ -89,6 +89,7 @@ func addServeFlags(f *pflag.FlagSet, cfg *broker.Config) {
 	f.Int16Var(&cfg.DefaultReplicationFactor, "default-replication-factor", cfg.DefaultReplicationFactor, "replication factor of auto-created topics")
 	f.BoolVar(&cfg.AutoCreateTopics, "auto-create-topics", cfg.AutoCreateTopics, "create unknown topics named in metadata requests (auto.create.topics.enable)")
 	f.StringVar(&cfg.Fsync, "fsync", cfg.Fsync, "flush policy of partition logs: always|interval|never")
+	f.DurationVar(&cfg.ReplicaLagTimeMax, "replica-lag-time-max", cfg.ReplicaLagTimeMax, "a follower not caught up with its leader for this long leaves the ISR (replica.lag.time.max.ms)")
 	f.DurationVar(&cfg.GroupInitialRebalanceDelay, "group-initial-rebalance-delay", cfg.GroupInitialRebalanceDelay, "wait for more members before the first rebalance of an empty group (group.initial.rebalance.delay.ms)")
 	f.DurationVar(&cfg.GroupMinSessionTimeout, "group-min-session-timeout", cfg.GroupMinSessionTimeout, "smallest session timeout a classic group member may ask for (group.min.session.timeout.ms)")
 	f.DurationVar(&cfg.GroupMaxSessionTimeout, "group-max-session-timeout", cfg.GroupMaxSessionTimeout, "largest session timeout a classic group member may ask for (group.max.session.timeout.ms)")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -406,4 +408,74 @@ func TestServeClusterFlags(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestServeSIGTERMWhileWaitingForPeers: a node of a three-voter cluster whose
+// peers never come waits for a quorum; SIGTERM must end it then, not only
+// once it is ready.
+func TestServeSIGTERMWhileWaitingForPeers(t *testing.T) {
+	bin := buildStrom(t)
+	raftPort := freePort(t)
+	voters := fmt.Sprintf("1@127.0.0.1:%d,2@127.0.0.1:%d,3@127.0.0.1:%d", raftPort, freePort(t), freePort(t))
+	cmd := exec.Command(bin, "serve", "--node-id", "1", "--data-dir", t.TempDir(),
+		"--listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--raft-listen", fmt.Sprintf("127.0.0.1:%d", raftPort),
+		"--controller-quorum-voters", voters)
+	var out syncBuffer
+	cmd.Stderr = &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	})
+	// Wait until it is up and waiting: its raft port accepts connections.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", raftPort), time.Second)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("raft port never opened: %v\n%s", err, out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatalf("strom serve exited 0 after SIGTERM during start-up, want an error\n%s", out.String())
+		}
+		if !strings.Contains(out.String(), "start cancelled") {
+			t.Fatalf("exit %v without saying the start was cancelled:\n%s", err, out.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("strom serve still running 30s after SIGTERM during start-up\n%s", out.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer a child process writes while the test reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -28,10 +28,7 @@ type Gap struct {
 //
 // Review rule: add an entry only with a reason a user would accept, and delete it in the commit that
 // closes the gap (the strict check forces that).
-var known = map[string]Gap{
-	"TestKillRestart/strom": {Reason: "multi-node Strom is not built yet: partition replication, " +
-		"cluster join flags and leader failover (ARCHITECTURE.md, Cluster) have no issue in progress"},
-}
+var known = map[string]Gap{}
 
 // Lookup reports the gap listed for name, if any.
 func Lookup(name string) (Gap, bool) {

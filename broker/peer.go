@@ -1,0 +1,103 @@
+package broker
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kbin"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// peerConn is one broker's connection to another broker's Kafka listener,
+// for broker-to-broker requests (a follower's fetches, a transaction
+// coordinator's markers). Requests are encoded with kmsg's formatter and
+// answers decoded with kmsg; one request is in flight at a time, and the
+// connection is owned by one goroutine.
+type peerConn struct {
+	nc   net.Conn
+	fmtr *kmsg.RequestFormatter
+	corr int32
+	buf  []byte // the request being sent
+	rbuf []byte // the last answer; its decoded byte fields alias it
+	// stop ends the goroutine that closes nc when the caller's context ends.
+	stop func() bool
+}
+
+// peerMaxResponse bounds the size of an answer a broker reads from a peer.
+const peerMaxResponse = replicaFetchResponseBytes + 16<<20
+
+// peerIOTimeout bounds dialing a peer.
+const peerIOTimeout = 10 * time.Second
+
+// dialPeer connects to the broker listening on addr; clientID names the
+// caller in the peer's logs. The connection is closed when ctx ends, which
+// interrupts a request in flight.
+func dialPeer(ctx context.Context, addr, clientID string) (*peerConn, error) {
+	d := net.Dialer{Timeout: peerIOTimeout}
+	nc, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("dial broker %s: %w", addr, err)
+	}
+	c := &peerConn{nc: nc, fmtr: kmsg.NewRequestFormatter(kmsg.FormatterClientID(clientID))}
+	c.stop = context.AfterFunc(ctx, func() { _ = nc.Close() })
+	return c, nil
+}
+
+// close closes the connection; the peerConn is unusable after.
+func (c *peerConn) close() {
+	c.stop()
+	_ = c.nc.Close()
+}
+
+// do sends req and decodes the answer into resp within timeout.
+func (c *peerConn) do(ctx context.Context, req kmsg.Request, resp kmsg.Response, timeout time.Duration) error {
+	c.corr++
+	c.buf = c.fmtr.AppendRequest(c.buf[:0], req, c.corr)
+	deadline := time.Now().Add(timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	if err := c.nc.SetDeadline(deadline); err != nil {
+		return err
+	}
+	if _, err := c.nc.Write(c.buf); err != nil {
+		return fmt.Errorf("send %s: %w", kmsg.NameForKey(req.Key()), err)
+	}
+	var size [4]byte
+	if _, err := io.ReadFull(c.nc, size[:]); err != nil {
+		return fmt.Errorf("read %s answer: %w", kmsg.NameForKey(req.Key()), err)
+	}
+	n := int32(binary.BigEndian.Uint32(size[:]))
+	if n < 4 || n > peerMaxResponse {
+		return fmt.Errorf("%s answer of %d bytes", kmsg.NameForKey(req.Key()), n)
+	}
+	// The answer's buffer is reused: decoded record batches point into it
+	// and are written to the log before the next request.
+	if cap(c.rbuf) < int(n) {
+		c.rbuf = make([]byte, n)
+	}
+	body := c.rbuf[:n]
+	if _, err := io.ReadFull(c.nc, body); err != nil {
+		return fmt.Errorf("read %s answer: %w", kmsg.NameForKey(req.Key()), err)
+	}
+	r := kbin.Reader{Src: body}
+	if got := r.Int32(); got != c.corr {
+		return fmt.Errorf("%s answer has correlation id %d, want %d", kmsg.NameForKey(req.Key()), got, c.corr)
+	}
+	if req.IsFlexible() { // response header v1: tagged fields
+		kmsg.SkipTags(&r)
+	}
+	if !r.Ok() {
+		return fmt.Errorf("%s answer: short header", kmsg.NameForKey(req.Key()))
+	}
+	body = r.Src
+	resp.SetVersion(req.GetVersion())
+	if err := resp.ReadFrom(body); err != nil {
+		return fmt.Errorf("decode %s answer: %w", kmsg.NameForKey(req.Key()), err)
+	}
+	return nil
+}
