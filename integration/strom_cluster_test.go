@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -203,6 +204,16 @@ func TestStromCluster(t *testing.T) {
 		}
 		if !slices.Equal(p.Replicas, old.Replicas) {
 			t.Errorf("partition %d replicas changed: %v -> %v", i, old.Replicas, p.Replicas)
+		}
+	}
+	// What an admin client sees agrees.
+	tds, err := kadm.NewClient(cl).ListTopics(ctx, topic)
+	if err != nil || tds[topic].Err != nil {
+		t.Fatalf("kadm list topics: %v %v", err, tds[topic].Err)
+	}
+	for _, p := range tds[topic].Partitions.Sorted() {
+		if p.Leader == victim || p.Leader < 1 || slices.Contains(p.ISR, victim) {
+			t.Errorf("kadm after the failover: %+v", p)
 		}
 	}
 	produceSome("failover", 100)
