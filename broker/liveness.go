@@ -27,6 +27,9 @@ import (
 // multiNode reports whether the cluster has several voters (brokers).
 func (b *Broker) multiNode() bool { return len(b.cfg.Voters) > 1 }
 
+// heartbeatRetry is how soon heartbeatLoop retries a heartbeat that failed.
+const heartbeatRetry = 100 * time.Millisecond
+
 // heartbeatInterval is how often heartbeatLoop reports.
 func (b *Broker) heartbeatInterval() time.Duration {
 	return max(min(2*time.Second, b.cfg.BrokerSessionTimeout/3), 10*time.Millisecond)
@@ -57,10 +60,18 @@ func (b *Broker) heartbeatLoop(epoch int64) {
 			b.log.Warn("heartbeat to the controller failed", "err", err)
 			failing = true
 		}
+		wait := every - time.Since(sent)
+		if br, ok := b.node.State().Brokers[b.cfg.NodeID]; err != nil || !ok || br.Fenced {
+			// A failed heartbeat (no leader yet, a leader change) is retried
+			// soon, and so is one that has not unfenced us yet (a controller
+			// elected a moment later starts from nothing): a starting broker
+			// waits for it.
+			wait = min(wait, heartbeatRetry)
+		}
 		select {
 		case <-b.ctx.Done():
 			return
-		case <-time.After(every - time.Since(sent)):
+		case <-time.After(wait):
 		}
 	}
 }
