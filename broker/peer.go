@@ -30,6 +30,9 @@ type peerConn struct {
 // peerMaxResponse bounds the size of an answer a broker reads from a peer.
 const peerMaxResponse = replicaFetchResponseBytes + 16<<20
 
+// peerKeepBuffer is the largest answer buffer a connection keeps for reuse.
+const peerKeepBuffer = 8 << 20
+
 // peerIOTimeout bounds dialing a peer.
 const peerIOTimeout = 10 * time.Second
 
@@ -76,11 +79,19 @@ func (c *peerConn) do(ctx context.Context, req kmsg.Request, resp kmsg.Response,
 		return fmt.Errorf("%s answer of %d bytes", kmsg.NameForKey(req.Key()), n)
 	}
 	// The answer's buffer is reused: decoded record batches point into it
-	// and are written to the log before the next request.
-	if cap(c.rbuf) < int(n) {
+	// and are written to the log before the next request. An unusually
+	// large answer gets its own buffer, so a connection keeps at most
+	// peerKeepBuffer.
+	body := c.rbuf[:0]
+	switch {
+	case int(n) <= cap(c.rbuf):
+		body = c.rbuf[:n]
+	case n <= peerKeepBuffer:
 		c.rbuf = make([]byte, n)
+		body = c.rbuf
+	default:
+		body = make([]byte, n)
 	}
-	body := c.rbuf[:n]
 	if _, err := io.ReadFull(c.nc, body); err != nil {
 		return fmt.Errorf("read %s answer: %w", kmsg.NameForKey(req.Key()), err)
 	}

@@ -39,11 +39,12 @@ const (
 	// replicaFetchMaxWait is replica.fetch.wait.max.ms.
 	replicaFetchMaxWait = 500 * time.Millisecond
 	// replicaFetchPartitionBytes and replicaFetchResponseBytes bound one
-	// fetch (replica.fetch.max.bytes, replica.fetch.response.max.bytes;
-	// larger than Kafka's defaults so a follower keeps up with one fetch
-	// per produce round).
-	replicaFetchPartitionBytes = 8 << 20
-	replicaFetchResponseBytes  = 64 << 20
+	// fetch (replica.fetch.max.bytes and replica.fetch.response.max.bytes,
+	// Kafka's defaults rounded up): a partition's share matches the
+	// producers' largest batch, and the answer buffer a follower keeps per
+	// leader stays small.
+	replicaFetchPartitionBytes = 1 << 20
+	replicaFetchResponseBytes  = 16 << 20
 	// replicaBackoff is replica.fetch.backoff.ms: the pause after an error.
 	replicaBackoff = 200 * time.Millisecond
 	// replicaIOTimeout bounds one request on the wire beyond its max wait.
