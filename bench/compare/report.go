@@ -242,8 +242,12 @@ func (rep *report) write(dir string) error {
 	if rep.opts.nodes > 1 {
 		cmdline += fmt.Sprintf(" -nodes %d", rep.opts.nodes)
 	}
-	fmt.Fprintf(&b, "Generated %s by `make bench-compare` (`%s`) in %v.\n\n",
-		rep.date.Format("2006-01-02 15:04 MST"), cmdline, rep.elapsed.Round(time.Second))
+	target := "bench-compare"
+	if rep.opts.nodes > 1 {
+		target = "bench-compare-replicated"
+	}
+	fmt.Fprintf(&b, "Generated %s by `make %s` (`%s`) in %v.\n\n",
+		rep.date.Format("2006-01-02 15:04 MST"), target, cmdline, rep.elapsed.Round(time.Second))
 	b.WriteString("## Machine\n\n")
 	for _, l := range harness.Machine() {
 		fmt.Fprintf(&b, "- %s\n", l)
