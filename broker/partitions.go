@@ -241,6 +241,7 @@ func (m *partitionManager) open(t *raft.Topic, rp raft.Partition, pc *partConfig
 // remove closes a partition's log and deletes its directory (topic deleted or
 // recreated). Parked fetches are woken so they notice.
 func (m *partitionManager) remove(p *partition) {
+	p.stopLeading()
 	p.mu.Lock()
 	p.stopFlusher()
 	err := p.log.Close()
@@ -270,6 +271,7 @@ func (m *partitionManager) closeAll() error {
 			if p == nil {
 				continue
 			}
+			p.stopLeading()
 			p.mu.Lock()
 			p.stopFlusher()
 			if !p.replicated() {
