@@ -52,6 +52,10 @@ var brokerConfigDefaults = map[string]string{
 	"log.dirs":                   "/tmp/kafka-logs",
 	"node.id":                    "-1",
 	"broker.id":                  "-1",
+
+	"auto.leader.rebalance.enable":            "true",
+	"leader.imbalance.check.interval.seconds": "300",
+	"leader.imbalance.per.broker.percentage":  "10",
 }
 
 // configErr is a per-resource failure.

@@ -246,7 +246,9 @@ func RebalanceCommands(s *State, imbalancePercent int) []Command {
 //   - target nil cancels: ErrNoReassignmentInProgress when none runs, else
 //     the original replicas come back (ISR ∩ original; the leader moves,
 //     epoch + 1, to the first live original replica in that ISR if it was
-//     an added one).
+//     an added one). As in Kafka they come back in their order within
+//     Replicas (the original order is not recorded), so a cancelled
+//     reassignment may change the preferred leader.
 //   - target set: it must be non-empty, distinct and name registered
 //     brokers (ErrInvalidReplicaAssignment). Relative to the original
 //     replicas, Replicas becomes target followed by the original replicas
