@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -362,4 +363,46 @@ func TestAutoLeaderRebalance(t *testing.T) {
 	got := consumeValues(t, c, "balanced", 100)
 	slices.Sort(got)
 	checkValuesInOrder(t, got)
+}
+
+// TestThrottleConfigsStored: the replication throttle rates that
+// kafka-reassign-partitions sets and clears are dynamic broker configs
+// (stored and described, not enforced); a negative rate is INVALID_CONFIG.
+func TestThrottleConfigsStored(t *testing.T) {
+	b := startTestBroker(t, nil)
+	adm := newAdmin(t, b)
+	ctx := testCtx(t)
+	rate := "1048576"
+	if _, err := adm.AlterBrokerConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "leader.replication.throttled.rate", Value: &rate}}, 1); err != nil {
+		t.Fatalf("set throttle: %v", err)
+	}
+	rcs, err := adm.DescribeBrokerConfigs(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := rcs.On("1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, c := range rc.Configs {
+		if c.Key == "leader.replication.throttled.rate" {
+			found = c.Value != nil && *c.Value == rate && c.Source == kmsg.ConfigSourceDynamicBrokerConfig
+		}
+	}
+	if !found {
+		t.Fatalf("throttle rate not described as set: %+v", rc.Configs)
+	}
+	bad := "-5"
+	resp, err := adm.AlterBrokerConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "follower.replication.throttled.rate", Value: &bad}}, 1)
+	if err == nil {
+		err = resp[0].Err
+	}
+	if !errors.Is(err, kerr.InvalidConfig) {
+		t.Fatalf("negative rate: %v, want INVALID_CONFIG", err)
+	}
+	if _, err := adm.AlterBrokerConfigs(ctx, []kadm.AlterConfig{{Op: kadm.DeleteConfig, Name: "leader.replication.throttled.rate"},
+		{Op: kadm.DeleteConfig, Name: "replica.alter.log.dirs.io.max.bytes.per.second"}}, 1); err != nil {
+		t.Fatalf("clear throttles: %v", err)
+	}
 }
