@@ -142,6 +142,18 @@ func TestElectPreferredLeaderAfterRestart(t *testing.T) {
 	if off := mresp.Topics[0].Partitions[0].OfflineReplicas; !slices.Equal(off, []int32{1}) {
 		t.Fatalf("offline replicas with node 1 down: %v", off)
 	}
+	dreq := kmsg.NewPtrDescribeTopicPartitionsRequest()
+	dt := kmsg.NewDescribeTopicPartitionsRequestTopic()
+	dt.Topic = "pref"
+	dreq.Topics = append(dreq.Topics, dt)
+	dreq.ResponsePartitionLimit = 100
+	dresp, err := dreq.RequestWith(testCtx(t), c.client())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if off := dresp.Topics[0].Partitions[0].OfflineReplicas; !slices.Equal(off, []int32{1}) {
+		t.Fatalf("DescribeTopicPartitions offline replicas with node 1 down: %v", off)
+	}
 
 	c.restart(0)
 	c.waitInSync("pref", 0, 3)
@@ -271,6 +283,7 @@ func TestReassignPartitionUnderLoad(t *testing.T) {
 	if prodErr != nil {
 		t.Fatalf("producer during the reassignment: %v", prodErr)
 	}
+	t.Logf("%d records acknowledged while the reassignment ran", produced-200)
 	produceSeq(t, c.client(), "moved", produced, 100)
 	total := produced + 100
 	if got := c.listReassignments(); len(got) != 0 {
