@@ -41,6 +41,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -60,10 +61,19 @@ const casAttempts = 5
 
 // applyComputed proposes the command compute derives from the current
 // state, recomputing it when it loses a compare-and-set race. A nil
-// command (nothing to do) is success.
+// command (nothing to do) is success. On a broker that is not the raft
+// leader the local state may trail the one the command was checked
+// against, so each retry waits a little longer for it to catch up.
 func (b *Broker) applyComputed(ctx context.Context, compute func(st *raft.State) (raft.Command, error)) error {
 	var err error
-	for range casAttempts {
+	for i := range casAttempts {
+		if i > 0 {
+			select {
+			case <-time.After(time.Duration(i) * 20 * time.Millisecond):
+			case <-b.ctx.Done():
+				return errors.Join(err, b.ctx.Err())
+			}
+		}
 		var cmd raft.Command
 		if cmd, err = compute(b.node.State()); err != nil || cmd == nil {
 			return err

@@ -362,17 +362,29 @@ func TestCancelReassignment(t *testing.T) {
 // restarted preferred replica gets its leadership back without an
 // election request.
 func TestAutoLeaderRebalance(t *testing.T) {
-	c := startTestCluster(t, 3, func(cfg *Config) { cfg.LeaderImbalanceCheckInterval = 300 * time.Millisecond })
+	c := startTestCluster(t, 3, func(cfg *Config) {
+		cfg.LeaderImbalanceCheckInterval = 300 * time.Millisecond
+		// A follower stuck after the leader change must not simply be
+		// shrunk out of the ISR while the test watches.
+		cfg.ReplicaLagTimeMax = time.Minute
+	})
 	c.createWithAssignment("balanced", nil, []int32{1, 2, 3}, []int32{2, 3, 1})
 	produceSeq(t, c.client(), "balanced", 0, 50)
 	c.stop(0)
 	c.waitPartition("balanced", 0, func(p raft.Partition) bool { return p.Leader > 1 }, "leadership off node 1")
 	c.restart(0)
+	c.waitPartition("balanced", 0, func(p raft.Partition) bool { return len(p.ISR) == 3 }, "node 1 in the ISR")
 	c.waitPartition("balanced", 0, func(p raft.Partition) bool { return p.Leader == 1 && len(p.ISR) == 3 }, "node 1 leading again")
 	if p := c.partitionState("balanced", 1); p.Leader != 2 {
 		t.Fatalf("partition 1 left its preferred leader: %+v", p)
 	}
 	produceSeq(t, c.client(), "balanced", 50, 50)
+	// The replica that led partition 0 while node 1 was away appended
+	// nothing in its epoch; following node 1 again it must drop that
+	// epoch and fetch on (storage.Log.TruncateTo at the log end), so
+	// every replica gets every record.
+	c.waitInSync("balanced", 0, 3)
+	c.waitInSync("balanced", 1, 3)
 	got := consumeValues(t, c, "balanced", 100)
 	slices.Sort(got)
 	checkValuesInOrder(t, got)
