@@ -74,8 +74,15 @@ func (c *testCluster) elect(typ int8, topic string, partition int32) map[string]
 // replicas cancels) and returns its error.
 func (c *testCluster) reassign(topic string, partition int32, replicas []int32) error {
 	c.t.Helper()
+	return c.reassignRF(topic, partition, replicas, true)
+}
+
+// reassignRF is reassign with v1's AllowReplicationFactorChange.
+func (c *testCluster) reassignRF(topic string, partition int32, replicas []int32, allowRFChange bool) error {
+	c.t.Helper()
 	req := kmsg.NewPtrAlterPartitionAssignmentsRequest()
 	req.TimeoutMillis = 30000
+	req.AllowReplicationFactorChange = allowRFChange
 	rt := kmsg.NewAlterPartitionAssignmentsRequestTopic()
 	rt.Topic = topic
 	rp := kmsg.NewAlterPartitionAssignmentsRequestTopicPartition()
@@ -315,6 +322,9 @@ func TestCancelReassignment(t *testing.T) {
 		if err := c.reassign(tc.topic, tc.part, tc.replicas); !errors.Is(err, tc.want) {
 			t.Errorf("reassign %s-%d to %v: %v, want %v", tc.topic, tc.part, tc.replicas, err, tc.want)
 		}
+	}
+	if err := c.reassignRF("cancel", 0, []int32{1, 2, 3}, false); !errors.Is(err, kerr.InvalidReplicationFactor) {
+		t.Errorf("replication factor change without AllowReplicationFactorChange: %v", err)
 	}
 	c.brokers[2].fetchers.hold.Store(true)
 	if err := c.reassign("cancel", 0, []int32{2, 3}); err != nil {
