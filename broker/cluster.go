@@ -8,7 +8,8 @@ package broker
 // controllers are its brokers. DescribeTopicPartitions (KIP-966) pages
 // through topics sorted by name with a cursor and a partition limit (at most
 // 2000 per response, Kafka's default max.request.partition.size.limit);
-// eligible-leader-replica fields are empty (no ELR). Authorized-operations
+// eligible-leader-replica fields are empty (no ELR); OfflineReplicas lists
+// replicas on fenced or unregistered brokers. Authorized-operations
 // fields are left at their defaults (no ACLs yet).
 
 import (
@@ -17,6 +18,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/stromhq/strom/raft"
 )
 
 func init() {
@@ -105,7 +108,8 @@ func (b *Broker) handleDescribeTopicPartitions(rq *request, req *kmsg.DescribeTo
 			op := kmsg.NewDescribeTopicPartitionsResponseTopicPartition()
 			op.Partition, op.LeaderID, op.LeaderEpoch = p.Index, p.Leader, p.LeaderEpoch
 			op.Replicas, op.ISR = slices.Clone(p.Replicas), slices.Clone(p.ISR)
-			op.EligibleLeaderReplicas, op.LastKnownELR, op.OfflineReplicas = []int32{}, []int32{}, []int32{}
+			op.EligibleLeaderReplicas, op.LastKnownELR = []int32{}, []int32{}
+			op.OfflineReplicas = offlineReplicas(st, p.Replicas)
 			ot.Partitions = append(ot.Partitions, op)
 			used++
 		}
@@ -115,4 +119,16 @@ func (b *Broker) handleDescribeTopicPartitions(rq *request, req *kmsg.DescribeTo
 		}
 	}
 	return now(resp)
+}
+
+// offlineReplicas returns the members of replicas whose broker is fenced or
+// not registered (never nil: Kafka sends an empty array).
+func offlineReplicas(st *raft.State, replicas []int32) []int32 {
+	out := []int32{}
+	for _, r := range replicas {
+		if b, ok := st.Brokers[r]; !ok || b.Fenced {
+			out = append(out, r)
+		}
+	}
+	return out
 }

@@ -38,6 +38,17 @@ type Config struct {
 	// partition leader. Brokers heartbeat every third of it (at most 2 s,
 	// Kafka's broker.heartbeat.interval.ms).
 	BrokerSessionTimeout time.Duration
+	// AutoLeaderRebalance is auto.leader.rebalance.enable: the controller
+	// moves leaderships back to preferred replicas every
+	// LeaderImbalanceCheckInterval.
+	AutoLeaderRebalance bool
+	// LeaderImbalanceCheckInterval is
+	// leader.imbalance.check.interval.seconds.
+	LeaderImbalanceCheckInterval time.Duration
+	// LeaderImbalancePerBrokerPercentage is
+	// leader.imbalance.per.broker.percentage: balancing acts for a broker
+	// that does not lead more than this share of its preferred partitions.
+	LeaderImbalancePerBrokerPercentage int
 	// StartTimeout bounds how long Start waits for a raft quorum of Voters
 	// (nodes start in parallel) and for the controller to unfence this
 	// broker.
@@ -117,11 +128,16 @@ type Config struct {
 // holds defaults.
 func DefaultConfig() Config {
 	return Config{
-		DataDir:                  "./data",
-		Listen:                   "127.0.0.1:9092",
-		NodeID:                   1,
-		RaftListen:               "127.0.0.1:9093",
-		BrokerSessionTimeout:     9 * time.Second,
+		DataDir:              "./data",
+		Listen:               "127.0.0.1:9092",
+		NodeID:               1,
+		RaftListen:           "127.0.0.1:9093",
+		BrokerSessionTimeout: 9 * time.Second,
+
+		AutoLeaderRebalance:                true,
+		LeaderImbalanceCheckInterval:       300 * time.Second,
+		LeaderImbalancePerBrokerPercentage: 10,
+
 		StartTimeout:             2 * time.Minute,
 		DefaultPartitions:        1,
 		DefaultReplicationFactor: 1,
@@ -189,6 +205,10 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: replica lag time max %s must be positive", ErrInvalidConfig, c.ReplicaLagTimeMax)
 	case c.BrokerSessionTimeout <= 0 || c.StartTimeout <= 0:
 		return fmt.Errorf("%w: broker session timeout and start timeout must be positive", ErrInvalidConfig)
+	case c.LeaderImbalanceCheckInterval <= 0:
+		return fmt.Errorf("%w: leader imbalance check interval %s must be positive", ErrInvalidConfig, c.LeaderImbalanceCheckInterval)
+	case c.LeaderImbalancePerBrokerPercentage < 0 || c.LeaderImbalancePerBrokerPercentage > 100:
+		return fmt.Errorf("%w: leader imbalance per broker percentage %d not in 0-100", ErrInvalidConfig, c.LeaderImbalancePerBrokerPercentage)
 	}
 	if len(c.Voters) > 0 {
 		// Re-parse the formatted list: one set of rules for flags and code.

@@ -16,8 +16,10 @@ package broker
 // two on list configs only).
 //
 // Broker configs that can be changed dynamically are the broker-level
-// defaults of topic configs (log.retention.ms, message.max.bytes, ...); other
-// names are INVALID_CONFIG. Differences from Kafka: resource types other
+// defaults of topic configs (log.retention.ms, message.max.bytes, ...) and
+// the replication throttle rates (stored and described, so
+// kafka-reassign-partitions can set and clear them, but not enforced:
+// Strom does not throttle replication); other names are INVALID_CONFIG. Differences from Kafka: resource types other
 // than topic and broker (broker loggers, client metrics, groups) are
 // INVALID_REQUEST; documentation strings are short.
 
@@ -52,6 +54,20 @@ var brokerConfigDefaults = map[string]string{
 	"log.dirs":                   "/tmp/kafka-logs",
 	"node.id":                    "-1",
 	"broker.id":                  "-1",
+
+	"auto.leader.rebalance.enable":            "true",
+	"leader.imbalance.check.interval.seconds": "300",
+	"leader.imbalance.per.broker.percentage":  "10",
+}
+
+// brokerThrottleConfigs are the dynamic broker configs of replication
+// throttling, with Kafka's defaults (Long.MAX_VALUE). Strom stores them,
+// so kafka-reassign-partitions can set and clear throttles, but does not
+// throttle replication.
+var brokerThrottleConfigs = map[string]string{
+	"leader.replication.throttled.rate":              "9223372036854775807",
+	"follower.replication.throttled.rate":            "9223372036854775807",
+	"replica.alter.log.dirs.io.max.bytes.per.second": "9223372036854775807",
 }
 
 // configErr is a per-resource failure.
@@ -173,6 +189,9 @@ func (b *Broker) describeBroker(req *kmsg.DescribeConfigsRequest, st *raft.State
 	for k := range b.staticConfigs {
 		names[k] = true
 	}
+	for k := range brokerThrottleConfigs {
+		names[k] = true
+	}
 	var out []kmsg.DescribeConfigsResponseResourceConfig
 	for _, k := range slices.Sorted(maps.Keys(names)) {
 		var syn []configSynonym
@@ -189,6 +208,8 @@ func (b *Broker) describeBroker(req *kmsg.DescribeConfigsRequest, st *raft.State
 			syn = append(syn, configSynonym{k, topicConfigs[topic].def, srcDefault})
 		} else if v, ok := brokerConfigDefaults[k]; ok {
 			syn = append(syn, configSynonym{k, v, srcDefault})
+		} else if v, ok := brokerThrottleConfigs[k]; ok {
+			syn = append(syn, configSynonym{k, v, srcDefault})
 		}
 		if len(syn) == 0 {
 			continue
@@ -196,7 +217,8 @@ func (b *Broker) describeBroker(req *kmsg.DescribeConfigsRequest, st *raft.State
 		cv := configValue{value: syn[0].value, source: syn[0].source, synonyms: syn}
 		e := describeEntry(req, k, cv, brokerConfigType(k), "")
 		_, dynamic := brokerSynonyms[k]
-		e.ReadOnly = !dynamic // static configs change only with a restart
+		_, throttle := brokerThrottleConfigs[k]
+		e.ReadOnly = !dynamic && !throttle // static configs change only with a restart
 		out = append(out, e)
 	}
 	return out
@@ -205,6 +227,9 @@ func (b *Broker) describeBroker(req *kmsg.DescribeConfigsRequest, st *raft.State
 func brokerConfigType(name string) configType {
 	if topic, ok := brokerSynonyms[name]; ok {
 		return topicConfigs[topic].typ
+	}
+	if _, ok := brokerThrottleConfigs[name]; ok {
+		return typeLong
 	}
 	switch name {
 	case "auto.create.topics.enable":
@@ -221,6 +246,15 @@ func brokerConfigType(name string) configType {
 // delete (always allowed for a known name).
 func validateConfigValue(rtype kmsg.ConfigResourceType, name string, value *string) *configErr {
 	topicName := name
+	if _, ok := brokerThrottleConfigs[name]; ok && rtype == kmsg.ConfigResourceTypeBroker {
+		if value == nil {
+			return nil
+		}
+		if v, err := strconv.ParseInt(*value, 10, 64); err != nil || v < 0 {
+			return &configErr{kerr.InvalidConfig, fmt.Sprintf("Invalid value %s for configuration %s: Value must be at least 0", *value, name)}
+		}
+		return nil
+	}
 	if rtype == kmsg.ConfigResourceTypeBroker {
 		t, ok := brokerSynonyms[name]
 		if !ok {

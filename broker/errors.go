@@ -17,6 +17,10 @@ var (
 	ErrUnsupportedAPI = errors.New("broker: unsupported api key or version")
 	// ErrInvalidConfig reports an invalid broker Config.
 	ErrInvalidConfig = errors.New("broker: invalid config")
+	// ErrReplicationFactorChange: an AlterPartitionReassignments v1 entry
+	// would change a partition's replica count without
+	// AllowReplicationFactorChange (answered INVALID_REPLICATION_FACTOR).
+	ErrReplicationFactorChange = errors.New("broker: replication factor change not allowed")
 	// ErrResponseLayout means an encoded Fetch response did not hold its
 	// records where the writer expected them (a bug of ours); the response
 	// is not sent and the connection is closed.

@@ -10,6 +10,10 @@ package broker
 //     response; Kafka answers LEADER_NOT_AVAILABLE first and the client
 //     retries.
 //   - authorized-operations fields are left at their defaults (no ACLs yet).
+//
+// OfflineReplicas (v5+) lists the replicas on fenced or unregistered
+// brokers, as Kafka's KRaft metadata cache does; while a partition is being
+// reassigned Replicas is the target followed by the replicas being removed.
 
 import (
 	"context"
@@ -37,7 +41,7 @@ func (b *Broker) handleMetadata(rq *request, req *kmsg.MetadataRequest) reply {
 		}
 		sort.Strings(names)
 		for _, name := range names {
-			resp.Topics = append(resp.Topics, b.topicMetadata(st.Topics[name]))
+			resp.Topics = append(resp.Topics, b.topicMetadata(st, st.Topics[name]))
 		}
 	} else {
 		for _, rt := range req.Topics {
@@ -50,7 +54,7 @@ func (b *Broker) handleMetadata(rq *request, req *kmsg.MetadataRequest) reply {
 					resp.Topics = append(resp.Topics, mt)
 					continue
 				}
-				resp.Topics = append(resp.Topics, b.topicMetadata(t))
+				resp.Topics = append(resp.Topics, b.topicMetadata(st, t))
 				continue
 			}
 			name := *rt.Topic
@@ -75,7 +79,7 @@ func (b *Broker) handleMetadata(rq *request, req *kmsg.MetadataRequest) reply {
 				resp.Topics = append(resp.Topics, mt)
 				continue
 			}
-			resp.Topics = append(resp.Topics, b.topicMetadata(t))
+			resp.Topics = append(resp.Topics, b.topicMetadata(st, t))
 		}
 	}
 	resp.Brokers = brokersOf(st)
@@ -102,8 +106,8 @@ func brokersOf(st *raft.State) []kmsg.MetadataResponseBroker {
 	return out
 }
 
-// topicMetadata describes one topic from the raft state.
-func (b *Broker) topicMetadata(t *raft.Topic) kmsg.MetadataResponseTopic {
+// topicMetadata describes one topic of the raft state st.
+func (b *Broker) topicMetadata(st *raft.State, t *raft.Topic) kmsg.MetadataResponseTopic {
 	mt := kmsg.NewMetadataResponseTopic()
 	mt.Topic = kmsg.StringPtr(t.Name)
 	mt.TopicID = t.ID
@@ -115,6 +119,7 @@ func (b *Broker) topicMetadata(t *raft.Topic) kmsg.MetadataResponseTopic {
 		mp.LeaderEpoch = p.LeaderEpoch
 		mp.Replicas = slices.Clone(p.Replicas)
 		mp.ISR = slices.Clone(p.ISR)
+		mp.OfflineReplicas = offlineReplicas(st, p.Replicas)
 		if mp.Leader < 0 {
 			mp.ErrorCode = kerr.LeaderNotAvailable.Code
 		}

@@ -93,6 +93,17 @@ func (p *partition) isLeader(epoch int32) bool {
 	return p.repl.leader && p.repl.epoch == epoch
 }
 
+// stopLeading drops the leader role of a replica this broker no longer
+// hosts (topic deleted, replica moved away by a reassignment), so acks=all
+// produces parked in waitHW answer NOT_LEADER_OR_FOLLOWER at once instead
+// of at their timeout. Caller is the partition manager, which wakes the
+// waiters afterwards.
+func (p *partition) stopLeading() {
+	p.repl.mu.Lock()
+	p.repl.leader = false
+	p.repl.mu.Unlock()
+}
+
 // setRaftState records raft's view of the partition. It returns whether this
 // broker became leader or stopped leading (a new epoch, or a role change).
 // Caller is the partition manager's reconcile.

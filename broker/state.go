@@ -37,7 +37,9 @@ func (b *Broker) open() error {
 		Voters:    b.cfg.Voters,
 		Logger:    b.log.With("component", "raft"),
 
-		BrokerSessionTimeout: b.cfg.BrokerSessionTimeout,
+		BrokerSessionTimeout:               b.cfg.BrokerSessionTimeout,
+		LeaderImbalanceCheckInterval:       b.leaderImbalanceCheckInterval(),
+		LeaderImbalancePerBrokerPercentage: b.cfg.LeaderImbalancePerBrokerPercentage,
 	})
 	if err != nil {
 		return fmt.Errorf("open raft: %w", err)
@@ -168,6 +170,15 @@ func (b *Broker) apply(ctx context.Context, cmd raft.Command) (raft.Result, erro
 	return res, err
 }
 
+// leaderImbalanceCheckInterval maps auto.leader.rebalance.enable and the
+// check interval onto raft's one setting (negative: no balancing).
+func (b *Broker) leaderImbalanceCheckInterval() time.Duration {
+	if !b.cfg.AutoLeaderRebalance {
+		return -1
+	}
+	return b.cfg.LeaderImbalanceCheckInterval
+}
+
 // staticBrokerConfigs are the broker configs fixed by flags (Kafka's
 // STATIC_BROKER_CONFIG source).
 func (b *Broker) staticBrokerConfigs() map[string]string {
@@ -179,6 +190,10 @@ func (b *Broker) staticBrokerConfigs() map[string]string {
 		"default.replication.factor": strconv.Itoa(int(b.cfg.DefaultReplicationFactor)),
 		"auto.create.topics.enable":  strconv.FormatBool(b.cfg.AutoCreateTopics),
 		"socket.request.max.bytes":   strconv.Itoa(int(b.cfg.MaxRequestBytes)),
+
+		"auto.leader.rebalance.enable":            strconv.FormatBool(b.cfg.AutoLeaderRebalance),
+		"leader.imbalance.check.interval.seconds": strconv.Itoa(int(b.cfg.LeaderImbalanceCheckInterval / time.Second)),
+		"leader.imbalance.per.broker.percentage":  strconv.Itoa(b.cfg.LeaderImbalancePerBrokerPercentage),
 	}
 }
 

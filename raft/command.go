@@ -26,6 +26,7 @@ const (
 	CmdUpsertSCRAMCredential CommandType = 13
 	CmdDeleteSCRAMCredential CommandType = 14
 	CmdUnregisterBroker      CommandType = 15
+	CmdReassignPartition     CommandType = 16
 )
 
 // Command is one state-machine operation. The set is closed: only the types
@@ -81,6 +82,7 @@ var commandTable = map[CommandType]struct {
 	CmdUpsertSCRAMCredential: {"UpsertSCRAMCredential", decodeUpsertSCRAMCredential},
 	CmdDeleteSCRAMCredential: {"DeleteSCRAMCredential", decodeDeleteSCRAMCredential},
 	CmdUnregisterBroker:      {"UnregisterBroker", decodeUnregisterBroker},
+	CmdReassignPartition:     {"ReassignPartition", decodeReassignPartition},
 }
 
 // String returns the command's registered name.
@@ -338,6 +340,9 @@ func validateTopic(tp *Topic) error {
 		if err := validatePartition(p.Replicas, p.ISR, p.Leader); err != nil {
 			return fmt.Errorf("topic %q partition %d: %w", tp.Name, i, err)
 		}
+		if err := validateReassignment(p.Replicas, p.AddingReplicas, p.RemovingReplicas); err != nil {
+			return fmt.Errorf("topic %q partition %d: %w", tp.Name, i, err)
+		}
 		if p.LeaderEpoch < 0 || p.PartitionEpoch < 0 {
 			return fmt.Errorf("%w: topic %q partition %d: negative epoch", ErrInvalidPartitionChange, tp.Name, i)
 		}
@@ -378,6 +383,8 @@ func cloneTopic(tp *Topic) *Topic {
 	for i, p := range tp.Partitions {
 		p.Replicas = append([]int32(nil), p.Replicas...)
 		p.ISR = append([]int32(nil), p.ISR...)
+		p.AddingReplicas = slices.Clone(p.AddingReplicas)
+		p.RemovingReplicas = slices.Clone(p.RemovingReplicas)
 		cp.Partitions[i] = p
 	}
 	if len(tp.Configs) > 0 {
@@ -554,7 +561,9 @@ func int32sEqual(a, b []int32) bool {
 // the partition's PartitionEpoch equals ExpectedPartitionEpoch (else
 // ErrStalePartitionEpoch), and then sets Leader, ISR, LeaderEpoch (and
 // Replicas when non-nil) and increments PartitionEpoch. A retry after
-// success is therefore stale and changes nothing.
+// success is therefore stale and changes nothing. A reassignment in
+// progress is kept, unless Replicas is set: a new replica list ends it
+// (ReassignPartition is the command that moves replicas step by step).
 //
 // LeaderEpoch must not go backwards, and must grow when the leader changes.
 type PartitionChange struct {
@@ -626,8 +635,111 @@ func (c PartitionChange) apply(t *txn, _ uint64) (Result, error) {
 	np.ISR = append([]int32(nil), c.ISR...)
 	np.Leader = c.Leader
 	np.LeaderEpoch = c.LeaderEpoch
+	if c.Replicas != nil {
+		np.AddingReplicas, np.RemovingReplicas = nil, nil
+	}
 	np.PartitionEpoch++
 	return Result{}, nil
+}
+
+// ---- ReassignPartition
+
+// ReassignPartition is the compare-and-set that starts, cancels and
+// completes a partition reassignment (KIP-455): it applies only if the
+// partition's PartitionEpoch equals ExpectedPartitionEpoch (else
+// ErrStalePartitionEpoch), then sets Replicas, ISR, Leader, LeaderEpoch,
+// AddingReplicas and RemovingReplicas together and increments
+// PartitionEpoch, so a retry after success is stale and changes nothing.
+// The controller computes it with ReassignCommand and
+// CompleteReassignmentCommands. Adding and Removing must be disjoint,
+// distinct subsets of Replicas (ErrInvalidReplicaAssignment); leader and
+// ISR follow PartitionChange's rules.
+type ReassignPartition struct {
+	TopicID                [16]byte
+	Partition              int32
+	ExpectedPartitionEpoch int32
+	Replicas               []int32
+	ISR                    []int32
+	Leader                 int32
+	LeaderEpoch            int32
+	Adding                 []int32
+	Removing               []int32
+}
+
+// Type implements Command.
+func (ReassignPartition) Type() CommandType { return CmdReassignPartition }
+
+func (c ReassignPartition) encode(e *encoder) {
+	e.id(c.TopicID)
+	e.i32(c.Partition)
+	e.i32(c.ExpectedPartitionEpoch)
+	e.i32s(c.Replicas)
+	e.i32s(c.ISR)
+	e.i32(c.Leader)
+	e.i32(c.LeaderEpoch)
+	e.i32s(c.Adding)
+	e.i32s(c.Removing)
+}
+
+func decodeReassignPartition(d *decoder) Command {
+	return ReassignPartition{TopicID: d.id(), Partition: d.i32(), ExpectedPartitionEpoch: d.i32(),
+		Replicas: d.i32s(), ISR: d.i32s(), Leader: d.i32(), LeaderEpoch: d.i32(), Adding: d.i32s(), Removing: d.i32s()}
+}
+
+func (c ReassignPartition) apply(t *txn, _ uint64) (Result, error) {
+	tp, ok := t.s.TopicsByID[c.TopicID]
+	if !ok {
+		return Result{}, fmt.Errorf("%w: id %x", ErrUnknownTopic, c.TopicID)
+	}
+	if c.Partition < 0 || int(c.Partition) >= len(tp.Partitions) {
+		return Result{}, fmt.Errorf("%w: %s-%d", ErrUnknownPartition, tp.Name, c.Partition)
+	}
+	p := tp.Partitions[c.Partition]
+	if c.ExpectedPartitionEpoch != p.PartitionEpoch {
+		return Result{}, fmt.Errorf("%w: %s-%d is at %d, reassignment expects %d", ErrStalePartitionEpoch, tp.Name, c.Partition, p.PartitionEpoch, c.ExpectedPartitionEpoch)
+	}
+	if err := validatePartition(c.Replicas, c.ISR, c.Leader); err != nil {
+		return Result{}, fmt.Errorf("%s-%d: %w", tp.Name, c.Partition, err)
+	}
+	if err := validateReassignment(c.Replicas, c.Adding, c.Removing); err != nil {
+		return Result{}, fmt.Errorf("%s-%d: %w", tp.Name, c.Partition, err)
+	}
+	if c.LeaderEpoch < p.LeaderEpoch || (c.Leader != p.Leader && c.LeaderEpoch == p.LeaderEpoch) {
+		return Result{}, fmt.Errorf("%w: %s-%d leader epoch %d -> %d with leader %d -> %d", ErrInvalidPartitionChange, tp.Name, c.Partition, p.LeaderEpoch, c.LeaderEpoch, p.Leader, c.Leader)
+	}
+	if p.PartitionEpoch == 1<<31-1 {
+		return Result{}, fmt.Errorf("%w: %s-%d partition epoch overflow", ErrInvalidPartitionChange, tp.Name, c.Partition)
+	}
+	mt := t.mutableTopic(tp)
+	np := &mt.Partitions[c.Partition]
+	np.Replicas = slices.Clone(c.Replicas)
+	np.ISR = append([]int32(nil), c.ISR...)
+	np.Leader = c.Leader
+	np.LeaderEpoch = c.LeaderEpoch
+	np.AddingReplicas = nilIfEmpty(c.Adding)
+	np.RemovingReplicas = nilIfEmpty(c.Removing)
+	np.PartitionEpoch++
+	return Result{}, nil
+}
+
+func nilIfEmpty(v []int32) []int32 {
+	if len(v) == 0 {
+		return nil
+	}
+	return slices.Clone(v)
+}
+
+// validateReassignment: adding and removing are distinct, disjoint subsets
+// of replicas (ErrInvalidReplicaAssignment).
+func validateReassignment(replicas, adding, removing []int32) error {
+	seen := map[int32]bool{}
+	for _, r := range append(slices.Clip(adding), removing...) {
+		if seen[r] || !slices.Contains(replicas, r) {
+			return fmt.Errorf("%w: adding %v removing %v of replicas %v", ErrInvalidReplicaAssignment, adding, removing, replicas)
+		}
+		seen[r] = true
+	}
+	return nil
 }
 
 // ---- AlterConfigs

@@ -55,4 +55,12 @@
 // shutting down (FenceCommands: leaderships move to another ISR member with
 // leader epoch + 1) and unfences brokers that heartbeat again, caught up
 // (UnfenceCommands). Both are pure functions of a State (controller.go).
+// The operator's tools are pure functions too: ElectLeader (preferred and
+// unclean elections, Kafka's ElectLeaders), ReassignCommand (KIP-455
+// partition reassignment: start, change or cancel, recorded with the
+// ReassignPartition command as adding/removing replica lists) and, run by
+// the controller on its tick, CompleteReassignmentCommands (finish a
+// reassignment once every target replica is in the ISR) and, every
+// Config.LeaderImbalanceCheckInterval, RebalanceCommands (move leaderships
+// back to preferred replicas, Kafka's auto.leader.rebalance.enable).
 package raft

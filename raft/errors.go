@@ -103,4 +103,21 @@ var (
 	// ErrStaleProducerIDBlock: AllocateProducerIDs carried a Start that is not
 	// the current NextProducerID (another allocation won the race).
 	ErrStaleProducerIDBlock = errors.New("raft: stale producer id block")
+
+	// ErrElectionNotNeeded: ElectLeader found nothing to do (the preferred
+	// replica already leads; an unclean election for a partition that has
+	// a leader). Kafka's ELECTION_NOT_NEEDED.
+	ErrElectionNotNeeded = errors.New("raft: election not needed")
+
+	// ErrPreferredLeaderNotAvailable: the preferred replica is fenced,
+	// unregistered or out of the ISR. Kafka's PREFERRED_LEADER_NOT_AVAILABLE.
+	ErrPreferredLeaderNotAvailable = errors.New("raft: preferred leader not available")
+
+	// ErrEligibleLeadersNotAvailable: an unclean election found no live
+	// replica to elect. Kafka's ELIGIBLE_LEADERS_NOT_AVAILABLE.
+	ErrEligibleLeadersNotAvailable = errors.New("raft: eligible leaders not available")
+
+	// ErrNoReassignmentInProgress: a reassignment was cancelled for a
+	// partition that has none. Kafka's NO_REASSIGNMENT_IN_PROGRESS.
+	ErrNoReassignmentInProgress = errors.New("raft: no reassignment in progress")
 )

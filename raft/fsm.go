@@ -183,7 +183,12 @@ func (s *fsmSnapshot) Persist(sink hraft.SnapshotSink) error {
 func (s *fsmSnapshot) Release() {}
 
 // snapshotMagic opens every snapshot; the last byte is the format version.
-const snapshotMagic = "strom-metadata\x02"
+// Version 3 appends the reassignments in progress; version 2 snapshots
+// (written before reassignment existed) are still read.
+const snapshotMagic = "strom-metadata\x03"
+
+// snapshotMagicV2 is the previous format: no reassignment section.
+const snapshotMagicV2 = "strom-metadata\x02"
 
 // encodeState serializes everything in s that comes from the log (not
 // ControllerID), deterministically: brokers, topics and config resources in
@@ -232,13 +237,39 @@ func encodeState(s *State) []byte {
 		e.bytes(c.ServerKey)
 		e.i32(c.Iterations)
 	}
+	// Reassignments in progress, after everything version 2 had, so the
+	// topic encoding (shared with CreateTopic commands) stays unchanged.
+	type reassigning struct {
+		topic string
+		p     *Partition
+	}
+	var rs []reassigning
+	for _, n := range names {
+		tp := s.Topics[n]
+		for i := range tp.Partitions {
+			if tp.Partitions[i].Reassigning() {
+				rs = append(rs, reassigning{n, &tp.Partitions[i]})
+			}
+		}
+	}
+	e.uvarint(uint64(len(rs)))
+	for _, r := range rs {
+		e.str(r.topic)
+		e.i32(r.p.Index)
+		e.i32s(r.p.AddingReplicas)
+		e.i32s(r.p.RemovingReplicas)
+	}
 	return e.b
 }
 
 // decodeState parses and validates a snapshot; any failure wraps
 // ErrCorruptSnapshot. It never panics on bad input.
 func decodeState(b []byte) (*State, error) {
-	if len(b) < len(snapshotMagic) || string(b[:len(snapshotMagic)]) != snapshotMagic {
+	if len(b) < len(snapshotMagic) {
+		return nil, fmt.Errorf("%w: bad magic", ErrCorruptSnapshot)
+	}
+	v2 := string(b[:len(snapshotMagicV2)]) == snapshotMagicV2
+	if !v2 && string(b[:len(snapshotMagic)]) != snapshotMagic {
 		return nil, fmt.Errorf("%w: bad magic", ErrCorruptSnapshot)
 	}
 	d := decoder{b: b, off: len(snapshotMagic)}
@@ -308,6 +339,11 @@ func decodeState(b []byte) (*State, error) {
 		}
 		s.SCRAM[k] = c
 	}
+	if !v2 {
+		if err := decodeReassignments(&d, s); err != nil {
+			return nil, err
+		}
+	}
 	if err := d.done(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrCorruptSnapshot, err)
 	}
@@ -315,4 +351,29 @@ func decodeState(b []byte) (*State, error) {
 		return nil, fmt.Errorf("%w: %w", ErrCorruptSnapshot, err)
 	}
 	return s, nil
+}
+
+// decodeReassignments reads the version 3 reassignment section into the
+// freshly decoded (still private) topics of s.
+func decodeReassignments(d *decoder, s *State) error {
+	n := d.count(4)
+	for range n {
+		name, idx, adding, removing := d.str(), d.i32(), d.i32s(), d.i32s()
+		if d.err != nil {
+			return nil
+		}
+		tp, ok := s.Topics[name]
+		if !ok || idx < 0 || int(idx) >= len(tp.Partitions) {
+			return fmt.Errorf("%w: reassignment of unknown partition %s-%d", ErrCorruptSnapshot, name, idx)
+		}
+		p := &tp.Partitions[idx]
+		if p.Reassigning() || len(adding)+len(removing) == 0 {
+			return fmt.Errorf("%w: bad reassignment entry for %s-%d", ErrCorruptSnapshot, name, idx)
+		}
+		p.AddingReplicas, p.RemovingReplicas = adding, removing
+		if err := validateReassignment(p.Replicas, adding, removing); err != nil {
+			return fmt.Errorf("%w: %w", ErrCorruptSnapshot, err)
+		}
+	}
+	return nil
 }

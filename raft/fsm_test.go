@@ -323,6 +323,7 @@ func TestFSMIdempotent(t *testing.T) {
 		scram("alice", SCRAMSHA512, 4096),
 		DeleteSCRAMCredential{User: "bob", Mechanism: SCRAMSHA256},
 		UnregisterBroker{ID: 2},
+		ReassignPartition{TopicID: idA, Partition: 1, Replicas: []int32{2, 3, 1}, ISR: []int32{1, 2, 3}, Leader: 1, Adding: nil, Removing: []int32{1}},
 	}
 	covered := map[CommandType]bool{}
 	for _, cmd := range cases {

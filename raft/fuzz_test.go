@@ -93,5 +93,8 @@ func sampleCommands() []Command {
 		scram("alice", SCRAMSHA256, 4096),
 		DeleteSCRAMCredential{User: "alice", Mechanism: SCRAMSHA512},
 		UnregisterBroker{ID: 3},
+		ReassignPartition{TopicID: idA, Partition: 0, Replicas: []int32{2, 3, 1}, ISR: []int32{1, 2, 3}, Leader: 1,
+			Adding: []int32{3}, Removing: []int32{1}},
+		ReassignPartition{TopicID: idA, Partition: 1, ExpectedPartitionEpoch: 1, Replicas: []int32{3}, ISR: []int32{3}, Leader: 3, LeaderEpoch: 1},
 	}
 }

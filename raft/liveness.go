@@ -24,6 +24,13 @@ import (
 //   - UnfenceCommands for a fenced broker heartbeating its current epoch
 //     whose state has applied its own registration (caught up), unless it
 //     asked to shut down in that epoch.
+// Each tick it also finishes partition reassignments whose target replicas
+// have all joined the ISR (CompleteReassignmentCommands), and every
+// LeaderImbalanceCheckInterval it moves leaderships back to preferred
+// replicas (RebalanceCommands), so a restarted broker gets its leaderships
+// back. The controller, not the partition leader, finishes reassignments:
+// it sees every partition's ISR in the raft state, and the leader being
+// removed needs no part in handing leadership over.
 // The leader's own node id counts as alive (its process runs the
 // controller). A node that becomes leader has no history: it starts every
 // broker's clock at that moment, after a barrier so its state is complete.
@@ -64,6 +71,9 @@ type controller struct {
 	// shutdowns) and guards leading.
 	opMu    sync.Mutex
 	leading bool
+	// lastBalance is when leader balancing last ran (or leadership began);
+	// opMu held.
+	lastBalance time.Time
 
 	// wake asks run for an early evaluation (capacity 1).
 	wake chan struct{}
@@ -113,8 +123,40 @@ func (c *controller) step(ctx context.Context) {
 		}
 		c.mu.Unlock()
 		c.leading = true
+		c.lastBalance = now
 	}
 	c.evaluate(ctx)
+	c.maintainPartitions(ctx)
+}
+
+// maintainPartitions finishes reassignments and, when due, balances
+// leaders. opMu held; this node leads.
+func (c *controller) maintainPartitions(ctx context.Context) {
+	if done := CompleteReassignmentCommands(c.n.State()); len(done) > 0 {
+		c.n.cfg.Logger.Info("controller: completing reassignments", "partitions", len(done))
+		c.proposeAll(ctx, "complete reassignment", done)
+	}
+	every := c.n.cfg.LeaderImbalanceCheckInterval
+	if every < 0 || time.Since(c.lastBalance) < every {
+		return
+	}
+	c.lastBalance = time.Now()
+	if cmds := RebalanceCommands(c.n.State(), c.n.cfg.LeaderImbalancePerBrokerPercentage); len(cmds) > 0 {
+		c.n.cfg.Logger.Info("controller: moving leaderships to preferred replicas", "partitions", len(cmds))
+		c.proposeAll(ctx, "balance leaders", cmds)
+	}
+}
+
+// proposeAll applies cmds on this (leading) node; failures (stale epochs
+// after a concurrent change, lost leadership) are left to the next tick,
+// which recomputes from the newer state.
+func (c *controller) proposeAll(ctx context.Context, what string, cmds []Command) {
+	_, errs := c.n.applyAllLocal(ctx, cmds)
+	for i, err := range errs {
+		if err != nil {
+			c.n.cfg.Logger.Debug("controller: "+what, "command", cmds[i].Type().String(), "err", err)
+		}
+	}
 }
 
 // evaluate proposes fence and unfence commands as the package comment

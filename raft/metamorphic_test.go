@@ -23,7 +23,7 @@ func randomCommand(r *rand.Rand, s *State) Command {
 		return s.Topics[names[r.IntN(len(names))]], true
 	}
 	id := func() [16]byte { return [16]byte{byte(r.IntN(40) + 1)} }
-	switch r.IntN(14) {
+	switch r.IntN(15) {
 	case 0:
 		return InitCluster{ClusterID: []string{"a", "b"}[r.IntN(2)]}
 	case 1:
@@ -64,6 +64,29 @@ func randomCommand(r *rand.Rand, s *State) Command {
 			res, name = ResourceBroker, []string{"", "1", "2"}[r.IntN(3)]
 		}
 		return AlterConfigs{Resource: res, Name: name, Set: map[string]string{fmt.Sprint("k", r.IntN(3)): fmt.Sprint(r.IntN(3))}, Delete: []string{fmt.Sprint("k", r.IntN(3))}}
+	case 11:
+		// Reassignments as the controller computes them (start, change,
+		// cancel, completion), sometimes from a stale epoch.
+		if tp, ok := pick(); ok {
+			pi := int32(r.IntN(len(tp.Partitions)))
+			var cmd Command
+			switch r.IntN(3) {
+			case 0:
+				if done := CompleteReassignmentCommands(s); len(done) > 0 {
+					cmd = done[r.IntN(len(done))]
+				}
+			case 1:
+				cmd, _ = ReassignCommand(s, tp.Name, pi, nil)
+			default:
+				target := [][]int32{{1, 2}, {2, 3}, {3, 4, 1}, {4}}[r.IntN(4)]
+				cmd, _ = ReassignCommand(s, tp.Name, pi, target)
+			}
+			if rp, ok := cmd.(ReassignPartition); ok {
+				rp.ExpectedPartitionEpoch -= int32(r.IntN(2))
+				return rp
+			}
+		}
+		return ReassignPartition{TopicID: id(), Replicas: []int32{1}, ISR: []int32{1}, Leader: 1}
 	case 12:
 		acl := ACL{ResourceType: 2, ResourceName: fmt.Sprint("t", r.IntN(3)), PatternType: 3, Principal: "User:u", Host: "*", Operation: int8(2 + r.IntN(3)), Permission: 3}
 		if r.IntN(2) == 0 {

@@ -49,6 +49,16 @@ type Config struct {
 	// caught up to its registration, is unfenced with UnfenceCommands.
 	// Zero: no liveness tracking (no broker is ever fenced by time).
 	BrokerSessionTimeout time.Duration
+	// LeaderImbalanceCheckInterval is Kafka's
+	// leader.imbalance.check.interval.seconds: how often the controller
+	// (which runs only with BrokerSessionTimeout) moves leaderships back
+	// to preferred replicas with RebalanceCommands. Negative disables
+	// automatic balancing (auto.leader.rebalance.enable=false).
+	LeaderImbalanceCheckInterval time.Duration
+	// LeaderImbalancePerBrokerPercentage is Kafka's
+	// leader.imbalance.per.broker.percentage: the share of a broker's
+	// preferred partitions it may not lead before balancing acts.
+	LeaderImbalancePerBrokerPercentage int
 	// Logger receives raft's warnings and errors. Nil: slog.Default().
 	Logger *slog.Logger
 
@@ -107,6 +117,9 @@ func DefaultConfig() Config {
 		SnapshotInterval:   2 * time.Minute,
 		TrailingLogs:       10240,
 		SnapshotRetain:     2,
+
+		LeaderImbalanceCheckInterval:       300 * time.Second,
+		LeaderImbalancePerBrokerPercentage: 10,
 	}
 }
 
@@ -125,6 +138,10 @@ func (c Config) withDefaults() Config {
 	setDur(&c.StartTimeout, d.StartTimeout)
 	setDur(&c.TransportTimeout, d.TransportTimeout)
 	setDur(&c.SnapshotInterval, d.SnapshotInterval)
+	setDur(&c.LeaderImbalanceCheckInterval, d.LeaderImbalanceCheckInterval)
+	if c.LeaderImbalancePerBrokerPercentage == 0 {
+		c.LeaderImbalancePerBrokerPercentage = d.LeaderImbalancePerBrokerPercentage
+	}
 	if c.SnapshotThreshold == 0 {
 		c.SnapshotThreshold = d.SnapshotThreshold
 	}

@@ -85,6 +85,44 @@ type Partition struct {
 	// PartitionEpoch increases with every change of the partition; it is
 	// the compare-and-set token of PartitionChange.
 	PartitionEpoch int32
+	// AddingReplicas and RemovingReplicas describe a reassignment in
+	// progress (KIP-455); both are nil when there is none. While one runs,
+	// Replicas is the target followed by the replicas being removed, so
+	// the target is Replicas minus RemovingReplicas and the original
+	// assignment is Replicas minus AddingReplicas.
+	//
+	// Invariant: both are distinct subsets of Replicas and disjoint.
+	AddingReplicas   []int32
+	RemovingReplicas []int32
+}
+
+// Reassigning reports whether a reassignment of p is in progress.
+func (p *Partition) Reassigning() bool {
+	return len(p.AddingReplicas) > 0 || len(p.RemovingReplicas) > 0
+}
+
+// TargetReplicas returns the replicas p will have once its reassignment
+// completes (Replicas when none is in progress); a fresh slice.
+func (p *Partition) TargetReplicas() []int32 {
+	return without(p.Replicas, p.RemovingReplicas)
+}
+
+// OriginalReplicas returns the replicas p had before its reassignment
+// started (Replicas when none is in progress): what cancelling restores.
+// A fresh slice.
+func (p *Partition) OriginalReplicas() []int32 {
+	return without(p.Replicas, p.AddingReplicas)
+}
+
+// without returns the members of a not in b, in a's order (a fresh slice).
+func without(a, b []int32) []int32 {
+	out := make([]int32, 0, len(a))
+	for _, r := range a {
+		if !slices.Contains(b, r) {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // newState returns the empty state of a cluster that has applied nothing.

@@ -12,6 +12,11 @@ import (
 // straddling offset is dropped whole; the end offset becomes offset. Leader epochs and producer state
 // are fixed up. Crash-safe: the lowered recovery point is checkpointed before any file changes, so a
 // crash midway is repaired by recovery.
+//
+// An offset at or beyond the end keeps every record but still drops leader epochs that start at the
+// end, as Kafka does: a broker elected leader that appended nothing before the next election holds an
+// epoch entry at its log end no other replica knows, and as a follower it would otherwise keep
+// presenting that epoch to the new leader and be told to truncate, forever.
 func (l *Log) TruncateTo(offset int64) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -22,7 +27,10 @@ func (l *Log) TruncateTo(offset int64) error {
 	if offset < 0 {
 		return fmt.Errorf("truncate to %d: %w", offset, ErrOffsetOutOfRange)
 	}
-	if offset >= l.leo.Load() {
+	if leo := l.leo.Load(); offset >= leo {
+		if l.epochs.truncateFromEnd(leo) {
+			return l.epochs.persist(l.dir)
+		}
 		return nil
 	}
 	if err := l.markDirty(); err != nil {

@@ -509,3 +509,44 @@ func TestTruncateFullyAndStartAt(t *testing.T) {
 		})
 	}
 }
+
+// TestTruncateAtEndDropsEmptyEpoch: a replica that led an epoch without appending has an epoch entry
+// at its log end; truncating to the end keeps the records and drops that entry (Kafka's
+// truncateTo), durably.
+func TestTruncateAtEndDropsEmptyEpoch(t *testing.T) {
+	dir := t.TempDir()
+	cfg := smallConfig()
+	l := mustOpen(t, dir, cfg)
+	if err := l.AssignEpoch(0, 0); err != nil {
+		t.Fatal(err)
+	}
+	bs := fill(t, l, 7, nil)
+	if err := l.AssignEpoch(1, l.EndOffset()); err != nil {
+		t.Fatal(err)
+	}
+	if got := l.LatestEpoch(); got != 1 {
+		t.Fatalf("latest epoch %d, want 1", got)
+	}
+	if err := l.TruncateTo(l.EndOffset()); err != nil {
+		t.Fatal(err)
+	}
+	check := func(l *Log) {
+		t.Helper()
+		if got := l.LatestEpoch(); got != 0 {
+			t.Fatalf("latest epoch %d after truncating to the end, want 0", got)
+		}
+		if got := readAll(t, l, 0); !bytes.Equal(got, bytes.Join(bs, nil)) {
+			t.Fatal("records changed")
+		}
+		if e, end := l.EndOffsetForEpoch(0); e != 0 || end != 21 {
+			t.Fatalf("end of epoch 0: epoch %d offset %d, want 0 21", e, end)
+		}
+	}
+	check(l)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l = mustOpen(t, dir, cfg)
+	check(l)
+	l.Close()
+}
