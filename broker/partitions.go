@@ -249,7 +249,6 @@ func (m *partitionManager) remove(p *partition) {
 	if err != nil && !errors.Is(err, storage.ErrClosed) {
 		m.b.log.Warn("close log of deleted partition", "topic", p.topic, "partition", p.index, "err", err)
 	}
-	p.stopLeading()
 	p.wake()
 	if err := os.RemoveAll(p.log.Dir()); err != nil {
 		m.b.log.Error("delete partition dir", "dir", p.log.Dir(), "err", err)

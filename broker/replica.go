@@ -422,13 +422,3 @@ func brokerFenced(b *Broker, id int32) bool {
 	br, ok := b.node.State().Brokers[id]
 	return !ok || br.Fenced
 }
-
-// stopLeading drops the leader role of a partition being closed (topic
-// deleted, replica moved away, broker stopping), so acks=all writes still
-// waiting for its high watermark answer NOT_LEADER_OR_FOLLOWER once woken
-// instead of waiting out their timeout.
-func (p *partition) stopLeading() {
-	p.repl.mu.Lock()
-	p.repl.leader = false
-	p.repl.mu.Unlock()
-}
