@@ -6,17 +6,12 @@ package broker
 // as WriteTxnMarkers and produce/offset verification as AddPartitionsToTxn
 // between brokers.
 //
-// txnCluster is a copy of the replication tests' scaffold under other names
-// (the main engineer's startTestCluster lands as broker/replication_test.go;
-// this file must not clash with it).
+// The clusters are replication_test.go's startTestCluster; the helpers
+// below add manual replica placement and coordinator placement.
 
 import (
 	"fmt"
-	"io"
-	"log/slog"
-	"net"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -30,94 +25,16 @@ import (
 	"github.com/stromhq/strom/storage"
 )
 
-// txnCluster is a multi-node Strom cluster of in-process brokers.
-type txnCluster struct {
-	t       testing.TB
-	cfgs    []Config
-	brokers []*Broker // nil while stopped
+// txnClusterConfig is the configuration of the transaction cluster
+// tests: small internal topics and the group tests' timings.
+func txnClusterConfig(cfg *Config) {
+	groupTestConfig(cfg)
+	cfg.TransactionTopicPartitions = 3
+	cfg.OffsetsTopicPartitions = 3
 }
 
-// startTxnCluster starts n brokers forming one cluster (static voters) in
-// parallel and stops them at test end.
-func startTxnCluster(t testing.TB, n int, mod func(*Config)) *txnCluster {
-	t.Helper()
-	var lns []net.Listener
-	var voters []raft.Voter
-	for i := range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		lns = append(lns, ln)
-		voters = append(voters, raft.Voter{ID: int32(i + 1), Addr: ln.Addr().String()})
-	}
-	for _, ln := range lns {
-		ln.Close()
-	}
-	c := &txnCluster{t: t, brokers: make([]*Broker, n)}
-	for i := range n {
-		cfg := DefaultConfig()
-		cfg.NodeID = int32(i + 1)
-		cfg.DataDir = t.TempDir()
-		cfg.Listen = "127.0.0.1:0"
-		cfg.RaftListen = voters[i].Addr
-		cfg.Voters = voters
-		cfg.BrokerSessionTimeout = 2 * time.Second
-		cfg.ReplicaLagTimeMax = 5 * time.Second
-		cfg.Fsync = "never"
-		cfg.ShutdownTimeout = 5 * time.Second
-		cfg.DefaultReplicationFactor = int16(n)
-		cfg.OffsetsTopicReplicationFactor = int16(n)
-		cfg.TransactionTopicPartitions = 3
-		groupTestConfig(&cfg)
-		cfg.OffsetsTopicPartitions = 3
-		var w io.Writer = testLogWriter{t}
-		cfg.Logger = slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn})).With("node", i+1)
-		if mod != nil {
-			mod(&cfg)
-		}
-		c.cfgs = append(c.cfgs, cfg)
-	}
-	var wg sync.WaitGroup
-	errs := make([]error, n)
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c.brokers[i], errs[i] = Start(c.cfgs[i])
-		}()
-	}
-	wg.Wait()
-	t.Cleanup(func() {
-		for i := range c.brokers {
-			c.stop(i)
-		}
-	})
-	for i, err := range errs {
-		if err != nil {
-			t.Fatalf("start node %d: %v", i+1, err)
-		}
-	}
-	return c
-}
-
-// stop closes node i (a controlled shutdown).
-func (c *txnCluster) stop(i int) {
-	b := c.brokers[i]
-	if b == nil {
-		return
-	}
-	c.brokers[i] = nil
-	if err := b.Close(); err != nil {
-		c.t.Errorf("close node %d: %v", i+1, err)
-	}
-	if n := b.handlerPanics.Load(); n != 0 {
-		c.t.Errorf("node %d: %d handler panics", i+1, n)
-	}
-}
-
-// any returns a running node.
-func (c *txnCluster) any() *Broker {
+// runningNode returns a running node.
+func (c *testCluster) runningNode() *Broker {
 	for _, b := range c.brokers {
 		if b != nil {
 			return b
@@ -127,28 +44,9 @@ func (c *txnCluster) any() *Broker {
 	return nil
 }
 
-// client returns a kgo client seeded with every running node.
-func (c *txnCluster) client(opts ...kgo.Opt) *kgo.Client {
-	c.t.Helper()
-	var seeds []string
-	for _, b := range c.brokers {
-		if b != nil {
-			seeds = append(seeds, b.Addr())
-		}
-	}
-	opts = append([]kgo.Opt{kgo.SeedBrokers(seeds...), kgo.RetryTimeout(30 * time.Second),
-		kgo.MetadataMinAge(50 * time.Millisecond)}, opts...)
-	cl, err := kgo.NewClient(opts...)
-	if err != nil {
-		c.t.Fatalf("new client: %v", err)
-	}
-	c.t.Cleanup(cl.Close)
-	return cl
-}
-
 // createAssigned creates topic with one partition per replica list (the
 // first replica leads).
-func (c *txnCluster) createAssigned(topic string, replicas ...[]int32) {
+func (c *testCluster) createAssigned(topic string, replicas ...[]int32) {
 	c.t.Helper()
 	req := kmsg.NewPtrCreateTopicsRequest()
 	rt := kmsg.NewCreateTopicsRequestTopic()
@@ -171,7 +69,7 @@ func (c *txnCluster) createAssigned(topic string, replicas ...[]int32) {
 
 // waitHosted waits until node (1-based) has created its replica of
 // topic/part (replicas are created asynchronously after CreateTopics).
-func (c *txnCluster) waitHosted(node int, topic string, part int32) {
+func (c *testCluster) waitHosted(node int, topic string, part int32) {
 	c.t.Helper()
 	ch, cancel := c.brokers[node-1].node.Subscribe()
 	defer cancel()
@@ -186,33 +84,21 @@ func (c *txnCluster) waitHosted(node int, topic string, part int32) {
 	}
 }
 
-// waitLeaderMoved waits until a running node's state shows topic/part led
-// by a node other than old, and returns that state.
-func (c *txnCluster) waitLeaderMoved(topic string, part int32, old int32) raft.Partition {
+// waitLeaderMoved waits until topic/part is led by a node other than
+// old, and returns its state.
+func (c *testCluster) waitLeaderMoved(topic string, part int32, old int32) raft.Partition {
 	c.t.Helper()
-	b := c.any()
-	ch, cancel := b.node.Subscribe()
-	defer cancel()
-	deadline := time.After(30 * time.Second)
-	for {
-		st := b.node.State().Topics[topic].Partitions[part]
-		if st.Leader != old && st.Leader >= 0 {
-			return st
-		}
-		select {
-		case <-ch:
-		case <-deadline:
-			c.t.Fatalf("leadership of %s-%d did not move from node %d: %+v", topic, part, old, st)
-		}
-	}
+	c.waitPartition(topic, part, func(p raft.Partition) bool { return p.Leader != old && p.Leader >= 0 },
+		fmt.Sprintf("leader other than node %d", old))
+	return c.partitionState(topic, part)
 }
 
 // idLedBy returns a key (prefix-N) whose partition of the internal topic
 // (__transaction_state or __consumer_offsets, created here if needed) is
 // led by node: the transaction or group coordinator of that key.
-func (c *txnCluster) idLedBy(internal, prefix string, node int32) string {
+func (c *testCluster) idLedBy(internal, prefix string, node int32) string {
 	c.t.Helper()
-	b := c.any()
+	b := c.runningNode()
 	var t *raft.Topic
 	var e *kerr.Error
 	if internal == txnTopic {
@@ -235,7 +121,7 @@ func (c *txnCluster) idLedBy(internal, prefix string, node int32) string {
 
 // markers counts the COMMIT and ABORT markers of producer pid in node's
 // replica of topic/part.
-func (c *txnCluster) markers(node int32, topic string, part int32, pid int64) (commits, aborts int) {
+func (c *testCluster) markers(node int32, topic string, part int32, pid int64) (commits, aborts int) {
 	c.t.Helper()
 	p := c.brokers[node-1].parts.get(topic, part)
 	if p == nil {
@@ -283,7 +169,7 @@ func (c *txnCluster) markers(node int32, topic string, part int32, pid int64) (c
 // read_committed consumer sees exactly the committed records and a
 // read_uncommitted one all of them.
 func TestTxnClusterCommitAbort(t *testing.T) {
-	c := startTxnCluster(t, 3, nil)
+	c := startTestCluster(t, 3, txnClusterConfig)
 	for _, tv := range txnVersions {
 		topic := "ca-" + tv.name
 		// Two partitions led by node 2: one produce request carries both
@@ -316,7 +202,7 @@ func TestTxnClusterCommitAbort(t *testing.T) {
 				t.Fatalf("%s round %d: end (commit %v): %v", tv.name, round, commit, err)
 			}
 		}
-		got := consumeAll(t, c.any(), topic, true)
+		got := consumeAll(t, c.runningNode(), topic, true)
 		seen := map[string]bool{}
 		for _, r := range got {
 			seen[string(r.Value)] = true
@@ -329,7 +215,7 @@ func TestTxnClusterCommitAbort(t *testing.T) {
 				t.Errorf("%s: committed record %s not read", tv.name, v)
 			}
 		}
-		if n := len(consumeAll(t, c.any(), topic, false)); n != all {
+		if n := len(consumeAll(t, c.runningNode(), topic, false)); n != all {
 			t.Errorf("%s: read_uncommitted got %d records, want %d", tv.name, n, all)
 		}
 		// The markers were written by the leaders (nodes 2 and 3), which
@@ -351,13 +237,13 @@ func TestTxnClusterCommitAbort(t *testing.T) {
 // offsets commit with the output, every input record is in the output
 // exactly once, and the committed offsets cover the input.
 func TestTxnClusterGroupSession(t *testing.T) {
-	c := startTxnCluster(t, 3, nil)
+	c := startTestCluster(t, 3, txnClusterConfig)
 	for _, tv := range txnVersions {
 		t.Run(tv.name, func(t *testing.T) { testTxnClusterGroupSession(t, c, tv.name, tv.opts) })
 	}
 }
 
-func testTxnClusterGroupSession(t *testing.T, c *txnCluster, tv string, opts []kgo.Opt) {
+func testTxnClusterGroupSession(t *testing.T, c *testCluster, tv string, opts []kgo.Opt) {
 	in, out := "gin-"+tv, "gout-"+tv
 	c.createAssigned(in, []int32{3, 1, 2}, []int32{3, 2, 1})
 	c.createAssigned(out, []int32{3, 2, 1}, []int32{2, 3, 1})
@@ -410,7 +296,7 @@ func testTxnClusterGroupSession(t *testing.T, c *txnCluster, tv string, opts []k
 		}
 	}
 	seen := map[string]int{}
-	for _, r := range consumeAll(t, c.any(), out, true) {
+	for _, r := range consumeAll(t, c.runningNode(), out, true) {
 		seen[string(r.Value)]++
 	}
 	for i := range n {
@@ -433,7 +319,7 @@ func testTxnClusterGroupSession(t *testing.T, c *txnCluster, tv string, opts []k
 // between the produce and the commit; the commit's marker reaches the new
 // leader and the records become visible to read_committed consumers.
 func TestTxnClusterLeaderChange(t *testing.T) {
-	c := startTxnCluster(t, 3, nil)
+	c := startTestCluster(t, 3, txnClusterConfig)
 	c.createAssigned("lc", []int32{2, 3, 1})
 	id := c.idLedBy(txnTopic, "lc", 1)
 	cl := c.client(kgo.TransactionalID(id), kgo.DefaultProduceTopic("lc"))
@@ -453,7 +339,7 @@ func TestTxnClusterLeaderChange(t *testing.T) {
 	if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
 		t.Fatalf("commit: %v", err)
 	}
-	got := consumeAll(t, c.any(), "lc", true)
+	got := consumeAll(t, c.runningNode(), "lc", true)
 	if len(got) != len(recs) {
 		t.Fatalf("read_committed got %d records, want %d", len(got), len(recs))
 	}
@@ -470,7 +356,7 @@ func TestTxnClusterLeaderChange(t *testing.T) {
 // (TRANSACTION_ABORTABLE on v5, INVALID_TXN_STATE on v4) or with a stale
 // epoch (PRODUCER_FENCED).
 func TestTxnClusterPeerErrors(t *testing.T) {
-	c := startTxnCluster(t, 3, nil)
+	c := startTestCluster(t, 3, txnClusterConfig)
 	c.createAssigned("pe", []int32{2, 3}, []int32{3, 2})
 	for _, node := range []int{2, 3} {
 		c.waitHosted(node, "pe", 0)
@@ -701,7 +587,7 @@ func TestOffsetVerifyErr(t *testing.T) {
 // coordinator with markers to leaders on other nodes, and an ongoing one
 // is committed by the producer through the new coordinator.
 func TestTxnClusterCoordinatorFailover(t *testing.T) {
-	c := startTxnCluster(t, 3, nil)
+	c := startTestCluster(t, 3, txnClusterConfig)
 	c.createAssigned("cf", []int32{2, 3, 1}, []int32{3, 2, 1})
 	ctx := testCtx(t)
 	produce := func(id string) *kgo.Client {
@@ -761,7 +647,7 @@ func TestTxnClusterCoordinatorFailover(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	seen := map[string]bool{}
-	for _, r := range consumeAll(t, c.any(), "cf", true) {
+	for _, r := range consumeAll(t, c.runningNode(), "cf", true) {
 		seen[string(r.Value)] = true
 	}
 	for _, id := range []string{prepID, liveID} {
@@ -853,22 +739,12 @@ func TestVerifyGuard(t *testing.T) {
 	}
 }
 
-// restart starts node i (0-based) again on its data dir.
-func (c *txnCluster) restart(i int) {
-	c.t.Helper()
-	b, err := Start(c.cfgs[i])
-	if err != nil {
-		c.t.Fatalf("restart node %d: %v", i+1, err)
-	}
-	c.brokers[i] = b
-}
-
 // TestTxnClusterMarkerWaitsForLeader: a written partition has no leader
 // when the transaction commits (its only replica is down); its marker is
 // retried against fresh metadata until the replica is back and leads
 // again, and the commit becomes visible there.
 func TestTxnClusterMarkerWaitsForLeader(t *testing.T) {
-	c := startTxnCluster(t, 3, nil)
+	c := startTestCluster(t, 3, txnClusterConfig)
 	c.createAssigned("solo", []int32{3})
 	c.createAssigned("duo", []int32{2, 1})
 	id := c.idLedBy(txnTopic, "mw", 1)
@@ -882,12 +758,7 @@ func TestTxnClusterMarkerWaitsForLeader(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.stop(2)
-	for i := 0; c.brokers[0].node.State().Topics["solo"].Partitions[0].Leader == 3; i++ {
-		if i == 3000 {
-			t.Fatal("solo-0 still led by the stopped node 3")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	c.waitPartition("solo", 0, func(p raft.Partition) bool { return p.Leader != 3 }, "leader other than the stopped node 3")
 	ended := make(chan error, 1)
 	go func() { ended <- cl.EndTransaction(ctx, kgo.TryCommit) }()
 	// The commit cannot finish while solo-0 has no leader: its record is
@@ -923,7 +794,7 @@ func TestTxnClusterMarkerWaitsForLeader(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	for _, topic := range []string{"solo", "duo"} {
-		if got := consumeAll(t, c.any(), topic, true); len(got) != 1 {
+		if got := consumeAll(t, c.runningNode(), topic, true); len(got) != 1 {
 			t.Errorf("%s: read_committed got %d records, want 1", topic, len(got))
 		}
 	}
