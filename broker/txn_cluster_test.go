@@ -799,3 +799,40 @@ func TestTxnClusterMarkerWaitsForLeader(t *testing.T) {
 		}
 	}
 }
+
+// TestStillCoordinates: a coordinator keeps sending markers only while it
+// leads the id's __transaction_state partition in the epoch it prepared in.
+func TestStillCoordinates(t *testing.T) {
+	parts := []raft.Partition{{Index: 0, Leader: 1, LeaderEpoch: 4}, {Index: 1, Leader: 2, LeaderEpoch: 7}}
+	st := &raft.State{Topics: map[string]*raft.Topic{txnTopic: {Name: txnTopic, Partitions: parts}}}
+	var on0, on1 string
+	for i := 0; i < 1000 && (on0 == "" || on1 == ""); i++ {
+		id := "sc-" + strconv.Itoa(i)
+		if groupPartition(id, 2) == 0 {
+			on0 = id
+		} else {
+			on1 = id
+		}
+	}
+	if on0 == "" || on1 == "" {
+		t.Fatal("no ids on both partitions")
+	}
+	for _, tc := range []struct {
+		name  string
+		st    *raft.State
+		self  int32
+		id    string
+		epoch int32
+		want  bool
+	}{
+		{"leader in the same epoch", st, 1, on0, 4, true},
+		{"leader in a newer epoch", st, 1, on0, 3, false},
+		{"not the leader", st, 1, on1, 7, false},
+		{"other node leads it", st, 2, on1, 7, true},
+		{"no transaction topic", &raft.State{Topics: map[string]*raft.Topic{}}, 1, on0, 4, false},
+	} {
+		if got := stillCoordinates(tc.st, tc.self, tc.id, tc.epoch); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
