@@ -32,6 +32,9 @@ func txnClusterConfig(cfg *Config) {
 	groupTestConfig(cfg)
 	cfg.TransactionTopicPartitions = 3
 	cfg.OffsetsTopicPartitions = 3
+	// A transaction whose producer gave up is aborted soon (the clients
+	// of the fault tests use a short transaction timeout).
+	cfg.TransactionAbortCheckInterval = 200 * time.Millisecond
 }
 
 // runningNode returns a running node.
@@ -860,7 +863,8 @@ func TestTxnClusterAtomicUnderLeaderStop(t *testing.T) {
 	progress := make(chan struct{}, len(ids)*txns)
 	var wg sync.WaitGroup
 	for pi, id := range ids {
-		opts := []kgo.Opt{kgo.TransactionalID(id), kgo.DefaultProduceTopic("au"), kgo.RecordPartitioner(kgo.ManualPartitioner())}
+		opts := []kgo.Opt{kgo.TransactionalID(id), kgo.DefaultProduceTopic("au"), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+			kgo.TransactionTimeout(20 * time.Second)}
 		opts = append(opts, txnVersions[pi%len(txnVersions)].opts...)
 		cl := c.client(opts...)
 		wg.Add(1)
@@ -870,6 +874,9 @@ func TestTxnClusterAtomicUnderLeaderStop(t *testing.T) {
 				key := fmt.Sprintf("%d/%d", pi, n)
 				if err := cl.BeginTransaction(); err != nil {
 					t.Errorf("%s: begin: %v", key, err)
+					for range txns - n {
+						progress <- struct{}{}
+					}
 					return
 				}
 				var recs []*kgo.Record
@@ -879,13 +886,23 @@ func TestTxnClusterAtomicUnderLeaderStop(t *testing.T) {
 				commit := n%2 == 0
 				res := aborted
 				if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+					t.Logf("%s: produce: %v", key, err)
 					commit = false
 					res = unknown
 				}
 				err := cl.EndTransaction(ctx, kgo.TransactionEndTry(commit))
 				switch {
 				case err != nil:
-					res = unknown
+					// The producer may be fenced now (its transaction
+					// timed out while a leader stopped): it stops.
+					t.Logf("%s: end (commit %v): %v", key, commit, err)
+					mu.Lock()
+					outcomes[key] = unknown
+					mu.Unlock()
+					for range txns - n {
+						progress <- struct{}{}
+					}
+					return
 				case commit:
 					res = committed
 				}
@@ -919,7 +936,7 @@ func TestTxnClusterAtomicUnderLeaderStop(t *testing.T) {
 			known++
 		}
 	}
-	if len(outcomes) != len(ids)*txns || known < len(outcomes)/2 {
+	if known < len(ids)*txns/2 {
 		t.Errorf("%d transactions ran, %d with a known outcome: %v", len(outcomes), known, outcomes)
 	}
 	for key, o := range outcomes {
