@@ -9,7 +9,7 @@ GOFLAGS_TEST ?=
 # processes and is run without it to stay inside the CI budget.
 UNIT_PKGS = $(shell $(GO) list ./... | grep -v /integration)
 
-.PHONY: build run test deps unit integration bench bench-compare bench-mirror fmt vet clean
+.PHONY: build run test deps unit integration bench bench-compare bench-compare-replicated bench-mirror fmt vet clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/strom
@@ -44,6 +44,10 @@ bench:
 BENCH_COMPARE_FLAGS ?=
 bench-compare: build
 	STROM_BIN=$(abspath $(BIN)) $(GO) run ./bench/compare -out bench $(BENCH_COMPARE_FLAGS)
+
+# The same with three-node clusters on both sides: replication factor 3, min.insync.replicas=2.
+bench-compare-replicated: build
+	STROM_BIN=$(abspath $(BIN)) $(GO) run ./bench/compare -out bench/replicated -nodes 3 $(BENCH_COMPARE_FLAGS)
 
 # Copy throughput, strom migrate vs MirrorMaker 2 (each at-least-once and exactly-once, every copy checked
 # with strom verify), between two single-node Kafkas (not part of `make test`): writes bench/MIRROR-RESULTS.md.

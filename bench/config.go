@@ -41,10 +41,12 @@ const e2eStampBytes = 8
 type Config struct {
 	// Brokers are the seed host:port addresses.
 	Brokers []string
-	// Topic is created with Partitions partitions (replication factor: the cluster's default) if missing;
-	// an existing topic is used as it is.
-	Topic      string
-	Partitions int32
+	// Topic is created with Partitions partitions, ReplicationFactor replicas (0: the cluster's
+	// default) and TopicConfigs if missing; an existing topic is used as it is.
+	Topic             string
+	Partitions        int32
+	ReplicationFactor int16
+	TopicConfigs      map[string]string
 	// RecordSize is the value size in bytes; records have no key and no headers.
 	RecordSize int
 	// Rate is the target in records per second over all producers; 0 means as fast as possible.
@@ -112,6 +114,8 @@ func (c Config) Validate(mode Mode) error {
 		return bad("--topic is empty")
 	case c.Partitions < 1:
 		return bad("--partitions %d must be at least 1", c.Partitions)
+	case c.ReplicationFactor < 0:
+		return bad("--replication-factor %d is negative", c.ReplicationFactor)
 	case c.RecordSize < 0:
 		return bad("--record-size %d is negative", c.RecordSize)
 	case mode == ModeE2E && c.RecordSize < e2eStampBytes:

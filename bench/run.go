@@ -110,7 +110,18 @@ func (r *runner) ensureTopic(ctx context.Context) ([]int32, error) {
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	resp, err := adm.CreateTopic(ctx, r.cfg.Partitions, -1, nil, r.cfg.Topic)
+	rf := r.cfg.ReplicationFactor
+	if rf == 0 {
+		rf = -1 // the cluster's default.replication.factor
+	}
+	var configs map[string]*string
+	for k, v := range r.cfg.TopicConfigs {
+		if configs == nil {
+			configs = map[string]*string{}
+		}
+		configs[k] = &v
+	}
+	resp, err := adm.CreateTopic(ctx, r.cfg.Partitions, rf, configs, r.cfg.Topic)
 	if err == nil {
 		err = resp.Err
 	}

@@ -8,6 +8,13 @@
 // turns requests into raft commands and log operations and maps their errors to
 // Kafka error codes (package kerr).
 //
+// A cluster of several brokers shares one raft group: every broker is a voter
+// listed in Config.Voters. Any broker applies metadata changes (package raft
+// forwards them to the leader), and the raft leader acts as the controller of
+// broker liveness: brokers heartbeat it, register fenced and serve once it
+// unfences them, and refuse partition leadership while fenced or out of
+// touch with it (liveness.go).
+//
 // The group coordinator (coordinator.go, groups.go, offsets.go,
 // consumer_groups.go; state machines in broker/group) keeps consumer groups
 // and committed offsets in the internal compacted topic __consumer_offsets,

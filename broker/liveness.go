@@ -27,6 +27,9 @@ import (
 // multiNode reports whether the cluster has several voters (brokers).
 func (b *Broker) multiNode() bool { return len(b.cfg.Voters) > 1 }
 
+// heartbeatRetry is how soon heartbeatLoop retries a heartbeat that failed.
+const heartbeatRetry = 100 * time.Millisecond
+
 // heartbeatInterval is how often heartbeatLoop reports.
 func (b *Broker) heartbeatInterval() time.Duration {
 	return max(min(2*time.Second, b.cfg.BrokerSessionTimeout/3), 10*time.Millisecond)
@@ -57,10 +60,18 @@ func (b *Broker) heartbeatLoop(epoch int64) {
 			b.log.Warn("heartbeat to the controller failed", "err", err)
 			failing = true
 		}
+		wait := every - time.Since(sent)
+		if br, ok := b.node.State().Brokers[b.cfg.NodeID]; err != nil || !ok || br.Fenced {
+			// A failed heartbeat (no leader yet, a leader change) is retried
+			// soon, and so is one that has not unfenced us yet (a controller
+			// elected a moment later starts from nothing): a starting broker
+			// waits for it.
+			wait = min(wait, heartbeatRetry)
+		}
 		select {
 		case <-b.ctx.Done():
 			return
-		case <-time.After(every - time.Since(sent)):
+		case <-time.After(wait):
 		}
 	}
 }
@@ -98,7 +109,10 @@ func (b *Broker) waitUnfenced(ctx context.Context, epoch int64) error {
 // controlledShutdown asks the controller to fence this broker and move its
 // leaderships away, then hands raft leadership to another voter if this
 // node has it. Best effort, bounded by the session timeout (after which
-// the controller fences the broker anyway); only multi-node clusters.
+// the controller fences the broker anyway); only multi-node clusters. The
+// request is retried in short attempts, and it is done as soon as this
+// node's own state shows it fenced with nothing left to move (the answer
+// may have been lost with a controller that stopped too).
 func (b *Broker) controlledShutdown() {
 	if !b.multiNode() || b.node == nil || b.brokerEpoch == 0 {
 		return
@@ -106,7 +120,22 @@ func (b *Broker) controlledShutdown() {
 	ctx, cancel := context.WithTimeout(context.Background(), min(b.cfg.BrokerSessionTimeout, b.cfg.ShutdownTimeout))
 	defer cancel()
 	began := time.Now()
-	err := b.node.Heartbeat(ctx, raft.BrokerHeartbeat{ID: b.cfg.NodeID, Epoch: b.brokerEpoch, WantShutdown: true})
+	hb := raft.BrokerHeartbeat{ID: b.cfg.NodeID, Epoch: b.brokerEpoch, WantShutdown: true}
+	done := func() bool {
+		s := b.node.State()
+		br, ok := s.Brokers[b.cfg.NodeID]
+		return ok && br.Epoch == b.brokerEpoch && br.Fenced && len(raft.FenceCommands(s, b.cfg.NodeID)) <= 1
+	}
+	var err error
+	for ctx.Err() == nil {
+		actx, acancel := context.WithTimeout(ctx, time.Second)
+		err = b.node.Heartbeat(actx, hb)
+		acancel()
+		if err == nil || done() {
+			err = nil
+			break
+		}
+	}
 	if err != nil {
 		b.log.Warn("controlled shutdown: leaderships not moved", "err", err)
 		return

@@ -233,7 +233,7 @@ func (p *partition) followerFetched(b *Broker, id int32, offset int64) *kerr.Err
 	var expand []int32
 	hwNow := p.log.HighWatermark()
 	if !slices.Contains(r.isr, id) && !slices.Contains(r.expanding, id) && !r.proposing &&
-		offset >= hwNow && offset >= r.epochStart {
+		offset >= hwNow && offset >= r.epochStart && !brokerFenced(b, id) {
 		expand = append(slices.Clone(r.isr), id)
 		r.expanding = append(r.expanding, id)
 		r.proposing = true
@@ -401,4 +401,13 @@ func (p *partition) noteAppend(last int64) {
 		return
 	}
 	p.markDurable(last + 1)
+}
+
+// brokerFenced reports whether the controller has fenced broker id (or does
+// not know it): a fenced broker is never proposed for the ISR, since the
+// controller takes fenced brokers out of ISRs and the two would undo each
+// other (a broker in controlled shutdown still fetches for a moment).
+func brokerFenced(b *Broker, id int32) bool {
+	br, ok := b.node.State().Brokers[id]
+	return !ok || br.Fenced
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -104,7 +105,8 @@ func waitViews(ctx context.Context, t *testing.T, cl *kgo.Client, ids []int32, t
 // a topic created through a node that is not the controller has the same replicas and leaders
 // everywhere; SIGKILL of a partition leader gets it fenced after the broker session timeout, with its
 // partitions led by another replica (leader epoch + 1) and itself out of every ISR; records can be
-// produced to the new leaders; restarted, it comes back unfenced.
+// produced to the new leaders; restarted, it comes back unfenced. Then a rolling restart (controlled
+// shutdowns) and a restart of the whole cluster each end with every partition led.
 func TestStromCluster(t *testing.T) {
 	c := harness.StartStrom(t, harness.Nodes(3))
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -204,6 +206,16 @@ func TestStromCluster(t *testing.T) {
 			t.Errorf("partition %d replicas changed: %v -> %v", i, old.Replicas, p.Replicas)
 		}
 	}
+	// What an admin client sees agrees.
+	tds, err := kadm.NewClient(cl).ListTopics(ctx, topic)
+	if err != nil || tds[topic].Err != nil {
+		t.Fatalf("kadm list topics: %v %v", err, tds[topic].Err)
+	}
+	for _, p := range tds[topic].Partitions.Sorted() {
+		if p.Leader == victim || p.Leader < 1 || slices.Contains(p.ISR, victim) {
+			t.Errorf("kadm after the failover: %+v", p)
+		}
+	}
 	produceSome("failover", 100)
 
 	// Restarted, it is unfenced: Restart itself waits for Metadata to list it again.
@@ -219,6 +231,54 @@ func TestStromCluster(t *testing.T) {
 		}
 	}
 	produceSome("after", 200)
+
+	// Rolling restart: Restart stops each node with SIGTERM, whose controlled shutdown moves its
+	// leaderships away before it exits; every partition has a leader again once the node is back.
+	for i := range all {
+		if err := c.Restart(i); err != nil {
+			t.Fatalf("rolling restart of node %d: %v", i, err)
+		}
+		waitViews(ctx, t, cl, all, topic, fmt.Sprintf("node %d back in the rolling restart", i+1), func(v nodeView) bool {
+			if !slices.Equal(v.Brokers, all) {
+				return false
+			}
+			for _, p := range v.Parts {
+				if p.Leader < 1 {
+					return false
+				}
+			}
+			return true
+		})
+	}
+	produceSome("rolled", 300)
+
+	// Whole cluster down and up again (started in parallel: each needs a quorum of the others).
+	for i := range all {
+		if err := c.Kill(i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	errs := make(chan error, len(all))
+	for i := range all {
+		go func() { errs <- c.Restart(i) }()
+	}
+	for range all {
+		if err := <-errs; err != nil {
+			t.Fatalf("restart after killing every node: %v", err)
+		}
+	}
+	waitViews(ctx, t, cl, all, topic, "every partition led after the full restart", func(v nodeView) bool {
+		if !slices.Equal(v.Brokers, all) || len(v.Parts) != 6 {
+			return false
+		}
+		for _, p := range v.Parts {
+			if p.Leader < 1 {
+				return false
+			}
+		}
+		return true
+	})
+	produceSome("restarted", 400)
 	if t.Failed() {
 		t.Logf("views: %s", strings.Join([]string{fmt.Sprint(view), fmt.Sprint(after), fmt.Sprint(back)}, "\n"))
 	}

@@ -143,7 +143,10 @@ func (c *controller) evaluate(ctx context.Context) {
 		c.mu.Unlock()
 		expired := id != c.n.cfg.NodeID && now.Sub(seen.at) >= c.session
 		shutdown := seen.shutdown && seen.epoch == b.Epoch
-		fence := FenceCommands(s, id)
+		var fence []Command // computed only for brokers that may need it: O(partitions)
+		if b.Fenced || expired || shutdown {
+			fence = FenceCommands(s, id)
+		}
 		if (!b.Fenced && (expired || shutdown)) || (b.Fenced && len(fence) > 1) {
 			if !b.Fenced {
 				reason := "session expired"

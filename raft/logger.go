@@ -6,14 +6,19 @@ import (
 	"io"
 	"log"
 	"log/slog"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	hclog "github.com/hashicorp/go-hclog"
 )
 
 // hclogAdapter lets hashicorp/raft log through our slog.Logger. It is quiet
 // by design: raft's trace/debug/info chatter (heartbeats, elections on every
-// start) is dropped; warnings and errors are forwarded.
+// start) is dropped; warnings and errors are forwarded, each distinct
+// message at most once per logRepeatInterval (a voter that is down makes
+// raft repeat "failed to heartbeat to" and friends many times a second),
+// with the number suppressed in between.
 type hclogAdapter struct {
 	l       *slog.Logger
 	name    string
@@ -22,12 +27,47 @@ type hclogAdapter struct {
 	// the only voter: its election at every start is expected, so raft's
 	// warning about it is dropped.
 	soleVoter *atomic.Bool
+	// limit is shared by every derived adapter.
+	limit *logLimiter
+}
+
+// logRepeatInterval is how often one raft message may be logged.
+const logRepeatInterval = 5 * time.Second
+
+// logLimiter remembers, per message text, when it was last logged and how
+// many repeats were dropped since. mu guards both maps; now is the clock.
+type logLimiter struct {
+	mu      sync.Mutex
+	last    map[string]time.Time
+	dropped map[string]int
+	now     func() time.Time
+}
+
+// allow reports whether msg may be logged now and how many repeats were
+// dropped before it.
+func (l *logLimiter) allow(msg string) (bool, int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	if t, ok := l.last[msg]; ok && now.Sub(t) < logRepeatInterval {
+		l.dropped[msg]++
+		return false, 0
+	}
+	if len(l.last) > 1024 { // bounded: messages are raft's constants, but be safe
+		clear(l.last)
+		clear(l.dropped)
+	}
+	l.last[msg] = now
+	n := l.dropped[msg]
+	delete(l.dropped, msg)
+	return true, n
 }
 
 var _ hclog.Logger = (*hclogAdapter)(nil)
 
 func newHCLogAdapter(l *slog.Logger) *hclogAdapter {
-	return &hclogAdapter{l: l, name: "raft", soleVoter: new(atomic.Bool)}
+	return &hclogAdapter{l: l, name: "raft", soleVoter: new(atomic.Bool),
+		limit: &logLimiter{last: map[string]time.Time{}, dropped: map[string]int{}, now: time.Now}}
 }
 
 func (a *hclogAdapter) Log(level hclog.Level, msg string, args ...any) {
@@ -43,10 +83,17 @@ func (a *hclogAdapter) Log(level hclog.Level, msg string, args ...any) {
 	if msg == electionStartMsg && a.soleVoter.Load() {
 		return
 	}
-	attrs := make([]any, 0, 2+len(a.implied)+len(args))
+	ok, dropped := a.limit.allow(msg)
+	if !ok {
+		return
+	}
+	attrs := make([]any, 0, 4+len(a.implied)+len(args))
 	attrs = append(attrs, "component", a.name)
 	attrs = append(attrs, a.implied...)
 	attrs = append(attrs, args...)
+	if dropped > 0 {
+		attrs = append(attrs, "repeated", dropped)
+	}
 	a.l.Log(context.Background(), sl, msg, attrs...)
 }
 

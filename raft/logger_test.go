@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	hclog "github.com/hashicorp/go-hclog"
 )
@@ -37,5 +38,28 @@ func TestHCLogAdapter(t *testing.T) {
 	}
 	if l.IsInfo() || !l.IsWarn() || l.GetLevel() != hclog.Warn {
 		t.Error("level reporting")
+	}
+}
+
+// TestHCLogAdapterRepeats: one message is logged at most once per
+// logRepeatInterval, then with the count of repeats dropped; other
+// messages are not held back.
+func TestHCLogAdapterRepeats(t *testing.T) {
+	var buf bytes.Buffer
+	a := newHCLogAdapter(slog.New(slog.NewTextHandler(&buf, nil)))
+	now := time.Unix(1000, 0)
+	a.limit.now = func() time.Time { return now }
+	for range 50 {
+		a.Error("failed to heartbeat to", "peer", "x")
+	}
+	a.Warn("other")
+	now = now.Add(logRepeatInterval)
+	a.Error("failed to heartbeat to", "peer", "x")
+	out := buf.String()
+	if n := strings.Count(out, "failed to heartbeat to"); n != 2 {
+		t.Fatalf("%d lines of the repeated message:\n%s", n, out)
+	}
+	if !strings.Contains(out, "msg=other") || !strings.Contains(out, "repeated=49") {
+		t.Fatalf("missing the other message or the repeat count:\n%s", out)
 	}
 }

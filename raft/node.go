@@ -293,6 +293,14 @@ func Open(cfg Config) (*Node, error) {
 	if err != nil {
 		return fail(fmt.Errorf("start raft: %w", err))
 	}
+	if existing && len(cfg.Voters) > 0 {
+		if f := n.r.GetConfiguration(); f.Error() == nil {
+			if stored := configVoters(f.Configuration()); FormatVoters(stored) != FormatVoters(sortedVoters(cfg.Voters)) {
+				cfg.Logger.Warn("raft: the data dir holds a cluster whose voters differ from the configured ones; keeping the stored configuration",
+					"configured", FormatVoters(cfg.Voters), "stored", FormatVoters(stored))
+			}
+		}
+	}
 
 	// Register before the first look at the leader so no change is missed;
 	// the observer never blocks raft (a full channel already means "look

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -468,5 +470,60 @@ func TestControlledShutdown(t *testing.T) {
 	// every heartbeat of a fenced broker wakes it).
 	if s := n.State(); !s.Brokers[down[1].ID()].Fenced {
 		t.Fatalf("broker %d unfenced after its controlled shutdown: %+v", down[1].ID(), s.Brokers)
+	}
+}
+
+// syncBuffer is a goroutine-safe log sink.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestStaticVotersIgnoredWithState: a data dir that already holds a
+// cluster keeps its stored configuration whatever Voters say, with a
+// warning; one voter naming the node itself is the sole-voter fast path.
+func TestStaticVotersIgnoredWithState(t *testing.T) {
+	ctx := testCtx(t)
+	dir := t.TempDir()
+	addr := freeAddrs(t, 1)[0]
+	self := []Voter{{ID: 1, Addr: addr}}
+	n, err := Open(Config{NodeID: 1, DataDir: dir, BindAddr: addr, Voters: self, Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !n.soleVoter || !n.IsLeader() { // Open waited for leadership, as with Bootstrap
+		t.Fatalf("one static voter: sole %v leader %v", n.soleVoter, n.IsLeader())
+	}
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	more := append(slices.Clone(self), Voter{ID: 2, Addr: "127.0.0.1:1"})
+	n, err = Open(Config{NodeID: 1, DataDir: dir, BindAddr: addr, Voters: more,
+		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	if err := n.WaitLeader(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if srv, err := n.Servers(); err != nil || len(srv) != 1 {
+		t.Fatalf("servers %v %v", srv, err)
+	}
+	if !strings.Contains(logs.String(), "voters differ from the configured ones") {
+		t.Fatalf("no warning in %q", logs.String())
 	}
 }

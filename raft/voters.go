@@ -1,10 +1,14 @@
 package raft
 
 import (
+	"cmp"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
+
+	hraft "github.com/hashicorp/raft"
 )
 
 // Voter is one member of a static voter set: a node id and the address of
@@ -99,4 +103,22 @@ func validateVoters(vs []Voter, self int32) error {
 		return fmt.Errorf("%w: node id %d is not among the voters %s", ErrInvalidVoters, self, FormatVoters(vs))
 	}
 	return nil
+}
+
+// configVoters returns the voters of a raft configuration sorted by id.
+func configVoters(c hraft.Configuration) []Voter {
+	var out []Voter
+	for _, s := range c.Servers {
+		if id, ok := parseServerID(s.ID); ok && s.Suffrage == hraft.Voter {
+			out = append(out, Voter{ID: id, Addr: string(s.Address)})
+		}
+	}
+	return sortedVoters(out)
+}
+
+// sortedVoters returns a copy of vs sorted by id.
+func sortedVoters(vs []Voter) []Voter {
+	out := slices.Clone(vs)
+	slices.SortFunc(out, func(a, b Voter) int { return cmp.Compare(a.ID, b.ID) })
+	return out
 }

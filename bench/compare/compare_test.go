@@ -107,7 +107,7 @@ func TestReport(t *testing.T) {
 	// A failed workload shows as n/a and is left out of the ratios.
 	rounds[2][1].consume100N = nil
 	rounds[2][1].errs = []string{"consume 100B: boom"}
-	rep := newReport(options{rounds: 3, duration: time.Second, heap: "1g", clients: 4}, rounds, time.Minute)
+	rep := newReport(options{rounds: 3, duration: time.Second, heap: "1g", clients: 4, nodes: 1}, rounds, time.Minute)
 	tab := rep.table()
 	for _, want := range []string{
 		"| produce 1 KiB, acks=all, idempotent, 4 producers | MB/s | 150.0 | 450.0 | 2.00 / 3.00 / 4.00 | >= 1.5x | yes |",
@@ -135,6 +135,21 @@ func TestReport(t *testing.T) {
 			t.Errorf("RESULTS.md lacks %q", want)
 		}
 	}
+	// A replicated run says how its topics and its process figures differ.
+	rep.opts.nodes = 3
+	if err := rep.write(dir); err != nil {
+		t.Fatal(err)
+	}
+	md, err = os.ReadFile(filepath.Join(dir, "RESULTS.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"3 combined broker+controller nodes", "3 `strom serve` nodes",
+		"replication factor 3 and min.insync.replicas=2", "-nodes 3"} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("RESULTS.md of a 3-node run lacks %q", want)
+		}
+	}
 	for _, png := range []string{"e2e-latency.png", "throughput.png"} {
 		b, err := os.ReadFile(filepath.Join(dir, png))
 		if err != nil || len(b) < 1000 || string(b[1:4]) != "PNG" {
@@ -144,7 +159,7 @@ func TestReport(t *testing.T) {
 }
 
 func TestOptionsValidate(t *testing.T) {
-	good := options{rounds: 3, duration: 8 * time.Second, partitions: 8, clients: 4}
+	good := options{rounds: 3, duration: 8 * time.Second, partitions: 8, clients: 4, nodes: 1}
 	if err := good.validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -154,6 +169,8 @@ func TestOptionsValidate(t *testing.T) {
 		func(o *options) { o.partitions = 0 },
 		func(o *options) { o.clients = 0 },
 		func(o *options) { o.clients = 9 }, // more consumers than partitions would idle
+		func(o *options) { o.nodes = 0 },
+		func(o *options) { o.nodes = 6 },
 	} {
 		o := good
 		mod(&o)

@@ -1,5 +1,6 @@
-// Command compare is the side-by-side runner behind `make bench-compare`: it starts a single-node Apache
-// Kafka and a single-node Strom through the integration harness, runs the same `strom bench` workloads
+// Command compare is the side-by-side runner behind `make bench-compare`: it starts an Apache Kafka and a
+// Strom cluster (one node each by default; -nodes N for replicated clusters) through the integration
+// harness, runs the same `strom bench` workloads
 // against each in alternating rounds (Kafka, Strom, Kafka, Strom, ...; a fresh cluster per round), and
 // writes a table of both results with the Strom/Kafka ratio (min/median/max over the rounds) to
 // RESULTS.md, plus PNG plots next to it.
@@ -41,6 +42,7 @@ type options struct {
 	out        string
 	workDir    string
 	stromArgs  string
+	nodes      int
 }
 
 func main() {
@@ -53,6 +55,7 @@ func main() {
 	flag.StringVar(&o.out, "out", "bench", "directory for RESULTS.md and the PNG plots")
 	flag.StringVar(&o.workDir, "work-dir", "", "where the clusters keep their data (default: a temp dir, removed after each round)")
 	flag.StringVar(&o.stromArgs, "strom-args", "", "extra `strom serve` flags, space separated (default: none, i.e. fsync=always)")
+	flag.IntVar(&o.nodes, "nodes", 1, "nodes of each cluster; above 1 every topic is replicated (factor min(nodes, 3), min.insync.replicas factor-1)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -75,6 +78,8 @@ func (o options) validate() error {
 		return fmt.Errorf("%w: -partitions %d must be at least 1", errBadFlag, o.partitions)
 	case o.clients < 1 || o.clients > o.partitions:
 		return fmt.Errorf("%w: -clients %d must be between 1 and the partitions (%d)", errBadFlag, o.clients, o.partitions)
+	case o.nodes < 1 || o.nodes > 5:
+		return fmt.Errorf("%w: -nodes %d must be between 1 and 5", errBadFlag, o.nodes)
 	}
 	return nil
 }
@@ -89,10 +94,10 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	}
 	kinds := []kind{
 		{name: "kafka", start: func(ctx context.Context, dir string) (*harness.LocalCluster, error) {
-			return harness.NewKafka(ctx, dir, harness.Heap(o.heap), harness.ReadyPoll(5*time.Millisecond))
+			return harness.NewKafka(ctx, dir, harness.Heap(o.heap), harness.ReadyPoll(5*time.Millisecond), harness.Nodes(o.nodes))
 		}},
 		{name: "strom", start: func(ctx context.Context, dir string) (*harness.LocalCluster, error) {
-			opts := []harness.Option{harness.ReadyPoll(5 * time.Millisecond)}
+			opts := []harness.Option{harness.ReadyPoll(5 * time.Millisecond), harness.Nodes(o.nodes)}
 			if f := strings.Fields(o.stromArgs); len(f) > 0 {
 				opts = append(opts, harness.StromArgs(f...))
 			}
@@ -183,13 +188,19 @@ func measure(ctx context.Context, o options, k kind, round int, e2eRate float64,
 			fail("stop", err)
 		}
 	}()
-	pid, started, ok := c.Process(0)
-	if !ok {
-		fail("start", errors.New("node 0 has no process"))
-		return m
+	var pids []int
+	for i := range c.Nodes() {
+		pid, started, ok := c.Process(i)
+		if !ok {
+			fail("start", fmt.Errorf("node %d has no process", i))
+			return m
+		}
+		pids = append(pids, pid)
+		if i == 0 {
+			m.startToReady = ready.Sub(started)
+		}
 	}
-	m.startToReady = ready.Sub(started)
-	st0, err := readProc(pid)
+	st0, err := readProcs(pids)
 	if err != nil {
 		fail("proc", err)
 		return m
@@ -201,6 +212,11 @@ func measure(ctx context.Context, o options, k kind, round int, e2eRate float64,
 	base.Partitions = int32(o.partitions)
 	base.Duration = o.duration
 	base.Acks = "all"
+	if o.nodes > 1 {
+		rf := replicationFactor(o.nodes)
+		base.ReplicationFactor = int16(rf)
+		base.TopicConfigs = map[string]string{"min.insync.replicas": fmt.Sprint(minInsync(rf))}
+	}
 	base.Progress = &prefixWriter{w: stderr, prefix: fmt.Sprintf("[%s round %d] ", k.name, round)}
 	runOne := func(name string, mode bench.Mode, mod func(*bench.Config)) *bench.Result {
 		cfg := base
@@ -248,7 +264,7 @@ func measure(ctx context.Context, o options, k kind, round int, e2eRate float64,
 	} else {
 		fail("e2e", errors.New("no produce rate to derive the fixed rate from"))
 	}
-	st1, err := readProc(pid)
+	st1, err := readProcs(pids)
 	if err != nil {
 		fail("proc", err)
 		return m
@@ -309,3 +325,9 @@ func loadAvg() string {
 	}
 	return strings.Join(f[:3], " ")
 }
+
+// replicationFactor is the topics' replication factor in a cluster of nodes.
+func replicationFactor(nodes int) int { return min(nodes, 3) }
+
+// minInsync is the topics' min.insync.replicas for replication factor rf: one failure tolerated.
+func minInsync(rf int) int { return max(1, rf-1) }

@@ -89,3 +89,19 @@ func parseStatCPU(b []byte) (float64, error) {
 	}
 	return float64(u+s) / clockTicks, nil
 }
+
+// readProcs samples every process of a cluster and adds their figures up: CPU seconds, peak and
+// current resident memory.
+func readProcs(pids []int) (procStats, error) {
+	var sum procStats
+	for _, pid := range pids {
+		st, err := readProc(pid)
+		if err != nil {
+			return sum, err
+		}
+		sum.cpuSeconds += st.cpuSeconds
+		sum.vmHWM += st.vmHWM
+		sum.vmRSS += st.vmRSS
+	}
+	return sum, nil
+}

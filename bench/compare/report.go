@@ -239,6 +239,9 @@ func (rep *report) write(dir string) error {
 	if rep.opts.stromArgs != "" {
 		cmdline += fmt.Sprintf(" -strom-args %q", rep.opts.stromArgs)
 	}
+	if rep.opts.nodes > 1 {
+		cmdline += fmt.Sprintf(" -nodes %d", rep.opts.nodes)
+	}
 	fmt.Fprintf(&b, "Generated %s by `make bench-compare` (`%s`) in %v.\n\n",
 		rep.date.Format("2006-01-02 15:04 MST"), cmdline, rep.elapsed.Round(time.Second))
 	b.WriteString("## Machine\n\n")
@@ -248,9 +251,9 @@ func (rep *report) write(dir string) error {
 	fmt.Fprintf(&b, `
 ## Setup
 
-- Apache Kafka %s, one combined broker+controller node in KRaft mode, started by the integration
-  harness with its defaults (server.properties written by integration/harness/kafka.go) and -Xmx%s.
-- Strom: one `+"`strom serve`"+` node with its defaults%s.
+- Apache Kafka %s, %s in KRaft mode, started by the integration harness with its
+  defaults (server.properties written by integration/harness/kafka.go) and -Xmx%s.
+- Strom: %s with its defaults%s.%s
 - Both on 127.0.0.1; the load generator (`+"`strom bench`"+`, franz-go, identical client settings for both:
   franz-go's defaults, i.e. linger 10 ms, up to 5 produce requests in flight per connection with
   idempotence, 32 MiB of buffered records) runs in the runner's process on the same machine, so client and
@@ -280,7 +283,8 @@ and after each round were %s. Differences within the per-round spread (min..max 
 
 ## Results
 
-`, harness.DefaultKafkaVersion, rep.opts.heap, stromArgsNote(rep.opts.stromArgs), rep.opts.duration, rep.opts.clients, rep.opts.clients, rep.opts.duration, rep.opts.clients, len(rep.rounds), durabilityNote(rep.opts.stromArgs),
+`, harness.DefaultKafkaVersion, kafkaNodesNote(rep.opts.nodes), rep.opts.heap, stromNodesNote(rep.opts.nodes),
+		stromArgsNote(rep.opts.stromArgs), replicationNote(rep.opts.nodes), rep.opts.duration, rep.opts.clients, rep.opts.clients, rep.opts.duration, rep.opts.clients, len(rep.rounds), durabilityNote(rep.opts.stromArgs),
 		strings.Join(rep.loads, "; "))
 	b.WriteString(rep.table())
 	b.WriteString("\n![end-to-end latency percentiles](e2e-latency.png)\n\n![throughput](throughput.png)\n\n## Every round\n\n")
@@ -301,6 +305,32 @@ and after each round were %s. Differences within the per-round spread (min..max 
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
+}
+
+func kafkaNodesNote(nodes int) string {
+	if nodes <= 1 {
+		return "one combined broker+controller node"
+	}
+	return fmt.Sprintf("%d combined broker+controller nodes (each its own JVM)", nodes)
+}
+
+func stromNodesNote(nodes int) string {
+	if nodes <= 1 {
+		return "one `strom serve` node"
+	}
+	return fmt.Sprintf("%d `strom serve` nodes (static voters)", nodes)
+}
+
+// replicationNote describes the topics of a multi-node run and how its process figures add up.
+func replicationNote(nodes int) string {
+	if nodes <= 1 {
+		return ""
+	}
+	rf := replicationFactor(nodes)
+	return fmt.Sprintf("\n- Every topic has replication factor %d and min.insync.replicas=%d, so an acks=all write "+
+		"is answered once every in-sync replica has it. All nodes share the same 2 cores and disk. Memory "+
+		"and CPU figures are the sums over the nodes; start to ready is from the first exec to the first "+
+		"Metadata answer listing every node.", rf, minInsync(rf))
 }
 
 func stromArgsNote(args string) string {

@@ -66,6 +66,8 @@ func newBenchModeCmd(mode bench.Mode, short string) *cobra.Command {
 	f.StringVar(&brokers, "brokers", strings.Join(cfg.Brokers, ","), "comma-separated HOST:PORT seed brokers")
 	f.StringVar(&cfg.Topic, "topic", cfg.Topic, "topic (created if missing)")
 	f.Int32Var(&cfg.Partitions, "partitions", cfg.Partitions, "partitions of the topic if it is created")
+	f.Int16Var(&cfg.ReplicationFactor, "replication-factor", cfg.ReplicationFactor, "replicas of the topic if it is created (0: the cluster's default)")
+	f.StringToStringVar(&cfg.TopicConfigs, "topic-config", nil, "configs of the topic if it is created, KEY=VALUE[,KEY=VALUE] (e.g. min.insync.replicas=2)")
 	f.IntVar(&cfg.RecordSize, "record-size", cfg.RecordSize, "value size in bytes")
 	f.StringVar(&rate, "rate", "max", "records per second over all producers, or max")
 	f.DurationVar(&cfg.Duration, "duration", cfg.Duration, "how long to run (0: until --records)")

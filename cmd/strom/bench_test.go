@@ -2,12 +2,16 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/stromhq/strom/broker"
 )
@@ -35,6 +39,8 @@ func TestBenchFlagErrors(t *testing.T) {
 		{[]string{"bench", "produce", "--compression", "brotli"}, `--compression "brotli"`},
 		{[]string{"bench", "produce", "--duration", "0"}, "set --duration or --records"},
 		{[]string{"bench", "produce", "--partitions", "0"}, "--partitions 0"},
+		{[]string{"bench", "produce", "--replication-factor", "-1"}, "--replication-factor -1"},
+		{[]string{"bench", "produce", "--topic-config", "novalue"}, "novalue must be formatted as key=value"},
 		{[]string{"bench", "produce", "--producers", "0"}, "--producers 0"},
 		{[]string{"bench", "produce", "--linger", "-1ms"}, "--linger -1ms"},
 		{[]string{"bench", "produce", "--duration", "soon"}, `invalid argument "soon"`},
@@ -72,7 +78,8 @@ func TestBenchCommands(t *testing.T) {
 		latency []string // JSON objects that must be present
 	}{
 		// --rate bounds the produce to >= 1.5 s, so at least one progress line is printed.
-		{[]string{"bench", "produce", "--records", "1500", "--rate", "1000", "--duration", "60s"}, 1500, []string{"produce_latency"}},
+		{[]string{"bench", "produce", "--records", "1500", "--rate", "1000", "--duration", "60s",
+			"--replication-factor", "1", "--topic-config", "retention.ms=123456789,max.message.bytes=2000000"}, 1500, []string{"produce_latency"}},
 		{[]string{"bench", "consume", "--consumers", "2"}, 1500, nil},
 		{[]string{"bench", "e2e", "--records", "300", "--rate", "600", "--duration", "60s", "--linger", "0"}, 300, []string{"produce_latency", "e2e_latency"}},
 	}
@@ -96,6 +103,29 @@ func TestBenchCommands(t *testing.T) {
 			}
 			if s.args[1] == "produce" && !strings.Contains(errOut, "produce    1s:") {
 				t.Errorf("no progress line on stderr: %q", errOut)
+			}
+			if s.args[1] == "produce" { // the topic was created with --topic-config
+				cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer cl.Close()
+				rcs, err := kadm.NewClient(cl).DescribeTopicConfigs(context.Background(), "cmdbench")
+				if err != nil {
+					t.Fatal(err)
+				}
+				rc, err := rcs.On("cmdbench", nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got := map[string]string{}
+				for _, c := range rc.Configs {
+					got[c.Key] = c.MaybeValue()
+				}
+				if got["retention.ms"] != "123456789" || got["max.message.bytes"] != "2000000" {
+					t.Errorf("topic configs retention.ms=%q max.message.bytes=%q, want the --topic-config values",
+						got["retention.ms"], got["max.message.bytes"])
+				}
 			}
 		})
 	}
