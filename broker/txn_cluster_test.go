@@ -10,6 +10,7 @@ package broker
 // below add manual replica placement and coordinator placement.
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -370,10 +371,10 @@ func TestTxnClusterPeerErrors(t *testing.T) {
 	if _, err := kmsg.NewPtrMetadataRequest().RequestWith(ctx, cl); err != nil {
 		t.Fatal(err) // cl.Broker needs the brokers' addresses
 	}
-	marker := func(node int32) int16 {
+	marker := func(node int32, epoch int16) int16 {
 		req := kmsg.NewPtrWriteTxnMarkersRequest()
 		mk := kmsg.NewWriteTxnMarkersRequestMarker()
-		mk.ProducerID, mk.ProducerEpoch, mk.Committed = 4242, 0, false
+		mk.ProducerID, mk.ProducerEpoch, mk.Committed = 4242, epoch, false
 		mt := kmsg.NewWriteTxnMarkersRequestMarkerTopic()
 		mt.Topic, mt.Partitions = "pe", []int32{0}
 		mk.Topics = append(mk.Topics, mt)
@@ -385,15 +386,18 @@ func TestTxnClusterPeerErrors(t *testing.T) {
 		return resp.Markers[0].Topics[0].Partitions[0].ErrorCode
 	}
 	for _, tc := range []struct {
-		node int32
-		want *kerr.Error
+		node  int32
+		epoch int16
+		want  *kerr.Error
 	}{
-		{3, kerr.NotLeaderForPartition},
-		{1, kerr.UnknownTopicOrPartition},
-		{2, nil},
+		{3, 1, kerr.NotLeaderForPartition},
+		{1, 1, kerr.UnknownTopicOrPartition},
+		{2, 1, nil},
+		{2, 1, nil}, // a duplicate: harmless
+		{2, 0, kerr.InvalidProducerEpoch},
 	} {
-		if got := marker(tc.node); got != errCode(tc.want) {
-			t.Errorf("WriteTxnMarkers to node %d: %v, want %v", tc.node, kerr.ErrorForCode(got), tc.want)
+		if got := marker(tc.node, tc.epoch); got != errCode(tc.want) {
+			t.Errorf("WriteTxnMarkers epoch %d to node %d: %v, want %v", tc.epoch, tc.node, kerr.ErrorForCode(got), tc.want)
 		}
 	}
 
@@ -694,7 +698,7 @@ func TestVerifyGuard(t *testing.T) {
 		return p.verified(pid, epoch, tok)
 	}
 	marker := func(epoch int16) {
-		if _, err := appendMarker(p, controlBatch(pid, epoch, false, 0, time.Now().UnixMilli()), pid); err != nil {
+		if _, err := appendMarker(p, controlBatch(pid, epoch, false, 0, time.Now().UnixMilli()), pid, epoch); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -740,6 +744,9 @@ func TestVerifyGuard(t *testing.T) {
 	marker(1)
 	if verified(1, 0) {
 		t.Fatal("the transaction is still open after its marker")
+	}
+	if _, err := appendMarker(p, controlBatch(pid, 0, true, 0, time.Now().UnixMilli()), pid, 0); !errors.Is(err, errStaleMarker) {
+		t.Fatalf("marker of epoch 0 after epoch 1: %v, want errStaleMarker", err)
 	}
 }
 

@@ -334,7 +334,10 @@ func (b *Broker) writeMarker(ctx context.Context, topic string, part int32, pid 
 			return e
 		}
 	}
-	last, err := appendMarker(p, controlBatch(pid, epoch, commit, coordEpoch, time.Now().UnixMilli()), pid)
+	last, err := appendMarker(p, controlBatch(pid, epoch, commit, coordEpoch, time.Now().UnixMilli()), pid, epoch)
+	if errors.Is(err, errStaleMarker) {
+		return kerr.InvalidProducerEpoch
+	}
 	if err != nil {
 		b.log.Error("write transaction marker", "topic", topic, "partition", part, "err", err)
 		return storageErr(err)
@@ -345,12 +348,19 @@ func (b *Broker) writeMarker(ctx context.Context, topic string, part int32, pid 
 	return nil
 }
 
-// appendMarker appends a transaction marker of producer pid to p (led
-// here) and drops pid's pending verification on p in the same critical
-// section, so a batch verified against the transaction this marker ends
-// can no longer be appended (txn_verify.go). It takes p.mu.
-func appendMarker(p *partition, batch []byte, pid int64) (int64, error) {
+// appendMarker appends a transaction marker of producer pid at epoch to p
+// (led here) and drops pid's pending verification on p in the same
+// critical section, so a batch verified against the transaction this
+// marker ends can no longer be appended (txn_verify.go). A marker older
+// than the producer's epoch in p is refused with errStaleMarker, as Kafka
+// refuses it (INVALID_PRODUCER_EPOCH): a late duplicate of an earlier
+// transaction's marker would otherwise end a newer transaction's records
+// in p. It takes p.mu.
+func appendMarker(p *partition, batch []byte, pid int64, epoch int16) (int64, error) {
 	return appendInternalWith(p, batch, func() error {
+		if e, ok := p.log.Producer(pid); ok && epoch < e.Epoch {
+			return errStaleMarker
+		}
 		delete(p.verifying, pid)
 		return nil
 	})

@@ -12,6 +12,7 @@ package broker
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -94,7 +95,11 @@ func (c *coordinator) txnMarker(ctx context.Context, idx int32, pid int64, epoch
 	}
 	now := time.Now()
 	sh.mu.Lock()
-	last, err := appendMarker(sh.p, controlBatch(pid, epoch, commit, coordEpoch, now.UnixMilli()), pid)
+	last, err := appendMarker(sh.p, controlBatch(pid, epoch, commit, coordEpoch, now.UnixMilli()), pid, epoch)
+	if errors.Is(err, errStaleMarker) {
+		sh.mu.Unlock()
+		return kerr.InvalidProducerEpoch
+	}
 	if err != nil {
 		sh.mu.Unlock()
 		c.b.log.Error("write transaction marker", "topic", offsetsTopic, "partition", idx, "err", err)
