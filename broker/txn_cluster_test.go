@@ -698,7 +698,7 @@ func TestVerifyGuard(t *testing.T) {
 		return p.verified(pid, epoch, tok)
 	}
 	marker := func(epoch int16) {
-		if _, err := appendMarker(p, controlBatch(pid, epoch, false, 0, time.Now().UnixMilli()), pid, epoch); err != nil {
+		if _, err := appendMarker(p, controlBatch(pid, epoch, false, 5, time.Now().UnixMilli()), pid, epoch, 5); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -745,8 +745,14 @@ func TestVerifyGuard(t *testing.T) {
 	if verified(1, 0) {
 		t.Fatal("the transaction is still open after its marker")
 	}
-	if _, err := appendMarker(p, controlBatch(pid, 0, true, 0, time.Now().UnixMilli()), pid, 0); !errors.Is(err, errStaleMarker) {
+	if _, err := appendMarker(p, controlBatch(pid, 0, true, 5, time.Now().UnixMilli()), pid, 0, 5); !errors.Is(err, errStaleMarker) {
 		t.Fatalf("marker of epoch 0 after epoch 1: %v, want errStaleMarker", err)
+	}
+	if _, err := appendMarker(p, controlBatch(pid, 1, true, 4, time.Now().UnixMilli()), pid, 1, 4); !errors.Is(err, errFencedMarker) {
+		t.Fatalf("marker of coordinator epoch 4 after 5: %v, want errFencedMarker", err)
+	}
+	if _, err := appendMarker(p, controlBatch(pid, 1, true, 6, time.Now().UnixMilli()), pid, 1, 6); err != nil {
+		t.Fatalf("marker of a newer coordinator epoch: %v", err)
 	}
 }
 

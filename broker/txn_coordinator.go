@@ -334,9 +334,9 @@ func (b *Broker) writeMarker(ctx context.Context, topic string, part int32, pid 
 			return e
 		}
 	}
-	last, err := appendMarker(p, controlBatch(pid, epoch, commit, coordEpoch, time.Now().UnixMilli()), pid, epoch)
-	if errors.Is(err, errStaleMarker) {
-		return kerr.InvalidProducerEpoch
+	last, err := appendMarker(p, controlBatch(pid, epoch, commit, coordEpoch, time.Now().UnixMilli()), pid, epoch, coordEpoch)
+	if e := markerErr(err); e != nil {
+		return e
 	}
 	if err != nil {
 		b.log.Error("write transaction marker", "topic", topic, "partition", part, "err", err)
@@ -355,15 +355,37 @@ func (b *Broker) writeMarker(ctx context.Context, topic string, part int32, pid 
 // than the producer's epoch in p is refused with errStaleMarker, as Kafka
 // refuses it (INVALID_PRODUCER_EPOCH): a late duplicate of an earlier
 // transaction's marker would otherwise end a newer transaction's records
-// in p. It takes p.mu.
-func appendMarker(p *partition, batch []byte, pid int64, epoch int16) (int64, error) {
+// in p. Likewise a marker from a coordinator epoch older than the last one
+// this leader appended for pid is refused with errFencedMarker
+// (TRANSACTION_COORDINATOR_FENCED): it comes from a deposed coordinator.
+// It takes p.mu.
+func appendMarker(p *partition, batch []byte, pid int64, epoch int16, coordEpoch int32) (int64, error) {
 	return appendInternalWith(p, batch, func() error {
 		if e, ok := p.log.Producer(pid); ok && epoch < e.Epoch {
 			return errStaleMarker
 		}
+		if last, ok := p.coordEpochs[pid]; ok && coordEpoch < last {
+			return errFencedMarker
+		}
+		if p.coordEpochs == nil {
+			p.coordEpochs = map[int64]int32{}
+		}
+		p.coordEpochs[pid] = coordEpoch
 		delete(p.verifying, pid)
 		return nil
 	})
+}
+
+// markerErr maps appendMarker's refusals to their Kafka errors; nil for
+// any other error (and for nil).
+func markerErr(err error) *kerr.Error {
+	switch {
+	case errors.Is(err, errStaleMarker):
+		return kerr.InvalidProducerEpoch
+	case errors.Is(err, errFencedMarker):
+		return kerr.TransactionCoordinatorFenced
+	}
+	return nil
 }
 
 // completion is a prepared transaction whose markers are to be written.

@@ -12,7 +12,6 @@ package broker
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -95,10 +94,10 @@ func (c *coordinator) txnMarker(ctx context.Context, idx int32, pid int64, epoch
 	}
 	now := time.Now()
 	sh.mu.Lock()
-	last, err := appendMarker(sh.p, controlBatch(pid, epoch, commit, coordEpoch, now.UnixMilli()), pid, epoch)
-	if errors.Is(err, errStaleMarker) {
+	last, err := appendMarker(sh.p, controlBatch(pid, epoch, commit, coordEpoch, now.UnixMilli()), pid, epoch, coordEpoch)
+	if e := markerErr(err); e != nil {
 		sh.mu.Unlock()
-		return kerr.InvalidProducerEpoch
+		return e
 	}
 	if err != nil {
 		sh.mu.Unlock()
