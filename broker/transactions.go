@@ -39,10 +39,13 @@ package broker
 // markers asynchronously), so a client never sees CONCURRENT_TRANSACTIONS
 // from its own commit; if markers are still missing after
 // markerRetryWindow it answers anyway (the outcome is durable) and the
-// coordinator's tick keeps retrying. Markers are not fenced by coordinator
-// epoch on the receiving side (the epoch is written into them, but a
-// marker from a deposed coordinator is appended too; markers are
-// idempotent for readers). No transactional-id ACLs
+// coordinator's tick keeps retrying. A partition leader refuses a marker
+// older than the producer's epoch in the partition (INVALID_PRODUCER_EPOCH)
+// and one from an older coordinator epoch than the last marker it appended
+// for the producer (TRANSACTION_COORDINATOR_FENCED), as Kafka does, but it
+// remembers coordinator epochs in memory only (Kafka keeps them in the
+// producer state snapshots), so that check starts afresh after a restart
+// or a leader change. No transactional-id ACLs
 // (TRANSACTIONAL_ID_AUTHORIZATION_FAILED is never returned).
 
 import (
