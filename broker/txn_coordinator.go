@@ -598,6 +598,11 @@ func (c *txnCoordinator) tick(ctx context.Context, now time.Time) {
 			c.b.log.Error("sync transaction state", "err", err)
 		}
 	}
+	// Completions run side by side (a leaderless partition of one
+	// transaction must not hold up the others), at most
+	// tickCompletions at a time; the tick owns them and waits for all.
+	sem := make(chan struct{}, tickCompletions)
+	var wg sync.WaitGroup
 	for _, cp := range todo {
 		if ctx.Err() != nil {
 			c.mu.Lock()
@@ -605,6 +610,17 @@ func (c *txnCoordinator) tick(ctx context.Context, now time.Time) {
 			c.mu.Unlock()
 			continue
 		}
-		_ = c.complete(ctx, cp)
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			_ = c.complete(ctx, cp)
+		}()
 	}
+	wg.Wait()
 }
+
+// tickCompletions bounds the prepared transactions one tick completes at
+// once.
+const tickCompletions = 16
