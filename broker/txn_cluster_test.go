@@ -168,13 +168,23 @@ func (c *testCluster) markers(node int32, topic string, part int32, pid int64) (
 	return commits, aborts
 }
 
-// TestTxnClusterCommitAbort: the coordinator (node 1) and the leaders of
+// TestTxnCluster runs the cross-node transaction checks that leave the
+// cluster whole on one 3-node cluster (each uses its own topics and ids;
+// the helpers fail the test through the cluster's t, so they run in
+// sequence in this test's goroutine, not as subtests).
+func TestTxnCluster(t *testing.T) {
+	c := startTestCluster(t, 3, txnClusterConfig)
+	testTxnClusterCommitAbort(t, c)
+	testTxnClusterPeerErrors(t, c)
+	testTxnClusterGroupSessions(t, c)
+}
+
+// testTxnClusterCommitAbort: the coordinator (node 1) and the leaders of
 // the written partitions (nodes 2 and 3) differ; commits and aborts of both
 // transaction versions end up as markers in the leaders' logs, a
 // read_committed consumer sees exactly the committed records and a
 // read_uncommitted one all of them.
-func TestTxnClusterCommitAbort(t *testing.T) {
-	c := startTestCluster(t, 3, txnClusterConfig)
+func testTxnClusterCommitAbort(t *testing.T, c *testCluster) {
 	for _, tv := range txnVersions {
 		topic := "ca-" + tv.name
 		// Two partitions led by node 2: one produce request carries both
@@ -236,15 +246,14 @@ func TestTxnClusterCommitAbort(t *testing.T) {
 	}
 }
 
-// TestTxnClusterGroupSession is consume-transform-produce with the
+// testTxnClusterGroupSessions is consume-transform-produce with the
 // transaction coordinator on node 1, the group coordinator on node 2 and
 // the input and output partitions led by node 3 (and 2): the group's
 // offsets commit with the output, every input record is in the output
 // exactly once, and the committed offsets cover the input.
-func TestTxnClusterGroupSession(t *testing.T) {
-	c := startTestCluster(t, 3, txnClusterConfig)
+func testTxnClusterGroupSessions(t *testing.T, c *testCluster) {
 	for _, tv := range txnVersions {
-		t.Run(tv.name, func(t *testing.T) { testTxnClusterGroupSession(t, c, tv.name, tv.opts) })
+		testTxnClusterGroupSession(t, c, tv.name, tv.opts)
 	}
 }
 
@@ -279,9 +288,9 @@ func testTxnClusterGroupSession(t *testing.T, c *testCluster, tv string, opts []
 	for done < n {
 		fs := sess.PollRecords(ctx, 40)
 		if ctx.Err() != nil {
-			t.Fatalf("consumed %d of %d: %v", done, n, ctx.Err())
+			t.Fatalf("%s: consumed %d of %d: %v", tv, done, n, ctx.Err())
 		}
-		fs.EachError(func(_ string, _ int32, err error) { t.Fatalf("fetch: %v", err) })
+		fs.EachError(func(_ string, _ int32, err error) { t.Fatalf("%s: fetch: %v", tv, err) })
 		if err := sess.Begin(); err != nil {
 			t.Fatal(err)
 		}
@@ -306,7 +315,7 @@ func testTxnClusterGroupSession(t *testing.T, c *testCluster, tv string, opts []
 	}
 	for i := range n {
 		if k := seen["x"+strconv.Itoa(i)]; k != 1 {
-			t.Errorf("output holds record %d %d times", i, k)
+			t.Errorf("%s: output holds record %d %d times", tv, i, k)
 		}
 	}
 	offs, err := kadm.NewClient(c.client()).FetchOffsets(ctx, grp)
@@ -316,7 +325,7 @@ func testTxnClusterGroupSession(t *testing.T, c *testCluster, tv string, opts []
 	var total int64
 	offs.Each(func(o kadm.OffsetResponse) { total += o.At })
 	if total != n {
-		t.Fatalf("group committed %d offsets in total, want %d", total, n)
+		t.Fatalf("%s: group committed %d offsets in total, want %d", tv, total, n)
 	}
 }
 
@@ -354,14 +363,13 @@ func TestTxnClusterLeaderChange(t *testing.T) {
 	}
 }
 
-// TestTxnClusterPeerErrors checks the per-partition errors of the broker
+// testTxnClusterPeerErrors checks the per-partition errors of the broker
 // forms: WriteTxnMarkers to a follower (NOT_LEADER_OR_FOLLOWER) and to a
 // broker hosting no replica (UNKNOWN_TOPIC_OR_PARTITION), and a verify-only
 // AddPartitionsToTxn for a partition not in the transaction
 // (TRANSACTION_ABORTABLE on v5, INVALID_TXN_STATE on v4) or with a stale
 // epoch (PRODUCER_FENCED).
-func TestTxnClusterPeerErrors(t *testing.T) {
-	c := startTestCluster(t, 3, txnClusterConfig)
+func testTxnClusterPeerErrors(t *testing.T, c *testCluster) {
 	c.createAssigned("pe", []int32{2, 3}, []int32{3, 2})
 	for _, node := range []int{2, 3} {
 		c.waitHosted(node, "pe", 0)
