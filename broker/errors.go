@@ -29,4 +29,12 @@ var (
 	// while a write verified against it waited for its partition lock; the
 	// write is refused with INVALID_TXN_STATE.
 	errTxnEnded = errors.New("broker: transaction ended during verification")
+	// errStaleMarker means a transaction marker carried an older producer
+	// epoch than the partition already holds for its producer; it is not
+	// appended (INVALID_PRODUCER_EPOCH).
+	errStaleMarker = errors.New("broker: transaction marker of a stale producer epoch")
+	// errFencedMarker means a transaction marker came from an older
+	// transaction coordinator epoch than a marker already appended for its
+	// producer; it is not appended (TRANSACTION_COORDINATOR_FENCED).
+	errFencedMarker = errors.New("broker: transaction marker from a fenced coordinator")
 )

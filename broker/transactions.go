@@ -39,10 +39,13 @@ package broker
 // markers asynchronously), so a client never sees CONCURRENT_TRANSACTIONS
 // from its own commit; if markers are still missing after
 // markerRetryWindow it answers anyway (the outcome is durable) and the
-// coordinator's tick keeps retrying. Markers are not fenced by coordinator
-// epoch on the receiving side (the epoch is written into them, but a
-// marker from a deposed coordinator is appended too; markers are
-// idempotent for readers). No transactional-id ACLs
+// coordinator's tick keeps retrying. A partition leader refuses a marker
+// older than the producer's epoch in the partition (INVALID_PRODUCER_EPOCH)
+// and one from an older coordinator epoch than the last marker it appended
+// for the producer (TRANSACTION_COORDINATOR_FENCED), as Kafka does, but it
+// remembers coordinator epochs in memory only (Kafka keeps them in the
+// producer state snapshots), so that check starts afresh after a restart
+// or a leader change. No transactional-id ACLs
 // (TRANSACTIONAL_ID_AUTHORIZATION_FAILED is never returned).
 
 import (
@@ -189,9 +192,25 @@ func (b *Broker) handleInitTransactional(rq *request, req *kmsg.InitProducerIDRe
 	}}
 }
 
+// addPartitionsMode says what addPartitions does.
+type addPartitionsMode int8
+
+const (
+	// addExplicit is a client's AddPartitionsToTxn or AddOffsetsToTxn.
+	addExplicit addPartitionsMode = iota
+	// addImplicit is an add made on behalf of a transaction version 2
+	// client (Produce v12+, TxnOffsetCommit v5+), here or by a partition
+	// leader or group coordinator (broker form, VerifyOnly=false): it
+	// marks the transactional id as using version 2.
+	addImplicit
+	// addVerifyOnly checks the partitions are in the transaction.
+	addVerifyOnly
+)
+
 // addPartitions adds partitions to id's transaction (or, verifyOnly,
 // checks they are in it) and returns the error per partition.
-func (b *Broker) addPartitions(ctx context.Context, id string, pid int64, epoch int16, tps []txn.TopicPartition, verifyOnly bool) ([]*kerr.Error, func(context.Context) *kerr.Error) {
+func (b *Broker) addPartitions(ctx context.Context, id string, pid int64, epoch int16, tps []txn.TopicPartition, mode addPartitionsMode) ([]*kerr.Error, func(context.Context) *kerr.Error) {
+	verifyOnly := mode == addVerifyOnly
 	errs := make([]*kerr.Error, len(tps))
 	setAll := func(e *kerr.Error) {
 		for i := range errs {
@@ -249,6 +268,9 @@ func (b *Broker) addPartitions(ctx context.Context, id string, pid int64, epoch 
 		setAll(e)
 		return errs, nil
 	}
+	if mode == addImplicit {
+		m.TV2 = true
+	}
 	p, last, err := c.persist(m, t)
 	return errs, func(ctx context.Context) *kerr.Error { return persistedErr(ctx, p, last, err) }
 }
@@ -272,7 +294,7 @@ func (b *Broker) handleAddPartitionsToTxn(rq *request, req *kmsg.AddPartitionsTo
 	if req.Version < 4 {
 		var o one
 		o.tps = collect(req.Topics)
-		o.errs, o.wait = b.addPartitions(rq.c.ctx, req.TransactionalID, req.ProducerID, req.ProducerEpoch, o.tps, false)
+		o.errs, o.wait = b.addPartitions(rq.c.ctx, req.TransactionalID, req.ProducerID, req.ProducerEpoch, o.tps, addExplicit)
 		return reply{wait: func(ctx context.Context) kmsg.Response {
 			var we *kerr.Error
 			if o.wait != nil {
@@ -309,7 +331,13 @@ func (b *Broker) handleAddPartitionsToTxn(rq *request, req *kmsg.AddPartitionsTo
 			topics = append(topics, rt)
 		}
 		all[i].tps = collect(topics)
-		all[i].errs, all[i].wait = b.addPartitions(rq.c.ctx, tr.TransactionalID, tr.ProducerID, tr.ProducerEpoch, all[i].tps, tr.VerifyOnly)
+		// The v4+ form comes from brokers: VerifyOnly=false is a leader's
+		// add for a transaction version 2 producer.
+		mode := addImplicit
+		if tr.VerifyOnly {
+			mode = addVerifyOnly
+		}
+		all[i].errs, all[i].wait = b.addPartitions(rq.c.ctx, tr.TransactionalID, tr.ProducerID, tr.ProducerEpoch, all[i].tps, mode)
 	}
 	return reply{wait: func(ctx context.Context) kmsg.Response {
 		for i, tr := range req.Transactions {
@@ -360,7 +388,7 @@ func (b *Broker) handleAddOffsetsToTxn(rq *request, req *kmsg.AddOffsetsToTxnReq
 		return now(resp)
 	}
 	tp := txn.TopicPartition{Topic: offsetsTopic, Partition: groupPartition(req.Group, len(t.Partitions))}
-	errs, wait := b.addPartitions(rq.c.ctx, req.TransactionalID, req.ProducerID, req.ProducerEpoch, []txn.TopicPartition{tp}, false)
+	errs, wait := b.addPartitions(rq.c.ctx, req.TransactionalID, req.ProducerID, req.ProducerEpoch, []txn.TopicPartition{tp}, addExplicit)
 	return reply{wait: func(ctx context.Context) kmsg.Response {
 		e := errs[0]
 		if e == nil && wait != nil {
@@ -430,7 +458,7 @@ func (b *Broker) handleTxnOffsetCommit(rq *request, req *kmsg.TxnOffsetCommitReq
 		// Transaction version 2: the commit adds the offsets partition
 		// itself (no AddOffsetsToTxn).
 		errs, wait := b.addPartitions(rq.c.ctx, req.TransactionalID, req.ProducerID, req.ProducerEpoch,
-			[]txn.TopicPartition{{Topic: offsetsTopic, Partition: sh.index}}, false)
+			[]txn.TopicPartition{{Topic: offsetsTopic, Partition: sh.index}}, addImplicit)
 		e := errs[0]
 		if e == nil && wait != nil {
 			e = wait(rq.c.ctx)

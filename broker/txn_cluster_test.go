@@ -6,15 +6,12 @@ package broker
 // as WriteTxnMarkers and produce/offset verification as AddPartitionsToTxn
 // between brokers.
 //
-// txnCluster is a copy of the replication tests' scaffold under other names
-// (the main engineer's startTestCluster lands as broker/replication_test.go;
-// this file must not clash with it).
+// The clusters are replication_test.go's startTestCluster; the helpers
+// below add manual replica placement and coordinator placement.
 
 import (
+	"errors"
 	"fmt"
-	"io"
-	"log/slog"
-	"net"
 	"strconv"
 	"sync"
 	"testing"
@@ -30,94 +27,19 @@ import (
 	"github.com/stromhq/strom/storage"
 )
 
-// txnCluster is a multi-node Strom cluster of in-process brokers.
-type txnCluster struct {
-	t       testing.TB
-	cfgs    []Config
-	brokers []*Broker // nil while stopped
+// txnClusterConfig is the configuration of the transaction cluster
+// tests: small internal topics and the group tests' timings.
+func txnClusterConfig(cfg *Config) {
+	groupTestConfig(cfg)
+	cfg.TransactionTopicPartitions = 3
+	cfg.OffsetsTopicPartitions = 3
+	// A transaction whose producer gave up is aborted soon (the clients
+	// of the fault tests use a short transaction timeout).
+	cfg.TransactionAbortCheckInterval = 200 * time.Millisecond
 }
 
-// startTxnCluster starts n brokers forming one cluster (static voters) in
-// parallel and stops them at test end.
-func startTxnCluster(t testing.TB, n int, mod func(*Config)) *txnCluster {
-	t.Helper()
-	var lns []net.Listener
-	var voters []raft.Voter
-	for i := range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		lns = append(lns, ln)
-		voters = append(voters, raft.Voter{ID: int32(i + 1), Addr: ln.Addr().String()})
-	}
-	for _, ln := range lns {
-		ln.Close()
-	}
-	c := &txnCluster{t: t, brokers: make([]*Broker, n)}
-	for i := range n {
-		cfg := DefaultConfig()
-		cfg.NodeID = int32(i + 1)
-		cfg.DataDir = t.TempDir()
-		cfg.Listen = "127.0.0.1:0"
-		cfg.RaftListen = voters[i].Addr
-		cfg.Voters = voters
-		cfg.BrokerSessionTimeout = 2 * time.Second
-		cfg.ReplicaLagTimeMax = 5 * time.Second
-		cfg.Fsync = "never"
-		cfg.ShutdownTimeout = 5 * time.Second
-		cfg.DefaultReplicationFactor = int16(n)
-		cfg.OffsetsTopicReplicationFactor = int16(n)
-		cfg.TransactionTopicPartitions = 3
-		groupTestConfig(&cfg)
-		cfg.OffsetsTopicPartitions = 3
-		var w io.Writer = testLogWriter{t}
-		cfg.Logger = slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn})).With("node", i+1)
-		if mod != nil {
-			mod(&cfg)
-		}
-		c.cfgs = append(c.cfgs, cfg)
-	}
-	var wg sync.WaitGroup
-	errs := make([]error, n)
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c.brokers[i], errs[i] = Start(c.cfgs[i])
-		}()
-	}
-	wg.Wait()
-	t.Cleanup(func() {
-		for i := range c.brokers {
-			c.stop(i)
-		}
-	})
-	for i, err := range errs {
-		if err != nil {
-			t.Fatalf("start node %d: %v", i+1, err)
-		}
-	}
-	return c
-}
-
-// stop closes node i (a controlled shutdown).
-func (c *txnCluster) stop(i int) {
-	b := c.brokers[i]
-	if b == nil {
-		return
-	}
-	c.brokers[i] = nil
-	if err := b.Close(); err != nil {
-		c.t.Errorf("close node %d: %v", i+1, err)
-	}
-	if n := b.handlerPanics.Load(); n != 0 {
-		c.t.Errorf("node %d: %d handler panics", i+1, n)
-	}
-}
-
-// any returns a running node.
-func (c *txnCluster) any() *Broker {
+// runningNode returns a running node.
+func (c *testCluster) runningNode() *Broker {
 	for _, b := range c.brokers {
 		if b != nil {
 			return b
@@ -127,28 +49,9 @@ func (c *txnCluster) any() *Broker {
 	return nil
 }
 
-// client returns a kgo client seeded with every running node.
-func (c *txnCluster) client(opts ...kgo.Opt) *kgo.Client {
-	c.t.Helper()
-	var seeds []string
-	for _, b := range c.brokers {
-		if b != nil {
-			seeds = append(seeds, b.Addr())
-		}
-	}
-	opts = append([]kgo.Opt{kgo.SeedBrokers(seeds...), kgo.RetryTimeout(30 * time.Second),
-		kgo.MetadataMinAge(50 * time.Millisecond)}, opts...)
-	cl, err := kgo.NewClient(opts...)
-	if err != nil {
-		c.t.Fatalf("new client: %v", err)
-	}
-	c.t.Cleanup(cl.Close)
-	return cl
-}
-
 // createAssigned creates topic with one partition per replica list (the
 // first replica leads).
-func (c *txnCluster) createAssigned(topic string, replicas ...[]int32) {
+func (c *testCluster) createAssigned(topic string, replicas ...[]int32) {
 	c.t.Helper()
 	req := kmsg.NewPtrCreateTopicsRequest()
 	rt := kmsg.NewCreateTopicsRequestTopic()
@@ -171,7 +74,7 @@ func (c *txnCluster) createAssigned(topic string, replicas ...[]int32) {
 
 // waitHosted waits until node (1-based) has created its replica of
 // topic/part (replicas are created asynchronously after CreateTopics).
-func (c *txnCluster) waitHosted(node int, topic string, part int32) {
+func (c *testCluster) waitHosted(node int, topic string, part int32) {
 	c.t.Helper()
 	ch, cancel := c.brokers[node-1].node.Subscribe()
 	defer cancel()
@@ -186,33 +89,21 @@ func (c *txnCluster) waitHosted(node int, topic string, part int32) {
 	}
 }
 
-// waitLeaderMoved waits until a running node's state shows topic/part led
-// by a node other than old, and returns that state.
-func (c *txnCluster) waitLeaderMoved(topic string, part int32, old int32) raft.Partition {
+// waitLeaderMoved waits until topic/part is led by a node other than
+// old, and returns its state.
+func (c *testCluster) waitLeaderMoved(topic string, part int32, old int32) raft.Partition {
 	c.t.Helper()
-	b := c.any()
-	ch, cancel := b.node.Subscribe()
-	defer cancel()
-	deadline := time.After(30 * time.Second)
-	for {
-		st := b.node.State().Topics[topic].Partitions[part]
-		if st.Leader != old && st.Leader >= 0 {
-			return st
-		}
-		select {
-		case <-ch:
-		case <-deadline:
-			c.t.Fatalf("leadership of %s-%d did not move from node %d: %+v", topic, part, old, st)
-		}
-	}
+	c.waitPartition(topic, part, func(p raft.Partition) bool { return p.Leader != old && p.Leader >= 0 },
+		fmt.Sprintf("leader other than node %d", old))
+	return c.partitionState(topic, part)
 }
 
 // idLedBy returns a key (prefix-N) whose partition of the internal topic
 // (__transaction_state or __consumer_offsets, created here if needed) is
 // led by node: the transaction or group coordinator of that key.
-func (c *txnCluster) idLedBy(internal, prefix string, node int32) string {
+func (c *testCluster) idLedBy(internal, prefix string, node int32) string {
 	c.t.Helper()
-	b := c.any()
+	b := c.runningNode()
 	var t *raft.Topic
 	var e *kerr.Error
 	if internal == txnTopic {
@@ -235,7 +126,7 @@ func (c *txnCluster) idLedBy(internal, prefix string, node int32) string {
 
 // markers counts the COMMIT and ABORT markers of producer pid in node's
 // replica of topic/part.
-func (c *txnCluster) markers(node int32, topic string, part int32, pid int64) (commits, aborts int) {
+func (c *testCluster) markers(node int32, topic string, part int32, pid int64) (commits, aborts int) {
 	c.t.Helper()
 	p := c.brokers[node-1].parts.get(topic, part)
 	if p == nil {
@@ -277,13 +168,23 @@ func (c *txnCluster) markers(node int32, topic string, part int32, pid int64) (c
 	return commits, aborts
 }
 
-// TestTxnClusterCommitAbort: the coordinator (node 1) and the leaders of
+// TestTxnCluster runs the cross-node transaction checks that leave the
+// cluster whole on one 3-node cluster (each uses its own topics and ids;
+// the helpers fail the test through the cluster's t, so they run in
+// sequence in this test's goroutine, not as subtests).
+func TestTxnCluster(t *testing.T) {
+	c := startTestCluster(t, 3, txnClusterConfig)
+	testTxnClusterCommitAbort(t, c)
+	testTxnClusterPeerErrors(t, c)
+	testTxnClusterGroupSessions(t, c)
+}
+
+// testTxnClusterCommitAbort: the coordinator (node 1) and the leaders of
 // the written partitions (nodes 2 and 3) differ; commits and aborts of both
 // transaction versions end up as markers in the leaders' logs, a
 // read_committed consumer sees exactly the committed records and a
 // read_uncommitted one all of them.
-func TestTxnClusterCommitAbort(t *testing.T) {
-	c := startTxnCluster(t, 3, nil)
+func testTxnClusterCommitAbort(t *testing.T, c *testCluster) {
 	for _, tv := range txnVersions {
 		topic := "ca-" + tv.name
 		// Two partitions led by node 2: one produce request carries both
@@ -316,7 +217,7 @@ func TestTxnClusterCommitAbort(t *testing.T) {
 				t.Fatalf("%s round %d: end (commit %v): %v", tv.name, round, commit, err)
 			}
 		}
-		got := consumeAll(t, c.any(), topic, true)
+		got := consumeAll(t, c.runningNode(), topic, true)
 		seen := map[string]bool{}
 		for _, r := range got {
 			seen[string(r.Value)] = true
@@ -329,7 +230,7 @@ func TestTxnClusterCommitAbort(t *testing.T) {
 				t.Errorf("%s: committed record %s not read", tv.name, v)
 			}
 		}
-		if n := len(consumeAll(t, c.any(), topic, false)); n != all {
+		if n := len(consumeAll(t, c.runningNode(), topic, false)); n != all {
 			t.Errorf("%s: read_uncommitted got %d records, want %d", tv.name, n, all)
 		}
 		// The markers were written by the leaders (nodes 2 and 3), which
@@ -345,19 +246,18 @@ func TestTxnClusterCommitAbort(t *testing.T) {
 	}
 }
 
-// TestTxnClusterGroupSession is consume-transform-produce with the
+// testTxnClusterGroupSessions is consume-transform-produce with the
 // transaction coordinator on node 1, the group coordinator on node 2 and
 // the input and output partitions led by node 3 (and 2): the group's
 // offsets commit with the output, every input record is in the output
 // exactly once, and the committed offsets cover the input.
-func TestTxnClusterGroupSession(t *testing.T) {
-	c := startTxnCluster(t, 3, nil)
+func testTxnClusterGroupSessions(t *testing.T, c *testCluster) {
 	for _, tv := range txnVersions {
-		t.Run(tv.name, func(t *testing.T) { testTxnClusterGroupSession(t, c, tv.name, tv.opts) })
+		testTxnClusterGroupSession(t, c, tv.name, tv.opts)
 	}
 }
 
-func testTxnClusterGroupSession(t *testing.T, c *txnCluster, tv string, opts []kgo.Opt) {
+func testTxnClusterGroupSession(t *testing.T, c *testCluster, tv string, opts []kgo.Opt) {
 	in, out := "gin-"+tv, "gout-"+tv
 	c.createAssigned(in, []int32{3, 1, 2}, []int32{3, 2, 1})
 	c.createAssigned(out, []int32{3, 2, 1}, []int32{2, 3, 1})
@@ -388,9 +288,9 @@ func testTxnClusterGroupSession(t *testing.T, c *txnCluster, tv string, opts []k
 	for done < n {
 		fs := sess.PollRecords(ctx, 40)
 		if ctx.Err() != nil {
-			t.Fatalf("consumed %d of %d: %v", done, n, ctx.Err())
+			t.Fatalf("%s: consumed %d of %d: %v", tv, done, n, ctx.Err())
 		}
-		fs.EachError(func(_ string, _ int32, err error) { t.Fatalf("fetch: %v", err) })
+		fs.EachError(func(_ string, _ int32, err error) { t.Fatalf("%s: fetch: %v", tv, err) })
 		if err := sess.Begin(); err != nil {
 			t.Fatal(err)
 		}
@@ -410,12 +310,12 @@ func testTxnClusterGroupSession(t *testing.T, c *txnCluster, tv string, opts []k
 		}
 	}
 	seen := map[string]int{}
-	for _, r := range consumeAll(t, c.any(), out, true) {
+	for _, r := range consumeAll(t, c.runningNode(), out, true) {
 		seen[string(r.Value)]++
 	}
 	for i := range n {
 		if k := seen["x"+strconv.Itoa(i)]; k != 1 {
-			t.Errorf("output holds record %d %d times", i, k)
+			t.Errorf("%s: output holds record %d %d times", tv, i, k)
 		}
 	}
 	offs, err := kadm.NewClient(c.client()).FetchOffsets(ctx, grp)
@@ -425,7 +325,7 @@ func testTxnClusterGroupSession(t *testing.T, c *txnCluster, tv string, opts []k
 	var total int64
 	offs.Each(func(o kadm.OffsetResponse) { total += o.At })
 	if total != n {
-		t.Fatalf("group committed %d offsets in total, want %d", total, n)
+		t.Fatalf("%s: group committed %d offsets in total, want %d", tv, total, n)
 	}
 }
 
@@ -433,7 +333,7 @@ func testTxnClusterGroupSession(t *testing.T, c *txnCluster, tv string, opts []k
 // between the produce and the commit; the commit's marker reaches the new
 // leader and the records become visible to read_committed consumers.
 func TestTxnClusterLeaderChange(t *testing.T) {
-	c := startTxnCluster(t, 3, nil)
+	c := startTestCluster(t, 3, txnClusterConfig)
 	c.createAssigned("lc", []int32{2, 3, 1})
 	id := c.idLedBy(txnTopic, "lc", 1)
 	cl := c.client(kgo.TransactionalID(id), kgo.DefaultProduceTopic("lc"))
@@ -453,7 +353,7 @@ func TestTxnClusterLeaderChange(t *testing.T) {
 	if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
 		t.Fatalf("commit: %v", err)
 	}
-	got := consumeAll(t, c.any(), "lc", true)
+	got := consumeAll(t, c.runningNode(), "lc", true)
 	if len(got) != len(recs) {
 		t.Fatalf("read_committed got %d records, want %d", len(got), len(recs))
 	}
@@ -463,14 +363,13 @@ func TestTxnClusterLeaderChange(t *testing.T) {
 	}
 }
 
-// TestTxnClusterPeerErrors checks the per-partition errors of the broker
+// testTxnClusterPeerErrors checks the per-partition errors of the broker
 // forms: WriteTxnMarkers to a follower (NOT_LEADER_OR_FOLLOWER) and to a
 // broker hosting no replica (UNKNOWN_TOPIC_OR_PARTITION), and a verify-only
 // AddPartitionsToTxn for a partition not in the transaction
 // (TRANSACTION_ABORTABLE on v5, INVALID_TXN_STATE on v4) or with a stale
 // epoch (PRODUCER_FENCED).
-func TestTxnClusterPeerErrors(t *testing.T) {
-	c := startTxnCluster(t, 3, nil)
+func testTxnClusterPeerErrors(t *testing.T, c *testCluster) {
 	c.createAssigned("pe", []int32{2, 3}, []int32{3, 2})
 	for _, node := range []int{2, 3} {
 		c.waitHosted(node, "pe", 0)
@@ -480,10 +379,10 @@ func TestTxnClusterPeerErrors(t *testing.T) {
 	if _, err := kmsg.NewPtrMetadataRequest().RequestWith(ctx, cl); err != nil {
 		t.Fatal(err) // cl.Broker needs the brokers' addresses
 	}
-	marker := func(node int32) int16 {
+	marker := func(node int32, epoch int16) int16 {
 		req := kmsg.NewPtrWriteTxnMarkersRequest()
 		mk := kmsg.NewWriteTxnMarkersRequestMarker()
-		mk.ProducerID, mk.ProducerEpoch, mk.Committed = 4242, 0, false
+		mk.ProducerID, mk.ProducerEpoch, mk.Committed = 4242, epoch, false
 		mt := kmsg.NewWriteTxnMarkersRequestMarkerTopic()
 		mt.Topic, mt.Partitions = "pe", []int32{0}
 		mk.Topics = append(mk.Topics, mt)
@@ -495,15 +394,18 @@ func TestTxnClusterPeerErrors(t *testing.T) {
 		return resp.Markers[0].Topics[0].Partitions[0].ErrorCode
 	}
 	for _, tc := range []struct {
-		node int32
-		want *kerr.Error
+		node  int32
+		epoch int16
+		want  *kerr.Error
 	}{
-		{3, kerr.NotLeaderForPartition},
-		{1, kerr.UnknownTopicOrPartition},
-		{2, nil},
+		{3, 1, kerr.NotLeaderForPartition},
+		{1, 1, kerr.UnknownTopicOrPartition},
+		{2, 1, nil},
+		{2, 1, nil}, // a duplicate: harmless
+		{2, 0, kerr.InvalidProducerEpoch},
 	} {
-		if got := marker(tc.node); got != errCode(tc.want) {
-			t.Errorf("WriteTxnMarkers to node %d: %v, want %v", tc.node, kerr.ErrorForCode(got), tc.want)
+		if got := marker(tc.node, tc.epoch); got != errCode(tc.want) {
+			t.Errorf("WriteTxnMarkers epoch %d to node %d: %v, want %v", tc.epoch, tc.node, kerr.ErrorForCode(got), tc.want)
 		}
 	}
 
@@ -701,7 +603,7 @@ func TestOffsetVerifyErr(t *testing.T) {
 // coordinator with markers to leaders on other nodes, and an ongoing one
 // is committed by the producer through the new coordinator.
 func TestTxnClusterCoordinatorFailover(t *testing.T) {
-	c := startTxnCluster(t, 3, nil)
+	c := startTestCluster(t, 3, txnClusterConfig)
 	c.createAssigned("cf", []int32{2, 3, 1}, []int32{3, 2, 1})
 	ctx := testCtx(t)
 	produce := func(id string) *kgo.Client {
@@ -761,7 +663,7 @@ func TestTxnClusterCoordinatorFailover(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	seen := map[string]bool{}
-	for _, r := range consumeAll(t, c.any(), "cf", true) {
+	for _, r := range consumeAll(t, c.runningNode(), "cf", true) {
 		seen[string(r.Value)] = true
 	}
 	for _, id := range []string{prepID, liveID} {
@@ -804,7 +706,7 @@ func TestVerifyGuard(t *testing.T) {
 		return p.verified(pid, epoch, tok)
 	}
 	marker := func(epoch int16) {
-		if _, err := appendMarker(p, controlBatch(pid, epoch, false, 0, time.Now().UnixMilli()), pid); err != nil {
+		if _, err := appendMarker(p, controlBatch(pid, epoch, false, 5, time.Now().UnixMilli()), pid, epoch, 5); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -851,16 +753,15 @@ func TestVerifyGuard(t *testing.T) {
 	if verified(1, 0) {
 		t.Fatal("the transaction is still open after its marker")
 	}
-}
-
-// restart starts node i (0-based) again on its data dir.
-func (c *txnCluster) restart(i int) {
-	c.t.Helper()
-	b, err := Start(c.cfgs[i])
-	if err != nil {
-		c.t.Fatalf("restart node %d: %v", i+1, err)
+	if _, err := appendMarker(p, controlBatch(pid, 0, true, 5, time.Now().UnixMilli()), pid, 0, 5); !errors.Is(err, errStaleMarker) {
+		t.Fatalf("marker of epoch 0 after epoch 1: %v, want errStaleMarker", err)
 	}
-	c.brokers[i] = b
+	if _, err := appendMarker(p, controlBatch(pid, 1, true, 4, time.Now().UnixMilli()), pid, 1, 4); !errors.Is(err, errFencedMarker) {
+		t.Fatalf("marker of coordinator epoch 4 after 5: %v, want errFencedMarker", err)
+	}
+	if _, err := appendMarker(p, controlBatch(pid, 1, true, 6, time.Now().UnixMilli()), pid, 1, 6); err != nil {
+		t.Fatalf("marker of a newer coordinator epoch: %v", err)
+	}
 }
 
 // TestTxnClusterMarkerWaitsForLeader: a written partition has no leader
@@ -868,7 +769,7 @@ func (c *txnCluster) restart(i int) {
 // retried against fresh metadata until the replica is back and leads
 // again, and the commit becomes visible there.
 func TestTxnClusterMarkerWaitsForLeader(t *testing.T) {
-	c := startTxnCluster(t, 3, nil)
+	c := startTestCluster(t, 3, txnClusterConfig)
 	c.createAssigned("solo", []int32{3})
 	c.createAssigned("duo", []int32{2, 1})
 	id := c.idLedBy(txnTopic, "mw", 1)
@@ -882,12 +783,7 @@ func TestTxnClusterMarkerWaitsForLeader(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.stop(2)
-	for i := 0; c.brokers[0].node.State().Topics["solo"].Partitions[0].Leader == 3; i++ {
-		if i == 3000 {
-			t.Fatal("solo-0 still led by the stopped node 3")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	c.waitPartition("solo", 0, func(p raft.Partition) bool { return p.Leader != 3 }, "leader other than the stopped node 3")
 	ended := make(chan error, 1)
 	go func() { ended <- cl.EndTransaction(ctx, kgo.TryCommit) }()
 	// The commit cannot finish while solo-0 has no leader: its record is
@@ -923,8 +819,183 @@ func TestTxnClusterMarkerWaitsForLeader(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	for _, topic := range []string{"solo", "duo"} {
-		if got := consumeAll(t, c.any(), topic, true); len(got) != 1 {
+		if got := consumeAll(t, c.runningNode(), topic, true); len(got) != 1 {
 			t.Errorf("%s: read_committed got %d records, want 1", topic, len(got))
 		}
+	}
+}
+
+// TestStillCoordinates: a coordinator keeps sending markers only while it
+// leads the id's __transaction_state partition in the epoch it prepared in.
+func TestStillCoordinates(t *testing.T) {
+	parts := []raft.Partition{{Index: 0, Leader: 1, LeaderEpoch: 4}, {Index: 1, Leader: 2, LeaderEpoch: 7}}
+	st := &raft.State{Topics: map[string]*raft.Topic{txnTopic: {Name: txnTopic, Partitions: parts}}}
+	var on0, on1 string
+	for i := 0; i < 1000 && (on0 == "" || on1 == ""); i++ {
+		id := "sc-" + strconv.Itoa(i)
+		if groupPartition(id, 2) == 0 {
+			on0 = id
+		} else {
+			on1 = id
+		}
+	}
+	if on0 == "" || on1 == "" {
+		t.Fatal("no ids on both partitions")
+	}
+	for _, tc := range []struct {
+		name  string
+		st    *raft.State
+		self  int32
+		id    string
+		epoch int32
+		want  bool
+	}{
+		{"leader in the same epoch", st, 1, on0, 4, true},
+		{"leader in a newer epoch", st, 1, on0, 3, false},
+		{"not the leader", st, 1, on1, 7, false},
+		{"other node leads it", st, 2, on1, 7, true},
+		{"no transaction topic", &raft.State{Topics: map[string]*raft.Topic{}}, 1, on0, 4, false},
+	} {
+		if got := stillCoordinates(tc.st, tc.self, tc.id, tc.epoch); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestTxnClusterAtomicUnderLeaderStop runs concurrent transactional
+// producers (coordinators on nodes 1 and 3) writing to partitions led by
+// nodes 2 and 3, and stops node 2 while they work: every transaction is
+// fully visible or fully absent under read_committed, every acknowledged
+// commit is visible and no aborted record is.
+func TestTxnClusterAtomicUnderLeaderStop(t *testing.T) {
+	c := startTestCluster(t, 3, txnClusterConfig)
+	c.createAssigned("au", []int32{2, 3, 1}, []int32{3, 1, 2}, []int32{2, 1, 3})
+	ids := []string{c.idLedBy(txnTopic, "au-a", 1), c.idLedBy(txnTopic, "au-b", 3), c.idLedBy(txnTopic, "au-c", 1)}
+	const txns, parts = 8, 3
+	ctx := testCtx(t)
+	type outcome int
+	const (
+		committed outcome = iota
+		aborted
+		unknown
+	)
+	var mu sync.Mutex
+	outcomes := map[string]outcome{} // "producer/txn"
+	progress := make(chan struct{}, len(ids)*txns)
+	var wg sync.WaitGroup
+	for pi, id := range ids {
+		opts := []kgo.Opt{kgo.TransactionalID(id), kgo.DefaultProduceTopic("au"), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+			kgo.TransactionTimeout(20 * time.Second)}
+		opts = append(opts, txnVersions[pi%len(txnVersions)].opts...)
+		cl := c.client(opts...)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := range txns {
+				key := fmt.Sprintf("%d/%d", pi, n)
+				if err := cl.BeginTransaction(); err != nil {
+					t.Errorf("%s: begin: %v", key, err)
+					for range txns - n {
+						progress <- struct{}{}
+					}
+					return
+				}
+				var recs []*kgo.Record
+				for p := range parts {
+					recs = append(recs, &kgo.Record{Partition: int32(p), Value: []byte(key + "/" + strconv.Itoa(p))})
+				}
+				commit := n%2 == 0
+				res := aborted
+				if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+					t.Logf("%s: produce: %v", key, err)
+					commit = false
+					res = unknown
+				}
+				err := cl.EndTransaction(ctx, kgo.TransactionEndTry(commit))
+				switch {
+				case err != nil:
+					// The producer may be fenced now (its transaction
+					// timed out while a leader stopped): it stops.
+					t.Logf("%s: end (commit %v): %v", key, commit, err)
+					mu.Lock()
+					outcomes[key] = unknown
+					mu.Unlock()
+					for range txns - n {
+						progress <- struct{}{}
+					}
+					return
+				case commit:
+					res = committed
+				}
+				mu.Lock()
+				outcomes[key] = res
+				mu.Unlock()
+				progress <- struct{}{}
+			}
+		}()
+	}
+	for range len(ids) * 2 {
+		<-progress
+	}
+	c.stop(1) // node 2 leads au-0 and au-2
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	// Unknown outcomes and markers still retried in the background leave
+	// transactions open for a while; read once every one has ended, so
+	// the last stable offset is the log end.
+	c.waitTxnsEnded(ids...)
+	seen := map[string]int{}
+	for _, r := range consumeAll(t, c.runningNode(), "au", true) {
+		v := string(r.Value)
+		seen[v[:len(v)-2]]++ // "producer/txn"
+	}
+	known := 0
+	for _, o := range outcomes {
+		if o != unknown {
+			known++
+		}
+	}
+	if known < len(ids)*txns/2 {
+		t.Errorf("%d transactions ran, %d with a known outcome: %v", len(outcomes), known, outcomes)
+	}
+	for key, o := range outcomes {
+		switch n := seen[key]; {
+		case o == committed && n != parts:
+			t.Errorf("committed transaction %s: %d of %d records visible", key, n, parts)
+		case o == aborted && n != 0:
+			t.Errorf("aborted transaction %s: %d records visible", key, n)
+		case o == unknown && n != 0 && n != parts:
+			t.Errorf("transaction %s of unknown outcome partly visible: %d of %d records", key, n, parts)
+		}
+	}
+}
+
+// waitTxnsEnded waits until no transaction of ids is open or completing.
+func (c *testCluster) waitTxnsEnded(ids ...string) {
+	c.t.Helper()
+	adm := kadm.NewClient(c.client())
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		d, err := adm.DescribeTransactions(testCtx(c.t), ids...)
+		open := ""
+		if err != nil {
+			open = err.Error()
+		}
+		for _, id := range ids {
+			switch s := d[id]; s.State {
+			case "Empty", "CompleteCommit", "CompleteAbort":
+			default:
+				open = fmt.Sprintf("%s is %q (%v)", id, s.State, s.Err)
+			}
+		}
+		if open == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("transactions still open after 60s: %s", open)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -334,7 +334,10 @@ func (b *Broker) writeMarker(ctx context.Context, topic string, part int32, pid 
 			return e
 		}
 	}
-	last, err := appendMarker(p, controlBatch(pid, epoch, commit, coordEpoch, time.Now().UnixMilli()), pid)
+	last, err := appendMarker(p, controlBatch(pid, epoch, commit, coordEpoch, time.Now().UnixMilli()), pid, epoch, coordEpoch)
+	if e := markerErr(err); e != nil {
+		return e
+	}
 	if err != nil {
 		b.log.Error("write transaction marker", "topic", topic, "partition", part, "err", err)
 		return storageErr(err)
@@ -345,15 +348,44 @@ func (b *Broker) writeMarker(ctx context.Context, topic string, part int32, pid 
 	return nil
 }
 
-// appendMarker appends a transaction marker of producer pid to p (led
-// here) and drops pid's pending verification on p in the same critical
-// section, so a batch verified against the transaction this marker ends
-// can no longer be appended (txn_verify.go). It takes p.mu.
-func appendMarker(p *partition, batch []byte, pid int64) (int64, error) {
+// appendMarker appends a transaction marker of producer pid at epoch to p
+// (led here) and drops pid's pending verification on p in the same
+// critical section, so a batch verified against the transaction this
+// marker ends can no longer be appended (txn_verify.go). A marker older
+// than the producer's epoch in p is refused with errStaleMarker, as Kafka
+// refuses it (INVALID_PRODUCER_EPOCH): a late duplicate of an earlier
+// transaction's marker would otherwise end a newer transaction's records
+// in p. Likewise a marker from a coordinator epoch older than the last one
+// this leader appended for pid is refused with errFencedMarker
+// (TRANSACTION_COORDINATOR_FENCED): it comes from a deposed coordinator.
+// It takes p.mu.
+func appendMarker(p *partition, batch []byte, pid int64, epoch int16, coordEpoch int32) (int64, error) {
 	return appendInternalWith(p, batch, func() error {
+		if e, ok := p.log.Producer(pid); ok && epoch < e.Epoch {
+			return errStaleMarker
+		}
+		if last, ok := p.coordEpochs[pid]; ok && coordEpoch < last {
+			return errFencedMarker
+		}
+		if p.coordEpochs == nil {
+			p.coordEpochs = map[int64]int32{}
+		}
+		p.coordEpochs[pid] = coordEpoch
 		delete(p.verifying, pid)
 		return nil
 	})
+}
+
+// markerErr maps appendMarker's refusals to their Kafka errors; nil for
+// any other error (and for nil).
+func markerErr(err error) *kerr.Error {
+	switch {
+	case errors.Is(err, errStaleMarker):
+		return kerr.InvalidProducerEpoch
+	case errors.Is(err, errFencedMarker):
+		return kerr.TransactionCoordinatorFenced
+	}
+	return nil
 }
 
 // completion is a prepared transaction whose markers are to be written.
@@ -566,6 +598,11 @@ func (c *txnCoordinator) tick(ctx context.Context, now time.Time) {
 			c.b.log.Error("sync transaction state", "err", err)
 		}
 	}
+	// Completions run side by side (a leaderless partition of one
+	// transaction must not hold up the others), at most
+	// tickCompletions at a time; the tick owns them and waits for all.
+	sem := make(chan struct{}, tickCompletions)
+	var wg sync.WaitGroup
 	for _, cp := range todo {
 		if ctx.Err() != nil {
 			c.mu.Lock()
@@ -573,6 +610,17 @@ func (c *txnCoordinator) tick(ctx context.Context, now time.Time) {
 			c.mu.Unlock()
 			continue
 		}
-		_ = c.complete(ctx, cp)
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			_ = c.complete(ctx, cp)
+		}()
 	}
+	wg.Wait()
 }
+
+// tickCompletions bounds the prepared transactions one tick completes at
+// once.
+const tickCompletions = 16

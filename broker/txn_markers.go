@@ -99,15 +99,35 @@ func markerDone(e *kerr.Error) bool {
 	return false
 }
 
+// stillCoordinates reports whether this broker still leads id's
+// __transaction_state partition in leader epoch coordEpoch: a coordinator
+// that lost it (or lost and regained it) stops sending the markers, as
+// Kafka's does on NOT_COORDINATOR or a new coordinator epoch; the new
+// coordinator finishes the transaction from the log.
+func stillCoordinates(st *raft.State, self int32, id string, coordEpoch int32) bool {
+	t, ok := st.Topics[txnTopic]
+	if !ok || len(t.Partitions) == 0 {
+		return false
+	}
+	p := t.Partitions[groupPartition(id, len(t.Partitions))]
+	return p.Leader == self && p.LeaderEpoch == coordEpoch
+}
+
 // sendMarkers writes cp's markers to every partition's current leader and
-// returns nil once all are written and durable, or the last error when ctx
-// ended first (the transaction then stays prepared).
+// returns nil once all are written and durable, the last error when ctx
+// ended first (the transaction then stays prepared), or NOT_COORDINATOR
+// when this broker stopped coordinating the transaction meanwhile.
 func (c *txnCoordinator) sendMarkers(ctx context.Context, cp completion) *kerr.Error {
 	pending := cp.parts
 	backoff := markerBackoffMin
 	var last *kerr.Error
 	for {
-		plan := planMarkers(c.b.node.State(), c.b.cfg.NodeID, pending)
+		st := c.b.node.State()
+		if !stillCoordinates(st, c.b.cfg.NodeID, cp.id, cp.coordEpoch) {
+			c.b.log.Info("no longer the transaction coordinator; markers left to the new one", "transactional_id", cp.id)
+			return kerr.NotCoordinator
+		}
+		plan := planMarkers(st, c.b.cfg.NodeID, pending)
 		var mu sync.Mutex
 		var retry []txn.TopicPartition
 		note := func(tp txn.TopicPartition, e *kerr.Error) {

@@ -94,7 +94,11 @@ func (c *coordinator) txnMarker(ctx context.Context, idx int32, pid int64, epoch
 	}
 	now := time.Now()
 	sh.mu.Lock()
-	last, err := appendMarker(sh.p, controlBatch(pid, epoch, commit, coordEpoch, now.UnixMilli()), pid)
+	last, err := appendMarker(sh.p, controlBatch(pid, epoch, commit, coordEpoch, now.UnixMilli()), pid, epoch, coordEpoch)
+	if e := markerErr(err); e != nil {
+		sh.mu.Unlock()
+		return e
+	}
 	if err != nil {
 		sh.mu.Unlock()
 		c.b.log.Error("write transaction marker", "topic", offsetsTopic, "partition", idx, "err", err)
