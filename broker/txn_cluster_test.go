@@ -100,7 +100,8 @@ func (c *testCluster) waitLeaderMoved(topic string, part int32, old int32) raft.
 
 // idLedBy returns a key (prefix-N) whose partition of the internal topic
 // (__transaction_state or __consumer_offsets, created here if needed) is
-// led by node: the transaction or group coordinator of that key.
+// led by node: the transaction or group coordinator of that key. It
+// returns once node hosts that partition (its state has the topic).
 func (c *testCluster) idLedBy(internal, prefix string, node int32) string {
 	c.t.Helper()
 	b := c.runningNode()
@@ -116,7 +117,8 @@ func (c *testCluster) idLedBy(internal, prefix string, node int32) string {
 	}
 	for i := range 1000 {
 		id := prefix + "-" + strconv.Itoa(i)
-		if t.Partitions[groupPartition(id, len(t.Partitions))].Leader == node {
+		if idx := groupPartition(id, len(t.Partitions)); t.Partitions[idx].Leader == node {
+			c.waitHosted(int(node), internal, idx)
 			return id
 		}
 	}
@@ -452,6 +454,56 @@ func testTxnClusterPeerErrors(t *testing.T, c *testCluster) {
 		if got := verify(vc.version, vc.epoch, vc.part); got != errCode(vc.want) {
 			t.Errorf("verify v%d epoch %d pe-%d: %v, want %v", vc.version, vc.epoch, vc.part, kerr.ErrorForCode(got), vc.want)
 		}
+	}
+	// TxnOffsetCommit to a group coordinator (node 2) that is not the
+	// transaction coordinator: it verifies the offsets partition with node
+	// 1 first.
+	grp := c.idLedBy(offsetsTopic, "pe-group", 2)
+	offsetCommit := func(version, ep int16) int16 {
+		req := kmsg.NewPtrTxnOffsetCommitRequest()
+		req.Version = version
+		req.TransactionalID, req.Group, req.ProducerID, req.ProducerEpoch = id, grp, pid, ep
+		req.Generation = -1
+		rt := kmsg.NewTxnOffsetCommitRequestTopic()
+		rt.Topic = "pe"
+		rp := kmsg.NewTxnOffsetCommitRequestTopicPartition()
+		rp.Partition, rp.Offset = 0, 1
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		// A peer connection sends exactly this version (kgo would raise
+		// it to the highest both sides speak).
+		pc, err := dialPeer(ctx, c.brokers[1].Addr(), "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pc.close()
+		resp := kmsg.NewPtrTxnOffsetCommitResponse()
+		if err := pc.do(ctx, req, resp, 10*time.Second); err != nil {
+			t.Fatalf("TxnOffsetCommit: %v", err)
+		}
+		return resp.Topics[0].Partitions[0].ErrorCode
+	}
+	for _, oc := range []struct {
+		version, epoch int16
+		want           *kerr.Error
+	}{
+		{3, epoch, kerr.InvalidTxnState}, // no AddOffsetsToTxn: not in the transaction
+		{3, epoch + 1, kerr.ProducerFenced},
+		{2, epoch + 1, kerr.InvalidProducerEpoch},
+		{5, epoch, nil}, // transaction version 2: node 2 has node 1 add it
+		{3, epoch, nil}, // now it is in the transaction
+	} {
+		if got := offsetCommit(oc.version, oc.epoch); got != errCode(oc.want) {
+			t.Errorf("TxnOffsetCommit v%d epoch %d via node 2: %v, want %v", oc.version, oc.epoch, kerr.ErrorForCode(got), oc.want)
+		}
+	}
+	offsetsTP := txn.TopicPartition{Topic: offsetsTopic, Partition: groupPartition(grp, int(c.cfgs[0].OffsetsTopicPartitions))}
+	co := c.brokers[0].txns
+	co.mu.Lock()
+	added := co.txns[id].Has(offsetsTP)
+	co.mu.Unlock()
+	if !added {
+		t.Errorf("the coordinator's transaction lacks %v after TxnOffsetCommit v5", offsetsTP)
 	}
 	if err := tc.EndTransaction(ctx, kgo.TryAbort); err != nil {
 		t.Fatal(err)
