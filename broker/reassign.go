@@ -137,18 +137,59 @@ func (b *Broker) handleElectLeaders(rq *request, req *kmsg.ElectLeadersRequest) 
 		return rp
 	}
 	if req.Topics == nil {
+		// Every partition: the elections computed from one state go to
+		// raft in one ApplyAll (a rolling restart can leave thousands to
+		// move); those that lose a race are redone one by one.
 		st := b.node.State()
+		type elected struct {
+			topic string
+			part  int32
+			cmd   raft.Command
+			err   error
+		}
+		var all []elected
+		var cmds []raft.Command
 		for _, name := range st.SortedTopicNames() {
-			rt := kmsg.NewElectLeadersResponseTopic()
-			rt.Topic = name
-			for _, p := range st.Topics[name].Partitions {
-				if err := elect(name, p.Index); !errors.Is(err, raft.ErrElectionNotNeeded) {
-					rt.Partitions = append(rt.Partitions, result(p.Index, err))
+			tp := st.Topics[name]
+			for _, p := range tp.Partitions {
+				cmd, err := raft.ElectLeader(st, tp, p.Index, typ)
+				if errors.Is(err, raft.ErrElectionNotNeeded) {
+					continue
+				}
+				all = append(all, elected{topic: name, part: p.Index, cmd: cmd, err: err})
+				if cmd != nil {
+					cmds = append(cmds, cmd)
 				}
 			}
-			if len(rt.Partitions) > 0 {
+		}
+		if len(cmds) > 0 {
+			ctx, cancel := context.WithTimeout(b.ctx, metaTimeout)
+			_, errs := b.node.ApplyAll(ctx, cmds)
+			cancel()
+			b.parts.reconcile()
+			i := 0
+			for j := range all {
+				if all[j].cmd == nil {
+					continue
+				}
+				all[j].err = errs[i]
+				if errors.Is(errs[i], raft.ErrStalePartitionEpoch) {
+					all[j].err = elect(all[j].topic, all[j].part)
+				}
+				i++
+			}
+		}
+		for _, e := range all {
+			if errors.Is(e.err, raft.ErrElectionNotNeeded) {
+				continue // moved meanwhile: as if it had not been needed
+			}
+			if n := len(resp.Topics); n == 0 || resp.Topics[n-1].Topic != e.topic {
+				rt := kmsg.NewElectLeadersResponseTopic()
+				rt.Topic = e.topic
 				resp.Topics = append(resp.Topics, rt)
 			}
+			rt := &resp.Topics[len(resp.Topics)-1]
+			rt.Partitions = append(rt.Partitions, result(e.part, e.err))
 		}
 		return now(resp)
 	}

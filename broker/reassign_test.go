@@ -127,7 +127,9 @@ func checkValuesInOrder(t *testing.T, got []string) {
 func TestElectPreferredLeaderAfterRestart(t *testing.T) {
 	c := startTestCluster(t, 3, nil)
 	c.createWithAssignment("pref", map[string]string{"min.insync.replicas": "2"}, []int32{1, 2, 3})
+	c.createWithAssignment("pref2", nil, []int32{1, 3, 2})
 	cl := c.client()
+	produceSeq(t, cl, "pref2", 0, 10)
 	produceSeq(t, cl, "pref", 0, 100)
 	if errs := c.elect(0, "pref", 0); !errors.Is(errs["pref"][0], kerr.ElectionNotNeeded) {
 		t.Fatalf("preferred election with the preferred leader in place: %v", errs)
@@ -164,6 +166,7 @@ func TestElectPreferredLeaderAfterRestart(t *testing.T) {
 
 	c.restart(0)
 	c.waitInSync("pref", 0, 3)
+	c.waitInSync("pref2", 0, 3)
 	before := c.partitionState("pref", 0)
 	if before.Leader == 1 {
 		t.Fatal("node 1 leads again without an election (auto balancing is not due)")
@@ -176,10 +179,12 @@ func TestElectPreferredLeaderAfterRestart(t *testing.T) {
 	if after.Leader != 1 || after.LeaderEpoch != before.LeaderEpoch+1 {
 		t.Fatalf("after the election %+v, before %+v", after, before)
 	}
-	// Every partition: nothing left to elect, so nothing is listed.
-	if errs := c.elect(0, "", 0); len(errs["pref"]) != 0 {
-		t.Fatalf("election over all partitions lists %v", errs)
+	// Every partition (a null topic list): pref2-0 moves back to node 1;
+	// pref-0, already led by node 1, is not listed.
+	if errs := c.elect(0, "", 0); len(errs["pref"]) != 0 || len(errs["pref2"]) != 1 || errs["pref2"][0] != nil {
+		t.Fatalf("election over all partitions: %v", errs)
 	}
+	c.waitPartition("pref2", 0, func(p raft.Partition) bool { return p.Leader == 1 }, "node 1 leading pref2-0")
 	produceSeq(t, c.client(), "pref", 200, 100)
 	c.waitInSync("pref", 0, 3)
 	checkValuesInOrder(t, consumeValues(t, c, "pref", 300))

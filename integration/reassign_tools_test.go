@@ -21,16 +21,20 @@ const (
 	toolLeaderElection     harness.Tool = "org.apache.kafka.tools.LeaderElectionCommand"
 )
 
-// TestStromReassignAndElectTools drives a three-node Strom cluster with Kafka's own operator tools:
-// kafka-reassign-partitions --execute moves a partition from brokers {1,2} to {2,3} and --verify
-// reports it completed; a second reassignment reorders the replicas so broker 3 is preferred, and
-// kafka-leader-election --election-type PREFERRED moves the leadership there. Records written before
-// are all read back after.
-func TestStromReassignAndElectTools(t *testing.T) {
-	c := harness.StartStrom(t, harness.Nodes(3))
+// TestReassignAndElectTools drives three-node clusters (Apache Kafka and Strom) with Kafka's own
+// operator tools: kafka-reassign-partitions --execute moves a partition from brokers {1,2} to {2,3}
+// and --verify reports it completed; a second reassignment reorders the replicas so broker 3 is
+// preferred, and kafka-leader-election --election-type PREFERRED moves the leadership there. Records
+// written before are all read back after.
+func TestReassignAndElectTools(t *testing.T) {
+	for _, tg := range clusters3() {
+		t.Run(tg.name, func(t *testing.T) { reassignToolsScenario(t, tg.start(t), tg.kafkaVersion) })
+	}
+}
+
+func reassignToolsScenario(t *testing.T, c harness.Cluster, v string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	v := harness.DefaultKafkaVersion
 	bs := c.Bootstrap()
 	topic := uniqueName("reassign")
 	all := []int32{1, 2, 3}

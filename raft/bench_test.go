@@ -73,6 +73,28 @@ func BenchmarkEncodeState(b *testing.B) {
 	}
 }
 
+// BenchmarkControllerPartitionScan measures the controller's per-tick
+// scan for finishable reassignments and, when balancing is due, for
+// leaders to move, over 1000 topics x 8 partitions with nothing to do.
+func BenchmarkControllerPartitionScan(b *testing.B) {
+	f, _ := benchFSM(b, 1000, 8)
+	s := f.current()
+	b.Run("CompleteReassignmentCommands", func(b *testing.B) {
+		for range b.N {
+			if len(CompleteReassignmentCommands(s)) != 0 {
+				b.Fatal("nothing to complete")
+			}
+		}
+	})
+	b.Run("RebalanceCommands", func(b *testing.B) {
+		for range b.N {
+			if len(RebalanceCommands(s, 10)) != 0 {
+				b.Fatal("nothing to balance")
+			}
+		}
+	})
+}
+
 // BenchmarkNodeApply measures one committed command on a single node:
 // bolt append with fsync, FSM apply and publish.
 func BenchmarkNodeApply(b *testing.B) {

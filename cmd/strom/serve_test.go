@@ -479,3 +479,58 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestServeLeaderBalanceFlags: the automatic leader balancing flags
+// (auto.leader.rebalance.enable, leader.imbalance.check.interval.seconds,
+// leader.imbalance.per.broker.percentage) from the command line or the
+// environment, with Kafka's defaults, and their validation.
+func TestServeLeaderBalanceFlags(t *testing.T) {
+	tests := []struct {
+		name     string
+		args     []string
+		env      map[string]string
+		wantErr  string
+		enabled  bool
+		interval time.Duration
+		percent  int
+	}{
+		{name: "defaults", enabled: true, interval: 300 * time.Second, percent: 10},
+		{name: "interval", args: []string{"--leader-imbalance-check-interval", "30s"}, enabled: true, interval: 30 * time.Second, percent: 10},
+		{name: "disabled", args: []string{"--auto-leader-rebalance=false"}, interval: 300 * time.Second, percent: 10},
+		{name: "from the environment", env: map[string]string{"STROM_LEADER_IMBALANCE_CHECK_INTERVAL": "1m", "STROM_LEADER_IMBALANCE_PER_BROKER_PERCENTAGE": "25"},
+			enabled: true, interval: time.Minute, percent: 25},
+		{name: "zero interval", args: []string{"--leader-imbalance-check-interval", "0s"}, wantErr: "leader imbalance check interval"},
+		{name: "percentage above 100", args: []string{"--leader-imbalance-per-broker-percentage", "150"}, wantErr: "leader imbalance per broker percentage"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			cfg := broker.DefaultConfig()
+			fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+			fs.SetOutput(io.Discard)
+			addServeFlags(fs, &cfg)
+			if err := fs.Parse(tc.args); err != nil {
+				t.Fatal(err)
+			}
+			err := applyConfigSources(fs, "")
+			if err == nil {
+				err = finishServeConfig(fs, &cfg)
+			}
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.AutoLeaderRebalance != tc.enabled || cfg.LeaderImbalanceCheckInterval != tc.interval || cfg.LeaderImbalancePerBrokerPercentage != tc.percent {
+				t.Fatalf("enabled %v interval %v percent %d; want %v %v %d", cfg.AutoLeaderRebalance, cfg.LeaderImbalanceCheckInterval,
+					cfg.LeaderImbalancePerBrokerPercentage, tc.enabled, tc.interval, tc.percent)
+			}
+		})
+	}
+}
