@@ -1051,3 +1051,73 @@ func (c *testCluster) waitTxnsEnded(ids ...string) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestTxnCoordinatorOf: the coordinator of a transactional id as a leader
+// finds it: this broker (no address), another broker's listener, or
+// COORDINATOR_NOT_AVAILABLE without a usable leader or topic.
+func TestTxnCoordinatorOf(t *testing.T) {
+	b := &Broker{cfg: Config{NodeID: 1}}
+	id := "tco"
+	withLeader := func(leader int32, fenced bool) *raft.State {
+		parts := make([]raft.Partition, 3)
+		for i := range parts {
+			parts[i] = raft.Partition{Index: int32(i), Leader: -1}
+		}
+		parts[groupPartition(id, 3)].Leader = leader
+		return &raft.State{
+			Brokers: map[int32]raft.Broker{1: {ID: 1, Host: "127.0.0.1", Port: 9001},
+				2: {ID: 2, Host: "127.0.0.1", Port: 9002, Fenced: fenced}},
+			Topics: map[string]*raft.Topic{txnTopic: {Name: txnTopic, Partitions: parts}},
+		}
+	}
+	for _, tc := range []struct {
+		name    string
+		st      *raft.State
+		node    int32
+		addr    string
+		wantErr *kerr.Error
+	}{
+		{"here", withLeader(1, false), 1, "", nil},
+		{"remote", withLeader(2, false), 2, "127.0.0.1:9002", nil},
+		{"fenced leader", withLeader(2, true), -1, "", kerr.CoordinatorNotAvailable},
+		{"no leader", withLeader(-1, false), -1, "", kerr.CoordinatorNotAvailable},
+		{"unknown broker", withLeader(7, false), -1, "", kerr.CoordinatorNotAvailable},
+		{"no topic", &raft.State{Topics: map[string]*raft.Topic{}}, -1, "", kerr.CoordinatorNotAvailable},
+	} {
+		node, addr, e := b.txnCoordinatorOf(tc.st, id)
+		if node != tc.node || addr != tc.addr || e != tc.wantErr {
+			t.Errorf("%s: %d %q %v, want %d %q %v", tc.name, node, addr, e, tc.node, tc.addr, tc.wantErr)
+		}
+	}
+}
+
+// TestMarkerErrAndKerrFor: appendMarker's refusals and peers' error codes
+// as Kafka errors.
+func TestMarkerErrAndKerrFor(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want *kerr.Error
+	}{
+		{nil, nil},
+		{errStaleMarker, kerr.InvalidProducerEpoch},
+		{fmt.Errorf("append: %w", errFencedMarker), kerr.TransactionCoordinatorFenced},
+		{errTxnEnded, nil},
+	} {
+		if got := markerErr(tc.err); got != tc.want {
+			t.Errorf("markerErr(%v) = %v, want %v", tc.err, got, tc.want)
+		}
+	}
+	for _, tc := range []struct {
+		code int16
+		want *kerr.Error
+	}{
+		{kerr.NotLeaderForPartition.Code, kerr.NotLeaderForPartition},
+		{kerr.TransactionAbortable.Code, kerr.TransactionAbortable},
+		{-1, kerr.UnknownServerError},
+		{32000, kerr.UnknownServerError},
+	} {
+		if got := kerrFor(tc.code); got != tc.want {
+			t.Errorf("kerrFor(%d) = %v, want %v", tc.code, got, tc.want)
+		}
+	}
+}
