@@ -55,6 +55,10 @@ type partition struct {
 	durable atomic.Int64
 	// repl is the partition's replication state (replica.go).
 	repl replState
+	// stopping is closed when the broker starts to shut down: writes
+	// waiting for the high watermark then answer NOT_LEADER_OR_FOLLOWER
+	// (the client retries on the next leader) instead of holding Close.
+	stopping <-chan struct{}
 	// verifying holds the pending transaction verifications by producer id
 	// (txn_verify.go); guarded by mu, nil until first used.
 	verifying map[int64]verifyGuard

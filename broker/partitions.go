@@ -218,7 +218,7 @@ func (m *partitionManager) open(t *raft.Topic, rp raft.Partition, pc *partConfig
 		_ = lg.Close()
 		return nil, err
 	}
-	p := &partition{topic: t.Name, topicID: t.ID, index: index, log: lg}
+	p := &partition{topic: t.Name, topicID: t.ID, index: index, log: lg, stopping: m.b.ctx.Done()}
 	p.cfg.Store(pc)
 	// After recovery (which truncated any torn tail) make the whole log
 	// durable once. With one replica the high watermark is what is durable,

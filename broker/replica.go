@@ -376,6 +376,8 @@ func (p *partition) waitHW(ctx context.Context, last int64, epoch int32) *kerr.E
 		}
 		select {
 		case <-ch:
+		case <-p.stopping:
+			return kerr.NotLeaderForPartition
 		case <-ctx.Done():
 			return kerr.RequestTimedOut
 		}
