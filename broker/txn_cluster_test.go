@@ -49,27 +49,10 @@ func (c *testCluster) runningNode() *Broker {
 	return nil
 }
 
-// createAssigned creates topic with one partition per replica list (the
-// first replica leads).
+// createAssigned creates topic with one partition per replica list.
 func (c *testCluster) createAssigned(topic string, replicas ...[]int32) {
 	c.t.Helper()
-	req := kmsg.NewPtrCreateTopicsRequest()
-	rt := kmsg.NewCreateTopicsRequestTopic()
-	rt.Topic, rt.NumPartitions, rt.ReplicationFactor = topic, -1, -1
-	for i, reps := range replicas {
-		a := kmsg.NewCreateTopicsRequestTopicReplicaAssignment()
-		a.Partition, a.Replicas = int32(i), reps
-		rt.ReplicaAssignment = append(rt.ReplicaAssignment, a)
-	}
-	req.Topics = append(req.Topics, rt)
-	req.TimeoutMillis = 30000
-	resp, err := req.RequestWith(testCtx(c.t), c.client())
-	if err != nil {
-		c.t.Fatalf("create %s: %v", topic, err)
-	}
-	if e := kerr.ErrorForCode(resp.Topics[0].ErrorCode); e != nil {
-		c.t.Fatalf("create %s: %v", topic, e)
-	}
+	c.createWithAssignment(topic, nil, replicas...)
 }
 
 // waitHosted waits until node (1-based) has created its replica of
