@@ -34,6 +34,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -101,10 +102,12 @@ func (b *Broker) ensureTxnTopic(ctx context.Context) (*raft.Topic, *kerr.Error) 
 		Name: txnTopic, ID: raft.NewTopicID(), Internal: true,
 		Partitions: assignReplicas(brokers, 0, b.cfg.TransactionTopicPartitions, int16(rf)),
 		Configs: map[string]string{
-			"cleanup.policy":      "compact",
-			"compression.type":    "uncompressed",
-			"segment.bytes":       "104857600",
-			"min.insync.replicas": "1",
+			"cleanup.policy":   "compact",
+			"compression.type": "uncompressed",
+			"segment.bytes":    "104857600",
+			// Kafka's transaction.state.log.min.isr (2), capped by the
+			// replicas a small cluster can give the topic.
+			"min.insync.replicas": strconv.Itoa(min(2, rf)),
 		},
 	}
 	if _, err := b.apply(ctx, raft.CreateTopic{Topic: t}); err != nil && !errors.Is(err, raft.ErrTopicExists) {
