@@ -60,9 +60,8 @@ type replState struct {
 	// leader reports whether this broker leads the partition in epoch.
 	leader bool
 	epoch  int32
-	// leaderID is the partition's leader (-1 none); replicas, isr and
-	// partitionEpoch are raft's record of the partition.
-	leaderID       int32
+	// replicas, isr and partitionEpoch are raft's record of the
+	// partition.
 	replicas, isr  []int32
 	partitionEpoch int32
 	topicID        [16]byte
@@ -114,7 +113,7 @@ func (p *partition) setRaftState(self int32, topicID [16]byte, rp *raft.Partitio
 	lead := rp.Leader == self
 	changed = lead != r.leader || rp.LeaderEpoch != r.epoch
 	r.self, r.topicID = self, topicID
-	r.leaderID, r.replicas, r.isr, r.partitionEpoch = rp.Leader, rp.Replicas, rp.ISR, rp.PartitionEpoch
+	r.replicas, r.isr, r.partitionEpoch = rp.Replicas, rp.ISR, rp.PartitionEpoch
 	r.expanding = slices.DeleteFunc(r.expanding, func(id int32) bool { return slices.Contains(rp.ISR, id) })
 	if changed {
 		r.leader, r.epoch = lead, rp.LeaderEpoch
@@ -165,7 +164,7 @@ func (p *partition) resetDurable(end int64) {
 	}
 }
 
-// leaderHW computes the high watermark a leader may publish; ok is false
+// leaderHWLocked computes the high watermark a leader may publish; ok is false
 // when this broker does not lead or an ISR member has not fetched yet in
 // this epoch. Caller holds p.repl.mu.
 func (p *partition) leaderHWLocked() (hw int64, ok bool) {
@@ -268,9 +267,7 @@ func (p *partition) isrChangeLocked(isr []int32) raft.PartitionChange {
 	if isr == nil {
 		return raft.PartitionChange{}
 	}
-	slices.Sort(isr)
-	// Keep the leader first and the others in replica order, as Kafka
-	// lists them.
+	// List the members in replica order, whatever order they came in.
 	ordered := make([]int32, 0, len(isr))
 	for _, id := range r.replicas {
 		if slices.Contains(isr, id) {
