@@ -45,7 +45,18 @@ type conn struct {
 	// clientSoftware is the KIP-511 name and version sent in ApiVersions v3+;
 	// only the read loop touches it.
 	clientSoftware string
+
+	// principal is who the connection acts as, in Kafka's "Type:name" form
+	// ("User:ANONYMOUS" until a listener authenticates it); host is the
+	// client's IP address. ACL checks match on both. Only the read loop
+	// writes principal, and handlers run on the read loop.
+	principal string
+	host      string
 }
+
+// anonymous is Kafka's principal for a connection that has not
+// authenticated (PLAINTEXT listeners).
+const anonymous = "User:ANONYMOUS"
 
 // pending is a reply waiting in the write queue.
 type pending struct {
@@ -65,7 +76,22 @@ func newConn(b *Broker, nc net.Conn) *conn {
 		ctx:     ctx,
 		cancel:  cancel,
 		closing: make(chan struct{}),
+
+		principal: anonymous,
+		host:      remoteHost(nc.RemoteAddr()),
 	}
+}
+
+// remoteHost is the IP address of a peer, the host field of Kafka's ACL
+// bindings; an address without a port (a pipe in tests) is used whole.
+func remoteHost(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	if h, _, err := net.SplitHostPort(a.String()); err == nil {
+		return h
+	}
+	return a.String()
 }
 
 // serve runs the connection until the client leaves, a protocol error closes
