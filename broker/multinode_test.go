@@ -151,3 +151,64 @@ func TestMultiNodeNoQuorum(t *testing.T) {
 		t.Fatalf("node not among the voters: %v", err)
 	}
 }
+
+// TestBrokerOnlyNode: a fourth node started with process roles "broker"
+// joins three voters as a raft non-voter, is unfenced by the controller,
+// leads and follows partitions like any broker, and after a clean stop and
+// a restart catches up without a change of the voter set.
+func TestBrokerOnlyNode(t *testing.T) {
+	c := startMixedCluster(t, 4, 3, nil)
+	ctx := testCtx(t)
+	srv, err := c.brokers[0].node.Servers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	roles := map[int32]bool{}
+	for _, s := range srv {
+		roles[s.ID] = s.Voter
+	}
+	if len(roles) != 4 || !roles[1] || !roles[2] || !roles[3] || roles[4] {
+		t.Fatalf("raft configuration %+v: want voters 1-3 and non-voter 4", srv)
+	}
+	waitBrokerState(ctx, t, c.brokers[0], "broker 4 unfenced", func(s *raft.State) bool {
+		br, ok := s.Brokers[4]
+		return ok && !br.Fenced
+	})
+	c.createWithAssignment("t", map[string]string{"min.insync.replicas": "2"}, []int32{4, 1, 2, 3}, []int32{1, 4, 2, 3})
+	c.waitPartition("t", 0, func(p raft.Partition) bool { return p.Leader == 4 }, "leader 4, the broker-only node")
+	cl := c.client(kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.RequiredAcks(kgo.AllISRAcks()))
+	produce := func(from, to int) {
+		t.Helper()
+		var rs []*kgo.Record
+		for i := from; i < to; i++ {
+			rs = append(rs, &kgo.Record{Topic: "t", Partition: int32(i % 2), Value: []byte(fmt.Sprint(i))})
+		}
+		if err := cl.ProduceSync(ctx, rs...).FirstErr(); err != nil {
+			t.Fatalf("produce %d-%d: %v", from, to, err)
+		}
+	}
+	produce(0, 100)
+	for p := range int32(2) {
+		c.waitInSync("t", p, 4)
+	}
+
+	c.stop(3)
+	c.waitPartition("t", 0, func(p raft.Partition) bool { return p.Leader != 4 && p.Leader >= 0 }, "leader other than 4")
+	produce(100, 200)
+	c.restart(3)
+	for p := range int32(2) {
+		c.waitInSync("t", p, 4)
+	}
+	if srv, err := c.brokers[3].node.Servers(); err != nil || len(srv) != 4 {
+		t.Fatalf("restarted broker-only node's raft configuration: %+v %v", srv, err)
+	}
+	seen := map[string]int{}
+	for _, r := range consumeAll(t, c.brokers[3], "t", false) {
+		seen[string(r.Value)]++
+	}
+	for i := range 200 {
+		if n := seen[fmt.Sprint(i)]; n != 1 {
+			t.Errorf("record %d read %d times", i, n)
+		}
+	}
+}

@@ -1,0 +1,159 @@
+package raft
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	hraft "github.com/hashicorp/raft"
+)
+
+// Joining: a node with Config.NonVoter set (a broker-only node, Kafka's
+// process.roles=broker) never bootstraps. It starts raft with whatever
+// configuration its log holds (none on first start) and asks the voters,
+// over the forward protocol, to add it as a non-voter. The leader adds it
+// with AddNonvoter; a voter that is not the leader relays the request to
+// the leader once. From then on the leader replicates the log to it like
+// to any follower, so it holds the whole metadata state, while elections
+// and commits never wait for it.
+
+// joinRequest asks the leader to make node id at addr a non-voter. relayed
+// marks a request a non-leader voter already passed on, so it is not
+// passed on again.
+type joinRequest struct {
+	id      int32
+	addr    string
+	relayed bool
+}
+
+func encodeJoinRequest(j joinRequest) []byte {
+	e := &encoder{}
+	e.u8(fwdJoin)
+	e.i32(j.id)
+	e.str(j.addr)
+	e.boolean(j.relayed)
+	return e.b
+}
+
+// joinRetryMin and joinRetryMax bound the pause between join attempts.
+const (
+	joinRetryMin = 50 * time.Millisecond
+	joinRetryMax = time.Second
+)
+
+// joinLocal handles a join request on a voter: the leader adds the node,
+// another voter relays the request to the leader it knows.
+func (n *Node) joinLocal(ctx context.Context, j joinRequest) error {
+	if j.id < 0 || j.addr == "" {
+		return fmt.Errorf("join: %w: node id %d at %q", ErrInvalidVoters, j.id, j.addr)
+	}
+	if !n.IsLeader() {
+		addr, _ := n.r.LeaderWithID()
+		if j.relayed || addr == "" {
+			return fmt.Errorf("join node %d: %w", j.id, ErrNotLeader)
+		}
+		j.relayed = true
+		body, err := forwardCall(ctx, string(addr), encodeJoinRequest(j))
+		if err != nil {
+			return fmt.Errorf("join node %d via leader %s: %w", j.id, addr, err)
+		}
+		remote, err := decodeErrorResponse(body)
+		if err != nil {
+			return fmt.Errorf("join node %d via leader %s: %w: %w", j.id, addr, errUnreachable, err)
+		}
+		return remote
+	}
+	f := n.r.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return fmt.Errorf("join node %d: %w", j.id, mapRaftErr(err))
+	}
+	for _, s := range f.Configuration().Servers {
+		id, ok := parseServerID(s.ID)
+		if !ok {
+			continue
+		}
+		switch {
+		case id == j.id && s.Suffrage == hraft.Voter:
+			return fmt.Errorf("join: %w: node %d is a voter; a non-voter needs an id of its own", ErrInvalidVoters, j.id)
+		case id == j.id && string(s.Address) == j.addr:
+			return nil // already a member: a restart or a retried request
+		case id != j.id && string(s.Address) == j.addr:
+			return fmt.Errorf("join: %w: address %s of node %d is already node %d's", ErrInvalidVoters, j.addr, j.id, id)
+		}
+	}
+	timeout, err := n.timeout(ctx)
+	if err != nil {
+		return fmt.Errorf("join node %d: %w", j.id, err)
+	}
+	// A member id at a new address (moved host) is updated in place.
+	if err := n.r.AddNonvoter(serverID(j.id), hraft.ServerAddress(j.addr), 0, timeout).Error(); err != nil {
+		return fmt.Errorf("join node %d at %s: %w", j.id, j.addr, mapRaftErr(err))
+	}
+	n.cfg.Logger.Info("raft: added non-voter", "node", j.id, "addr", j.addr)
+	return nil
+}
+
+// isMember reports whether this node's latest configuration lists it at its
+// own address.
+func (n *Node) isMember() bool {
+	f := n.r.GetConfiguration()
+	if f.Error() != nil {
+		return false
+	}
+	for _, s := range f.Configuration().Servers {
+		if s.ID == serverID(n.cfg.NodeID) && s.Address == n.trans.LocalAddr() {
+			return true
+		}
+	}
+	return false
+}
+
+// joinLoop asks the voters in turn to add this node until its own
+// configuration lists it. A refusal that retrying cannot change (an id
+// that is a voter's, an address taken) is logged once per change of
+// message and retried slowly, since an operator may fix the other node.
+// Owned by n.wg; ends with n.stop.
+func (n *Node) joinLoop() {
+	defer n.wg.Done()
+	req := joinRequest{id: n.cfg.NodeID, addr: string(n.trans.LocalAddr())}
+	// life ends the calls in flight when the node stops; its watcher ends
+	// with the loop.
+	life, end := context.WithCancel(context.Background())
+	defer end()
+	go func() {
+		select {
+		case <-n.stop:
+			end()
+		case <-life.Done():
+		}
+	}()
+	backoff := joinRetryMin
+	var lastErr string
+	for i := 0; !n.isMember(); i++ {
+		v := n.cfg.Voters[i%len(n.cfg.Voters)]
+		ctx, cancel := context.WithTimeout(life, n.cfg.TransportTimeout)
+		body, err := forwardCall(ctx, v.Addr, encodeJoinRequest(req))
+		cancel()
+		if err == nil {
+			var remote error
+			if remote, err = decodeErrorResponse(body); err == nil {
+				err = remote
+			}
+		}
+		if err == nil {
+			// Added: the configuration reaches this node with the leader's
+			// next AppendEntries; isMember sees it then.
+			backoff = joinRetryMin
+		} else if msg := err.Error(); msg != lastErr && !errors.Is(err, errUnreachable) && !errors.Is(err, ErrNotLeader) {
+			n.cfg.Logger.Warn("raft: joining the cluster as a non-voter failed", "voter", v.String(), "err", err)
+			lastErr = msg
+		}
+		select {
+		case <-n.stop:
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, joinRetryMax)
+	}
+}
