@@ -11,7 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/stromhq/strom/raft"
 )
@@ -210,5 +212,44 @@ func TestBrokerOnlyNode(t *testing.T) {
 		if n := seen[fmt.Sprint(i)]; n != 1 {
 			t.Errorf("record %d read %d times", i, n)
 		}
+	}
+
+	// Decommissioning: UnregisterBroker refuses voters and running
+	// brokers, then forgets the stopped broker-only node in the metadata
+	// and in the raft configuration.
+	unregister := func(id int32) (int16, string) {
+		t.Helper()
+		req := kmsg.NewPtrUnregisterBrokerRequest()
+		req.BrokerID = id
+		resp, err := req.RequestWith(ctx, c.client())
+		if err != nil {
+			t.Fatalf("unregister %d: %v", id, err)
+		}
+		msg := ""
+		if resp.ErrorMessage != nil {
+			msg = *resp.ErrorMessage
+		}
+		return resp.ErrorCode, msg
+	}
+	for _, tc := range []struct {
+		id   int32
+		want *kerr.Error
+	}{{2, kerr.InvalidRequest}, {4, kerr.InvalidRequest}, {9, kerr.BrokerIDNotRegistered}} {
+		if code, msg := unregister(tc.id); code != tc.want.Code {
+			t.Errorf("unregister %d: %v (%s), want %v", tc.id, kerr.ErrorForCode(code), msg, tc.want)
+		}
+	}
+	c.stop(3)
+	if code, msg := unregister(4); code != 0 {
+		t.Fatalf("unregister the stopped broker-only node: %v (%s)", kerr.ErrorForCode(code), msg)
+	}
+	for i := range 3 {
+		waitBrokerState(ctx, t, c.brokers[i], "broker 4 gone", func(s *raft.State) bool { _, ok := s.Brokers[4]; return !ok })
+	}
+	if srv, err := c.brokers[0].node.Servers(); err != nil || len(srv) != 3 || slices.ContainsFunc(srv, func(s raft.Server) bool { return s.ID == 4 }) {
+		t.Fatalf("raft configuration after unregistering 4: %+v %v", srv, err)
+	}
+	if code, _ := unregister(4); code != kerr.BrokerIDNotRegistered.Code {
+		t.Errorf("second unregister of 4: %v", kerr.ErrorForCode(code))
 	}
 }

@@ -25,16 +25,18 @@ import (
 //                n × bytes(EncodeCommand); kind 2 (heartbeat): i32 broker
 //                id, varint broker epoch, uvarint applied index, bool
 //                want-shutdown; kind 3 (join, join.go): i32 node id, str
-//                raft address, bool relayed.
+//                raft address, bool relayed; kind 4 (leave, join.go): i32
+//                node id, bool relayed.
 // Response body: apply: uvarint n, n × (uvarint index, varint broker epoch,
 //                varint producer-id start, i32 producer-id count, u8 error
-//                code, str message); heartbeat and join: u8 error code, str
-//                message.
+//                code, str message); heartbeat, join and leave: u8 error
+//                code, str message.
 
 const (
 	fwdApply     uint8 = 1
 	fwdHeartbeat uint8 = 2
 	fwdJoin      uint8 = 3
+	fwdLeave     uint8 = 4
 
 	// maxForwardFrame bounds one frame either way: a request holds at most
 	// this many bytes of commands, a larger one is refused by the client
@@ -169,6 +171,9 @@ func decodeForwardRequest(b []byte) (forwardRequest, error) {
 	case fwdJoin:
 		req.join.id = d.i32()
 		req.join.addr = d.str()
+		req.join.relayed = d.boolean()
+	case fwdLeave:
+		req.join.id = d.i32()
 		req.join.relayed = d.boolean()
 	default:
 		if d.err == nil {
@@ -306,6 +311,11 @@ func (n *Node) serveForward(c net.Conn) {
 		case fwdJoin:
 			ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ApplyTimeout)
 			err := n.joinLocal(ctx, req.join)
+			cancel()
+			resp = encodeErrorResponse(err)
+		case fwdLeave:
+			ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ApplyTimeout)
+			err := n.leaveLocal(ctx, req.join)
 			cancel()
 			resp = encodeErrorResponse(err)
 		}

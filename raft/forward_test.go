@@ -19,6 +19,8 @@ func forwardSeeds() [][]byte {
 		encodeHeartbeatRequest(BrokerHeartbeat{ID: 0, Epoch: -1}, 0),
 		encodeJoinRequest(joinRequest{id: 4, addr: "127.0.0.1:9193"}),
 		encodeJoinRequest(joinRequest{id: 5, addr: "[::1]:9193", relayed: true}),
+		encodeLeaveRequest(joinRequest{id: 4}),
+		encodeLeaveRequest(joinRequest{id: 5, relayed: true}),
 	}
 }
 
@@ -45,6 +47,8 @@ func FuzzDecodeForwardRequest(f *testing.F) {
 			again = encodeHeartbeatRequest(req.hb, req.applied)
 		case fwdJoin:
 			again = encodeJoinRequest(req.join)
+		case fwdLeave:
+			again = encodeLeaveRequest(req.join)
 		default:
 			t.Fatalf("decoded unknown kind %d", req.kind)
 		}

@@ -18,9 +18,10 @@ import (
 // to any follower, so it holds the whole metadata state, while elections
 // and commits never wait for it.
 
-// joinRequest asks the leader to make node id at addr a non-voter. relayed
-// marks a request a non-leader voter already passed on, so it is not
-// passed on again.
+// joinRequest asks the leader to make node id at addr a non-voter, or (a
+// leave request, which has no addr) to remove non-voter id. relayed marks
+// a request a non-leader voter already passed on, so it is not passed on
+// again.
 type joinRequest struct {
 	id      int32
 	addr    string
@@ -32,6 +33,14 @@ func encodeJoinRequest(j joinRequest) []byte {
 	e.u8(fwdJoin)
 	e.i32(j.id)
 	e.str(j.addr)
+	e.boolean(j.relayed)
+	return e.b
+}
+
+func encodeLeaveRequest(j joinRequest) []byte {
+	e := &encoder{}
+	e.u8(fwdLeave)
+	e.i32(j.id)
 	e.boolean(j.relayed)
 	return e.b
 }
@@ -49,20 +58,7 @@ func (n *Node) joinLocal(ctx context.Context, j joinRequest) error {
 		return fmt.Errorf("join: %w: node id %d at %q", ErrInvalidVoters, j.id, j.addr)
 	}
 	if !n.IsLeader() {
-		addr, _ := n.r.LeaderWithID()
-		if j.relayed || addr == "" {
-			return fmt.Errorf("join node %d: %w", j.id, ErrNotLeader)
-		}
-		j.relayed = true
-		body, err := forwardCall(ctx, string(addr), encodeJoinRequest(j))
-		if err != nil {
-			return fmt.Errorf("join node %d via leader %s: %w", j.id, addr, err)
-		}
-		remote, err := decodeErrorResponse(body)
-		if err != nil {
-			return fmt.Errorf("join node %d via leader %s: %w: %w", j.id, addr, errUnreachable, err)
-		}
-		return remote
+		return n.relay(ctx, "join", j, encodeJoinRequest)
 	}
 	f := n.r.GetConfiguration()
 	if err := f.Error(); err != nil {
@@ -94,6 +90,94 @@ func (n *Node) joinLocal(ctx context.Context, j joinRequest) error {
 	return nil
 }
 
+// relay passes a join or leave request that reached a follower on to the
+// leader, once.
+func (n *Node) relay(ctx context.Context, what string, j joinRequest, encode func(joinRequest) []byte) error {
+	addr, _ := n.r.LeaderWithID()
+	if j.relayed || addr == "" {
+		return fmt.Errorf("%s node %d: %w", what, j.id, ErrNotLeader)
+	}
+	j.relayed = true
+	body, err := forwardCall(ctx, string(addr), encode(j))
+	if err != nil {
+		return fmt.Errorf("%s node %d via leader %s: %w", what, j.id, addr, err)
+	}
+	remote, err := decodeErrorResponse(body)
+	if err != nil {
+		return fmt.Errorf("%s node %d via leader %s: %w: %w", what, j.id, addr, errUnreachable, err)
+	}
+	return remote
+}
+
+// RemoveNonvoter takes non-voter id out of the raft configuration (a
+// broker-only node being decommissioned), on any node: a follower passes
+// the request to the leader. Removing a node that is not a member is a
+// no-op; a voter cannot be removed this way (ErrInvalidVoters).
+func (n *Node) RemoveNonvoter(ctx context.Context, id int32) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, n.cfg.ApplyTimeout)
+		defer cancel()
+	}
+	backoff := 5 * time.Millisecond
+	for {
+		var err error
+		switch {
+		case n.closed.Load():
+			return fmt.Errorf("remove non-voter %d: %w", id, ErrClosed)
+		case n.IsLeader():
+			err = n.leaveLocal(ctx, joinRequest{id: id})
+		default:
+			// Relayed by this node, so the leader does not relay again.
+			err = n.relay(ctx, "remove non-voter", joinRequest{id: id}, encodeLeaveRequest)
+		}
+		if err == nil || !retryable(err) {
+			return err
+		}
+		select {
+		case <-time.After(backoff):
+		case <-n.stop:
+			return fmt.Errorf("remove non-voter %d: %w", id, ErrClosed)
+		case <-ctx.Done():
+			return errors.Join(err, fmt.Errorf("remove non-voter %d: gave up: %w", id, ctx.Err()))
+		}
+		backoff = min(2*backoff, 200*time.Millisecond)
+	}
+}
+
+// leaveLocal handles a leave request on a voter: the leader removes the
+// non-voter, another voter relays the request to the leader it knows.
+func (n *Node) leaveLocal(ctx context.Context, j joinRequest) error {
+	if !n.IsLeader() {
+		return n.relay(ctx, "remove non-voter", j, encodeLeaveRequest)
+	}
+	f := n.r.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return fmt.Errorf("remove non-voter %d: %w", j.id, mapRaftErr(err))
+	}
+	member := false
+	for _, s := range f.Configuration().Servers {
+		if s.ID == serverID(j.id) {
+			if s.Suffrage == hraft.Voter {
+				return fmt.Errorf("remove non-voter: %w: node %d is a voter", ErrInvalidVoters, j.id)
+			}
+			member = true
+		}
+	}
+	if !member {
+		return nil
+	}
+	timeout, err := n.timeout(ctx)
+	if err != nil {
+		return fmt.Errorf("remove non-voter %d: %w", j.id, err)
+	}
+	if err := n.r.RemoveServer(serverID(j.id), 0, timeout).Error(); err != nil {
+		return fmt.Errorf("remove non-voter %d: %w", j.id, mapRaftErr(err))
+	}
+	n.cfg.Logger.Info("raft: removed non-voter", "node", j.id)
+	return nil
+}
+
 // isMember reports whether this node's latest configuration lists it at its
 // own address.
 func (n *Node) isMember() bool {
@@ -109,8 +193,8 @@ func (n *Node) isMember() bool {
 	return false
 }
 
-// joinLoop asks the voters in turn to add this node until its own
-// configuration lists it. A refusal that retrying cannot change (an id
+// joinLoop asks the voters in turn to add this node until one agreed and
+// its own configuration lists it. A refusal that retrying cannot change (an id
 // that is a voter's, an address taken) is logged once per change of
 // message and retried slowly, since an operator may fix the other node.
 // Owned by n.wg; ends with n.stop.
@@ -130,7 +214,11 @@ func (n *Node) joinLoop() {
 	}()
 	backoff := joinRetryMin
 	var lastErr string
-	for i := 0; !n.isMember(); i++ {
+	// At least one request succeeds even when the stored configuration
+	// already lists this node: it may have been removed since (the leader
+	// stops replicating to a removed node, so its own copy never learns).
+	joined := false
+	for i := 0; !joined || !n.isMember(); i++ {
 		v := n.cfg.Voters[i%len(n.cfg.Voters)]
 		ctx, cancel := context.WithTimeout(life, n.cfg.TransportTimeout)
 		body, err := forwardCall(ctx, v.Addr, encodeJoinRequest(req))
@@ -144,7 +232,11 @@ func (n *Node) joinLoop() {
 		if err == nil {
 			// Added: the configuration reaches this node with the leader's
 			// next AppendEntries; isMember sees it then.
+			joined = true
 			backoff = joinRetryMin
+			if n.isMember() {
+				return
+			}
 		} else if msg := err.Error(); msg != lastErr && !errors.Is(err, errUnreachable) && !errors.Is(err, ErrNotLeader) {
 			n.cfg.Logger.Warn("raft: joining the cluster as a non-voter failed", "voter", v.String(), "err", err)
 			lastErr = msg
