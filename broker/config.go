@@ -37,6 +37,16 @@ type Config struct {
 	// RaftListen address of its own; it joins the voters as a raft
 	// non-voter, so it holds the metadata but never votes or controls.
 	BrokerOnly bool
+	// RaftTLSCertFile, RaftTLSKeyFile and RaftTLSCAFile (PEM), all or
+	// none, make the raft port mutual TLS: this node presents the
+	// certificate (whose names must cover its raft address as peers dial
+	// it) and accepts and dials only peers whose certificates the CA
+	// signed. Without them the raft port is plain TCP and must be reachable
+	// only by the cluster's nodes: whoever reaches it can propose metadata
+	// changes.
+	RaftTLSCertFile string
+	RaftTLSKeyFile  string
+	RaftTLSCAFile   string
 	// BrokerSessionTimeout is broker.session.timeout.ms: the controller
 	// fences a broker it has not heard from for this long, and a broker
 	// that could not reach the controller for this long stops acting as
@@ -215,6 +225,9 @@ func (c *Config) validate() error {
 	case c.LeaderImbalancePerBrokerPercentage < 0 || c.LeaderImbalancePerBrokerPercentage > 100:
 		return fmt.Errorf("%w: leader imbalance per broker percentage %d not in 0-100", ErrInvalidConfig, c.LeaderImbalancePerBrokerPercentage)
 	}
+	if set := btoi(c.RaftTLSCertFile != "") + btoi(c.RaftTLSKeyFile != "") + btoi(c.RaftTLSCAFile != ""); set != 0 && set != 3 {
+		return fmt.Errorf("%w: raft TLS needs the certificate, key and CA files together", ErrInvalidConfig)
+	}
 	if c.BrokerOnly && len(c.Voters) == 0 {
 		return fmt.Errorf("%w: a broker-only node (process roles \"broker\") needs the controller quorum voters", ErrInvalidConfig)
 	}
@@ -265,4 +278,11 @@ func splitHostPort(addr string) (string, int32, error) {
 		return "", 0, fmt.Errorf("parse port of %q: %w", addr, err)
 	}
 	return host, int32(p), nil
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -29,6 +29,10 @@ func (b *Broker) open() error {
 		return fmt.Errorf("create data dir: %w", err)
 	}
 	b.staticConfigs = b.staticBrokerConfigs()
+	raftTLS, err := b.cfg.raftTLS()
+	if err != nil {
+		return err
+	}
 	node, err := raft.Open(raft.Config{
 		NodeID:    b.cfg.NodeID,
 		DataDir:   filepath.Join(b.cfg.DataDir, raftDirName),
@@ -36,6 +40,7 @@ func (b *Broker) open() error {
 		Bootstrap: !b.cfg.BrokerOnly,
 		Voters:    b.cfg.Voters,
 		NonVoter:  b.cfg.BrokerOnly,
+		TLS:       raftTLS,
 		Logger:    b.log.With("component", "raft"),
 
 		BrokerSessionTimeout:               b.cfg.BrokerSessionTimeout,

@@ -331,11 +331,13 @@ func (n *Node) serveForward(c net.Conn) {
 // ErrNotLeader.
 var errUnreachable = errors.New("raft: leader unreachable")
 
+// dialFunc connects to a peer's raft port (tcpStream.dialContext).
+type dialFunc func(ctx context.Context, addr string) (net.Conn, error)
+
 // forwardCall sends one request to the node at addr and returns the
 // response body. ctx bounds the whole exchange.
-func forwardCall(ctx context.Context, addr string, req []byte) ([]byte, error) {
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "tcp", addr)
+func forwardCall(ctx context.Context, dial dialFunc, addr string, req []byte) ([]byte, error) {
+	c, err := dial(ctx, addr)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errUnreachable, err)
 	}
@@ -366,7 +368,7 @@ func forwardCall(ctx context.Context, addr string, req []byte) ([]byte, error) {
 
 // forwardApply sends cmds to the leader at addr; outcomes as ApplyAll.
 // A transport failure gives every command the same retryable error.
-func forwardApply(ctx context.Context, addr string, cmds []Command) ([]Result, []error) {
+func forwardApply(ctx context.Context, dial dialFunc, addr string, cmds []Command) ([]Result, []error) {
 	results := make([]Result, len(cmds))
 	errs := make([]error, len(cmds))
 	fail := func(err error) ([]Result, []error) {
@@ -379,7 +381,7 @@ func forwardApply(ctx context.Context, addr string, cmds []Command) ([]Result, [
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = time.Until(dl)
 	}
-	body, err := forwardCall(ctx, addr, encodeApplyRequest(timeout, cmds))
+	body, err := forwardCall(ctx, dial, addr, encodeApplyRequest(timeout, cmds))
 	if err != nil {
 		return fail(err)
 	}
@@ -395,8 +397,8 @@ func forwardApply(ctx context.Context, addr string, cmds []Command) ([]Result, [
 }
 
 // forwardHeartbeat sends hb to the leader at addr.
-func forwardHeartbeat(ctx context.Context, addr string, hb BrokerHeartbeat, applied uint64) error {
-	body, err := forwardCall(ctx, addr, encodeHeartbeatRequest(hb, applied))
+func forwardHeartbeat(ctx context.Context, dial dialFunc, addr string, hb BrokerHeartbeat, applied uint64) error {
+	body, err := forwardCall(ctx, dial, addr, encodeHeartbeatRequest(hb, applied))
 	if err != nil {
 		return fmt.Errorf("heartbeat via leader %s: %w", addr, err)
 	}

@@ -148,7 +148,7 @@ func TestForwardBadPeer(t *testing.T) {
 	l := c.nodes[0]
 	for _, body := range [][]byte{{}, {9, 9, 9}, {fwdApply, 0, 1, 3, 0xee, 0, 0}} {
 		cctx, cancel := context.WithTimeout(ctx, time.Second)
-		_, err := forwardCall(cctx, l.Addr(), body)
+		_, err := forwardCall(cctx, plainDial, l.Addr(), body)
 		cancel()
 		if err == nil {
 			t.Fatalf("garbage %x answered", body)

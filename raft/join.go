@@ -98,7 +98,7 @@ func (n *Node) relay(ctx context.Context, what string, j joinRequest, encode fun
 		return fmt.Errorf("%s node %d: %w", what, j.id, ErrNotLeader)
 	}
 	j.relayed = true
-	body, err := forwardCall(ctx, string(addr), encode(j))
+	body, err := forwardCall(ctx, n.stream.dialContext, string(addr), encode(j))
 	if err != nil {
 		return fmt.Errorf("%s node %d via leader %s: %w", what, j.id, addr, err)
 	}
@@ -221,7 +221,7 @@ func (n *Node) joinLoop() {
 	for i := 0; !joined || !n.isMember(); i++ {
 		v := n.cfg.Voters[i%len(n.cfg.Voters)]
 		ctx, cancel := context.WithTimeout(life, n.cfg.TransportTimeout)
-		body, err := forwardCall(ctx, v.Addr, encodeJoinRequest(req))
+		body, err := forwardCall(ctx, n.stream.dialContext, v.Addr, encodeJoinRequest(req))
 		cancel()
 		if err == nil {
 			var remote error

@@ -291,7 +291,7 @@ func (n *Node) Heartbeat(ctx context.Context, hb BrokerHeartbeat) error {
 			err = n.heartbeatLocal(ctx, hb, n.State().Version)
 		default:
 			if addr, _ := n.r.LeaderWithID(); addr != "" {
-				err = forwardHeartbeat(ctx, string(addr), hb, n.State().Version)
+				err = forwardHeartbeat(ctx, n.stream.dialContext, string(addr), hb, n.State().Version)
 			} else {
 				err = fmt.Errorf("heartbeat: %w: no leader known", ErrNotLeader)
 			}

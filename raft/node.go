@@ -2,6 +2,7 @@ package raft
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -49,6 +50,16 @@ type Config struct {
 	// follower. AdvertiseAddr (or a dialable BindAddr) is the address the
 	// leader replicates to.
 	NonVoter bool
+	// TLS, when set, secures the raft port: every connection, raft RPCs
+	// and forwarded commands alike, is TLS in both directions with this
+	// config. Certificates is this node's certificate (its names must
+	// cover the address peers dial), RootCAs verifies the peers' server
+	// certificates, and ClientCAs with ClientAuth
+	// tls.RequireAndVerifyClientCert makes the port mutual TLS, so only
+	// holders of a certificate of the cluster's CA can reach raft. Without
+	// it the port is plain TCP and must be on a trusted network, like a
+	// PLAINTEXT controller listener in Kafka.
+	TLS *tls.Config
 	// BrokerSessionTimeout, when positive, makes the raft leader the
 	// controller of broker liveness (liveness.go): a registered broker it
 	// has not heard from (Node.Heartbeat) for this long is fenced with
@@ -268,7 +279,7 @@ func Open(cfg Config) (*Node, error) {
 			return fail(fmt.Errorf("resolve raft advertise address %s: %w", cfg.AdvertiseAddr, err))
 		}
 	}
-	stream, err := newTCPStream(cfg.BindAddr, adv, n.serveForward)
+	stream, err := newTCPStream(cfg.BindAddr, adv, cfg.TLS, n.serveForward)
 	if err != nil {
 		return fail(fmt.Errorf("raft transport on %s: %w", cfg.BindAddr, err))
 	}
@@ -642,7 +653,7 @@ func (n *Node) ApplyAll(ctx context.Context, cmds []Command) (results []Result, 
 		} else if n.IsLeader() {
 			res, es = n.applyAllLocal(ctx, sub)
 		} else if addr, _ := n.r.LeaderWithID(); addr != "" {
-			res, es = forwardApply(ctx, string(addr), sub)
+			res, es = forwardApply(ctx, n.stream.dialContext, string(addr), sub)
 			for j := range res {
 				if es[j] == nil || !retryable(es[j]) {
 					remoteIndex = max(remoteIndex, res[j].Index)

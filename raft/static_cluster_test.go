@@ -2,6 +2,7 @@ package raft
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -41,13 +42,26 @@ type staticCluster struct {
 	voters  []Voter
 	dirs    []string
 	session time.Duration
-	nodes   []*Node // nil while a node is down
+	tls     []*tls.Config // per node, nil: plain TCP
+	nodes   []*Node       // nil while a node is down
 }
 
 func newStaticCluster(t *testing.T, size int, session time.Duration) *staticCluster {
 	t.Helper()
+	return newStaticClusterTLS(t, size, session, nil)
+}
+
+// newStaticClusterTLS is newStaticCluster with node i's raft port secured
+// by tlsFor(i) (nil tlsFor: plain TCP).
+func newStaticClusterTLS(t *testing.T, size int, session time.Duration, tlsFor func(i int) *tls.Config) *staticCluster {
+	t.Helper()
 	addrs := freeAddrs(t, size)
-	c := &staticCluster{t: t, session: session, nodes: make([]*Node, size)}
+	c := &staticCluster{t: t, session: session, nodes: make([]*Node, size), tls: make([]*tls.Config, size)}
+	if tlsFor != nil {
+		for i := range size {
+			c.tls[i] = tlsFor(i)
+		}
+	}
 	for i, a := range addrs {
 		c.voters = append(c.voters, Voter{ID: int32(i + 1), Addr: a})
 		c.dirs = append(c.dirs, t.TempDir())
@@ -80,7 +94,7 @@ func newStaticCluster(t *testing.T, size int, session time.Duration) *staticClus
 
 func (c *staticCluster) open(i int) (*Node, error) {
 	return Open(Config{NodeID: int32(i + 1), DataDir: c.dirs[i], BindAddr: c.voters[i].Addr, Voters: c.voters,
-		BrokerSessionTimeout: c.session, Logger: testLogger(),
+		BrokerSessionTimeout: c.session, Logger: testLogger(), TLS: c.tls[i],
 		HeartbeatTimeout: 200 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond, LeaderLeaseTimeout: 100 * time.Millisecond})
 }
 

@@ -2,6 +2,8 @@ package raft
 
 import (
 	"bufio"
+	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -36,6 +38,9 @@ const routeTimeout = 10 * time.Second
 type tcpStream struct {
 	ln        net.Listener
 	advertise net.Addr
+	// tls, when set, wraps every accepted and dialed connection (raft RPCs
+	// and forwarded requests alike) in TLS; see Config.TLS.
+	tls *tls.Config
 	// forward serves one forward connection until it ends; it must return
 	// once the connection is closed.
 	forward func(net.Conn)
@@ -58,12 +63,12 @@ var _ hraft.StreamLayer = (*tcpStream)(nil)
 // newTCPStream listens on bind and starts accepting. The address peers dial
 // is advertise, or the bound address, which must then be a specific IP.
 // forward serves connections tagged forwardTag.
-func newTCPStream(bind string, advertise net.Addr, forward func(net.Conn)) (*tcpStream, error) {
+func newTCPStream(bind string, advertise net.Addr, tlsCfg *tls.Config, forward func(net.Conn)) (*tcpStream, error) {
 	ln, err := net.Listen("tcp", bind)
 	if err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
-	s := &tcpStream{ln: ln, advertise: advertise, forward: forward, accepted: make(chan net.Conn),
+	s := &tcpStream{ln: ln, advertise: advertise, tls: tlsCfg, forward: forward, accepted: make(chan net.Conn),
 		done: make(chan struct{}), conns: map[*trackedConn]struct{}{}}
 	addr, ok := s.Addr().(*net.TCPAddr)
 	if !ok || addr.IP == nil || addr.IP.IsUnspecified() {
@@ -101,10 +106,20 @@ func (s *tcpStream) acceptLoop() {
 // raft transport.
 func (s *tcpStream) route(c net.Conn) {
 	defer s.wg.Done()
+	_ = c.SetDeadline(time.Now().Add(routeTimeout))
+	if s.tls != nil {
+		tc := tls.Server(c, s.tls)
+		if err := tc.Handshake(); err != nil {
+			// A peer without a certificate of the cluster's CA, or not
+			// speaking TLS at all: nothing it sent reaches raft.
+			c.Close()
+			return
+		}
+		c = &tlsConn{Conn: tc, raw: c}
+	}
 	br := bufio.NewReader(c)
-	_ = c.SetReadDeadline(time.Now().Add(routeTimeout))
 	tag, err := br.Peek(1)
-	_ = c.SetReadDeadline(time.Time{})
+	_ = c.SetDeadline(time.Time{})
 	if err != nil {
 		c.Close()
 		return
@@ -155,12 +170,48 @@ func (s *tcpStream) Accept() (net.Conn, error) {
 
 // Dial implements hraft.StreamLayer.
 func (s *tcpStream) Dial(address hraft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	c, err := net.DialTimeout("tcp", string(address), timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return s.dialContext(ctx, string(address))
+}
+
+// dialContext connects to the peer at addr, over TLS when the stream has a
+// TLS config, and tracks the connection so Close ends it.
+func (s *tcpStream) dialContext(ctx context.Context, addr string) (net.Conn, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
 	}
+	if s.tls != nil {
+		cfg := s.tls.Clone()
+		if cfg.ServerName == "" {
+			host, _, err := net.SplitHostPort(addr)
+			if err != nil {
+				c.Close()
+				return nil, fmt.Errorf("raft peer address %s: %w", addr, err)
+			}
+			cfg.ServerName = host
+		}
+		tc := tls.Client(c, cfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("tls handshake with raft peer %s: %w", addr, err)
+		}
+		c = &tlsConn{Conn: tc, raw: c}
+	}
 	return s.track(c)
 }
+
+// tlsConn is a TLS connection whose Close does not wait for the peer: a
+// tls.Conn's Close sends close_notify, which can block on a stuck peer;
+// closing the socket underneath ends it at once, as for plain TCP.
+type tlsConn struct {
+	*tls.Conn
+	raw net.Conn
+}
+
+func (c *tlsConn) Close() error { return c.raw.Close() }
 
 // Close closes the listener and every tracked connection.
 func (s *tcpStream) Close() error {
