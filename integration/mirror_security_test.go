@@ -76,7 +76,7 @@ func (p *testPKI) selfSigned(t *testing.T, cn string) (*ecdsa.PrivateKey, *x509.
 }
 
 // leaf issues a certificate signed by the CA; a name that parses as an IP goes into the IP SANs.
-func (p *testPKI) leaf(t *testing.T, name string, usage x509.ExtKeyUsage) (*ecdsa.PrivateKey, []byte) {
+func (p *testPKI) leaf(t *testing.T, name string, usage ...x509.ExtKeyUsage) (*ecdsa.PrivateKey, []byte) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -86,7 +86,7 @@ func (p *testPKI) leaf(t *testing.T, name string, usage x509.ExtKeyUsage) (*ecds
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(p.serial), Subject: pkix.Name{CommonName: name},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: usage,
 	}
 	if ip := net.ParseIP(name); ip != nil {
 		tmpl.IPAddresses = []net.IP{ip}

@@ -156,6 +156,23 @@ func (c *LocalCluster) Stop() error {
 	return errors.Join(errs...)
 }
 
+// StopNode stops node i as an operator would: SIGTERM, then SIGKILL after the grace period. The node
+// stays down until Restart.
+func (c *LocalCluster) StopNode(i int) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if i < 0 || i >= len(c.nodes) {
+		return fmt.Errorf("stop node %d of %d: %w", i, len(c.nodes), ErrNodeRange)
+	}
+	n := c.nodes[i]
+	if n.p == nil {
+		return nil
+	}
+	p := n.p
+	n.p = nil
+	return p.stop(c.cfg.stopGrace)
+}
+
 // Kill implements Cluster.
 func (c *LocalCluster) Kill(i int) error {
 	c.mu.Lock()

@@ -23,6 +23,7 @@ type Option func(*config)
 // config holds every knob; defaultConfig is the only place defaults live.
 type config struct {
 	nodes        int
+	voters       int    // Strom only: 0 = every node
 	version      string // Kafka only
 	heap         string // Kafka only: -Xmx
 	jvmFlags     []string
@@ -64,6 +65,9 @@ func buildConfig(opts []Option) (config, error) {
 	if c.nodes < 1 || c.nodes > 9 {
 		return c, fmt.Errorf("%w: %d nodes (want 1..9)", ErrBadOption, c.nodes)
 	}
+	if c.voters < 0 || c.voters > c.nodes {
+		return c, fmt.Errorf("%w: %d voters of %d nodes", ErrBadOption, c.voters, c.nodes)
+	}
 	if c.logPoll <= 0 || c.metadataPoll <= 0 {
 		return c, fmt.Errorf("%w: ready poll interval must be positive", ErrBadOption)
 	}
@@ -88,6 +92,10 @@ func buildConfig(opts []Option) (config, error) {
 // Nodes sets the number of nodes (default 1). Kafka nodes are all combined controller+broker, so 3 nodes
 // form a 3-voter KRaft quorum.
 func Nodes(n int) Option { return func(c *config) { c.nodes = n } }
+
+// Voters makes only the first n Strom nodes raft voters; the others start with --process-roles broker
+// and join them as non-voters (default: every node votes). Strom only.
+func Voters(n int) Option { return func(c *config) { c.voters = n } }
 
 // KafkaVersion picks the Apache Kafka release (default DefaultKafkaVersion). Kafka only.
 func KafkaVersion(v string) Option { return func(c *config) { c.version = v } }

@@ -81,7 +81,7 @@ func buildStrom() (string, error) {
 // available: ...", with the log's tail.
 //
 // With several nodes every node is a raft voter (--controller-quorum-voters lists them all, like the
-// Kafka harness's controller.quorum.voters), topics default to replication factor min(3, nodes) as in
+// Kafka harness's controller.quorum.voters) unless Voters limits them (the others are broker-only), topics default to replication factor min(3, nodes) as in
 // the Kafka harness, and --broker-session-timeout is StromSessionTimeout so fault tests see a killed
 // broker fenced in seconds. StromArgs come last and override these.
 func NewStrom(ctx context.Context, dir string, opts ...Option) (*LocalCluster, error) {
@@ -105,7 +105,11 @@ func newStrom(ctx context.Context, dir string, opts []Option) (*LocalCluster, er
 	if err != nil {
 		return nil, err
 	}
-	voters := make([]string, cfg.nodes)
+	nVoters := cfg.nodes
+	if cfg.voters > 0 {
+		nVoters = cfg.voters
+	}
+	voters := make([]string, nVoters)
 	for i := range voters {
 		voters[i] = fmt.Sprintf("%d@127.0.0.1:%d", i+1, ports[2*i+1])
 	}
@@ -131,6 +135,9 @@ func newStrom(ctx context.Context, dir string, opts []Option) (*LocalCluster, er
 				"--broker-session-timeout", StromSessionTimeout.String(),
 				"--default-replication-factor", strconv.Itoa(min(3, cfg.nodes)),
 			)
+			if i >= nVoters {
+				argv = append(argv, "--process-roles", "broker")
+			}
 		}
 		argv = append(argv, cfg.stromArgs...)
 		c.nodes = append(c.nodes, &node{
