@@ -44,24 +44,27 @@ func (b *Broker) handleUnregisterBroker(rq *request, req *kmsg.UnregisterBrokerR
 // node, its raft membership; on failure it returns the Kafka error to
 // answer with.
 func (b *Broker) unregisterBroker(ctx context.Context, id int32) (*kerr.Error, error) {
-	st := b.node.State()
-	br, ok := st.Brokers[id]
-	if !ok {
-		return kerr.BrokerIDNotRegistered, fmt.Errorf("broker %d is not registered", id)
-	}
 	if slices.ContainsFunc(b.cfg.Voters, func(v raft.Voter) bool { return v.ID == id }) || (len(b.cfg.Voters) == 0 && id == b.cfg.NodeID) {
 		return kerr.InvalidRequest, fmt.Errorf("broker %d is a controller quorum voter and cannot be unregistered", id)
 	}
-	if !br.Fenced {
-		return kerr.InvalidRequest, fmt.Errorf("broker %d is running (unfenced); stop it before unregistering it", id)
-	}
+	// Registration and fencing are checked when the command applies: this
+	// broker's own view of them may trail the controller's.
 	ctx, cancel := context.WithTimeout(ctx, metaTimeout)
 	defer cancel()
-	if _, err := b.node.Apply(ctx, raft.UnregisterBroker{ID: id}); err != nil && !errors.Is(err, raft.ErrUnknownBroker) {
+	_, err := b.node.Apply(ctx, raft.UnregisterBroker{ID: id})
+	switch {
+	case errors.Is(err, raft.ErrBrokerActive):
+		return kerr.InvalidRequest, fmt.Errorf("broker %d is running (unfenced); stop it before unregistering it", id)
+	case err != nil && !errors.Is(err, raft.ErrUnknownBroker):
 		return metaErr(err), fmt.Errorf("unregister broker %d: %w", id, err)
 	}
-	if err := b.node.RemoveNonvoter(ctx, id); err != nil {
-		return metaErr(err), fmt.Errorf("unregister broker %d: raft membership: %w", id, err)
+	// Also after ErrUnknownBroker: an earlier unregistration may have
+	// stopped between the two steps.
+	if rerr := b.node.RemoveNonvoter(ctx, id); rerr != nil {
+		return metaErr(rerr), fmt.Errorf("unregister broker %d: raft membership: %w", id, rerr)
+	}
+	if err != nil {
+		return kerr.BrokerIDNotRegistered, fmt.Errorf("broker %d is not registered", id)
 	}
 	b.log.Info("unregistered broker", "broker", id)
 	return nil, nil

@@ -260,9 +260,11 @@ func setFenced(t *txn, id int32, epoch int64, fenced bool) error {
 
 // UnregisterBroker removes a broker (Kafka's UnregisterBroker API, used when
 // a node is decommissioned). Unknown brokers fail with ErrUnknownBroker, so
-// a retry after success reports it and changes nothing. Partitions that
-// still name the broker keep it in their replica lists; moving them is the
-// controller's job.
+// a retry after success reports it and changes nothing; an unfenced
+// (running) broker fails with ErrBrokerActive, checked here against the
+// committed state rather than a proposer's possibly older view. Partitions
+// that still name the broker keep it in their replica lists; moving them is
+// the controller's job.
 type UnregisterBroker struct {
 	ID int32
 }
@@ -275,8 +277,12 @@ func (c UnregisterBroker) encode(e *encoder) { e.i32(c.ID) }
 func decodeUnregisterBroker(d *decoder) Command { return UnregisterBroker{ID: d.i32()} }
 
 func (c UnregisterBroker) apply(t *txn, _ uint64) (Result, error) {
-	if _, ok := t.s.Brokers[c.ID]; !ok {
+	b, ok := t.s.Brokers[c.ID]
+	if !ok {
 		return Result{}, fmt.Errorf("%w: %d", ErrUnknownBroker, c.ID)
+	}
+	if !b.Fenced {
+		return Result{}, fmt.Errorf("%w: broker %d is unfenced; stop it first", ErrBrokerActive, c.ID)
 	}
 	delete(t.brokers(), c.ID)
 	return Result{}, nil

@@ -100,6 +100,10 @@ var (
 	// the broker is not (yet) in the state it asked for; retry.
 	ErrFenced = errors.New("raft: broker fenced")
 
+	// ErrBrokerActive: UnregisterBroker named a broker that is not fenced
+	// (still running); it must be stopped first.
+	ErrBrokerActive = errors.New("raft: broker is active")
+
 	// ErrStaleProducerIDBlock: AllocateProducerIDs carried a Start that is not
 	// the current NextProducerID (another allocation won the race).
 	ErrStaleProducerIDBlock = errors.New("raft: stale producer id block")

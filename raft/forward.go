@@ -78,6 +78,7 @@ var wireErrors = []error{
 	ErrUnknownTopic, ErrUnknownPartition, ErrInvalidPartitions, ErrInvalidReplicationFactor,
 	ErrInvalidReplicaAssignment, ErrStalePartitionEpoch, ErrInvalidPartitionChange, ErrUnknownSCRAMCredential,
 	ErrStaleProducerIDBlock, context.DeadlineExceeded, context.Canceled, ErrInvalidVoters, ErrNoQuorum, ErrFenced,
+	ErrBrokerActive,
 }
 
 const codeOther uint8 = 255

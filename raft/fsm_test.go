@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"slices"
 	"testing"
 
 	hraft "github.com/hashicorp/raft"
@@ -129,7 +130,8 @@ func TestFSMCommands(t *testing.T) {
 				t.Fatal("still fenced")
 			}
 		}},
-		{"unregister", base, UnregisterBroker{ID: 2}, nil, func(t *testing.T, s *State, _ Result) {
+		{"unregister active", base, UnregisterBroker{ID: 2}, ErrBrokerActive, nil},
+		{"unregister", append(slices.Clone(base), FenceBroker{ID: 2, Epoch: -1}), UnregisterBroker{ID: 2}, nil, func(t *testing.T, s *State, _ Result) {
 			if _, ok := s.Brokers[2]; ok || len(s.Brokers) != 2 {
 				t.Fatalf("brokers %v", s.Brokers)
 			}
@@ -322,7 +324,7 @@ func TestFSMIdempotent(t *testing.T) {
 		DeleteACLs{ACLs: []ACL{aclRead}},
 		scram("alice", SCRAMSHA512, 4096),
 		DeleteSCRAMCredential{User: "bob", Mechanism: SCRAMSHA256},
-		UnregisterBroker{ID: 2},
+		UnregisterBroker{ID: 5},
 		ReassignPartition{TopicID: idA, Partition: 1, Replicas: []int32{2, 3, 1}, ISR: []int32{1, 2, 3}, Leader: 1, Adding: nil, Removing: []int32{1}},
 	}
 	covered := map[CommandType]bool{}

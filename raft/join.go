@@ -114,35 +114,14 @@ func (n *Node) relay(ctx context.Context, what string, j joinRequest, encode fun
 // the request to the leader. Removing a node that is not a member is a
 // no-op; a voter cannot be removed this way (ErrInvalidVoters).
 func (n *Node) RemoveNonvoter(ctx context.Context, id int32) error {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, n.cfg.ApplyTimeout)
-		defer cancel()
-	}
-	backoff := 5 * time.Millisecond
-	for {
-		var err error
-		switch {
-		case n.closed.Load():
-			return fmt.Errorf("remove non-voter %d: %w", id, ErrClosed)
-		case n.IsLeader():
-			err = n.leaveLocal(ctx, joinRequest{id: id})
-		default:
-			// Relayed by this node, so the leader does not relay again.
-			err = n.relay(ctx, "remove non-voter", joinRequest{id: id}, encodeLeaveRequest)
-		}
-		if err == nil || !retryable(err) {
-			return err
-		}
-		select {
-		case <-time.After(backoff):
-		case <-n.stop:
-			return fmt.Errorf("remove non-voter %d: %w", id, ErrClosed)
-		case <-ctx.Done():
-			return errors.Join(err, fmt.Errorf("remove non-voter %d: gave up: %w", id, ctx.Err()))
-		}
-		backoff = min(2*backoff, 200*time.Millisecond)
-	}
+	j := joinRequest{id: id}
+	return n.onLeader(ctx, fmt.Sprintf("remove non-voter %d", id),
+		func(ctx context.Context) error { return n.leaveLocal(ctx, j) },
+		// relay marks the request relayed, so the leader does not pass it on.
+		func(ctx context.Context, _ string) error {
+			return n.relay(ctx, "remove non-voter", j, encodeLeaveRequest)
+		},
+		nil)
 }
 
 // leaveLocal handles a leave request on a voter: the leader removes the

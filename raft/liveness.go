@@ -276,6 +276,21 @@ func (c *controller) heartbeat(ctx context.Context, hb BrokerHeartbeat, applied 
 // fenced and its leaderships have moved; ErrFenced (retried until ctx
 // ends) while they have not.
 func (n *Node) Heartbeat(ctx context.Context, hb BrokerHeartbeat) error {
+	return n.onLeader(ctx, "heartbeat",
+		func(ctx context.Context) error { return n.heartbeatLocal(ctx, hb, n.State().Version) },
+		func(ctx context.Context, addr string) error {
+			return forwardHeartbeat(ctx, n.stream.dialContext, addr, hb, n.State().Version)
+		},
+		func(err error) bool { return errors.Is(err, ErrFenced) })
+}
+
+// onLeader runs local when this node leads and remote against the leader's
+// raft address otherwise, retrying with backoff while the outcome is
+// retryable (the leader moved or was unreachable) or again says so, until
+// ctx ends (ApplyTimeout when it has no deadline) or the node closes. what
+// names the operation in errors.
+func (n *Node) onLeader(ctx context.Context, what string, local func(context.Context) error,
+	remote func(ctx context.Context, addr string) error, again func(error) bool) error {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, n.cfg.ApplyTimeout)
@@ -286,25 +301,25 @@ func (n *Node) Heartbeat(ctx context.Context, hb BrokerHeartbeat) error {
 		var err error
 		switch {
 		case n.closed.Load():
-			return fmt.Errorf("heartbeat: %w", ErrClosed)
+			return fmt.Errorf("%s: %w", what, ErrClosed)
 		case n.IsLeader():
-			err = n.heartbeatLocal(ctx, hb, n.State().Version)
+			err = local(ctx)
 		default:
 			if addr, _ := n.r.LeaderWithID(); addr != "" {
-				err = forwardHeartbeat(ctx, n.stream.dialContext, string(addr), hb, n.State().Version)
+				err = remote(ctx, string(addr))
 			} else {
-				err = fmt.Errorf("heartbeat: %w: no leader known", ErrNotLeader)
+				err = fmt.Errorf("%s: %w: no leader known", what, ErrNotLeader)
 			}
 		}
-		if err == nil || !(retryable(err) || errors.Is(err, ErrFenced)) {
+		if err == nil || !(retryable(err) || again != nil && again(err)) {
 			return err
 		}
 		select {
 		case <-time.After(backoff):
 		case <-n.stop:
-			return fmt.Errorf("heartbeat: %w", ErrClosed)
+			return fmt.Errorf("%s: %w", what, ErrClosed)
 		case <-ctx.Done():
-			return errors.Join(err, fmt.Errorf("heartbeat: gave up: %w", ctx.Err()))
+			return errors.Join(err, fmt.Errorf("%s: gave up: %w", what, ctx.Err()))
 		}
 		backoff = min(2*backoff, 200*time.Millisecond)
 	}

@@ -161,15 +161,10 @@ func (c *LocalCluster) Stop() error {
 func (c *LocalCluster) StopNode(i int) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if i < 0 || i >= len(c.nodes) {
-		return fmt.Errorf("stop node %d of %d: %w", i, len(c.nodes), ErrNodeRange)
+	p, err := c.takeProc(i, "stop")
+	if p == nil {
+		return err
 	}
-	n := c.nodes[i]
-	if n.p == nil {
-		return nil
-	}
-	p := n.p
-	n.p = nil
 	return p.stop(c.cfg.stopGrace)
 }
 
@@ -177,16 +172,22 @@ func (c *LocalCluster) StopNode(i int) error {
 func (c *LocalCluster) Kill(i int) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	p, err := c.takeProc(i, "kill")
+	if p == nil {
+		return err
+	}
+	return p.kill()
+}
+
+// takeProc detaches node i's running process (nil when it is down) for the caller to end; c.mu held.
+func (c *LocalCluster) takeProc(i int, verb string) (*proc, error) {
 	if i < 0 || i >= len(c.nodes) {
-		return fmt.Errorf("kill node %d of %d: %w", i, len(c.nodes), ErrNodeRange)
+		return nil, fmt.Errorf("%s node %d of %d: %w", verb, i, len(c.nodes), ErrNodeRange)
 	}
 	n := c.nodes[i]
-	if n.p == nil {
-		return nil
-	}
 	p := n.p
 	n.p = nil
-	return p.kill()
+	return p, nil
 }
 
 // Restart implements Cluster.
