@@ -12,6 +12,9 @@ package broker
 //   - request timeouts are not applied: raft commits quickly or fails.
 //   - manual replica assignments must name registered brokers; they are
 //     accepted as given (no rack awareness).
+//   - automatic placement is rack-aware (raft.PlaceReplicas) but, unlike
+//     KRaft's random start, deterministic: partition p of every topic
+//     starts at the same rotation position.
 
 import (
 	"context"
@@ -84,18 +87,20 @@ func liveBrokers(st *raft.State) []int32 {
 	return ids
 }
 
-// assignReplicas spreads count partitions starting at index first round-robin
-// over brokers, rf replicas each; the first replica leads.
-func assignReplicas(brokers []int32, first, count int32, rf int16) []raft.Partition {
-	out := make([]raft.Partition, 0, count)
-	for i := first; i < first+count; i++ {
-		reps := make([]int32, 0, rf)
-		for j := 0; j < int(rf); j++ {
-			reps = append(reps, brokers[(int(i)+j)%len(brokers)])
-		}
-		out = append(out, raft.Partition{Index: i, Replicas: reps, ISR: slices.Clone(reps), Leader: reps[0]})
+// assignReplicas places count partitions starting at index first on the
+// unfenced brokers of st, rf replicas each, spread over racks
+// (raft.PlaceReplicas; plain round-robin when no broker has a rack); the
+// first replica leads. Errors when rf exceeds the unfenced brokers.
+func assignReplicas(st *raft.State, first, count int32, rf int16) ([]raft.Partition, error) {
+	placed, err := raft.PlaceReplicas(st.SortedBrokers(), first, count, rf, 0)
+	if err != nil {
+		return nil, fmt.Errorf("place %d partitions from %d: %w", count, first, err)
 	}
-	return out
+	out := make([]raft.Partition, 0, count)
+	for i, reps := range placed {
+		out = append(out, raft.Partition{Index: first + int32(i), Replicas: reps, ISR: slices.Clone(reps), Leader: reps[0]})
+	}
+	return out, nil
 }
 
 // createTopic validates and (unless validateOnly) creates one topic. numParts
@@ -156,7 +161,10 @@ func (b *Broker) createTopic(ctx context.Context, name string, numParts int32, r
 		if int(rf) > len(brokers) {
 			return nil, kerr.InvalidReplicationFactor, fmt.Sprintf("Unable to replicate the partition %d time(s): The target replication factor of %d cannot be reached because only %d broker(s) are registered.", rf, rf, len(brokers))
 		}
-		parts = assignReplicas(brokers, 0, numParts, rf)
+		var err error
+		if parts, err = assignReplicas(st, 0, numParts, rf); err != nil {
+			return nil, metaErr(err), err.Error()
+		}
 	}
 	for k, v := range configs {
 		if err := validateTopicConfig(k, &v); err != nil {
@@ -401,7 +409,10 @@ func (b *Broker) handleCreatePartitions(rq *request, req *kmsg.CreatePartitionsR
 			if int(rf) > len(brokers) {
 				fail(kerr.InvalidReplicationFactor, fmt.Sprintf("Unable to replicate the partition %d time(s): only %d broker(s) are registered.", rf, len(brokers)))
 			} else {
-				parts = assignReplicas(brokers, cur, rt.Count-cur, rf)
+				var err error
+				if parts, err = assignReplicas(st, cur, rt.Count-cur, rf); err != nil {
+					fail(metaErr(err), err.Error())
+				}
 			}
 		}
 		if out.ErrorCode == 0 && !req.ValidateOnly {
