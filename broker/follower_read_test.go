@@ -136,6 +136,7 @@ func TestFetchFromFollower(t *testing.T) {
 	c := startTestCluster(t, 3, func(cfg *Config) {
 		cfg.Rack = racks[cfg.NodeID-1]
 		cfg.ReplicaSelectorClass = RackAwareSelector
+		cfg.TransactionTopicPartitions = 1 // one transactional id: keep the internal topic small
 	})
 	ctx := testCtx(t)
 	adm := kadm.NewClient(c.client())
@@ -147,6 +148,17 @@ func TestFetchFromFollower(t *testing.T) {
 		if br.Rack == nil || *br.Rack != racks[br.NodeID-1] {
 			t.Fatalf("metadata: broker %d rack %v, want %s", br.NodeID, br.Rack, racks[br.NodeID-1])
 		}
+	}
+	rcs, err := adm.DescribeBrokerConfigs(ctx, 2)
+	if err != nil || len(rcs) != 1 {
+		t.Fatalf("describe broker 2: %v", err)
+	}
+	described := map[string]string{}
+	for _, cfg := range rcs[0].Configs {
+		described[cfg.Key] = cfg.MaybeValue()
+	}
+	if described["broker.rack"] != "b" || described["replica.selector.class"] != RackAwareSelector {
+		t.Fatalf("broker 2 describes broker.rack %q replica.selector.class %q", described["broker.rack"], described["replica.selector.class"])
 	}
 	createReplicated(t, c, "ffr", 3, "1")
 	waitKnown(t, c, "ffr")
