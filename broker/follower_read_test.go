@@ -149,13 +149,21 @@ func TestFetchFromFollower(t *testing.T) {
 			t.Fatalf("metadata: broker %d rack %v, want %s", br.NodeID, br.Rack, racks[br.NodeID-1])
 		}
 	}
-	rcs, err := adm.DescribeBrokerConfigs(ctx, 2)
-	if err != nil || len(rcs) != 1 {
-		t.Fatalf("describe broker 2: %v", err)
+	dreq := kmsg.NewPtrDescribeConfigsRequest()
+	dr := kmsg.NewDescribeConfigsRequestResource()
+	dr.ResourceType, dr.ResourceName = kmsg.ConfigResourceTypeBroker, "2"
+	dreq.Resources = append(dreq.Resources, dr)
+	raw := rawClient(t, c.brokers[1])
+	dresp := send[*kmsg.DescribeConfigsResponse](t, raw, dreq, 4)
+	raw.nc.Close()
+	if len(dresp.Resources) != 1 || dresp.Resources[0].ErrorCode != 0 {
+		t.Fatalf("describe broker 2: %+v", dresp.Resources)
 	}
 	described := map[string]string{}
-	for _, cfg := range rcs[0].Configs {
-		described[cfg.Key] = cfg.MaybeValue()
+	for _, cfg := range dresp.Resources[0].Configs {
+		if cfg.Value != nil {
+			described[cfg.Name] = *cfg.Value
+		}
 	}
 	if described["broker.rack"] != "b" || described["replica.selector.class"] != RackAwareSelector {
 		t.Fatalf("broker 2 describes broker.rack %q replica.selector.class %q", described["broker.rack"], described["replica.selector.class"])
@@ -266,6 +274,14 @@ func TestFetchFromFollower(t *testing.T) {
 		}
 		c.brokers[1].fetchers.hold.Store(false)
 		c.waitInSync("ffr", 0, 3)
+		// The leader's own copy of the ISR follows raft's on its next
+		// reconcile.
+		c.waitPartition("ffr", 0, func(raft.Partition) bool {
+			r := &c.brokers[0].parts.get("ffr", 0).repl
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			return slices.Contains(r.isr, 2)
+		}, "node 2 in the leader's ISR")
 		if a := rawFetch(t, c, 0, 12, "ffr", 0, n, 0, "b", 0); a.PreferredReadReplica != 2 {
 			t.Fatalf("caught-up follower back in the ISR: preferred %d, want 2", a.PreferredReadReplica)
 		}
