@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -377,4 +378,63 @@ func TestFetchFromFollower(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// TestPreferredReadReplicaRules is Kafka's choice of a preferred read
+// replica, one rule per row, on a leader (node 1, rack a) of replicas 1-5.
+func TestPreferredReadReplicaRules(t *testing.T) {
+	now := time.Now()
+	brokers := map[int32]raft.Broker{
+		1: {ID: 1, Rack: "a"}, 2: {ID: 2, Rack: "b"}, 3: {ID: 3, Rack: "b"}, 4: {ID: 4, Rack: "c"}, 5: {ID: 5, Rack: "b", Fenced: true},
+	}
+	type fol struct {
+		leo, logStart int64
+		caughtUp      time.Duration // ago
+	}
+	caught := map[int32]fol{2: {100, 0, 0}, 3: {100, 0, 0}, 4: {100, 0, 0}, 5: {100, 0, 0}}
+	tests := []struct {
+		name      string
+		selector  string
+		rack      string
+		offset    int64
+		isr       []int32
+		followers map[int32]fol
+		want      int32
+	}{
+		{"selector off", "", "b", 50, []int32{1, 2, 3, 4}, caught, -1},
+		{"client names no rack", RackAwareSelector, "", 50, []int32{1, 2, 3, 4}, caught, -1},
+		{"client in the leader's rack", RackAwareSelector, "a", 50, []int32{1, 2, 3, 4}, caught, -1},
+		{"no replica in the client's rack", RackAwareSelector, "d", 50, []int32{1, 2, 3, 4}, caught, -1},
+		{"tie: lowest id", RackAwareSelector, "b", 50, []int32{1, 2, 3, 4}, caught, 2},
+		{"only ISR members", RackAwareSelector, "b", 50, []int32{1, 3, 4}, caught, 3},
+		{"rack c", RackAwareSelector, "c", 50, []int32{1, 2, 3, 4}, caught, 4},
+		{"highest log end wins", RackAwareSelector, "b", 50, []int32{1, 2, 3},
+			map[int32]fol{2: {90, 0, 0}, 3: {120, 0, 0}}, 3},
+		{"then most recently caught up", RackAwareSelector, "b", 50, []int32{1, 2, 3},
+			map[int32]fol{2: {100, 0, 2 * time.Second}, 3: {100, 0, time.Second}}, 3},
+		{"replica must hold the offset (log end)", RackAwareSelector, "b", 95, []int32{1, 2, 3},
+			map[int32]fol{2: {90, 0, 0}, 3: {94, 0, 0}}, -1},
+		{"replica must hold the offset (log start)", RackAwareSelector, "b", 50, []int32{1, 2, 3},
+			map[int32]fol{2: {100, 60, 0}, 3: {100, 51, 0}}, -1},
+		{"unknown log start counts as holding it", RackAwareSelector, "b", 50, []int32{1, 2},
+			map[int32]fol{2: {100, -1, 0}}, 2},
+		{"not fetched in this epoch", RackAwareSelector, "b", 0, []int32{1, 2},
+			map[int32]fol{2: {-1, -1, 0}}, -1},
+		{"fenced broker never", RackAwareSelector, "b", 50, []int32{1, 5}, caught, -1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			cfg.NodeID, cfg.Rack, cfg.ReplicaSelectorClass = 1, "a", tc.selector
+			b := &Broker{cfg: cfg}
+			p := &partition{topic: "t"}
+			p.repl = replState{self: 1, leader: true, replicas: []int32{1, 2, 3, 4, 5}, isr: tc.isr, followers: map[int32]*followerState{}}
+			for id, f := range tc.followers {
+				p.repl.followers[id] = &followerState{leo: f.leo, logStart: f.logStart, caughtUp: now.Add(-f.caughtUp)}
+			}
+			if got := b.preferredReadReplica(&raft.State{Brokers: brokers}, p, tc.rack, tc.offset); got != tc.want {
+				t.Fatalf("preferred %d, want %d", got, tc.want)
+			}
+		})
+	}
 }
