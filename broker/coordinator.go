@@ -135,12 +135,13 @@ func (b *Broker) ensureOffsetsTopic(ctx context.Context) (*raft.Topic, *kerr.Err
 		return nil, kerr.CoordinatorNotAvailable
 	}
 	rf := min(int(b.cfg.OffsetsTopicReplicationFactor), len(brokers))
-	parts, err := assignReplicas(st, 0, b.cfg.OffsetsTopicPartitions, int16(rf))
+	id := raft.NewTopicID()
+	parts, err := assignReplicas(st, id, 0, b.cfg.OffsetsTopicPartitions, int16(rf))
 	if err != nil {
 		return nil, kerr.CoordinatorNotAvailable
 	}
 	t := raft.Topic{
-		Name: offsetsTopic, ID: raft.NewTopicID(), Internal: true,
+		Name: offsetsTopic, ID: id, Internal: true,
 		Partitions: parts,
 		Configs: map[string]string{
 			"cleanup.policy":   "compact",

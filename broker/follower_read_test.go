@@ -171,30 +171,44 @@ func TestFetchFromFollower(t *testing.T) {
 	}
 	createReplicated(t, c, "ffr", 3, "1")
 	waitKnown(t, c, "ffr")
-	// Placement starts every topic's partition 0 in the first rack.
-	if p := c.partitionState("ffr", 0); p.Leader != 1 || len(p.Replicas) != 3 {
-		t.Fatalf("ffr-0 placed %+v, want leader 1 of 3 replicas", p)
+	// Rack-aware placement: three replicas each, leaders on three brokers.
+	// pa is the partition node 1 (rack a) leads, pb the one node 2 leads.
+	pa, pb := int32(-1), int32(-1)
+	for i := range int32(3) {
+		p := c.partitionState("ffr", i)
+		if len(p.Replicas) != 3 {
+			t.Fatalf("ffr-%d placed on %v, want 3 replicas", i, p.Replicas)
+		}
+		switch p.Leader {
+		case 1:
+			pa = i
+		case 2:
+			pb = i
+		}
+	}
+	if pa < 0 || pb < 0 {
+		t.Fatalf("ffr leaders not spread over the brokers: %+v %+v %+v", c.partitionState("ffr", 0), c.partitionState("ffr", 1), c.partitionState("ffr", 2))
 	}
 	cl := c.client(kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	const n = 200
-	produceTo(t, cl, "ffr", 0, 0, n)
-	c.waitInSync("ffr", 0, 3)
+	produceTo(t, cl, "ffr", pa, 0, n)
+	c.waitInSync("ffr", pa, 3)
 	reads := func(i int) int64 { return c.brokers[i].followerReads.Load() }
 
 	t.Run("raw", func(t *testing.T) {
-		if a := rawFetch(t, c, 0, 12, "ffr", 0, 0, 0, "b", 0); a.ErrorCode != 0 || a.PreferredReadReplica != 2 || a.records != 0 || a.HighWatermark != n {
+		if a := rawFetch(t, c, 0, 12, "ffr", pa, 0, 0, "b", 0); a.ErrorCode != 0 || a.PreferredReadReplica != 2 || a.records != 0 || a.HighWatermark != n {
 			t.Fatalf("leader, client in rack b: code %d preferred %d records %d hw %d; want preferred 2, no records, hw %d",
 				a.ErrorCode, a.PreferredReadReplica, a.records, a.HighWatermark, n)
 		}
 		for _, rack := range []string{"a", "", "zz"} {
-			if a := rawFetch(t, c, 0, 12, "ffr", 0, 0, 0, rack, 0); a.ErrorCode != 0 || a.PreferredReadReplica != -1 || a.records == 0 {
+			if a := rawFetch(t, c, 0, 12, "ffr", pa, 0, 0, rack, 0); a.ErrorCode != 0 || a.PreferredReadReplica != -1 || a.records == 0 {
 				t.Fatalf("leader, client in rack %q: code %d preferred %d records %d; want records from the leader", rack, a.ErrorCode, a.PreferredReadReplica, a.records)
 			}
 		}
 		before := reads(1)
 		var got int64
 		for off := int64(0); off < n; {
-			a := rawFetch(t, c, 1, 12, "ffr", 0, off, 0, "b", 0)
+			a := rawFetch(t, c, 1, 12, "ffr", pa, off, 0, "b", 0)
 			if a.ErrorCode != 0 || a.records == 0 || a.HighWatermark != n || a.last >= a.HighWatermark {
 				t.Fatalf("follower at %d: code %d records %d last %d hw %d", off, a.ErrorCode, a.records, a.last, a.HighWatermark)
 			}
@@ -215,12 +229,12 @@ func TestFetchFromFollower(t *testing.T) {
 			{"future leader epoch", 12, 0, 1, kerr.UnknownLeaderEpoch},
 			{"past the follower's log end", 12, n + 1, 0, kerr.OffsetOutOfRange},
 		} {
-			if a := rawFetch(t, c, 1, tc.v, "ffr", 0, tc.offset, tc.epoch, "b", 0); a.ErrorCode != tc.want.Code {
+			if a := rawFetch(t, c, 1, tc.v, "ffr", pa, tc.offset, tc.epoch, "b", 0); a.ErrorCode != tc.want.Code {
 				t.Fatalf("%s: code %d, want %v", tc.name, a.ErrorCode, tc.want)
 			}
 		}
 		// At the follower's high watermark: nothing yet, no error.
-		if a := rawFetch(t, c, 1, 12, "ffr", 0, n, 0, "b", 0); a.ErrorCode != 0 || a.records != 0 {
+		if a := rawFetch(t, c, 1, 12, "ffr", pa, n, 0, "b", 0); a.ErrorCode != 0 || a.records != 0 {
 			t.Fatalf("follower at its high watermark: code %d records %d", a.ErrorCode, a.records)
 		}
 		// A broker that holds no replica is neither leader nor follower.
@@ -228,17 +242,15 @@ func TestFetchFromFollower(t *testing.T) {
 			t.Fatalf("create ffr-one: %v %v", err, resp.Err)
 		}
 		waitKnown(t, c, "ffr-one")
-		if p := c.partitionState("ffr-one", 0); !slices.Equal(p.Replicas, []int32{1}) {
-			t.Fatalf("ffr-one placed on %v, want [1]", p.Replicas)
-		}
-		if a := rawFetch(t, c, 1, 12, "ffr-one", 0, 0, -1, "b", 0); a.ErrorCode != kerr.NotLeaderForPartition.Code {
+		other := int(c.partitionState("ffr-one", 0).Replicas[0]) % 3 // a node index that is no replica
+		if a := rawFetch(t, c, other, 12, "ffr-one", 0, 0, -1, racks[other], 0); a.ErrorCode != kerr.NotLeaderForPartition.Code {
 			t.Fatalf("non-replica: code %d, want NOT_LEADER_OR_FOLLOWER", a.ErrorCode)
 		}
 	})
 
 	t.Run("consumer in rack b reads from the follower", func(t *testing.T) {
 		before, leaderBefore := reads(1), reads(0)
-		wantSeq(t, consumeFrom(t, c, "b", "ffr", 0, 0, n), 0)
+		wantSeq(t, consumeFrom(t, c, "b", "ffr", pa, 0, n), 0)
 		if reads(1) == before {
 			t.Fatal("node 2 (rack b) served no reads")
 		}
@@ -250,65 +262,65 @@ func TestFetchFromFollower(t *testing.T) {
 	t.Run("lagging follower", func(t *testing.T) {
 		// Node 2 stops fetching and leaves the ISR; the leader moves on.
 		c.brokers[1].fetchers.hold.Store(true)
-		c.waitPartition("ffr", 0, func(raft.Partition) bool { return c.brokers[1].fetchers.allHeld() }, "node 2's fetchers held")
-		changePartition(t, c, "ffr", 0, func(pc *raft.PartitionChange) { pc.ISR = []int32{1, 3} })
-		c.waitPartition("ffr", 0, func(p raft.Partition) bool { return !slices.Contains(p.ISR, 2) }, "ISR without node 2")
-		produceTo(t, cl, "ffr", 0, n, 50)
+		c.waitPartition("ffr", pa, func(raft.Partition) bool { return c.brokers[1].fetchers.allHeld() }, "node 2's fetchers held")
+		changePartition(t, c, "ffr", pa, func(pc *raft.PartitionChange) { pc.ISR = []int32{1, 3} })
+		c.waitPartition("ffr", pa, func(p raft.Partition) bool { return !slices.Contains(p.ISR, 2) }, "ISR without node 2")
+		produceTo(t, cl, "ffr", pa, n, 50)
 		// The follower serves only what it has below its own high watermark.
-		if a := rawFetch(t, c, 1, 12, "ffr", 0, 0, 0, "b", 0); a.ErrorCode != 0 || a.HighWatermark != n || a.last >= n {
+		if a := rawFetch(t, c, 1, 12, "ffr", pa, 0, 0, "b", 0); a.ErrorCode != 0 || a.HighWatermark != n || a.last >= n {
 			t.Fatalf("lagging follower: code %d hw %d last %d, want hw %d", a.ErrorCode, a.HighWatermark, a.last, n)
 		}
-		if a := rawFetch(t, c, 1, 12, "ffr", 0, n, 0, "b", 0); a.ErrorCode != 0 || a.records != 0 {
+		if a := rawFetch(t, c, 1, 12, "ffr", pa, n, 0, "b", 0); a.ErrorCode != 0 || a.records != 0 {
 			t.Fatalf("lagging follower at its log end: code %d records %d", a.ErrorCode, a.records)
 		}
-		if a := rawFetch(t, c, 1, 12, "ffr", 0, n+10, 0, "b", 0); a.ErrorCode != kerr.OffsetOutOfRange.Code {
+		if a := rawFetch(t, c, 1, 12, "ffr", pa, n+10, 0, "b", 0); a.ErrorCode != kerr.OffsetOutOfRange.Code {
 			t.Fatalf("lagging follower past its log end: code %d, want OFFSET_OUT_OF_RANGE", a.ErrorCode)
 		}
 		// Out of the ISR it is never preferred: rack b reads the leader.
-		if a := rawFetch(t, c, 0, 12, "ffr", 0, n, 0, "b", 0); a.PreferredReadReplica != -1 || a.records != 50 {
+		if a := rawFetch(t, c, 0, 12, "ffr", pa, n, 0, "b", 0); a.PreferredReadReplica != -1 || a.records != 50 {
 			t.Fatalf("leader with node 2 out of the ISR: preferred %d records %d", a.PreferredReadReplica, a.records)
 		}
 		before := reads(1)
-		wantSeq(t, consumeFrom(t, c, "b", "ffr", 0, 0, n+50), 0)
+		wantSeq(t, consumeFrom(t, c, "b", "ffr", pa, 0, n+50), 0)
 		if reads(1) != before {
 			t.Fatal("the lagging follower served reads")
 		}
 		c.brokers[1].fetchers.hold.Store(false)
-		c.waitInSync("ffr", 0, 3)
+		c.waitInSync("ffr", pa, 3)
 		// The leader's own copy of the ISR follows raft's on its next
 		// reconcile.
-		c.waitPartition("ffr", 0, func(raft.Partition) bool {
-			r := &c.brokers[0].parts.get("ffr", 0).repl
+		c.waitPartition("ffr", pa, func(raft.Partition) bool {
+			r := &c.brokers[0].parts.get("ffr", pa).repl
 			r.mu.Lock()
 			defer r.mu.Unlock()
 			return slices.Contains(r.isr, 2)
 		}, "node 2 in the leader's ISR")
-		if a := rawFetch(t, c, 0, 12, "ffr", 0, n, 0, "b", 0); a.PreferredReadReplica != 2 {
+		if a := rawFetch(t, c, 0, 12, "ffr", pa, n, 0, "b", 0); a.PreferredReadReplica != 2 {
 			t.Fatalf("caught-up follower back in the ISR: preferred %d, want 2", a.PreferredReadReplica)
 		}
 	})
 
 	t.Run("leader change", func(t *testing.T) {
-		changePartition(t, c, "ffr", 0, func(pc *raft.PartitionChange) { pc.Leader, pc.LeaderEpoch = 3, pc.LeaderEpoch+1 })
-		epoch := c.partitionState("ffr", 0).LeaderEpoch
-		c.waitPartition("ffr", 0, func(raft.Partition) bool {
-			return c.brokers[0].parts.get("ffr", 0).leaderEpoch.Load() == epoch && c.brokers[1].parts.get("ffr", 0).leaderEpoch.Load() == epoch
+		changePartition(t, c, "ffr", pa, func(pc *raft.PartitionChange) { pc.Leader, pc.LeaderEpoch = 3, pc.LeaderEpoch+1 })
+		epoch := c.partitionState("ffr", pa).LeaderEpoch
+		c.waitPartition("ffr", pa, func(raft.Partition) bool {
+			return c.brokers[0].parts.get("ffr", pa).leaderEpoch.Load() == epoch && c.brokers[1].parts.get("ffr", pa).leaderEpoch.Load() == epoch
 		}, "the new epoch on nodes 1 and 2")
 		// acks=all through the new leader: every follower has fetched from it.
-		produceTo(t, cl, "ffr", 0, n+50, 50)
-		c.waitInSync("ffr", 0, 3)
-		if a := rawFetch(t, c, 1, 12, "ffr", 0, 0, epoch-1, "b", 0); a.ErrorCode != kerr.FencedLeaderEpoch.Code {
+		produceTo(t, cl, "ffr", pa, n+50, 50)
+		c.waitInSync("ffr", pa, 3)
+		if a := rawFetch(t, c, 1, 12, "ffr", pa, 0, epoch-1, "b", 0); a.ErrorCode != kerr.FencedLeaderEpoch.Code {
 			t.Fatalf("follower, stale epoch: code %d, want FENCED_LEADER_EPOCH", a.ErrorCode)
 		}
 		// The old leader is now a follower and serves its rack.
-		if a := rawFetch(t, c, 0, 12, "ffr", 0, 0, epoch, "a", 0); a.ErrorCode != 0 || a.records == 0 {
+		if a := rawFetch(t, c, 0, 12, "ffr", pa, 0, epoch, "a", 0); a.ErrorCode != 0 || a.records == 0 {
 			t.Fatalf("old leader as follower: code %d records %d", a.ErrorCode, a.records)
 		}
-		if a := rawFetch(t, c, 2, 12, "ffr", 0, 0, epoch, "b", 0); a.PreferredReadReplica != 2 {
+		if a := rawFetch(t, c, 2, 12, "ffr", pa, 0, epoch, "b", 0); a.PreferredReadReplica != 2 {
 			t.Fatalf("new leader, client in rack b: preferred %d, want 2", a.PreferredReadReplica)
 		}
 		before := reads(1)
-		wantSeq(t, consumeFrom(t, c, "b", "ffr", 0, 0, n+100), 0)
+		wantSeq(t, consumeFrom(t, c, "b", "ffr", pa, 0, n+100), 0)
 		if reads(1) == before {
 			t.Fatal("node 2 (rack b) served no reads after the leader change")
 		}
@@ -319,36 +331,36 @@ func TestFetchFromFollower(t *testing.T) {
 			t.Fatalf("create ffr-two: %v %v", err, resp.Err)
 		}
 		waitKnown(t, c, "ffr-two")
-		if p := c.partitionState("ffr-two", 0); !slices.Equal(p.Replicas, []int32{1, 2}) {
-			t.Fatalf("ffr-two placed on %v, want [1 2]", p.Replicas)
+		p := c.partitionState("ffr-two", 0)
+		if len(p.Replicas) != 2 || racks[p.Replicas[0]-1] == racks[p.Replicas[1]-1] {
+			t.Fatalf("ffr-two placed on %v, want two racks", p.Replicas)
 		}
+		leader, follower := int(p.Leader)-1, int(p.Replicas[1])-1
+		lonely := racks[6-p.Replicas[0]-p.Replicas[1]-1] // the rack of the third node
 		produceTo(t, cl, "ffr-two", 0, 0, 20)
 		c.waitPartition("ffr-two", 0, func(raft.Partition) bool {
-			p := c.brokers[1].parts.get("ffr-two", 0)
+			p := c.brokers[follower].parts.get("ffr-two", 0)
 			return p != nil && p.log.HighWatermark() == 20
-		}, "node 2's high watermark at 20")
-		if a := rawFetch(t, c, 0, 12, "ffr-two", 0, 0, 0, "c", 0); a.PreferredReadReplica != -1 || a.records != 20 {
-			t.Fatalf("leader, client in rack c: preferred %d records %d", a.PreferredReadReplica, a.records)
+		}, "the follower's high watermark at 20")
+		if a := rawFetch(t, c, leader, 12, "ffr-two", 0, 0, 0, lonely, 0); a.PreferredReadReplica != -1 || a.records != 20 {
+			t.Fatalf("leader, client in rack %s: preferred %d records %d", lonely, a.PreferredReadReplica, a.records)
 		}
 		before := []int64{reads(0), reads(1), reads(2)}
-		wantSeq(t, consumeFrom(t, c, "c", "ffr-two", 0, 0, 20), 0)
+		wantSeq(t, consumeFrom(t, c, lonely, "ffr-two", 0, 0, 20), 0)
 		if now := []int64{reads(0), reads(1), reads(2)}; !slices.Equal(now, before) {
 			t.Fatalf("follower reads moved from %v to %v: the client left the leader", before, now)
 		}
 	})
 
 	t.Run("read_committed on the follower", func(t *testing.T) {
-		// Partition 1 leads on node 2 (rack b); node 3 follows it in rack c.
-		if p := c.partitionState("ffr", 1); p.Leader != 2 {
-			t.Fatalf("ffr-1 led by %d, want 2", p.Leader)
-		}
-		start := c.brokers[1].parts.get("ffr", 1).log.EndOffset()
+		// Partition pb leads on node 2 (rack b); node 3 follows it in rack c.
+		start := c.brokers[1].parts.get("ffr", pb).log.EndOffset()
 		txn := c.client(kgo.TransactionalID("ffr-txn"), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 		for _, commit := range []bool{false, true} {
 			if err := txn.BeginTransaction(); err != nil {
 				t.Fatal(err)
 			}
-			produceTo(t, txn, "ffr", 1, 0, 3)
+			produceTo(t, txn, "ffr", pb, 0, 3)
 			if err := txn.EndTransaction(ctx, kgo.TransactionEndTry(commit)); err != nil {
 				t.Fatalf("end transaction (commit %v): %v", commit, err)
 			}
@@ -357,12 +369,12 @@ func TestFetchFromFollower(t *testing.T) {
 		if err := txn.BeginTransaction(); err != nil {
 			t.Fatal(err)
 		}
-		produceTo(t, txn, "ffr", 1, 100, 1)
-		open := c.brokers[1].parts.get("ffr", 1).log.EndOffset() - 1
-		c.waitPartition("ffr", 1, func(raft.Partition) bool {
-			return c.brokers[2].parts.get("ffr", 1).log.HighWatermark() > open
+		produceTo(t, txn, "ffr", pb, 100, 1)
+		open := c.brokers[1].parts.get("ffr", pb).log.EndOffset() - 1
+		c.waitPartition("ffr", pb, func(raft.Partition) bool {
+			return c.brokers[2].parts.get("ffr", pb).log.HighWatermark() > open
 		}, "node 3's high watermark past the open transaction")
-		a := rawFetch(t, c, 2, 12, "ffr", 1, start, 0, "c", 1)
+		a := rawFetch(t, c, 2, 12, "ffr", pb, start, 0, "c", 1)
 		if a.ErrorCode != 0 || a.LastStableOffset != open || len(a.AbortedTransactions) != 1 || a.AbortedTransactions[0].FirstOffset != start {
 			t.Fatalf("follower read_committed: code %d lso %d (want %d) aborted %+v", a.ErrorCode, a.LastStableOffset, open, a.AbortedTransactions)
 		}
@@ -370,7 +382,7 @@ func TestFetchFromFollower(t *testing.T) {
 			t.Fatalf("follower read_committed returned offset %d at or past its LSO %d", a.last, open)
 		}
 		before := reads(2)
-		wantSeq(t, consumeFrom(t, c, "c", "ffr", 1, start, 3, kgo.FetchIsolationLevel(kgo.ReadCommitted())), 0)
+		wantSeq(t, consumeFrom(t, c, "c", "ffr", pb, start, 3, kgo.FetchIsolationLevel(kgo.ReadCommitted())), 0)
 		if reads(2) == before {
 			t.Fatal("node 3 (rack c) served no read_committed reads")
 		}

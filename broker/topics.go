@@ -12,9 +12,9 @@ package broker
 //   - request timeouts are not applied: raft commits quickly or fails.
 //   - manual replica assignments must name registered brokers; they are
 //     accepted as given (no rack awareness).
-//   - automatic placement is rack-aware (raft.PlaceReplicas) but, unlike
-//     KRaft's random start, deterministic: partition p of every topic
-//     starts at the same rotation position.
+//   - automatic placement is rack-aware (raft.PlaceReplicas); its rotation
+//     starts at a position derived from the topic ID instead of KRaft's
+//     random one, so a topic's placement is reproducible from its ID.
 
 import (
 	"context"
@@ -87,12 +87,15 @@ func liveBrokers(st *raft.State) []int32 {
 	return ids
 }
 
-// assignReplicas places count partitions starting at index first on the
-// unfenced brokers of st, rf replicas each, spread over racks
-// (raft.PlaceReplicas; plain round-robin when no broker has a rack); the
-// first replica leads. Errors when rf exceeds the unfenced brokers.
-func assignReplicas(st *raft.State, first, count int32, rf int16) ([]raft.Partition, error) {
-	placed, err := raft.PlaceReplicas(st.SortedBrokers(), first, count, rf, 0)
+// assignReplicas places count partitions of the topic with ID id, starting
+// at index first, on the unfenced brokers of st, rf replicas each, spread
+// over racks (raft.PlaceReplicas; plain round-robin when no broker has a
+// rack) from the topic's rotation start (raft.PlacementStart), so topics do
+// not all begin on the same broker and new partitions continue the
+// topic's pattern; the first replica leads. Errors when rf exceeds the
+// unfenced brokers.
+func assignReplicas(st *raft.State, id [16]byte, first, count int32, rf int16) ([]raft.Partition, error) {
+	placed, err := raft.PlaceReplicas(st.SortedBrokers(), first, count, rf, raft.PlacementStart(id))
 	if err != nil {
 		return nil, fmt.Errorf("place %d partitions from %d: %w", count, first, err)
 	}
@@ -118,6 +121,7 @@ func (b *Broker) createTopic(ctx context.Context, name string, numParts int32, r
 		return nil, kerr.InvalidTopicException, fmt.Sprintf("Topic '%s' collides with existing topic: %s", name, other)
 	}
 	brokers := liveBrokers(st)
+	id := raft.NewTopicID()
 	var parts []raft.Partition
 	if len(assignment) > maxPartitionsPerOp {
 		return nil, kerr.PolicyViolation, "Excessively large number of partitions per request."
@@ -162,7 +166,7 @@ func (b *Broker) createTopic(ctx context.Context, name string, numParts int32, r
 			return nil, kerr.InvalidReplicationFactor, fmt.Sprintf("Unable to replicate the partition %d time(s): The target replication factor of %d cannot be reached because only %d broker(s) are registered.", rf, rf, len(brokers))
 		}
 		var err error
-		if parts, err = assignReplicas(st, 0, numParts, rf); err != nil {
+		if parts, err = assignReplicas(st, id, 0, numParts, rf); err != nil {
 			return nil, metaErr(err), err.Error()
 		}
 	}
@@ -171,7 +175,7 @@ func (b *Broker) createTopic(ctx context.Context, name string, numParts int32, r
 			return nil, kerr.InvalidConfig, err.Error()
 		}
 	}
-	t := &raft.Topic{Name: name, ID: raft.NewTopicID(), Partitions: parts, Configs: maps.Clone(configs)}
+	t := &raft.Topic{Name: name, ID: id, Partitions: parts, Configs: maps.Clone(configs)}
 	if t.Configs == nil {
 		t.Configs = map[string]string{}
 	}
@@ -410,7 +414,7 @@ func (b *Broker) handleCreatePartitions(rq *request, req *kmsg.CreatePartitionsR
 				fail(kerr.InvalidReplicationFactor, fmt.Sprintf("Unable to replicate the partition %d time(s): only %d broker(s) are registered.", rf, len(brokers)))
 			} else {
 				var err error
-				if parts, err = assignReplicas(st, cur, rt.Count-cur, rf); err != nil {
+				if parts, err = assignReplicas(st, t.ID, cur, rt.Count-cur, rf); err != nil {
 					fail(metaErr(err), err.Error())
 				}
 			}

@@ -98,12 +98,13 @@ func (b *Broker) ensureTxnTopic(ctx context.Context) (*raft.Topic, *kerr.Error) 
 		return nil, kerr.CoordinatorNotAvailable
 	}
 	rf := min(int(b.cfg.OffsetsTopicReplicationFactor), len(brokers))
-	parts, err := assignReplicas(st, 0, b.cfg.TransactionTopicPartitions, int16(rf))
+	id := raft.NewTopicID()
+	parts, err := assignReplicas(st, id, 0, b.cfg.TransactionTopicPartitions, int16(rf))
 	if err != nil {
 		return nil, kerr.CoordinatorNotAvailable
 	}
 	t := raft.Topic{
-		Name: txnTopic, ID: raft.NewTopicID(), Internal: true,
+		Name: txnTopic, ID: id, Internal: true,
 		Partitions: parts,
 		Configs: map[string]string{
 			"cleanup.policy":   "compact",

@@ -62,6 +62,12 @@ func AssignReplicas(partitions int32, replicationFactor int16, brokers []int32, 
 	return out, nil
 }
 
+// PlacementStart is the rotation start of a topic's replica placement
+// (PlaceReplicas), derived from its ID: KRaft starts at a random position so
+// that topics spread over brokers; a start taken from the (random) topic ID
+// spreads them the same way and stays reproducible.
+func PlacementStart(id [16]byte) int { return int(id[1]) }
+
 // NewCreateTopic builds the CreateTopic command the broker proposes for a
 // CreateTopics request: a fresh topic ID (which makes the command
 // idempotent under retry), replicas placed by PlaceReplicas (rack-aware;
@@ -71,7 +77,7 @@ func AssignReplicas(partitions int32, replicationFactor int16, brokers []int32, 
 // internal topics.
 func NewCreateTopic(name string, partitions int32, replicationFactor int16, configs map[string]string, brokers []Broker) (CreateTopic, error) {
 	id := NewTopicID()
-	assign, err := PlaceReplicas(brokers, 0, partitions, replicationFactor, int(id[1]))
+	assign, err := PlaceReplicas(brokers, 0, partitions, replicationFactor, PlacementStart(id))
 	if err != nil {
 		return CreateTopic{}, fmt.Errorf("create topic %q: %w", name, err)
 	}
