@@ -19,6 +19,7 @@ import (
 func TestKillRestart(t *testing.T) {
 	for _, tg := range clusters3() {
 		t.Run(tg.name, func(t *testing.T) {
+			t.Parallel() // separate clusters; most of the scenario waits for restarts and elections
 			gaps.Run(t, func(t testing.TB) {
 				killRestartScenario(t, tg.start(t))
 			})

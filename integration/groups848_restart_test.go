@@ -40,6 +40,7 @@ func TestConsumerGroupRestart848(t *testing.T) {
 	}
 	for _, tg := range targets {
 		t.Run(tg.name, func(t *testing.T) {
+			t.Parallel() // separate clusters; most of the scenario waits for broker restarts
 			c := tg.start(t)
 			for _, tc := range []struct{ client, stop string }{
 				{"franz-go", "sigterm"}, {"java", "sigterm"}, {"franz-go", "sigkill"},

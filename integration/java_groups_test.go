@@ -40,6 +40,7 @@ func TestJavaConsumerGroups(t *testing.T) {
 			continue // KIP-848 needs a Kafka 4 broker; 3.9 is covered by the classic tests elsewhere
 		}
 		t.Run(tg.name, func(t *testing.T) {
+			t.Parallel() // the targets share nothing but the pool; topic and group names are unique
 			c := tg.start(t)
 			for _, protocol := range []string{"consumer", "classic"} {
 				t.Run(protocol, func(t *testing.T) {

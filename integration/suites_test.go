@@ -44,6 +44,9 @@ const (
 // read_committed ETL chain), admin. Skips are franz-go's own capability probes (share groups, SASL
 // listeners not configured, brokers that dropped Produce v0-v2) and are logged.
 func TestFranzGoSuite(t *testing.T) {
+	// The two client suites run beside each other once the sequential tests are done: each has its own
+	// clusters, and each spends much of its time compiling and waiting on timeouts.
+	t.Parallel()
 	dir := copyModule(t, franzGoModule, franzGoVersion)
 	c := harness.StartStrom(t)
 	start := time.Now()
@@ -377,6 +380,7 @@ const kafkaGoSkip = "^TestReaderConsumerGroup$/^(verify_offset_committed|" +
 // the tests changes. KAFKA_VERSION tells the tests which features the broker has (unset, kafka-go
 // assumes a broker older than every version check and skips them).
 func TestKafkaGoSuite(t *testing.T) {
+	t.Parallel() // see TestFranzGoSuite
 	src := copyModule(t, kafkaGoModule, kafkaGoVersion)
 	kafkaName := "kafka-" + harness.DefaultKafkaVersion
 	targets := []struct {
@@ -386,10 +390,10 @@ func TestKafkaGoSuite(t *testing.T) {
 		{kafkaName, func(t *testing.T) harness.Cluster {
 			return pool.Kafka(t, "single-"+harness.DefaultKafkaVersion)
 		}},
-		// The harness Kafka runs with group.initial.rebalance.delay.ms=0; Strom gets the same so both
-		// answer the first JoinGroup of a group equally fast.
+		// The harness starts Strom, like Kafka, with no initial rebalance delay, so both answer the
+		// first JoinGroup of a group equally fast.
 		{"strom", func(t *testing.T) harness.Cluster {
-			return harness.StartStrom(t, harness.StromArgs("--group-initial-rebalance-delay", "0s"))
+			return harness.StartStrom(t)
 		}},
 	}
 	results := map[string]*suiteResult{}

@@ -121,6 +121,9 @@ func newStrom(ctx context.Context, dir string, opts []Option) (*LocalCluster, er
 			"--data-dir", filepath.Join(ndir, "data"),
 			"--listen", addr,
 			"--raft-listen", fmt.Sprintf("127.0.0.1:%d", ports[2*i+1]),
+			// As the harness's Kafka (group.initial.rebalance.delay.ms=0): a group's first rebalance
+			// does not wait for more members, so both sides are compared on the same terms.
+			"--group-initial-rebalance-delay", "0s",
 		}
 		if cfg.nodes > 1 {
 			argv = append(argv,
