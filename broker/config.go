@@ -25,6 +25,16 @@ type Config struct {
 	Advertise string
 	// NodeID is this broker's id, also its raft server id.
 	NodeID int32
+	// Rack is broker.rack: the rack (availability zone) of this broker,
+	// registered through raft. Replica placement spreads each partition's
+	// replicas over racks, and consumers in a rack may fetch from a replica
+	// there (ReplicaSelectorClass). Empty: no rack.
+	Rack string
+	// ReplicaSelectorClass is replica.selector.class: empty (Kafka's
+	// default) keeps consumers on partition leaders; RackAwareSelector
+	// makes a leader point a consumer that names its rack (Fetch v11+) at
+	// an in-sync replica in that rack (KIP-392).
+	ReplicaSelectorClass string
 	// RaftListen is the HOST:PORT of the raft transport.
 	RaftListen string
 	// Voters is the static raft voter set (controller.quorum.voters, parse
@@ -138,6 +148,14 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// RackAwareSelector is the one replica.selector.class Strom implements,
+// named as in Kafka: a consumer whose rack differs from the leader's is sent
+// to the most caught-up in-sync replica in its rack.
+const RackAwareSelector = "org.apache.kafka.common.replica.RackAwareReplicaSelector"
+
+// maxRackLen bounds broker.rack so it fits a Kafka string (int16 length).
+const maxRackLen = 1 << 14
+
 // DefaultConfig returns the configuration of `strom serve` without flags: a
 // single node on 127.0.0.1:9092 with data in ./data. It is the one place that
 // holds defaults.
@@ -222,6 +240,10 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: broker session timeout and start timeout must be positive", ErrInvalidConfig)
 	case c.LeaderImbalanceCheckInterval <= 0:
 		return fmt.Errorf("%w: leader imbalance check interval %s must be positive", ErrInvalidConfig, c.LeaderImbalanceCheckInterval)
+	case c.ReplicaSelectorClass != "" && c.ReplicaSelectorClass != RackAwareSelector:
+		return fmt.Errorf("%w: replica selector class %q is not %s", ErrInvalidConfig, c.ReplicaSelectorClass, RackAwareSelector)
+	case len(c.Rack) > maxRackLen:
+		return fmt.Errorf("%w: broker rack is %d bytes long, at most %d", ErrInvalidConfig, len(c.Rack), maxRackLen)
 	case c.LeaderImbalancePerBrokerPercentage < 0 || c.LeaderImbalancePerBrokerPercentage > 100:
 		return fmt.Errorf("%w: leader imbalance per broker percentage %d not in 0-100", ErrInvalidConfig, c.LeaderImbalancePerBrokerPercentage)
 	}

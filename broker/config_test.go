@@ -16,6 +16,10 @@ func TestDefaultConfigMatchesServeDefaults(t *testing.T) {
 	if err := c.validate(); err != nil {
 		t.Fatal(err)
 	}
+	c.Rack, c.ReplicaSelectorClass = "use1-az1", RackAwareSelector
+	if err := c.validate(); err != nil {
+		t.Fatalf("rack-aware selector: %v", err)
+	}
 }
 
 func TestConfigValidate(t *testing.T) {
@@ -35,6 +39,8 @@ func TestConfigValidate(t *testing.T) {
 		{"tiny max request", func(c *Config) { c.MaxRequestBytes = 10 }},
 		{"no inflight", func(c *Config) { c.MaxInflight = 0 }},
 		{"no idle timeout", func(c *Config) { c.IdleTimeout = 0 }},
+		{"unknown replica selector", func(c *Config) { c.ReplicaSelectorClass = "org.example.Nearest" }},
+		{"huge rack", func(c *Config) { c.Rack = string(make([]byte, maxRackLen+1)) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -135,9 +135,14 @@ func (b *Broker) ensureOffsetsTopic(ctx context.Context) (*raft.Topic, *kerr.Err
 		return nil, kerr.CoordinatorNotAvailable
 	}
 	rf := min(int(b.cfg.OffsetsTopicReplicationFactor), len(brokers))
+	id := raft.NewTopicID()
+	parts, err := assignReplicas(st, id, 0, b.cfg.OffsetsTopicPartitions, int16(rf))
+	if err != nil {
+		return nil, kerr.CoordinatorNotAvailable
+	}
 	t := raft.Topic{
-		Name: offsetsTopic, ID: raft.NewTopicID(), Internal: true,
-		Partitions: assignReplicas(brokers, 0, b.cfg.OffsetsTopicPartitions, int16(rf)),
+		Name: offsetsTopic, ID: id, Internal: true,
+		Partitions: parts,
 		Configs: map[string]string{
 			"cleanup.policy":   "compact",
 			"compression.type": "producer",

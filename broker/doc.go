@@ -14,9 +14,10 @@
 // broker liveness: brokers heartbeat it, register fenced and serve once it
 // unfences them, and refuse partition leadership while fenced or out of
 // touch with it (liveness.go). Partition data is replicated Kafka-style
-// (replica.go, replica_fetcher.go); the operator's tools, leader elections
-// and partition reassignment (reassign.go), are decided by raft's pure
-// controller functions and applied as compare-and-set commands.
+// (replica.go, replica_fetcher.go), and consumers may read from a replica
+// in their rack (follower_read.go, KIP-392); the operator's tools, leader
+// elections and partition reassignment (reassign.go), are decided by raft's
+// pure controller functions and applied as compare-and-set commands.
 //
 // The group coordinator (coordinator.go, groups.go, offsets.go,
 // consumer_groups.go; state machines in broker/group) keeps consumer groups

@@ -21,8 +21,10 @@ package broker
 // them too). Isolation level read_committed reads up to the last stable
 // offset (the first offset of the oldest open transaction, else the high
 // watermark) and lists the aborted transactions of the range from the
-// partition's transaction index. Differences from Kafka: no preferred read
-// replica; no throttling.
+// partition's transaction index. Consumer fetches of v11+ may read from
+// followers, and with replica.selector.class a leader points consumers in
+// other racks at a replica in their own (KIP-392, follower_read.go).
+// Differences from Kafka: no throttling.
 
 import (
 	"bytes"
@@ -51,7 +53,10 @@ type fetchItem struct {
 	maxBytes         int32
 	currentEpoch     int32
 	lastFetchedEpoch int32
-	sp               *sessPart // the session's entry, when in a session
+	// logStart is a follower's log start offset (-1: not given, or an
+	// incremental session entry).
+	logStart int64
+	sp       *sessPart // the session's entry, when in a session
 }
 
 func (b *Broker) handleFetch(rq *request, req *kmsg.FetchRequest) reply {
@@ -73,6 +78,7 @@ func (b *Broker) handleFetch(rq *request, req *kmsg.FetchRequest) reply {
 				items = append(items, fetchItem{
 					key: keyOf(rt.Topic, rt.TopicID, rp.Partition), offset: rp.FetchOffset,
 					maxBytes: rp.PartitionMaxBytes, currentEpoch: rp.CurrentLeaderEpoch, lastFetchedEpoch: rp.LastFetchedEpoch,
+					logStart: rp.LogStartOffset,
 				})
 			}
 		}
@@ -146,7 +152,7 @@ func (b *Broker) handleFetch(rq *request, req *kmsg.FetchRequest) reply {
 		}
 		for _, k := range sess.order {
 			sp := sess.parts[k]
-			items = append(items, fetchItem{key: k, offset: sp.fetchOffset, maxBytes: sp.maxBytes, currentEpoch: sp.currentEpoch, lastFetchedEpoch: sp.lastFetchedEpoch, sp: sp})
+			items = append(items, fetchItem{key: k, offset: sp.fetchOffset, maxBytes: sp.maxBytes, currentEpoch: sp.currentEpoch, lastFetchedEpoch: sp.lastFetchedEpoch, logStart: -1, sp: sp})
 		}
 		incremental = true
 		sess.mu.Unlock()
@@ -186,6 +192,11 @@ type fetchResult struct {
 	out    kmsg.FetchResponseTopicPartition
 	isErr  bool
 	hasRec bool
+	// immediate asks for an answer without waiting for min_bytes: a
+	// diverging epoch or a preferred read replica, as in Kafka.
+	immediate bool
+	// follower marks records read from a replica this broker follows.
+	follower bool
 	// sl holds the records still in the segment file; out.RecordBatches
 	// is a one-byte marker the writer replaces with them (see
 	// fetchResponse). Whoever drops a result without handing it on
@@ -258,7 +269,7 @@ func (f *fetchOp) readAll() ([]fetchResult, int, bool) {
 			limit = remaining
 		}
 		r := f.b.fetchPartition(st, f.req, it, limit, total == 0)
-		if r.isErr {
+		if r.isErr || r.immediate {
 			anyErr = true
 		}
 		n := 0
@@ -295,7 +306,9 @@ func (b *Broker) fetchPartition(st *raft.State, req *kmsg.FetchRequest, it fetch
 			return fail(kerr.UnknownTopicID)
 		}
 	}
-	p, e := b.lookupPartition(st, it.key.topic, it.key.part)
+	replica := fetchReplicaID(req)
+	mayFollow := replica < 0 && req.Version >= minFollowerReadVersion
+	p, leader, e := b.lookupReadPartition(st, it.key.topic, it.key.part, mayFollow)
 	if e != nil {
 		return fail(e)
 	}
@@ -303,6 +316,15 @@ func (b *Broker) fetchPartition(st *raft.State, req *kmsg.FetchRequest, it fetch
 		return fail(e)
 	}
 	lg := p.log
+	if rack := consumerRack(req); leader && rack != "" {
+		if pref := b.preferredReadReplica(st, p, rack, it.offset); pref >= 0 {
+			// Kafka skips the read and answers at once: the client moves
+			// to pref and fetches there.
+			out.HighWatermark, out.LastStableOffset, out.LogStartOffset = lg.HighWatermark(), lastStable(lg), lg.LogStartOffset()
+			out.PreferredReadReplica = pref
+			return fetchResult{out: out, immediate: true}
+		}
+	}
 	diverging := false
 	if it.lastFetchedEpoch >= 0 && req.Version >= 12 {
 		ep, end := lg.EndOffsetForEpoch(it.lastFetchedEpoch)
@@ -311,11 +333,10 @@ func (b *Broker) fetchPartition(st *raft.State, req *kmsg.FetchRequest, it fetch
 			diverging = true
 		}
 	}
-	replica := fetchReplicaID(req)
 	if replica >= 0 && !diverging && it.offset >= lg.LogStartOffset() && it.offset <= lg.EndOffset() {
 		// A follower whose log agrees with ours: its fetch offset is its
 		// durable log end, which may move the high watermark read below.
-		if e := p.followerFetched(b, replica, it.offset); e != nil {
+		if e := p.followerFetched(b, replica, it.offset, it.logStart); e != nil {
 			return fail(e)
 		}
 	}
@@ -323,7 +344,7 @@ func (b *Broker) fetchPartition(st *raft.State, req *kmsg.FetchRequest, it fetch
 	lso := lastStable(lg)
 	out.HighWatermark, out.LastStableOffset, out.LogStartOffset = hw, lso, lg.LogStartOffset()
 	if diverging {
-		return fetchResult{out: out}
+		return fetchResult{out: out, immediate: true}
 	}
 	readCommitted := req.IsolationLevel == 1
 	upTo := hw
@@ -368,7 +389,7 @@ func (b *Broker) fetchPartition(st *raft.State, req *kmsg.FetchRequest, it fetch
 		}
 	}
 	out.RecordBatches = recordsMarker()
-	return fetchResult{out: out, hasRec: true, sl: sl}
+	return fetchResult{out: out, hasRec: true, sl: sl, follower: !leader}
 }
 
 // fetchReplicaID is the broker id of a follower's fetch, or -1 for a
@@ -605,7 +626,8 @@ func (f *fetchOp) build(results []fetchResult) kmsg.Response {
 	for i, it := range f.items {
 		r := results[i]
 		if sp := it.sp; sp != nil {
-			news := r.hasRec || r.isErr || r.out.HighWatermark != sp.sentHW || r.out.LogStartOffset != sp.sentStart || r.out.DivergingEpoch.Epoch >= 0
+			news := r.hasRec || r.isErr || r.out.HighWatermark != sp.sentHW || r.out.LogStartOffset != sp.sentStart || r.out.DivergingEpoch.Epoch >= 0 ||
+				r.out.PreferredReadReplica >= 0
 			sp.sentHW, sp.sentStart = r.out.HighWatermark, r.out.LogStartOffset
 			if r.hasRec {
 				moved = append(moved, it.key)
@@ -624,6 +646,9 @@ func (f *fetchOp) build(results []fetchResult) kmsg.Response {
 		}
 		resp.Topics[n-1].Partitions = append(resp.Topics[n-1].Partitions, r.out)
 		out.slices = append(out.slices, r.sl)
+		if r.hasRec && r.follower {
+			f.b.followerReads.Add(1)
+		}
 	}
 	if f.sess != nil && len(moved) > 0 {
 		for _, k := range moved {

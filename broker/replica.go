@@ -42,6 +42,10 @@ type followerState struct {
 	// leo is the follower's log end offset (its last fetch offset), -1
 	// before its first fetch in this leader epoch.
 	leo int64
+	// logStart is the follower's log start offset from its last fetch
+	// (-1 before one); a consumer is only sent to a replica holding its
+	// fetch offset (follower_read.go).
+	logStart int64
 	// lastFetch is when its last fetch arrived, and leaderLEOAtLastFetch
 	// the leader's log end offset then.
 	lastFetch            time.Time
@@ -128,7 +132,7 @@ func (p *partition) setRaftState(self int32, topicID [16]byte, rp *raft.Partitio
 		now := time.Now()
 		for _, id := range rp.ISR {
 			if id != self && r.followers[id] == nil {
-				r.followers[id] = &followerState{leo: -1, caughtUp: now, leaderLEOAtLastFetch: -1}
+				r.followers[id] = &followerState{leo: -1, logStart: -1, caughtUp: now, leaderLEOAtLastFetch: -1}
 			}
 		}
 	}
@@ -208,11 +212,12 @@ func (p *partition) maybeAdvanceHW() {
 	}
 }
 
-// followerFetched records a follower's fetch at offset and reports whether
+// followerFetched records a follower's fetch at offset (its log starting at
+// logStart, -1 if not given) and reports whether
 // the fetch is acceptable: the fetcher must be a replica of the partition
 // and this broker its leader. It may advance the high watermark and propose
 // adding the follower back to the ISR.
-func (p *partition) followerFetched(b *Broker, id int32, offset int64) *kerr.Error {
+func (p *partition) followerFetched(b *Broker, id int32, offset, logStart int64) *kerr.Error {
 	now := time.Now()
 	leo := p.log.EndOffset()
 	r := &p.repl
@@ -227,7 +232,7 @@ func (p *partition) followerFetched(b *Broker, id int32, offset int64) *kerr.Err
 	}
 	f := r.followers[id]
 	if f == nil {
-		f = &followerState{leo: -1, leaderLEOAtLastFetch: -1}
+		f = &followerState{leo: -1, logStart: -1, leaderLEOAtLastFetch: -1}
 		r.followers[id] = f
 	}
 	// Kafka's rule: caught up now if the fetch reaches the leader's end; or
@@ -240,6 +245,7 @@ func (p *partition) followerFetched(b *Broker, id int32, offset int64) *kerr.Err
 		f.caughtUp = f.lastFetch
 	}
 	f.leo, f.lastFetch, f.leaderLEOAtLastFetch = offset, now, leo
+	f.logStart = logStart
 	var expand []int32
 	hwNow := p.log.HighWatermark()
 	if !slices.Contains(r.isr, id) && !slices.Contains(r.expanding, id) && !r.proposing &&

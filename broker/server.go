@@ -65,6 +65,10 @@ type Broker struct {
 	// was sent (UnixNano; 0: none yet). Written by heartbeatLoop, read by
 	// mayLead.
 	lastHeartbeat atomic.Int64
+	// followerReads counts consumer fetch answers carrying records that
+	// this broker served as a follower (KIP-392); tests read it to prove
+	// where a consumer read.
+	followerReads atomic.Int64
 }
 
 // Start opens the broker's state in cfg.DataDir, binds the listener, starts

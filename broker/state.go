@@ -85,7 +85,7 @@ func (b *Broker) open() error {
 		_ = node.Close()
 		return err
 	}
-	reg, err := node.Apply(ctx, raft.RegisterBroker{ID: b.cfg.NodeID, Host: host, Port: port,
+	reg, err := node.Apply(ctx, raft.RegisterBroker{ID: b.cfg.NodeID, Host: host, Port: port, Rack: b.cfg.Rack,
 		IncarnationID: raft.NewTopicID(), Fenced: b.multiNode()})
 	if err != nil {
 		_ = node.Close()
@@ -188,7 +188,7 @@ func (b *Broker) leaderImbalanceCheckInterval() time.Duration {
 // staticBrokerConfigs are the broker configs fixed by flags (Kafka's
 // STATIC_BROKER_CONFIG source).
 func (b *Broker) staticBrokerConfigs() map[string]string {
-	return map[string]string{
+	m := map[string]string{
 		"node.id":                    strconv.Itoa(int(b.cfg.NodeID)),
 		"broker.id":                  strconv.Itoa(int(b.cfg.NodeID)),
 		"log.dirs":                   b.cfg.DataDir,
@@ -201,6 +201,14 @@ func (b *Broker) staticBrokerConfigs() map[string]string {
 		"leader.imbalance.check.interval.seconds": strconv.Itoa(int(b.cfg.LeaderImbalanceCheckInterval / time.Second)),
 		"leader.imbalance.per.broker.percentage":  strconv.Itoa(b.cfg.LeaderImbalancePerBrokerPercentage),
 	}
+	// Kafka's defaults of these two are null; they are listed when set.
+	if b.cfg.Rack != "" {
+		m["broker.rack"] = b.cfg.Rack
+	}
+	if b.cfg.ReplicaSelectorClass != "" {
+		m["replica.selector.class"] = b.cfg.ReplicaSelectorClass
+	}
+	return m
 }
 
 // writeBootstrapConfigs records the cluster-wide dynamic broker configs a

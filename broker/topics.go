@@ -12,6 +12,9 @@ package broker
 //   - request timeouts are not applied: raft commits quickly or fails.
 //   - manual replica assignments must name registered brokers; they are
 //     accepted as given (no rack awareness).
+//   - automatic placement is rack-aware (raft.PlaceReplicas); its rotation
+//     starts at a position derived from the topic ID instead of KRaft's
+//     random one, so a topic's placement is reproducible from its ID.
 
 import (
 	"context"
@@ -84,18 +87,23 @@ func liveBrokers(st *raft.State) []int32 {
 	return ids
 }
 
-// assignReplicas spreads count partitions starting at index first round-robin
-// over brokers, rf replicas each; the first replica leads.
-func assignReplicas(brokers []int32, first, count int32, rf int16) []raft.Partition {
-	out := make([]raft.Partition, 0, count)
-	for i := first; i < first+count; i++ {
-		reps := make([]int32, 0, rf)
-		for j := 0; j < int(rf); j++ {
-			reps = append(reps, brokers[(int(i)+j)%len(brokers)])
-		}
-		out = append(out, raft.Partition{Index: i, Replicas: reps, ISR: slices.Clone(reps), Leader: reps[0]})
+// assignReplicas places count partitions of the topic with ID id, starting
+// at index first, on the unfenced brokers of st, rf replicas each, spread
+// over racks (raft.PlaceReplicas; plain round-robin when no broker has a
+// rack) from the topic's rotation start (raft.PlacementStart), so topics do
+// not all begin on the same broker and new partitions continue the
+// topic's pattern; the first replica leads. Errors when rf exceeds the
+// unfenced brokers.
+func assignReplicas(st *raft.State, id [16]byte, first, count int32, rf int16) ([]raft.Partition, error) {
+	placed, err := raft.PlaceReplicas(st.SortedBrokers(), first, count, rf, raft.PlacementStart(id))
+	if err != nil {
+		return nil, fmt.Errorf("place %d partitions from %d: %w", count, first, err)
 	}
-	return out
+	out := make([]raft.Partition, 0, count)
+	for i, reps := range placed {
+		out = append(out, raft.Partition{Index: first + int32(i), Replicas: reps, ISR: slices.Clone(reps), Leader: reps[0]})
+	}
+	return out, nil
 }
 
 // createTopic validates and (unless validateOnly) creates one topic. numParts
@@ -113,6 +121,7 @@ func (b *Broker) createTopic(ctx context.Context, name string, numParts int32, r
 		return nil, kerr.InvalidTopicException, fmt.Sprintf("Topic '%s' collides with existing topic: %s", name, other)
 	}
 	brokers := liveBrokers(st)
+	id := raft.NewTopicID()
 	var parts []raft.Partition
 	if len(assignment) > maxPartitionsPerOp {
 		return nil, kerr.PolicyViolation, "Excessively large number of partitions per request."
@@ -156,14 +165,17 @@ func (b *Broker) createTopic(ctx context.Context, name string, numParts int32, r
 		if int(rf) > len(brokers) {
 			return nil, kerr.InvalidReplicationFactor, fmt.Sprintf("Unable to replicate the partition %d time(s): The target replication factor of %d cannot be reached because only %d broker(s) are registered.", rf, rf, len(brokers))
 		}
-		parts = assignReplicas(brokers, 0, numParts, rf)
+		var err error
+		if parts, err = assignReplicas(st, id, 0, numParts, rf); err != nil {
+			return nil, metaErr(err), err.Error()
+		}
 	}
 	for k, v := range configs {
 		if err := validateTopicConfig(k, &v); err != nil {
 			return nil, kerr.InvalidConfig, err.Error()
 		}
 	}
-	t := &raft.Topic{Name: name, ID: raft.NewTopicID(), Partitions: parts, Configs: maps.Clone(configs)}
+	t := &raft.Topic{Name: name, ID: id, Partitions: parts, Configs: maps.Clone(configs)}
 	if t.Configs == nil {
 		t.Configs = map[string]string{}
 	}
@@ -401,7 +413,10 @@ func (b *Broker) handleCreatePartitions(rq *request, req *kmsg.CreatePartitionsR
 			if int(rf) > len(brokers) {
 				fail(kerr.InvalidReplicationFactor, fmt.Sprintf("Unable to replicate the partition %d time(s): only %d broker(s) are registered.", rf, len(brokers)))
 			} else {
-				parts = assignReplicas(brokers, cur, rt.Count-cur, rf)
+				var err error
+				if parts, err = assignReplicas(st, t.ID, cur, rt.Count-cur, rf); err != nil {
+					fail(metaErr(err), err.Error())
+				}
 			}
 		}
 		if out.ErrorCode == 0 && !req.ValidateOnly {

@@ -98,9 +98,14 @@ func (b *Broker) ensureTxnTopic(ctx context.Context) (*raft.Topic, *kerr.Error) 
 		return nil, kerr.CoordinatorNotAvailable
 	}
 	rf := min(int(b.cfg.OffsetsTopicReplicationFactor), len(brokers))
+	id := raft.NewTopicID()
+	parts, err := assignReplicas(st, id, 0, b.cfg.TransactionTopicPartitions, int16(rf))
+	if err != nil {
+		return nil, kerr.CoordinatorNotAvailable
+	}
 	t := raft.Topic{
-		Name: txnTopic, ID: raft.NewTopicID(), Internal: true,
-		Partitions: assignReplicas(brokers, 0, b.cfg.TransactionTopicPartitions, int16(rf)),
+		Name: txnTopic, ID: id, Internal: true,
+		Partitions: parts,
 		Configs: map[string]string{
 			"cleanup.policy":   "compact",
 			"compression.type": "uncompressed",

@@ -15,9 +15,9 @@
 // ErrStaleProducerIDBlock, ...) come back from Apply as errors matched with
 // errors.Is; they are computed identically on every replica and leave the
 // state unchanged. NewCreateTopic builds a CreateTopic from a CreateTopics
-// request (fresh topic ID, round-robin replica placement). ApplyAll
-// proposes many commands at once (a failover moving many partitions); raft
-// then commits them in few disk writes.
+// request (fresh topic ID, rack-aware replica placement, PlaceReplicas).
+// ApplyAll proposes many commands at once (a failover moving many
+// partitions); raft then commits them in few disk writes.
 //
 // # Commands
 //

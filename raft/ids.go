@@ -62,24 +62,22 @@ func AssignReplicas(partitions int32, replicationFactor int16, brokers []int32, 
 	return out, nil
 }
 
+// PlacementStart is the rotation start of a topic's replica placement
+// (PlaceReplicas), derived from its ID: KRaft starts at a random position so
+// that topics spread over brokers; a start taken from the (random) topic ID
+// spreads them the same way and stays reproducible.
+func PlacementStart(id [16]byte) int { return int(id[1]) }
+
 // NewCreateTopic builds the CreateTopic command the broker proposes for a
 // CreateTopics request: a fresh topic ID (which makes the command
-// idempotent under retry), replicas assigned round-robin (AssignReplicas)
-// over the unfenced brokers in id order starting at a position derived from
-// the topic ID, ISR = replicas, leader = first replica, LeaderEpoch 0,
+// idempotent under retry), replicas placed by PlaceReplicas (rack-aware;
+// round-robin over the unfenced brokers in id order when no broker has a
+// rack) starting at a position derived from the topic ID, ISR = replicas, leader = first replica, LeaderEpoch 0,
 // PartitionEpoch 0. configs is copied. Set Topic.Internal on the result for
 // internal topics.
 func NewCreateTopic(name string, partitions int32, replicationFactor int16, configs map[string]string, brokers []Broker) (CreateTopic, error) {
-	var live []int32
-	for _, b := range brokers {
-		if !b.Fenced {
-			live = append(live, b.ID)
-		}
-	}
-	slices.Sort(live)
-	live = slices.Compact(live)
 	id := NewTopicID()
-	assign, err := AssignReplicas(partitions, replicationFactor, live, int(id[1]))
+	assign, err := PlaceReplicas(brokers, 0, partitions, replicationFactor, PlacementStart(id))
 	if err != nil {
 		return CreateTopic{}, fmt.Errorf("create topic %q: %w", name, err)
 	}

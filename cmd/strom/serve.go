@@ -82,6 +82,8 @@ func addServeFlags(f *pflag.FlagSet, cfg *broker.Config) {
 	f.StringVar(&cfg.Listen, "listen", cfg.Listen, "HOST:PORT of the Kafka listener")
 	f.StringVar(&cfg.Advertise, "advertise", cfg.Advertise, "HOST:PORT published to clients (default: the listen address)")
 	f.Int32Var(&cfg.NodeID, "node-id", cfg.NodeID, "broker and raft node id")
+	f.StringVar(&cfg.Rack, "broker-rack", cfg.Rack, "rack (availability zone) of this broker (broker.rack); replicas spread over racks")
+	f.StringVar(&cfg.ReplicaSelectorClass, "replica-selector-class", cfg.ReplicaSelectorClass, "replica.selector.class: empty keeps consumers on leaders; "+broker.RackAwareSelector+" lets consumers naming a rack fetch from an in-sync replica there (KIP-392)")
 	f.StringVar(&cfg.RaftListen, "raft-listen", cfg.RaftListen, "HOST:PORT of the raft transport (default with --controller-quorum-voters: this node's entry)")
 	f.Var(votersValue{&cfg.Voters}, "controller-quorum-voters", "static raft voters of a multi-node cluster, ID@HOST:PORT,... with each node's raft address (controller.quorum.voters); must list --node-id. Empty: a one-node cluster")
 	f.Var(rolesValue{&cfg.BrokerOnly}, "process-roles", "broker,controller: a raft voter listed in --controller-quorum-voters; broker: a broker that joins those voters as a raft non-voter, with its own --raft-listen (process.roles)")

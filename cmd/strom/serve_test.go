@@ -546,3 +546,49 @@ func TestServeLeaderBalanceFlags(t *testing.T) {
 		})
 	}
 }
+
+func TestServeRackFlags(t *testing.T) {
+	tests := []struct {
+		name           string
+		args           []string
+		env            map[string]string
+		wantErr        string
+		rack, selector string
+	}{
+		{name: "defaults"},
+		{name: "rack and selector", args: []string{"--broker-rack", "use1-az2", "--replica-selector-class", broker.RackAwareSelector},
+			rack: "use1-az2", selector: broker.RackAwareSelector},
+		{name: "from the environment", env: map[string]string{"STROM_BROKER_RACK": "b"}, rack: "b"},
+		{name: "unknown selector", args: []string{"--replica-selector-class", "com.example.Closest"}, wantErr: "replica selector class"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			cfg := broker.DefaultConfig()
+			fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+			fs.SetOutput(io.Discard)
+			addServeFlags(fs, &cfg)
+			if err := fs.Parse(tc.args); err != nil {
+				t.Fatal(err)
+			}
+			err := applyConfigSources(fs, "")
+			if err == nil {
+				err = finishServeConfig(fs, &cfg)
+			}
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Rack != tc.rack || cfg.ReplicaSelectorClass != tc.selector {
+				t.Fatalf("rack %q selector %q; want %q %q", cfg.Rack, cfg.ReplicaSelectorClass, tc.rack, tc.selector)
+			}
+		})
+	}
+}
