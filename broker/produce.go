@@ -76,7 +76,14 @@ type produceSync struct {
 func (b *Broker) handleProduce(rq *request, req *kmsg.ProduceRequest) reply {
 	resp := req.ResponseKind().(*kmsg.ProduceResponse)
 	st := b.node.State()
-	pre := b.preVerifyTxn(st, req)
+	// Kafka checks WRITE on the transactional id first and fails every
+	// partition with it, then WRITE on each topic (before its existence,
+	// so unauthorized clients cannot probe topic names).
+	txnDenied := req.TransactionID != nil && !b.authorized(rq, opWrite, resTxnID, *req.TransactionID)
+	var pre map[*partition]txnPreVerified
+	if !txnDenied {
+		pre = b.preVerifyTxn(st, req)
+	}
 	var syncs []produceSync
 	anyErr := false
 	for ti := range req.Topics {
@@ -92,6 +99,9 @@ func (b *Broker) handleProduce(rq *request, req *kmsg.ProduceRequest) reply {
 				topicErr = kerr.UnknownTopicID
 			}
 		}
+		if topicErr == nil && !txnDenied && !b.authorized(rq, opWrite, resTopic, name) {
+			topicErr = kerr.TopicAuthorizationFailed
+		}
 		for pi := range rt.Partitions {
 			rp := &rt.Partitions[pi]
 			op := kmsg.NewProduceResponseTopicPartition()
@@ -103,6 +113,8 @@ func (b *Broker) handleProduce(rq *request, req *kmsg.ProduceRequest) reply {
 			var e *kerr.Error
 			var msg string
 			switch {
+			case txnDenied:
+				e = kerr.TransactionalIDAuthorizationFailed
 			case topicErr != nil:
 				e = topicErr
 			case req.Acks != 0 && req.Acks != 1 && req.Acks != -1:

@@ -12,6 +12,13 @@ package broker
 //   - request timeouts are not applied: raft commits quickly or fails.
 //   - manual replica assignments must name registered brokers; they are
 //     accepted as given (no rack awareness).
+//
+// ACLs, as Kafka's controller checks them: CreateTopics needs CREATE on the
+// cluster or the topic, and returns a created topic's configs only with
+// DESCRIBE_CONFIGS on it (TopicConfigErrorCode TOPIC_AUTHORIZATION_FAILED
+// otherwise); DeleteTopics needs DELETE on the cluster or the topic;
+// CreatePartitions ALTER on the cluster or the topic. Denied topics are
+// TOPIC_AUTHORIZATION_FAILED, checked after duplicates and before existence.
 
 import (
 	"context"
@@ -211,6 +218,7 @@ func (b *Broker) handleCreateTopics(rq *request, req *kmsg.CreateTopicsRequest) 
 	for _, t := range req.Topics {
 		count[t.Topic]++
 	}
+	clusterCreate := b.authorizedCluster(rq, opCreate)
 	for _, rt := range req.Topics {
 		out := kmsg.NewCreateTopicsResponseTopic()
 		out.Topic = rt.Topic
@@ -223,6 +231,11 @@ func (b *Broker) handleCreateTopics(rq *request, req *kmsg.CreateTopicsRequest) 
 		}
 		if count[rt.Topic] > 1 {
 			fail(kerr.InvalidRequest, fmt.Sprintf("Duplicate topic name: %s", rt.Topic))
+			resp.Topics = append(resp.Topics, out)
+			continue
+		}
+		if !clusterCreate && !b.authorized(rq, opCreate, resTopic, rt.Topic) {
+			fail(kerr.TopicAuthorizationFailed, "Authorization failed.")
 			resp.Topics = append(resp.Topics, out)
 			continue
 		}
@@ -269,6 +282,11 @@ func (b *Broker) handleCreateTopics(rq *request, req *kmsg.CreateTopicsRequest) 
 		if len(t.Partitions) > 0 {
 			out.ReplicationFactor = int16(len(t.Partitions[0].Replicas))
 		}
+		if !b.authorized(rq, opDescribeConfigs, resTopic, rt.Topic) {
+			out.ConfigErrorCode = kerr.TopicAuthorizationFailed.Code
+			resp.Topics = append(resp.Topics, out)
+			continue
+		}
 		st := b.node.State()
 		for _, d := range sortedTopicConfigNames() {
 			cv := b.resolveForTopic(st, d, t.Configs)
@@ -299,6 +317,7 @@ func (b *Broker) handleDeleteTopics(rq *request, req *kmsg.DeleteTopicsRequest) 
 			targets = append(targets, target{name: kmsg.StringPtr(n)})
 		}
 	}
+	clusterDelete := b.authorizedCluster(rq, opDelete)
 	for _, tg := range targets {
 		out := kmsg.NewDeleteTopicsResponseTopic()
 		out.Topic, out.TopicID = tg.name, tg.id
@@ -313,6 +332,8 @@ func (b *Broker) handleDeleteTopics(rq *request, req *kmsg.DeleteTopicsRequest) 
 		switch {
 		case tg.name != nil && tg.id != [16]byte{}:
 			fail(kerr.InvalidRequest, "Topic name and ID cannot both be set.")
+		case tg.name != nil && !clusterDelete && !b.authorized(rq, opDelete, resTopic, *tg.name):
+			fail(kerr.TopicAuthorizationFailed, "Authorization failed.")
 		case tg.name != nil:
 			var ok bool
 			if t, ok = st.Topics[*tg.name]; !ok {
@@ -322,6 +343,9 @@ func (b *Broker) handleDeleteTopics(rq *request, req *kmsg.DeleteTopicsRequest) 
 			var ok bool
 			if t, ok = st.TopicsByID[tg.id]; !ok {
 				fail(kerr.UnknownTopicID, "This server does not host this topic ID.")
+			} else if !clusterDelete && !b.authorized(rq, opDelete, resTopic, t.Name) {
+				fail(kerr.TopicAuthorizationFailed, "Authorization failed.")
+				t = nil
 			}
 		}
 		if t != nil {
@@ -347,6 +371,7 @@ func (b *Broker) handleCreatePartitions(rq *request, req *kmsg.CreatePartitionsR
 	for _, t := range req.Topics {
 		count[t.Topic]++
 	}
+	clusterAlter := b.authorizedCluster(rq, opAlter)
 	for _, rt := range req.Topics {
 		out := kmsg.NewCreatePartitionsResponseTopic()
 		out.Topic = rt.Topic
@@ -364,6 +389,8 @@ func (b *Broker) handleCreatePartitions(rq *request, req *kmsg.CreatePartitionsR
 		switch {
 		case count[rt.Topic] > 1:
 			fail(kerr.InvalidRequest, "Duplicate topic in request.")
+		case !clusterAlter && !b.authorized(rq, opAlter, resTopic, rt.Topic):
+			fail(kerr.TopicAuthorizationFailed, "Authorization failed.")
 		case !ok:
 			fail(kerr.UnknownTopicOrPartition, "The topic '"+rt.Topic+"' does not exist.")
 		case rt.Count < cur:
