@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kversion"
 
 	"github.com/stromhq/strom/raft"
+	"github.com/stromhq/strom/storage"
 )
 
 // The tests below run one broker with the authorizer on and no super
@@ -235,6 +236,30 @@ func TestAuthzTopicAdmin(t *testing.T) {
 	wantCode(t, "delete without DELETE", del(), kerr.TopicAuthorizationFailed)
 	grantACLs(t, b, anonACL(resTopic, "new", opDelete))
 	wantCode(t, "delete with DELETE", del(), nil)
+	// Existence is revealed only to those who may describe the topic.
+	wantCode(t, "delete a deleted topic with DELETE", del(), kerr.UnknownTopicOrPartition)
+	revokeACLs(t, b, anonACL(resTopic, "new", opDelete))
+	wantCode(t, "delete a deleted topic without DESCRIBE", del(), kerr.TopicAuthorizationFailed)
+
+	seedTopic(t, b, "cfg")
+	iac := kmsg.NewPtrIncrementalAlterConfigsRequest()
+	iar := kmsg.NewIncrementalAlterConfigsRequestResource()
+	iar.ResourceType, iar.ResourceName = kmsg.ConfigResourceTypeTopic, "cfg"
+	iac.Resources = append(iac.Resources, iar)
+	wantCode(t, "alter configs without ALTER_CONFIGS", authzSend[*kmsg.IncrementalAlterConfigsResponse](t, br, iac).Resources[0].ErrorCode, kerr.TopicAuthorizationFailed)
+	grantACLs(t, b, anonACL(resTopic, "cfg", opAlterConfigs))
+	wantCode(t, "alter configs with ALTER_CONFIGS", authzSend[*kmsg.IncrementalAlterConfigsResponse](t, br, iac).Resources[0].ErrorCode, nil)
+
+	apa := kmsg.NewPtrAlterPartitionAssignmentsRequest()
+	apt := kmsg.NewAlterPartitionAssignmentsRequestTopic()
+	apt.Topic = "cfg"
+	app := kmsg.NewAlterPartitionAssignmentsRequestTopicPartition()
+	app.Replicas = []int32{1}
+	apt.Partitions = append(apt.Partitions, app)
+	apa.Topics = append(apa.Topics, apt)
+	apas := authzSend[*kmsg.AlterPartitionAssignmentsResponse](t, br, apa)
+	wantCode(t, "reassign without ALTER", apas.ErrorCode, kerr.ClusterAuthorizationFailed)
+	wantCode(t, "reassign partition without ALTER", apas.Topics[0].Partitions[0].ErrorCode, kerr.ClusterAuthorizationFailed)
 
 	// Cluster-level admin APIs.
 	el := kmsg.NewPtrElectLeadersRequest()
@@ -326,10 +351,41 @@ func TestAuthzGroups(t *testing.T) {
 		t.Fatalf("list groups with DESCRIBE on the cluster: %+v, want g and hidden", lg.Groups)
 	}
 
+	od := kmsg.NewPtrOffsetDeleteRequest()
+	od.Group = "g"
+	for _, n := range []string{"t", "secret"} {
+		odt := kmsg.NewOffsetDeleteRequestTopic()
+		odt.Topic = n
+		odt.Partitions = append(odt.Partitions, kmsg.NewOffsetDeleteRequestTopicPartition())
+		od.Topics = append(od.Topics, odt)
+	}
+	wantCode(t, "offset delete without DELETE on the group", authzSend[*kmsg.OffsetDeleteResponse](t, br, od).ErrorCode, kerr.GroupAuthorizationFailed)
+
+	hb := kmsg.NewPtrConsumerGroupHeartbeatRequest()
+	hb.Group, hb.MemberEpoch, hb.RebalanceTimeoutMillis = "g848", 0, 10000
+	hb.SubscribedTopicNames = []string{"t", "secret"}
+	wantCode(t, "consumer heartbeat without READ on the group", authzSend[*kmsg.ConsumerGroupHeartbeatResponse](t, br, hb).ErrorCode, kerr.GroupAuthorizationFailed)
+	grantACLs(t, b, anonACL(resGroup, "g848", opRead))
+	wantCode(t, "consumer heartbeat subscribing to secret", authzSend[*kmsg.ConsumerGroupHeartbeatResponse](t, br, hb).ErrorCode, kerr.TopicAuthorizationFailed)
+
+	dp := kmsg.NewPtrDescribeProducersRequest()
+	for _, n := range []string{"t", "secret"} {
+		dpt := kmsg.NewDescribeProducersRequestTopic()
+		dpt.Topic, dpt.Partitions = n, []int32{0}
+		dp.Topics = append(dp.Topics, dpt)
+	}
+	dps := authzSend[*kmsg.DescribeProducersResponse](t, br, dp)
+	wantCode(t, "describe producers of t", dps.Topics[0].Partitions[0].ErrorCode, nil)
+	wantCode(t, "describe producers of secret", dps.Topics[1].Partitions[0].ErrorCode, kerr.TopicAuthorizationFailed)
+
 	del := kmsg.NewPtrDeleteGroupsRequest()
 	del.Groups = []string{"g"}
 	wantCode(t, "delete group without DELETE", authzSend[*kmsg.DeleteGroupsResponse](t, br, del).Groups[0].ErrorCode, kerr.GroupAuthorizationFailed)
 	grantACLs(t, b, anonACL(resGroup, "g", opDelete))
+	ods := authzSend[*kmsg.OffsetDeleteResponse](t, br, od)
+	wantCode(t, "offset delete with DELETE", ods.ErrorCode, nil)
+	wantCode(t, "offset delete of t", ods.Topics[0].Partitions[0].ErrorCode, nil)
+	wantCode(t, "offset delete of secret", ods.Topics[1].Partitions[0].ErrorCode, kerr.TopicAuthorizationFailed)
 	wantCode(t, "delete group with DELETE", authzSend[*kmsg.DeleteGroupsResponse](t, br, del).Groups[0].ErrorCode, nil)
 
 	// A real consumer group works with READ on group and topic.
@@ -392,6 +448,21 @@ func TestAuthzTransactions(t *testing.T) {
 		t.Fatalf("transaction after a denied add: %s", s)
 	}
 
+	// A transactional batch needs WRITE on the request's transactional id.
+	txnBatch := func(id *string) *kmsg.ProduceRequest {
+		req := authzProduceReq(b.node.State().Topics["t"])
+		req.TransactionID = id
+		req.Topics[0].Partitions[0].Records = mkBatch(1, time.Now().UnixMilli(), func(h *storage.BatchHeader, _ []storage.Record) {
+			h.Attributes |= 0x10
+			h.ProducerID, h.ProducerEpoch, h.BaseSequence = ips.ProducerID, ips.ProducerEpoch, 0
+		})
+		return req
+	}
+	for _, id := range []*string{nil, kmsg.StringPtr("other")} {
+		ps := authzSend[*kmsg.ProduceResponse](t, br, txnBatch(id))
+		wantCode(t, "transactional produce without WRITE on the id", ps.Topics[0].Partitions[0].ErrorCode, kerr.TransactionalIDAuthorizationFailed)
+	}
+
 	et := kmsg.NewPtrEndTxnRequest()
 	et.TransactionalID = "other"
 	wantCode(t, "end txn of another id", authzSend[*kmsg.EndTxnResponse](t, br, et).ErrorCode, kerr.TransactionalIDAuthorizationFailed)
@@ -435,6 +506,22 @@ func TestAuthzTransactions(t *testing.T) {
 	if !slices.Equal(ids, []string{"tx", "tx2"}) {
 		t.Fatalf("listed transactions %q, want tx and tx2", ids)
 	}
+	// DescribeTransactions hides topics the client may not describe.
+	ap.Topics = ap.Topics[:1]
+	wantCode(t, "add t", authzSend[*kmsg.AddPartitionsToTxnResponse](t, br, ap).Topics[0].Partitions[0].ErrorCode, nil)
+	dt := kmsg.NewPtrDescribeTransactionsRequest()
+	dt.TransactionalIDs = []string{"tx", "nope"}
+	dts := authzSend[*kmsg.DescribeTransactionsResponse](t, br, dt)
+	wantCode(t, "describe tx", dts.TransactionStates[0].ErrorCode, nil)
+	wantCode(t, "describe nope", dts.TransactionStates[1].ErrorCode, kerr.TransactionalIDAuthorizationFailed)
+	if len(dts.TransactionStates[0].Topics) != 1 {
+		t.Fatalf("tx lists topics %+v, want t", dts.TransactionStates[0].Topics)
+	}
+	revokeACLs(t, b, anonACL(resTopic, "t", opWrite))
+	if dts = authzSend[*kmsg.DescribeTransactionsResponse](t, br, dt); len(dts.TransactionStates[0].Topics) != 0 {
+		t.Fatalf("tx lists topics %+v without DESCRIBE on t, want none", dts.TransactionStates[0].Topics)
+	}
+
 	revokeACLs(t, b, anonACL(resTxnID, "tx2", opWrite))
 	lt = authzSend[*kmsg.ListTransactionsResponse](t, br, kmsg.NewPtrListTransactionsRequest())
 	if len(lt.TransactionStates) != 1 || lt.TransactionStates[0].TransactionalID != "tx" {

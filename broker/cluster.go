@@ -94,18 +94,20 @@ func (b *Broker) handleDescribeTopicPartitions(rq *request, req *kmsg.DescribeTo
 	}
 	used := 0
 	listAll := len(req.Topics) == 0
+	// Named topics the client may not DESCRIBE go after the others, as
+	// Kafka appends them, without revealing whether they exist.
+	var denied []kmsg.DescribeTopicPartitionsResponseTopic
 	for ni, name := range names {
 		ot := kmsg.NewDescribeTopicPartitionsResponseTopic()
 		ot.Topic = kmsg.StringPtr(name)
 		if !b.authorized(rq, opDescribe, resTopic, name) {
-			// Listing omits what the client may not see; a named topic is
-			// answered without revealing whether it exists.
 			if !listAll {
 				ot.ErrorCode = kerr.TopicAuthorizationFailed.Code
-				resp.Topics = append(resp.Topics, ot)
+				denied = append(denied, ot)
 			}
 			continue
 		}
+		ot.AuthorizedOperations = b.authorizedOps(rq, resTopic, name)
 		t, ok := st.Topics[name]
 		if !ok {
 			ot.ErrorCode = kerr.UnknownTopicOrPartition.Code
@@ -116,7 +118,6 @@ func (b *Broker) handleDescribeTopicPartitions(rq *request, req *kmsg.DescribeTo
 			continue
 		}
 		ot.TopicID, ot.IsInternal = t.ID, t.Internal
-		ot.AuthorizedOperations = b.authorizedOps(rq, resTopic, name)
 		first := int32(0)
 		if ni == 0 {
 			first = startPart
@@ -140,6 +141,7 @@ func (b *Broker) handleDescribeTopicPartitions(rq *request, req *kmsg.DescribeTo
 			break
 		}
 	}
+	resp.Topics = append(resp.Topics, denied...)
 	return now(resp)
 }
 

@@ -35,6 +35,8 @@ func TestConfigValidate(t *testing.T) {
 		{"tiny max request", func(c *Config) { c.MaxRequestBytes = 10 }},
 		{"no inflight", func(c *Config) { c.MaxInflight = 0 }},
 		{"no idle timeout", func(c *Config) { c.IdleTimeout = 0 }},
+		{"super user without type", func(c *Config) { c.SuperUsers = []string{"admin"} }},
+		{"super user with empty type", func(c *Config) { c.SuperUsers = []string{":admin"} }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -180,9 +180,6 @@ func (b *Broker) handleConsumerGroupDescribe(rq *request, req *kmsg.ConsumerGrou
 			resp.Groups = append(resp.Groups, rg)
 			continue
 		}
-		if req.IncludeAuthorizedOperations {
-			rg.AuthorizedOperations = b.authorizedOps(rq, resGroup, id)
-		}
 		sh, e := b.groups.shardFor(id)
 		if e != nil {
 			rg.ErrorCode = e.Code
@@ -206,6 +203,10 @@ func (b *Broker) handleConsumerGroupDescribe(rq *request, req *kmsg.ConsumerGrou
 			rg.ErrorMessage = kmsg.StringPtr(msg)
 			resp.Groups = append(resp.Groups, rg)
 			continue
+		}
+		if req.IncludeAuthorizedOperations {
+			// Only groups described without error carry them, as in Kafka.
+			rg.AuthorizedOperations = b.authorizedOps(rq, resGroup, id)
 		}
 		rg.State, rg.Epoch, rg.AssignmentEpoch, rg.AssignorName = d.State, d.Epoch, d.AssignEpoch, d.Assignor
 		for _, m := range d.Members {

@@ -379,9 +379,6 @@ func (b *Broker) handleDescribeGroups(rq *request, req *kmsg.DescribeGroupsReque
 			resp.Groups = append(resp.Groups, rg)
 			continue
 		}
-		if req.IncludeAuthorizedOperations {
-			rg.AuthorizedOperations = b.authorizedOps(rq, resGroup, id)
-		}
 		sh, e := b.groups.shardFor(id)
 		if e != nil {
 			rg.ErrorCode = e.Code
@@ -402,6 +399,10 @@ func (b *Broker) handleDescribeGroups(rq *request, req *kmsg.DescribeGroupsReque
 		}
 		rg.State = g.StateName()
 		rg.ProtocolType = g.ProtocolType()
+		if req.IncludeAuthorizedOperations {
+			// Only groups described without error carry them, as in Kafka.
+			rg.AuthorizedOperations = b.authorizedOps(rq, resGroup, id)
+		}
 		protocol, members := g.Describe()
 		sh.mu.Unlock()
 		rg.Protocol = protocol

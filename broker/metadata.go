@@ -122,7 +122,10 @@ func (b *Broker) handleMetadata(rq *request, req *kmsg.MetadataRequest) reply {
 		}
 	}
 	if req.IncludeClusterAuthorizedOperations {
-		resp.AuthorizedOperations = b.authorizedOps(rq, resCluster, clusterResource)
+		resp.AuthorizedOperations = 0
+		if b.authorizedCluster(rq, opDescribe) {
+			resp.AuthorizedOperations = b.authorizedOps(rq, resCluster, clusterResource)
+		}
 	}
 	resp.Brokers = brokersOf(st)
 	resp.ClusterID = kmsg.StringPtr(st.ClusterID)

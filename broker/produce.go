@@ -76,10 +76,12 @@ type produceSync struct {
 func (b *Broker) handleProduce(rq *request, req *kmsg.ProduceRequest) reply {
 	resp := req.ResponseKind().(*kmsg.ProduceResponse)
 	st := b.node.State()
-	// Kafka checks WRITE on the transactional id first and fails every
-	// partition with it, then WRITE on each topic (before its existence,
-	// so unauthorized clients cannot probe topic names).
-	txnDenied := req.TransactionID != nil && !b.authorized(rq, opWrite, resTxnID, *req.TransactionID)
+	// Kafka checks WRITE on the transactional id of a request carrying
+	// transactional batches first and fails every partition with it, then
+	// WRITE on each topic (before its existence, so unauthorized clients
+	// cannot probe topic names).
+	txnDenied := b.authz.enabled && hasTransactionalBatch(req) &&
+		(req.TransactionID == nil || !b.authorized(rq, opWrite, resTxnID, *req.TransactionID))
 	var pre map[*partition]txnPreVerified
 	if !txnDenied {
 		pre = b.preVerifyTxn(st, req)
@@ -177,6 +179,20 @@ func (b *Broker) handleProduce(rq *request, req *kmsg.ProduceRequest) reply {
 		wg.Wait()
 		return resp
 	}}
+}
+
+// hasTransactionalBatch reports whether any partition of req carries a
+// transactional batch (one batch per partition from v3 on; the first is
+// looked at, malformed ones are left to validation).
+func hasTransactionalBatch(req *kmsg.ProduceRequest) bool {
+	for _, rt := range req.Topics {
+		for _, rp := range rt.Partitions {
+			if h, err := storage.ParseBatchHeader(rp.Records); err == nil && h.IsTransactional() {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // await blocks until the partition's write is durable here and the high

@@ -74,8 +74,9 @@ func (b *Broker) handleInitProducerID(rq *request, req *kmsg.InitProducerIDReque
 func (b *Broker) handleInitIdempotent(rq *request, req *kmsg.InitProducerIDRequest) reply {
 	resp := req.ResponseKind().(*kmsg.InitProducerIDResponse)
 	resp.ProducerID, resp.ProducerEpoch = -1, -1
-	// KIP-679: IDEMPOTENT_WRITE on the cluster, or WRITE on some topic.
-	if b.authz.enabled && !b.authorizedCluster(rq, opIdempotentWrite) &&
+	// KIP-679: IDEMPOTENT_WRITE on the cluster, or WRITE on some topic (an
+	// empty transactional id was checked by handleInitTransactional).
+	if b.authz.enabled && req.TransactionalID == nil && !b.authorizedCluster(rq, opIdempotentWrite) &&
 		!b.authz.authorizeAny(b.node.State().ACLs, rq.c.principal, rq.c.host, opWrite, resTopic) {
 		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
 		return now(resp)

@@ -16,9 +16,11 @@ package broker
 // ACLs, as Kafka's controller checks them: CreateTopics needs CREATE on the
 // cluster or the topic, and returns a created topic's configs only with
 // DESCRIBE_CONFIGS on it (TopicConfigErrorCode TOPIC_AUTHORIZATION_FAILED
-// otherwise); DeleteTopics needs DELETE on the cluster or the topic;
-// CreatePartitions ALTER on the cluster or the topic. Denied topics are
-// TOPIC_AUTHORIZATION_FAILED, checked after duplicates and before existence.
+// otherwise); DeleteTopics needs DELETE on the cluster or the topic (a
+// topic the client may not DESCRIBE is denied before its existence is
+// checked, one it may describe but not delete after); CreatePartitions ALTER
+// on the topic (no cluster-wide grant, as in Kafka's controller). Denied
+// topics are TOPIC_AUTHORIZATION_FAILED, checked after duplicates.
 
 import (
 	"context"
@@ -332,19 +334,27 @@ func (b *Broker) handleDeleteTopics(rq *request, req *kmsg.DeleteTopicsRequest) 
 		switch {
 		case tg.name != nil && tg.id != [16]byte{}:
 			fail(kerr.InvalidRequest, "Topic name and ID cannot both be set.")
-		case tg.name != nil && !clusterDelete && !b.authorized(rq, opDelete, resTopic, *tg.name):
-			fail(kerr.TopicAuthorizationFailed, "Authorization failed.")
+		case tg.name != nil && !clusterDelete && !b.authorized(rq, opDescribe, resTopic, *tg.name):
+			// Whether the topic exists is not revealed.
+			fail(kerr.TopicAuthorizationFailed, kerr.TopicAuthorizationFailed.Description)
 		case tg.name != nil:
 			var ok bool
 			if t, ok = st.Topics[*tg.name]; !ok {
 				fail(kerr.UnknownTopicOrPartition, "This server does not host this topic-partition.")
+			} else if !clusterDelete && !b.authorized(rq, opDelete, resTopic, t.Name) {
+				fail(kerr.TopicAuthorizationFailed, kerr.TopicAuthorizationFailed.Description)
+				t = nil
 			}
 		default:
 			var ok bool
 			if t, ok = st.TopicsByID[tg.id]; !ok {
 				fail(kerr.UnknownTopicID, "This server does not host this topic ID.")
 			} else if !clusterDelete && !b.authorized(rq, opDelete, resTopic, t.Name) {
-				fail(kerr.TopicAuthorizationFailed, "Authorization failed.")
+				// The name is given only to those who may see it.
+				if b.authorized(rq, opDescribe, resTopic, t.Name) {
+					out.Topic = kmsg.StringPtr(t.Name)
+				}
+				fail(kerr.TopicAuthorizationFailed, kerr.TopicAuthorizationFailed.Description)
 				t = nil
 			}
 		}
@@ -371,7 +381,6 @@ func (b *Broker) handleCreatePartitions(rq *request, req *kmsg.CreatePartitionsR
 	for _, t := range req.Topics {
 		count[t.Topic]++
 	}
-	clusterAlter := b.authorizedCluster(rq, opAlter)
 	for _, rt := range req.Topics {
 		out := kmsg.NewCreatePartitionsResponseTopic()
 		out.Topic = rt.Topic
@@ -389,8 +398,8 @@ func (b *Broker) handleCreatePartitions(rq *request, req *kmsg.CreatePartitionsR
 		switch {
 		case count[rt.Topic] > 1:
 			fail(kerr.InvalidRequest, "Duplicate topic in request.")
-		case !clusterAlter && !b.authorized(rq, opAlter, resTopic, rt.Topic):
-			fail(kerr.TopicAuthorizationFailed, "Authorization failed.")
+		case !b.authorized(rq, opAlter, resTopic, rt.Topic):
+			fail(kerr.TopicAuthorizationFailed, kerr.TopicAuthorizationFailed.Description)
 		case !ok:
 			fail(kerr.UnknownTopicOrPartition, "The topic '"+rt.Topic+"' does not exist.")
 		case rt.Count < cur:

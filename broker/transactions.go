@@ -127,11 +127,12 @@ func (b *Broker) handleInitTransactional(rq *request, req *kmsg.InitProducerIDRe
 		return now(resp)
 	}
 	id := *req.TransactionalID
-	if id == "" {
-		return b.handleInitIdempotent(rq, req)
-	}
+	// As Kafka, a non-null id (even empty) needs WRITE on it.
 	if !b.authorized(rq, opWrite, resTxnID, id) {
 		return fail(kerr.TransactionalIDAuthorizationFailed)
+	}
+	if id == "" {
+		return b.handleInitIdempotent(rq, req)
 	}
 	if req.TransactionTimeoutMillis <= 0 || int64(req.TransactionTimeoutMillis) > b.cfg.TransactionMaxTimeout.Milliseconds() {
 		return fail(kerr.InvalidTransactionTimeout)

@@ -1,9 +1,20 @@
 package integration
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
 
 	"github.com/stromhq/strom/integration/harness"
 )
@@ -83,4 +94,224 @@ func aclLines(out string) []string {
 	}
 	slices.Sort(lines)
 	return lines
+}
+
+// TestACLEnforcement sends the same requests to Apache Kafka 4.3.1 and to
+// Strom, both with the authorizer on, no super users and
+// allow.everyone.if.no.acl.found (so the brokers' own PLAINTEXT traffic,
+// which touches no resource with ACLs, keeps working), and requires the
+// same error codes. The client is User:ANONYMOUS; ACLs for another user on
+// a topic and a group close those resources to it, while resources without
+// ACLs stay open.
+func TestACLEnforcement(t *testing.T) {
+	kafka := harness.StartKafka(t,
+		harness.BrokerConfig("authorizer.class.name", "org.apache.kafka.metadata.authorizer.StandardAuthorizer"),
+		harness.BrokerConfig("allow.everyone.if.no.acl.found", "true"))
+	strom := harness.StartStrom(t, harness.StromArgs("--authorizer", "--allow-everyone-if-no-acl-found"))
+	got := map[string]map[string]string{}
+	for name, c := range map[string]harness.Cluster{"kafka": kafka, "strom": strom} {
+		got[name] = aclEnforcementScenario(t, c)
+	}
+	keys := slices.Sorted(maps.Keys(got["kafka"]))
+	if len(keys) == 0 {
+		t.Fatal("no steps recorded")
+	}
+	for _, k := range keys {
+		t.Logf("%s: %s", k, got["kafka"][k])
+		if got["kafka"][k] != got["strom"][k] {
+			t.Errorf("%s: kafka %s, strom %s", k, got["kafka"][k], got["strom"][k])
+		}
+	}
+	// The scenario must have exercised denials, not only successes. (The
+	// deletes succeed on both: the cluster resource has no ACL, so DELETE
+	// on it is allowed to everyone, which allows deleting any topic.)
+	for _, k := range []string{"produce locked", "fetch locked", "metadata locked", "commit go locked"} {
+		if got["strom"][k] != kerr.TopicAuthorizationFailed.Message {
+			t.Errorf("%s: %s, want TOPIC_AUTHORIZATION_FAILED", k, got["strom"][k])
+		}
+	}
+	if got["strom"]["metadata lists locked"] != "" {
+		t.Error("metadata lists locked")
+	}
+}
+
+// aclEnforcementScenario runs the steps of TestACLEnforcement against c and
+// returns each step's error name ("NONE" for success).
+func aclEnforcementScenario(t *testing.T, c harness.Cluster) map[string]string {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	vs := kversion.V4_0_0()
+	vs.SetMaxKeyVersion(0, 12) // Produce by topic name
+	vs.SetMaxKeyVersion(1, 12) // Fetch by topic name
+	vs.SetMaxKeyVersion(8, 9)  // OffsetCommit by topic name
+	cl := newClient(t, c, kgo.MaxVersions(vs), kgo.DisableIdempotentWrite(), kgo.RecordRetries(2),
+		kgo.RetryTimeout(5*time.Second))
+	adm := kadm.NewClient(cl)
+	out := map[string]string{}
+	code := func(step string, v int16) { out[step] = codeString(v) }
+	errStr := func(step string, err error) {
+		var ke *kerr.Error
+		switch {
+		case err == nil:
+			out[step] = "NONE"
+		case errors.As(err, &ke):
+			out[step] = ke.Message
+		default:
+			t.Fatalf("%s: %v", step, err)
+		}
+	}
+	for _, topic := range []string{"open", "locked"} {
+		createTopic(ctx, t, adm, topic, 1, 1, nil)
+	}
+	res, err := adm.CreateACLs(ctx, kadm.NewACLs().Allow("User:alice").Topics("locked").Groups("gl").Operations(kadm.OpAll))
+	if err != nil {
+		t.Fatalf("create acls: %v", err)
+	}
+	for _, r := range res {
+		if r.Err != nil {
+			t.Fatalf("create acl: %v", r.Err)
+		}
+	}
+
+	// Metadata: listing hides locked; naming it is denied.
+	md := kmsg.NewPtrMetadataRequest()
+	mresp, err := md.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mt := range mresp.Topics {
+		if mt.Topic != nil && (*mt.Topic == "open" || *mt.Topic == "locked") {
+			out["metadata lists "+*mt.Topic] = "yes"
+		}
+	}
+	md.Topics = []kmsg.MetadataRequestTopic{{Topic: kmsg.StringPtr("locked")}, {Topic: kmsg.StringPtr("open")}}
+	if mresp, err = md.RequestWith(ctx, cl); err != nil {
+		t.Fatal(err)
+	}
+	for _, mt := range mresp.Topics {
+		code("metadata "+*mt.Topic, mt.ErrorCode)
+	}
+
+	for _, topic := range []string{"open", "locked"} {
+		errStr("produce "+topic, cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte("v")}).FirstErr())
+
+		f := kmsg.NewPtrFetchRequest()
+		f.ReplicaID, f.MaxBytes, f.SessionEpoch = -1, 1<<20, -1
+		ft := kmsg.NewFetchRequestTopic()
+		ft.Topic = topic
+		fp := kmsg.NewFetchRequestTopicPartition()
+		fp.PartitionMaxBytes, fp.CurrentLeaderEpoch, fp.LastFetchedEpoch = 1<<20, -1, -1
+		ft.Partitions = append(ft.Partitions, fp)
+		f.Topics = append(f.Topics, ft)
+		fresp, err := f.RequestWith(ctx, cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		code("fetch "+topic, fresp.Topics[0].Partitions[0].ErrorCode)
+
+		lo := kmsg.NewPtrListOffsetsRequest()
+		lo.ReplicaID = -1
+		lt := kmsg.NewListOffsetsRequestTopic()
+		lt.Topic = topic
+		lp := kmsg.NewListOffsetsRequestTopicPartition()
+		lp.Timestamp = -1
+		lt.Partitions = append(lt.Partitions, lp)
+		lo.Topics = append(lo.Topics, lt)
+		loresp, err := cl.Broker(1).Request(ctx, lo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		code("list offsets "+topic, loresp.(*kmsg.ListOffsetsResponse).Topics[0].Partitions[0].ErrorCode)
+	}
+
+	for _, group := range []string{"go", "gl"} {
+		fc := kmsg.NewPtrFindCoordinatorRequest()
+		fc.CoordinatorKey, fc.CoordinatorKeys = group, []string{group}
+		// Kafka creates __consumer_offsets on the first lookup and answers
+		// COORDINATOR_NOT_AVAILABLE meanwhile: retry that (bounded).
+		var fcresp *kmsg.FindCoordinatorResponse
+		for range 100 {
+			r, err := cl.Broker(1).Request(ctx, fc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fcresp = r.(*kmsg.FindCoordinatorResponse)
+			if e := fcresp.Coordinators[0].ErrorCode; e != kerr.CoordinatorNotAvailable.Code && e != kerr.CoordinatorLoadInProgress.Code {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		code("find coordinator "+group, fcresp.Coordinators[0].ErrorCode)
+		oc := kmsg.NewPtrOffsetCommitRequest()
+		oc.Group, oc.Generation = group, -1
+		for _, topic := range []string{"open", "locked"} {
+			rt := kmsg.NewOffsetCommitRequestTopic()
+			rt.Topic = topic
+			rp := kmsg.NewOffsetCommitRequestTopicPartition()
+			rp.Offset = 0
+			rt.Partitions = append(rt.Partitions, rp)
+			oc.Topics = append(oc.Topics, rt)
+		}
+		// Straight to the one broker: kgo would look the coordinator up
+		// first and stop at its error.
+		var ocresp *kmsg.OffsetCommitResponse
+		for range 100 {
+			r, err := cl.Broker(1).Request(ctx, oc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ocresp = r.(*kmsg.OffsetCommitResponse)
+			if !slices.ContainsFunc(ocresp.Topics, func(rt kmsg.OffsetCommitResponseTopic) bool {
+				e := rt.Partitions[0].ErrorCode
+				return e == kerr.NotCoordinator.Code || e == kerr.CoordinatorLoadInProgress.Code
+			}) {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		for _, rt := range ocresp.Topics {
+			code("commit "+group+" "+rt.Topic, rt.Partitions[0].ErrorCode)
+		}
+	}
+
+	dc := kmsg.NewPtrDescribeConfigsRequest()
+	for _, topic := range []string{"open", "locked"} {
+		r := kmsg.NewDescribeConfigsRequestResource()
+		r.ResourceType, r.ResourceName = kmsg.ConfigResourceTypeTopic, topic
+		dc.Resources = append(dc.Resources, r)
+	}
+	dcresp, err := dc.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range dcresp.Resources {
+		code("describe configs "+r.ResourceName, r.ErrorCode)
+	}
+
+	dt := kmsg.NewPtrDeleteTopicsRequest()
+	dt.TopicNames = []string{"locked", "open"}
+	for _, n := range dt.TopicNames {
+		rt := kmsg.NewDeleteTopicsRequestTopic()
+		rt.Topic = kmsg.StringPtr(n)
+		dt.Topics = append(dt.Topics, rt)
+	}
+	dtresp, err := dt.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rt := range dtresp.Topics {
+		code("delete topic "+*rt.Topic, rt.ErrorCode)
+	}
+	return out
+}
+
+// codeString names a Kafka error code ("NONE" for 0).
+func codeString(v int16) string {
+	if v == 0 {
+		return "NONE"
+	}
+	if e, ok := kerr.ErrorForCode(v).(*kerr.Error); ok {
+		return e.Message
+	}
+	return fmt.Sprint(v)
 }
