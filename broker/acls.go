@@ -14,9 +14,14 @@ package broker
 // literal "*" and prefixes of it). A delete proposes every binding its
 // filters matched in one raft command, so it is all or nothing.
 //
+// A creation with a filter-only code (ANY, MATCH) fails the whole request
+// with UNKNOWN_SERVER_ERROR for every creation, as Kafka 4.3.1 answers (its
+// AclBinding constructor throws; seen by integration's TestACLEnforcement).
+//
 // Differences from Kafka: an empty host is INVALID_REQUEST (Kafka stores it
-// and it never matches); filters with unknown codes are answered
-// INVALID_REQUEST rather than failing the request parse.
+// and it never matches); codes Kafka does not know are answered like ANY in
+// creations and INVALID_REQUEST in filters, where Kafka fails the request
+// parse and closes the connection.
 
 import (
 	"context"
@@ -110,6 +115,16 @@ func (f aclFilter) matches(a raft.ACL) bool {
 		(f.permission == aclAny || f.permission == a.Permission)
 }
 
+// concreteCodes reports whether a binding to be created has a concrete
+// resource type, pattern type, operation and permission: no UNKNOWN, ANY or
+// MATCH, and nothing outside Kafka's codes.
+func concreteCodes(a raft.ACL) bool {
+	return a.ResourceType >= resTopic && a.ResourceType <= maxACLResTy &&
+		(a.PatternType == patLiteral || a.PatternType == patPrefixed) &&
+		a.Operation >= opAll && a.Operation <= maxACLOp &&
+		(a.Permission == permAllow || a.Permission == permDeny)
+}
+
 // validateNewACL applies Kafka's checks to a binding to be created.
 func validateNewACL(a raft.ACL) error {
 	switch {
@@ -149,14 +164,20 @@ func (b *Broker) handleCreateACLs(rq *request, req *kmsg.CreateACLsRequest) repl
 	if !b.authz.enabled {
 		return fail(kerr.SecurityDisabled, securityDisabledMsg)
 	}
+	bindings := make([]raft.ACL, len(req.Creations))
+	for i, c := range req.Creations {
+		bindings[i] = raft.ACL{ResourceType: int8(c.ResourceType), ResourceName: c.ResourceName, PatternType: int8(c.ResourcePatternType),
+			Principal: c.Principal, Host: c.Host, Operation: int8(c.Operation), Permission: int8(c.PermissionType)}
+		if !concreteCodes(bindings[i]) {
+			return fail(kerr.UnknownServerError, fmt.Sprintf("creation %d is not a concrete ACL binding: %+v", i, bindings[i]))
+		}
+	}
 	resp.Results = make([]kmsg.CreateACLsResponseResult, len(req.Creations))
 	var valid []raft.ACL
 	var validIdx []int
-	for i, c := range req.Creations {
+	for i, a := range bindings {
 		r := &resp.Results[i]
 		*r = kmsg.NewCreateACLsResponseResult()
-		a := raft.ACL{ResourceType: int8(c.ResourceType), ResourceName: c.ResourceName, PatternType: int8(c.ResourcePatternType),
-			Principal: c.Principal, Host: c.Host, Operation: int8(c.Operation), Permission: int8(c.PermissionType)}
 		if err := validateNewACL(a); err != nil {
 			r.ErrorCode, r.ErrorMessage = kerr.InvalidRequest.Code, kmsg.StringPtr(err.Error())
 			continue

@@ -198,37 +198,55 @@ func TestCreateACLsValidation(t *testing.T) {
 		}, nil},
 		{"cluster misnamed", func(c *kmsg.CreateACLsRequestCreation) { c.ResourceType = kmsg.ACLResourceTypeCluster }, kerr.InvalidRequest},
 		{"empty name", func(c *kmsg.CreateACLsRequestCreation) { c.ResourceName = "" }, kerr.InvalidRequest},
-		{"resource any", func(c *kmsg.CreateACLsRequestCreation) { c.ResourceType = kmsg.ACLResourceTypeAny }, kerr.InvalidRequest},
-		{"resource unknown code", func(c *kmsg.CreateACLsRequestCreation) { c.ResourceType = 42 }, kerr.InvalidRequest},
-		{"pattern match", func(c *kmsg.CreateACLsRequestCreation) { c.ResourcePatternType = kmsg.ACLResourcePatternTypeMatch }, kerr.InvalidRequest},
-		{"pattern any", func(c *kmsg.CreateACLsRequestCreation) { c.ResourcePatternType = kmsg.ACLResourcePatternTypeAny }, kerr.InvalidRequest},
-		{"operation any", func(c *kmsg.CreateACLsRequestCreation) { c.Operation = kmsg.ACLOperationAny }, kerr.InvalidRequest},
-		{"operation unknown", func(c *kmsg.CreateACLsRequestCreation) { c.Operation = 99 }, kerr.InvalidRequest},
-		{"permission any", func(c *kmsg.CreateACLsRequestCreation) { c.PermissionType = kmsg.ACLPermissionTypeAny }, kerr.InvalidRequest},
 		{"principal without type", func(c *kmsg.CreateACLsRequestCreation) { c.Principal = "alice" }, kerr.InvalidRequest},
 		{"empty host", func(c *kmsg.CreateACLsRequestCreation) { c.Host = "" }, kerr.InvalidRequest},
+		// Filter-only codes fail the whole request, as in Kafka.
+		{"resource any", func(c *kmsg.CreateACLsRequestCreation) { c.ResourceType = kmsg.ACLResourceTypeAny }, kerr.UnknownServerError},
+		{"resource unknown code", func(c *kmsg.CreateACLsRequestCreation) { c.ResourceType = 42 }, kerr.UnknownServerError},
+		{"pattern match", func(c *kmsg.CreateACLsRequestCreation) { c.ResourcePatternType = kmsg.ACLResourcePatternTypeMatch }, kerr.UnknownServerError},
+		{"pattern any", func(c *kmsg.CreateACLsRequestCreation) { c.ResourcePatternType = kmsg.ACLResourcePatternTypeAny }, kerr.UnknownServerError},
+		{"operation any", func(c *kmsg.CreateACLsRequestCreation) { c.Operation = kmsg.ACLOperationAny }, kerr.UnknownServerError},
+		{"operation unknown", func(c *kmsg.CreateACLsRequestCreation) { c.Operation = 99 }, kerr.UnknownServerError},
+		{"permission any", func(c *kmsg.CreateACLsRequestCreation) { c.PermissionType = kmsg.ACLPermissionTypeAny }, kerr.UnknownServerError},
 	}
-	req := kmsg.NewPtrCreateACLsRequest()
+	codeOf := func(e *kerr.Error) int16 {
+		if e == nil {
+			return 0
+		}
+		return e.Code
+	}
+	// One request per case, then all in one: a valid creation next to a
+	// request-failing one fails too, and the request stores nothing.
+	all := kmsg.NewPtrCreateACLsRequest()
 	for _, tt := range tests {
 		c := base()
 		tt.mod(&c)
-		req.Creations = append(req.Creations, c)
-	}
-	resp, err := req.RequestWith(ctx, cl)
-	if err != nil || len(resp.Results) != len(tests) {
-		t.Fatalf("create acls: %v, %d results", err, len(resp.Results))
-	}
-	for i, tt := range tests {
-		var want int16
-		if tt.want != nil {
-			want = tt.want.Code
+		all.Creations = append(all.Creations, c)
+		req := kmsg.NewPtrCreateACLsRequest()
+		req.Creations = []kmsg.CreateACLsRequestCreation{c}
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil || len(resp.Results) != 1 {
+			t.Fatalf("%s: %v, %+v", tt.name, err, resp)
 		}
-		if got := resp.Results[i].ErrorCode; got != want {
+		if got := resp.Results[0].ErrorCode; got != codeOf(tt.want) {
 			t.Errorf("%s: got %v, want %v", tt.name, kerr.ErrorForCode(got), tt.want)
 		}
 	}
 	if n := len(b.node.State().ACLs); n != 3 {
 		t.Fatalf("%d acls stored, want the 3 valid ones", n)
+	}
+	revokeACLs(t, b, b.node.State().SortedACLs()...)
+	resp, err := all.RequestWith(ctx, cl)
+	if err != nil || len(resp.Results) != len(tests) {
+		t.Fatalf("create acls: %v, %+v", err, resp)
+	}
+	for i, r := range resp.Results {
+		if r.ErrorCode != kerr.UnknownServerError.Code {
+			t.Errorf("%s in a failing request: got %v, want UNKNOWN_SERVER_ERROR", tests[i].name, kerr.ErrorForCode(r.ErrorCode))
+		}
+	}
+	if n := len(b.node.State().ACLs); n != 0 {
+		t.Fatalf("%d acls stored by a failed request", n)
 	}
 }
 

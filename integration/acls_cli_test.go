@@ -288,6 +288,105 @@ func aclEnforcementScenario(t *testing.T, c harness.Cluster) map[string]string {
 		code("describe configs "+r.ResourceName, r.ErrorCode)
 	}
 
+	// Group listings and descriptions.
+	dg := kmsg.NewPtrDescribeGroupsRequest()
+	dg.Groups = []string{"go", "gl"}
+	if r, err := cl.Broker(1).Request(ctx, dg); err != nil {
+		t.Fatal(err)
+	} else {
+		for _, g := range r.(*kmsg.DescribeGroupsResponse).Groups {
+			code("describe group "+g.Group, g.ErrorCode)
+		}
+	}
+	lg, err := cl.Broker(1).Request(ctx, kmsg.NewPtrListGroupsRequest())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range lg.(*kmsg.ListGroupsResponse).Groups {
+		if g.Group == "go" || g.Group == "gl" {
+			out["list groups has "+g.Group] = "yes"
+		}
+	}
+
+	// A transactional id with an ACL for someone else.
+	if _, err := adm.CreateACLs(ctx, kadm.NewACLs().Allow("User:alice").TransactionalIDs("txl").Operations(kadm.OpAll)); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"txl"} {
+		ip := kmsg.NewPtrInitProducerIDRequest()
+		ip.TransactionalID, ip.TransactionTimeoutMillis = kmsg.StringPtr(id), 60000
+		r, err := cl.Broker(1).Request(ctx, ip)
+		if err != nil {
+			t.Fatal(err)
+		}
+		code("init producer id "+id, r.(*kmsg.InitProducerIDResponse).ErrorCode)
+	}
+
+	// CreateAcls validation, one creation per case (none on the cluster
+	// resource: an ACL there would close it to the brokers' own traffic).
+	cr := kmsg.NewPtrCreateACLsRequest()
+	cases := []struct {
+		name string
+		mod  func(*kmsg.CreateACLsRequestCreation)
+	}{
+		{"valid", func(*kmsg.CreateACLsRequestCreation) {}},
+		{"prefixed", func(c *kmsg.CreateACLsRequestCreation) { c.ResourcePatternType = kmsg.ACLResourcePatternTypePrefixed }},
+		{"cluster misnamed", func(c *kmsg.CreateACLsRequestCreation) { c.ResourceType = kmsg.ACLResourceTypeCluster }},
+		{"empty name", func(c *kmsg.CreateACLsRequestCreation) { c.ResourceName = "" }},
+		{"resource any", func(c *kmsg.CreateACLsRequestCreation) { c.ResourceType = kmsg.ACLResourceTypeAny }},
+		{"pattern match", func(c *kmsg.CreateACLsRequestCreation) { c.ResourcePatternType = kmsg.ACLResourcePatternTypeMatch }},
+		{"pattern any", func(c *kmsg.CreateACLsRequestCreation) { c.ResourcePatternType = kmsg.ACLResourcePatternTypeAny }},
+		{"operation any", func(c *kmsg.CreateACLsRequestCreation) { c.Operation = kmsg.ACLOperationAny }},
+		{"permission any", func(c *kmsg.CreateACLsRequestCreation) { c.PermissionType = kmsg.ACLPermissionTypeAny }},
+		{"principal without type", func(c *kmsg.CreateACLsRequestCreation) { c.Principal = "alice" }},
+	}
+	for _, cc := range cases {
+		c := kmsg.NewCreateACLsRequestCreation()
+		c.ResourceType, c.ResourceName, c.Principal, c.Host = kmsg.ACLResourceTypeTopic, "valid", "User:alice", "*"
+		c.Operation, c.PermissionType = kmsg.ACLOperationRead, kmsg.ACLPermissionTypeAllow
+		cc.mod(&c)
+		cr.Creations = []kmsg.CreateACLsRequestCreation{c}
+		crr, err := cl.Broker(1).Request(ctx, cr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		code("create acl "+cc.name, crr.(*kmsg.CreateACLsResponse).Results[0].ErrorCode)
+	}
+
+	// DescribeAcls and DeleteAcls filters, answers flattened.
+	all := kadm.NewACLs().AnyResource().ResourcePatternType(kadm.ACLPatternAny).Operations(kadm.OpAny).
+		Allow().AllowHosts().Deny().DenyHosts()
+	match := kadm.NewACLs().Topics("validity").ResourcePatternType(kadm.ACLPatternMatch).Operations(kadm.OpAny).
+		Allow().AllowHosts().Deny().DenyHosts()
+	for name, f := range map[string]*kadm.ACLBuilder{"all": all, "match validity": match} {
+		res, err := adm.DescribeACLs(ctx, f)
+		if err != nil {
+			t.Fatalf("describe acls %s: %v", name, err)
+		}
+		var lines []string
+		for _, r := range res {
+			for _, d := range r.Described {
+				lines = append(lines, fmt.Sprintf("%s/%s/%s/%s/%s/%s/%s", d.Type, d.Name, d.Pattern, d.Principal, d.Host, d.Operation, d.Permission))
+			}
+		}
+		slices.Sort(lines)
+		out["describe acls "+name] = strings.Join(lines, " ")
+	}
+	del := kadm.NewACLs().Topics("valid").ResourcePatternType(kadm.ACLPatternMatch).Operations(kadm.OpAny).
+		Allow().AllowHosts().Deny().DenyHosts()
+	dres, err := adm.DeleteACLs(ctx, del)
+	if err != nil {
+		t.Fatalf("delete acls: %v", err)
+	}
+	var deleted []string
+	for _, r := range dres {
+		for _, d := range r.Deleted {
+			deleted = append(deleted, fmt.Sprintf("%s/%s/%s", d.Type, d.Name, d.Pattern))
+		}
+	}
+	slices.Sort(deleted)
+	out["delete acls match valid"] = strings.Join(deleted, " ")
+
 	dt := kmsg.NewPtrDeleteTopicsRequest()
 	dt.TopicNames = []string{"locked", "open"}
 	for _, n := range dt.TopicNames {
