@@ -528,3 +528,37 @@ func TestAuthzTransactions(t *testing.T) {
 		t.Fatalf("listed transactions %+v after revoking tx2, want only tx", lt.TransactionStates)
 	}
 }
+
+// TestAuthzCluster runs three brokers with the authorizer on and
+// User:ANONYMOUS, the principal brokers reach each other as, among the super
+// users: replication (follower fetches need CLUSTER_ACTION) and a
+// transaction across partitions led by different brokers (markers and the
+// broker form of AddPartitionsToTxn need CLUSTER_ACTION) work as without
+// ACLs.
+func TestAuthzCluster(t *testing.T) {
+	c := startTestCluster(t, 3, withAuthorizer(anonymous))
+	createReplicated(t, c, "acl-r", 3, "2")
+	produceSeq(t, c.client(), "acl-r", 0, 30)
+	for p := range int32(3) {
+		c.waitInSync("acl-r", p, 3)
+	}
+	pcl := c.client(kgo.TransactionalID("acl-tx"), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	ctx := testCtx(t)
+	if err := pcl.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	var recs []*kgo.Record
+	for p := range int32(3) {
+		recs = append(recs, &kgo.Record{Topic: "acl-r", Partition: p, Value: []byte("txn")})
+	}
+	if err := pcl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatalf("transactional produce: %v", err)
+	}
+	if err := pcl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatalf("commit: %v", err)
+	}
+	got := consumeValues(t, c, "acl-r", 33)
+	if n := len(got); n != 33 {
+		t.Fatalf("read %d records, want 33", n)
+	}
+}

@@ -125,7 +125,7 @@ func TestACLEnforcement(t *testing.T) {
 	// The scenario must have exercised denials, not only successes. (The
 	// deletes succeed on both: the cluster resource has no ACL, so DELETE
 	// on it is allowed to everyone, which allows deleting any topic.)
-	for _, k := range []string{"produce locked", "fetch locked", "metadata locked", "commit go locked"} {
+	for _, k := range []string{"produce locked", "fetch locked", "metadata locked", "commit go locked", "produce pre-x", "describe configs pre-x"} {
 		if got["strom"][k] != kerr.TopicAuthorizationFailed.Message {
 			t.Errorf("%s: %s, want TOPIC_AUTHORIZATION_FAILED", k, got["strom"][k])
 		}
@@ -386,6 +386,60 @@ func aclEnforcementScenario(t *testing.T, c harness.Cluster) map[string]string {
 	}
 	slices.Sort(deleted)
 	out["delete acls match valid"] = strings.Join(deleted, " ")
+
+	// Prefixed, wildcard-principal and host rules: everyone may do
+	// anything on pre*, but this client may not write there, nor describe
+	// the configs of pre-x from 127.0.0.1.
+	createTopic(ctx, t, adm, "pre-x", 1, 1, nil)
+	for _, b := range []*kadm.ACLBuilder{
+		kadm.NewACLs().Allow("User:*").Topics("pre").ResourcePatternType(kadm.ACLPatternPrefixed).Operations(kadm.OpAll),
+		kadm.NewACLs().Deny("User:ANONYMOUS").Topics("pre").ResourcePatternType(kadm.ACLPatternPrefixed).Operations(kadm.OpWrite),
+		kadm.NewACLs().Deny("User:ANONYMOUS").DenyHosts("127.0.0.1").Topics("pre-x").Operations(kadm.OpDescribeConfigs),
+	} {
+		if _, err := adm.CreateACLs(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	errStr("produce pre-x", cl.ProduceSync(ctx, &kgo.Record{Topic: "pre-x", Value: []byte("v")}).FirstErr())
+	mdo := kmsg.NewPtrMetadataRequest()
+	mdo.IncludeTopicAuthorizedOperations = true
+	mdo.Topics = []kmsg.MetadataRequestTopic{{Topic: kmsg.StringPtr("pre-x")}, {Topic: kmsg.StringPtr("open")}}
+	mresp, err = mdo.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mt := range mresp.Topics {
+		code("metadata "+*mt.Topic, mt.ErrorCode)
+		out["authorized operations "+*mt.Topic] = fmt.Sprintf("%b", mt.AuthorizedOperations)
+	}
+	dcx := kmsg.NewPtrDescribeConfigsRequest()
+	rx := kmsg.NewDescribeConfigsRequestResource()
+	rx.ResourceType, rx.ResourceName = kmsg.ConfigResourceTypeTopic, "pre-x"
+	dcx.Resources = append(dcx.Resources, rx)
+	if r, err := dcx.RequestWith(ctx, cl); err != nil {
+		t.Fatal(err)
+	} else {
+		code("describe configs pre-x", r.Resources[0].ErrorCode)
+	}
+	dcl := kmsg.NewPtrDescribeClusterRequest()
+	dcl.IncludeClusterAuthorizedOperations = true
+	if r, err := dcl.RequestWith(ctx, cl); err != nil {
+		t.Fatal(err)
+	} else {
+		out["cluster authorized operations"] = fmt.Sprintf("%b", r.ClusterAuthorizedOperations)
+	}
+	var ipi *kmsg.InitProducerIDResponse
+	for range 100 { // Kafka's producer id manager may still be loading
+		r, err := cl.Broker(1).Request(ctx, kmsg.NewPtrInitProducerIDRequest())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ipi = r.(*kmsg.InitProducerIDResponse); ipi.ErrorCode != kerr.CoordinatorLoadInProgress.Code {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	code("init idempotent producer", ipi.ErrorCode)
 
 	dt := kmsg.NewPtrDeleteTopicsRequest()
 	dt.TopicNames = []string{"locked", "open"}
