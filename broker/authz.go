@@ -21,8 +21,10 @@ package broker
 // authorizer off (the default, as Kafka without authorizer.class.name) every
 // request is allowed and the ACL APIs answer SECURITY_DISABLED.
 //
-// The evaluation scans the bindings of the state snapshot: linear in the
-// number of ACLs, which suits the hundreds a cluster usually holds.
+// A check looks only at the bindings that can apply to its resource: they
+// are indexed by resource type, literal name and prefix (aclIndex), once per
+// raft state version, so its cost grows with the length of the resource name
+// and the bindings on that resource, not with the whole ACL set.
 
 import (
 	"strings"
@@ -96,20 +98,88 @@ func ParseSuperUsers(s string) []string {
 	return out
 }
 
-// aclMatchesResource reports whether binding a applies to the resource
-// (rt, name): same type, and a literal equal name, the literal wildcard, or a
-// prefix.
-func aclMatchesResource(a raft.ACL, rt int8, name string) bool {
-	if a.ResourceType != rt {
-		return false
+// aclIndex holds the ACL bindings of one raft state by resource type, and
+// within a type by literal name and by prefix. It is immutable once built.
+type aclIndex struct {
+	// state is the raft state the index was built from (nil in tests).
+	state  *raft.State
+	byType map[int8]*typeACLs
+}
+
+// typeACLs are the bindings of one resource type.
+type typeACLs struct {
+	literal  map[string][]raft.ACL // by resource name; "*" is the wildcard
+	prefixed map[string][]raft.ACL // by prefix
+	// maxPrefix is the length of the longest prefix in prefixed.
+	maxPrefix int
+}
+
+// newACLIndex indexes acls.
+func newACLIndex(acls map[raft.ACL]struct{}) *aclIndex {
+	x := &aclIndex{byType: map[int8]*typeACLs{}}
+	for a := range acls {
+		t := x.byType[a.ResourceType]
+		if t == nil {
+			t = &typeACLs{literal: map[string][]raft.ACL{}, prefixed: map[string][]raft.ACL{}}
+			x.byType[a.ResourceType] = t
+		}
+		switch a.PatternType {
+		case patLiteral:
+			t.literal[a.ResourceName] = append(t.literal[a.ResourceName], a)
+		case patPrefixed:
+			t.prefixed[a.ResourceName] = append(t.prefixed[a.ResourceName], a)
+			t.maxPrefix = max(t.maxPrefix, len(a.ResourceName))
+		}
 	}
-	switch a.PatternType {
-	case patLiteral:
-		return a.ResourceName == name || a.ResourceName == wildcard
-	case patPrefixed:
-		return strings.HasPrefix(name, a.ResourceName)
+	return x
+}
+
+// matching calls f with every binding that applies to the resource (rt,
+// name): a literal one with the same name, the literal wildcard, or a
+// prefixed one whose name is a prefix of name. It stops when f returns
+// false.
+func (x *aclIndex) matching(rt int8, name string, f func(raft.ACL) bool) {
+	t := x.byType[rt]
+	if t == nil {
+		return
 	}
-	return false
+	each := func(as []raft.ACL) bool {
+		for _, a := range as {
+			if !f(a) {
+				return false
+			}
+		}
+		return true
+	}
+	if !each(t.literal[name]) {
+		return
+	}
+	if name != wildcard && !each(t.literal[wildcard]) {
+		return
+	}
+	for i := 1; i <= min(len(name), t.maxPrefix); i++ {
+		if !each(t.prefixed[name[:i]]) {
+			return
+		}
+	}
+}
+
+// all calls f with every binding of resource type rt.
+func (x *aclIndex) all(rt int8, f func(raft.ACL)) {
+	t := x.byType[rt]
+	if t == nil {
+		return
+	}
+	for _, as := range t.literal {
+		for _, a := range as {
+			f(a)
+		}
+	}
+	for _, as := range t.prefixed {
+		for _, a := range as {
+			f(a)
+		}
+	}
 }
 
 // aclOpMatches reports whether binding a speaks about operation op, with the
@@ -142,25 +212,27 @@ func aclMatchesIdentity(a raft.ACL, principal, host string) bool {
 // authorize decides whether principal, connecting from host, may perform op
 // on the resource (rt, name) given the bindings acls. It is pure: the same
 // inputs always give the same answer.
-func (p authzPolicy) authorize(acls map[raft.ACL]struct{}, principal, host string, op, rt int8, name string) bool {
+func (p authzPolicy) authorize(acls *aclIndex, principal, host string, op, rt int8, name string) bool {
 	if !p.enabled || p.superUsers[principal] {
 		return true
 	}
-	var allowed, hasResourceACLs bool
-	for a := range acls {
-		if !aclMatchesResource(a, rt, name) {
-			continue
-		}
+	var allowed, denied, hasResourceACLs bool
+	acls.matching(rt, name, func(a raft.ACL) bool {
 		hasResourceACLs = true
 		if !aclMatchesIdentity(a, principal, host) || !aclOpMatches(a, op) {
-			continue
+			return true
 		}
 		if a.Permission == permDeny {
+			denied = true
 			return false
 		}
 		allowed = true
-	}
-	if allowed {
+		return true
+	})
+	switch {
+	case denied:
+		return false
+	case allowed:
 		return true
 	}
 	return !hasResourceACLs && p.allowIfNoACL
@@ -175,20 +247,21 @@ func (p authzPolicy) authorize(acls map[raft.ACL]struct{}, principal, host strin
 // principal covers: a literal "*" ALLOW, or a literal or prefix ALLOW that
 // neither an equal literal DENY nor a DENY prefix of its name shadows; a
 // literal "*" DENY denies everything.
-func (p authzPolicy) authorizeAny(acls map[raft.ACL]struct{}, principal, host string, op, rt int8) bool {
+func (p authzPolicy) authorizeAny(acls *aclIndex, principal, host string, op, rt int8) bool {
 	if p.authorize(acls, principal, host, op, rt, "hardcode") {
 		return true
 	}
 	denyLiteral := map[string]bool{}
 	denyPrefix := map[string]bool{}
 	var allows []raft.ACL
-	for a := range acls {
-		if a.ResourceType != rt || !aclMatchesIdentity(a, principal, host) || (a.Operation != op && a.Operation != opAll) {
-			continue
+	wildcardDeny := false
+	acls.all(rt, func(a raft.ACL) {
+		if !aclMatchesIdentity(a, principal, host) || (a.Operation != op && a.Operation != opAll) {
+			return
 		}
 		switch {
 		case a.Permission == permDeny && a.PatternType == patLiteral && a.ResourceName == wildcard:
-			return false
+			wildcardDeny = true
 		case a.Permission == permDeny && a.PatternType == patLiteral:
 			denyLiteral[a.ResourceName] = true
 		case a.Permission == permDeny && a.PatternType == patPrefixed:
@@ -196,6 +269,9 @@ func (p authzPolicy) authorizeAny(acls map[raft.ACL]struct{}, principal, host st
 		case a.Permission == permAllow:
 			allows = append(allows, a)
 		}
+	})
+	if wildcardDeny {
+		return false
 	}
 	for _, a := range allows {
 		if a.PatternType == patLiteral && a.ResourceName == wildcard {
@@ -231,7 +307,7 @@ var supportedOps = map[int8][]int8{
 // authorizedOps is the bit field of authorized-operations response fields:
 // bit n is set when operation code n is allowed on the resource. With the
 // authorizer off every supported operation is set, as in Kafka.
-func (p authzPolicy) authorizedOps(acls map[raft.ACL]struct{}, principal, host string, rt int8, name string) int32 {
+func (p authzPolicy) authorizedOps(acls *aclIndex, principal, host string, rt int8, name string) int32 {
 	var bits int32
 	for _, op := range supportedOps[rt] {
 		if p.authorize(acls, principal, host, op, rt, name) {
@@ -247,7 +323,21 @@ func (b *Broker) authorized(rq *request, op, rt int8, name string) bool {
 	if !b.authz.enabled {
 		return true
 	}
-	return b.authz.authorize(b.node.State().ACLs, rq.c.principal, rq.c.host, op, rt, name)
+	return b.authz.authorize(b.acls(), rq.c.principal, rq.c.host, op, rt, name)
+}
+
+// acls returns the index of the current raft state's ACL bindings, built at
+// most once per state version (racing builders build equal indexes; the
+// last stored wins).
+func (b *Broker) acls() *aclIndex {
+	st := b.node.State()
+	if x := b.aclIdx.Load(); x != nil && x.state == st {
+		return x
+	}
+	x := newACLIndex(st.ACLs)
+	x.state = st
+	b.aclIdx.Store(x)
+	return x
 }
 
 // authorizedCluster is authorized on the CLUSTER resource.
@@ -258,5 +348,5 @@ func (b *Broker) authorizedCluster(rq *request, op int8) bool {
 // authorizedOps is the authorized-operations bit field of rq's connection
 // for the resource (rt, name).
 func (b *Broker) authorizedOps(rq *request, rt int8, name string) int32 {
-	return b.authz.authorizedOps(b.node.State().ACLs, rq.c.principal, rq.c.host, rt, name)
+	return b.authz.authorizedOps(b.acls(), rq.c.principal, rq.c.host, rt, name)
 }

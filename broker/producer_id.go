@@ -77,7 +77,7 @@ func (b *Broker) handleInitIdempotent(rq *request, req *kmsg.InitProducerIDReque
 	// KIP-679: IDEMPOTENT_WRITE on the cluster, or WRITE on some topic (an
 	// empty transactional id was checked by handleInitTransactional).
 	if b.authz.enabled && req.TransactionalID == nil && !b.authorizedCluster(rq, opIdempotentWrite) &&
-		!b.authz.authorizeAny(b.node.State().ACLs, rq.c.principal, rq.c.host, opWrite, resTopic) {
+		!b.authz.authorizeAny(b.acls(), rq.c.principal, rq.c.host, opWrite, resTopic) {
 		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
 		return now(resp)
 	}

@@ -56,6 +56,8 @@ type Broker struct {
 	// authz is the ACL policy fixed at start; the bindings themselves are
 	// read from the raft state at each check.
 	authz authzPolicy
+	// aclIdx caches the ACL index of the latest raft state seen (acls).
+	aclIdx atomic.Pointer[aclIndex]
 	// staticConfigs are the broker configs fixed at start (flags).
 	staticConfigs map[string]string
 	// fetchers copy the partitions this broker follows from their leaders
