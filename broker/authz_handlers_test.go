@@ -264,6 +264,9 @@ func TestAuthzTopicAdmin(t *testing.T) {
 	// Cluster-level admin APIs.
 	el := kmsg.NewPtrElectLeadersRequest()
 	wantCode(t, "elect leaders without ALTER", authzSend[*kmsg.ElectLeadersResponse](t, br, el).ErrorCode, kerr.ClusterAuthorizationFailed)
+	ub := kmsg.NewPtrUnregisterBrokerRequest()
+	ub.BrokerID = 9
+	wantCode(t, "unregister broker without ALTER", authzSend[*kmsg.UnregisterBrokerResponse](t, br, ub).ErrorCode, kerr.ClusterAuthorizationFailed)
 	lr := kmsg.NewPtrListPartitionReassignmentsRequest()
 	wantCode(t, "list reassignments without DESCRIBE", authzSend[*kmsg.ListPartitionReassignmentsResponse](t, br, lr).ErrorCode, kerr.ClusterAuthorizationFailed)
 	ld := kmsg.NewPtrDescribeLogDirsRequest()
@@ -283,6 +286,7 @@ func TestAuthzTopicAdmin(t *testing.T) {
 		t.Fatalf("cluster authorized operations %b, want %b", dcs.ClusterAuthorizedOperations, want)
 	}
 	wantCode(t, "list reassignments with ALTER", authzSend[*kmsg.ListPartitionReassignmentsResponse](t, br, lr).ErrorCode, nil)
+	wantCode(t, "unregister an unknown broker with ALTER", authzSend[*kmsg.UnregisterBrokerResponse](t, br, ub).ErrorCode, kerr.BrokerIDNotRegistered)
 }
 
 func TestAuthzGroups(t *testing.T) {
