@@ -323,7 +323,14 @@ func (b *Broker) authorized(rq *request, op, rt int8, name string) bool {
 	if !b.authz.enabled {
 		return true
 	}
-	return b.authz.authorize(b.acls(), rq.c.principal, rq.c.host, op, rt, name)
+	ok := b.authz.authorize(b.acls(), rq.c.principal, rq.c.host, op, rt, name)
+	if !ok {
+		// Kafka's kafka.authorizer.logger line, at debug level here.
+		rq.c.log.Debug("authorization denied", "principal", rq.c.principal, "host", rq.c.host,
+			"operation", kmsg.ACLOperation(op).String(), "resource_type", kmsg.ACLResourceType(rt).String(),
+			"resource", name, "api", kmsg.NameForKey(rq.key))
+	}
+	return ok
 }
 
 // acls returns the index of the current raft state's ACL bindings, built at
