@@ -25,6 +25,7 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -50,7 +51,7 @@ const (
 	maxACLResTy = int8(kmsg.ACLResourceTypeUser)
 )
 
-const securityDisabledMsg = "No Authorizer is configured on the broker"
+const securityDisabledMsg = "no authorizer is configured: start the broker with --authorizer"
 
 // aclFilter is a decoded DescribeAcls / DeleteAcls filter. Nil strings and
 // aclAny codes match everything.
@@ -129,21 +130,21 @@ func concreteCodes(a raft.ACL) bool {
 func validateNewACL(a raft.ACL) error {
 	switch {
 	case a.ResourceType < resTopic || a.ResourceType > maxACLResTy:
-		return fmt.Errorf("Invalid resourceType %d", a.ResourceType)
+		return fmt.Errorf("resource type %d cannot be stored in an ACL", a.ResourceType)
 	case a.PatternType != patLiteral && a.PatternType != patPrefixed:
-		return fmt.Errorf("Invalid patternType %d", a.PatternType)
+		return fmt.Errorf("pattern type %d cannot be stored in an ACL", a.PatternType)
 	case a.Operation < opAll || a.Operation > maxACLOp:
-		return fmt.Errorf("Invalid operation %d", a.Operation)
+		return fmt.Errorf("operation %d cannot be stored in an ACL", a.Operation)
 	case a.Permission != permAllow && a.Permission != permDeny:
-		return fmt.Errorf("Invalid permissionType %d", a.Permission)
+		return fmt.Errorf("permission type %d cannot be stored in an ACL", a.Permission)
 	case a.ResourceName == "":
-		return fmt.Errorf("Invalid empty resource name")
+		return errors.New("empty resource name")
 	case a.ResourceType == resCluster && a.ResourceName != clusterResource:
-		return fmt.Errorf("The only valid name for the CLUSTER resource is %s", clusterResource)
+		return fmt.Errorf("cluster resource %q: the cluster is named %s", a.ResourceName, clusterResource)
 	case !strings.Contains(a.Principal, ":"):
-		return fmt.Errorf("Could not parse principal from `%s` (no colon is present separating the principal type from the principal name)", a.Principal)
+		return fmt.Errorf("principal %q is not of the form Type:name", a.Principal)
 	case a.Host == "":
-		return fmt.Errorf("Invalid empty host")
+		return errors.New("empty host")
 	}
 	return nil
 }

@@ -237,7 +237,7 @@ func (b *Broker) handleCreateTopics(rq *request, req *kmsg.CreateTopicsRequest) 
 			continue
 		}
 		if !clusterCreate && !b.authorized(rq, opCreate, resTopic, rt.Topic) {
-			fail(kerr.TopicAuthorizationFailed, "Authorization failed.")
+			fail(kerr.TopicAuthorizationFailed, kerr.TopicAuthorizationFailed.Description)
 			resp.Topics = append(resp.Topics, out)
 			continue
 		}
