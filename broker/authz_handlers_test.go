@@ -313,6 +313,13 @@ func TestAuthzGroups(t *testing.T) {
 	}
 	oc := commit("g", "t")
 	wantCode(t, "commit without READ on the group", oc.Topics[0].Partitions[0].ErrorCode, kerr.GroupAuthorizationFailed)
+	// SyncGroup v5+ without protocol type and name fails before the
+	// authorization check, as in Kafka.
+	sg := kmsg.NewPtrSyncGroupRequest()
+	sg.Group, sg.MemberID = "g", "m"
+	wantCode(t, "sync group without protocol", authzSend[*kmsg.SyncGroupResponse](t, br, sg).ErrorCode, kerr.InconsistentGroupProtocol)
+	sg.ProtocolType, sg.Protocol = kmsg.StringPtr("consumer"), kmsg.StringPtr("range")
+	wantCode(t, "sync group without READ", authzSend[*kmsg.SyncGroupResponse](t, br, sg).ErrorCode, kerr.GroupAuthorizationFailed)
 	grantACLs(t, b, anonACL(resGroup, "g", opRead), anonACL(resTopic, "t", opRead))
 	fcs = authzSend[*kmsg.FindCoordinatorResponse](t, br, fc)
 	wantCode(t, "find coordinator with READ", fcs.Coordinators[0].ErrorCode, nil)

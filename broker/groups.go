@@ -218,6 +218,11 @@ func (b *Broker) handleSyncGroup(rq *request, req *kmsg.SyncGroupRequest) reply 
 		resp.ErrorCode = e.Code
 		return now(resp)
 	}
+	// From v5 the protocol type and name are mandatory; Kafka checks that
+	// before anything else, authorization included.
+	if req.Version >= 5 && (req.ProtocolType == nil || req.Protocol == nil) {
+		return fail(kerr.InconsistentGroupProtocol)
+	}
 	if !b.authorized(rq, opRead, resGroup, req.Group) {
 		return fail(kerr.GroupAuthorizationFailed)
 	}

@@ -56,9 +56,17 @@ func TestACLsCLI(t *testing.T) {
 	}
 	for _, st := range steps {
 		outs := map[string][]string{}
-		for name, c := range map[string]harness.Cluster{"kafka": kafka, "strom": strom} {
-			args := append([]string{"--bootstrap-server", c.Bootstrap()}, st.args...)
-			outs[name] = aclLines(harness.RunKafkaTool(t, v, toolACLs, args...))
+		// Kafka's broker learns ACLs from the metadata log shortly after the
+		// controller commits them: a listing that differs is taken again
+		// (at most three times) before it counts.
+		for attempt := 0; attempt < 3; attempt++ {
+			for name, c := range map[string]harness.Cluster{"kafka": kafka, "strom": strom} {
+				args := append([]string{"--bootstrap-server", c.Bootstrap()}, st.args...)
+				outs[name] = aclLines(harness.RunKafkaTool(t, v, toolACLs, args...))
+			}
+			if !st.list || slices.Equal(outs["kafka"], outs["strom"]) {
+				break
+			}
 		}
 		if st.list && !slices.Equal(outs["kafka"], outs["strom"]) {
 			t.Fatalf("%s: listings differ\nkafka:\n%s\nstrom:\n%s", st.name, strings.Join(outs["kafka"], "\n"), strings.Join(outs["strom"], "\n"))
@@ -160,6 +168,25 @@ func aclEnforcementScenario(t *testing.T, c harness.Cluster) map[string]string {
 			t.Fatalf("%s: %v", step, err)
 		}
 	}
+	// Kafka's brokers learn new ACLs from the metadata log after the
+	// controller committed them: wait (bounded) until this broker describes
+	// n bindings, so it also enforces them.
+	allACLs := kadm.NewACLs().AnyResource().ResourcePatternType(kadm.ACLPatternAny).Operations(kadm.OpAny).
+		Allow().AllowHosts().Deny().DenyHosts()
+	syncACLs := func(n int) {
+		t.Helper()
+		have := -1
+		for range 200 {
+			res, err := adm.DescribeACLs(ctx, allACLs)
+			if err == nil && len(res) == 1 && res[0].Err == nil {
+				if have = len(res[0].Described); have == n {
+					return
+				}
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		t.Fatalf("broker describes %d ACL bindings, want %d", have, n)
+	}
 	for _, topic := range []string{"open", "locked"} {
 		createTopic(ctx, t, adm, topic, 1, 1, nil)
 	}
@@ -172,6 +199,7 @@ func aclEnforcementScenario(t *testing.T, c harness.Cluster) map[string]string {
 			t.Fatalf("create acl: %v", r.Err)
 		}
 	}
+	syncACLs(2)
 
 	// Metadata: listing hides locked; naming it is denied.
 	md := kmsg.NewPtrMetadataRequest()
@@ -312,6 +340,7 @@ func aclEnforcementScenario(t *testing.T, c harness.Cluster) map[string]string {
 	if _, err := adm.CreateACLs(ctx, kadm.NewACLs().Allow("User:alice").TransactionalIDs("txl").Operations(kadm.OpAll)); err != nil {
 		t.Fatal(err)
 	}
+	syncACLs(3)
 	for _, id := range []string{"txl"} {
 		ip := kmsg.NewPtrInitProducerIDRequest()
 		ip.TransactionalID, ip.TransactionTimeoutMillis = kmsg.StringPtr(id), 60000
@@ -321,6 +350,66 @@ func aclEnforcementScenario(t *testing.T, c harness.Cluster) map[string]string {
 		}
 		code("init producer id "+id, r.(*kmsg.InitProducerIDResponse).ErrorCode)
 	}
+
+	// Group membership and transaction APIs on the closed group and id.
+	one := func(step string, req kmsg.Request, codeOf func(kmsg.Response) int16) {
+		r, err := cl.Broker(1).Request(ctx, req)
+		if err != nil {
+			t.Fatalf("%s: %v", step, err)
+		}
+		code(step, codeOf(r))
+	}
+	jg := kmsg.NewPtrJoinGroupRequest()
+	jg.Group, jg.SessionTimeoutMillis, jg.RebalanceTimeoutMillis, jg.ProtocolType = "gl", 30000, 30000, "consumer"
+	jg.Protocols = []kmsg.JoinGroupRequestProtocol{{Name: "range", Metadata: []byte{}}}
+	one("join group gl", jg, func(r kmsg.Response) int16 { return r.(*kmsg.JoinGroupResponse).ErrorCode })
+	hb := kmsg.NewPtrHeartbeatRequest()
+	hb.Group, hb.MemberID = "gl", "m"
+	one("heartbeat gl", hb, func(r kmsg.Response) int16 { return r.(*kmsg.HeartbeatResponse).ErrorCode })
+	sg := kmsg.NewPtrSyncGroupRequest()
+	sg.Group, sg.MemberID, sg.ProtocolType, sg.Protocol = "gl", "m", kmsg.StringPtr("consumer"), kmsg.StringPtr("range")
+	one("sync group gl", sg, func(r kmsg.Response) int16 { return r.(*kmsg.SyncGroupResponse).ErrorCode })
+	lv := kmsg.NewPtrLeaveGroupRequest()
+	lv.Group, lv.MemberID = "gl", "m"
+	lv.Members = []kmsg.LeaveGroupRequestMember{{MemberID: "m"}}
+	one("leave group gl", lv, func(r kmsg.Response) int16 { return r.(*kmsg.LeaveGroupResponse).ErrorCode })
+	of := kmsg.NewPtrOffsetFetchRequest()
+	ofg := kmsg.NewOffsetFetchRequestGroup()
+	ofg.Group = "go"
+	for _, topic := range []string{"open", "locked"} {
+		ofg.Topics = append(ofg.Topics, kmsg.OffsetFetchRequestGroupTopic{Topic: topic, Partitions: []int32{0}})
+	}
+	of.Groups = []kmsg.OffsetFetchRequestGroup{ofg}
+	if r, err := cl.Broker(1).Request(ctx, of); err != nil {
+		t.Fatal(err)
+	} else {
+		for _, g := range r.(*kmsg.OffsetFetchResponse).Groups {
+			code("offset fetch "+g.Group, g.ErrorCode)
+			for _, rt := range g.Topics {
+				code("offset fetch "+g.Group+" "+rt.Topic, rt.Partitions[0].ErrorCode)
+			}
+		}
+	}
+	ao := kmsg.NewPtrAddOffsetsToTxnRequest()
+	ao.TransactionalID, ao.Group = "txl", "go"
+	one("add offsets txl", ao, func(r kmsg.Response) int16 { return r.(*kmsg.AddOffsetsToTxnResponse).ErrorCode })
+	et := kmsg.NewPtrEndTxnRequest()
+	et.TransactionalID = "txl"
+	one("end txn txl", et, func(r kmsg.Response) int16 { return r.(*kmsg.EndTxnResponse).ErrorCode })
+	toc := kmsg.NewPtrTxnOffsetCommitRequest()
+	toc.TransactionalID, toc.Group = "txl", "go"
+	toc.Topics = []kmsg.TxnOffsetCommitRequestTopic{{Topic: "open", Partitions: []kmsg.TxnOffsetCommitRequestTopicPartition{{Partition: 0}}}}
+	one("txn offset commit txl", toc, func(r kmsg.Response) int16 {
+		return r.(*kmsg.TxnOffsetCommitResponse).Topics[0].Partitions[0].ErrorCode
+	})
+	dtx := kmsg.NewPtrDescribeTransactionsRequest()
+	dtx.TransactionalIDs = []string{"txl"}
+	one("describe transactions txl", dtx, func(r kmsg.Response) int16 {
+		return r.(*kmsg.DescribeTransactionsResponse).TransactionStates[0].ErrorCode
+	})
+	dgr := kmsg.NewPtrDeleteGroupsRequest()
+	dgr.Groups = []string{"gl"}
+	one("delete group gl", dgr, func(r kmsg.Response) int16 { return r.(*kmsg.DeleteGroupsResponse).Groups[0].ErrorCode })
 
 	// CreateAcls validation, one creation per case (none on the cluster
 	// resource: an ACL there would close it to the brokers' own traffic).
@@ -352,10 +441,10 @@ func aclEnforcementScenario(t *testing.T, c harness.Cluster) map[string]string {
 		}
 		code("create acl "+cc.name, crr.(*kmsg.CreateACLsResponse).Results[0].ErrorCode)
 	}
+	syncACLs(5) // the valid literal and prefixed creations
 
 	// DescribeAcls and DeleteAcls filters, answers flattened.
-	all := kadm.NewACLs().AnyResource().ResourcePatternType(kadm.ACLPatternAny).Operations(kadm.OpAny).
-		Allow().AllowHosts().Deny().DenyHosts()
+	all := allACLs
 	match := kadm.NewACLs().Topics("validity").ResourcePatternType(kadm.ACLPatternMatch).Operations(kadm.OpAny).
 		Allow().AllowHosts().Deny().DenyHosts()
 	for name, f := range map[string]*kadm.ACLBuilder{"all": all, "match validity": match} {
@@ -386,6 +475,7 @@ func aclEnforcementScenario(t *testing.T, c harness.Cluster) map[string]string {
 	}
 	slices.Sort(deleted)
 	out["delete acls match valid"] = strings.Join(deleted, " ")
+	syncACLs(3)
 
 	// Prefixed, wildcard-principal and host rules: everyone may do
 	// anything on pre*, but this client may not write there, nor describe
@@ -400,6 +490,7 @@ func aclEnforcementScenario(t *testing.T, c harness.Cluster) map[string]string {
 			t.Fatal(err)
 		}
 	}
+	syncACLs(6)
 	errStr("produce pre-x", cl.ProduceSync(ctx, &kgo.Record{Topic: "pre-x", Value: []byte("v")}).FirstErr())
 	mdo := kmsg.NewPtrMetadataRequest()
 	mdo.IncludeTopicAuthorizedOperations = true
