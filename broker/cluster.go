@@ -9,8 +9,13 @@ package broker
 // through topics sorted by name with a cursor and a partition limit (at most
 // 2000 per response, Kafka's default max.request.partition.size.limit);
 // eligible-leader-replica fields are empty (no ELR); OfflineReplicas lists
-// replicas on fenced or unregistered brokers. Authorized-operations
-// fields are left at their defaults (no ACLs yet).
+// replicas on fenced or unregistered brokers.
+//
+// ACLs as in Kafka: DescribeCluster itself needs no permission; the cluster
+// authorized operations (when asked for) are 0 without DESCRIBE on the
+// cluster. DescribeTopicPartitions lists only topics the client may
+// DESCRIBE, answers named ones it may not with TOPIC_AUTHORIZATION_FAILED,
+// and fills each topic's authorized operations.
 
 import (
 	"slices"
@@ -39,6 +44,12 @@ func (b *Broker) handleDescribeCluster(rq *request, req *kmsg.DescribeClusterReq
 	}
 	resp.ClusterID = st.ClusterID
 	resp.ControllerID = st.ControllerID
+	if req.IncludeClusterAuthorizedOperations {
+		resp.ClusterAuthorizedOperations = 0
+		if b.authorizedCluster(rq, opDescribe) {
+			resp.ClusterAuthorizedOperations = b.authorizedOps(rq, resCluster, clusterResource)
+		}
+	}
 	for _, br := range st.SortedBrokers() {
 		if br.Fenced && !req.IncludeFencedBrokers {
 			continue
@@ -82,9 +93,21 @@ func (b *Broker) handleDescribeTopicPartitions(rq *request, req *kmsg.DescribeTo
 		}
 	}
 	used := 0
+	listAll := len(req.Topics) == 0
+	// Named topics the client may not DESCRIBE go after the others, as
+	// Kafka appends them, without revealing whether they exist.
+	var denied []kmsg.DescribeTopicPartitionsResponseTopic
 	for ni, name := range names {
 		ot := kmsg.NewDescribeTopicPartitionsResponseTopic()
 		ot.Topic = kmsg.StringPtr(name)
+		if !b.authorized(rq, opDescribe, resTopic, name) {
+			if !listAll {
+				ot.ErrorCode = kerr.TopicAuthorizationFailed.Code
+				denied = append(denied, ot)
+			}
+			continue
+		}
+		ot.AuthorizedOperations = b.authorizedOps(rq, resTopic, name)
 		t, ok := st.Topics[name]
 		if !ok {
 			ot.ErrorCode = kerr.UnknownTopicOrPartition.Code
@@ -118,6 +141,7 @@ func (b *Broker) handleDescribeTopicPartitions(rq *request, req *kmsg.DescribeTo
 			break
 		}
 	}
+	resp.Topics = append(resp.Topics, denied...)
 	return now(resp)
 }
 

@@ -6,6 +6,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/stromhq/strom/raft"
@@ -142,6 +143,19 @@ type Config struct {
 	OffsetsRetention time.Duration
 	// OffsetsRetentionCheckInterval is offsets.retention.check.interval.ms.
 	OffsetsRetentionCheckInterval time.Duration
+	// Authorizer turns ACL checks on (Kafka's StandardAuthorizer as
+	// authorizer.class.name). Off, every request is allowed and the ACL APIs
+	// answer SECURITY_DISABLED. Brokers talk to each other as
+	// User:ANONYMOUS until inter-broker authentication exists, so a
+	// multi-node cluster with the authorizer on needs that principal in
+	// SuperUsers (or CLUSTER_ACTION granted to it).
+	Authorizer bool
+	// SuperUsers is super.users: principals ("User:admin") allowed
+	// everything whatever the ACLs say (see ParseSuperUsers).
+	SuperUsers []string
+	// AllowEveryoneIfNoACLFound is allow.everyone.if.no.acl.found: a
+	// resource without any ACL binding is open to everyone.
+	AllowEveryoneIfNoACLFound bool
 	// ShutdownTimeout bounds how long Close waits for in-flight requests.
 	ShutdownTimeout time.Duration
 	// Logger receives the broker's logs; nil means slog.Default().
@@ -279,6 +293,11 @@ func (c *Config) validate() error {
 	for _, a := range []struct{ name, v string }{{"listen", c.Listen}, {"raft listen", c.RaftListen}} {
 		if _, _, err := splitHostPort(a.v); err != nil {
 			return fmt.Errorf("%w: %s address: %w", ErrInvalidConfig, a.name, err)
+		}
+	}
+	for _, u := range c.SuperUsers {
+		if i := strings.IndexByte(u, ':'); i <= 0 {
+			return fmt.Errorf("%w: super user %q is not a principal of the form Type:name", ErrInvalidConfig, u)
 		}
 	}
 	if c.Advertise != "" {

@@ -41,6 +41,8 @@ func TestConfigValidate(t *testing.T) {
 		{"no idle timeout", func(c *Config) { c.IdleTimeout = 0 }},
 		{"unknown replica selector", func(c *Config) { c.ReplicaSelectorClass = "org.example.Nearest" }},
 		{"huge rack", func(c *Config) { c.Rack = string(make([]byte, maxRackLen+1)) }},
+		{"super user without type", func(c *Config) { c.SuperUsers = []string{"admin"} }},
+		{"super user with empty type", func(c *Config) { c.SuperUsers = []string{":admin"} }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -22,6 +22,11 @@ package broker
 // Strom does not throttle replication); other names are INVALID_CONFIG. Differences from Kafka: resource types other
 // than topic and broker (broker loggers, client metrics, groups) are
 // INVALID_REQUEST; documentation strings are short.
+//
+// ACLs as in Kafka: describing needs DESCRIBE_CONFIGS, altering
+// ALTER_CONFIGS, on the topic for topic resources (TOPIC_AUTHORIZATION_FAILED)
+// and on the cluster for broker resources (CLUSTER_AUTHORIZATION_FAILED),
+// checked before the resource is looked up.
 
 import (
 	"context"
@@ -76,6 +81,27 @@ type configErr struct {
 	msg string
 }
 
+// configAuthzErr is the error for a config resource rq may not act on
+// with op (DESCRIBE_CONFIGS or ALTER_CONFIGS), or nil. Non-topic resources
+// map onto the cluster, groups onto the group, as Kafka maps them.
+func (b *Broker) configAuthzErr(rq *request, op int8, rt kmsg.ConfigResourceType, name string) *configErr {
+	switch rt {
+	case kmsg.ConfigResourceTypeTopic:
+		if !b.authorized(rq, op, resTopic, name) {
+			return &configErr{kerr.TopicAuthorizationFailed, kerr.TopicAuthorizationFailed.Description}
+		}
+	case kmsg.ConfigResourceTypeGroupConfig:
+		if !b.authorized(rq, op, resGroup, name) {
+			return &configErr{kerr.GroupAuthorizationFailed, kerr.GroupAuthorizationFailed.Description}
+		}
+	default:
+		if !b.authorizedCluster(rq, op) {
+			return &configErr{kerr.ClusterAuthorizationFailed, kerr.ClusterAuthorizationFailed.Description}
+		}
+	}
+	return nil
+}
+
 func (b *Broker) handleDescribeConfigs(rq *request, req *kmsg.DescribeConfigsRequest) reply {
 	resp := req.ResponseKind().(*kmsg.DescribeConfigsResponse)
 	st := b.node.State()
@@ -83,9 +109,10 @@ func (b *Broker) handleDescribeConfigs(rq *request, req *kmsg.DescribeConfigsReq
 		out := kmsg.NewDescribeConfigsResponseResource()
 		out.ResourceType, out.ResourceName = r.ResourceType, r.ResourceName
 		var entries []kmsg.DescribeConfigsResponseResourceConfig
-		var cerr *configErr
-		switch r.ResourceType {
-		case kmsg.ConfigResourceTypeTopic:
+		cerr := b.configAuthzErr(rq, opDescribeConfigs, r.ResourceType, r.ResourceName)
+		switch {
+		case cerr != nil:
+		case r.ResourceType == kmsg.ConfigResourceTypeTopic:
 			t, ok := st.Topics[r.ResourceName]
 			if !ok {
 				cerr = &configErr{kerr.UnknownTopicOrPartition, "Topic " + r.ResourceName + " does not exist."}
@@ -96,7 +123,7 @@ func (b *Broker) handleDescribeConfigs(rq *request, req *kmsg.DescribeConfigsReq
 				d := topicConfigs[name]
 				entries = append(entries, describeEntry(req, name, cv, d.typ, d.doc))
 			}
-		case kmsg.ConfigResourceTypeBroker:
+		case r.ResourceType == kmsg.ConfigResourceTypeBroker:
 			if cerr = b.checkBrokerResource(st, r.ResourceName, true); cerr != nil {
 				break
 			}
@@ -330,6 +357,9 @@ func (b *Broker) handleAlterConfigs(rq *request, req *kmsg.AlterConfigsRequest) 
 			if dups[[2]string{strconv.Itoa(int(r.ResourceType)), r.ResourceName}] > 1 {
 				return &configErr{kerr.InvalidRequest, "Duplicate resource in request"}
 			}
+			if cerr := b.configAuthzErr(rq, opAlterConfigs, r.ResourceType, r.ResourceName); cerr != nil {
+				return cerr
+			}
 			st := b.node.State()
 			res, current, cerr := b.alterTarget(st, r.ResourceType, r.ResourceName)
 			if cerr != nil {
@@ -368,6 +398,9 @@ func (b *Broker) handleIncrementalAlterConfigs(rq *request, req *kmsg.Incrementa
 		cerr := func() *configErr {
 			if dups[[2]string{strconv.Itoa(int(r.ResourceType)), r.ResourceName}] > 1 {
 				return &configErr{kerr.InvalidRequest, "Duplicate resource in request"}
+			}
+			if cerr := b.configAuthzErr(rq, opAlterConfigs, r.ResourceType, r.ResourceName); cerr != nil {
+				return cerr
 			}
 			st := b.node.State()
 			res, current, cerr := b.alterTarget(st, r.ResourceType, r.ResourceName)

@@ -7,7 +7,9 @@ package broker
 // watermark; an offset above the high watermark or below -1 is
 // OFFSET_OUT_OF_RANGE; one at or below the current log start changes nothing.
 // The answer's low watermark is the new log start offset. With one replica
-// there is nothing to wait for, so the request timeout is not used.
+// there is nothing to wait for, so the request timeout is not used. With the
+// authorizer on, deleting needs DELETE on the topic
+// (TOPIC_AUTHORIZATION_FAILED), as in Kafka.
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -22,9 +24,15 @@ func (b *Broker) handleDeleteRecords(rq *request, req *kmsg.DeleteRecordsRequest
 	for _, rt := range req.Topics {
 		ot := kmsg.NewDeleteRecordsResponseTopic()
 		ot.Topic = rt.Topic
+		denied := !b.authorized(rq, opDelete, resTopic, rt.Topic)
 		for _, rp := range rt.Partitions {
 			op := kmsg.NewDeleteRecordsResponseTopicPartition()
 			op.Partition, op.LowWatermark = rp.Partition, -1
+			if denied {
+				op.ErrorCode = kerr.TopicAuthorizationFailed.Code
+				ot.Partitions = append(ot.Partitions, op)
+				continue
+			}
 			p, e := b.lookupPartition(st, rt.Topic, rp.Partition)
 			if e == nil {
 				op.LowWatermark, e = b.deleteRecords(p, rp.Offset)

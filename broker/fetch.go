@@ -57,6 +57,8 @@ type fetchItem struct {
 	// incremental session entry).
 	logStart int64
 	sp       *sessPart // the session's entry, when in a session
+	// denied is set when the client may not read the partition (ACLs).
+	denied bool
 }
 
 func (b *Broker) handleFetch(rq *request, req *kmsg.FetchRequest) reply {
@@ -160,12 +162,40 @@ func (b *Broker) handleFetch(rq *request, req *kmsg.FetchRequest) reply {
 	if sess != nil {
 		resp.SessionID = sess.id
 	}
+	b.authorizeFetch(rq, req, items)
 	maxWait := time.Duration(req.MaxWaitMillis) * time.Millisecond
 	f := &fetchOp{b: b, req: req, resp: resp, items: items, sess: sess, incremental: incremental}
 	if maxWait <= 0 || req.MinBytes <= 0 {
 		return now(f.build(f.read()))
 	}
 	return reply{wait: func(ctx context.Context) kmsg.Response { return f.wait(ctx, maxWait) }}
+}
+
+// authorizeFetch marks the items rq may not read, as Kafka does once per
+// request: a follower (replica id >= 0) needs CLUSTER_ACTION on the cluster
+// for every partition, a consumer READ on each topic. Denied partitions are
+// answered TOPIC_AUTHORIZATION_FAILED, before their existence is checked.
+func (b *Broker) authorizeFetch(rq *request, req *kmsg.FetchRequest, items []fetchItem) {
+	if !b.authz.enabled {
+		return
+	}
+	if fetchReplicaID(req) >= 0 {
+		denied := !b.authorizedCluster(rq, opClusterAction)
+		for i := range items {
+			items[i].denied = denied
+		}
+		return
+	}
+	byTopic := map[string]bool{}
+	for i := range items {
+		topic := items[i].key.topic
+		denied, ok := byTopic[topic]
+		if !ok {
+			denied = !b.authorized(rq, opRead, resTopic, topic)
+			byTopic[topic] = denied
+		}
+		items[i].denied = denied
+	}
 }
 
 func removeKey(ks []sessKey, k sessKey) []sessKey {
@@ -305,6 +335,9 @@ func (b *Broker) fetchPartition(st *raft.State, req *kmsg.FetchRequest, it fetch
 		if _, ok := st.TopicsByID[it.key.id]; !ok {
 			return fail(kerr.UnknownTopicID)
 		}
+	}
+	if it.denied {
+		return fail(kerr.TopicAuthorizationFailed)
 	}
 	replica := fetchReplicaID(req)
 	mayFollow := replica < 0 && req.Version >= minFollowerReadVersion

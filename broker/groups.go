@@ -17,8 +17,15 @@ package broker
 //   - A failed append of group metadata after SyncGroup is logged and the
 //     members get UNKNOWN_SERVER_ERROR; Kafka instead resets the
 //     assignment and answers with the storage error.
-//   - group.max.size and authorized operations are not enforced (the
-//     latter is reported as "not requested").
+//   - group.max.size is not enforced.
+//
+// ACLs as in Kafka: FindCoordinator needs DESCRIBE on the group
+// (GROUP_AUTHORIZATION_FAILED) or transactional id
+// (TRANSACTIONAL_ID_AUTHORIZATION_FAILED); JoinGroup, SyncGroup, Heartbeat
+// and LeaveGroup READ on the group; DescribeGroups DESCRIBE on each group
+// (authorized operations filled when asked for, v3+); ListGroups lists all
+// groups with DESCRIBE on the cluster, else those the client may DESCRIBE;
+// DeleteGroups DELETE on each group.
 
 import (
 	"context"
@@ -60,8 +67,14 @@ func (b *Broker) handleFindCoordinator(rq *request, req *kmsg.FindCoordinatorReq
 		var e *kerr.Error
 		switch req.CoordinatorType {
 		case coordinatorGroup:
+			if !b.authorized(rq, opDescribe, resGroup, key) {
+				return -1, "", -1, kerr.GroupAuthorizationFailed
+			}
 			t, e = b.ensureOffsetsTopic(rq.c.ctx)
 		case coordinatorTxn:
+			if !b.authorized(rq, opDescribe, resTxnID, key) {
+				return -1, "", -1, kerr.TransactionalIDAuthorizationFailed
+			}
 			t, e = b.ensureTxnTopic(rq.c.ctx)
 		case coordinatorShare:
 			return -1, "", -1, kerr.CoordinatorNotAvailable
@@ -121,6 +134,9 @@ func (b *Broker) handleJoinGroup(rq *request, req *kmsg.JoinGroupRequest) reply 
 			resp.Protocol = kmsg.StringPtr("")
 		}
 		return now(resp)
+	}
+	if !b.authorized(rq, opRead, resGroup, req.Group) {
+		return fail(kerr.GroupAuthorizationFailed)
 	}
 	if req.Group == "" {
 		return fail(kerr.InvalidGroupID)
@@ -202,6 +218,14 @@ func (b *Broker) handleSyncGroup(rq *request, req *kmsg.SyncGroupRequest) reply 
 		resp.ErrorCode = e.Code
 		return now(resp)
 	}
+	// From v5 the protocol type and name are mandatory; Kafka checks that
+	// before anything else, authorization included.
+	if req.Version >= 5 && (req.ProtocolType == nil || req.Protocol == nil) {
+		return fail(kerr.InconsistentGroupProtocol)
+	}
+	if !b.authorized(rq, opRead, resGroup, req.Group) {
+		return fail(kerr.GroupAuthorizationFailed)
+	}
 	if req.Group == "" {
 		return fail(kerr.InvalidGroupID)
 	}
@@ -259,6 +283,10 @@ func (b *Broker) handleSyncGroup(rq *request, req *kmsg.SyncGroupRequest) reply 
 
 func (b *Broker) handleHeartbeat(rq *request, req *kmsg.HeartbeatRequest) reply {
 	resp := req.ResponseKind().(*kmsg.HeartbeatResponse)
+	if !b.authorized(rq, opRead, resGroup, req.Group) {
+		resp.ErrorCode = kerr.GroupAuthorizationFailed.Code
+		return now(resp)
+	}
 	if req.Group == "" {
 		resp.ErrorCode = kerr.InvalidGroupID.Code
 		return now(resp)
@@ -291,6 +319,10 @@ func (b *Broker) handleLeaveGroup(rq *request, req *kmsg.LeaveGroupRequest) repl
 		for _, m := range req.Members {
 			leaving = append(leaving, group.LeaveMember{MemberID: m.MemberID, InstanceID: m.InstanceID})
 		}
+	}
+	if !b.authorized(rq, opRead, resGroup, req.Group) {
+		resp.ErrorCode = kerr.GroupAuthorizationFailed.Code
+		return now(resp)
 	}
 	if req.Group == "" {
 		resp.ErrorCode = kerr.InvalidGroupID.Code
@@ -347,6 +379,11 @@ func (b *Broker) handleDescribeGroups(rq *request, req *kmsg.DescribeGroupsReque
 		rg := kmsg.NewDescribeGroupsResponseGroup()
 		rg.Group = id
 		rg.AuthorizedOperations = -2147483648
+		if !b.authorized(rq, opDescribe, resGroup, id) {
+			rg.ErrorCode = kerr.GroupAuthorizationFailed.Code
+			resp.Groups = append(resp.Groups, rg)
+			continue
+		}
 		sh, e := b.groups.shardFor(id)
 		if e != nil {
 			rg.ErrorCode = e.Code
@@ -367,6 +404,10 @@ func (b *Broker) handleDescribeGroups(rq *request, req *kmsg.DescribeGroupsReque
 		}
 		rg.State = g.StateName()
 		rg.ProtocolType = g.ProtocolType()
+		if req.IncludeAuthorizedOperations {
+			// Only groups described without error carry them, as in Kafka.
+			rg.AuthorizedOperations = b.authorizedOps(rq, resGroup, id)
+		}
 		protocol, members := g.Describe()
 		sh.mu.Unlock()
 		rg.Protocol = protocol
@@ -392,11 +433,13 @@ func (b *Broker) handleListGroups(rq *request, req *kmsg.ListGroupsRequest) repl
 	matches := func(filter []string, v string) bool {
 		return len(filter) == 0 || slices.ContainsFunc(filter, func(f string) bool { return strings.EqualFold(f, v) })
 	}
+	all := b.authorizedCluster(rq, opDescribe)
 	for _, sh := range b.groups.ledShards() {
 		sh.mu.Lock()
 		for id, g := range sh.groups {
 			state := g.StateName()
-			if g.State() == group.Dead || !matches(req.StatesFilter, state) || !matches(req.TypesFilter, g.Type()) {
+			if g.State() == group.Dead || !matches(req.StatesFilter, state) || !matches(req.TypesFilter, g.Type()) ||
+				!all && !b.authorized(rq, opDescribe, resGroup, id) {
 				continue
 			}
 			lg := kmsg.NewListGroupsResponseGroup()
@@ -420,6 +463,11 @@ func (b *Broker) handleDeleteGroups(rq *request, req *kmsg.DeleteGroupsRequest) 
 	for _, id := range req.Groups {
 		rg := kmsg.NewDeleteGroupsResponseGroup()
 		rg.Group = id
+		if !b.authorized(rq, opDelete, resGroup, id) {
+			rg.ErrorCode = kerr.GroupAuthorizationFailed.Code
+			resp.Groups = append(resp.Groups, rg)
+			continue
+		}
 		sh, e := b.groups.shardFor(id)
 		if e != nil {
 			rg.ErrorCode = e.Code

@@ -36,10 +36,16 @@ func (b *Broker) handleListOffsets(rq *request, req *kmsg.ListOffsetsRequest) re
 		for _, rp := range rt.Partitions {
 			seen[rp.Partition]++
 		}
+		denied := !b.authorized(rq, opDescribe, resTopic, rt.Topic)
 		for _, rp := range rt.Partitions {
 			op := kmsg.NewListOffsetsResponseTopicPartition()
 			op.Partition = rp.Partition
 			op.Timestamp, op.Offset, op.LeaderEpoch = -1, -1, -1
+			if denied {
+				op.ErrorCode = kerr.TopicAuthorizationFailed.Code
+				ot.Partitions = append(ot.Partitions, op)
+				continue
+			}
 			if seen[rp.Partition] > 1 && req.Version >= 1 {
 				op.ErrorCode = kerr.InvalidRequest.Code
 				ot.Partitions = append(ot.Partitions, op)

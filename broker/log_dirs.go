@@ -6,13 +6,16 @@ package broker
 // bytes from statfs (v4+) and, per hosted partition, its size on disk and an
 // offset lag of log end minus high watermark (0 on a single node). Null
 // topics mean every hosted partition. Never cordoned (v5). Differences from
-// Kafka: no future (reassignment) logs.
+// Kafka: no future (reassignment) logs. With the authorizer on it needs
+// DESCRIBE on the cluster; without, the answer is empty with
+// CLUSTER_AUTHORIZATION_FAILED (v3+ top-level error), as in Kafka.
 
 import (
 	"path/filepath"
 	"sort"
 	"syscall"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -20,6 +23,12 @@ func init() { register(&kmsg.DescribeLogDirsRequest{}, 0, 5, (*Broker).handleDes
 
 func (b *Broker) handleDescribeLogDirs(rq *request, req *kmsg.DescribeLogDirsRequest) reply {
 	resp := req.ResponseKind().(*kmsg.DescribeLogDirsResponse)
+	if !b.authorizedCluster(rq, opDescribe) {
+		if req.Version >= 3 {
+			resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		}
+		return now(resp)
+	}
 	dir := kmsg.NewDescribeLogDirsResponseDir()
 	dir.Dir = b.cfg.DataDir
 	if abs, err := filepath.Abs(b.cfg.DataDir); err == nil {

@@ -9,7 +9,13 @@ package broker
 //   - an auto-created topic is returned ready (leader, ISR) in the same
 //     response; Kafka answers LEADER_NOT_AVAILABLE first and the client
 //     retries.
-//   - authorized-operations fields are left at their defaults (no ACLs yet).
+//
+// With the authorizer on, as in Kafka: listing all topics omits those the
+// client may not DESCRIBE; a topic requested by name or id without DESCRIBE
+// is TOPIC_AUTHORIZATION_FAILED whether it exists or not; auto-creation
+// needs CREATE on the cluster or on the topic (TOPIC_AUTHORIZATION_FAILED
+// otherwise). Topic and cluster authorized operations are filled when the
+// request asks for them (v8+ and v8-10).
 //
 // OfflineReplicas (v5+) lists the replicas on fenced or unregistered
 // brokers, as Kafka's KRaft metadata cache does; while a partition is being
@@ -41,6 +47,9 @@ func (b *Broker) handleMetadata(rq *request, req *kmsg.MetadataRequest) reply {
 		}
 		sort.Strings(names)
 		for _, name := range names {
+			if !b.authorized(rq, opDescribe, resTopic, name) {
+				continue
+			}
 			resp.Topics = append(resp.Topics, b.topicMetadata(st, st.Topics[name]))
 		}
 	} else {
@@ -54,11 +63,34 @@ func (b *Broker) handleMetadata(rq *request, req *kmsg.MetadataRequest) reply {
 					resp.Topics = append(resp.Topics, mt)
 					continue
 				}
+				if !b.authorized(rq, opDescribe, resTopic, t.Name) {
+					// Topic ids are not secret: Kafka answers with the id.
+					mt := kmsg.NewMetadataResponseTopic()
+					mt.TopicID = rt.TopicID
+					mt.ErrorCode = kerr.TopicAuthorizationFailed.Code
+					resp.Topics = append(resp.Topics, mt)
+					continue
+				}
 				resp.Topics = append(resp.Topics, b.topicMetadata(st, t))
 				continue
 			}
 			name := *rt.Topic
+			if !b.authorized(rq, opDescribe, resTopic, name) {
+				mt := kmsg.NewMetadataResponseTopic()
+				mt.Topic = kmsg.StringPtr(name)
+				mt.ErrorCode = kerr.TopicAuthorizationFailed.Code
+				resp.Topics = append(resp.Topics, mt)
+				continue
+			}
 			t, ok := st.Topics[name]
+			if !ok && autoCreate && validateTopicName(name) == nil &&
+				!b.authorizedCluster(rq, opCreate) && !b.authorized(rq, opCreate, resTopic, name) {
+				mt := kmsg.NewMetadataResponseTopic()
+				mt.Topic = kmsg.StringPtr(name)
+				mt.ErrorCode = kerr.TopicAuthorizationFailed.Code
+				resp.Topics = append(resp.Topics, mt)
+				continue
+			}
 			if !ok && autoCreate && validateTopicName(name) == nil {
 				created, kerrv, _ := b.createTopic(context.Background(), name, -1, -1, nil, nil, false)
 				switch kerrv {
@@ -80,6 +112,19 @@ func (b *Broker) handleMetadata(rq *request, req *kmsg.MetadataRequest) reply {
 				continue
 			}
 			resp.Topics = append(resp.Topics, b.topicMetadata(st, t))
+		}
+	}
+	if req.IncludeTopicAuthorizedOperations {
+		for i := range resp.Topics {
+			if mt := &resp.Topics[i]; mt.ErrorCode != kerr.TopicAuthorizationFailed.Code && mt.Topic != nil {
+				mt.AuthorizedOperations = b.authorizedOps(rq, resTopic, *mt.Topic)
+			}
+		}
+	}
+	if req.IncludeClusterAuthorizedOperations {
+		resp.AuthorizedOperations = 0
+		if b.authorizedCluster(rq, opDescribe) {
+			resp.AuthorizedOperations = b.authorizedOps(rq, resCluster, clusterResource)
 		}
 	}
 	resp.Brokers = brokersOf(st)

@@ -17,6 +17,12 @@ package broker
 // RequireStable (v7+) answers UNSTABLE_OFFSET_COMMIT for partitions with an
 // offset committed by a still open transaction (KIP-447).
 //
+// ACLs as in Kafka: OffsetCommit needs READ on the group (every partition
+// GROUP_AUTHORIZATION_FAILED) and READ on each topic; OffsetFetch READ on
+// the group and DESCRIBE on each topic (fetching all offsets leaves out
+// topics the client may not describe); OffsetDelete DELETE on the group and
+// READ on each topic. Denied topics are TOPIC_AUTHORIZATION_FAILED.
+//
 // Differences from Kafka: offsets of
 // topics a non-empty group stopped subscribing to do not expire (KIP-496).
 
@@ -73,12 +79,19 @@ func (b *Broker) handleOffsetCommit(rq *request, req *kmsg.OffsetCommitRequest) 
 		}
 		return now(resp)
 	}
+	if !b.authorized(rq, opRead, resGroup, req.Group) {
+		return setAll(kerr.GroupAuthorizationFailed)
+	}
 	if req.Group == "" {
 		return setAll(kerr.InvalidGroupID)
 	}
 	sh, e := b.groups.shardFor(req.Group)
 	if e != nil {
 		return setAll(e)
+	}
+	topicDenied := make([]bool, len(req.Topics))
+	for i := range req.Topics {
+		topicDenied[i] = names[i] != "" && !b.authorized(rq, opRead, resTopic, names[i])
 	}
 	t := time.Now()
 	nowMS := t.UnixMilli()
@@ -114,6 +127,9 @@ func (b *Broker) handleOffsetCommit(rq *request, req *kmsg.OffsetCommitRequest) 
 			switch {
 			case req.Version >= 10 && names[i] == "":
 				out.ErrorCode = kerr.UnknownTopicID.Code
+				continue
+			case topicDenied[i]:
+				out.ErrorCode = kerr.TopicAuthorizationFailed.Code
 				continue
 			case !topicHas(st, names[i], rp.Partition):
 				out.ErrorCode = kerr.UnknownTopicOrPartition.Code
@@ -170,6 +186,64 @@ type fetchTopic struct {
 	name       string
 	id         [16]byte
 	partitions []int32
+}
+
+// fetchGroupOffsetsAuthorized is fetchGroupOffsets behind Kafka's ACL
+// checks: READ on the group, DESCRIBE on each topic. Named topics the client
+// may not describe are answered TOPIC_AUTHORIZATION_FAILED after the others;
+// with all they are left out.
+func (b *Broker) fetchGroupOffsetsAuthorized(rq *request, groupID string, memberID *string, memberEpoch int32, topics []fetchTopic, all bool, byID bool, requireStable bool) ([]kmsg.OffsetFetchResponseGroupTopic, *kerr.Error) {
+	if !b.authz.enabled {
+		return b.fetchGroupOffsets(groupID, memberID, memberEpoch, topics, all, byID, requireStable)
+	}
+	if !b.authorized(rq, opRead, resGroup, groupID) {
+		return nil, kerr.GroupAuthorizationFailed
+	}
+	describable := func(name string) bool { return b.authorized(rq, opDescribe, resTopic, name) }
+	var allowed, denied []fetchTopic
+	for _, ft := range topics {
+		// An unknown topic id (empty name) is answered by fetchGroupOffsets.
+		if ft.name == "" || describable(ft.name) {
+			allowed = append(allowed, ft)
+		} else {
+			denied = append(denied, ft)
+		}
+	}
+	if topics != nil && allowed == nil {
+		allowed = []fetchTopic{}
+	}
+	out, e := b.fetchGroupOffsets(groupID, memberID, memberEpoch, allowed, all, byID, requireStable)
+	if e != nil {
+		return nil, e
+	}
+	if all {
+		st := b.node.State()
+		kept := out[:0]
+		for _, t := range out {
+			name := t.Topic
+			if byID {
+				name = ""
+				if tp, ok := st.TopicsByID[t.TopicID]; ok {
+					name = tp.Name
+				}
+			}
+			if describable(name) {
+				kept = append(kept, t)
+			}
+		}
+		out = kept
+	}
+	for _, ft := range denied {
+		ot := kmsg.NewOffsetFetchResponseGroupTopic()
+		ot.Topic, ot.TopicID = ft.name, ft.id
+		for _, p := range ft.partitions {
+			op := kmsg.NewOffsetFetchResponseGroupTopicPartition()
+			op.Partition, op.Offset, op.ErrorCode = p, -1, kerr.TopicAuthorizationFailed.Code
+			ot.Partitions = append(ot.Partitions, op)
+		}
+		out = append(out, ot)
+	}
+	return out, nil
 }
 
 // fetchGroupOffsets answers one group of an OffsetFetch. topics nil means
@@ -271,7 +345,7 @@ func (b *Broker) handleOffsetFetch(rq *request, req *kmsg.OffsetFetchRequest) re
 			}
 			og := kmsg.NewOffsetFetchResponseGroup()
 			og.Group = rg.Group
-			topics, e := b.fetchGroupOffsets(rg.Group, rg.MemberID, rg.MemberEpoch, fts, rg.Topics == nil, req.Version >= 10, req.RequireStable)
+			topics, e := b.fetchGroupOffsetsAuthorized(rq, rg.Group, rg.MemberID, rg.MemberEpoch, fts, rg.Topics == nil, req.Version >= 10, req.RequireStable)
 			if e != nil {
 				og.ErrorCode = e.Code
 			} else {
@@ -286,7 +360,7 @@ func (b *Broker) handleOffsetFetch(rq *request, req *kmsg.OffsetFetchRequest) re
 		fts = append(fts, fetchTopic{name: rt.Topic, partitions: rt.Partitions})
 	}
 	all := req.Topics == nil && req.Version >= 2
-	topics, e := b.fetchGroupOffsets(req.Group, nil, -1, fts, all, false, req.Version >= 7 && req.RequireStable)
+	topics, e := b.fetchGroupOffsetsAuthorized(rq, req.Group, nil, -1, fts, all, false, req.Version >= 7 && req.RequireStable)
 	if e != nil {
 		if req.Version >= 2 {
 			resp.ErrorCode = e.Code
@@ -320,6 +394,10 @@ func (b *Broker) handleOffsetFetch(rq *request, req *kmsg.OffsetFetchRequest) re
 
 func (b *Broker) handleOffsetDelete(rq *request, req *kmsg.OffsetDeleteRequest) reply {
 	resp := req.ResponseKind().(*kmsg.OffsetDeleteResponse)
+	if !b.authorized(rq, opDelete, resGroup, req.Group) {
+		resp.ErrorCode = kerr.GroupAuthorizationFailed.Code
+		return now(resp)
+	}
 	if req.Group == "" {
 		resp.ErrorCode = kerr.InvalidGroupID.Code
 		return now(resp)
@@ -348,6 +426,8 @@ func (b *Broker) handleOffsetDelete(rq *request, req *kmsg.OffsetDeleteRequest) 
 			op.Partition = rp.Partition
 			tp := group.TopicPartition{Topic: rt.Topic, Partition: rp.Partition}
 			switch {
+			case !b.authorized(rq, opRead, resTopic, rt.Topic):
+				op.ErrorCode = kerr.TopicAuthorizationFailed.Code
 			case !topicHas(st, rt.Topic, rp.Partition):
 				op.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			case subscribed:

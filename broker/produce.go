@@ -76,7 +76,16 @@ type produceSync struct {
 func (b *Broker) handleProduce(rq *request, req *kmsg.ProduceRequest) reply {
 	resp := req.ResponseKind().(*kmsg.ProduceResponse)
 	st := b.node.State()
-	pre := b.preVerifyTxn(st, req)
+	// Kafka checks WRITE on the transactional id of a request carrying
+	// transactional batches first and fails every partition with it, then
+	// WRITE on each topic (before its existence, so unauthorized clients
+	// cannot probe topic names).
+	txnDenied := b.authz.enabled && hasTransactionalBatch(req) &&
+		(req.TransactionID == nil || !b.authorized(rq, opWrite, resTxnID, *req.TransactionID))
+	var pre map[*partition]txnPreVerified
+	if !txnDenied {
+		pre = b.preVerifyTxn(st, req)
+	}
 	var syncs []produceSync
 	anyErr := false
 	for ti := range req.Topics {
@@ -92,6 +101,9 @@ func (b *Broker) handleProduce(rq *request, req *kmsg.ProduceRequest) reply {
 				topicErr = kerr.UnknownTopicID
 			}
 		}
+		if topicErr == nil && !txnDenied && !b.authorized(rq, opWrite, resTopic, name) {
+			topicErr = kerr.TopicAuthorizationFailed
+		}
 		for pi := range rt.Partitions {
 			rp := &rt.Partitions[pi]
 			op := kmsg.NewProduceResponseTopicPartition()
@@ -103,6 +115,8 @@ func (b *Broker) handleProduce(rq *request, req *kmsg.ProduceRequest) reply {
 			var e *kerr.Error
 			var msg string
 			switch {
+			case txnDenied:
+				e = kerr.TransactionalIDAuthorizationFailed
 			case topicErr != nil:
 				e = topicErr
 			case req.Acks != 0 && req.Acks != 1 && req.Acks != -1:
@@ -165,6 +179,20 @@ func (b *Broker) handleProduce(rq *request, req *kmsg.ProduceRequest) reply {
 		wg.Wait()
 		return resp
 	}}
+}
+
+// hasTransactionalBatch reports whether any partition of req carries a
+// transactional batch (one batch per partition from v3 on; the first is
+// looked at, malformed ones are left to validation).
+func hasTransactionalBatch(req *kmsg.ProduceRequest) bool {
+	for _, rt := range req.Topics {
+		for _, rp := range rt.Partitions {
+			if h, err := storage.ParseBatchHeader(rp.Records); err == nil && h.IsTransactional() {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // await blocks until the partition's write is durable here and the high

@@ -74,6 +74,13 @@ func (b *Broker) handleInitProducerID(rq *request, req *kmsg.InitProducerIDReque
 func (b *Broker) handleInitIdempotent(rq *request, req *kmsg.InitProducerIDRequest) reply {
 	resp := req.ResponseKind().(*kmsg.InitProducerIDResponse)
 	resp.ProducerID, resp.ProducerEpoch = -1, -1
+	// KIP-679: IDEMPOTENT_WRITE on the cluster, or WRITE on some topic (an
+	// empty transactional id was checked by handleInitTransactional).
+	if b.authz.enabled && req.TransactionalID == nil && !b.authorizedCluster(rq, opIdempotentWrite) &&
+		!b.authz.authorizeAny(b.acls(), rq.c.principal, rq.c.host, opWrite, resTopic) {
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		return now(resp)
+	}
 	id, err := b.nextProducerID(context.Background())
 	if err != nil {
 		b.log.Warn("init producer id", "err", err)

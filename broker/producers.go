@@ -5,9 +5,11 @@ package broker
 // Lists the producer state of each partition from its log (storage.Log
 // Producers): id, epoch, last sequence, last timestamp and the first offset
 // of an open transaction (always -1 until transactions exist). The
-// coordinator epoch is -1: Strom has no transaction coordinator yet.
+// coordinator epoch is -1. With the authorizer on, partitions of topics the
+// client may not READ are TOPIC_AUTHORIZATION_FAILED, as in Kafka.
 
 import (
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -19,9 +21,15 @@ func (b *Broker) handleDescribeProducers(rq *request, req *kmsg.DescribeProducer
 	for _, rt := range req.Topics {
 		ot := kmsg.NewDescribeProducersResponseTopic()
 		ot.Topic = rt.Topic
+		denied := !b.authorized(rq, opRead, resTopic, rt.Topic)
 		for _, part := range rt.Partitions {
 			op := kmsg.NewDescribeProducersResponseTopicPartition()
 			op.Partition = part
+			if denied {
+				op.ErrorCode = kerr.TopicAuthorizationFailed.Code
+				ot.Partitions = append(ot.Partitions, op)
+				continue
+			}
 			p, e := b.lookupPartition(st, rt.Topic, part)
 			if e != nil {
 				op.ErrorCode = e.Code

@@ -33,9 +33,13 @@ package broker
 // ListPartitionReassignments lists the partitions being reassigned (all
 // when Topics is null), with Replicas being target plus removing.
 //
-// Differences from Kafka: no ACL checks (Strom enforces no cluster ACLs
-// yet); the reassignment timeout is not used (commands commit or fail
-// within the broker's metadata timeout).
+// ACLs as in Kafka: ElectLeaders and AlterPartitionReassignments need
+// ALTER on the cluster, ListPartitionReassignments DESCRIBE on it
+// (CLUSTER_AUTHORIZATION_FAILED, at the top level and for every partition
+// named).
+//
+// Differences from Kafka: the reassignment timeout is not used (commands
+// commit or fail within the broker's metadata timeout).
 
 import (
 	"context"
@@ -107,6 +111,20 @@ func adminErr(err error) *kerr.Error {
 
 func (b *Broker) handleElectLeaders(rq *request, req *kmsg.ElectLeadersRequest) reply {
 	resp := req.ResponseKind().(*kmsg.ElectLeadersResponse)
+	if !b.authorizedCluster(rq, opAlter) {
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		for _, t := range req.Topics {
+			rt := kmsg.NewElectLeadersResponseTopic()
+			rt.Topic = t.Topic
+			for _, p := range t.Partitions {
+				rp := kmsg.NewElectLeadersResponseTopicPartition()
+				rp.Partition, rp.ErrorCode = p, kerr.ClusterAuthorizationFailed.Code
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			resp.Topics = append(resp.Topics, rt)
+		}
+		return now(resp)
+	}
 	typ := raft.ElectPreferred
 	if req.Version >= 1 {
 		switch req.ElectionType {
@@ -208,6 +226,21 @@ func (b *Broker) handleAlterPartitionAssignments(rq *request, req *kmsg.AlterPar
 	resp := req.ResponseKind().(*kmsg.AlterPartitionAssignmentsResponse)
 	allowRFChange := req.Version < 1 || req.AllowReplicationFactorChange
 	resp.AllowReplicationFactorChange = allowRFChange
+	if !b.authorizedCluster(rq, opAlter) {
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		resp.ErrorMessage = kmsg.StringPtr(kerr.ClusterAuthorizationFailed.Description)
+		for _, t := range req.Topics {
+			rt := kmsg.NewAlterPartitionAssignmentsResponseTopic()
+			rt.Topic = t.Topic
+			for _, p := range t.Partitions {
+				rp := kmsg.NewAlterPartitionAssignmentsResponseTopicPartition()
+				rp.Partition, rp.ErrorCode = p.Partition, kerr.ClusterAuthorizationFailed.Code
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			resp.Topics = append(resp.Topics, rt)
+		}
+		return now(resp)
+	}
 	for _, t := range req.Topics {
 		rt := kmsg.NewAlterPartitionAssignmentsResponseTopic()
 		rt.Topic = t.Topic
@@ -245,6 +278,11 @@ func (b *Broker) handleAlterPartitionAssignments(rq *request, req *kmsg.AlterPar
 
 func (b *Broker) handleListPartitionReassignments(rq *request, req *kmsg.ListPartitionReassignmentsRequest) reply {
 	resp := req.ResponseKind().(*kmsg.ListPartitionReassignmentsResponse)
+	if !b.authorizedCluster(rq, opDescribe) {
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		resp.ErrorMessage = kmsg.StringPtr(kerr.ClusterAuthorizationFailed.Description)
+		return now(resp)
+	}
 	st := b.node.State()
 	listed := func(name string, want func(int32) bool) {
 		tp, ok := st.Topics[name]

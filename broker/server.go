@@ -53,6 +53,11 @@ type Broker struct {
 	groups *coordinator
 	// txns is the transaction coordinator (txn_coordinator.go).
 	txns *txnCoordinator
+	// authz is the ACL policy fixed at start; the bindings themselves are
+	// read from the raft state at each check.
+	authz authzPolicy
+	// aclIdx caches the ACL index of the latest raft state seen (acls).
+	aclIdx atomic.Pointer[aclIndex]
 	// staticConfigs are the broker configs fixed at start (flags).
 	staticConfigs map[string]string
 	// fetchers copy the partitions this broker follows from their leaders
@@ -90,7 +95,7 @@ func StartContext(startCtx context.Context, cfg Config) (*Broker, error) {
 		cfg.Logger = slog.Default()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	b := &Broker{cfg: cfg, log: cfg.Logger, ctx: ctx, cancel: cancel, conns: map[*conn]struct{}{}, sessions: newFetchSessionCache(cfg.FetchSessionCacheSlots)}
+	b := &Broker{cfg: cfg, log: cfg.Logger, ctx: ctx, cancel: cancel, conns: map[*conn]struct{}{}, sessions: newFetchSessionCache(cfg.FetchSessionCacheSlots), authz: newAuthzPolicy(cfg)}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		cancel()

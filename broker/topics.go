@@ -15,6 +15,15 @@ package broker
 //   - automatic placement is rack-aware (raft.PlaceReplicas); its rotation
 //     starts at a position derived from the topic ID instead of KRaft's
 //     random one, so a topic's placement is reproducible from its ID.
+//
+// ACLs, as Kafka's controller checks them: CreateTopics needs CREATE on the
+// cluster or the topic, and returns a created topic's configs only with
+// DESCRIBE_CONFIGS on it (TopicConfigErrorCode TOPIC_AUTHORIZATION_FAILED
+// otherwise); DeleteTopics needs DELETE on the cluster or the topic (a
+// topic the client may not DESCRIBE is denied before its existence is
+// checked, one it may describe but not delete after); CreatePartitions ALTER
+// on the topic (no cluster-wide grant, as in Kafka's controller). Denied
+// topics are TOPIC_AUTHORIZATION_FAILED, checked after duplicates.
 
 import (
 	"context"
@@ -223,6 +232,7 @@ func (b *Broker) handleCreateTopics(rq *request, req *kmsg.CreateTopicsRequest) 
 	for _, t := range req.Topics {
 		count[t.Topic]++
 	}
+	clusterCreate := b.authorizedCluster(rq, opCreate)
 	for _, rt := range req.Topics {
 		out := kmsg.NewCreateTopicsResponseTopic()
 		out.Topic = rt.Topic
@@ -235,6 +245,11 @@ func (b *Broker) handleCreateTopics(rq *request, req *kmsg.CreateTopicsRequest) 
 		}
 		if count[rt.Topic] > 1 {
 			fail(kerr.InvalidRequest, fmt.Sprintf("Duplicate topic name: %s", rt.Topic))
+			resp.Topics = append(resp.Topics, out)
+			continue
+		}
+		if !clusterCreate && !b.authorized(rq, opCreate, resTopic, rt.Topic) {
+			fail(kerr.TopicAuthorizationFailed, kerr.TopicAuthorizationFailed.Description)
 			resp.Topics = append(resp.Topics, out)
 			continue
 		}
@@ -281,6 +296,11 @@ func (b *Broker) handleCreateTopics(rq *request, req *kmsg.CreateTopicsRequest) 
 		if len(t.Partitions) > 0 {
 			out.ReplicationFactor = int16(len(t.Partitions[0].Replicas))
 		}
+		if !b.authorized(rq, opDescribeConfigs, resTopic, rt.Topic) {
+			out.ConfigErrorCode = kerr.TopicAuthorizationFailed.Code
+			resp.Topics = append(resp.Topics, out)
+			continue
+		}
 		st := b.node.State()
 		for _, d := range sortedTopicConfigNames() {
 			cv := b.resolveForTopic(st, d, t.Configs)
@@ -311,6 +331,7 @@ func (b *Broker) handleDeleteTopics(rq *request, req *kmsg.DeleteTopicsRequest) 
 			targets = append(targets, target{name: kmsg.StringPtr(n)})
 		}
 	}
+	clusterDelete := b.authorizedCluster(rq, opDelete)
 	for _, tg := range targets {
 		out := kmsg.NewDeleteTopicsResponseTopic()
 		out.Topic, out.TopicID = tg.name, tg.id
@@ -325,15 +346,28 @@ func (b *Broker) handleDeleteTopics(rq *request, req *kmsg.DeleteTopicsRequest) 
 		switch {
 		case tg.name != nil && tg.id != [16]byte{}:
 			fail(kerr.InvalidRequest, "Topic name and ID cannot both be set.")
+		case tg.name != nil && !clusterDelete && !b.authorized(rq, opDescribe, resTopic, *tg.name):
+			// Whether the topic exists is not revealed.
+			fail(kerr.TopicAuthorizationFailed, kerr.TopicAuthorizationFailed.Description)
 		case tg.name != nil:
 			var ok bool
 			if t, ok = st.Topics[*tg.name]; !ok {
 				fail(kerr.UnknownTopicOrPartition, "This server does not host this topic-partition.")
+			} else if !clusterDelete && !b.authorized(rq, opDelete, resTopic, t.Name) {
+				fail(kerr.TopicAuthorizationFailed, kerr.TopicAuthorizationFailed.Description)
+				t = nil
 			}
 		default:
 			var ok bool
 			if t, ok = st.TopicsByID[tg.id]; !ok {
 				fail(kerr.UnknownTopicID, "This server does not host this topic ID.")
+			} else if !clusterDelete && !b.authorized(rq, opDelete, resTopic, t.Name) {
+				// The name is given only to those who may see it.
+				if b.authorized(rq, opDescribe, resTopic, t.Name) {
+					out.Topic = kmsg.StringPtr(t.Name)
+				}
+				fail(kerr.TopicAuthorizationFailed, kerr.TopicAuthorizationFailed.Description)
+				t = nil
 			}
 		}
 		if t != nil {
@@ -376,6 +410,8 @@ func (b *Broker) handleCreatePartitions(rq *request, req *kmsg.CreatePartitionsR
 		switch {
 		case count[rt.Topic] > 1:
 			fail(kerr.InvalidRequest, "Duplicate topic in request.")
+		case !b.authorized(rq, opAlter, resTopic, rt.Topic):
+			fail(kerr.TopicAuthorizationFailed, kerr.TopicAuthorizationFailed.Description)
 		case !ok:
 			fail(kerr.UnknownTopicOrPartition, "The topic '"+rt.Topic+"' does not exist.")
 		case rt.Count < cur:

@@ -45,8 +45,18 @@ package broker
 // for the producer (TRANSACTION_COORDINATOR_FENCED), as Kafka does, but it
 // remembers coordinator epochs in memory only (Kafka keeps them in the
 // producer state snapshots), so that check starts afresh after a restart
-// or a leader change. No transactional-id ACLs
-// (TRANSACTIONAL_ID_AUTHORIZATION_FAILED is never returned).
+// or a leader change.
+//
+// ACLs as in Kafka: InitProducerId, AddPartitionsToTxn (client form),
+// AddOffsetsToTxn, TxnOffsetCommit and EndTxn need WRITE on the
+// transactional id (TRANSACTIONAL_ID_AUTHORIZATION_FAILED); adding
+// partitions also WRITE on each topic (denied ones TOPIC_AUTHORIZATION_FAILED,
+// the rest OPERATION_NOT_ATTEMPTED); offsets READ on the group
+// (GROUP_AUTHORIZATION_FAILED) and, for TxnOffsetCommit, READ on each topic.
+// The broker-to-broker AddPartitionsToTxn (v4+) and WriteTxnMarkers need
+// CLUSTER_ACTION on the cluster. DescribeTransactions needs DESCRIBE on
+// each id and leaves out topics the client may not describe;
+// ListTransactions lists only ids the client may describe.
 
 import (
 	"context"
@@ -117,6 +127,10 @@ func (b *Broker) handleInitTransactional(rq *request, req *kmsg.InitProducerIDRe
 		return now(resp)
 	}
 	id := *req.TransactionalID
+	// As Kafka, a non-null id (even empty) needs WRITE on it.
+	if !b.authorized(rq, opWrite, resTxnID, id) {
+		return fail(kerr.TransactionalIDAuthorizationFailed)
+	}
 	if id == "" {
 		return b.handleInitIdempotent(rq, req)
 	}
@@ -294,7 +308,11 @@ func (b *Broker) handleAddPartitionsToTxn(rq *request, req *kmsg.AddPartitionsTo
 	if req.Version < 4 {
 		var o one
 		o.tps = collect(req.Topics)
-		o.errs, o.wait = b.addPartitions(rq.c.ctx, req.TransactionalID, req.ProducerID, req.ProducerEpoch, o.tps, addExplicit)
+		if denied := b.authorizeAddPartitions(rq, req.TransactionalID, o.tps); denied != nil {
+			o.errs = denied
+		} else {
+			o.errs, o.wait = b.addPartitions(rq.c.ctx, req.TransactionalID, req.ProducerID, req.ProducerEpoch, o.tps, addExplicit)
+		}
 		return reply{wait: func(ctx context.Context) kmsg.Response {
 			var we *kerr.Error
 			if o.wait != nil {
@@ -321,6 +339,10 @@ func (b *Broker) handleAddPartitionsToTxn(rq *request, req *kmsg.AddPartitionsTo
 			}
 			return resp
 		}}
+	}
+	if !b.authorizedCluster(rq, opClusterAction) {
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		return now(resp)
 	}
 	all := make([]one, len(req.Transactions))
 	for i, tr := range req.Transactions {
@@ -376,8 +398,50 @@ func (b *Broker) handleAddPartitionsToTxn(rq *request, req *kmsg.AddPartitionsTo
 	}}
 }
 
+// authorizeAddPartitions applies Kafka's checks to a client's
+// AddPartitionsToTxn: nil when allowed, else one error per partition
+// (TRANSACTIONAL_ID_AUTHORIZATION_FAILED for all, or
+// TOPIC_AUTHORIZATION_FAILED for denied topics and OPERATION_NOT_ATTEMPTED
+// for the others, which are then not added).
+func (b *Broker) authorizeAddPartitions(rq *request, id string, tps []txn.TopicPartition) []*kerr.Error {
+	if !b.authz.enabled {
+		return nil
+	}
+	errs := make([]*kerr.Error, len(tps))
+	if !b.authorized(rq, opWrite, resTxnID, id) {
+		for i := range errs {
+			errs[i] = kerr.TransactionalIDAuthorizationFailed
+		}
+		return errs
+	}
+	anyDenied := false
+	for i, tp := range tps {
+		if !b.authorized(rq, opWrite, resTopic, tp.Topic) {
+			errs[i] = kerr.TopicAuthorizationFailed
+			anyDenied = true
+		}
+	}
+	if !anyDenied {
+		return nil
+	}
+	for i := range errs {
+		if errs[i] == nil {
+			errs[i] = kerr.OperationNotAttempted
+		}
+	}
+	return errs
+}
+
 func (b *Broker) handleAddOffsetsToTxn(rq *request, req *kmsg.AddOffsetsToTxnRequest) reply {
 	resp := req.ResponseKind().(*kmsg.AddOffsetsToTxnResponse)
+	switch {
+	case !b.authorized(rq, opWrite, resTxnID, req.TransactionalID):
+		resp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
+		return now(resp)
+	case !b.authorized(rq, opRead, resGroup, req.Group):
+		resp.ErrorCode = kerr.GroupAuthorizationFailed.Code
+		return now(resp)
+	}
 	if req.Group == "" {
 		resp.ErrorCode = kerr.InvalidGroupID.Code
 		return now(resp)
@@ -422,6 +486,18 @@ func (b *Broker) handleTxnOffsetCommit(rq *request, req *kmsg.TxnOffsetCommitReq
 			}
 		}
 		return now(resp)
+	}
+	switch {
+	case !b.authorized(rq, opWrite, resTxnID, req.TransactionalID):
+		return setAll(kerr.TransactionalIDAuthorizationFailed)
+	case !b.authorized(rq, opRead, resGroup, req.Group):
+		return setAll(kerr.GroupAuthorizationFailed)
+	}
+	// Topics the client may not READ are answered TOPIC_AUTHORIZATION_FAILED
+	// and the others committed, as Kafka does.
+	topicDenied := make([]bool, len(req.Topics))
+	for i, rt := range req.Topics {
+		topicDenied[i] = !b.authorized(rq, opRead, resTopic, rt.Topic)
 	}
 	if req.Group == "" {
 		return setAll(kerr.InvalidGroupID)
@@ -513,6 +589,9 @@ func (b *Broker) handleTxnOffsetCommit(rq *request, req *kmsg.TxnOffsetCommitReq
 		for j, rp := range rt.Partitions {
 			out := &resp.Topics[i].Partitions[j]
 			switch {
+			case topicDenied[i]:
+				out.ErrorCode = kerr.TopicAuthorizationFailed.Code
+				continue
 			case !topicHas(st, rt.Topic, rp.Partition):
 				out.ErrorCode = kerr.UnknownTopicOrPartition.Code
 				continue
@@ -569,6 +648,10 @@ func (b *Broker) handleTxnOffsetCommit(rq *request, req *kmsg.TxnOffsetCommitReq
 func (b *Broker) handleEndTxn(rq *request, req *kmsg.EndTxnRequest) reply {
 	resp := req.ResponseKind().(*kmsg.EndTxnResponse)
 	resp.ProducerID, resp.ProducerEpoch = -1, -1
+	if !b.authorized(rq, opWrite, resTxnID, req.TransactionalID) {
+		resp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
+		return now(resp)
+	}
 	c := b.txns
 	t := time.Now()
 	c.mu.Lock()
@@ -642,6 +725,7 @@ func (b *Broker) handleEndTxn(rq *request, req *kmsg.EndTxnRequest) reply {
 // retries both with fresh metadata).
 func (b *Broker) handleWriteTxnMarkers(rq *request, req *kmsg.WriteTxnMarkersRequest) reply {
 	resp := req.ResponseKind().(*kmsg.WriteTxnMarkersResponse)
+	clusterDenied := !b.authorizedCluster(rq, opClusterAction)
 	return reply{wait: func(ctx context.Context) kmsg.Response {
 		var wg sync.WaitGroup
 		for _, mk := range req.Markers {
@@ -665,6 +749,10 @@ func (b *Broker) handleWriteTxnMarkers(rq *request, req *kmsg.WriteTxnMarkersReq
 			for j, t := range mk.Topics {
 				for k, p := range t.Partitions {
 					out := &resp.Markers[i].Topics[j].Partitions[k]
+					if clusterDenied {
+						out.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+						continue
+					}
 					if !topicHas(b.node.State(), t.Topic, p) {
 						out.ErrorCode = kerr.UnknownTopicOrPartition.Code
 						continue
@@ -693,6 +781,11 @@ func (b *Broker) handleDescribeTransactions(rq *request, req *kmsg.DescribeTrans
 		ts := kmsg.NewDescribeTransactionsResponseTransactionState()
 		ts.TransactionalID = id
 		ts.ProducerID, ts.ProducerEpoch, ts.StartTimestamp = -1, -1, -1
+		if !b.authorized(rq, opDescribe, resTxnID, id) {
+			ts.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
+			resp.TransactionStates = append(resp.TransactionStates, ts)
+			continue
+		}
 		m, e := c.lookupTxn(id)
 		if e == kerr.InvalidProducerIDMapping {
 			e = kerr.TransactionalIDNotFound
@@ -705,6 +798,9 @@ func (b *Broker) handleDescribeTransactions(rq *request, req *kmsg.DescribeTrans
 		ts.State, ts.TimeoutMillis, ts.StartTimestamp = m.State.String(), m.TimeoutMS, m.StartMS
 		ts.ProducerID, ts.ProducerEpoch = m.ProducerID, m.Epoch
 		for _, tp := range m.SortedPartitions() {
+			if !b.authorized(rq, opDescribe, resTopic, tp.Topic) {
+				continue
+			}
 			if n := len(ts.Topics); n == 0 || ts.Topics[n-1].Topic != tp.Topic {
 				t := kmsg.NewDescribeTransactionsResponseTransactionStateTopic()
 				t.Topic = tp.Topic
@@ -757,6 +853,8 @@ func (b *Broker) handleListTransactions(rq *request, req *kmsg.ListTransactionsR
 		case req.DurationFilterMillis >= 0 && req.Version >= 1 && (m.StartMS < 0 || nowMS-m.StartMS < req.DurationFilterMillis):
 			continue
 		case pattern != nil && !pattern.MatchString(id):
+			continue
+		case !b.authorized(rq, opDescribe, resTxnID, id):
 			continue
 		}
 		ts := kmsg.NewListTransactionsResponseTransactionState()

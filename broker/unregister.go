@@ -5,7 +5,8 @@ package broker
 // broker leaves Metadata and DescribeCluster answers, and a broker-only
 // node also leaves the raft configuration, so the leader stops
 // replicating the metadata log to it. Partitions that still list it keep
-// it as an offline replica until they are reassigned, as in Kafka.
+// it as an offline replica until they are reassigned, as in Kafka. With the
+// authorizer on it needs ALTER on the cluster (CLUSTER_AUTHORIZATION_FAILED).
 //
 // Differences from Kafka, both refusals with INVALID_REQUEST instead of
 // an unregistration the cluster would have to undo:
@@ -33,6 +34,11 @@ func init() {
 
 func (b *Broker) handleUnregisterBroker(rq *request, req *kmsg.UnregisterBrokerRequest) reply {
 	resp := req.ResponseKind().(*kmsg.UnregisterBrokerResponse)
+	if !b.authorizedCluster(rq, opAlter) {
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		resp.ErrorMessage = kmsg.StringPtr(kerr.ClusterAuthorizationFailed.Description)
+		return now(resp)
+	}
 	if kerrCode, err := b.unregisterBroker(b.ctx, req.BrokerID); err != nil {
 		resp.ErrorCode = kerrCode.Code
 		resp.ErrorMessage = kmsg.StringPtr(err.Error())

@@ -109,6 +109,9 @@ func addServeFlags(f *pflag.FlagSet, cfg *broker.Config) {
 	f.Int32Var(&cfg.TransactionTopicPartitions, "transaction-topic-partitions", cfg.TransactionTopicPartitions, "partitions of __transaction_state when it is created (transaction.state.log.num.partitions)")
 	f.DurationVar(&cfg.TransactionMaxTimeout, "transaction-max-timeout", cfg.TransactionMaxTimeout, "largest transaction timeout a producer may ask for (transaction.max.timeout.ms)")
 	f.DurationVar(&cfg.TransactionAbortCheckInterval, "transaction-abort-check-interval", cfg.TransactionAbortCheckInterval, "how often timed out transactions are aborted (transaction.abort.timed.out.transaction.cleanup.interval.ms)")
+	f.BoolVar(&cfg.Authorizer, "authorizer", cfg.Authorizer, "check Kafka ACLs on every request (Kafka's StandardAuthorizer); off, everything is allowed and the ACL APIs answer SECURITY_DISABLED")
+	f.Var(superUsersValue{&cfg.SuperUsers}, "super-users", "principals allowed everything with --authorizer, semicolon-separated: 'User:admin;User:broker' (super.users)")
+	f.BoolVar(&cfg.AllowEveryoneIfNoACLFound, "allow-everyone-if-no-acl-found", cfg.AllowEveryoneIfNoACLFound, "with --authorizer, allow everyone on resources that have no ACL at all (allow.everyone.if.no.acl.found)")
 	f.DurationVar(&cfg.TransactionalIDExpiration, "transactional-id-expiration", cfg.TransactionalIDExpiration, "how long an idle transactional id is remembered (transactional.id.expiration.ms)")
 }
 
@@ -257,6 +260,23 @@ func (f votersValue) Set(s string) error {
 }
 
 func (votersValue) Type() string { return "voters" }
+
+// superUsersValue is the pflag.Value of --super-users.
+type superUsersValue struct{ v *[]string }
+
+func (f superUsersValue) String() string {
+	if f.v == nil {
+		return ""
+	}
+	return strings.Join(*f.v, ";")
+}
+
+func (f superUsersValue) Set(s string) error {
+	*f.v = broker.ParseSuperUsers(s)
+	return nil
+}
+
+func (superUsersValue) Type() string { return "principals" }
 
 // readConfigFile parses key=value lines; blank lines and # comments are
 // skipped.

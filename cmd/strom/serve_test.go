@@ -313,6 +313,24 @@ func TestServeFlagSources(t *testing.T) {
 	}
 }
 
+func TestServeAuthorizerFlags(t *testing.T) {
+	cmd := newServeCmd()
+	if err := cmd.ParseFlags([]string{"--authorizer", "--super-users", "User:admin; User:broker", "--allow-everyone-if-no-acl-found"}); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{"authorizer": "true", "super-users": "User:admin;User:broker", "allow-everyone-if-no-acl-found": "true"} {
+		if got := cmd.Flags().Lookup(name).Value.String(); got != want {
+			t.Errorf("%s = %q, want %q", name, got, want)
+		}
+	}
+	def := newServeCmd()
+	for name, want := range map[string]string{"authorizer": "false", "super-users": "", "allow-everyone-if-no-acl-found": "false"} {
+		if got := def.Flags().Lookup(name).Value.String(); got != want {
+			t.Errorf("default %s = %q, want %q", name, got, want)
+		}
+	}
+}
+
 func TestReadyLineAtAnyLogLevel(t *testing.T) {
 	for _, tc := range []struct {
 		level slog.Level
