@@ -23,6 +23,20 @@ type Config struct {
 	// Advertise is the HOST:PORT published in metadata. Empty means the bound
 	// listen address.
 	Advertise string
+	// Listeners are the Kafka listeners (listeners,
+	// listener.security.protocol.map and advertised.listeners; build them
+	// with ParseListeners). Empty means one PLAINTEXT listener on Listen
+	// advertising Advertise. For now at most one listener is served.
+	Listeners []Listener
+	// SASLMechanisms is sasl.enabled.mechanisms of SASL listeners: any of
+	// PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512.
+	SASLMechanisms []string
+	// TLS holds the certificate and client verification of SSL and
+	// SASL_SSL listeners.
+	TLS TLSConfig
+	// SCRAMUsers are credentials created at start when the user has none
+	// for the mechanism (`--add-scram`).
+	SCRAMUsers []SCRAMUser
 	// NodeID is this broker's id, also its raft server id.
 	NodeID int32
 	// RaftListen is the HOST:PORT of the raft transport.
@@ -130,6 +144,7 @@ func DefaultConfig() Config {
 	return Config{
 		DataDir:              "./data",
 		Listen:               "127.0.0.1:9092",
+		SASLMechanisms:       []string{MechanismPlain, MechanismSCRAMSHA256, MechanismSCRAMSHA512},
 		NodeID:               1,
 		RaftListen:           "127.0.0.1:9093",
 		BrokerSessionTimeout: 9 * time.Second,
@@ -209,6 +224,9 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: leader imbalance check interval %s must be positive", ErrInvalidConfig, c.LeaderImbalanceCheckInterval)
 	case c.LeaderImbalancePerBrokerPercentage < 0 || c.LeaderImbalancePerBrokerPercentage > 100:
 		return fmt.Errorf("%w: leader imbalance per broker percentage %d not in 0-100", ErrInvalidConfig, c.LeaderImbalancePerBrokerPercentage)
+	}
+	if err := c.validateSecurity(); err != nil {
+		return err
 	}
 	if len(c.Voters) > 0 {
 		// Re-parse the formatted list: one set of rules for flags and code.

@@ -2,10 +2,12 @@ package broker
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,8 +26,13 @@ type Broker struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	ln   net.Listener
-	addr string // bound listen address
+	// listeners are the bound Kafka listeners, in configuration order;
+	// immutable after Start. addr is the first one's bound address.
+	listeners []*boundListener
+	addr      string
+	// authSecret keys the fake SCRAM credentials of unknown users
+	// (sasl.go); random per process, immutable.
+	authSecret [32]byte
 
 	// connsMu guards conns and closed.
 	connsMu  sync.Mutex
@@ -86,48 +93,103 @@ func StartContext(startCtx context.Context, cfg Config) (*Broker, error) {
 		cfg.Logger = slog.Default()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	b := &Broker{cfg: cfg, log: cfg.Logger, ctx: ctx, cancel: cancel, conns: map[*conn]struct{}{}, sessions: newFetchSessionCache(cfg.FetchSessionCacheSlots)}
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
+	b := &Broker{cfg: cfg, log: cfg.Logger, ctx: ctx, cancel: cancel, conns: map[*conn]struct{}{}, sessions: newFetchSessionCache(cfg.FetchSessionCacheSlots),
+		authSecret: newAuthSecret()}
+	if err := b.bindListeners(); err != nil {
 		cancel()
-		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+		return nil, err
 	}
-	b.ln = ln
-	b.addr = ln.Addr().String()
+	b.addr = b.listeners[0].addr
 	stopWatch := context.AfterFunc(startCtx, cancel)
-	err = b.open()
+	err := b.open()
 	if !stopWatch() && err == nil {
 		// ctx ended as open returned: the broker's context is cancelled,
 		// so it cannot run; undo the start.
 		err = context.Cause(startCtx)
-		_ = ln.Close()
+		b.closeListeners()
 		b.fetchers.stopAll()
 		b.bgWG.Wait()
 		_ = b.closeState()
 		return nil, fmt.Errorf("start cancelled: %w", err)
 	}
 	if err != nil {
-		_ = ln.Close()
+		b.closeListeners()
 		cancel()
 		if startCtx.Err() != nil {
 			return nil, fmt.Errorf("start cancelled: %w (%v)", context.Cause(startCtx), err)
 		}
 		return nil, err
 	}
-	b.acceptWG.Add(1)
-	go b.acceptLoop()
-	b.log.Info("strom ready listen="+b.addr, "node_id", cfg.NodeID, "data_dir", cfg.DataDir)
+	for _, l := range b.listeners {
+		b.acceptWG.Add(1)
+		go b.acceptLoop(l)
+	}
+	b.log.Info("strom ready listen="+b.addr, "node_id", cfg.NodeID, "data_dir", cfg.DataDir, "listeners", b.listenerSummary())
 	return b, nil
 }
 
-// Addr returns the bound listen address (HOST:PORT).
+// Addr returns the bound address (HOST:PORT) of the first listener.
 func (b *Broker) Addr() string { return b.addr }
 
-// acceptLoop accepts connections until the listener is closed.
-func (b *Broker) acceptLoop() {
+// ListenerAddr returns the bound address of the named listener, or "".
+func (b *Broker) ListenerAddr(name string) string {
+	for _, l := range b.listeners {
+		if l.Name == name {
+			return l.addr
+		}
+	}
+	return ""
+}
+
+// bindListeners binds every configured listener; on failure none stays
+// bound.
+func (b *Broker) bindListeners() error {
+	var serverTLS *tls.Config
+	for _, l := range b.cfg.listeners() {
+		bl := &boundListener{Listener: l}
+		if l.Protocol.usesTLS() {
+			if serverTLS == nil {
+				var err error
+				if serverTLS, err = b.cfg.TLS.serverTLS(); err != nil {
+					b.closeListeners()
+					return err
+				}
+			}
+			bl.tls = serverTLS
+		}
+		ln, err := net.Listen("tcp", l.Addr)
+		if err != nil {
+			b.closeListeners()
+			return fmt.Errorf("listener %s: listen on %s: %w", l.Name, l.Addr, err)
+		}
+		bl.ln = ln
+		bl.addr = ln.Addr().String()
+		b.listeners = append(b.listeners, bl)
+	}
+	return nil
+}
+
+// closeListeners stops accepting on every listener.
+func (b *Broker) closeListeners() {
+	for _, l := range b.listeners {
+		_ = l.ln.Close()
+	}
+}
+
+// listenerSummary lists the listeners for the ready line.
+func (b *Broker) listenerSummary() string {
+	var parts []string
+	for _, l := range b.listeners {
+		parts = append(parts, l.Name+"://"+l.addr)
+	}
+	return strings.Join(parts, ",")
+}
+
+// acceptLoop accepts connections on l until it is closed.
+func (b *Broker) acceptLoop(l *boundListener) {
 	defer b.acceptWG.Done()
 	for {
-		nc, err := b.ln.Accept()
+		nc, err := l.ln.Accept()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
@@ -143,7 +205,10 @@ func (b *Broker) acceptLoop() {
 		if tc, ok := nc.(*net.TCPConn); ok {
 			_ = tc.SetNoDelay(true)
 		}
-		c := newConn(b, nc)
+		if l.tls != nil {
+			nc = tls.Server(nc, l.tls)
+		}
+		c := newConn(b, nc, l)
 		b.connsMu.Lock()
 		if b.closed {
 			b.connsMu.Unlock()
@@ -179,7 +244,7 @@ func (b *Broker) Close() error {
 			// the subscription that would do it stops with the context.
 			b.parts.reconcile()
 		}
-		_ = b.ln.Close()
+		b.closeListeners()
 		b.acceptWG.Wait()
 		b.connsMu.Lock()
 		b.closed = true

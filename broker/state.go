@@ -68,6 +68,10 @@ func (b *Broker) open() error {
 		_ = node.Close()
 		return fmt.Errorf("init cluster: %w", err)
 	}
+	if err := b.bootstrapSCRAM(ctx); err != nil {
+		_ = node.Close()
+		return err
+	}
 	if len(node.State().Brokers) == 0 { // the first start of a new cluster
 		if err := b.writeBootstrapConfigs(ctx); err != nil {
 			_ = node.Close()
@@ -135,10 +139,7 @@ func (b *Broker) open() error {
 
 // advertised is the HOST:PORT published to clients.
 func (b *Broker) advertised() string {
-	if b.cfg.Advertise != "" {
-		return b.cfg.Advertise
-	}
-	return b.addr
+	return b.listeners[0].advertised()
 }
 
 // closeState closes the partition logs (clean shutdown) and then raft.
