@@ -91,3 +91,11 @@ func FuzzParseSCRAMUser(f *testing.F) {
 		}
 	})
 }
+
+// FuzzRFC2253Name formats arbitrary certificate subjects without panicking.
+func FuzzRFC2253Name(f *testing.F) {
+	f.Add([]byte{0x30, 0x00})
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		_, _ = rfc2253Name(raw)
+	})
+}

@@ -3,7 +3,6 @@ package broker
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/hex"
 	"fmt"
@@ -54,11 +53,24 @@ var rfc2253Keywords = map[string]string{
 	"0.9.2342.19200300.100.1.1":  "UID",
 }
 
+// rawATV is one attribute of a distinguished name with its value's DER
+// as found in the certificate.
+type rawATV struct {
+	Type  asn1.ObjectIdentifier
+	Value asn1.RawValue
+}
+
+// rawRDNSET is one relative distinguished name (encoding/asn1 decodes a
+// slice type whose name ends in SET as an ASN.1 SET OF).
+type rawRDNSET []rawATV
+
 // rfc2253Name formats a DER-encoded X.509 name as RFC 2253 does and as
-// Kafka's principal builder shows it: the last RDN first, multi-valued RDNs
-// joined by '+', string values escaped, other values as #hex of their DER.
+// Kafka's principal builder (Java's X500Principal.getName()) shows it: the
+// last RDN first, multi-valued RDNs joined by '+', string values of the
+// well-known attributes escaped, everything else as #hex of the value's
+// DER as found in the certificate.
 func rfc2253Name(raw []byte) (string, error) {
-	var seq pkix.RDNSequence
+	var seq []rawRDNSET
 	rest, err := asn1.Unmarshal(raw, &seq)
 	if err != nil {
 		return "", fmt.Errorf("decode name: %w", err)
@@ -76,20 +88,15 @@ func rfc2253Name(raw []byte) (string, error) {
 				b.WriteByte('+')
 			}
 			oid := atv.Type.String()
-			kw, known := rfc2253Keywords[oid]
-			s, isString := atv.Value.(string)
-			if known && isString {
-				b.WriteString(kw + "=" + escapeRFC2253(s))
-				continue
-			}
-			der, err := asn1.Marshal(atv.Value)
-			if err != nil {
-				return "", fmt.Errorf("encode %s value: %w", oid, err)
-			}
-			if known {
+			if kw, ok := rfc2253Keywords[oid]; ok {
+				var s string
+				if _, err := asn1.Unmarshal(atv.Value.FullBytes, &s); err == nil {
+					b.WriteString(kw + "=" + escapeRFC2253(s))
+					continue
+				}
 				oid = kw
 			}
-			b.WriteString(oid + "=#" + hex.EncodeToString(der))
+			b.WriteString(oid + "=#" + hex.EncodeToString(atv.Value.FullBytes))
 		}
 	}
 	return b.String(), nil
