@@ -26,8 +26,16 @@ type Config struct {
 	// Listeners are the Kafka listeners (listeners,
 	// listener.security.protocol.map and advertised.listeners; build them
 	// with ParseListeners). Empty means one PLAINTEXT listener on Listen
-	// advertising Advertise. For now at most one listener is served.
+	// advertising Advertise.
 	Listeners []Listener
+	// InterBrokerListener is inter.broker.listener.name: the listener other
+	// brokers reach this one on (replica fetches, transaction markers).
+	// Every broker of a cluster must use the same name. Empty: the first
+	// listener.
+	InterBrokerListener string
+	// InterBrokerSASL is the SASL client identity this broker presents when
+	// the inter-broker listener uses SASL.
+	InterBrokerSASL SASLCredentials
 	// SASLMechanisms is sasl.enabled.mechanisms of SASL listeners: any of
 	// PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512.
 	SASLMechanisms []string

@@ -252,6 +252,29 @@ func (t TLSConfig) serverTLS() (*tls.Config, error) {
 	return cfg, nil
 }
 
+// clientTLS builds the tls.Config of this broker's connections to other
+// brokers' TLS inter-broker listener: their certificate is verified against
+// ClientCAFile (the truststore; the system roots when empty), and this
+// broker presents its own certificate in case they require one.
+func (t TLSConfig) clientTLS() (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("load TLS certificate %s and key %s: %w", t.CertFile, t.KeyFile, err)
+	}
+	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if t.ClientCAFile != "" {
+		pem, err := os.ReadFile(t.ClientCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("read TLS CA file: %w", err)
+		}
+		cfg.RootCAs = x509.NewCertPool()
+		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%w: no PEM certificate in %s", ErrInvalidConfig, t.ClientCAFile)
+		}
+	}
+	return cfg, nil
+}
+
 // boundListener is a listener bound to its socket. Immutable after Start.
 type boundListener struct {
 	Listener
@@ -277,6 +300,28 @@ func (c *Config) listeners() []Listener {
 	return []Listener{{Name: string(ProtocolPlaintext), Protocol: ProtocolPlaintext, Addr: c.Listen, Advertise: c.Advertise}}
 }
 
+// interBrokerListener returns the listener other brokers dial.
+func (c *Config) interBrokerListener() (Listener, bool) {
+	ls := c.listeners()
+	if c.InterBrokerListener == "" {
+		return ls[0], true
+	}
+	for _, l := range ls {
+		if l.Name == strings.ToUpper(c.InterBrokerListener) {
+			return l, true
+		}
+	}
+	return Listener{}, false
+}
+
+// SASLCredentials is a SASL client identity: what a broker presents to
+// the other brokers' inter-broker listener.
+type SASLCredentials struct {
+	// Mechanism is PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.
+	Mechanism          string
+	Username, Password string
+}
+
 // validateSecurity checks listeners, SASL mechanisms and bootstrap
 // credentials.
 func (c *Config) validateSecurity() error {
@@ -284,8 +329,20 @@ func (c *Config) validateSecurity() error {
 	if err := validateListeners(ls); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
-	if len(c.Listeners) > 1 {
-		return fmt.Errorf("%w: several listeners are not served yet", ErrInvalidConfig)
+	ib, ok := c.interBrokerListener()
+	if !ok {
+		return fmt.Errorf("%w: inter-broker listener %s is not among the listeners", ErrInvalidConfig, c.InterBrokerListener)
+	}
+	// Only brokers of a multi-node cluster dial each other.
+	if ib.Protocol.usesSASL() && len(c.Voters) > 1 {
+		ic := c.InterBrokerSASL
+		if ic.Mechanism != MechanismPlain && scramByName(ic.Mechanism) == nil {
+			return fmt.Errorf("%w: inter-broker listener %s uses SASL: set the inter-broker SASL mechanism (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512), got %q",
+				ErrInvalidConfig, ib.Name, ic.Mechanism)
+		}
+		if ic.Username == "" || ic.Password == "" {
+			return fmt.Errorf("%w: inter-broker listener %s uses SASL: set the inter-broker SASL username and password", ErrInvalidConfig, ib.Name)
+		}
 	}
 	needTLS, needSASL := false, false
 	for _, l := range ls {

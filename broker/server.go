@@ -30,6 +30,9 @@ type Broker struct {
 	// immutable after Start. addr is the first one's bound address.
 	listeners []*boundListener
 	addr      string
+	// peerTLS is the client TLS config of connections to other brokers'
+	// inter-broker listener when it uses TLS; immutable after Start.
+	peerTLS *tls.Config
 	// authSecret keys the fake SCRAM credentials of unknown users
 	// (sasl.go); random per process, immutable.
 	authSecret [32]byte
@@ -141,6 +144,50 @@ func (b *Broker) ListenerAddr(name string) string {
 	return ""
 }
 
+// interBroker is the bound inter-broker listener.
+func (b *Broker) interBroker() *boundListener {
+	ib, _ := b.cfg.interBrokerListener() // validated in Start
+	for _, l := range b.listeners {
+		if l.Name == ib.Name {
+			return l
+		}
+	}
+	return b.listeners[0]
+}
+
+// endpoints lists every listener's advertised endpoint for the broker's
+// registration.
+func (b *Broker) endpoints() ([]raft.Endpoint, error) {
+	out := make([]raft.Endpoint, 0, len(b.listeners))
+	for _, l := range b.listeners {
+		host, port, err := splitHostPort(l.advertised())
+		if err != nil {
+			return nil, fmt.Errorf("listener %s: %w", l.Name, err)
+		}
+		out = append(out, raft.Endpoint{Name: l.Name, Host: host, Port: port})
+	}
+	return out, nil
+}
+
+// listenerName is the name of the listener a connection came in on ("" for
+// connections without one, which then see every broker's Host and Port).
+func (c *conn) listenerName() string {
+	if c.listener == nil {
+		return ""
+	}
+	return c.listener.Name
+}
+
+// brokerEndpoint is where a client on listener reaches broker br: its
+// endpoint for that listener, or ok false when br has no such listener
+// (Kafka leaves such brokers out of its answers).
+func brokerEndpoint(br raft.Broker, listener string) (host string, port int32, ok bool) {
+	if listener == "" {
+		return br.Host, br.Port, true
+	}
+	return br.Endpoint(listener)
+}
+
 // bindListeners binds every configured listener; on failure none stays
 // bound.
 func (b *Broker) bindListeners() error {
@@ -165,6 +212,13 @@ func (b *Broker) bindListeners() error {
 		bl.ln = ln
 		bl.addr = ln.Addr().String()
 		b.listeners = append(b.listeners, bl)
+	}
+	if b.interBroker().Protocol.usesTLS() {
+		var err error
+		if b.peerTLS, err = b.cfg.TLS.clientTLS(); err != nil {
+			b.closeListeners()
+			return err
+		}
 	}
 	return nil
 }

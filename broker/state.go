@@ -83,7 +83,12 @@ func (b *Broker) open() error {
 		_ = node.Close()
 		return err
 	}
-	reg, err := node.Apply(ctx, raft.RegisterBroker{ID: b.cfg.NodeID, Host: host, Port: port,
+	endpoints, err := b.endpoints()
+	if err != nil {
+		_ = node.Close()
+		return err
+	}
+	reg, err := node.Apply(ctx, raft.RegisterBroker{ID: b.cfg.NodeID, Host: host, Port: port, Listeners: endpoints,
 		IncarnationID: raft.NewTopicID(), Fenced: b.multiNode()})
 	if err != nil {
 		_ = node.Close()
@@ -139,7 +144,7 @@ func (b *Broker) open() error {
 
 // advertised is the HOST:PORT published to clients.
 func (b *Broker) advertised() string {
-	return b.listeners[0].advertised()
+	return b.interBroker().advertised()
 }
 
 // closeState closes the partition logs (clean shutdown) and then raft.

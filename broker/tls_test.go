@@ -53,10 +53,10 @@ func newTestPKI(t *testing.T) *testPKI {
 		t.Fatal(err)
 	}
 	ca, _ := x509.ParseCertificate(caDER)
-	issue := func(serial int64, subject pkix.Name, usage x509.ExtKeyUsage, ips []net.IP) ([]byte, *ecdsa.PrivateKey) {
+	issue := func(serial int64, subject pkix.Name, usage []x509.ExtKeyUsage, ips []net.IP) ([]byte, *ecdsa.PrivateKey) {
 		k := key()
 		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: subject, NotBefore: now.Add(-time.Hour),
-			NotAfter: now.Add(24 * time.Hour), ExtKeyUsage: []x509.ExtKeyUsage{usage}, IPAddresses: ips,
+			NotAfter: now.Add(24 * time.Hour), ExtKeyUsage: usage, IPAddresses: ips,
 			KeyUsage: x509.KeyUsageDigitalSignature}
 		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &k.PublicKey, caKey)
 		if err != nil {
@@ -73,12 +73,15 @@ func newTestPKI(t *testing.T) *testPKI {
 	}
 	pki := &testPKI{caFile: writePEM("ca.pem", "CERTIFICATE", caDER), pool: x509.NewCertPool()}
 	pki.pool.AddCert(ca)
-	srvDER, srvKey := issue(2, pkix.Name{CommonName: "127.0.0.1"}, x509.ExtKeyUsageServerAuth, []net.IP{net.IPv4(127, 0, 0, 1)})
+	// The broker certificate also authenticates the broker as a client of
+	// other brokers.
+	srvDER, srvKey := issue(2, pkix.Name{CommonName: "127.0.0.1"}, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		[]net.IP{net.IPv4(127, 0, 0, 1)})
 	pki.certFile = writePEM("server.pem", "CERTIFICATE", srvDER)
 	keyDER, _ := x509.MarshalECPrivateKey(srvKey)
 	pki.keyFile = writePEM("server.key", "EC PRIVATE KEY", keyDER)
 	cliDER, cliKey := issue(3, pkix.Name{CommonName: "alice", OrganizationalUnit: []string{"eng"}, Organization: []string{"acme"}},
-		x509.ExtKeyUsageClientAuth, nil)
+		[]x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, nil)
 	pki.client = tls.Certificate{Certificate: [][]byte{cliDER}, PrivateKey: cliKey}
 	return pki
 }
