@@ -387,3 +387,17 @@ func TestAlterUserSCRAMValidation(t *testing.T) {
 func scramKey(user string, mech int8) raft.SCRAMKey {
 	return raft.SCRAMKey{User: user, Mechanism: raft.SCRAMMechanism(mech)}
 }
+
+func TestDescribeClientQuotasEmpty(t *testing.T) {
+	b := startTestBroker(t, nil)
+	c := rawClient(t, b)
+	req := kmsg.NewPtrDescribeClientQuotasRequest()
+	comp := kmsg.NewDescribeClientQuotasRequestComponent()
+	comp.EntityType, comp.MatchType = "user", 1
+	req.Components = append(req.Components, comp)
+	for _, v := range []int16{0, 1} {
+		if r := send[*kmsg.DescribeClientQuotasResponse](t, c, req, v); r.ErrorCode != 0 || len(r.Entries) != 0 {
+			t.Fatalf("v%d: %+v", v, r)
+		}
+	}
+}

@@ -1,0 +1,20 @@
+package broker
+
+// DescribeClientQuotas, versions 0-1.
+//
+// Strom enforces no client quotas and stores none, so every filter matches
+// nothing: the answer is an empty entry list. It is served so Kafka's
+// `kafka-configs.sh --describe --entity-type users` (which asks for quotas
+// beside the SCRAM credentials) works. AlterClientQuotas is not served.
+
+import "github.com/twmb/franz-go/pkg/kmsg"
+
+func init() {
+	register(&kmsg.DescribeClientQuotasRequest{}, 0, 1, (*Broker).handleDescribeClientQuotas)
+}
+
+func (b *Broker) handleDescribeClientQuotas(rq *request, req *kmsg.DescribeClientQuotasRequest) reply {
+	resp := req.ResponseKind().(*kmsg.DescribeClientQuotasResponse)
+	resp.Entries = []kmsg.DescribeClientQuotasResponseEntry{}
+	return now(resp)
+}
