@@ -18,10 +18,11 @@ type Config struct {
 	// and the raft data (__raft).
 	DataDir string
 	// Listen is the HOST:PORT the Kafka listener binds. Port 0 picks a free
-	// port (tests); Broker.Addr reports the bound address.
+	// port (tests); Broker.Addr reports the bound address. Ignored when
+	// Listeners is set.
 	Listen string
 	// Advertise is the HOST:PORT published in metadata. Empty means the bound
-	// listen address.
+	// listen address. Ignored when Listeners is set.
 	Advertise string
 	// Listeners are the Kafka listeners (listeners,
 	// listener.security.protocol.map and advertised.listeners; build them

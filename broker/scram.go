@@ -11,7 +11,9 @@ package broker
 //     user does not exist). The exchange goes on with a fake credential
 //     derived from a per-broker secret and the user name, so the same name
 //     always sees the same salt, and fails at the proof exactly as a wrong
-//     password does.
+//     password does. The fake shows 4096 iterations (the kafka-configs.sh
+//     default), so a real user created with other iterations remains
+//     distinguishable by them.
 //   - The channel binding of the client-final message must be the base64 of
 //     the gs2 header the client sent first (RFC 5802 section 5.1; Kafka does
 //     not check it). Every client sends it so.
