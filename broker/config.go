@@ -55,6 +55,11 @@ type Config struct {
 	// alone. With more than one voter every voter is a broker; NodeID must
 	// be listed, and this node's entry is the raft address peers dial.
 	Voters []raft.Voter
+	// BrokerOnly is Kafka's process.roles=broker: the node is a broker but
+	// not a raft voter. It needs Voters (which must not list NodeID) and a
+	// RaftListen address of its own; it joins the voters as a raft
+	// non-voter, so it holds the metadata but never votes or controls.
+	BrokerOnly bool
 	// BrokerSessionTimeout is broker.session.timeout.ms: the controller
 	// fences a broker it has not heard from for this long, and a broker
 	// that could not reach the controller for this long stops acting as
@@ -237,12 +242,23 @@ func (c *Config) validate() error {
 	if err := c.validateSecurity(); err != nil {
 		return err
 	}
+	if c.BrokerOnly && len(c.Voters) == 0 {
+		return fmt.Errorf("%w: a broker-only node (process roles \"broker\") needs the controller quorum voters", ErrInvalidConfig)
+	}
 	if len(c.Voters) > 0 {
 		// Re-parse the formatted list: one set of rules for flags and code.
 		if _, err := raft.ParseVoters(raft.FormatVoters(c.Voters)); err != nil {
 			return fmt.Errorf("%w: controller quorum voters: %w", ErrInvalidConfig, err)
 		}
-		if !slices.ContainsFunc(c.Voters, func(v raft.Voter) bool { return v.ID == c.NodeID }) {
+		listed := slices.ContainsFunc(c.Voters, func(v raft.Voter) bool { return v.ID == c.NodeID })
+		if c.BrokerOnly && listed {
+			return fmt.Errorf("%w: broker-only node %d is listed among the controller quorum voters %s", ErrInvalidConfig,
+				c.NodeID, raft.FormatVoters(c.Voters))
+		}
+		if c.BrokerOnly && slices.ContainsFunc(c.Voters, func(v raft.Voter) bool { return v.Addr == c.RaftListen }) {
+			return fmt.Errorf("%w: broker-only node %d: raft listen address %s is a voter's", ErrInvalidConfig, c.NodeID, c.RaftListen)
+		}
+		if !c.BrokerOnly && !listed {
 			return fmt.Errorf("%w: node id %d is not among the controller quorum voters %s", ErrInvalidConfig,
 				c.NodeID, raft.FormatVoters(c.Voters))
 		}

@@ -118,7 +118,7 @@ func startGroupConsumer(t *testing.T, b *Broker, groupID, topic string, balancer
 		kgo.DisableAutoCommit(), kgo.BlockRebalanceOnPoll(),
 		kgo.SessionTimeout(1500 * time.Millisecond), kgo.HeartbeatInterval(200 * time.Millisecond),
 		kgo.RebalanceTimeout(5 * time.Second), kgo.RetryTimeout(5 * time.Second),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(500 * time.Millisecond),
 	}, extra...)...)
 	if err != nil {
 		t.Fatalf("new consumer: %v", err)

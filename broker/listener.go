@@ -333,8 +333,9 @@ func (c *Config) validateSecurity() error {
 	if !ok {
 		return fmt.Errorf("%w: inter-broker listener %s is not among the listeners", ErrInvalidConfig, c.InterBrokerListener)
 	}
-	// Only brokers of a multi-node cluster dial each other.
-	if ib.Protocol.usesSASL() && len(c.Voters) > 1 {
+	// Only brokers of a multi-node cluster (static voters, maybe joined by
+	// broker-only nodes) dial each other.
+	if ib.Protocol.usesSASL() && len(c.Voters) > 0 {
 		ic := c.InterBrokerSASL
 		if ic.Mechanism != MechanismPlain && scramByName(ic.Mechanism) == nil {
 			return fmt.Errorf("%w: inter-broker listener %s uses SASL: set the inter-broker SASL mechanism (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512), got %q",

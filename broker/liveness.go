@@ -24,8 +24,11 @@ import (
 	"github.com/stromhq/strom/raft"
 )
 
-// multiNode reports whether the cluster has several voters (brokers).
-func (b *Broker) multiNode() bool { return len(b.cfg.Voters) > 1 }
+// multiNode reports whether this broker shares its cluster with others:
+// several voters, or this node is a broker-only member. (A single voter
+// that broker-only nodes joined still acts as a one-node cluster for
+// itself: it is the controller, so it needs no heartbeat to stay unfenced.)
+func (b *Broker) multiNode() bool { return len(b.cfg.Voters) > 1 || b.cfg.BrokerOnly }
 
 // heartbeatRetry is how soon heartbeatLoop retries a heartbeat that failed.
 const heartbeatRetry = 100 * time.Millisecond

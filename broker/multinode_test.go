@@ -11,7 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/stromhq/strom/raft"
 )
@@ -149,5 +151,105 @@ func TestMultiNodeNoQuorum(t *testing.T) {
 	cfg.NodeID = 4
 	if _, err := Start(cfg); !errors.Is(err, ErrInvalidConfig) {
 		t.Fatalf("node not among the voters: %v", err)
+	}
+}
+
+// TestBrokerOnlyNode: a fourth node started with process roles "broker"
+// joins three voters as a raft non-voter, is unfenced by the controller,
+// leads and follows partitions like any broker, and after a clean stop and
+// a restart catches up without a change of the voter set.
+func TestBrokerOnlyNode(t *testing.T) {
+	c := startMixedCluster(t, 4, 3, nil)
+	ctx := testCtx(t)
+	srv, err := c.brokers[0].node.Servers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	roles := map[int32]bool{}
+	for _, s := range srv {
+		roles[s.ID] = s.Voter
+	}
+	if len(roles) != 4 || !roles[1] || !roles[2] || !roles[3] || roles[4] {
+		t.Fatalf("raft configuration %+v: want voters 1-3 and non-voter 4", srv)
+	}
+	waitBrokerState(ctx, t, c.brokers[0], "broker 4 unfenced", func(s *raft.State) bool {
+		br, ok := s.Brokers[4]
+		return ok && !br.Fenced
+	})
+	c.createWithAssignment("t", map[string]string{"min.insync.replicas": "2"}, []int32{4, 1, 2, 3}, []int32{1, 4, 2, 3})
+	c.waitPartition("t", 0, func(p raft.Partition) bool { return p.Leader == 4 }, "leader 4, the broker-only node")
+	cl := c.client(kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.RequiredAcks(kgo.AllISRAcks()))
+	produce := func(from, to int) {
+		t.Helper()
+		var rs []*kgo.Record
+		for i := from; i < to; i++ {
+			rs = append(rs, &kgo.Record{Topic: "t", Partition: int32(i % 2), Value: []byte(fmt.Sprint(i))})
+		}
+		if err := cl.ProduceSync(ctx, rs...).FirstErr(); err != nil {
+			t.Fatalf("produce %d-%d: %v", from, to, err)
+		}
+	}
+	produce(0, 100)
+	for p := range int32(2) {
+		c.waitInSync("t", p, 4)
+	}
+
+	c.stop(3)
+	c.waitPartition("t", 0, func(p raft.Partition) bool { return p.Leader != 4 && p.Leader >= 0 }, "leader other than 4")
+	produce(100, 200)
+	c.restart(3)
+	for p := range int32(2) {
+		c.waitInSync("t", p, 4)
+	}
+	if srv, err := c.brokers[3].node.Servers(); err != nil || len(srv) != 4 {
+		t.Fatalf("restarted broker-only node's raft configuration: %+v %v", srv, err)
+	}
+	seen := map[string]int{}
+	for _, r := range consumeAll(t, c.brokers[3], "t", false) {
+		seen[string(r.Value)]++
+	}
+	for i := range 200 {
+		if n := seen[fmt.Sprint(i)]; n != 1 {
+			t.Errorf("record %d read %d times", i, n)
+		}
+	}
+
+	// Decommissioning: UnregisterBroker refuses voters and running
+	// brokers, then forgets the stopped broker-only node in the metadata
+	// and in the raft configuration.
+	unregister := func(id int32) (int16, string) {
+		t.Helper()
+		req := kmsg.NewPtrUnregisterBrokerRequest()
+		req.BrokerID = id
+		resp, err := req.RequestWith(ctx, c.client())
+		if err != nil {
+			t.Fatalf("unregister %d: %v", id, err)
+		}
+		msg := ""
+		if resp.ErrorMessage != nil {
+			msg = *resp.ErrorMessage
+		}
+		return resp.ErrorCode, msg
+	}
+	for _, tc := range []struct {
+		id   int32
+		want *kerr.Error
+	}{{2, kerr.InvalidRequest}, {4, kerr.InvalidRequest}, {9, kerr.BrokerIDNotRegistered}} {
+		if code, msg := unregister(tc.id); code != tc.want.Code {
+			t.Errorf("unregister %d: %v (%s), want %v", tc.id, kerr.ErrorForCode(code), msg, tc.want)
+		}
+	}
+	c.stop(3)
+	if code, msg := unregister(4); code != 0 {
+		t.Fatalf("unregister the stopped broker-only node: %v (%s)", kerr.ErrorForCode(code), msg)
+	}
+	for i := range 3 {
+		waitBrokerState(ctx, t, c.brokers[i], "broker 4 gone", func(s *raft.State) bool { _, ok := s.Brokers[4]; return !ok })
+	}
+	if srv, err := c.brokers[0].node.Servers(); err != nil || len(srv) != 3 || slices.ContainsFunc(srv, func(s raft.Server) bool { return s.ID == 4 }) {
+		t.Fatalf("raft configuration after unregistering 4: %+v %v", srv, err)
+	}
+	if code, _ := unregister(4); code != kerr.BrokerIDNotRegistered.Code {
+		t.Errorf("second unregister of 4: %v", kerr.ErrorForCode(code))
 	}
 }

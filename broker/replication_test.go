@@ -52,9 +52,16 @@ func freeAddrs(t testing.TB, n int) []string {
 // (unfenced), and stops them at test end.
 func startTestCluster(t testing.TB, n int, mod func(*Config)) *testCluster {
 	t.Helper()
+	return startMixedCluster(t, n, n, mod)
+}
+
+// startMixedCluster is startTestCluster where only the first nVoters nodes
+// are raft voters and the others broker-only nodes (process.roles=broker).
+func startMixedCluster(t testing.TB, n, nVoters int, mod func(*Config)) *testCluster {
+	t.Helper()
 	addrs := freeAddrs(t, n)
 	var voters []raft.Voter
-	for i, a := range addrs {
+	for i, a := range addrs[:nVoters] {
 		voters = append(voters, raft.Voter{ID: int32(i + 1), Addr: a})
 	}
 	c := &testCluster{t: t, brokers: make([]*Broker, n)}
@@ -65,6 +72,7 @@ func startTestCluster(t testing.TB, n int, mod func(*Config)) *testCluster {
 		cfg.Listen = "127.0.0.1:0"
 		cfg.RaftListen = addrs[i]
 		cfg.Voters = voters
+		cfg.BrokerOnly = i >= nVoters
 		cfg.BrokerSessionTimeout = 2 * time.Second
 		cfg.ReplicaLagTimeMax = 5 * time.Second
 		cfg.Fsync = "never"
@@ -151,7 +159,12 @@ func (c *testCluster) client(opts ...kgo.Opt) *kgo.Client {
 func (c *testCluster) partitionState(topic string, index int32) raft.Partition {
 	for _, b := range c.brokers {
 		if b != nil {
-			return b.node.State().Topics[topic].Partitions[index]
+			// A node may not have applied the topic's creation yet.
+			tp := b.node.State().Topics[topic]
+			if tp == nil || int(index) >= len(tp.Partitions) {
+				return raft.Partition{Leader: -1}
+			}
+			return tp.Partitions[index]
 		}
 	}
 	c.t.Fatal("no node running")

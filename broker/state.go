@@ -33,8 +33,9 @@ func (b *Broker) open() error {
 		NodeID:    b.cfg.NodeID,
 		DataDir:   filepath.Join(b.cfg.DataDir, raftDirName),
 		BindAddr:  b.cfg.RaftListen,
-		Bootstrap: true,
+		Bootstrap: !b.cfg.BrokerOnly,
 		Voters:    b.cfg.Voters,
+		NonVoter:  b.cfg.BrokerOnly,
 		Logger:    b.log.With("component", "raft"),
 
 		BrokerSessionTimeout:               b.cfg.BrokerSessionTimeout,

@@ -24,14 +24,19 @@ import (
 // Request body:  u8 kind; kind 1 (apply): uvarint timeout ms, uvarint n,
 //                n × bytes(EncodeCommand); kind 2 (heartbeat): i32 broker
 //                id, varint broker epoch, uvarint applied index, bool
-//                want-shutdown.
+//                want-shutdown; kind 3 (join, join.go): i32 node id, str
+//                raft address, bool relayed; kind 4 (leave, join.go): i32
+//                node id, bool relayed.
 // Response body: apply: uvarint n, n × (uvarint index, varint broker epoch,
 //                varint producer-id start, i32 producer-id count, u8 error
-//                code, str message); heartbeat: u8 error code, str message.
+//                code, str message); heartbeat, join and leave: u8 error
+//                code, str message.
 
 const (
 	fwdApply     uint8 = 1
 	fwdHeartbeat uint8 = 2
+	fwdJoin      uint8 = 3
+	fwdLeave     uint8 = 4
 
 	// maxForwardFrame bounds one frame either way: a request holds at most
 	// this many bytes of commands, a larger one is refused by the client
@@ -51,6 +56,7 @@ type forwardRequest struct {
 	cmds    []Command     // apply
 	hb      BrokerHeartbeat
 	applied uint64 // heartbeat: the sender's State().Version
+	join    joinRequest
 }
 
 // forwardOutcome is one command's outcome in an apply response. index is
@@ -162,6 +168,13 @@ func decodeForwardRequest(b []byte) (forwardRequest, error) {
 		req.hb.Epoch = d.varint()
 		req.applied = d.uvarint()
 		req.hb.WantShutdown = d.boolean()
+	case fwdJoin:
+		req.join.id = d.i32()
+		req.join.addr = d.str()
+		req.join.relayed = d.boolean()
+	case fwdLeave:
+		req.join.id = d.i32()
+		req.join.relayed = d.boolean()
 	default:
 		if d.err == nil {
 			d.fail(fmt.Sprintf("unknown forward request kind %d", req.kind))
@@ -211,7 +224,8 @@ func decodeApplyResponse(b []byte, want int) ([]forwardOutcome, error) {
 	return outs, nil
 }
 
-func encodeHeartbeatResponse(err error) []byte {
+// encodeErrorResponse is the response of heartbeat and join requests.
+func encodeErrorResponse(err error) []byte {
 	e := &encoder{}
 	code, msg := errorCode(err)
 	e.u8(code)
@@ -219,7 +233,9 @@ func encodeHeartbeatResponse(err error) []byte {
 	return e.b
 }
 
-func decodeHeartbeatResponse(b []byte) (error, error) {
+// decodeErrorResponse decodes encodeErrorResponse's body: the remote error
+// (nil for success), or an error for a garbled body.
+func decodeErrorResponse(b []byte) (error, error) {
 	d := &decoder{b: b}
 	code, msg := d.u8(), d.str()
 	if err := d.done(); err != nil {
@@ -259,6 +275,10 @@ func readFrame(r io.Reader) ([]byte, error) {
 // serveForward answers requests on one forward connection until it fails
 // or goes idle. Owned by the stream's router goroutine (tcpStream.wg).
 func (n *Node) serveForward(c net.Conn) {
+	<-n.opened
+	if n.r == nil {
+		return // Open failed
+	}
 	for {
 		_ = c.SetReadDeadline(time.Now().Add(forwardIdleTimeout))
 		body, err := readFrame(c)
@@ -287,7 +307,17 @@ func (n *Node) serveForward(c net.Conn) {
 			ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ApplyTimeout)
 			err := n.heartbeatLocal(ctx, req.hb, req.applied)
 			cancel()
-			resp = encodeHeartbeatResponse(err)
+			resp = encodeErrorResponse(err)
+		case fwdJoin:
+			ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ApplyTimeout)
+			err := n.joinLocal(ctx, req.join)
+			cancel()
+			resp = encodeErrorResponse(err)
+		case fwdLeave:
+			ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ApplyTimeout)
+			err := n.leaveLocal(ctx, req.join)
+			cancel()
+			resp = encodeErrorResponse(err)
 		}
 		_ = c.SetWriteDeadline(time.Now().Add(n.cfg.TransportTimeout))
 		if err := writeFrame(c, resp); err != nil {
@@ -370,7 +400,7 @@ func forwardHeartbeat(ctx context.Context, addr string, hb BrokerHeartbeat, appl
 	if err != nil {
 		return fmt.Errorf("heartbeat via leader %s: %w", addr, err)
 	}
-	remote, err := decodeHeartbeatResponse(body)
+	remote, err := decodeErrorResponse(body)
 	if err != nil {
 		return fmt.Errorf("heartbeat via leader %s: %w: %w", addr, errUnreachable, err)
 	}

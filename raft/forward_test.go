@@ -17,6 +17,10 @@ func forwardSeeds() [][]byte {
 		encodeApplyRequest(0, nil),
 		encodeHeartbeatRequest(BrokerHeartbeat{ID: 2, Epoch: 41, WantShutdown: true}, 99),
 		encodeHeartbeatRequest(BrokerHeartbeat{ID: 0, Epoch: -1}, 0),
+		encodeJoinRequest(joinRequest{id: 4, addr: "127.0.0.1:9193"}),
+		encodeJoinRequest(joinRequest{id: 5, addr: "[::1]:9193", relayed: true}),
+		encodeLeaveRequest(joinRequest{id: 4}),
+		encodeLeaveRequest(joinRequest{id: 5, relayed: true}),
 	}
 }
 
@@ -41,6 +45,10 @@ func FuzzDecodeForwardRequest(f *testing.F) {
 			again = encodeApplyRequest(req.timeout, req.cmds)
 		case fwdHeartbeat:
 			again = encodeHeartbeatRequest(req.hb, req.applied)
+		case fwdJoin:
+			again = encodeJoinRequest(req.join)
+		case fwdLeave:
+			again = encodeLeaveRequest(req.join)
 		default:
 			t.Fatalf("decoded unknown kind %d", req.kind)
 		}
@@ -57,15 +65,15 @@ func FuzzDecodeForwardResponse(f *testing.F) {
 	f.Add(encodeApplyResponse([]forwardOutcome{{res: Result{Index: 7, BrokerEpoch: 7}},
 		{res: Result{Index: 9, ProducerIDs: ProducerIDBlock{Start: 1000, Count: 1000}}},
 		{res: Result{Index: 10}, code: 11, msg: "CreateTopic: raft: topic already exists: t"}}), 3)
-	f.Add(encodeHeartbeatResponse(fmt.Errorf("x: %w", ErrNotLeader)), -1)
-	f.Add(encodeHeartbeatResponse(nil), -1)
+	f.Add(encodeErrorResponse(fmt.Errorf("x: %w", ErrNotLeader)), -1)
+	f.Add(encodeErrorResponse(nil), -1)
 	f.Fuzz(func(t *testing.T, data []byte, want int) {
 		if want < 0 {
-			remote, err := decodeHeartbeatResponse(data)
+			remote, err := decodeErrorResponse(data)
 			if err != nil {
 				return
 			}
-			again, err := decodeHeartbeatResponse(encodeHeartbeatResponse(remote))
+			again, err := decodeErrorResponse(encodeErrorResponse(remote))
 			if err != nil || (remote == nil) != (again == nil) || (remote != nil && again.Error() != remote.Error()) {
 				t.Fatalf("heartbeat response round trip: %v -> %v (%v)", remote, again, err)
 			}

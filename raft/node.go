@@ -42,6 +42,13 @@ type Config struct {
 	// existing state, whose configuration lives in its log. One voter
 	// (NodeID itself) behaves like Bootstrap.
 	Voters []Voter
+	// NonVoter makes this node a broker-only member (Kafka's
+	// process.roles=broker): it never bootstraps, votes or leads; it asks
+	// the Voters, which must be set and must not list NodeID, to add it as
+	// a raft non-voter (join.go) and from then on receives the log like any
+	// follower. AdvertiseAddr (or a dialable BindAddr) is the address the
+	// leader replicates to.
+	NonVoter bool
 	// BrokerSessionTimeout, when positive, makes the raft leader the
 	// controller of broker liveness (liveness.go): a registered broker it
 	// has not heard from (Node.Heartbeat) for this long is fenced with
@@ -181,6 +188,11 @@ type Node struct {
 	soleVoter       bool
 	leaderHeartbeat time.Duration
 
+	// opened is closed once Open has set r, or has failed: the transport
+	// accepts forward connections before raft exists, and their handlers
+	// wait for it.
+	opened chan struct{}
+
 	// stop is closed by Close: it ends watchLeader and the controller (wg
 	// waits for them) and wakes WaitLeader and ApplyAll callers.
 	stop      chan struct{}
@@ -201,7 +213,17 @@ func Open(cfg Config) (*Node, error) {
 	if cfg.NodeID < 0 || cfg.DataDir == "" || cfg.BindAddr == "" {
 		return nil, fmt.Errorf("open raft node: %w: need NodeID >= 0, DataDir and BindAddr", ErrInvalidCommand)
 	}
-	if len(cfg.Voters) > 0 {
+	if cfg.NonVoter {
+		if len(cfg.Voters) == 0 {
+			return nil, fmt.Errorf("open raft node: %w: a non-voter needs the voters to join", ErrInvalidVoters)
+		}
+		if _, listed := voterFor(cfg.Voters, cfg.NodeID); listed {
+			return nil, fmt.Errorf("open raft node: %w: non-voter %d is listed among the voters %s", ErrInvalidVoters, cfg.NodeID, FormatVoters(cfg.Voters))
+		}
+		if err := validateVoters(cfg.Voters, cfg.Voters[0].ID); err != nil {
+			return nil, fmt.Errorf("open raft node: %w", err)
+		}
+	} else if len(cfg.Voters) > 0 {
 		if err := validateVoters(cfg.Voters, cfg.NodeID); err != nil {
 			return nil, fmt.Errorf("open raft node: %w", err)
 		}
@@ -214,7 +236,7 @@ func Open(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("open raft node: %w", err)
 	}
 	hlog := newHCLogAdapter(cfg.Logger)
-	n := &Node{cfg: cfg, fsm: newFSM(), stop: make(chan struct{}), hlog: hlog}
+	n := &Node{cfg: cfg, fsm: newFSM(), stop: make(chan struct{}), opened: make(chan struct{}), hlog: hlog}
 	if cfg.BrokerSessionTimeout > 0 {
 		n.ctrl = newController(n, cfg.BrokerSessionTimeout)
 	}
@@ -225,6 +247,7 @@ func Open(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("open raft store %s: %w", dbPath, err)
 	}
 	fail := func(err error) (*Node, error) {
+		close(n.opened)
 		if n.trans != nil {
 			_ = n.trans.Close()
 		}
@@ -275,9 +298,9 @@ func Open(cfg Config) (*Node, error) {
 		return fail(fmt.Errorf("inspect raft state in %s: %w", cfg.DataDir, err))
 	}
 	bootstrapped := false
-	bootstrap := !existing && (cfg.Bootstrap || len(cfg.Voters) > 0)
+	bootstrap := !existing && !cfg.NonVoter && (cfg.Bootstrap || len(cfg.Voters) > 0)
 	sole := bootstrap && len(cfg.Voters) <= 1
-	if existing {
+	if existing && !cfg.NonVoter {
 		sole = isSoleVoter(n.store, snaps, rc.LocalID)
 	}
 	if sole {
@@ -310,7 +333,8 @@ func Open(cfg Config) (*Node, error) {
 	if err != nil {
 		return fail(fmt.Errorf("start raft: %w", err))
 	}
-	if existing && len(cfg.Voters) > 0 {
+	close(n.opened)
+	if existing && len(cfg.Voters) > 0 && !cfg.NonVoter {
 		if f := n.r.GetConfiguration(); f.Error() == nil {
 			if stored := configVoters(f.Configuration()); FormatVoters(stored) != FormatVoters(sortedVoters(cfg.Voters)) {
 				cfg.Logger.Warn("raft: the data dir holds a cluster whose voters differ from the configured ones; keeping the stored configuration",
@@ -333,6 +357,10 @@ func Open(cfg Config) (*Node, error) {
 	if n.ctrl != nil {
 		n.wg.Add(1)
 		go n.ctrl.run()
+	}
+	if cfg.NonVoter {
+		n.wg.Add(1)
+		go n.joinLoop()
 	}
 
 	if bootstrapped && sole {

@@ -97,6 +97,7 @@ func addServeFlags(f *pflag.FlagSet, cfg *broker.Config) {
 	f.Int32Var(&cfg.NodeID, "node-id", cfg.NodeID, "broker and raft node id")
 	f.StringVar(&cfg.RaftListen, "raft-listen", cfg.RaftListen, "HOST:PORT of the raft transport (default with --controller-quorum-voters: this node's entry)")
 	f.Var(votersValue{&cfg.Voters}, "controller-quorum-voters", "static raft voters of a multi-node cluster, ID@HOST:PORT,... with each node's raft address (controller.quorum.voters); must list --node-id. Empty: a one-node cluster")
+	f.Var(rolesValue{&cfg.BrokerOnly}, "process-roles", "broker,controller: a raft voter listed in --controller-quorum-voters; broker: a broker that joins those voters as a raft non-voter, with its own --raft-listen (process.roles)")
 	f.DurationVar(&cfg.BrokerSessionTimeout, "broker-session-timeout", cfg.BrokerSessionTimeout, "the controller fences a broker it has not heard from for this long (broker.session.timeout.ms)")
 	f.BoolVar(&cfg.AutoLeaderRebalance, "auto-leader-rebalance", cfg.AutoLeaderRebalance, "the controller moves leaderships back to preferred replicas periodically (auto.leader.rebalance.enable)")
 	f.DurationVar(&cfg.LeaderImbalanceCheckInterval, "leader-imbalance-check-interval", cfg.LeaderImbalanceCheckInterval, "how often the controller checks leader balance (leader.imbalance.check.interval.seconds)")
@@ -201,6 +202,9 @@ func finishServeConfig(fs *pflag.FlagSet, cfg *broker.Config) error {
 	if err := finishListeners(fs, cfg); err != nil {
 		return fmt.Errorf("strom serve: %w", err)
 	}
+	if cfg.BrokerOnly && !fs.Changed("raft-listen") {
+		return fmt.Errorf("strom serve: a broker-only node (--process-roles broker) needs --raft-listen: it has no entry in --controller-quorum-voters")
+	}
 	if len(cfg.Voters) > 0 && !fs.Changed("raft-listen") {
 		for _, v := range cfg.Voters {
 			if v.ID == cfg.NodeID {
@@ -262,6 +266,36 @@ func (f scramUsersValue) Set(s string) error {
 }
 
 func (scramUsersValue) Type() string { return "scram" }
+
+// rolesValue is the pflag.Value of --process-roles: Kafka's list of
+// broker and controller. A controller-only node is not supported, since
+// every Strom voter also serves clients.
+type rolesValue struct{ brokerOnly *bool }
+
+func (f rolesValue) String() string {
+	if f.brokerOnly != nil && *f.brokerOnly {
+		return "broker"
+	}
+	return "broker,controller"
+}
+
+func (f rolesValue) Set(s string) error {
+	roles := map[string]bool{}
+	for _, r := range strings.Split(s, ",") {
+		r = strings.TrimSpace(r)
+		if r != "broker" && r != "controller" {
+			return fmt.Errorf("role %q is not broker or controller", r)
+		}
+		roles[r] = true
+	}
+	if !roles["broker"] {
+		return fmt.Errorf("%q: a controller-only node is not supported; every voter is also a broker", s)
+	}
+	*f.brokerOnly = !roles["controller"]
+	return nil
+}
+
+func (rolesValue) Type() string { return "roles" }
 
 // votersValue is the pflag.Value of --controller-quorum-voters.
 type votersValue struct{ v *[]raft.Voter }

@@ -346,14 +346,15 @@ func TestReadyLineAtAnyLogLevel(t *testing.T) {
 func TestServeClusterFlags(t *testing.T) {
 	const voters = "1@127.0.0.1:9093,2@127.0.0.1:19093,3@127.0.0.1:29093"
 	tests := []struct {
-		name      string
-		args      []string
-		env       map[string]string
-		wantErr   string // substring; "" = valid
-		voters    string
-		raft      string
-		session   time.Duration
-		parseFail bool // rejected while parsing the flag itself
+		name       string
+		args       []string
+		env        map[string]string
+		wantErr    string // substring; "" = valid
+		voters     string
+		raft       string
+		session    time.Duration
+		brokerOnly bool
+		parseFail  bool // rejected while parsing the flag itself
 	}{
 		{name: "single node default", voters: "", raft: "127.0.0.1:9093", session: 9 * time.Second},
 		{name: "three voters", args: []string{"--node-id", "2", "--controller-quorum-voters", voters},
@@ -370,6 +371,16 @@ func TestServeClusterFlags(t *testing.T) {
 		{name: "bad port", args: []string{"--controller-quorum-voters", "1@h:x"}, wantErr: "port \"x\"", parseFail: true},
 		{name: "bad voters in env", env: map[string]string{"STROM_CONTROLLER_QUORUM_VOTERS": "1@nohost"}, wantErr: "STROM_CONTROLLER_QUORUM_VOTERS"},
 		{name: "zero session timeout", args: []string{"--broker-session-timeout", "0s"}, wantErr: "session timeout"},
+		{name: "broker-only node", args: []string{"--node-id", "4", "--process-roles", "broker", "--controller-quorum-voters", voters, "--raft-listen", "127.0.0.1:39093"},
+			voters: voters, raft: "127.0.0.1:39093", session: 9 * time.Second, brokerOnly: true},
+		{name: "both roles spelled out", args: []string{"--node-id", "1", "--process-roles", "controller,broker", "--controller-quorum-voters", voters},
+			voters: voters, raft: "127.0.0.1:9093", session: 9 * time.Second},
+		{name: "broker-only without raft listen", args: []string{"--node-id", "4", "--process-roles", "broker", "--controller-quorum-voters", voters}, wantErr: "needs --raft-listen"},
+		{name: "broker-only listed as voter", args: []string{"--node-id", "2", "--process-roles", "broker", "--controller-quorum-voters", voters, "--raft-listen", "127.0.0.1:39093"}, wantErr: "is listed among the controller quorum voters"},
+		{name: "broker-only on a voter's raft address", args: []string{"--node-id", "4", "--process-roles", "broker", "--controller-quorum-voters", voters, "--raft-listen", "127.0.0.1:9093"}, wantErr: "is a voter's"},
+		{name: "broker-only without voters", args: []string{"--process-roles", "broker", "--raft-listen", "127.0.0.1:39093"}, wantErr: "needs the controller quorum voters"},
+		{name: "controller-only", args: []string{"--process-roles", "controller"}, wantErr: "controller-only node is not supported", parseFail: true},
+		{name: "unknown role", args: []string{"--process-roles", "broker,observer"}, wantErr: "role \"observer\"", parseFail: true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -403,8 +414,9 @@ func TestServeClusterFlags(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := raft.FormatVoters(cfg.Voters); got != tc.voters || cfg.RaftListen != tc.raft || cfg.BrokerSessionTimeout != tc.session {
-				t.Fatalf("voters %q raft %q session %v; want %q %q %v", got, cfg.RaftListen, cfg.BrokerSessionTimeout, tc.voters, tc.raft, tc.session)
+			if got := raft.FormatVoters(cfg.Voters); got != tc.voters || cfg.RaftListen != tc.raft || cfg.BrokerSessionTimeout != tc.session || cfg.BrokerOnly != tc.brokerOnly {
+				t.Fatalf("voters %q raft %q session %v broker-only %v; want %q %q %v %v", got, cfg.RaftListen, cfg.BrokerSessionTimeout, cfg.BrokerOnly,
+					tc.voters, tc.raft, tc.session, tc.brokerOnly)
 			}
 		})
 	}
