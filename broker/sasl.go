@@ -190,10 +190,11 @@ func (c *conn) authenticated(srv saslServer) {
 }
 
 // authFailed logs a failed exchange (Kafka logs these at info: they are
-// what an operator looks for when a client cannot connect).
+// what an operator looks for when a client cannot connect) and drops it;
+// the caller closes the connection.
 func (c *conn) authFailed(srv saslServer, err error) {
 	c.log.Info("failed authentication", "mechanism", srv.mechanism(), "host", c.host, "err", err)
-	c.sasl = saslConn{state: saslStart}
+	c.sasl.server = nil
 }
 
 func (b *Broker) handleSASLHandshake(rq *request, req *kmsg.SASLHandshakeRequest) reply {

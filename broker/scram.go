@@ -310,7 +310,7 @@ func parseSCRAMClientFinal(msg []byte) (scramClientFinal, error) {
 	return m, nil
 }
 
-// serverFirst formats the server-first-message.
+// scramServerFirst formats the server-first-message.
 func scramServerFirst(nonce string, salt []byte, iterations int32) string {
 	return "r=" + nonce + ",s=" + base64.StdEncoding.EncodeToString(salt) + ",i=" + strconv.Itoa(int(iterations))
 }
