@@ -253,6 +253,23 @@ func TestSASLHandshakeV0(t *testing.T) {
 	if _, err := login("wrong"); err == nil {
 		t.Fatal("v0 login with a wrong password passed")
 	}
+	// PLAIN in v0 framing: one token, answered with an empty one.
+	pc := rawClient(t, b)
+	hs := kmsg.NewPtrSASLHandshakeRequest()
+	hs.Mechanism = "PLAIN"
+	if r := send[*kmsg.SASLHandshakeResponse](t, pc, hs, 0); r.ErrorCode != 0 {
+		t.Fatalf("handshake v0: %+v", r)
+	}
+	writeToken(t, pc, []byte("\x00ops\x00ops-secret"))
+	if tok, err := readToken(pc); err != nil || len(tok) != 0 {
+		t.Fatalf("PLAIN v0 answer %q %v", tok, err)
+	}
+	if r := send[*kmsg.MetadataResponse](t, pc, kmsg.NewPtrMetadataRequest(), 9); len(r.Brokers) != 1 {
+		t.Fatalf("metadata after PLAIN v0 login: %+v", r)
+	}
+	if !hasPrincipal(b, "User:ops") {
+		t.Fatalf("principals %v", principals(b))
+	}
 }
 
 func TestPlaintextListenerRefusesSASL(t *testing.T) {
