@@ -273,6 +273,19 @@ func parseSCRAMClientFirst(msg []byte) (scramClientFirst, error) {
 	return m, nil
 }
 
+// decodeBase64 decodes RFC 5802's base64: padded standard encoding and
+// nothing else (encoding/base64 skips line breaks even in strict mode).
+func decodeBase64(s string) ([]byte, error) {
+	if strings.ContainsAny(s, "\r\n") {
+		return nil, fmt.Errorf("%w: line break in base64", errSCRAMFormat)
+	}
+	b, err := base64.StdEncoding.Strict().DecodeString(s)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errSCRAMFormat, err)
+	}
+	return b, nil
+}
+
 // parseSCRAMClientFinal parses a client-final-message.
 func parseSCRAMClientFinal(msg []byte) (scramClientFinal, error) {
 	var m scramClientFinal
@@ -285,7 +298,7 @@ func parseSCRAMClientFinal(msg []byte) (scramClientFinal, error) {
 		return m, fmt.Errorf("%w: client-final message without p=", errSCRAMFormat)
 	}
 	m.withoutProof = s[:i]
-	proof, err := base64.StdEncoding.Strict().DecodeString(s[i+3:])
+	proof, err := decodeBase64(s[i+3:])
 	if err != nil || len(proof) == 0 {
 		return m, fmt.Errorf("%w: client-final message proof is not base64", errSCRAMFormat)
 	}
@@ -298,7 +311,7 @@ func parseSCRAMClientFinal(msg []byte) (scramClientFinal, error) {
 	if !ok {
 		return m, fmt.Errorf("%w: client-final message without c=", errSCRAMFormat)
 	}
-	if m.channelBinding, err = base64.StdEncoding.Strict().DecodeString(cb); err != nil {
+	if m.channelBinding, err = decodeBase64(cb); err != nil {
 		return m, fmt.Errorf("%w: client-final channel binding is not base64", errSCRAMFormat)
 	}
 	if m.nonce, ok = strings.CutPrefix(attrs[1], "r="); !ok || !validNonce(m.nonce) {

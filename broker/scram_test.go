@@ -74,6 +74,7 @@ func TestParseSCRAMClientFinal(t *testing.T) {
 		{name: "no proof", msg: "c=biws,r=abc", err: true},
 		{name: "bad proof", msg: "c=biws,r=abc,p=***", err: true},
 		{name: "empty proof", msg: "c=biws,r=abc,p=", err: true},
+		{name: "line break in proof", msg: "c=biws,r=abc,p=" + proof[:4] + "\n" + proof[4:], err: true},
 		{name: "bad binding", msg: "c=b!ws,r=abc,p=" + proof, err: true},
 		{name: "no binding", msg: "r=abc,p=" + proof, err: true},
 		{name: "no nonce", msg: "c=biws,p=" + proof, err: true},
