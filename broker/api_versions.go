@@ -38,6 +38,10 @@ func (b *Broker) handleApiVersions(rq *request, req *kmsg.ApiVersionsRequest) re
 		}
 		rq.c.clientSoftware = req.ClientSoftwareName + "/" + req.ClientSoftwareVersion
 	}
+	if rq.c.sasl.state == saslStart {
+		// Kafka allows one ApiVersions before the handshake.
+		rq.c.sasl.state = saslHandshake
+	}
 	for _, s := range servedAPIs() {
 		k := kmsg.NewApiVersionsResponseApiKey()
 		k.ApiKey, k.MinVersion, k.MaxVersion = s.key, s.min, s.max

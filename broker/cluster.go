@@ -54,8 +54,12 @@ func (b *Broker) handleDescribeCluster(rq *request, req *kmsg.DescribeClusterReq
 		if br.Fenced && !req.IncludeFencedBrokers {
 			continue
 		}
+		host, port, ok := brokerEndpoint(br, rq.c.listenerName())
+		if !ok {
+			continue
+		}
 		db := kmsg.NewDescribeClusterResponseBroker()
-		db.NodeID, db.Host, db.Port, db.IsFenced = br.ID, br.Host, br.Port, br.Fenced
+		db.NodeID, db.Host, db.Port, db.IsFenced = br.ID, host, port, br.Fenced
 		if br.Rack != "" {
 			db.Rack = kmsg.StringPtr(br.Rack)
 		}

@@ -19,11 +19,34 @@ type Config struct {
 	// and the raft data (__raft).
 	DataDir string
 	// Listen is the HOST:PORT the Kafka listener binds. Port 0 picks a free
-	// port (tests); Broker.Addr reports the bound address.
+	// port (tests); Broker.Addr reports the bound address. Ignored when
+	// Listeners is set.
 	Listen string
 	// Advertise is the HOST:PORT published in metadata. Empty means the bound
-	// listen address.
+	// listen address. Ignored when Listeners is set.
 	Advertise string
+	// Listeners are the Kafka listeners (listeners,
+	// listener.security.protocol.map and advertised.listeners; build them
+	// with ParseListeners). Empty means one PLAINTEXT listener on Listen
+	// advertising Advertise.
+	Listeners []Listener
+	// InterBrokerListener is inter.broker.listener.name: the listener other
+	// brokers reach this one on (replica fetches, transaction markers).
+	// Every broker of a cluster must use the same name. Empty: the first
+	// listener.
+	InterBrokerListener string
+	// InterBrokerSASL is the SASL client identity this broker presents when
+	// the inter-broker listener uses SASL.
+	InterBrokerSASL SASLCredentials
+	// SASLMechanisms is sasl.enabled.mechanisms of SASL listeners: any of
+	// PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512.
+	SASLMechanisms []string
+	// TLS holds the certificate and client verification of SSL and
+	// SASL_SSL listeners.
+	TLS TLSConfig
+	// SCRAMUsers are credentials created at start when the user has none
+	// for the mechanism (`--add-scram`).
+	SCRAMUsers []SCRAMUser
 	// NodeID is this broker's id, also its raft server id.
 	NodeID int32
 	// Rack is broker.rack: the rack (availability zone) of this broker,
@@ -177,6 +200,7 @@ func DefaultConfig() Config {
 	return Config{
 		DataDir:              "./data",
 		Listen:               "127.0.0.1:9092",
+		SASLMechanisms:       []string{MechanismPlain, MechanismSCRAMSHA256, MechanismSCRAMSHA512},
 		NodeID:               1,
 		RaftListen:           "127.0.0.1:9093",
 		BrokerSessionTimeout: 9 * time.Second,
@@ -263,6 +287,9 @@ func (c *Config) validate() error {
 	}
 	if set := btoi(c.RaftTLSCertFile != "") + btoi(c.RaftTLSKeyFile != "") + btoi(c.RaftTLSCAFile != ""); set != 0 && set != 3 {
 		return fmt.Errorf("%w: raft TLS needs the certificate, key and CA files together", ErrInvalidConfig)
+	}
+	if err := c.validateSecurity(); err != nil {
+		return err
 	}
 	if c.BrokerOnly && len(c.Voters) == 0 {
 		return fmt.Errorf("%w: a broker-only node (process roles \"broker\") needs the controller quorum voters", ErrInvalidConfig)

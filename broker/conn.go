@@ -3,6 +3,7 @@ package broker
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -52,6 +53,12 @@ type conn struct {
 	// writes principal, and handlers run on the read loop.
 	principal string
 	host      string
+
+	// listener is the listener the connection arrived on.
+	listener *boundListener
+	// sasl is the connection's SASL exchange (sasl.go); saslOff on
+	// listeners without SASL. Only the read loop touches it.
+	sasl saslConn
 }
 
 // anonymous is Kafka's principal for a connection that has not
@@ -66,9 +73,9 @@ type pending struct {
 	rep     reply
 }
 
-func newConn(b *Broker, nc net.Conn) *conn {
+func newConn(b *Broker, nc net.Conn, l *boundListener) *conn {
 	ctx, cancel := context.WithCancel(b.ctx)
-	return &conn{
+	c := &conn{
 		b:       b,
 		nc:      nc,
 		log:     b.log.With("remote", nc.RemoteAddr().String()),
@@ -79,7 +86,12 @@ func newConn(b *Broker, nc net.Conn) *conn {
 
 		principal: anonymous,
 		host:      remoteHost(nc.RemoteAddr()),
+		listener:  l,
 	}
+	if l != nil && l.Protocol.usesSASL() {
+		c.sasl.state = saslStart
+	}
+	return c
 }
 
 // remoteHost is the IP address of a peer, the host field of Kafka's ACL
@@ -98,6 +110,14 @@ func remoteHost(a net.Addr) string {
 // it, or shutdown is called; it returns after both loops have stopped and the
 // socket is closed.
 func (c *conn) serve() {
+	if tc, ok := c.nc.(*tls.Conn); ok {
+		if err := c.tlsHandshake(tc); err != nil {
+			c.log.Info("closing connection: TLS handshake failed", "host", c.host, "err", err)
+			c.cancel()
+			_ = c.nc.Close()
+			return
+		}
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -148,15 +168,20 @@ func (c *conn) readLoop() {
 			return
 		}
 		size := int32(binary.BigEndian.Uint32(sizeBuf[:]))
-		if size < 0 || size > c.b.cfg.MaxRequestBytes {
+		authed := c.sasl.state.authenticated()
+		maxSize := c.b.cfg.MaxRequestBytes
+		if !authed {
+			maxSize = min(maxSize, saslMaxReceive)
+		}
+		if size < 0 || size > maxSize {
 			c.log.Warn("closing connection: request frame size out of range",
-				"size", size, "max", c.b.cfg.MaxRequestBytes, "client", c.clientSoftware, "err", ErrFrameTooLarge)
+				"size", size, "max", maxSize, "client", c.clientSoftware, "err", ErrFrameTooLarge)
 			return
 		}
 		// The API key is the frame's first two bytes; a frame shorter than
 		// that fails in parseHeader.
 		recycle := false
-		if size >= 2 {
+		if size >= 2 && authed {
 			if key, err := br.Peek(2); err == nil {
 				recycle = frameFree[int16(binary.BigEndian.Uint16(key))]
 			}
@@ -166,7 +191,12 @@ func (c *conn) readLoop() {
 			c.logReadErr(err)
 			return
 		}
-		p, err := c.handleFrame(frame)
+		var p pending
+		if c.sasl.state == saslRawTokens {
+			p, err = c.handleRawToken(frame)
+		} else {
+			p, err = c.handleFrame(frame)
+		}
 		if recycle {
 			recycledFrames.put(frame)
 		}
@@ -351,6 +381,9 @@ func (c *conn) handleFrame(frame []byte) (p pending, err error) {
 		return p, err
 	}
 	p = pending{key: h.key, version: h.version, corr: h.corr}
+	if !c.sasl.state.admits(h.key) {
+		return p, fmt.Errorf("%w: %s before SASL authentication completed, client %q", ErrNotAuthenticated, kmsg.NameForKey(h.key), h.clientID)
+	}
 	spec, ok := lookupAPI(h.key, h.version)
 	if !ok {
 		if h.key == apiVersionsKey {
@@ -448,7 +481,14 @@ func (c *conn) writeLoop() {
 		if p.rep.wait != nil {
 			resp = c.runWait(&p)
 		}
-		if resp != nil && !p.rep.none {
+		if p.rep.token != nil {
+			buf = kbin.AppendInt32(buf[:0], int32(len(p.rep.token)))
+			buf = append(buf, p.rep.token...)
+			if _, err := c.nc.Write(buf); err != nil {
+				c.log.Debug("write failed", "err", err)
+				dead = true
+			}
+		} else if resp != nil && !p.rep.none {
 			if h, ok := resp.(sizeHinter); ok {
 				if need := h.sizeHint(); cap(buf) < need {
 					buf = make([]byte, 0, need)

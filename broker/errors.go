@@ -1,6 +1,9 @@
 package broker
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Sentinel errors of package broker. Kafka protocol errors are not in this
 // block: they are kerr values carried in responses.
@@ -15,6 +18,23 @@ var (
 	// broker does not serve; as in Kafka, the connection is closed (except
 	// for ApiVersions, which is answered with UNSUPPORTED_VERSION).
 	ErrUnsupportedAPI = errors.New("broker: unsupported api key or version")
+	// ErrAuthentication means a SASL exchange failed (wrong password,
+	// unknown user, malformed message); the client is answered
+	// SASL_AUTHENTICATION_FAILED and the connection closed.
+	ErrAuthentication = errors.New("broker: authentication failed")
+	// errSCRAMFormat means a SCRAM message did not follow RFC 5802.
+	errSCRAMFormat = fmt.Errorf("%w: malformed SCRAM message", ErrAuthentication)
+	// ErrNotAuthenticated means a connection to a SASL listener sent a
+	// request its SASL exchange does not allow (anything but ApiVersions,
+	// SaslHandshake and SaslAuthenticate before it authenticated); the
+	// connection is closed, as in Kafka.
+	ErrNotAuthenticated = errors.New("broker: request before authentication")
+	// ErrInvalidListener reports a listener list, security protocol map or
+	// advertised listener list that cannot be parsed or is inconsistent.
+	ErrInvalidListener = errors.New("broker: invalid listener")
+	// ErrInvalidSCRAMUser reports an --add-scram credential that cannot be
+	// parsed or is out of Kafka's bounds.
+	ErrInvalidSCRAMUser = errors.New("broker: invalid SCRAM credential")
 	// ErrInvalidConfig reports an invalid broker Config.
 	ErrInvalidConfig = errors.New("broker: invalid config")
 	// ErrReplicationFactorChange: an AlterPartitionReassignments v1 entry

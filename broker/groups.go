@@ -89,7 +89,11 @@ func (b *Broker) handleFindCoordinator(rq *request, req *kmsg.FindCoordinatorReq
 		if p.Leader < 0 || !ok || br.Fenced {
 			return -1, "", -1, kerr.CoordinatorNotAvailable
 		}
-		return br.ID, br.Host, br.Port, nil
+		host, port, ok := brokerEndpoint(br, rq.c.listenerName())
+		if !ok {
+			return -1, "", -1, kerr.CoordinatorNotAvailable
+		}
+		return br.ID, host, port, nil
 	}
 	if req.Version < 4 {
 		id, host, port, e := find(req.CoordinatorKey)

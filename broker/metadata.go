@@ -50,7 +50,7 @@ func (b *Broker) handleMetadata(rq *request, req *kmsg.MetadataRequest) reply {
 			if !b.authorized(rq, opDescribe, resTopic, name) {
 				continue
 			}
-			resp.Topics = append(resp.Topics, b.topicMetadata(st, st.Topics[name]))
+			resp.Topics = append(resp.Topics, b.topicMetadata(st, st.Topics[name], rq.c.listenerName()))
 		}
 	} else {
 		for _, rt := range req.Topics {
@@ -71,7 +71,7 @@ func (b *Broker) handleMetadata(rq *request, req *kmsg.MetadataRequest) reply {
 					resp.Topics = append(resp.Topics, mt)
 					continue
 				}
-				resp.Topics = append(resp.Topics, b.topicMetadata(st, t))
+				resp.Topics = append(resp.Topics, b.topicMetadata(st, t, rq.c.listenerName()))
 				continue
 			}
 			name := *rt.Topic
@@ -111,7 +111,7 @@ func (b *Broker) handleMetadata(rq *request, req *kmsg.MetadataRequest) reply {
 				resp.Topics = append(resp.Topics, mt)
 				continue
 			}
-			resp.Topics = append(resp.Topics, b.topicMetadata(st, t))
+			resp.Topics = append(resp.Topics, b.topicMetadata(st, t, rq.c.listenerName()))
 		}
 	}
 	if req.IncludeTopicAuthorizedOperations {
@@ -127,21 +127,26 @@ func (b *Broker) handleMetadata(rq *request, req *kmsg.MetadataRequest) reply {
 			resp.AuthorizedOperations = b.authorizedOps(rq, resCluster, clusterResource)
 		}
 	}
-	resp.Brokers = brokersOf(st)
+	resp.Brokers = brokersOf(st, rq.c.listenerName())
 	resp.ClusterID = kmsg.StringPtr(st.ClusterID)
 	resp.ControllerID = st.ControllerID
 	return now(resp)
 }
 
-// brokersOf lists the registered brokers, unfenced ones only, by id.
-func brokersOf(st *raft.State) []kmsg.MetadataResponseBroker {
+// brokersOf lists the registered brokers, unfenced ones only, by id, with
+// their endpoints for listener (brokers without it are left out).
+func brokersOf(st *raft.State, listener string) []kmsg.MetadataResponseBroker {
 	var out []kmsg.MetadataResponseBroker
 	for _, br := range st.Brokers {
 		if br.Fenced {
 			continue
 		}
+		host, port, ok := brokerEndpoint(br, listener)
+		if !ok {
+			continue
+		}
 		mb := kmsg.NewMetadataResponseBroker()
-		mb.NodeID, mb.Host, mb.Port = br.ID, br.Host, br.Port
+		mb.NodeID, mb.Host, mb.Port = br.ID, host, port
 		if br.Rack != "" {
 			mb.Rack = kmsg.StringPtr(br.Rack)
 		}
@@ -151,8 +156,10 @@ func brokersOf(st *raft.State) []kmsg.MetadataResponseBroker {
 	return out
 }
 
-// topicMetadata describes one topic of the raft state st.
-func (b *Broker) topicMetadata(st *raft.State, t *raft.Topic) kmsg.MetadataResponseTopic {
+// topicMetadata describes one topic of the raft state st to a client on
+// listener: a partition whose leader has no endpoint for that listener is
+// LEADER_NOT_AVAILABLE without a leader, as in Kafka.
+func (b *Broker) topicMetadata(st *raft.State, t *raft.Topic, listener string) kmsg.MetadataResponseTopic {
 	mt := kmsg.NewMetadataResponseTopic()
 	mt.Topic = kmsg.StringPtr(t.Name)
 	mt.TopicID = t.ID
@@ -165,6 +172,11 @@ func (b *Broker) topicMetadata(st *raft.State, t *raft.Topic) kmsg.MetadataRespo
 		mp.Replicas = slices.Clone(p.Replicas)
 		mp.ISR = slices.Clone(p.ISR)
 		mp.OfflineReplicas = offlineReplicas(st, p.Replicas)
+		if br, ok := st.Brokers[p.Leader]; ok {
+			if _, _, ok := brokerEndpoint(br, listener); !ok {
+				mp.Leader = -1
+			}
+		}
 		if mp.Leader < 0 {
 			mp.ErrorCode = kerr.LeaderNotAvailable.Code
 		}

@@ -240,6 +240,11 @@ func TestBrokerOnlyNode(t *testing.T) {
 		}
 	}
 	c.stop(3)
+	// The stopped node saw itself fenced; the broker the request reaches
+	// may apply that fence a moment later.
+	for i := range 3 {
+		waitBrokerState(ctx, t, c.brokers[i], "broker 4 fenced", func(s *raft.State) bool { br, ok := s.Brokers[4]; return ok && br.Fenced })
+	}
 	if code, msg := unregister(4); code != 0 {
 		t.Fatalf("unregister the stopped broker-only node: %v (%s)", kerr.ErrorForCode(code), msg)
 	}

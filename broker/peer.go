@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -9,7 +10,11 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kbin"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/sasl"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 )
 
 // peerConn is one broker's connection to another broker's Kafka listener,
@@ -36,18 +41,100 @@ const peerKeepBuffer = 8 << 20
 // peerIOTimeout bounds dialing a peer.
 const peerIOTimeout = 10 * time.Second
 
-// dialPeer connects to the broker listening on addr; clientID names the
-// caller in the peer's logs. The connection is closed when ctx ends, which
-// interrupts a request in flight.
-func dialPeer(ctx context.Context, addr, clientID string) (*peerConn, error) {
+// dialPeer connects to the broker whose inter-broker listener is at addr;
+// clientID names the caller in the peer's logs. When the inter-broker
+// listener uses TLS the connection is wrapped (verified against the
+// truststore, presenting this broker's certificate); when it uses SASL the
+// connection authenticates with Config.InterBrokerSASL before it is
+// returned. Every broker of a cluster uses the same inter-broker listener
+// name, so this broker's own listener config says what the peer expects.
+// The connection is closed when ctx ends, which interrupts a request in
+// flight.
+func (b *Broker) dialPeer(ctx context.Context, addr, clientID string) (*peerConn, error) {
 	d := net.Dialer{Timeout: peerIOTimeout}
 	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("dial broker %s: %w", addr, err)
 	}
+	ib := b.interBroker()
+	if ib.Protocol.usesTLS() {
+		cfg := b.peerTLS.Clone()
+		if host, _, err := net.SplitHostPort(addr); err == nil {
+			cfg.ServerName = host
+		}
+		tc := tls.Client(nc, cfg)
+		hctx, cancel := context.WithTimeout(ctx, peerIOTimeout)
+		err := tc.HandshakeContext(hctx)
+		cancel()
+		if err != nil {
+			_ = nc.Close()
+			return nil, fmt.Errorf("dial broker %s: tls handshake: %w", addr, err)
+		}
+		nc = tc
+	}
 	c := &peerConn{nc: nc, fmtr: kmsg.NewRequestFormatter(kmsg.FormatterClientID(clientID))}
 	c.stop = context.AfterFunc(ctx, func() { _ = nc.Close() })
+	if ib.Protocol.usesSASL() {
+		if err := c.authenticate(ctx, b.cfg.InterBrokerSASL, addr); err != nil {
+			c.close()
+			return nil, fmt.Errorf("dial broker %s: %w", addr, err)
+		}
+	}
 	return c, nil
+}
+
+// authenticate runs a SASL exchange (handshake v1, then SaslAuthenticate
+// requests) as the client identity cred.
+func (c *peerConn) authenticate(ctx context.Context, cred SASLCredentials, addr string) error {
+	var mech sasl.Mechanism
+	switch cred.Mechanism {
+	case MechanismPlain:
+		mech = plain.Auth{User: cred.Username, Pass: cred.Password}.AsMechanism()
+	case MechanismSCRAMSHA256:
+		mech = scram.Auth{User: cred.Username, Pass: cred.Password}.AsSha256Mechanism()
+	case MechanismSCRAMSHA512:
+		mech = scram.Auth{User: cred.Username, Pass: cred.Password}.AsSha512Mechanism()
+	default:
+		return fmt.Errorf("%w: inter-broker SASL mechanism %q", ErrInvalidConfig, cred.Mechanism)
+	}
+	hs := kmsg.NewPtrSASLHandshakeRequest()
+	hs.Version = 1
+	hs.Mechanism = mech.Name()
+	hsResp := kmsg.NewPtrSASLHandshakeResponse()
+	if err := c.do(ctx, hs, hsResp, peerIOTimeout); err != nil {
+		return fmt.Errorf("sasl handshake: %w", err)
+	}
+	if err := kerr.ErrorForCode(hsResp.ErrorCode); err != nil {
+		return fmt.Errorf("sasl handshake %s: %w (broker offers %v)", mech.Name(), err, hsResp.SupportedMechanisms)
+	}
+	sess, msg, err := mech.Authenticate(ctx, addr)
+	if err != nil {
+		return fmt.Errorf("sasl %s: %w", mech.Name(), err)
+	}
+	for {
+		req := kmsg.NewPtrSASLAuthenticateRequest()
+		req.Version = 1
+		req.SASLAuthBytes = msg
+		resp := kmsg.NewPtrSASLAuthenticateResponse()
+		if err := c.do(ctx, req, resp, peerIOTimeout); err != nil {
+			return fmt.Errorf("sasl authenticate: %w", err)
+		}
+		if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
+			msg := ""
+			if resp.ErrorMessage != nil {
+				msg = *resp.ErrorMessage
+			}
+			return fmt.Errorf("sasl %s as %s: %w: %s", mech.Name(), cred.Username, err, msg)
+		}
+		done, next, err := sess.Challenge(resp.SASLAuthBytes)
+		if err != nil {
+			return fmt.Errorf("sasl %s: %w", mech.Name(), err)
+		}
+		if done {
+			return nil
+		}
+		msg = next
+	}
 }
 
 // close closes the connection; the peerConn is unusable after.

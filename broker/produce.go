@@ -257,7 +257,9 @@ type batchCheck struct {
 }
 
 // produceTo validates and appends one partition's records. It returns the
-// last offset written (-1 for a duplicate) or a Kafka error and message.
+// last offset written (for a duplicate the original batch's, so acks=all
+// still waits until that batch is committed, as Kafka's delayed produce
+// does) or a Kafka error and message.
 // pre holds the request's transactional batches already verified with a
 // remote coordinator (preVerifyTxn; nil when none).
 func (b *Broker) produceTo(p *partition, req *kmsg.ProduceRequest, records []byte, out *kmsg.ProduceResponseTopicPartition, pre map[*partition]txnPreVerified) (int64, *kerr.Error, string) {
@@ -357,7 +359,7 @@ func (b *Broker) produceTo(p *partition, req *kmsg.ProduceRequest, records []byt
 				out.LogAppendTime = dup.Timestamp
 			}
 			out.LogStartOffset = p.log.LogStartOffset()
-			return -1, nil, ""
+			return dup.LastOffset, nil, ""
 		}
 	}
 	base := p.log.EndOffset()

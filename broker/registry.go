@@ -28,6 +28,10 @@ type reply struct {
 	// closeConn closes the connection after every earlier response has been
 	// written (acks=0 produce errors, as Kafka does).
 	closeConn bool
+	// token, when not nil, is sent instead of a response: a bare
+	// size-prefixed frame without a Kafka header (SASL tokens after a v0
+	// SaslHandshake).
+	token []byte
 }
 
 // handlerFunc serves one decoded request.

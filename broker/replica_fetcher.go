@@ -264,7 +264,7 @@ func (f *replicaFetcher) run(ctx context.Context) {
 		}
 		if conn == nil {
 			var err error
-			if conn, err = dialPeer(ctx, f.addr, "strom-replica-fetcher-"+strconv.Itoa(int(f.b.cfg.NodeID))); err != nil {
+			if conn, err = f.b.dialPeer(ctx, f.addr, "strom-replica-fetcher-"+strconv.Itoa(int(f.b.cfg.NodeID))); err != nil {
 				log.Debug("replica fetcher: connect", "addr", f.addr, "err", err)
 				sleepCtx(ctx, replicaBackoff)
 				continue

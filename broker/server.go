@@ -2,10 +2,12 @@ package broker
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,8 +26,16 @@ type Broker struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	ln   net.Listener
-	addr string // bound listen address
+	// listeners are the bound Kafka listeners, in configuration order;
+	// immutable after Start. addr is the first one's bound address.
+	listeners []*boundListener
+	addr      string
+	// peerTLS is the client TLS config of connections to other brokers'
+	// inter-broker listener when it uses TLS; immutable after Start.
+	peerTLS *tls.Config
+	// authSecret keys the fake SCRAM credentials of unknown users
+	// (sasl.go); random per process, immutable.
+	authSecret [32]byte
 
 	// connsMu guards conns and closed.
 	connsMu  sync.Mutex
@@ -95,48 +105,154 @@ func StartContext(startCtx context.Context, cfg Config) (*Broker, error) {
 		cfg.Logger = slog.Default()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	b := &Broker{cfg: cfg, log: cfg.Logger, ctx: ctx, cancel: cancel, conns: map[*conn]struct{}{}, sessions: newFetchSessionCache(cfg.FetchSessionCacheSlots), authz: newAuthzPolicy(cfg)}
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
+	b := &Broker{cfg: cfg, log: cfg.Logger, ctx: ctx, cancel: cancel, conns: map[*conn]struct{}{}, sessions: newFetchSessionCache(cfg.FetchSessionCacheSlots),
+		authz: newAuthzPolicy(cfg), authSecret: newAuthSecret()}
+	if err := b.bindListeners(); err != nil {
 		cancel()
-		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+		return nil, err
 	}
-	b.ln = ln
-	b.addr = ln.Addr().String()
+	b.addr = b.listeners[0].addr
 	stopWatch := context.AfterFunc(startCtx, cancel)
-	err = b.open()
+	err := b.open()
 	if !stopWatch() && err == nil {
 		// ctx ended as open returned: the broker's context is cancelled,
 		// so it cannot run; undo the start.
 		err = context.Cause(startCtx)
-		_ = ln.Close()
+		b.closeListeners()
 		b.fetchers.stopAll()
 		b.bgWG.Wait()
 		_ = b.closeState()
 		return nil, fmt.Errorf("start cancelled: %w", err)
 	}
 	if err != nil {
-		_ = ln.Close()
+		b.closeListeners()
 		cancel()
 		if startCtx.Err() != nil {
 			return nil, fmt.Errorf("start cancelled: %w (%v)", context.Cause(startCtx), err)
 		}
 		return nil, err
 	}
-	b.acceptWG.Add(1)
-	go b.acceptLoop()
-	b.log.Info("strom ready listen="+b.addr, "node_id", cfg.NodeID, "data_dir", cfg.DataDir)
+	for _, l := range b.listeners {
+		b.acceptWG.Add(1)
+		go b.acceptLoop(l)
+	}
+	b.log.Info("strom ready listen="+b.addr, "node_id", cfg.NodeID, "data_dir", cfg.DataDir, "listeners", b.listenerSummary())
 	return b, nil
 }
 
-// Addr returns the bound listen address (HOST:PORT).
+// Addr returns the bound address (HOST:PORT) of the first listener.
 func (b *Broker) Addr() string { return b.addr }
 
-// acceptLoop accepts connections until the listener is closed.
-func (b *Broker) acceptLoop() {
+// ListenerAddr returns the bound address of the named listener, or "".
+func (b *Broker) ListenerAddr(name string) string {
+	for _, l := range b.listeners {
+		if l.Name == name {
+			return l.addr
+		}
+	}
+	return ""
+}
+
+// interBroker is the bound inter-broker listener.
+func (b *Broker) interBroker() *boundListener {
+	ib, _ := b.cfg.interBrokerListener() // validated in Start
+	for _, l := range b.listeners {
+		if l.Name == ib.Name {
+			return l
+		}
+	}
+	return b.listeners[0]
+}
+
+// endpoints lists every listener's advertised endpoint for the broker's
+// registration.
+func (b *Broker) endpoints() ([]raft.Endpoint, error) {
+	out := make([]raft.Endpoint, 0, len(b.listeners))
+	for _, l := range b.listeners {
+		host, port, err := splitHostPort(l.advertised())
+		if err != nil {
+			return nil, fmt.Errorf("listener %s: %w", l.Name, err)
+		}
+		out = append(out, raft.Endpoint{Name: l.Name, Host: host, Port: port})
+	}
+	return out, nil
+}
+
+// listenerName is the name of the listener a connection came in on ("" for
+// connections without one, which then see every broker's Host and Port).
+func (c *conn) listenerName() string {
+	if c.listener == nil {
+		return ""
+	}
+	return c.listener.Name
+}
+
+// brokerEndpoint is where a client on listener reaches broker br: its
+// endpoint for that listener, or ok false when br has no such listener
+// (Kafka leaves such brokers out of its answers).
+func brokerEndpoint(br raft.Broker, listener string) (host string, port int32, ok bool) {
+	if listener == "" {
+		return br.Host, br.Port, true
+	}
+	return br.Endpoint(listener)
+}
+
+// bindListeners binds every configured listener; on failure none stays
+// bound.
+func (b *Broker) bindListeners() error {
+	var serverTLS *tls.Config
+	for _, l := range b.cfg.listeners() {
+		bl := &boundListener{Listener: l}
+		if l.Protocol.usesTLS() {
+			if serverTLS == nil {
+				var err error
+				if serverTLS, err = b.cfg.TLS.serverTLS(); err != nil {
+					b.closeListeners()
+					return err
+				}
+			}
+			bl.tls = serverTLS
+		}
+		ln, err := net.Listen("tcp", l.Addr)
+		if err != nil {
+			b.closeListeners()
+			return fmt.Errorf("listener %s: listen on %s: %w", l.Name, l.Addr, err)
+		}
+		bl.ln = ln
+		bl.addr = ln.Addr().String()
+		b.listeners = append(b.listeners, bl)
+	}
+	if b.interBroker().Protocol.usesTLS() {
+		var err error
+		if b.peerTLS, err = b.cfg.TLS.clientTLS(); err != nil {
+			b.closeListeners()
+			return err
+		}
+	}
+	return nil
+}
+
+// closeListeners stops accepting on every listener.
+func (b *Broker) closeListeners() {
+	for _, l := range b.listeners {
+		_ = l.ln.Close()
+	}
+}
+
+// listenerSummary lists the listeners for the ready line.
+func (b *Broker) listenerSummary() string {
+	var parts []string
+	for _, l := range b.listeners {
+		parts = append(parts, l.Name+"://"+l.addr)
+	}
+	return strings.Join(parts, ",")
+}
+
+// acceptLoop accepts connections on l until it is closed.
+func (b *Broker) acceptLoop(l *boundListener) {
 	defer b.acceptWG.Done()
 	for {
-		nc, err := b.ln.Accept()
+		nc, err := l.ln.Accept()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
@@ -152,7 +268,10 @@ func (b *Broker) acceptLoop() {
 		if tc, ok := nc.(*net.TCPConn); ok {
 			_ = tc.SetNoDelay(true)
 		}
-		c := newConn(b, nc)
+		if l.tls != nil {
+			nc = tls.Server(nc, l.tls)
+		}
+		c := newConn(b, nc, l)
 		b.connsMu.Lock()
 		if b.closed {
 			b.connsMu.Unlock()
@@ -188,7 +307,7 @@ func (b *Broker) Close() error {
 			// the subscription that would do it stops with the context.
 			b.parts.reconcile()
 		}
-		_ = b.ln.Close()
+		b.closeListeners()
 		b.acceptWG.Wait()
 		b.connsMu.Lock()
 		b.closed = true

@@ -74,6 +74,10 @@ func (b *Broker) open() error {
 		_ = node.Close()
 		return fmt.Errorf("init cluster: %w", err)
 	}
+	if err := b.bootstrapSCRAM(ctx); err != nil {
+		_ = node.Close()
+		return err
+	}
 	if len(node.State().Brokers) == 0 { // the first start of a new cluster
 		if err := b.writeBootstrapConfigs(ctx); err != nil {
 			_ = node.Close()
@@ -85,7 +89,12 @@ func (b *Broker) open() error {
 		_ = node.Close()
 		return err
 	}
-	reg, err := node.Apply(ctx, raft.RegisterBroker{ID: b.cfg.NodeID, Host: host, Port: port, Rack: b.cfg.Rack,
+	endpoints, err := b.endpoints()
+	if err != nil {
+		_ = node.Close()
+		return err
+	}
+	reg, err := node.Apply(ctx, raft.RegisterBroker{ID: b.cfg.NodeID, Host: host, Port: port, Rack: b.cfg.Rack, Listeners: endpoints,
 		IncarnationID: raft.NewTopicID(), Fenced: b.multiNode()})
 	if err != nil {
 		_ = node.Close()
@@ -141,10 +150,7 @@ func (b *Broker) open() error {
 
 // advertised is the HOST:PORT published to clients.
 func (b *Broker) advertised() string {
-	if b.cfg.Advertise != "" {
-		return b.cfg.Advertise
-	}
-	return b.addr
+	return b.interBroker().advertised()
 }
 
 // closeState closes the partition logs (clean shutdown) and then raft.

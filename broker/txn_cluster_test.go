@@ -414,7 +414,7 @@ func testTxnClusterPeerErrors(t *testing.T, c *testCluster) {
 		tr.Topics = append(tr.Topics, tt)
 		req.Transactions = append(req.Transactions, tr)
 		resp := kmsg.NewPtrAddPartitionsToTxnResponse()
-		pc, err := dialPeer(ctx, c.brokers[0].Addr(), "test")
+		pc, err := c.brokers[0].dialPeer(ctx, c.brokers[0].Addr(), "test")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -455,7 +455,7 @@ func testTxnClusterPeerErrors(t *testing.T, c *testCluster) {
 		req.Topics = append(req.Topics, rt)
 		// A peer connection sends exactly this version (kgo would raise
 		// it to the highest both sides speak).
-		pc, err := dialPeer(ctx, c.brokers[1].Addr(), "test")
+		pc, err := c.brokers[1].dialPeer(ctx, c.brokers[1].Addr(), "test")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -264,7 +264,7 @@ func (pp *peerPool) do(ctx context.Context, addr string, req kmsg.Request, resp 
 	pp.mu.Unlock()
 	if pc == nil {
 		var err error
-		pc, err = dialPeer(pp.b.ctx, addr, "strom-txn-"+strconv.Itoa(int(pp.b.cfg.NodeID)))
+		pc, err = pp.b.dialPeer(pp.b.ctx, addr, "strom-txn-"+strconv.Itoa(int(pp.b.cfg.NodeID)))
 		if err != nil {
 			return err
 		}

@@ -165,7 +165,7 @@ func TestCluster3(t *testing.T) {
 	}
 	got := next.State()
 	if got.ClusterID != want.ClusterID || got.Topics["events"].ID != ct.Topic.ID ||
-		!reflect.DeepEqual(got.Topics["events"].Partitions, want.Topics["events"].Partitions) || got.Brokers[1] != want.Brokers[1] {
+		!reflect.DeepEqual(got.Topics["events"].Partitions, want.Topics["events"].Partitions) || !reflect.DeepEqual(got.Brokers[1], want.Brokers[1]) {
 		t.Fatalf("state after failover differs:\n got %+v\nwant %+v", got, want)
 	}
 	onLeader(ctx, t, liveVoters, "remove old leader", func(l *Node) error { return l.RemoveServer(leader.ID()) })

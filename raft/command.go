@@ -169,6 +169,10 @@ type RegisterBroker struct {
 	IncarnationID [16]byte
 	// Fenced is the fencing state of a new incarnation.
 	Fenced bool
+	// Listeners are every advertised listener endpoint (Host and Port are
+	// the inter-broker one). Encoded after the older fields, and only when
+	// present, so log entries written before it decode unchanged.
+	Listeners []Endpoint
 }
 
 // Type implements Command.
@@ -181,26 +185,73 @@ func (c RegisterBroker) encode(e *encoder) {
 	e.str(c.Rack)
 	e.id(c.IncarnationID)
 	e.boolean(c.Fenced)
+	if len(c.Listeners) > 0 {
+		encodeEndpoints(e, c.Listeners)
+	}
 }
 
 func decodeRegisterBroker(d *decoder) Command {
-	return RegisterBroker{ID: d.i32(), Host: d.str(), Port: d.i32(), Rack: d.str(), IncarnationID: d.id(), Fenced: d.boolean()}
+	c := RegisterBroker{ID: d.i32(), Host: d.str(), Port: d.i32(), Rack: d.str(), IncarnationID: d.id(), Fenced: d.boolean()}
+	if d.err == nil && d.remaining() > 0 {
+		c.Listeners = decodeEndpoints(d)
+	}
+	return c
+}
+
+// minEndpointSize is the fewest bytes an encoded Endpoint takes.
+const minEndpointSize = 3
+
+func encodeEndpoints(e *encoder, eps []Endpoint) {
+	e.uvarint(uint64(len(eps)))
+	for _, ep := range eps {
+		e.str(ep.Name)
+		e.str(ep.Host)
+		e.i32(ep.Port)
+	}
+}
+
+func decodeEndpoints(d *decoder) []Endpoint {
+	n := d.count(minEndpointSize)
+	if d.err != nil || n == 0 {
+		return nil
+	}
+	out := make([]Endpoint, n)
+	for i := range out {
+		out[i] = Endpoint{Name: d.str(), Host: d.str(), Port: d.i32()}
+	}
+	return out
+}
+
+// validateEndpoints requires named, distinct listener endpoints.
+func validateEndpoints(eps []Endpoint) error {
+	seen := map[string]bool{}
+	for _, ep := range eps {
+		if ep.Name == "" || seen[ep.Name] || ep.Port < 0 {
+			return invalid("listener endpoints %+v", eps)
+		}
+		seen[ep.Name] = true
+	}
+	return nil
 }
 
 func (c RegisterBroker) apply(t *txn, index uint64) (Result, error) {
 	if c.ID < 0 {
 		return Result{}, invalid("broker id %d", c.ID)
 	}
+	if err := validateEndpoints(c.Listeners); err != nil {
+		return Result{}, err
+	}
+	listeners := slices.Clone(c.Listeners)
 	b, ok := t.s.Brokers[c.ID]
 	if ok && b.IncarnationID == c.IncarnationID {
-		if b.Host != c.Host || b.Port != c.Port || b.Rack != c.Rack {
-			b.Host, b.Port, b.Rack = c.Host, c.Port, c.Rack
+		if b.Host != c.Host || b.Port != c.Port || b.Rack != c.Rack || !slices.Equal(b.Listeners, c.Listeners) {
+			b.Host, b.Port, b.Rack, b.Listeners = c.Host, c.Port, c.Rack, listeners
 			t.brokers()[c.ID] = b
 		}
 		return Result{BrokerEpoch: b.Epoch}, nil
 	}
 	b = Broker{ID: c.ID, Host: c.Host, Port: c.Port, Rack: c.Rack, Fenced: c.Fenced,
-		Epoch: int64(index), IncarnationID: c.IncarnationID}
+		Epoch: int64(index), IncarnationID: c.IncarnationID, Listeners: listeners}
 	t.brokers()[c.ID] = b
 	return Result{BrokerEpoch: b.Epoch}, nil
 }

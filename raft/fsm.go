@@ -259,6 +259,22 @@ func encodeState(s *State) []byte {
 		e.i32s(r.p.AddingReplicas)
 		e.i32s(r.p.RemovingReplicas)
 	}
+	// Broker listener endpoints, an optional last section (snapshots
+	// written before it end after the reassignments): the brokers that
+	// recorded listeners, by id.
+	var withListeners []Broker
+	for _, b := range brokers {
+		if len(b.Listeners) > 0 {
+			withListeners = append(withListeners, b)
+		}
+	}
+	if len(withListeners) > 0 {
+		e.uvarint(uint64(len(withListeners)))
+		for _, b := range withListeners {
+			e.i32(b.ID)
+			encodeEndpoints(&e, b.Listeners)
+		}
+	}
 	return e.b
 }
 
@@ -343,6 +359,11 @@ func decodeState(b []byte) (*State, error) {
 		if err := decodeReassignments(&d, s); err != nil {
 			return nil, err
 		}
+		if d.err == nil && d.remaining() > 0 {
+			if err := decodeBrokerListeners(&d, s); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if err := d.done(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrCorruptSnapshot, err)
@@ -351,6 +372,29 @@ func decodeState(b []byte) (*State, error) {
 		return nil, fmt.Errorf("%w: %w", ErrCorruptSnapshot, err)
 	}
 	return s, nil
+}
+
+// decodeBrokerListeners reads the optional listener section into the
+// freshly decoded brokers of s.
+func decodeBrokerListeners(d *decoder, s *State) error {
+	n := d.count(5)
+	for range n {
+		id := d.i32()
+		eps := decodeEndpoints(d)
+		if d.err != nil {
+			break
+		}
+		b, ok := s.Brokers[id]
+		if !ok || len(b.Listeners) > 0 || len(eps) == 0 {
+			return fmt.Errorf("%w: listeners of broker %d", ErrCorruptSnapshot, id)
+		}
+		if err := validateEndpoints(eps); err != nil {
+			return fmt.Errorf("%w: %w", ErrCorruptSnapshot, err)
+		}
+		b.Listeners = eps
+		s.Brokers[id] = b
+	}
+	return nil
 }
 
 // decodeReassignments reads the version 3 reassignment section into the

@@ -457,6 +457,8 @@ func populate(t *testing.T, f *testFSM) {
 	t.Helper()
 	f.mustApply(t, InitCluster{ClusterID: NewClusterID()})
 	f.mustApply(t, brokers(1, 2, 3, 4, 5)...)
+	f.mustApply(t, RegisterBroker{ID: 6, Host: "h6", Port: 9092, IncarnationID: [16]byte{6},
+		Listeners: []Endpoint{{Name: "PLAINTEXT", Host: "h6", Port: 9092}, {Name: "SSL", Host: "h6", Port: 9093}}})
 	f.mustApply(t, FenceBroker{ID: 4, Epoch: -1}, AlterConfigs{Resource: ResourceBroker, Name: "", Set: map[string]string{"log.retention.ms": "5"}},
 		AlterConfigs{Resource: ResourceBroker, Name: "3", Set: map[string]string{"x": "y", "z": ""}})
 	var ids [][16]byte

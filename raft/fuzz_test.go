@@ -76,6 +76,8 @@ func sampleCommands() []Command {
 	return []Command{
 		InitCluster{ClusterID: "MkU3OEVBNTcwNTJENDM2Qg"},
 		RegisterBroker{ID: 1, Host: "127.0.0.1", Port: 9092, Rack: "a", IncarnationID: [16]byte{1}, Fenced: true},
+		RegisterBroker{ID: 2, Host: "127.0.0.1", Port: 9192, IncarnationID: [16]byte{2},
+			Listeners: []Endpoint{{Name: "INTERNAL", Host: "127.0.0.1", Port: 9192}, {Name: "SASL_SSL", Host: "kafka.example", Port: 9094}}},
 		FenceBroker{ID: 1, Epoch: 3},
 		UnfenceBroker{ID: 2, Epoch: -1},
 		CreateTopic{Topic: topic("t", idB, 3, 1, 2)},

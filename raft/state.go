@@ -57,6 +57,33 @@ type Broker struct {
 	// IncarnationID identifies one process lifetime of the broker; a
 	// re-registration with the same incarnation is a no-op.
 	IncarnationID [16]byte
+	// Listeners are the broker's advertised endpoints, one per listener
+	// name; clients are answered with those of the listener they came in
+	// on. Empty for brokers registered before listeners were recorded:
+	// Host and Port then serve every listener. Shared by every State
+	// version; never modified.
+	Listeners []Endpoint
+}
+
+// Endpoint is one advertised listener of a broker.
+type Endpoint struct {
+	Name string // listener name, upper case
+	Host string
+	Port int32
+}
+
+// Endpoint returns the broker's endpoint for the listener name: from
+// Listeners, or Host and Port when the broker recorded none.
+func (b Broker) Endpoint(listener string) (host string, port int32, ok bool) {
+	if len(b.Listeners) == 0 {
+		return b.Host, b.Port, true
+	}
+	for _, e := range b.Listeners {
+		if e.Name == listener {
+			return e.Host, e.Port, true
+		}
+	}
+	return "", 0, false
 }
 
 // Topic is a topic and its partitions.

@@ -81,6 +81,19 @@ func addServeFlags(f *pflag.FlagSet, cfg *broker.Config) {
 	f.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "directory of partition logs and raft data")
 	f.StringVar(&cfg.Listen, "listen", cfg.Listen, "HOST:PORT of the Kafka listener")
 	f.StringVar(&cfg.Advertise, "advertise", cfg.Advertise, "HOST:PORT published to clients (default: the listen address)")
+	f.String("listeners", "", "Kafka listeners NAME://HOST:PORT,... (listeners); a name without --listener-security-protocol-map entry must be PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL. Replaces --listen")
+	f.String("listener-security-protocol-map", "", "NAME:PROTOCOL,... for listener names that are not protocol names (listener.security.protocol.map)")
+	f.String("advertised-listeners", "", "NAME://HOST:PORT,... published to clients (advertised.listeners; default: the bound addresses)")
+	f.StringVar(&cfg.InterBrokerListener, "inter-broker-listener-name", cfg.InterBrokerListener, "listener other brokers connect to (inter.broker.listener.name; default: the first listener); the same on every broker")
+	f.StringVar(&cfg.InterBrokerSASL.Mechanism, "inter-broker-sasl-mechanism", cfg.InterBrokerSASL.Mechanism, "SASL mechanism this broker uses on a SASL inter-broker listener (sasl.mechanism.inter.broker.protocol)")
+	f.StringVar(&cfg.InterBrokerSASL.Username, "inter-broker-sasl-username", cfg.InterBrokerSASL.Username, "SASL user this broker authenticates as on a SASL inter-broker listener")
+	f.StringVar(&cfg.InterBrokerSASL.Password, "inter-broker-sasl-password", cfg.InterBrokerSASL.Password, "password of --inter-broker-sasl-username (prefer STROM_INTER_BROKER_SASL_PASSWORD or --config)")
+	f.StringSliceVar(&cfg.SASLMechanisms, "sasl-enabled-mechanisms", cfg.SASLMechanisms, "SASL mechanisms of SASL listeners: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 (sasl.enabled.mechanisms)")
+	f.StringVar(&cfg.TLS.CertFile, "ssl-cert-file", cfg.TLS.CertFile, "PEM certificate (chain) of SSL and SASL_SSL listeners")
+	f.StringVar(&cfg.TLS.KeyFile, "ssl-key-file", cfg.TLS.KeyFile, "PEM private key of --ssl-cert-file")
+	f.StringVar(&cfg.TLS.ClientCAFile, "ssl-client-ca-file", cfg.TLS.ClientCAFile, "PEM CA certificates that client certificates are verified against")
+	f.StringVar(&cfg.TLS.ClientAuth, "ssl-client-auth", "none", "client certificates on TLS listeners: none|requested|required (ssl.client.auth)")
+	f.Var(scramUsersValue{&cfg.SCRAMUsers}, "add-scram", "SCRAM credential created at start if the user has none for the mechanism, e.g. 'SCRAM-SHA-256=[name=admin,password=admin-secret]' (repeatable; kafka-storage format --add-scram syntax)")
 	f.Int32Var(&cfg.NodeID, "node-id", cfg.NodeID, "broker and raft node id")
 	f.StringVar(&cfg.Rack, "broker-rack", cfg.Rack, "rack (availability zone) of this broker (broker.rack); replicas spread over racks")
 	f.StringVar(&cfg.ReplicaSelectorClass, "replica-selector-class", cfg.ReplicaSelectorClass, "replica.selector.class: empty keeps consumers on leaders; "+broker.RackAwareSelector+" lets consumers naming a rack fetch from an in-sync replica there (KIP-392)")
@@ -194,6 +207,9 @@ func applyConfigSources(fs *pflag.FlagSet, configFile string) error {
 // the result: with --controller-quorum-voters and no --raft-listen the raft
 // transport listens on this node's voter address.
 func finishServeConfig(fs *pflag.FlagSet, cfg *broker.Config) error {
+	if err := finishListeners(fs, cfg); err != nil {
+		return fmt.Errorf("strom serve: %w", err)
+	}
 	if cfg.BrokerOnly && !fs.Changed("raft-listen") {
 		return fmt.Errorf("strom serve: a broker-only node (--process-roles broker) needs --raft-listen: it has no entry in --controller-quorum-voters")
 	}
@@ -209,6 +225,55 @@ func finishServeConfig(fs *pflag.FlagSet, cfg *broker.Config) error {
 	}
 	return nil
 }
+
+// finishListeners maps --listeners, --listener-security-protocol-map and
+// --advertised-listeners onto cfg.Listeners. Without --listeners, --listen
+// and --advertise name the one PLAINTEXT listener.
+func finishListeners(fs *pflag.FlagSet, cfg *broker.Config) error {
+	listeners, _ := fs.GetString("listeners")
+	protoMap, _ := fs.GetString("listener-security-protocol-map")
+	advertised, _ := fs.GetString("advertised-listeners")
+	if listeners == "" {
+		if protoMap == "" && advertised == "" {
+			return nil
+		}
+		listeners = "PLAINTEXT://" + cfg.Listen
+	} else if fs.Changed("listen") || fs.Changed("advertise") {
+		return errors.New("--listen and --advertise cannot be combined with --listeners (use --advertised-listeners)")
+	}
+	ls, err := broker.ParseListeners(listeners, protoMap, advertised)
+	if err != nil {
+		return err
+	}
+	cfg.Listeners = ls
+	return nil
+}
+
+// scramUsersValue is the pflag.Value of --add-scram: every use adds one
+// credential.
+type scramUsersValue struct{ v *[]broker.SCRAMUser }
+
+func (f scramUsersValue) String() string {
+	if f.v == nil {
+		return ""
+	}
+	var out []string
+	for _, u := range *f.v {
+		out = append(out, u.String())
+	}
+	return strings.Join(out, " ")
+}
+
+func (f scramUsersValue) Set(s string) error {
+	u, err := broker.ParseSCRAMUser(s)
+	if err != nil {
+		return err
+	}
+	*f.v = append(*f.v, u)
+	return nil
+}
+
+func (scramUsersValue) Type() string { return "scram" }
 
 // rolesValue is the pflag.Value of --process-roles: Kafka's list of
 // broker and controller. A controller-only node is not supported, since

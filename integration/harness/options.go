@@ -123,14 +123,16 @@ var listenerName = regexp.MustCompile(`^[A-Z][A-Z0-9_]*$`)
 
 // Listener adds a client listener NAME with security protocol (SASL_PLAINTEXT, SSL, SASL_SSL) on a free
 // 127.0.0.1 port of every node, beside the PLAINTEXT listener the harness, inter-broker traffic and
-// Bootstrap use. Configure it with BrokerConfig("listener.name.<name in lower case>.<key>", ...); find its
-// addresses with LocalCluster.ListenerBootstrap. Kafka only.
+// Bootstrap use. Configure it with BrokerConfig("listener.name.<name in lower case>.<key>", ...) on Kafka
+// and StromArgs (--ssl-*, --sasl-enabled-mechanisms) on Strom; find its addresses with
+// LocalCluster.ListenerBootstrap.
 func Listener(name, protocol string) Option {
 	return func(c *config) { c.listeners = append(c.listeners, listener{name: name, protocol: protocol}) }
 }
 
-// ScramUser creates a SCRAM credential (mechanism SCRAM-SHA-256 or SCRAM-SHA-512) when the storage is
-// formatted (kafka-storage format --add-scram), so it exists before the first client connects. Kafka only.
+// ScramUser creates a SCRAM credential (mechanism SCRAM-SHA-256 or SCRAM-SHA-512) before the first client
+// connects: when Kafka's storage is formatted (kafka-storage format --add-scram), with `strom serve
+// --add-scram` on Strom.
 func ScramUser(mechanism, user, password string) Option {
 	return func(c *config) {
 		c.scram = append(c.scram, fmt.Sprintf("%s=[name=%s,password=%s]", mechanism, user, password))

@@ -101,7 +101,9 @@ func newStrom(ctx context.Context, dir string, opts []Option) (*LocalCluster, er
 	if err != nil {
 		return nil, err
 	}
-	ports, err := FreePorts(2 * cfg.nodes)
+	// Per node: client, raft, then one per extra listener.
+	per := 2 + len(cfg.listeners)
+	ports, err := FreePorts(per * cfg.nodes)
 	if err != nil {
 		return nil, err
 	}
@@ -111,7 +113,7 @@ func newStrom(ctx context.Context, dir string, opts []Option) (*LocalCluster, er
 	}
 	voters := make([]string, nVoters)
 	for i := range voters {
-		voters[i] = fmt.Sprintf("%d@127.0.0.1:%d", i+1, ports[2*i+1])
+		voters[i] = fmt.Sprintf("%d@127.0.0.1:%d", i+1, ports[per*i+1])
 	}
 	c := &LocalCluster{kind: "strom", cfg: cfg, nodeReady: waitLogLine(StromReadyLine, cfg.logPoll)}
 	for i := 0; i < cfg.nodes; i++ {
@@ -119,15 +121,33 @@ func newStrom(ctx context.Context, dir string, opts []Option) (*LocalCluster, er
 		if err := os.MkdirAll(ndir, 0o755); err != nil {
 			return nil, fmt.Errorf("strom node %d: %w", i, err)
 		}
-		addr := fmt.Sprintf("127.0.0.1:%d", ports[2*i])
+		addr := fmt.Sprintf("127.0.0.1:%d", ports[per*i])
 		argv := []string{bin, "serve",
 			"--node-id", strconv.Itoa(i + 1),
 			"--data-dir", filepath.Join(ndir, "data"),
-			"--listen", addr,
-			"--raft-listen", fmt.Sprintf("127.0.0.1:%d", ports[2*i+1]),
+			"--raft-listen", fmt.Sprintf("127.0.0.1:%d", ports[per*i+1]),
 			// As the harness's Kafka (group.initial.rebalance.delay.ms=0): a group's first rebalance
 			// does not wait for more members, so both sides are compared on the same terms.
 			"--group-initial-rebalance-delay", "0s",
+		}
+		var extra map[string]string
+		if len(cfg.listeners) == 0 {
+			argv = append(argv, "--listen", addr)
+		} else {
+			// The PLAINTEXT listener stays first and carries inter-broker
+			// traffic, as in the Kafka clusters.
+			extra = map[string]string{}
+			lst, pm := []string{"PLAINTEXT://" + addr}, []string{"PLAINTEXT:PLAINTEXT"}
+			for j, l := range cfg.listeners {
+				extra[l.name] = fmt.Sprintf("127.0.0.1:%d", ports[per*i+2+j])
+				lst = append(lst, l.name+"://"+extra[l.name])
+				pm = append(pm, l.name+":"+l.protocol)
+			}
+			argv = append(argv, "--listeners", strings.Join(lst, ","), "--listener-security-protocol-map", strings.Join(pm, ","),
+				"--inter-broker-listener-name", "PLAINTEXT")
+		}
+		for _, s := range cfg.scram {
+			argv = append(argv, "--add-scram", s)
 		}
 		if cfg.nodes > 1 {
 			argv = append(argv,
@@ -141,11 +161,12 @@ func newStrom(ctx context.Context, dir string, opts []Option) (*LocalCluster, er
 		}
 		argv = append(argv, cfg.stromArgs...)
 		c.nodes = append(c.nodes, &node{
-			index:   i,
-			dir:     ndir,
-			logPath: filepath.Join(ndir, "strom.log"),
-			addr:    addr,
-			argv:    argv,
+			index:     i,
+			dir:       ndir,
+			logPath:   filepath.Join(ndir, "strom.log"),
+			addr:      addr,
+			argv:      argv,
+			listeners: extra,
 		})
 	}
 	if err := c.startAll(ctx); err != nil {
