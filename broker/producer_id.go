@@ -49,7 +49,14 @@ func (b *Broker) nextProducerID(ctx context.Context) (int64, error) {
 	}
 	for attempt := 0; attempt < 5; attempt++ {
 		start := b.node.State().NextProducerID
-		res, err := b.apply(ctx, raft.AllocateProducerIDs{BrokerID: b.cfg.NodeID, Start: start, Count: producerIDBlockSize})
+		// Not b.apply: an allocation changes no partition, so it needs no
+		// reconcile, and reconcile takes partition locks. The transaction
+		// coordinator calls this holding its own lock, while produce holds
+		// a partition's lock when it calls into the coordinator (lock order
+		// partition, then coordinator): reconciling here deadlocked.
+		actx, cancel := context.WithTimeout(ctx, metaTimeout)
+		res, err := b.node.Apply(actx, raft.AllocateProducerIDs{BrokerID: b.cfg.NodeID, Start: start, Count: producerIDBlockSize})
+		cancel()
 		if errors.Is(err, raft.ErrStaleProducerIDBlock) {
 			continue // another broker won the race; retry at the new start
 		}

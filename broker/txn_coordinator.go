@@ -56,7 +56,10 @@ type txnCoordinator struct {
 	b *Broker
 
 	// mu guards every field below and every txn.Metadata reachable from
-	// them.
+	// them. Lock order: a data partition's mu before this one (produce
+	// verifies under the partition lock), so nothing holding mu may take a
+	// data partition's lock, e.g. through partitionManager.reconcile; the
+	// __transaction_state partitions it appends to are never produced to.
 	mu sync.Mutex
 	// loaded maps a __transaction_state partition to the replica and
 	// leader epoch it was replayed in; ids of partitions not loaded are
