@@ -1,69 +1,21 @@
 package broker
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
-	"math/big"
-	"net"
-	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
-
-// writeRaftPKI writes a CA and one certificate for 127.0.0.1 (shared by
-// every node, as a test shortcut) as PEM files in dir.
-func writeRaftPKI(t *testing.T, dir string) (certFile, keyFile, caFile string) {
-	t.Helper()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "raft CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "raft node"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, caTmpl, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	write := func(name, typ string, b []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: b}), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	return write("node.pem", "CERTIFICATE", der), write("node.key", "PRIVATE KEY", keyDER), write("ca.pem", "CERTIFICATE", caDER)
-}
 
 // TestRaftTLSCluster: three brokers whose raft ports are mutual TLS form a
 // cluster and replicate a topic; configs naming only some of the files, or
 // files that are not what they should be, are refused.
 func TestRaftTLSCluster(t *testing.T) {
-	certFile, keyFile, caFile := writeRaftPKI(t, t.TempDir())
+	// The PKI of the listener TLS tests: its broker certificate names
+	// 127.0.0.1 and serves as client and server, as a raft node's must.
+	pki := newTestPKI(t)
+	certFile, keyFile, caFile := pki.certFile, pki.keyFile, pki.caFile
 	c := startTestCluster(t, 3, func(cfg *Config) {
 		cfg.RaftTLSCertFile, cfg.RaftTLSKeyFile, cfg.RaftTLSCAFile = certFile, keyFile, caFile
 	})
