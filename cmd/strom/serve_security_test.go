@@ -1,12 +1,8 @@
 package main
 
 import (
-	"io"
 	"reflect"
-	"strings"
 	"testing"
-
-	"github.com/spf13/pflag"
 
 	"github.com/stromhq/strom/broker"
 )
@@ -64,28 +60,12 @@ func TestServeSecurityFlags(t *testing.T) {
 		{name: "bad add-scram", args: []string{"--add-scram", "SCRAM-SHA-256=[name=a,password=b,iterations=10]"}, wantErr: "iterations 10"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			for k, v := range tc.env {
-				t.Setenv(k, v)
+			cfg, parseErr, err := loadServeConfig(t, tc.args, tc.env)
+			if parseErr != nil {
+				err = parseErr
 			}
-			cfg := broker.DefaultConfig()
-			fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
-			fs.SetOutput(io.Discard)
-			addServeFlags(fs, &cfg)
-			err := fs.Parse(tc.args)
-			if err == nil {
-				err = applyConfigSources(fs, "")
-			}
-			if err == nil {
-				err = finishServeConfig(fs, &cfg)
-			}
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("error %v, want %q", err, tc.wantErr)
-				}
+			if failedAsWanted(t, err, tc.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if !reflect.DeepEqual(cfg.Listeners, tc.listeners) || !reflect.DeepEqual(cfg.SASLMechanisms, tc.mechs) {
 				t.Fatalf("listeners %+v mechanisms %v; want %+v %v", cfg.Listeners, cfg.SASLMechanisms, tc.listeners, tc.mechs)

@@ -402,35 +402,18 @@ func TestServeClusterFlags(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			for k, v := range tc.env {
-				t.Setenv(k, v)
-			}
-			cfg := broker.DefaultConfig()
-			fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
-			fs.SetOutput(io.Discard)
-			addServeFlags(fs, &cfg)
-			err := fs.Parse(tc.args)
+			cfg, parseErr, err := loadServeConfig(t, tc.args, tc.env)
 			if tc.parseFail {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("parse: %v, want %q", err, tc.wantErr)
+				if parseErr == nil || !strings.Contains(parseErr.Error(), tc.wantErr) {
+					t.Fatalf("parse: %v, want %q", parseErr, tc.wantErr)
 				}
 				return
 			}
-			if err != nil {
-				t.Fatal(err)
+			if parseErr != nil {
+				t.Fatal(parseErr)
 			}
-			err = applyConfigSources(fs, "")
-			if err == nil {
-				err = finishServeConfig(fs, &cfg)
-			}
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("error %v, want %q", err, tc.wantErr)
-				}
+			if failedAsWanted(t, err, tc.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if got := raft.FormatVoters(cfg.Voters); got != tc.voters || cfg.RaftListen != tc.raft || cfg.BrokerSessionTimeout != tc.session || cfg.BrokerOnly != tc.brokerOnly {
 				t.Fatalf("voters %q raft %q session %v broker-only %v; want %q %q %v %v", got, cfg.RaftListen, cfg.BrokerSessionTimeout, cfg.BrokerOnly,
@@ -534,28 +517,12 @@ func TestServeLeaderBalanceFlags(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			for k, v := range tc.env {
-				t.Setenv(k, v)
+			cfg, parseErr, err := loadServeConfig(t, tc.args, tc.env)
+			if parseErr != nil {
+				t.Fatal(parseErr)
 			}
-			cfg := broker.DefaultConfig()
-			fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
-			fs.SetOutput(io.Discard)
-			addServeFlags(fs, &cfg)
-			if err := fs.Parse(tc.args); err != nil {
-				t.Fatal(err)
-			}
-			err := applyConfigSources(fs, "")
-			if err == nil {
-				err = finishServeConfig(fs, &cfg)
-			}
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("error %v, want %q", err, tc.wantErr)
-				}
+			if failedAsWanted(t, err, tc.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if cfg.AutoLeaderRebalance != tc.enabled || cfg.LeaderImbalanceCheckInterval != tc.interval || cfg.LeaderImbalancePerBrokerPercentage != tc.percent {
 				t.Fatalf("enabled %v interval %v percent %d; want %v %v %d", cfg.AutoLeaderRebalance, cfg.LeaderImbalanceCheckInterval,
@@ -581,32 +548,54 @@ func TestServeRackFlags(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			for k, v := range tc.env {
-				t.Setenv(k, v)
+			cfg, parseErr, err := loadServeConfig(t, tc.args, tc.env)
+			if parseErr != nil {
+				t.Fatal(parseErr)
 			}
-			cfg := broker.DefaultConfig()
-			fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
-			fs.SetOutput(io.Discard)
-			addServeFlags(fs, &cfg)
-			if err := fs.Parse(tc.args); err != nil {
-				t.Fatal(err)
-			}
-			err := applyConfigSources(fs, "")
-			if err == nil {
-				err = finishServeConfig(fs, &cfg)
-			}
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("error %v, want %q", err, tc.wantErr)
-				}
+			if failedAsWanted(t, err, tc.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if cfg.Rack != tc.rack || cfg.ReplicaSelectorClass != tc.selector {
 				t.Fatalf("rack %q selector %q; want %q %q", cfg.Rack, cfg.ReplicaSelectorClass, tc.rack, tc.selector)
 			}
 		})
 	}
+}
+
+// loadServeConfig runs `strom serve`'s configuration steps on args with env
+// set: the flags (a failure is parseErr), then the config file and
+// environment and the derived settings (a failure is err).
+func loadServeConfig(t *testing.T, args []string, env map[string]string) (cfg broker.Config, parseErr, err error) {
+	t.Helper()
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+	cfg = broker.DefaultConfig()
+	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	addServeFlags(fs, &cfg)
+	if err := fs.Parse(args); err != nil {
+		return cfg, err, nil
+	}
+	err = applyConfigSources(fs, "")
+	if err == nil {
+		err = finishServeConfig(fs, &cfg)
+	}
+	return cfg, nil, err
+}
+
+// failedAsWanted checks err against want, a substring ("" = no error
+// expected), and reports whether the case ended with the expected error.
+func failedAsWanted(t *testing.T, err error, want string) bool {
+	t.Helper()
+	if want != "" {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("error %v, want %q", err, want)
+		}
+		return true
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return false
 }
