@@ -34,34 +34,6 @@ func FormatID(id [16]byte) string {
 	return base64.RawURLEncoding.EncodeToString(id[:])
 }
 
-// AssignReplicas places partitions x replicationFactor replicas on brokers
-// round-robin: partition p gets brokers[(start+p+j) % n] for j in
-// [0, replicationFactor), so leaders (the first replica) rotate across
-// brokers and no broker holds two replicas of one partition. brokers must be
-// distinct; the result is fresh.
-func AssignReplicas(partitions int32, replicationFactor int16, brokers []int32, start int) ([][]int32, error) {
-	if partitions <= 0 {
-		return nil, fmt.Errorf("%w: %d partitions", ErrInvalidPartitions, partitions)
-	}
-	n := len(brokers)
-	if replicationFactor <= 0 || int(replicationFactor) > n {
-		return nil, fmt.Errorf("%w: %d with %d usable brokers", ErrInvalidReplicationFactor, replicationFactor, n)
-	}
-	start %= n
-	if start < 0 {
-		start += n
-	}
-	out := make([][]int32, partitions)
-	for p := range out {
-		r := make([]int32, replicationFactor)
-		for j := range r {
-			r[j] = brokers[(start+p+j)%n]
-		}
-		out[p] = r
-	}
-	return out, nil
-}
-
 // PlacementStart is the rotation start of a topic's replica placement
 // (PlaceReplicas), derived from its ID: KRaft starts at a random position so
 // that topics spread over brokers; a start taken from the (random) topic ID

@@ -32,7 +32,7 @@ func TestNewClusterID(t *testing.T) {
 	}
 }
 
-func TestAssignReplicas(t *testing.T) {
+func TestAssignRoundRobin(t *testing.T) {
 	tests := []struct {
 		name       string
 		partitions int32
@@ -53,7 +53,7 @@ func TestAssignReplicas(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := AssignReplicas(tc.partitions, tc.rf, tc.brokers, tc.start)
+			got, err := assignRoundRobin(tc.partitions, tc.rf, tc.brokers, tc.start)
 			if !errors.Is(err, tc.wantErr) || (err == nil) != (tc.wantErr == nil) {
 				t.Fatalf("err = %v, want %v", err, tc.wantErr)
 			}

@@ -81,7 +81,7 @@ func TestPlaceReplicasTable(t *testing.T) {
 }
 
 // TestPlaceReplicasMatchesRoundRobin: without racks the placement is the
-// round-robin of AssignReplicas, so clusters without racks place exactly
+// round-robin of assignRoundRobin, so clusters without racks place exactly
 // as before.
 func TestPlaceReplicasMatchesRoundRobin(t *testing.T) {
 	for n := 1; n <= 5; n++ {
@@ -93,7 +93,7 @@ func TestPlaceReplicasMatchesRoundRobin(t *testing.T) {
 		}
 		for rf := int16(1); int(rf) <= n; rf++ {
 			for _, start := range []int{0, 1, 7, 255} {
-				want, err := AssignReplicas(9, rf, ids, start)
+				want, err := assignRoundRobin(9, rf, ids, start)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -163,4 +163,33 @@ func TestPlaceReplicasSpread(t *testing.T) {
 			}
 		}
 	}
+}
+
+// assignRoundRobin places partitions x replicationFactor replicas on brokers
+// round-robin: partition p gets brokers[(start+p+j) % n] for j in
+// [0, replicationFactor), so leaders (the first replica) rotate across
+// brokers and no broker holds two replicas of one partition. brokers must be
+// distinct; the result is fresh. It was the placement before racks, and
+// stays as the reference PlaceReplicas must equal when no broker has a rack.
+func assignRoundRobin(partitions int32, replicationFactor int16, brokers []int32, start int) ([][]int32, error) {
+	if partitions <= 0 {
+		return nil, fmt.Errorf("%w: %d partitions", ErrInvalidPartitions, partitions)
+	}
+	n := len(brokers)
+	if replicationFactor <= 0 || int(replicationFactor) > n {
+		return nil, fmt.Errorf("%w: %d with %d usable brokers", ErrInvalidReplicationFactor, replicationFactor, n)
+	}
+	start %= n
+	if start < 0 {
+		start += n
+	}
+	out := make([][]int32, partitions)
+	for p := range out {
+		r := make([]int32, replicationFactor)
+		for j := range r {
+			r[j] = brokers[(start+p+j)%n]
+		}
+		out[p] = r
+	}
+	return out, nil
 }
