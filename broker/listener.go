@@ -237,15 +237,9 @@ func (t TLSConfig) serverTLS() (*tls.Config, error) {
 		return nil, fmt.Errorf("%w: ssl client auth %q (want none, requested or required)", ErrInvalidConfig, t.ClientAuth)
 	}
 	if t.ClientCAFile != "" {
-		pem, err := os.ReadFile(t.ClientCAFile)
-		if err != nil {
-			return nil, fmt.Errorf("read TLS client CA file: %w", err)
+		if cfg.ClientCAs, err = readCAPool(t.ClientCAFile); err != nil {
+			return nil, err
 		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("%w: no PEM certificate in %s", ErrInvalidConfig, t.ClientCAFile)
-		}
-		cfg.ClientCAs = pool
 	} else if cfg.ClientAuth != tls.NoClientCert {
 		return nil, fmt.Errorf("%w: ssl client auth %s needs a client CA file", ErrInvalidConfig, t.ClientAuth)
 	}
@@ -263,16 +257,24 @@ func (t TLSConfig) clientTLS() (*tls.Config, error) {
 	}
 	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	if t.ClientCAFile != "" {
-		pem, err := os.ReadFile(t.ClientCAFile)
-		if err != nil {
-			return nil, fmt.Errorf("read TLS CA file: %w", err)
-		}
-		cfg.RootCAs = x509.NewCertPool()
-		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("%w: no PEM certificate in %s", ErrInvalidConfig, t.ClientCAFile)
+		if cfg.RootCAs, err = readCAPool(t.ClientCAFile); err != nil {
+			return nil, err
 		}
 	}
 	return cfg, nil
+}
+
+// readCAPool reads the PEM CA certificates in path.
+func readCAPool(path string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read TLS CA file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%w: no PEM certificate in %s", ErrInvalidConfig, path)
+	}
+	return pool, nil
 }
 
 // boundListener is a listener bound to its socket. Immutable after Start.

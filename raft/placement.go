@@ -18,7 +18,8 @@ import (
 //  2. leaders (first replicas) rotate over the racks, and within a rack
 //     over its brokers, so leaders spread evenly when racks are equal in
 //     size; followers rotate the same way, so replica counts even out too;
-//  3. without racks this is plain round-robin, identical to the round-robin placement Strom had before racks.
+//  3. without racks this is plain round-robin, identical to the placement
+//     Strom had before racks.
 //
 // Brokers without a rack form one rack of their own (the empty name), as
 // in KRaft, which places mixed clusters without complaint; ZooKeeper-era
