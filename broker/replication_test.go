@@ -428,7 +428,24 @@ func TestReplicationISRShrinksAndExpands(t *testing.T) {
 	// below min.insync.replicas=2.
 	c.brokers[other].fetchers.hold.Store(true)
 	c.waitPartition("lag", 0, func(st raft.Partition) bool { return len(st.ISR) == 1 }, "an ISR of the leader alone")
-	cl := c.client(kgo.RecordRetries(0), kgo.RequestRetries(0))
+	// The leader must have applied the shrink too: with its old ISR it would
+	// append the record and answer NOT_ENOUGH_REPLICAS_AFTER_APPEND once the
+	// shrink lands, which an idempotent client may retry forever.
+	lp := c.brokers[leader].parts.get("lag", 0)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		lp.repl.mu.Lock()
+		n := len(lp.repl.isr)
+		lp.repl.mu.Unlock()
+		if n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the leader's own ISR still has %d members", n)
+		}
+	}
+	// Not idempotent, so RecordRetries(0) fails the record whatever the
+	// answer: a wrong one fails the test instead of hanging it.
+	cl := c.client(kgo.RecordRetries(0), kgo.RequestRetries(0), kgo.DisableIdempotentWrite())
 	err := cl.ProduceSync(testCtx(t), &kgo.Record{Topic: "lag", Value: []byte("refused")}).FirstErr()
 	if !errors.Is(err, kerr.NotEnoughReplicas) {
 		t.Fatalf("acks=all with an ISR below min.insync.replicas: %v, want NOT_ENOUGH_REPLICAS", err)
