@@ -2,19 +2,12 @@ package broker
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
-	"encoding/pem"
 	"errors"
-	"math/big"
-	"net"
-	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -22,6 +15,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
+
+	"github.com/stromhq/strom/internal/testpki"
 )
 
 // testPKI is a CA with a server certificate for 127.0.0.1 and a client
@@ -36,54 +31,20 @@ type testPKI struct {
 func newTestPKI(t *testing.T) *testPKI {
 	t.Helper()
 	dir := t.TempDir()
-	key := func() *ecdsa.PrivateKey {
-		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return k
-	}
-	caKey := key()
-	now := time.Now()
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "strom test CA"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, _ := x509.ParseCertificate(caDER)
-	issue := func(serial int64, subject pkix.Name, usage []x509.ExtKeyUsage, ips []net.IP) ([]byte, *ecdsa.PrivateKey) {
-		k := key()
-		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: subject, NotBefore: now.Add(-time.Hour),
-			NotAfter: now.Add(24 * time.Hour), ExtKeyUsage: usage, IPAddresses: ips,
-			KeyUsage: x509.KeyUsageDigitalSignature}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &k.PublicKey, caKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return der, k
-	}
-	writePEM := func(name, typ string, der []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	pki := &testPKI{caFile: writePEM("ca.pem", "CERTIFICATE", caDER), pool: x509.NewCertPool()}
-	pki.pool.AddCert(ca)
+	ca := testpki.NewCA(t, "strom test CA")
 	// The broker certificate also authenticates the broker as a client of
 	// other brokers.
-	srvDER, srvKey := issue(2, pkix.Name{CommonName: "127.0.0.1"}, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		[]net.IP{net.IPv4(127, 0, 0, 1)})
-	pki.certFile = writePEM("server.pem", "CERTIFICATE", srvDER)
-	keyDER, _ := x509.MarshalECPrivateKey(srvKey)
-	pki.keyFile = writePEM("server.key", "EC PRIVATE KEY", keyDER)
-	cliDER, cliKey := issue(3, pkix.Name{CommonName: "alice", OrganizationalUnit: []string{"eng"}, Organization: []string{"acme"}},
-		[]x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, nil)
-	pki.client = tls.Certificate{Certificate: [][]byte{cliDER}, PrivateKey: cliKey}
-	return pki
+	srv := ca.Issue(t, pkix.Name{CommonName: "127.0.0.1"},
+		[]x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}, "127.0.0.1")
+	cli := ca.Issue(t, pkix.Name{CommonName: "alice", OrganizationalUnit: []string{"eng"}, Organization: []string{"acme"}},
+		[]x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth})
+	return &testPKI{
+		caFile:   testpki.WriteFile(t, dir, "ca.pem", ca.CertPEM()),
+		certFile: testpki.WriteFile(t, dir, "server.pem", srv.CertPEM()),
+		keyFile:  testpki.WriteFile(t, dir, "server.key", srv.KeyPEM(t)),
+		pool:     ca.Pool,
+		client:   cli.TLS(),
+	}
 }
 
 func (p *testPKI) clientTLS(withCert bool) *tls.Config {

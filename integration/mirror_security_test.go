@@ -2,14 +2,8 @@ package integration
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/stromhq/strom/integration/harness"
+	"github.com/stromhq/strom/internal/testpki"
 )
 
 // testPKI is a throwaway CA with a server certificate for 127.0.0.1 and a client certificate, as PEM files.
@@ -29,97 +24,25 @@ type testPKI struct {
 	clientCert, clientKey string // client certificate and PKCS#8 key
 	otherCA               string // a CA that signed nothing here, for the negative case
 	dir                   string
-	caKey                 *ecdsa.PrivateKey
-	caCert                *x509.Certificate
-	serial                int64
+	ca                    *testpki.CA
 }
 
 // newTestPKI writes the CA, server and client files into a temporary folder of t.
 func newTestPKI(t *testing.T) *testPKI {
 	t.Helper()
-	p := &testPKI{dir: t.TempDir()}
-	var caDER []byte
-	p.caKey, p.caCert, caDER = p.selfSigned(t, "strom test CA")
-	p.caFile = p.write(t, "ca.pem", pemBlock("CERTIFICATE", caDER))
-	_, _, otherDER := p.selfSigned(t, "unrelated CA")
-	p.otherCA = p.write(t, "other-ca.pem", pemBlock("CERTIFICATE", otherDER))
-
-	serverKey, serverDER := p.leaf(t, "127.0.0.1", x509.ExtKeyUsageServerAuth)
-	p.serverPEM = p.write(t, "server.pem", append(pemBlock("PRIVATE KEY", pkcs8(t, serverKey)), pemBlock("CERTIFICATE", serverDER)...))
-	clientKey, clientDER := p.leaf(t, "strom-mirror", x509.ExtKeyUsageClientAuth)
-	p.clientCert = p.write(t, "client.pem", pemBlock("CERTIFICATE", clientDER))
-	p.clientKey = p.write(t, "client-key.pem", pemBlock("PRIVATE KEY", pkcs8(t, clientKey)))
-	return p
-}
-
-func (p *testPKI) selfSigned(t *testing.T, cn string) (*ecdsa.PrivateKey, *x509.Certificate, []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
+	dir := t.TempDir()
+	ca := testpki.NewCA(t, "strom test CA")
+	server := ca.Issue(t, pkix.Name{CommonName: "127.0.0.1"}, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, "127.0.0.1")
+	client := ca.Issue(t, pkix.Name{CommonName: "strom-mirror"}, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, "strom-mirror")
+	return &testPKI{
+		caFile:     testpki.WriteFile(t, dir, "ca.pem", ca.CertPEM()),
+		otherCA:    testpki.WriteFile(t, dir, "other-ca.pem", testpki.NewCA(t, "unrelated CA").CertPEM()),
+		serverPEM:  testpki.WriteFile(t, dir, "server.pem", append(server.KeyPEM(t), server.CertPEM()...)),
+		clientCert: testpki.WriteFile(t, dir, "client.pem", client.CertPEM()),
+		clientKey:  testpki.WriteFile(t, dir, "client-key.pem", client.KeyPEM(t)),
+		dir:        dir,
+		ca:         ca,
 	}
-	p.serial++
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(p.serial), Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return key, cert, der
-}
-
-// leaf issues a certificate signed by the CA; a name that parses as an IP goes into the IP SANs.
-func (p *testPKI) leaf(t *testing.T, name string, usage ...x509.ExtKeyUsage) (*ecdsa.PrivateKey, []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.serial++
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(p.serial), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: usage,
-	}
-	if ip := net.ParseIP(name); ip != nil {
-		tmpl.IPAddresses = []net.IP{ip}
-	} else {
-		tmpl.DNSNames = []string{name}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.caCert, &key.PublicKey, p.caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return key, der
-}
-
-func (p *testPKI) write(t *testing.T, name string, b []byte) string {
-	t.Helper()
-	path := filepath.Join(p.dir, name)
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-func pemBlock(typ string, der []byte) []byte {
-	return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
-}
-
-func pkcs8(t *testing.T, key *ecdsa.PrivateKey) []byte {
-	t.Helper()
-	der, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return der
 }
 
 // TestMirrorSecurity runs `strom migrate` and `strom verify` through Apache Kafka listeners that need

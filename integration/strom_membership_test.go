@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"slices"
 	"strings"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/stromhq/strom/integration/harness"
+	"github.com/stromhq/strom/internal/testpki"
 )
 
 // toolCluster is Kafka's kafka-cluster.sh.
@@ -24,9 +26,10 @@ const toolCluster harness.Tool = "org.apache.kafka.tools.ClusterTool"
 // no node lists it.
 func TestStromBrokerOnlyNode(t *testing.T) {
 	pki := newTestPKI(t)
-	key, der := pki.leaf(t, "127.0.0.1", x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth)
-	certFile := pki.write(t, "raft.pem", pemBlock("CERTIFICATE", der))
-	keyFile := pki.write(t, "raft-key.pem", pemBlock("PRIVATE KEY", pkcs8(t, key)))
+	leaf := pki.ca.Issue(t, pkix.Name{CommonName: "127.0.0.1"},
+		[]x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}, "127.0.0.1")
+	certFile := testpki.WriteFile(t, pki.dir, "raft.pem", leaf.CertPEM())
+	keyFile := testpki.WriteFile(t, pki.dir, "raft-key.pem", leaf.KeyPEM(t))
 	c := harness.StartStrom(t, harness.Nodes(4), harness.Voters(3), harness.StromArgs(
 		"--raft-tls-cert-file", certFile, "--raft-tls-key-file", keyFile, "--raft-tls-ca-file", pki.caFile))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
