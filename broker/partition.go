@@ -62,11 +62,6 @@ type partition struct {
 	// verifying holds the pending transaction verifications by producer id
 	// (txn_verify.go); guarded by mu, nil until first used.
 	verifying map[int64]verifyGuard
-	// coordEpochs is the transaction coordinator epoch of the last marker
-	// this replica appended as leader, by producer id (appendMarker);
-	// guarded by mu. In memory only: after a restart or a leader change the
-	// first marker sets it again.
-	coordEpochs map[int64]int32
 }
 
 // partFlusher is a partition's one background fsync goroutine. Appends

@@ -43,7 +43,7 @@ func (b *Broker) handleDescribeProducers(rq *request, req *kmsg.DescribeProducer
 				if n := len(pe.Batches); n > 0 {
 					ap.LastSequence = pe.Batches[n-1].LastSeq
 				}
-				ap.LastTimestamp, ap.CoordinatorEpoch, ap.CurrentTxnStartOffset = pe.LastTimestamp, -1, pe.CurrentTxnFirstOffset
+				ap.LastTimestamp, ap.CoordinatorEpoch, ap.CurrentTxnStartOffset = pe.LastTimestamp, pe.CoordinatorEpoch, pe.CurrentTxnFirstOffset
 				op.ActiveProducers = append(op.ActiveProducers, ap)
 			}
 			ot.Partitions = append(ot.Partitions, op)

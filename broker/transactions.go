@@ -41,11 +41,11 @@ package broker
 // markerRetryWindow it answers anyway (the outcome is durable) and the
 // coordinator's tick keeps retrying. A partition leader refuses a marker
 // older than the producer's epoch in the partition (INVALID_PRODUCER_EPOCH)
-// and one from an older coordinator epoch than the last marker it appended
-// for the producer (TRANSACTION_COORDINATOR_FENCED), as Kafka does, but it
-// remembers coordinator epochs in memory only (Kafka keeps them in the
-// producer state snapshots), so that check starts afresh after a restart
-// or a leader change.
+// and one from an older coordinator epoch than the producer's last marker
+// in the partition (TRANSACTION_COORDINATOR_FENCED), as Kafka does. The
+// coordinator epoch is part of the log's producer state (snapshots and log
+// replay, and followers apply the same markers), as in Kafka, so the check
+// holds across restarts and leader changes.
 //
 // ACLs as in Kafka: InitProducerId, AddPartitionsToTxn (client form),
 // AddOffsetsToTxn, TxnOffsetCommit and EndTxn need WRITE on the

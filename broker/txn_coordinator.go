@@ -369,19 +369,18 @@ func (b *Broker) writeMarker(ctx context.Context, topic string, part int32, pid 
 // in p. Likewise a marker from a coordinator epoch older than the last one
 // this leader appended for pid is refused with errFencedMarker
 // (TRANSACTION_COORDINATOR_FENCED): it comes from a deposed coordinator.
-// It takes p.mu.
+// The log's producer state holds that epoch, so the check survives restarts
+// and leader changes. It takes p.mu.
 func appendMarker(p *partition, batch []byte, pid int64, epoch int16, coordEpoch int32) (int64, error) {
 	return appendInternalWith(p, batch, func() error {
-		if e, ok := p.log.Producer(pid); ok && epoch < e.Epoch {
-			return errStaleMarker
+		if e, ok := p.log.Producer(pid); ok {
+			if epoch < e.Epoch {
+				return errStaleMarker
+			}
+			if coordEpoch < e.CoordinatorEpoch {
+				return errFencedMarker
+			}
 		}
-		if last, ok := p.coordEpochs[pid]; ok && coordEpoch < last {
-			return errFencedMarker
-		}
-		if p.coordEpochs == nil {
-			p.coordEpochs = map[int64]int32{}
-		}
-		p.coordEpochs[pid] = coordEpoch
 		delete(p.verifying, pid)
 		return nil
 	})

@@ -139,6 +139,25 @@ func testTransactionsCommitAbort(t *testing.T, tv string, opts []kgo.Opt) {
 	if d := ds["tid-1"]; d.ProducerEpoch != want || d.State != "CompleteAbort" {
 		t.Fatalf("%s: after 6 transactions state %s epoch %d, want CompleteAbort epoch %d", tv, d.State, d.ProducerEpoch, want)
 	}
+	// Each partition's producer carries the coordinator epoch of its last
+	// marker: the leader epoch of the id's __transaction_state partition.
+	st := b.node.State()
+	tt := st.Topics[txnTopic]
+	coordEpoch := tt.Partitions[groupPartition("tid-1", len(tt.Partitions))].LeaderEpoch
+	dp, err := newAdmin(t, b).DescribeProducers(ctx, kadm.TopicsSet{"tx": {0: {}, 1: {}, 2: {}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	dp.EachProducer(func(p kadm.DescribedProducer) {
+		n++
+		if p.CoordinatorEpoch != coordEpoch || p.CurrentTxnStartOffset != -1 {
+			t.Errorf("%s: partition %d producer %+v, want coordinator epoch %d and no open transaction", tv, p.Partition, p, coordEpoch)
+		}
+	})
+	if n != 3 {
+		t.Fatalf("%s: DescribeProducers listed %d producers, want one per partition", tv, n)
+	}
 }
 
 // TestTransactionsZombieFenced: a second producer with the same

@@ -22,7 +22,8 @@ type batchSpec struct {
 	keyPrefix string
 	keys      []string // explicit keys (len n), "" with nilKey means null
 	tombstone []bool
-	abort     bool // control batches: ABORT marker instead of COMMIT
+	abort     bool  // control batches: ABORT marker instead of COMMIT
+	coordEp   int32 // control batches: the transaction coordinator epoch in the marker's value
 }
 
 func buildTestBatch(s batchSpec) []byte {
@@ -52,7 +53,7 @@ func buildTestBatch(s batchSpec) []byte {
 			if s.abort {
 				typ = controlAbort
 			}
-			key, val = []byte{0, 0, 0, typ}, []byte{0, 0, 0, 0, 0, 0}
+			key, val = []byte{0, 0, 0, typ}, []byte{0, 0, byte(s.coordEp >> 24), byte(s.coordEp >> 16), byte(s.coordEp >> 8), byte(s.coordEp)}
 		}
 		recs[i] = Record{TimestampDelta: int64(i), OffsetDelta: int32(i), Key: key, Value: val}
 	}

@@ -392,12 +392,30 @@ func (l *Log) replayProducers(from, leo int64) error {
 		if !found {
 			continue
 		}
-		if _, err := scanSegment(s, pos, size, false, func(h BatchHeader, _ int64, _ []byte) {
-			if h.LastOffset() < leo {
+		var markerErr error
+		if _, err := scanSegment(s, pos, size, false, func(h BatchHeader, pos int64, _ []byte) {
+			if h.LastOffset() >= leo {
+				return
+			}
+			if !h.IsControl() || h.ProducerID < 0 {
 				l.prod.update(h)
+				return
+			}
+			// A marker's body carries its coordinator epoch; headers are not enough.
+			batch := make([]byte, h.Size())
+			if _, err := s.ref.f.ReadAt(batch, pos); err != nil {
+				markerErr = fmt.Errorf("read marker at %s:%d: %w", s.logPath, pos, err)
+				l.prod.update(h)
+				return
+			}
+			if _, _, err := l.prod.applyBatch(h, batch); err != nil {
+				l.logger.Warn("unreadable control batch during producer replay", "file", s.logPath, "position", pos, "err", err)
 			}
 		}); err != nil {
 			return fmt.Errorf("replay producer state: %w", err)
+		}
+		if markerErr != nil {
+			return fmt.Errorf("replay producer state: %w", markerErr)
 		}
 	}
 	return nil

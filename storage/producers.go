@@ -28,6 +28,12 @@ type ProducerEntry struct {
 	Batches               []ProducerBatch // last <= 5 batches of the current epoch, oldest first
 	LastTimestamp         int64
 	CurrentTxnFirstOffset int64 // first offset of the open transaction, -1 when none
+	// CoordinatorEpoch is the transaction coordinator epoch carried by the producer's last
+	// transaction marker, -1 before any. A marker from an older coordinator epoch comes from a
+	// deposed coordinator (Kafka's TRANSACTION_COORDINATOR_FENCED); keeping it here means the
+	// check survives restarts (snapshots, log replay) and leader changes (followers apply the
+	// same markers).
+	CoordinatorEpoch int32
 }
 
 func (e ProducerEntry) clone() ProducerEntry {
@@ -56,7 +62,7 @@ func (p *producerState) update(h BatchHeader) {
 	}
 	e := p.m[h.ProducerID]
 	if e == nil {
-		e = &ProducerEntry{ProducerID: h.ProducerID, Epoch: h.ProducerEpoch, CurrentTxnFirstOffset: -1}
+		e = &ProducerEntry{ProducerID: h.ProducerID, Epoch: h.ProducerEpoch, CurrentTxnFirstOffset: -1, CoordinatorEpoch: -1}
 		p.m[h.ProducerID] = e
 	}
 	if h.ProducerEpoch > e.Epoch {
@@ -105,15 +111,20 @@ func (p *producerState) all() []ProducerEntry {
 
 // Snapshot file format (ours; Kafka's tools do not read producer snapshots):
 //
-//	magic "STPS" | version u16 = 1 | crc32c u32 of everything after it | offset i64 | count u32 |
-//	count × (pid i64 | epoch i16 | lastTs i64 | txnFirst i64 | n u8 | n × (firstSeq i32 | lastSeq i32 |
-//	firstOff i64 | lastOff i64 | ts i64))
-const snapshotMagic = "STPS"
+//	magic "STPS" | version u16 = 2 | crc32c u32 of everything after it | offset i64 | count u32 |
+//	count × (pid i64 | epoch i16 | lastTs i64 | txnFirst i64 | coordEpoch i32 | n u8 |
+//	n × (firstSeq i32 | lastSeq i32 | firstOff i64 | lastOff i64 | ts i64))
+//
+// Version 1, written before coordinator epochs were kept, lacks coordEpoch; it still decodes, with -1.
+const (
+	snapshotMagic   = "STPS"
+	snapshotVersion = 2
+)
 
 func encodeSnapshot(offset int64, entries []ProducerEntry) []byte {
 	b := make([]byte, 0, 22+len(entries)*64)
 	b = append(b, snapshotMagic...)
-	b = binary.BigEndian.AppendUint16(b, 1)
+	b = binary.BigEndian.AppendUint16(b, snapshotVersion)
 	b = binary.BigEndian.AppendUint32(b, 0) // crc placeholder
 	b = binary.BigEndian.AppendUint64(b, uint64(offset))
 	b = binary.BigEndian.AppendUint32(b, uint32(len(entries)))
@@ -122,6 +133,7 @@ func encodeSnapshot(offset int64, entries []ProducerEntry) []byte {
 		b = binary.BigEndian.AppendUint16(b, uint16(e.Epoch))
 		b = binary.BigEndian.AppendUint64(b, uint64(e.LastTimestamp))
 		b = binary.BigEndian.AppendUint64(b, uint64(e.CurrentTxnFirstOffset))
+		b = binary.BigEndian.AppendUint32(b, uint32(e.CoordinatorEpoch))
 		b = append(b, byte(len(e.Batches)))
 		for _, pb := range e.Batches {
 			b = binary.BigEndian.AppendUint32(b, uint32(pb.FirstSeq))
@@ -143,7 +155,14 @@ func decodeSnapshot(b []byte) (int64, []ProducerEntry, error) {
 	if len(b) < 22 || string(b[:4]) != snapshotMagic {
 		return bad("header")
 	}
-	if binary.BigEndian.Uint16(b[4:]) != 1 {
+	version := binary.BigEndian.Uint16(b[4:])
+	// fixed is an entry's size before its batches.
+	fixed := 27
+	switch version {
+	case 1:
+	case 2:
+		fixed = 31
+	default:
 		return bad("version")
 	}
 	if binary.BigEndian.Uint32(b[6:]) != crc32.Checksum(b[10:], castagnoli) {
@@ -152,12 +171,12 @@ func decodeSnapshot(b []byte) (int64, []ProducerEntry, error) {
 	off := int64(binary.BigEndian.Uint64(b[10:]))
 	n := binary.BigEndian.Uint32(b[18:])
 	p := b[22:]
-	if uint64(n)*27 > uint64(len(p)) {
+	if uint64(n)*uint64(fixed) > uint64(len(p)) {
 		return bad("count")
 	}
 	out := make([]ProducerEntry, 0, n)
 	for range n {
-		if len(p) < 27 {
+		if len(p) < fixed {
 			return bad("entry")
 		}
 		e := ProducerEntry{
@@ -165,9 +184,13 @@ func decodeSnapshot(b []byte) (int64, []ProducerEntry, error) {
 			Epoch:                 int16(binary.BigEndian.Uint16(p[8:])),
 			LastTimestamp:         int64(binary.BigEndian.Uint64(p[10:])),
 			CurrentTxnFirstOffset: int64(binary.BigEndian.Uint64(p[18:])),
+			CoordinatorEpoch:      -1,
 		}
-		nb := int(p[26])
-		p = p[27:]
+		if version >= 2 {
+			e.CoordinatorEpoch = int32(binary.BigEndian.Uint32(p[26:]))
+		}
+		nb := int(p[fixed-1])
+		p = p[fixed:]
 		if nb > maxProducerBatches || len(p) < nb*32 {
 			return bad("batches")
 		}

@@ -129,14 +129,26 @@ func (s *segment) setAbortedTxns(es []AbortedTxn) error {
 // controlType returns the type of a control batch's marker (controlAbort, controlCommit) from its
 // first record's key.
 func controlType(h BatchHeader, batch []byte) (int16, error) {
+	typ, _, err := controlMarker(h, batch)
+	return typ, err
+}
+
+// controlMarker returns a control batch's marker type from its first record's key and the transaction
+// coordinator epoch from its value (version int16, coordinator epoch int32; Kafka's EndTxnMarker). A
+// value too short to hold the epoch gives -1: the key alone decides what the marker does.
+func controlMarker(h BatchHeader, batch []byte) (typ int16, coordinatorEpoch int32, err error) {
 	recs, err := batchRecords(h, batch)
 	if err != nil {
-		return 0, err
+		return 0, -1, err
 	}
 	if len(recs) == 0 || len(recs[0].Key) < controlKeyMinSize {
-		return 0, fmt.Errorf("%w: control batch at %d without a marker key", ErrInvalidBatch, h.BaseOffset)
+		return 0, -1, fmt.Errorf("%w: control batch at %d without a marker key", ErrInvalidBatch, h.BaseOffset)
 	}
-	return int16(binary.BigEndian.Uint16(recs[0].Key[2:])), nil
+	coordinatorEpoch = -1
+	if v := recs[0].Value; len(v) >= 6 {
+		coordinatorEpoch = int32(binary.BigEndian.Uint32(v[2:]))
+	}
+	return int16(binary.BigEndian.Uint16(recs[0].Key[2:])), coordinatorEpoch, nil
 }
 
 // applyBatch updates producer state with one batch and returns the aborted transaction it completes,
@@ -147,7 +159,7 @@ func (p *producerState) applyBatch(h BatchHeader, batch []byte) (AbortedTxn, boo
 		p.update(h)
 		return AbortedTxn{}, false, nil
 	}
-	typ, err := controlType(h, batch)
+	typ, coordinatorEpoch, err := controlMarker(h, batch)
 	if err != nil {
 		p.update(h)
 		return AbortedTxn{}, false, err
@@ -163,6 +175,9 @@ func (p *producerState) applyBatch(h BatchHeader, batch []byte) (AbortedTxn, boo
 		aborted = true
 	}
 	p.update(h)
+	if coordinatorEpoch >= 0 {
+		p.m[h.ProducerID].CoordinatorEpoch = coordinatorEpoch
+	}
 	if aborted {
 		// Last stable offset once this abort is written: the first offset still in an open transaction.
 		ab.LastStableOffset = h.LastOffset() + 1

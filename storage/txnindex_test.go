@@ -1,9 +1,12 @@
 package storage
 
 import (
+	"encoding/binary"
 	"fmt"
+	"hash/crc32"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 )
 
@@ -162,5 +165,78 @@ func TestAbortVisibleWithItsIndexEntry(t *testing.T) {
 	}
 	if ab, _ := l.AbortedTransactions(0, l.EndOffset()); len(ab) != txns {
 		t.Fatalf("%d aborted transactions listed, want %d", len(ab), txns)
+	}
+}
+
+// A producer's coordinator epoch is the one in its last marker, and it is the
+// same after a clean reopen (snapshot), a reopen without snapshots (log
+// replay), a crash (recovery) and a truncation below the newest marker.
+func TestCoordinatorEpochPersists(t *testing.T) {
+	dir := t.TempDir()
+	l := mustOpen(t, dir, smallConfig())
+	mustAppend(t, l, buildTestBatch(batchSpec{base: 0, n: 2, pid: 7, epoch: 0, seq: 0, txn: true}))
+	want := func(l *Log, what string, epoch int32) {
+		t.Helper()
+		e, ok := l.Producer(7)
+		if !ok || e.CoordinatorEpoch != epoch {
+			t.Fatalf("%s: producer 7 %+v (found %v), want coordinator epoch %d", what, e, ok, epoch)
+		}
+	}
+	want(l, "before any marker", -1)
+	mustAppend(t, l, buildTestBatch(batchSpec{base: 2, pid: 7, epoch: 0, control: true, txn: true, coordEp: 4}))
+	want(l, "after the marker", 4)
+	mustAppend(t, l, buildTestBatch(batchSpec{base: 3, n: 2, pid: 7, epoch: 0, seq: 2, txn: true}))
+	mustAppend(t, l, buildTestBatch(batchSpec{base: 5, pid: 7, epoch: 0, control: true, txn: true, abort: true, coordEp: 9}))
+	want(l, "after the second marker", 9)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	l = mustOpen(t, dir, smallConfig())
+	want(l, "clean reopen", 9)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	snaps, _ := filepath.Glob(filepath.Join(dir, "*"+snapshotSuffix))
+	if len(snaps) == 0 {
+		t.Fatal("clean shutdown wrote no producer snapshot")
+	}
+	for _, s := range snaps {
+		if err := os.Remove(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l = mustOpen(t, dir, smallConfig())
+	want(l, "reopen replaying the log", 9)
+	crash(l)
+
+	l = mustOpen(t, dir, smallConfig())
+	want(l, "reopen after a crash", 9)
+	if err := l.TruncateTo(5); err != nil {
+		t.Fatal(err)
+	}
+	want(l, "truncated below the second marker", 4)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A version-1 snapshot, written before coordinator epochs were kept, still
+// loads: its producers have coordinator epoch -1.
+func TestSnapshotVersion1(t *testing.T) {
+	e := ProducerEntry{ProducerID: 3, Epoch: 1, LastTimestamp: 10, CurrentTxnFirstOffset: -1, CoordinatorEpoch: 6,
+		Batches: []ProducerBatch{{FirstSeq: 0, LastSeq: 1, FirstOffset: 0, LastOffset: 1, Timestamp: 10}}}
+	v2 := encodeSnapshot(2, []ProducerEntry{e})
+	// Version 1 is version 2 without the 4 coordinator-epoch bytes after txnFirst (entry offset 26).
+	v1 := append(append([]byte{}, v2[:22+26]...), v2[22+30:]...)
+	binary.BigEndian.PutUint16(v1[4:], 1)
+	binary.BigEndian.PutUint32(v1[6:], crc32.Checksum(v1[10:], castagnoli))
+	off, es, err := decodeSnapshot(v1)
+	if err != nil || off != 2 || len(es) != 1 {
+		t.Fatalf("decode v1: %d %+v %v", off, es, err)
+	}
+	e.CoordinatorEpoch = -1
+	if !reflect.DeepEqual(es[0], e) {
+		t.Fatalf("v1 entry %+v, want %+v", es[0], e)
 	}
 }
