@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -35,34 +33,7 @@ func TestStromKillLoop(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, 0))
 
 	cl := newClient(t, c, kgo.RecordDeliveryTimeout(90*time.Second), kgo.MaxBufferedRecords(2000))
-	var (
-		mu      sync.Mutex
-		acked   = map[int32][]string{} // per partition, in acknowledgement order
-		failed  int
-		stopped = make(chan struct{})
-		wg      sync.WaitGroup
-	)
-	wg.Add(1)
-	go func() { // the producer: stops when told, after at most 200k records
-		defer wg.Done()
-		for i := 0; i < 200_000; i++ {
-			select {
-			case <-stopped:
-				return
-			default:
-			}
-			v := fmt.Sprintf("r%06d", i)
-			cl.Produce(ctx, &kgo.Record{Topic: topic, Key: []byte(v), Value: []byte(v)}, func(r *kgo.Record, err error) {
-				mu.Lock()
-				defer mu.Unlock()
-				if err != nil {
-					failed++
-					return
-				}
-				acked[r.Partition] = append(acked[r.Partition], string(r.Value))
-			})
-		}
-	}()
+	prod := startAckedProducer(ctx, cl, topic, 4000)
 	for round := range rounds {
 		time.Sleep(time.Second) // let records flow between kills
 		victim := rng.IntN(c.Nodes())
@@ -75,66 +46,13 @@ func TestStromKillLoop(t *testing.T) {
 		}
 		waitISR(ctx, t, adm, topic, func(p kadm.PartitionDetail) bool { return len(p.ISR) == 3 && p.Leader >= 0 },
 			fmt.Sprintf("full ISRs after round %d", round))
-		mu.Lock()
-		n := 0
-		for _, vs := range acked {
-			n += len(vs)
-		}
+		waitAcks(ctx, t, prod, 500, fmt.Sprintf("writes after round %d", round))
+		n, failed := prod.counts()
 		t.Logf("round %d: killed and restarted node %d; %d records acknowledged, %d failed so far", round, victim, n, failed)
-		mu.Unlock()
 	}
-	close(stopped)
-	wg.Wait()
-	if err := cl.Flush(ctx); err != nil {
-		t.Fatalf("flush: %v", err)
-	}
-
-	mu.Lock()
-	defer mu.Unlock()
-	total := 0
-	for _, vs := range acked {
-		total += len(vs)
-	}
-	if total == 0 {
-		t.Fatal("no record was acknowledged")
-	}
-	ends, err := adm.ListEndOffsets(ctx, topic)
-	if err != nil {
-		t.Fatalf("list end offsets: %v", err)
-	}
-	stored := 0
-	ends.Each(func(o kadm.ListedOffset) { stored += int(o.Offset) })
-	got := byPartition(consumeN(ctx, t, c, topic, stored))
-	seen := map[string]int32{}
-	for p, rs := range got {
-		for _, r := range rs {
-			if q, dup := seen[string(r.Value)]; dup {
-				t.Errorf("record %s read twice (partitions %d and %d)", r.Value, q, p)
-			}
-			seen[string(r.Value)] = p
-		}
-	}
-	for p, want := range acked {
-		var vals []string
-		for _, r := range got[p] {
-			vals = append(vals, string(r.Value))
-		}
-		// The acknowledged records must be a subsequence of the partition, in order: a record
-		// whose acknowledgement was lost may sit between them, nothing acknowledged may be missing.
-		i := 0
-		for _, v := range vals {
-			if i < len(want) && v == want[i] {
-				i++
-			}
-		}
-		if i != len(want) {
-			t.Errorf("partition %d: acknowledged record %s (%d of %d) missing or out of order; the partition holds %d records",
-				p, want[i], i, len(want), len(vals))
-		}
-		if !slices.IsSorted(want) {
-			t.Logf("partition %d: acknowledgements arrived out of production order", p)
-		}
-	}
+	prod.finish(ctx, t)
+	total, stored := prod.verify(ctx, t, c, adm, topic)
+	_, failed := prod.counts()
 	t.Logf("%d rounds: %d records acknowledged, %d failed, %d stored, all acknowledged ones read back once",
 		rounds, total, failed, stored)
 }

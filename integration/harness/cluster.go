@@ -70,6 +70,9 @@ type LocalCluster struct {
 	nodes []*node
 	// nodeReady, if set, waits for per-node readiness (e.g. a log line) before the metadata check.
 	nodeReady func(ctx context.Context, n *node, p *proc) error
+	// lab is the nodes' private network (NetNamespaces), nil when they listen on 127.0.0.1. Stop
+	// removes it.
+	lab *netLab
 
 	mu      sync.Mutex // guards node.p and stopped
 	stopped bool
@@ -153,7 +156,28 @@ func (c *LocalCluster) Stop() error {
 		n.p = nil
 	}
 	wg.Wait()
+	if c.lab != nil {
+		errs = append(errs, c.lab.close())
+	}
 	return errors.Join(errs...)
+}
+
+// Cut drops all traffic between nodes a and b (indexes; HostNode for the test's own clients) in both
+// directions until Heal: a network partition, with both processes running. Only for clusters started
+// with NetNamespaces.
+func (c *LocalCluster) Cut(a, b int) error {
+	if c.lab == nil {
+		return fmt.Errorf("cut: %w: the cluster was not started with NetNamespaces", ErrUnsupported)
+	}
+	return c.lab.cut(a, b)
+}
+
+// Heal restores every link Cut took down.
+func (c *LocalCluster) Heal() error {
+	if c.lab == nil {
+		return fmt.Errorf("heal: %w: the cluster was not started with NetNamespaces", ErrUnsupported)
+	}
+	return c.lab.heal()
 }
 
 // StopNode stops node i as an operator would: SIGTERM, then SIGKILL after the grace period. The node

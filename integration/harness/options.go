@@ -24,6 +24,7 @@ type Option func(*config)
 type config struct {
 	nodes        int
 	voters       int    // Strom only: 0 = every node
+	netns        bool   // Strom only: each node in a network namespace of its own (netLab)
 	version      string // Kafka only
 	heap         string // Kafka only: -Xmx
 	jvmFlags     []string
@@ -96,6 +97,12 @@ func Nodes(n int) Option { return func(c *config) { c.nodes = n } }
 // Voters makes only the first n Strom nodes raft voters; the others start with --process-roles broker
 // and join them as non-voters (default: every node votes). Strom only.
 func Voters(n int) Option { return func(c *config) { c.voters = n } }
+
+// NetNamespaces runs every Strom node in a network namespace of its own, joined by a bridge the harness
+// creates (addresses 10.213.K.i, ports 9092 for clients and 9093 for raft), so a test can cut the
+// network between nodes, or between the test and a node, with LocalCluster.Cut and restore it with
+// Heal. It needs Linux, root and iproute2's ip; NewStrom fails with ErrUnsupported otherwise. Strom only.
+func NetNamespaces() Option { return func(c *config) { c.netns = true } }
 
 // KafkaVersion picks the Apache Kafka release (default DefaultKafkaVersion). Kafka only.
 func KafkaVersion(v string) Option { return func(c *config) { c.version = v } }

@@ -103,9 +103,21 @@ func newStrom(ctx context.Context, dir string, opts []Option) (*LocalCluster, er
 	}
 	// Per node: client, raft, then one per extra listener.
 	per := 2 + len(cfg.listeners)
-	ports, err := FreePorts(per * cfg.nodes)
-	if err != nil {
-		return nil, err
+	// hostPort is node i's j-th address: a free 127.0.0.1 port, or a fixed port on the node's own
+	// address in its network namespace.
+	var hostPort func(i, j int) string
+	var lab *netLab
+	if cfg.netns {
+		if lab, err = newNetLab(cfg.nodes); err != nil {
+			return nil, err
+		}
+		hostPort = func(i, j int) string { return fmt.Sprintf("%s:%d", lab.ip[i], 9092+j) }
+	} else {
+		ports, err := FreePorts(per * cfg.nodes)
+		if err != nil {
+			return nil, err
+		}
+		hostPort = func(i, j int) string { return fmt.Sprintf("127.0.0.1:%d", ports[per*i+j]) }
 	}
 	nVoters := cfg.nodes
 	if cfg.voters > 0 {
@@ -113,19 +125,22 @@ func newStrom(ctx context.Context, dir string, opts []Option) (*LocalCluster, er
 	}
 	voters := make([]string, nVoters)
 	for i := range voters {
-		voters[i] = fmt.Sprintf("%d@127.0.0.1:%d", i+1, ports[per*i+1])
+		voters[i] = fmt.Sprintf("%d@%s", i+1, hostPort(i, 1))
 	}
-	c := &LocalCluster{kind: "strom", cfg: cfg, nodeReady: waitLogLine(StromReadyLine, cfg.logPoll)}
+	c := &LocalCluster{kind: "strom", cfg: cfg, lab: lab, nodeReady: waitLogLine(StromReadyLine, cfg.logPoll)}
 	for i := 0; i < cfg.nodes; i++ {
 		ndir := filepath.Join(dir, fmt.Sprintf("node-%d", i))
 		if err := os.MkdirAll(ndir, 0o755); err != nil {
+			if lab != nil {
+				_ = lab.close()
+			}
 			return nil, fmt.Errorf("strom node %d: %w", i, err)
 		}
-		addr := fmt.Sprintf("127.0.0.1:%d", ports[per*i])
+		addr := hostPort(i, 0)
 		argv := []string{bin, "serve",
 			"--node-id", strconv.Itoa(i + 1),
 			"--data-dir", filepath.Join(ndir, "data"),
-			"--raft-listen", fmt.Sprintf("127.0.0.1:%d", ports[per*i+1]),
+			"--raft-listen", hostPort(i, 1),
 			// As the harness's Kafka (group.initial.rebalance.delay.ms=0): a group's first rebalance
 			// does not wait for more members, so both sides are compared on the same terms.
 			"--group-initial-rebalance-delay", "0s",
@@ -139,7 +154,7 @@ func newStrom(ctx context.Context, dir string, opts []Option) (*LocalCluster, er
 			extra = map[string]string{}
 			lst, pm := []string{"PLAINTEXT://" + addr}, []string{"PLAINTEXT:PLAINTEXT"}
 			for j, l := range cfg.listeners {
-				extra[l.name] = fmt.Sprintf("127.0.0.1:%d", ports[per*i+2+j])
+				extra[l.name] = hostPort(i, 2+j)
 				lst = append(lst, l.name+"://"+extra[l.name])
 				pm = append(pm, l.name+":"+l.protocol)
 			}
@@ -160,6 +175,9 @@ func newStrom(ctx context.Context, dir string, opts []Option) (*LocalCluster, er
 			}
 		}
 		argv = append(argv, cfg.stromArgs...)
+		if lab != nil {
+			argv = lab.exec(i, argv)
+		}
 		c.nodes = append(c.nodes, &node{
 			index:     i,
 			dir:       ndir,
