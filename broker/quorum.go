@@ -39,6 +39,8 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -59,6 +61,32 @@ const metadataTopic = "__cluster_metadata"
 // quorumTimeout bounds how long a quorum request waits for a leader, and
 // caps AddRaftVoter's timeout.
 const quorumTimeout = 10 * time.Second
+
+// metaPropertiesFile is Kafka's per-log-directory identity file.
+const metaPropertiesFile = "meta.properties"
+
+// writeMetaProperties writes Kafka's meta.properties (version 1: cluster
+// id, node id, directory id) into the raft directory dir, so Kafka's tools
+// that read a controller's identity from its metadata log directory work
+// on a Strom node: kafka-metadata-quorum.sh add-controller with
+// metadata.log.dir set to <data dir>/__raft. Strom itself never reads it.
+// Rewritten (atomically) only when its content would change.
+func writeMetaProperties(dir, clusterID string, nodeID int32) error {
+	content := fmt.Sprintf("#Written by Strom for Kafka's tools; Strom does not read it.\nversion=1\ncluster.id=%s\nnode.id=%d\ndirectory.id=%s\n",
+		clusterID, nodeID, kafkaUUID(raft.DirectoryID(clusterID, nodeID)))
+	path := filepath.Join(dir, metaPropertiesFile)
+	if old, err := os.ReadFile(path); err == nil && string(old) == content {
+		return nil
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", tmp, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
 
 // kafkaUUID formats a 16-byte id as Kafka's Uuid.toString does.
 func kafkaUUID(id [16]byte) string { return base64.RawURLEncoding.EncodeToString(id[:]) }

@@ -2,7 +2,11 @@ package broker
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -239,4 +243,21 @@ func TestQuorumAPIsAuthz(t *testing.T) {
 	grantACLs(t, b, anonACL(resCluster, clusterResource, opAlter))
 	rm.VoterID, rm.VoterDirectoryID = b.cfg.NodeID, raft.DirectoryID(b.node.State().ClusterID, b.cfg.NodeID)
 	wantCode(t, "remove the only voter", authzSend[*kmsg.RemoveRaftVoterResponse](t, br, rm).ErrorCode, kerr.VoterNotFound)
+}
+
+// TestMetaProperties: the broker leaves Kafka's meta.properties in its raft
+// directory with the directory id DescribeQuorum reports.
+func TestMetaProperties(t *testing.T) {
+	b := startTestBroker(t, nil)
+	data, err := os.ReadFile(filepath.Join(b.cfg.DataDir, raftDirName, metaPropertiesFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cid := b.node.State().ClusterID
+	for _, want := range []string{"version=1\n", "cluster.id=" + cid + "\n", fmt.Sprintf("node.id=%d\n", b.cfg.NodeID),
+		"directory.id=" + kafkaUUID(raft.DirectoryID(cid, b.cfg.NodeID)) + "\n"} {
+		if !strings.Contains(string(data), want) {
+			t.Errorf("meta.properties lacks %q:\n%s", want, data)
+		}
+	}
 }
