@@ -221,6 +221,13 @@ func TestQuorumAPIs(t *testing.T) {
 	if e, err := c.brokers[0].unregisterBroker(ctx, 4); e != kerr.InvalidRequest {
 		t.Fatalf("unregister voter 4: %v %v", e, err)
 	}
+	// Demoted node 2 restarts with its static voter flags and stays an
+	// observer: the raft configuration in its log wins.
+	c.stop(1)
+	c.restart(1)
+	waitQuorumOf(ctx, t, c.client().Broker(2), "node 2 back as an observer", func(p kmsg.DescribeQuorumResponseTopicPartition) bool {
+		return slices.Equal(replicaIDs(p.CurrentVoters), []int32{1, 3, 4}) && slices.Equal(replicaIDs(p.Observers), []int32{2}) && quorumSettled(p)
+	})
 }
 
 // TestQuorumAPIsAuthz: without ACLs, DescribeQuorum needs DESCRIBE and the
