@@ -259,3 +259,23 @@ func TestDemoteLastVoter(t *testing.T) {
 		t.Fatalf("describe: %+v %v", q, err)
 	}
 }
+
+// TestDescribeQuorumWithoutLeader: a node whose peers are gone answers
+// ErrNotLeader once its context ends (the broker's NOT_LEADER_OR_FOLLOWER).
+func TestDescribeQuorumWithoutLeader(t *testing.T) {
+	c := newStaticCluster(t, 3, 0)
+	for i := 1; i < 3; i++ {
+		_ = c.nodes[i].Close()
+		c.nodes[i] = nil
+	}
+	// A leader alone steps down once its lease runs out.
+	wctx := testCtx(t)
+	for c.nodes[0].IsLeader() && wctx.Err() == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if q, err := c.nodes[0].DescribeQuorum(ctx); !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("describe without a quorum: %+v %v", q, err)
+	}
+}
