@@ -126,6 +126,7 @@ func TestMetadataQuorumTool(t *testing.T) {
 		if !slices.Equal(st.keys, statusKeys) || st.values["LeaderId"] != "1" || !strings.Contains(st.values["CurrentVoters"], `"id": 1`) {
 			t.Fatalf("Kafka's describe --status:\n%s", out)
 		}
+		t.Logf("Kafka %s:\n%s", v, out)
 		out = describeQuorum(ctx, t, v, c.Bootstrap(), false, "replication", func(string) bool { return true })
 		header, rows := parseQuorumReplication(t, out)
 		if !slices.Equal(header, replicationHeader) || len(rows) != 1 || rows[0].status != "Leader" || rows[0].lag != 0 {
@@ -171,6 +172,7 @@ func TestMetadataQuorumTool(t *testing.T) {
 				st.values["ClusterId"] != meta.Cluster {
 				t.Fatalf("describe --status (controller id %d, cluster %s):\n%s", meta.Controller, meta.Cluster, out)
 			}
+			t.Logf("Strom (bootstrap controller %v):\n%s", controller, out)
 			for id := 1; id <= 3; id++ {
 				if !strings.Contains(st.values["CurrentVoters"], fmt.Sprintf(`"id": %d, "directoryId"`, id)) {
 					t.Fatalf("describe --status lacks voter %d:\n%s", id, out)
