@@ -113,7 +113,8 @@ var (
 // broker-only node) the same shape, with the leader Strom's controller, voters 1-3, observer 4, lag 0;
 // the same through --bootstrap-controller; then remove-controller demotes voter 2 (named by the
 // directory id the tool printed) to an observer and add-controller, reading node 2's identity from the
-// meta.properties in its raft directory, makes it a voter again.
+// meta.properties in its raft directory, makes it a voter again; add-controller also promotes the
+// broker-only node 4.
 func TestMetadataQuorumTool(t *testing.T) {
 	v := harness.DefaultKafkaVersion
 	t.Run("kafka-"+v, func(t *testing.T) {
@@ -204,16 +205,25 @@ func TestMetadataQuorumTool(t *testing.T) {
 			"remove-controller", "--controller-id", "2", "--controller-directory-id", dir2)
 		describeQuorum(ctx, t, v, c.Bootstrap(), false, "replication", settled([]int64{1, 3}, []int64{2, 4}))
 
-		props := filepath.Join(t.TempDir(), "controller-2.properties")
-		host, port, _ := strings.Cut(strings.Split(c.Bootstrap(), ",")[1], ":")
-		if err := os.WriteFile(props, []byte(strings.Join([]string{
-			"node.id=2", "process.roles=broker,controller",
-			"metadata.log.dir=" + filepath.Join(c.DataDir(1), "__raft"),
-			"controller.listener.names=PLAINTEXT", "listeners=PLAINTEXT://" + host + ":" + port, ""}, "\n")), 0o644); err != nil {
-			t.Fatal(err)
+		// add-controller reads the node's identity from the meta.properties in its metadata log dir.
+		addController := func(i int) {
+			t.Helper()
+			props := filepath.Join(t.TempDir(), fmt.Sprintf("controller-%d.properties", i+1))
+			host, port, _ := strings.Cut(strings.Split(c.Bootstrap(), ",")[i], ":")
+			if err := os.WriteFile(props, []byte(strings.Join([]string{
+				fmt.Sprintf("node.id=%d", i+1), "process.roles=broker,controller",
+				"metadata.log.dir=" + filepath.Join(c.DataDir(i), "__raft"),
+				"controller.listener.names=PLAINTEXT", "listeners=PLAINTEXT://" + host + ":" + port, ""}, "\n")), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			harness.RunKafkaTool(t, v, toolMetadataQuorum, "--bootstrap-server", c.Bootstrap(), "--command-config", props, "add-controller")
 		}
-		harness.RunKafkaTool(t, v, toolMetadataQuorum, "--bootstrap-server", c.Bootstrap(), "--command-config", props, "add-controller")
+		addController(1)
 		out = describeQuorum(ctx, t, v, c.Bootstrap(), false, "replication", settled([]int64{1, 2, 3}, []int64{4}))
 		t.Logf("after remove-controller and add-controller of node 2:\n%s", out)
+		// The broker-only node (--process-roles broker) becomes a voter the same way.
+		addController(3)
+		out = describeQuorum(ctx, t, v, c.Bootstrap(), false, "replication", settled([]int64{1, 2, 3, 4}, nil))
+		t.Logf("after add-controller of broker-only node 4:\n%s", out)
 	})
 }

@@ -385,8 +385,9 @@ func (n *Node) promoteLocal(ctx context.Context, id int32) error {
 		return fmt.Errorf("promote node %d: %w", id, ErrDuplicateVoter)
 	}
 	pp := n.progress.get(s.ID, n.r.CurrentTerm())
-	if commit := n.r.CommitIndex(); !pp.matched || pp.match < commit {
-		return fmt.Errorf("promote node %d: %w: it holds index %d of commit index %d", id, ErrReplicaLagging, pp.match, commit)
+	if commit := n.r.CommitIndex(); !readyToVote(pp, commit, time.Now(), 2*n.cfg.HeartbeatTimeout) {
+		return fmt.Errorf("promote node %d: %w: it holds index %d of commit index %d, last heard from %v",
+			id, ErrReplicaLagging, pp.match, commit, pp.lastContact)
 	}
 	timeout, err := n.timeout(ctx)
 	if err != nil {
@@ -397,6 +398,15 @@ func (n *Node) promoteLocal(ctx context.Context, id int32) error {
 	}
 	n.cfg.Logger.Info("raft: promoted non-voter to voter", "node", id)
 	return nil
+}
+
+// readyToVote reports whether a non-voter with progress pp may be promoted
+// when the leader's commit index is commit: it must hold every committed
+// entry and have answered within maxSilence (a stopped node that was
+// caught up when it stopped would otherwise count as ready), as Kafka adds
+// only a voter that is caught up and fetching.
+func readyToVote(pp peerProgress, commit uint64, now time.Time, maxSilence time.Duration) bool {
+	return pp.matched && pp.match >= commit && !pp.lastContact.IsZero() && now.Sub(pp.lastContact) <= maxSilence
 }
 
 func (n *Node) demoteLocal(ctx context.Context, id int32) error {

@@ -89,6 +89,27 @@ func TestProgressRecords(t *testing.T) {
 	}
 }
 
+// TestReadyToVote: promotion needs the committed log and recent contact.
+func TestReadyToVote(t *testing.T) {
+	now := time.Unix(1000, 0)
+	for _, tc := range []struct {
+		name string
+		pp   peerProgress
+		want bool
+	}{
+		{"caught up and heard from", peerProgress{matched: true, match: 10, lastContact: now.Add(-100 * time.Millisecond)}, true},
+		{"ahead of the commit index", peerProgress{matched: true, match: 12, lastContact: now}, true},
+		{"behind the commit index", peerProgress{matched: true, match: 9, lastContact: now}, false},
+		{"never matched this term", peerProgress{lastContact: now}, false},
+		{"silent too long", peerProgress{matched: true, match: 10, lastContact: now.Add(-2 * time.Second)}, false},
+		{"never heard from", peerProgress{matched: true, match: 10}, false},
+	} {
+		if got := readyToVote(tc.pp, 10, now, time.Second); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
 // TestDirectoryID: stable, distinct per node and cluster, never zero.
 func TestDirectoryID(t *testing.T) {
 	a, b, c := DirectoryID("c1", 1), DirectoryID("c1", 2), DirectoryID("c2", 1)
