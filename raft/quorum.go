@@ -127,7 +127,7 @@ func (p *progress) peer(id hraft.ServerID, term uint64) *peerProgress {
 // newer term (the follower refused us as leader) is not contact in our
 // term; a success proves the follower's log matches ours up to the last
 // entry sent (for heartbeats, which carry no PrevLogEntry, it proves only
-// contact).
+// contact); a refusal proves it does not hold PrevLogEntry.
 func (p *progress) appended(id hraft.ServerID, req *hraft.AppendEntriesRequest, resp *hraft.AppendEntriesResponse) {
 	if resp.Term != req.Term || req.Term == 0 {
 		return
@@ -141,11 +141,17 @@ func (p *progress) appended(id hraft.ServerID, req *hraft.AppendEntriesRequest, 
 		return
 	}
 	pp.lastContact = now
-	if resp.Success && (req.PrevLogEntry > 0 || len(req.Entries) > 0) {
+	switch {
+	case resp.Success && (req.PrevLogEntry > 0 || len(req.Entries) > 0):
 		m := req.PrevLogEntry + uint64(len(req.Entries))
 		if !pp.matched || m > pp.match {
 			pp.match, pp.matched = m, true
 		}
+	case !resp.Success && req.PrevLogEntry > 0 && pp.matched:
+		// The follower lacks entry PrevLogEntry and holds nothing past
+		// LastLog: a node that lost its log (re-added after a wipe) shows
+		// its real position instead of the old match.
+		pp.match = min(pp.match, req.PrevLogEntry-1, resp.LastLog)
 	}
 	if pp.matched && pp.match >= last {
 		pp.caughtUp = now

@@ -41,13 +41,21 @@ func TestProgressRecords(t *testing.T) {
 			{req: hraft.AppendEntriesRequest{Term: 2, PrevLogEntry: 9, Entries: entries(3)}, resp: hraft.AppendEntriesResponse{Term: 2, Success: true},
 				last: 12, at: 3 * time.Second, matched: true, match: 12, contact: 3 * time.Second, caught: 3 * time.Second},
 		}},
-		{"rejected append is contact only; a late smaller match never lowers it", []step{
+		{"a refusal above the match is contact only; a late smaller match never lowers it", []step{
 			{req: hraft.AppendEntriesRequest{Term: 3, PrevLogEntry: 7, Entries: entries(1)}, resp: hraft.AppendEntriesResponse{Term: 3, Success: true},
 				last: 10, at: time.Second, matched: true, match: 8, contact: time.Second, caught: -1},
-			{req: hraft.AppendEntriesRequest{Term: 3, PrevLogEntry: 9, Entries: entries(1)}, resp: hraft.AppendEntriesResponse{Term: 3, Success: false},
+			{req: hraft.AppendEntriesRequest{Term: 3, PrevLogEntry: 9, Entries: entries(1)}, resp: hraft.AppendEntriesResponse{Term: 3, Success: false, LastLog: 9},
 				last: 10, at: 2 * time.Second, matched: true, match: 8, contact: 2 * time.Second, caught: -1},
 			{req: hraft.AppendEntriesRequest{Term: 3, PrevLogEntry: 2, Entries: entries(1)}, resp: hraft.AppendEntriesResponse{Term: 3, Success: true},
 				last: 10, at: 3 * time.Second, matched: true, match: 8, contact: 3 * time.Second, caught: -1},
+		}},
+		{"a refusal below the match lowers it (the follower lost its log)", []step{
+			{req: hraft.AppendEntriesRequest{Term: 3, PrevLogEntry: 7, Entries: entries(1)}, resp: hraft.AppendEntriesResponse{Term: 3, Success: true},
+				last: 8, at: time.Second, matched: true, match: 8, contact: time.Second, caught: time.Second},
+			{req: hraft.AppendEntriesRequest{Term: 3, PrevLogEntry: 8, Entries: entries(1)}, resp: hraft.AppendEntriesResponse{Term: 3, Success: false, LastLog: 0},
+				last: 9, at: 2 * time.Second, matched: true, match: 0, contact: 2 * time.Second, caught: time.Second},
+			{req: hraft.AppendEntriesRequest{Term: 3, PrevLogEntry: 0, Entries: entries(9)}, resp: hraft.AppendEntriesResponse{Term: 3, Success: true},
+				last: 9, at: 3 * time.Second, matched: true, match: 9, contact: 3 * time.Second, caught: 3 * time.Second},
 		}},
 		{"a newer term starts over; an older one is ignored", []step{
 			{req: hraft.AppendEntriesRequest{Term: 3, PrevLogEntry: 7, Entries: entries(1)}, resp: hraft.AppendEntriesResponse{Term: 3, Success: true},
