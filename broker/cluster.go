@@ -4,8 +4,11 @@ package broker
 //
 // DescribeCluster lists the registered brokers (v2 can include fenced ones),
 // the cluster id and the controller (the raft leader). Endpoint type 2
-// (controllers, KIP-919) is answered with UNSUPPORTED_ENDPOINT_TYPE: Strom's
-// controllers are its brokers. DescribeTopicPartitions (KIP-966) pages
+// (controllers, KIP-919, what --bootstrap-controller clients send) lists
+// the raft voters with the endpoint of the listener the request came in on
+// (Strom's controllers are its brokers, so any node answers it, where Kafka's
+// brokers refuse it); other endpoint types are UNSUPPORTED_ENDPOINT_TYPE.
+// DescribeTopicPartitions (KIP-966) pages
 // through topics sorted by name with a cursor and a partition limit (at most
 // 2000 per response, Kafka's default max.request.partition.size.limit);
 // eligible-leader-replica fields are empty (no ELR); OfflineReplicas lists
@@ -36,7 +39,8 @@ func (b *Broker) handleDescribeCluster(rq *request, req *kmsg.DescribeClusterReq
 	resp := req.ResponseKind().(*kmsg.DescribeClusterResponse)
 	st := b.node.State()
 	resp.EndpointType = 1
-	if req.Version >= 1 && req.EndpointType != 1 {
+	controllers := req.Version >= 1 && req.EndpointType == 2
+	if req.Version >= 1 && req.EndpointType != 1 && !controllers {
 		resp.EndpointType = req.EndpointType
 		resp.ErrorCode = kerr.UnsupportedEndpointType.Code
 		resp.ErrorMessage = kmsg.StringPtr("The endpoint type of this request is not supported by brokers.")
@@ -49,6 +53,10 @@ func (b *Broker) handleDescribeCluster(rq *request, req *kmsg.DescribeClusterReq
 		if b.authorizedCluster(rq, opDescribe) {
 			resp.ClusterAuthorizedOperations = b.authorizedOps(rq, resCluster, clusterResource)
 		}
+	}
+	if controllers {
+		resp.EndpointType = 2
+		return now(b.describeControllers(rq, st, resp))
 	}
 	for _, br := range st.SortedBrokers() {
 		if br.Fenced && !req.IncludeFencedBrokers {
@@ -66,6 +74,37 @@ func (b *Broker) handleDescribeCluster(rq *request, req *kmsg.DescribeClusterReq
 		resp.Brokers = append(resp.Brokers, db)
 	}
 	return now(resp)
+}
+
+// describeControllers fills resp's broker list with the raft voters, as
+// Kafka's controllers answer endpoint type 2: each voter at its endpoint for
+// rq's listener, never fenced. A voter without a registration (not yet
+// registered) or without that listener is left out.
+func (b *Broker) describeControllers(rq *request, st *raft.State, resp *kmsg.DescribeClusterResponse) *kmsg.DescribeClusterResponse {
+	servers, err := b.node.Servers()
+	if err != nil {
+		resp.ErrorCode = kerr.UnknownServerError.Code
+		resp.ErrorMessage = kmsg.StringPtr(err.Error())
+		return resp
+	}
+	slices.SortFunc(servers, func(a, b raft.Server) int { return int(a.ID) - int(b.ID) })
+	for _, s := range servers {
+		br, ok := st.Brokers[s.ID]
+		if !s.Voter || !ok {
+			continue
+		}
+		host, port, ok := brokerEndpoint(br, rq.c.listenerName())
+		if !ok {
+			continue
+		}
+		db := kmsg.NewDescribeClusterResponseBroker()
+		db.NodeID, db.Host, db.Port = br.ID, host, port
+		if br.Rack != "" {
+			db.Rack = kmsg.StringPtr(br.Rack)
+		}
+		resp.Brokers = append(resp.Brokers, db)
+	}
+	return resp
 }
 
 // maxDescribePartitions caps partitions per DescribeTopicPartitions response.

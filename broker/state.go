@@ -74,6 +74,10 @@ func (b *Broker) open() error {
 		_ = node.Close()
 		return fmt.Errorf("init cluster: %w", err)
 	}
+	if err := writeMetaProperties(filepath.Join(b.cfg.DataDir, raftDirName), node.State().ClusterID, b.cfg.NodeID); err != nil {
+		_ = node.Close()
+		return err
+	}
 	if err := b.bootstrapSCRAM(ctx); err != nil {
 		_ = node.Close()
 		return err

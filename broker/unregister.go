@@ -10,8 +10,9 @@ package broker
 //
 // Differences from Kafka, both refusals with INVALID_REQUEST instead of
 // an unregistration the cluster would have to undo:
-//   - a voter of the static quorum cannot be unregistered (it is part of
-//     the quorum every commit needs; Kafka's controllers are not brokers);
+//   - a current raft voter cannot be unregistered (it is part of the quorum
+//     every commit needs; Kafka's controllers are not brokers); remove it
+//     from the voters first (RemoveRaftVoter, quorum.go);
 //   - a broker that is still unfenced (running and heartbeating) cannot be
 //     unregistered: stop it first. Kafka lets the running broker notice and
 //     register again.
@@ -46,11 +47,24 @@ func (b *Broker) handleUnregisterBroker(rq *request, req *kmsg.UnregisterBrokerR
 	return now(resp)
 }
 
+// isVoter reports whether node id votes in the raft configuration as this
+// node knows it: voters change at run time (RemoveRaftVoter demotes a
+// static voter, which may then be unregistered; AddRaftVoter promotes a
+// broker-only node, which then may not). When the configuration cannot be
+// read, the static voter list decides.
+func (b *Broker) isVoter(id int32) bool {
+	servers, err := b.node.Servers()
+	if err != nil {
+		return slices.ContainsFunc(b.cfg.Voters, func(v raft.Voter) bool { return v.ID == id }) || (len(b.cfg.Voters) == 0 && id == b.cfg.NodeID)
+	}
+	return slices.ContainsFunc(servers, func(s raft.Server) bool { return s.ID == id && s.Voter })
+}
+
 // unregisterBroker removes broker id's registration and, for a broker-only
 // node, its raft membership; on failure it returns the Kafka error to
 // answer with.
 func (b *Broker) unregisterBroker(ctx context.Context, id int32) (*kerr.Error, error) {
-	if slices.ContainsFunc(b.cfg.Voters, func(v raft.Voter) bool { return v.ID == id }) || (len(b.cfg.Voters) == 0 && id == b.cfg.NodeID) {
+	if b.isVoter(id) {
 		return kerr.InvalidRequest, fmt.Errorf("broker %d is a controller quorum voter and cannot be unregistered", id)
 	}
 	// Registration and fencing are checked when the command applies: this

@@ -124,4 +124,20 @@ var (
 	// ErrNoReassignmentInProgress: a reassignment was cancelled for a
 	// partition that has none. Kafka's NO_REASSIGNMENT_IN_PROGRESS.
 	ErrNoReassignmentInProgress = errors.New("raft: no reassignment in progress")
+
+	// ErrDuplicateVoter: PromoteVoter named a node that already votes.
+	// Kafka's DUPLICATE_VOTER.
+	ErrDuplicateVoter = errors.New("raft: already a voter")
+
+	// ErrVoterNotFound: DemoteVoter named a node that is not a voter, or
+	// the last voter. Kafka's VOTER_NOT_FOUND.
+	ErrVoterNotFound = errors.New("raft: voter not found")
+
+	// ErrNotMember: PromoteVoter named a node that is not in the raft
+	// configuration (it never joined as a non-voter, or was removed).
+	ErrNotMember = errors.New("raft: not a member of the quorum")
+
+	// ErrReplicaLagging: PromoteVoter named a non-voter that has not yet
+	// replicated the leader's committed log; retry once it caught up.
+	ErrReplicaLagging = errors.New("raft: replica lagging behind the leader")
 )

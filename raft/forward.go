@@ -26,17 +26,24 @@ import (
 //                id, varint broker epoch, uvarint applied index, bool
 //                want-shutdown; kind 3 (join, join.go): i32 node id, str
 //                raft address, bool relayed; kind 4 (leave, join.go): i32
-//                node id, bool relayed.
+//                node id, bool relayed; kind 5 (describe quorum,
+//                quorum.go): nothing; kinds 6 and 7 (promote, demote
+//                voter): i32 node id.
 // Response body: apply: uvarint n, n × (uvarint index, varint broker epoch,
 //                varint producer-id start, i32 producer-id count, u8 error
-//                code, str message); heartbeat, join and leave: u8 error
-//                code, str message.
+//                code, str message); describe quorum: see
+//                encodeQuorumResponse; heartbeat, join, leave, promote and
+//                demote: u8 error code, str message.
 
 const (
 	fwdApply     uint8 = 1
 	fwdHeartbeat uint8 = 2
 	fwdJoin      uint8 = 3
 	fwdLeave     uint8 = 4
+	// Quorum calls (quorum.go).
+	fwdDescribeQuorum uint8 = 5
+	fwdPromote        uint8 = 6
+	fwdDemote         uint8 = 7
 
 	// maxForwardFrame bounds one frame either way: a request holds at most
 	// this many bytes of commands, a larger one is refused by the client
@@ -78,7 +85,7 @@ var wireErrors = []error{
 	ErrUnknownTopic, ErrUnknownPartition, ErrInvalidPartitions, ErrInvalidReplicationFactor,
 	ErrInvalidReplicaAssignment, ErrStalePartitionEpoch, ErrInvalidPartitionChange, ErrUnknownSCRAMCredential,
 	ErrStaleProducerIDBlock, context.DeadlineExceeded, context.Canceled, ErrInvalidVoters, ErrNoQuorum, ErrFenced,
-	ErrBrokerActive,
+	ErrBrokerActive, ErrDuplicateVoter, ErrVoterNotFound, ErrNotMember, ErrReplicaLagging,
 }
 
 const codeOther uint8 = 255
@@ -176,6 +183,9 @@ func decodeForwardRequest(b []byte) (forwardRequest, error) {
 	case fwdLeave:
 		req.join.id = d.i32()
 		req.join.relayed = d.boolean()
+	case fwdDescribeQuorum:
+	case fwdPromote, fwdDemote:
+		req.join.id = d.i32()
 	default:
 		if d.err == nil {
 			d.fail(fmt.Sprintf("unknown forward request kind %d", req.kind))
@@ -317,6 +327,19 @@ func (n *Node) serveForward(c net.Conn) {
 		case fwdLeave:
 			ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ApplyTimeout)
 			err := n.leaveLocal(ctx, req.join)
+			cancel()
+			resp = encodeErrorResponse(err)
+		case fwdDescribeQuorum:
+			info, err := n.describeQuorumLocal()
+			resp = encodeQuorumResponse(info, err)
+		case fwdPromote, fwdDemote:
+			ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ApplyTimeout)
+			var err error
+			if req.kind == fwdPromote {
+				err = n.promoteLocal(ctx, req.join.id)
+			} else {
+				err = n.demoteLocal(ctx, req.join.id)
+			}
 			cancel()
 			resp = encodeErrorResponse(err)
 		}

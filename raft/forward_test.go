@@ -21,6 +21,9 @@ func forwardSeeds() [][]byte {
 		encodeJoinRequest(joinRequest{id: 5, addr: "[::1]:9193", relayed: true}),
 		encodeLeaveRequest(joinRequest{id: 4}),
 		encodeLeaveRequest(joinRequest{id: 5, relayed: true}),
+		{fwdDescribeQuorum},
+		encodeMembershipRequest(fwdPromote, 4),
+		encodeMembershipRequest(fwdDemote, 2),
 	}
 }
 
@@ -49,6 +52,10 @@ func FuzzDecodeForwardRequest(f *testing.F) {
 			again = encodeJoinRequest(req.join)
 		case fwdLeave:
 			again = encodeLeaveRequest(req.join)
+		case fwdDescribeQuorum:
+			again = []byte{fwdDescribeQuorum}
+		case fwdPromote, fwdDemote:
+			again = encodeMembershipRequest(req.kind, req.join.id)
 		default:
 			t.Fatalf("decoded unknown kind %d", req.kind)
 		}

@@ -187,6 +187,9 @@ type Node struct {
 	// goroutines (forward handlers included).
 	stream *tcpStream
 	obs    *hraft.Observer
+	// progress is the followers' replication progress while this node
+	// leads (quorum.go); set before raft starts.
+	progress *progress
 	// ctrl tracks broker liveness while this node leads; nil when
 	// BrokerSessionTimeout is zero.
 	ctrl *controller
@@ -300,6 +303,10 @@ func Open(cfg Config) (*Node, error) {
 	// A buffered apply channel lets the leader pick up to MaxAppendEntries
 	// queued commands per disk write (ApplyAll, concurrent Apply callers).
 	rc.BatchApplyCh = true
+	// A leader that demotes itself (DemoteVoter, Kafka's RemoveRaftVoter)
+	// steps down and must stay a follower: every node is also a broker
+	// that needs the metadata log. hashicorp's default shuts raft down.
+	rc.ShutdownOnRemove = false
 	if err := hraft.ValidateConfig(rc); err != nil {
 		return fail(fmt.Errorf("raft config: %w", err))
 	}
@@ -340,7 +347,19 @@ func Open(cfg Config) (*Node, error) {
 		}
 		bootstrapped = true
 	}
-	n.r, err = hraft.NewRaft(rc, n.fsm, n.store, n.store, snaps, n.trans)
+	// The raft instance sees the transport through progressTransport, which
+	// records followers' replication progress for DescribeQuorum.
+	// Raft's goroutines may send before NewRaft returns, so the log's last
+	// index is read through a pointer published once it has.
+	var started atomic.Pointer[hraft.Raft]
+	n.progress = newProgress(func() uint64 {
+		if r := started.Load(); r != nil {
+			return r.LastIndex()
+		}
+		return 0
+	})
+	n.r, err = hraft.NewRaft(rc, n.fsm, n.store, n.store, snaps, &progressTransport{NetworkTransport: n.trans, p: n.progress})
+	started.Store(n.r)
 	if err != nil {
 		return fail(fmt.Errorf("start raft: %w", err))
 	}
