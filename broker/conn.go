@@ -13,6 +13,7 @@ import (
 	"os"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kbin"
@@ -59,6 +60,11 @@ type conn struct {
 	// sasl is the connection's SASL exchange (sasl.go); saslOff on
 	// listeners without SASL. Only the read loop touches it.
 	sasl saslConn
+
+	// muteUntil (UnixNano, 0 never muted) is when the read loop may take
+	// the next request again after a quota throttle (quota_enforce.go).
+	// Raised by handlers and the writer; the read loop waits it out.
+	muteUntil atomic.Int64
 }
 
 // anonymous is Kafka's principal for a connection that has not
@@ -156,6 +162,11 @@ func (c *conn) readLoop() {
 	br := bufio.NewReaderSize(c.nc, 64<<10)
 	var sizeBuf [4]byte
 	for {
+		// A quota throttle stops reading, so a throttled client's next
+		// requests wait in its socket (KIP-219 channel muting).
+		if !c.waitMuted() {
+			return
+		}
 		// connections.max.idle.ms: a client silent this long is dropped. The
 		// closing check after setting the deadline keeps a concurrent
 		// shutdown's immediate deadline from being overridden.
@@ -411,8 +422,23 @@ func (c *conn) handleFrame(frame []byte) (p pending, err error) {
 	if err := req.ReadFrom(rest); err != nil {
 		return p, fmt.Errorf("%w: %s v%d body: %w", ErrMalformedRequest, kmsg.NameForKey(h.key), h.version, err)
 	}
-	rq := &request{c: c, key: h.key, version: h.version, corr: h.corr, clientID: h.clientID, body: req}
+	rq := &request{c: c, key: h.key, version: h.version, corr: h.corr, clientID: h.clientID, body: req, size: len(frame)}
+	// request_percentage: measure the handler only when some request
+	// quota exists, so requests without quotas pay one atomic load.
+	st := c.b.node.State()
+	if c.b.quotas.enabled(st, quotaRequest) && !requestQuotaExempt[h.key] && !isFollowerFetch(req) {
+		start := time.Now()
+		p.rep, err = c.dispatch(spec, rq)
+		if err == nil {
+			c.applyRequestQuota(st, rq, &p.rep, time.Since(start))
+			c.muteForResponse(st, p.rep.resp)
+		}
+		return p, err
+	}
 	p.rep, err = c.dispatch(spec, rq)
+	if err == nil {
+		c.muteForResponse(st, p.rep.resp)
+	}
 	return p, err
 }
 
@@ -480,6 +506,9 @@ func (c *conn) writeLoop() {
 		resp := p.rep.resp
 		if p.rep.wait != nil {
 			resp = c.runWait(&p)
+		}
+		if resp != nil {
+			c.throttleResponse(resp)
 		}
 		if p.rep.token != nil {
 			buf = kbin.AppendInt32(buf[:0], int32(len(p.rep.token)))

@@ -24,7 +24,7 @@ package broker
 // partition's transaction index. Consumer fetches of v11+ may read from
 // followers, and with replica.selector.class a leader points consumers in
 // other racks at a replica in their own (KIP-392, follower_read.go).
-// Differences from Kafka: no throttling.
+// Consumer fetches are subject to consumer_byte_rate quotas (quota_enforce.go).
 
 import (
 	"bytes"
@@ -165,6 +165,10 @@ func (b *Broker) handleFetch(rq *request, req *kmsg.FetchRequest) reply {
 	b.authorizeFetch(rq, req, items)
 	maxWait := time.Duration(req.MaxWaitMillis) * time.Millisecond
 	f := &fetchOp{b: b, req: req, resp: resp, items: items, sess: sess, incremental: incremental}
+	if fetchReplicaID(req) < 0 && b.quotas.enabled(st, quotaFetch) {
+		// Captured here, on the read loop: build may run on the writer.
+		f.quotaUser, f.quotaClient, f.quotaOn = quotaUser(rq.c.principal), rq.clientID, true
+	}
 	if maxWait <= 0 || req.MinBytes <= 0 {
 		return now(f.build(f.read()))
 	}
@@ -215,6 +219,11 @@ type fetchOp struct {
 	items       []fetchItem
 	sess        *fetchSession
 	incremental bool
+	// quotaOn is set for consumer fetches while consumer_byte_rate quotas
+	// exist; quotaUser and quotaClient are whom build charges the bytes.
+	quotaOn     bool
+	quotaUser   string
+	quotaClient string
 }
 
 // fetchResult is the read outcome of one item.
@@ -688,6 +697,17 @@ func (f *fetchOp) build(results []fetchResult) kmsg.Response {
 			if _, ok := f.sess.parts[k]; ok {
 				f.sess.order = append(removeKey(f.sess.order, k), k)
 			}
+		}
+	}
+	if f.quotaOn {
+		n := 0
+		for _, sl := range out.slices {
+			if sl != nil {
+				n += sl.Len()
+			}
+		}
+		if d := f.b.quotas.record(f.b.node.State(), quotaFetch, f.quotaUser, f.quotaClient, float64(n)); d > 0 {
+			resp.ThrottleMillis = throttleMillis(d)
 		}
 	}
 	return out

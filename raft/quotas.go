@@ -106,8 +106,9 @@ func (e QuotaEntity) Validate() error {
 
 // ValidateQuota checks that key is a quota config of entity's type and
 // that value suits it (a long-typed key needs an integral value; every
-// value must be finite). Kafka does not reject zero or negative values, and
-// neither does this.
+// value must be finite). There is no range check, as in Kafka; the
+// integral check rounds as Kafka's does (value+1e-6 truncated toward zero
+// must be within 1e-6 of value), which rejects negative integral values.
 func (e QuotaEntity) ValidateQuota(key string, value float64) error {
 	integral, ok := quotaKeyIntegral[key]
 	if e.IP.Kind != QuotaAbsent {
