@@ -116,6 +116,19 @@ func remoteHost(a net.Addr) string {
 // it, or shutdown is called; it returns after both loops have stopped and the
 // socket is closed.
 func (c *conn) serve() {
+	if d := c.b.quotas.admitConnection(c.b.node.State(), c.host); d > 0 {
+		c.log.Info("closing connection: connection_creation_rate quota exceeded", "host", c.host, "delay", d)
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-c.closing:
+		case <-c.ctx.Done():
+		}
+		t.Stop()
+		c.cancel()
+		_ = c.nc.Close()
+		return
+	}
 	if tc, ok := c.nc.(*tls.Conn); ok {
 		if err := c.tlsHandshake(tc); err != nil {
 			c.log.Info("closing connection: TLS handshake failed", "host", c.host, "err", err)

@@ -33,8 +33,11 @@ package broker
 // capped to the quota window; request_percentage counts handler time on
 // the connection's goroutine (Kafka: request handler and network thread
 // time), and exempts only ApiVersions, SASL, and follower fetches;
-// controller_mutation_rate and connection_creation_rate are stored and
-// described but not enforced.
+// controller_mutation_rate is stored and described but not enforced.
+//
+// connection_creation_rate (KIP-612) is enforced per client ip on accept:
+// a connection over the rate is held, unread, for the throttle time and
+// then closed, as Kafka's acceptor does.
 
 import (
 	"context"
@@ -56,11 +59,13 @@ const (
 	quotaProduce quotaKind = iota
 	quotaFetch
 	quotaRequest
+	quotaConnection
 	numQuotaKinds
 )
 
 // quotaKindKey is the quota config key of each kind.
-var quotaKindKey = [numQuotaKinds]string{raft.QuotaProducerByteRate, raft.QuotaConsumerByteRate, raft.QuotaRequestPercentage}
+var quotaKindKey = [numQuotaKinds]string{raft.QuotaProducerByteRate, raft.QuotaConsumerByteRate, raft.QuotaRequestPercentage,
+	raft.QuotaConnectionCreationRate}
 
 // quotaTable is the per-kind view of the raft state's quotas; immutable.
 type quotaTable struct {
@@ -81,6 +86,7 @@ type sensorKey struct {
 	hasClient bool
 	user      string
 	client    string
+	ip        string // connection_creation_rate only
 }
 
 // quotaManager enforces client quotas for one broker.
@@ -193,6 +199,38 @@ func (m *quotaManager) record(st *raft.State, kind quotaKind, user, client strin
 	return time.Duration(ms) * time.Millisecond
 }
 
+// admitConnection records a new connection from ip against its
+// connection_creation_rate quota (the ip's own, else the default ip's;
+// one sensor per ip) and returns how long to hold it before closing it,
+// 0 to serve it. A refused connection is un-recorded, as in Kafka, so a
+// client retrying in a loop is not locked out for ever.
+func (m *quotaManager) admitConnection(st *raft.State, ip string) time.Duration {
+	t := m.current(st)
+	lim := t.limits[quotaConnection]
+	if lim == nil {
+		return 0
+	}
+	bound, ok := lim[raft.QuotaEntity{IP: raft.Named(ip)}]
+	if !ok {
+		if bound, ok = lim[raft.QuotaEntity{IP: raft.DefaultName}]; !ok {
+			return 0
+		}
+	}
+	key := sensorKey{kind: quotaConnection, ip: ip}
+	nowMS := m.now().UnixMilli()
+	s, ok := m.sensors.Load(key)
+	if !ok {
+		s, _ = m.sensors.LoadOrStore(key, newRateSensor(m.samples))
+		m.maybeSweep(nowMS)
+	}
+	rs := s.(*rateSensor)
+	ms := rs.record(nowMS, 1, m.windowMS, bound)
+	if ms > 0 {
+		rs.unrecord(nowMS, 1, m.windowMS)
+	}
+	return time.Duration(ms) * time.Millisecond
+}
+
 // maybeSweep drops sensors idle for sensorExpiry, at most once per
 // expiry period (the caller that wins the compare-and-swap sweeps).
 func (m *quotaManager) maybeSweep(nowMS int64) {
@@ -258,6 +296,16 @@ func (s *rateSensor) record(nowMS int64, v float64, windowMS int64, bound float6
 		return int64(len(s.samples)) * windowMS
 	}
 	return int64(math.Min(math.Round((rate-bound)/bound*float64(elapsed)), math.MaxInt32))
+}
+
+// unrecord takes v back out of the sample holding nowMS (when it is still
+// the current one).
+func (s *rateSensor) unrecord(nowMS int64, v float64, windowMS int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if smp := &s.samples[s.cur]; smp.start == nowMS-nowMS%windowMS {
+		smp.total -= v
+	}
 }
 
 // measure returns the rate per second over the live samples and the

@@ -2,6 +2,8 @@ package broker
 
 import (
 	"bytes"
+	"errors"
+	"os"
 	"testing"
 	"time"
 
@@ -460,7 +462,7 @@ func TestRequestPercentageThrottles(t *testing.T) {
 	b := startTestBroker(t, nil)
 	setQuota(t, b, raft.QuotaEntity{User: raft.DefaultName}, raft.QuotaRequestPercentage, 1e-9)
 	// ApiVersions stays exempt.
-	if a := send[*kmsg.ApiVersionsResponse](t, rawClient(t, b), kmsg.NewPtrApiVersionsRequest(), 3); a.ThrottleMillis != 0 {
+	if a := send[*kmsg.ApiVersionsResponse](t, rawClient(t, b), apiVersionsReq(), 3); a.ThrottleMillis != 0 {
 		t.Fatalf("ApiVersions throttled %d", a.ThrottleMillis)
 	}
 	// (The throttle is huge: this connection stays muted until closed.)
@@ -520,4 +522,41 @@ func BenchmarkQuotaCheck(b *testing.B) {
 			}
 		})
 	}
+}
+
+// TestConnectionCreationRate: connections over an ip's
+// connection_creation_rate are closed unanswered; the first is served.
+func TestConnectionCreationRate(t *testing.T) {
+	b := startTestBroker(t, func(c *Config) { c.QuotaWindowSize = 100 * time.Millisecond })
+	setQuota(t, b, raft.QuotaEntity{IP: raft.DefaultName}, raft.QuotaConnectionCreationRate, 1)
+	if r := send[*kmsg.ApiVersionsResponse](t, rawClient(t, b), apiVersionsReq(), 3); r.ErrorCode != 0 {
+		t.Fatalf("first connection: %v", r.ErrorCode)
+	}
+	// The second connection within the (1 s) window exceeds 1/s: the
+	// broker reads nothing from it and closes it after the throttle.
+	c := rawClient(t, b)
+	if _, err := c.nc.Write(frameOf(apiVersionsReq(), 3, 1)); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var buf [4]byte
+	if n, err := c.nc.Read(buf[:]); err == nil {
+		t.Fatalf("throttled connection answered (%d bytes)", n)
+	} else if errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatal("throttled connection was never closed")
+	}
+	// A named ip overrides the default: a high rate for 127.0.0.1 admits
+	// again.
+	setQuota(t, b, raft.QuotaEntity{IP: raft.Named("127.0.0.1")}, raft.QuotaConnectionCreationRate, 1000)
+	if r := send[*kmsg.ApiVersionsResponse](t, rawClient(t, b), apiVersionsReq(), 3); r.ErrorCode != 0 {
+		t.Fatalf("after raising the ip's quota: %v", r.ErrorCode)
+	}
+}
+
+// apiVersionsReq is a valid ApiVersions v3 request (it needs the client
+// software name and version).
+func apiVersionsReq() *kmsg.ApiVersionsRequest {
+	r := kmsg.NewPtrApiVersionsRequest()
+	r.ClientSoftwareName, r.ClientSoftwareVersion = "strom-test", "1"
+	return r
 }
