@@ -380,7 +380,7 @@ func bigBatch(size int) []byte {
 	})
 }
 
-// TestProduceThrottled: with producer_byte_rate=100 KiB/s for the default
+// TestProduceThrottled: with producer_byte_rate=200 KiB/s for the default
 // user, 1 MiB produced as fast as the connection allows gets throttle
 // times in its responses, and the broker's muting holds the observed rate
 // near the quota even though this client ignores the throttle. The
@@ -389,7 +389,7 @@ func bigBatch(size int) []byte {
 func TestProduceThrottled(t *testing.T) {
 	b := startTestBroker(t, func(c *Config) { c.QuotaWindowSize = 100 * time.Millisecond })
 	tp := seedTopic(t, b, "q")
-	const quota = 100 << 10
+	const quota = 200 << 10
 	setQuota(t, b, raft.QuotaEntity{User: raft.DefaultName}, raft.QuotaProducerByteRate, quota)
 	c := rawClient(t, b)
 	start := time.Now()
@@ -413,6 +413,7 @@ func TestProduceThrottled(t *testing.T) {
 	if throttled == 0 || float64(sent) > allowed {
 		t.Fatalf("sent %d bytes in %s (%d throttled responses); at most %.0f allowed", sent, elapsed, throttled, allowed)
 	}
+	t.Logf("%d bytes in %s: %.0f B/s against %d B/s, %d of %d responses throttled", sent, elapsed, float64(sent)/elapsed.Seconds(), quota, throttled, sent/(32<<10))
 }
 
 // TestFetchThrottledNotReplicas: consumer fetches are throttled by
