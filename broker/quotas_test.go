@@ -561,3 +561,33 @@ func apiVersionsReq() *kmsg.ApiVersionsRequest {
 	r.ClientSoftwareName, r.ClientSoftwareVersion = "strom-test", "1"
 	return r
 }
+
+// TestClientQuotasFromFollower: an alteration sent to a broker that is not
+// the raft leader is forwarded, and every broker then describes and
+// enforces the quota.
+func TestClientQuotasFromFollower(t *testing.T) {
+	bs := startTestCluster(t, 3, nil).brokers
+	var follower *Broker
+	for _, b := range bs {
+		if !b.node.IsLeader() {
+			follower = b
+			break
+		}
+	}
+	req := kmsg.NewPtrAlterClientQuotasRequest()
+	req.Entries = append(req.Entries, alterQuotaEntry([]kmsg.AlterClientQuotasRequestEntryOp{quotaOp("consumer_byte_rate", 512, false)}, "user", "alice"))
+	if r := send[*kmsg.AlterClientQuotasResponse](t, rawClient(t, follower), req, 1); r.Entries[0].ErrorCode != 0 {
+		t.Fatalf("alter on follower %d: %+v", follower.cfg.NodeID, r.Entries[0])
+	}
+	ctx := testCtx(t)
+	for _, b := range bs {
+		waitBrokerState(ctx, t, b, "the quota", func(s *raft.State) bool { return len(s.ClientQuotas) == 1 })
+		d := send[*kmsg.DescribeClientQuotasResponse](t, rawClient(t, b), kmsg.NewPtrDescribeClientQuotasRequest(), 1)
+		if len(d.Entries) != 1 || d.Entries[0].Values[0].Value != 512 {
+			t.Fatalf("broker %d describes %+v", b.cfg.NodeID, d.Entries)
+		}
+		if d := b.quotas.record(b.node.State(), quotaFetch, "alice", "any", 1e6); d <= 0 {
+			t.Fatalf("broker %d does not enforce the quota", b.cfg.NodeID)
+		}
+	}
+}
