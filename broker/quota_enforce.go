@@ -33,7 +33,14 @@ package broker
 // capped to the quota window; request_percentage counts handler time on
 // the connection's goroutine (Kafka: request handler and network thread
 // time), and exempts only ApiVersions, SASL, and follower fetches;
-// controller_mutation_rate is stored and described but not enforced.
+// controller_mutation_rate (KIP-599) is a token bucket per user/client
+// (burst: the rate times the whole quota window) charged with the
+// partitions that CreateTopics, CreatePartitions and DeleteTopics create
+// or delete. From CreateTopics v6, CreatePartitions v3 and DeleteTopics v5
+// it is strict: while the bucket is in debt a topic is refused with
+// THROTTLING_QUOTA_EXCEEDED (one topic may take it into debt); older
+// versions are served and only throttled. The throttle is the time until
+// the bucket is out of debt.
 //
 // connection_creation_rate (KIP-612) is enforced per client ip on accept:
 // a connection over the rate is held, unread, for the throttle time and
@@ -60,12 +67,13 @@ const (
 	quotaFetch
 	quotaRequest
 	quotaConnection
+	quotaMutation
 	numQuotaKinds
 )
 
 // quotaKindKey is the quota config key of each kind.
 var quotaKindKey = [numQuotaKinds]string{raft.QuotaProducerByteRate, raft.QuotaConsumerByteRate, raft.QuotaRequestPercentage,
-	raft.QuotaConnectionCreationRate}
+	raft.QuotaConnectionCreationRate, raft.QuotaControllerMutationRate}
 
 // quotaTable is the per-kind view of the raft state's quotas; immutable.
 type quotaTable struct {
@@ -243,7 +251,7 @@ func (m *quotaManager) maybeSweep(nowMS int64) {
 		return
 	}
 	m.sensors.Range(func(k, v any) bool {
-		if nowMS-v.(*rateSensor).lastUsed.Load() >= sensorExpiry.Milliseconds() {
+		if nowMS-v.(interface{ lastUse() int64 }).lastUse() >= sensorExpiry.Milliseconds() {
 			m.sensors.Delete(k)
 		}
 		return true
@@ -267,6 +275,8 @@ type rateSample struct {
 	start int64
 	total float64
 }
+
+func (s *rateSensor) lastUse() int64 { return s.lastUsed.Load() }
 
 func newRateSensor(n int) *rateSensor {
 	s := &rateSensor{samples: make([]rateSample, n)}
@@ -477,3 +487,97 @@ func isFollowerFetch(req kmsg.Request) bool {
 	f, ok := req.(*kmsg.FetchRequest)
 	return ok && fetchReplicaID(f) >= 0
 }
+
+// tokenBucket is Kafka's TokenBucket stat: tokens refill at the quota rate
+// up to burst and each mutation takes its permits, possibly into debt.
+type tokenBucket struct {
+	// mu guards tokens and lastMS.
+	mu     sync.Mutex
+	tokens float64
+	lastMS int64
+	// lastUsed is the UnixMilli of the last use (expiry).
+	lastUsed atomic.Int64
+}
+
+func (tb *tokenBucket) lastUse() int64 { return tb.lastUsed.Load() }
+
+// take charges permits at nowMS. strict refuses (false) while the bucket
+// is in debt, charging nothing. The throttle is how long the refill needs
+// to bring the bucket back to zero (0 when it is not in debt).
+func (tb *tokenBucket) take(nowMS int64, permits, rate, burst float64, strict bool) (bool, time.Duration) {
+	tb.lastUsed.Store(nowMS)
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	if tb.lastMS == 0 {
+		tb.tokens = burst
+	} else if nowMS > tb.lastMS {
+		tb.tokens = math.Min(burst, tb.tokens+rate*float64(nowMS-tb.lastMS)/1000)
+	}
+	tb.lastMS = max(tb.lastMS, nowMS)
+	debt := func() time.Duration {
+		if tb.tokens >= 0 {
+			return 0
+		}
+		if rate <= 0 {
+			return time.Hour
+		}
+		return time.Duration(math.Round(-tb.tokens/rate*1000)) * time.Millisecond
+	}
+	if strict && tb.tokens < 0 {
+		return false, debt()
+	}
+	tb.tokens -= permits
+	return true, debt()
+}
+
+// mutationQuota is one request's controller_mutation_rate quota; the zero
+// value (no quota applies) admits everything.
+type mutationQuota struct {
+	bucket *tokenBucket
+	now    func() time.Time
+	rate   float64
+	burst  float64
+	strict bool
+	// throttle is the largest throttle seen while serving the request.
+	throttle time.Duration
+}
+
+// mutationQuota returns rq's controller mutation quota; strict from the
+// given request version on.
+func (b *Broker) mutationQuota(rq *request, strictSince int16) *mutationQuota {
+	q := &mutationQuota{}
+	st := b.node.State()
+	m := b.quotas
+	if !m.enabled(st, quotaMutation) {
+		return q
+	}
+	key, rate, ok := m.current(st).resolve(quotaMutation, quotaUser(rq.c.principal), rq.clientID)
+	if !ok {
+		return q
+	}
+	s, ok := m.sensors.Load(key)
+	if !ok {
+		s, _ = m.sensors.LoadOrStore(key, &tokenBucket{})
+		m.maybeSweep(m.now().UnixMilli())
+	}
+	q.bucket, q.now, q.rate, q.strict = s.(*tokenBucket), m.now, rate, rq.version >= strictSince
+	q.burst = rate * float64(m.samples) * float64(m.windowMS) / 1000
+	return q
+}
+
+// admit charges permits (partitions created or deleted); false means the
+// topic is refused with THROTTLING_QUOTA_EXCEEDED.
+func (q *mutationQuota) admit(permits int) bool {
+	if q.bucket == nil {
+		return true
+	}
+	ok, d := q.bucket.take(q.now().UnixMilli(), float64(permits), q.rate, q.burst, q.strict)
+	q.throttle = max(q.throttle, d)
+	return ok
+}
+
+// throttleMillis is the request's throttle_time_ms.
+func (q *mutationQuota) throttleMillis() int32 { return throttleMillis(q.throttle) }
+
+// errThrottlingQuotaMsg is Kafka's message for THROTTLING_QUOTA_EXCEEDED.
+const errThrottlingQuotaMsg = "The throttling quota has been exceeded."

@@ -591,3 +591,68 @@ func TestClientQuotasFromFollower(t *testing.T) {
 		}
 	}
 }
+
+// createTopicsReq asks for one-partition topics.
+func createTopicsReq(names ...string) *kmsg.CreateTopicsRequest {
+	req := kmsg.NewPtrCreateTopicsRequest()
+	req.TimeoutMillis = 5000
+	for _, n := range names {
+		rt := kmsg.NewCreateTopicsRequestTopic()
+		rt.Topic, rt.NumPartitions, rt.ReplicationFactor = n, 1, 1
+		req.Topics = append(req.Topics, rt)
+	}
+	return req
+}
+
+// TestControllerMutationQuota: controller_mutation_rate is a token bucket
+// charged with partitions; strict versions refuse topics while it is in
+// debt, older ones create them and only throttle.
+func TestControllerMutationQuota(t *testing.T) {
+	// 0.1 mutations/s over 11 x 100 ms: a burst of 0.11 tokens, and a
+	// debt of one partition takes ~9 s to repay (the margin for the
+	// requests below, on fresh connections: the first one is muted).
+	mod := func(c *Config) { c.QuotaWindowSize = 100 * time.Millisecond }
+	b := startTestBroker(t, mod)
+	setQuota(t, b, raft.QuotaEntity{User: raft.DefaultName}, raft.QuotaControllerMutationRate, 0.1)
+	r := send[*kmsg.CreateTopicsResponse](t, rawClient(t, b), createTopicsReq("a", "b", "c"), 6)
+	// a takes the bucket into debt, b and c are refused.
+	wantCode(t, "a", r.Topics[0].ErrorCode, nil)
+	wantCode(t, "b", r.Topics[1].ErrorCode, kerr.ThrottlingQuotaExceeded)
+	wantCode(t, "c", r.Topics[2].ErrorCode, kerr.ThrottlingQuotaExceeded)
+	if r.ThrottleMillis < 5000 || r.Topics[2].ErrorMessage == nil {
+		t.Fatalf("throttle %d, message %v", r.ThrottleMillis, r.Topics[2].ErrorMessage)
+	}
+	if _, ok := b.node.State().Topics["b"]; ok {
+		t.Fatal("refused topic b was created")
+	}
+	// The bucket is shared by the user's connections: deleting and adding
+	// partitions are refused too.
+	del := kmsg.NewPtrDeleteTopicsRequest()
+	del.TopicNames = []string{"a"}
+	del.TimeoutMillis = 5000
+	dr := send[*kmsg.DeleteTopicsResponse](t, rawClient(t, b), del, 5)
+	wantCode(t, "delete a", dr.Topics[0].ErrorCode, kerr.ThrottlingQuotaExceeded)
+	cp := kmsg.NewPtrCreatePartitionsRequest()
+	cpt := kmsg.NewCreatePartitionsRequestTopic()
+	cpt.Topic, cpt.Count = "a", 2
+	cp.Topics, cp.TimeoutMillis = append(cp.Topics, cpt), 5000
+	cr := send[*kmsg.CreatePartitionsResponse](t, rawClient(t, b), cp, 3)
+	wantCode(t, "create partitions", cr.Topics[0].ErrorCode, kerr.ThrottlingQuotaExceeded)
+	if cr.ThrottleMillis <= 0 || dr.ThrottleMillis <= 0 {
+		t.Fatalf("refusals not throttled: %d %d", dr.ThrottleMillis, cr.ThrottleMillis)
+	}
+	if len(b.node.State().Topics["a"].Partitions) != 1 {
+		t.Fatal("refused partitions were created")
+	}
+
+	// Before CreateTopics v6 the quota is permissive: all created.
+	b2 := startTestBroker(t, mod)
+	setQuota(t, b2, raft.QuotaEntity{User: raft.DefaultName}, raft.QuotaControllerMutationRate, 0.1)
+	r = send[*kmsg.CreateTopicsResponse](t, rawClient(t, b2), createTopicsReq("a", "b", "c"), 5)
+	for i, tp := range r.Topics {
+		wantCode(t, "v5 topic "+string(rune('a'+i)), tp.ErrorCode, nil)
+	}
+	if r.ThrottleMillis <= 0 {
+		t.Fatal("v5 over the quota not throttled")
+	}
+}
