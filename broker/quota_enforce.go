@@ -1,21 +1,23 @@
 package broker
 
-// Client quota enforcement (KIP-13, KIP-55, KIP-124, KIP-219), as Kafka's
-// ClientQuotaManager and RequestQuotaManager do it.
+// Client quota enforcement (KIP-13, KIP-55, KIP-124, KIP-219, KIP-599,
+// KIP-612), as Kafka's ClientQuotaManager, RequestQuotaManager,
+// ControllerMutationQuotaManager and ConnectionQuotas do it.
 //
-// Three quotas are enforced per connection's (user, client-id):
-// producer_byte_rate on Produce request bytes, consumer_byte_rate on Fetch
-// response record bytes (consumer fetches only: follower fetches are never
-// throttled) and request_percentage on the time handlers spend on a
-// request (percent of one thread). The quota that applies is the most
-// specific entity in Kafka's order: user+client-id, user+default client,
-// user, default user+client-id, default user+default client, default user,
-// client-id, default client-id; each quota key is resolved on its own. The
-// matched entity also decides who shares a rate sensor, as in Kafka: a
-// user-level quota is shared by all that user's clients, and a default
-// quota gives each user (or client) its own sensor.
+// Per connection's (user, client-id): producer_byte_rate on Produce
+// request bytes, consumer_byte_rate on Fetch response record bytes
+// (consumer fetches only: follower fetches are never throttled),
+// request_percentage on the time handlers spend on a request (percent of
+// one thread) and controller_mutation_rate on partitions created or
+// deleted. The quota that applies is the most specific entity in Kafka's
+// order: user+client-id, user+default client, user, default user+client-id,
+// default user+default client, default user, client-id, default client-id;
+// each quota key is resolved on its own. The matched entity also decides
+// who shares a sensor, as in Kafka: a user-level quota is shared by all
+// that user's clients, and a default quota gives each user (or client) its
+// own sensor.
 //
-// A sensor is a sampled rate (quota.window.num samples of
+// A rate sensor is a sampled rate (quota.window.num samples of
 // quota.window.size.seconds, Kafka's 11 x 1 s): a value is recorded, then
 // the rate over the non-expired samples (the window counted as at least
 // samples-1 full windows) is compared with the quota; a violation yields
@@ -25,26 +27,27 @@ package broker
 // long (KIP-219); for request versions older than KIP-219 the response
 // itself is also held back that long, as Kafka did then.
 //
-// Cost when no quota of a kind exists: one atomic load and a compare per
-// request (see BenchmarkQuotaDisabled); no allocation, no lock.
-//
-// Differences from Kafka: a throttled fetch still carries its records
-// (Kafka answers it empty and un-records the bytes); fetch max_bytes is not
-// capped to the quota window; request_percentage counts handler time on
-// the connection's goroutine (Kafka: request handler and network thread
-// time), and exempts only ApiVersions, SASL, and follower fetches;
-// controller_mutation_rate (KIP-599) is a token bucket per user/client
-// (burst: the rate times the whole quota window) charged with the
-// partitions that CreateTopics, CreatePartitions and DeleteTopics create
-// or delete. From CreateTopics v6, CreatePartitions v3 and DeleteTopics v5
-// it is strict: while the bucket is in debt a topic is refused with
-// THROTTLING_QUOTA_EXCEEDED (one topic may take it into debt); older
-// versions are served and only throttled. The throttle is the time until
-// the bucket is out of debt.
+// controller_mutation_rate (KIP-599) is a token bucket instead (burst: the
+// rate times the whole quota window). From CreateTopics v6,
+// CreatePartitions v3 and DeleteTopics v5 it is strict: while the bucket is
+// in debt a topic is refused with THROTTLING_QUOTA_EXCEEDED (one topic may
+// take it into debt); older versions are served and only throttled. The
+// throttle is the time until the bucket is out of debt.
 //
 // connection_creation_rate (KIP-612) is enforced per client ip on accept:
-// a connection over the rate is held, unread, for the throttle time and
-// then closed, as Kafka's acceptor does.
+// a connection over the rate (the ip's own quota, else the default ip's)
+// is held, unread, for the throttle time and then closed, as Kafka's
+// acceptor does.
+//
+// Cost when no quota of a kind exists: one atomic load and a compare per
+// hook (see BenchmarkQuotaCheck); no allocation, no lock.
+//
+// Differences from Kafka: a throttled fetch still carries its records
+// (Kafka answers it empty and un-records the bytes), and fetch max_bytes is
+// not capped to the quota window; request_percentage counts handler time
+// on the connection's goroutine (Kafka: request handler and network thread
+// time) and exempts only ApiVersions, SASL and follower fetches (Kafka also
+// exempts other cluster actions of brokers).
 
 import (
 	"context"

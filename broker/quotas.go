@@ -14,11 +14,10 @@ package broker
 //
 // Alter validates each entry on its own, as Kafka does: an unknown entity
 // type, an empty name, ip mixed with user or client-id, a named ip that is
-// not an address, an unknown key, a fractional value for an integral key
-// and a key twice in one entry are INVALID_REQUEST for that entry. Like
-// Kafka, no range is checked: zero and negative doubles are accepted, and a
-// negative value of an integral key fails only because Kafka's integral
-// check truncates toward zero ("must be a Long value"). The valid entries
+// not an address, an unknown key, a value not above 0, a fractional or too
+// large value for an integral key and a key twice in one entry are
+// INVALID_REQUEST for that entry (Kafka 4.3's checks and messages). The
+// valid entries
 // are applied together as one raft command (atomic, like Kafka's record
 // batch); validate_only stops before it. Describe filters with match types
 // exact/default/any and strict as Kafka's image does: an entity type twice,

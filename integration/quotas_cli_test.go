@@ -15,7 +15,7 @@ import (
 // other tests on shared clusters) and requires the same output from both
 // after every step: lines compared as sorted sets, since the tool prints
 // entities in the broker's order. A rejected alteration must fail on both
-// with the same broker error.
+// with the same broker error and message.
 func TestClientQuotasCLI(t *testing.T) {
 	v := harness.DefaultKafkaVersion
 	clusters := map[string]harness.Cluster{"kafka": harness.StartKafka(t), "strom": harness.StartStrom(t)}
@@ -40,6 +40,11 @@ func TestClientQuotasCLI(t *testing.T) {
 		// the broker's INVALID_REQUEST for them is a broker unit test.
 		{"unknown key", []string{"--alter", "--add-config", "bogus_rate=1", "--entity-type", "users", "--entity-name", "bob"}, false, true},
 		{"fraction for a long", []string{"--alter", "--add-config", "producer_byte_rate=1.5", "--entity-type", "users", "--entity-name", "bob"}, false, true},
+		{"negative long", []string{"--alter", "--add-config", "producer_byte_rate=-5", "--entity-type", "users", "--entity-name", "carol"}, false, true},
+		{"negative double", []string{"--alter", "--add-config", "request_percentage=-5", "--entity-type", "users", "--entity-name", "carol"}, false, true},
+		{"zero", []string{"--alter", "--add-config", "consumer_byte_rate=0", "--entity-type", "users", "--entity-name", "carol"}, false, true},
+		{"fractional int", []string{"--alter", "--add-config", "connection_creation_rate=2.5", "--entity-type", "ips", "--entity-default"}, false, true},
+		{"describe carol", []string{"--describe", "--entity-type", "users", "--entity-name", "carol"}, true, false},
 		{"delete alice's", []string{"--alter", "--delete-config", "producer_byte_rate", "--entity-type", "users", "--entity-name", "alice"}, false, false},
 		{"describe users after delete", []string{"--describe", "--entity-type", "users"}, true, false},
 		{"describe bob", []string{"--describe", "--entity-type", "users", "--entity-name", "bob"}, true, false},
@@ -96,14 +101,14 @@ func quotaLines(out string) []string {
 	return lines
 }
 
-// brokerError extracts the Kafka exception class the tool reports
-// (e.g. org.apache.kafka.common.errors.InvalidRequestException), which is
-// what the broker's error code maps to; messages may differ.
+// brokerError extracts the Kafka exception the tool reports with its
+// message (e.g. "org.apache.kafka.common.errors.InvalidRequestException:
+// Quota consumer_byte_rate must be greater than 0"): the broker's error
+// code and message.
 func brokerError(out string) string {
-	for _, f := range strings.Fields(out) {
-		f = strings.TrimSuffix(f, ":")
-		if strings.HasPrefix(f, "org.apache.kafka.common.errors.") {
-			return f
+	for _, l := range strings.Split(out, "\n") {
+		if i := strings.Index(l, "org.apache.kafka.common.errors."); i >= 0 {
+			return strings.TrimSpace(l[i:])
 		}
 	}
 	return "no kafka error in: " + out

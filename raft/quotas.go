@@ -57,13 +57,22 @@ const (
 	QuotaConnectionCreationRate = "connection_creation_rate"
 )
 
-// quotaKeyIntegral tells, per key valid for user and client-id entities,
-// whether Kafka types it as a long (true) or a double (false).
-var quotaKeyIntegral = map[string]bool{
-	QuotaProducerByteRate:       true,
-	QuotaConsumerByteRate:       true,
-	QuotaRequestPercentage:      false,
-	QuotaControllerMutationRate: false,
+// quotaValueType is the Kafka config type of a quota key.
+type quotaValueType uint8
+
+const (
+	quotaDouble quotaValueType = iota
+	quotaLong
+	quotaInt
+)
+
+// userClientQuotaKeys are the keys of user and client-id entities, with
+// their Kafka types (QuotaConfig.userAndClientQuotaConfigs).
+var userClientQuotaKeys = map[string]quotaValueType{
+	QuotaProducerByteRate:       quotaLong,
+	QuotaConsumerByteRate:       quotaLong,
+	QuotaRequestPercentage:      quotaDouble,
+	QuotaControllerMutationRate: quotaDouble,
 }
 
 func (n QuotaName) validate(what string) error {
@@ -95,7 +104,10 @@ func (e QuotaEntity) Validate() error {
 		return err
 	}
 	hasUser, hasClient, hasIP := e.User.Kind != QuotaAbsent, e.ClientID.Kind != QuotaAbsent, e.IP.Kind != QuotaAbsent
-	if (!hasUser && !hasClient && !hasIP) || (hasIP && (hasUser || hasClient)) {
+	if hasIP && (hasUser || hasClient) {
+		return invalid("Invalid quota entity combination, IP entity should not be combined with User or ClientId")
+	}
+	if !hasUser && !hasClient && !hasIP {
 		return invalid("Invalid empty client quota entity")
 	}
 	// Whether a named ip is an address is the proposer's check (Kafka
@@ -105,23 +117,28 @@ func (e QuotaEntity) Validate() error {
 }
 
 // ValidateQuota checks that key is a quota config of entity's type and
-// that value suits it (a long-typed key needs an integral value; every
-// value must be finite). There is no range check, as in Kafka; the
-// integral check rounds as Kafka's does (value+1e-6 truncated toward zero
-// must be within 1e-6 of value), which rejects negative integral values.
+// that value suits it, in the order and with the messages of Kafka's
+// ClientQuotaControlManager: a known key, a value above 0, within the
+// key's integral type and without a fraction (beyond 1e-6). Non-finite
+// values are refused too (Kafka stores an infinite or NaN double).
 func (e QuotaEntity) ValidateQuota(key string, value float64) error {
-	integral, ok := quotaKeyIntegral[key]
+	typ, ok := userClientQuotaKeys[key]
 	if e.IP.Kind != QuotaAbsent {
-		integral, ok = true, key == QuotaConnectionCreationRate
+		typ, ok = quotaInt, key == QuotaConnectionCreationRate
 	}
-	if !ok {
+	switch {
+	case !ok:
 		return invalid("Invalid configuration key %s", key)
-	}
-	if math.IsNaN(value) || math.IsInf(value, 0) {
-		return invalid("Configuration %s must be a finite number", key)
-	}
-	if integral && math.Abs(math.Trunc(value+1e-6)-value) > 1e-6 {
-		return invalid("Configuration %s must be a Long value", key)
+	case math.IsNaN(value) || math.IsInf(value, 0):
+		return invalid("Quota %s must be a finite number", key)
+	case value <= 0:
+		return invalid("Quota %s must be greater than 0", key)
+	case typ == quotaInt && value > math.MaxInt32:
+		return invalid("Proposed value for %s is too large for an INT.", key)
+	case typ == quotaLong && value > math.MaxInt64:
+		return invalid("Proposed value for %s is too large for a LONG.", key)
+	case typ != quotaDouble && math.Abs(math.Mod(value, 1)) > 1e-6:
+		return invalid("%s cannot be a fractional value.", key)
 	}
 	return nil
 }
