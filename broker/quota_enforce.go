@@ -42,12 +42,15 @@ package broker
 // Cost when no quota of a kind exists: one atomic load and a compare per
 // hook (see BenchmarkQuotaCheck); no allocation, no lock.
 //
-// Differences from Kafka: a throttled fetch still carries its records
-// (Kafka answers it empty and un-records the bytes), and fetch max_bytes is
-// not capped to the quota window; request_percentage counts handler time
-// on the connection's goroutine (Kafka: request handler and network thread
-// time) and exempts only ApiVersions, SASL and follower fetches (Kafka also
-// exempts other cluster actions of brokers).
+// A consumer fetch over consumer_byte_rate is answered without records
+// (its bytes un-recorded), as Kafka does, and consumer fetches are capped to
+// what the quota admits in one window (Kafka's getMaxValueInQuotaWindow).
+//
+// Differences from Kafka: a first batch larger than that cap (which Kafka
+// would refuse for ever) is delivered with the throttle; request_percentage
+// counts handler time on the connection's goroutine (Kafka: request
+// handler and network thread time) and exempts only ApiVersions, SASL and
+// follower fetches (Kafka also exempts other cluster actions of brokers).
 
 import (
 	"context"
@@ -192,13 +195,20 @@ func (t *quotaTable) resolve(kind quotaKind, user, client string) (sensorKey, fl
 // the throttle time the quota asks for (0 when within it or when no quota
 // applies).
 func (m *quotaManager) record(st *raft.State, kind quotaKind, user, client string, value float64) time.Duration {
+	d, _, _ := m.recordSensor(st, kind, user, client, value)
+	return d
+}
+
+// recordSensor is record that also returns the sensor and the time it
+// recorded at (nil when no quota applies), for un-recording.
+func (m *quotaManager) recordSensor(st *raft.State, kind quotaKind, user, client string, value float64) (time.Duration, *rateSensor, int64) {
 	t := m.current(st)
 	if t.limits[kind] == nil {
-		return 0
+		return 0, nil, 0
 	}
 	key, bound, ok := t.resolve(kind, user, client)
 	if !ok {
-		return 0
+		return 0, nil, 0
 	}
 	nowMS := m.now().UnixMilli()
 	s, ok := m.sensors.Load(key)
@@ -206,8 +216,31 @@ func (m *quotaManager) record(st *raft.State, kind quotaKind, user, client strin
 		s, _ = m.sensors.LoadOrStore(key, newRateSensor(m.samples))
 		m.maybeSweep(nowMS)
 	}
-	ms := s.(*rateSensor).record(nowMS, value, m.windowMS, bound)
-	return time.Duration(ms) * time.Millisecond
+	rs := s.(*rateSensor)
+	ms := rs.record(nowMS, value, m.windowMS, bound)
+	return time.Duration(ms) * time.Millisecond, rs, nowMS
+}
+
+// windowBytes is the most a quota of bound per second admits in one
+// measuring window ((samples-1) windows, Kafka's
+// getMaxValueInQuotaWindow): fetches are capped to it so that a throttled
+// consumer's next fetch can always pass once its rate has decayed.
+func (m *quotaManager) windowBytes(bound float64) float64 {
+	return bound * float64(m.samples-1) * float64(m.windowMS) / 1000
+}
+
+// recordFetch charges a consumer fetch of n record bytes. Over the quota,
+// a fetch of at most capBytes is refused as Kafka refuses it: the bytes
+// are un-recorded and the caller answers without records (admitted
+// false); a larger one (a first batch beyond the cap, which waiting could
+// never admit) is admitted with the throttle.
+func (m *quotaManager) recordFetch(st *raft.State, user, client string, n int, capBytes float64) (time.Duration, bool) {
+	d, rs, at := m.recordSensor(st, quotaFetch, user, client, float64(n))
+	if d <= 0 || float64(n) > capBytes {
+		return d, true
+	}
+	rs.unrecord(at, float64(n), m.windowMS)
+	return d, false
 }
 
 // admitConnection records a new connection from ip against its

@@ -412,10 +412,15 @@ func TestProduceThrottled(t *testing.T) {
 	t.Logf("%d bytes in %s: %.0f B/s against %d B/s, %d of %d responses throttled", sent, elapsed, float64(sent)/elapsed.Seconds(), quota, throttled, sent/(32<<10))
 }
 
-// TestFetchThrottledNotReplicas: consumer fetches are throttled by
-// consumer_byte_rate; follower fetches are never.
+// TestFetchThrottledNotReplicas: a consumer fetch over consumer_byte_rate
+// is answered without records and a throttle (Kafka's throttled fetch),
+// the connection is muted for it, and the consumer gets its records once
+// its rate has decayed; follower fetches are never throttled.
 func TestFetchThrottledNotReplicas(t *testing.T) {
-	b := startTestBroker(t, nil)
+	// Quota windows of 11 x 100 ms: a refused consumer is served again
+	// once the first sample expires (1.1 s), as in Kafka, where the rate
+	// is measured over at least samples-1 windows.
+	b := startTestBroker(t, func(c *Config) { c.QuotaWindowSize = 100 * time.Millisecond })
 	tp := seedTopic(t, b, "f")
 	c := rawClient(t, b)
 	for range 4 {
@@ -423,33 +428,51 @@ func TestFetchThrottledNotReplicas(t *testing.T) {
 		req.Topics[0].Partitions[0].Records = bigBatch(64 << 10)
 		send[*kmsg.ProduceResponse](t, c, req, 9)
 	}
-	// 256 KiB over the 10 s minimum window is ~26 KB/s: 24000 B/s gives
-	// a throttle near one second.
-	setQuota(t, b, raft.QuotaEntity{ClientID: raft.DefaultName}, raft.QuotaConsumerByteRate, 24000)
+	// 450000 B/s: one 256 KiB fetch is within the quota over the 1 s
+	// minimum window, a second one at once is not (~524 KB/s): it is
+	// refused with a throttle of ~165 ms.
+	setQuota(t, b, raft.QuotaEntity{ClientID: raft.DefaultName}, raft.QuotaConsumerByteRate, 450000)
 	fetch := func(replica int32) *kmsg.FetchResponse {
 		req := authzFetchReq(tp, replica)
 		req.MaxWaitMillis = 0
 		return send[*kmsg.FetchResponse](t, c, req, 12)
+	}
+	records := func(r *kmsg.FetchResponse) int {
+		if len(r.Topics) == 0 {
+			return 0
+		}
+		return len(r.Topics[0].Partitions[0].RecordBatches)
 	}
 	// A follower fetch from a broker id that is no replica is answered
 	// with an error, but never with a throttle.
 	if r := fetch(7); r.ThrottleMillis != 0 {
 		t.Fatalf("replica fetch throttled %d ms", r.ThrottleMillis)
 	}
+	if r := fetch(-1); records(r) < 4*(64<<10) || r.ThrottleMillis != 0 {
+		t.Fatalf("first consumer fetch: %d record bytes, throttle %d", records(r), r.ThrottleMillis)
+	}
 	r := fetch(-1)
-	if len(r.Topics) == 0 || len(r.Topics[0].Partitions[0].RecordBatches) == 0 {
-		t.Fatalf("consumer fetch returned no records: %+v", r)
+	if r.ThrottleMillis <= 0 || len(r.Topics) != 0 {
+		t.Fatalf("second fetch over the quota: throttle %d, %d topics", r.ThrottleMillis, len(r.Topics))
 	}
-	if r.ThrottleMillis <= 0 {
-		t.Fatalf("256 KiB against 24000 B/s not throttled")
-	}
-	// The connection is muted now: a second request waits that long.
+	// The connection is muted now: the next request waits that long.
 	start := time.Now()
 	if r2 := fetch(7); r2.ThrottleMillis != 0 {
 		t.Fatalf("replica fetch throttled %d ms", r2.ThrottleMillis)
 	}
 	if waited := time.Since(start); waited < time.Duration(r.ThrottleMillis)*time.Millisecond/2 {
 		t.Fatalf("next request answered after %s, throttle was %d ms", waited, r.ThrottleMillis)
+	}
+	// The consumer, muted after each refusal, gets the records back once
+	// the first fetch's sample expires (the refused bytes were never
+	// charged).
+	for round := 0; ; round++ {
+		if round == 50 {
+			t.Fatal("the consumer never got its records back")
+		}
+		if records(fetch(-1)) > 0 {
+			break
+		}
 	}
 }
 
@@ -650,5 +673,33 @@ func TestControllerMutationQuota(t *testing.T) {
 	}
 	if r.ThrottleMillis <= 0 {
 		t.Fatal("v5 over the quota not throttled")
+	}
+}
+
+// TestRecordFetch: a consumer fetch over the quota is refused and
+// un-recorded when it fits the quota's window bytes, and admitted with the
+// throttle when it does not (waiting could never admit it).
+func TestRecordFetch(t *testing.T) {
+	st := quotaState(raft.QuotaConsumerByteRate, map[raft.QuotaEntity]float64{{User: raft.DefaultName}: 1000})
+	m := newQuotaManager(11, time.Second)
+	now := time.UnixMilli(1_000_000)
+	m.now = func() time.Time { return now }
+	capBytes := m.windowBytes(1000)
+	if capBytes != 10_000 {
+		t.Fatalf("window bytes %v, want 10000", capBytes)
+	}
+	if d, ok := m.recordFetch(st, "u", "c", 9_000, capBytes); d != 0 || !ok {
+		t.Fatalf("within quota: %v %v", d, ok)
+	}
+	// 9000 more would be 1800 B/s: refused, not charged.
+	if d, ok := m.recordFetch(st, "u", "c", 9_000, capBytes); d <= 0 || ok {
+		t.Fatalf("over quota: %v %v", d, ok)
+	}
+	if d, ok := m.recordFetch(st, "u", "c", 1_000, capBytes); d != 0 || !ok {
+		t.Fatalf("the refused fetch was charged: %v %v", d, ok)
+	}
+	// A fetch larger than the window bytes is admitted, throttled.
+	if d, ok := m.recordFetch(st, "v", "c", 20_000, capBytes); d <= 0 || !ok {
+		t.Fatalf("oversize fetch: %v %v", d, ok)
 	}
 }
