@@ -24,7 +24,9 @@ package broker
 // partition's transaction index. Consumer fetches of v11+ may read from
 // followers, and with replica.selector.class a leader points consumers in
 // other racks at a replica in their own (KIP-392, follower_read.go).
-// Differences from Kafka: no throttling.
+// Consumer fetches are subject to consumer_byte_rate quotas (quota_enforce.go):
+// capped to the quota's window bytes, and answered without records (and a
+// throttle time) when over it.
 
 import (
 	"bytes"
@@ -32,6 +34,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"time"
 	"unsafe"
@@ -165,6 +168,17 @@ func (b *Broker) handleFetch(rq *request, req *kmsg.FetchRequest) reply {
 	b.authorizeFetch(rq, req, items)
 	maxWait := time.Duration(req.MaxWaitMillis) * time.Millisecond
 	f := &fetchOp{b: b, req: req, resp: resp, items: items, sess: sess, incremental: incremental}
+	if fetchReplicaID(req) < 0 && b.quotas.enabled(st, quotaFetch) {
+		// Captured here, on the read loop: build may run on the writer.
+		user := quotaUser(rq.c.principal)
+		if _, bound, ok := b.quotas.current(st).resolve(quotaFetch, user, rq.clientID); ok {
+			f.quotaUser, f.quotaClient, f.quotaOn = user, rq.clientID, true
+			f.quotaCap = b.quotas.windowBytes(bound)
+			if req.MaxBytes <= 0 || float64(req.MaxBytes) > f.quotaCap {
+				req.MaxBytes = int32(max(1, min(f.quotaCap, math.MaxInt32)))
+			}
+		}
+	}
 	if maxWait <= 0 || req.MinBytes <= 0 {
 		return now(f.build(f.read()))
 	}
@@ -215,6 +229,13 @@ type fetchOp struct {
 	items       []fetchItem
 	sess        *fetchSession
 	incremental bool
+	// quotaOn is set for consumer fetches a consumer_byte_rate quota
+	// applies to; quotaUser and quotaClient are whom build charges the
+	// bytes, quotaCap the quota's window bytes (recordFetch).
+	quotaOn     bool
+	quotaUser   string
+	quotaClient string
+	quotaCap    float64
 }
 
 // fetchResult is the read outcome of one item.
@@ -650,6 +671,25 @@ func checkLeaderEpoch(requested, current int32) *kerr.Error {
 // the end of the session order so no partition starves.
 func (f *fetchOp) build(results []fetchResult) kmsg.Response {
 	resp := f.resp
+	if f.quotaOn {
+		n := 0
+		for i := range results {
+			if results[i].hasRec {
+				n += results[i].sl.Len()
+			}
+		}
+		if n > 0 {
+			d, admitted := f.b.quotas.recordFetch(f.b.node.State(), f.quotaUser, f.quotaClient, n, f.quotaCap)
+			resp.ThrottleMillis = throttleMillis(d)
+			if !admitted {
+				// Kafka's throttled fetch response: no partitions, the
+				// session left as it was (the client fetches the same
+				// offsets again after the throttle).
+				releaseResults(results)
+				return &fetchResponse{FetchResponse: resp}
+			}
+		}
+	}
 	if f.sess != nil {
 		f.sess.mu.Lock()
 		defer f.sess.mu.Unlock()

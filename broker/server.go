@@ -80,6 +80,9 @@ type Broker struct {
 	// was sent (UnixNano; 0: none yet). Written by heartbeatLoop, read by
 	// mayLead.
 	lastHeartbeat atomic.Int64
+	// quotas enforces the client quotas of the raft state
+	// (quota_enforce.go); immutable pointer, safe for concurrent use.
+	quotas *quotaManager
 	// followerReads counts consumer fetch answers carrying records that
 	// this broker served as a follower (KIP-392); tests read it to prove
 	// where a consumer read.
@@ -106,7 +109,7 @@ func StartContext(startCtx context.Context, cfg Config) (*Broker, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	b := &Broker{cfg: cfg, log: cfg.Logger, ctx: ctx, cancel: cancel, conns: map[*conn]struct{}{}, sessions: newFetchSessionCache(cfg.FetchSessionCacheSlots),
-		authz: newAuthzPolicy(cfg), authSecret: newAuthSecret()}
+		authz: newAuthzPolicy(cfg), authSecret: newAuthSecret(), quotas: newQuotaManager(cfg.QuotaWindowSamples, cfg.QuotaWindowSize)}
 	if err := b.bindListeners(); err != nil {
 		cancel()
 		return nil, err
