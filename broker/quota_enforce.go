@@ -517,11 +517,22 @@ func (c *conn) throttleResponse(resp kmsg.Response) {
 	}
 }
 
-// isFollowerFetch reports whether req is a replica's fetch, which no
-// client quota applies to.
-func isFollowerFetch(req kmsg.Request) bool {
-	f, ok := req.(*kmsg.FetchRequest)
-	return ok && fetchReplicaID(f) >= 0
+// isInterBroker reports whether req is one only brokers send, which no
+// client quota applies to (Kafka exempts its cluster actions from the
+// request quota): a replica's fetch, WriteTxnMarkers, and AddPartitionsToTxn
+// from v4 (KIP-890: clients stay below v4, partition leaders verify
+// transactions with it). Throttling them would slow replication and
+// transactions for whoever matched a default quota.
+func isInterBroker(req kmsg.Request) bool {
+	switch r := req.(type) {
+	case *kmsg.FetchRequest:
+		return fetchReplicaID(r) >= 0
+	case *kmsg.WriteTxnMarkersRequest:
+		return true
+	case *kmsg.AddPartitionsToTxnRequest:
+		return r.Version >= 4
+	}
+	return false
 }
 
 // tokenBucket is Kafka's TokenBucket stat: tokens refill at the quota rate

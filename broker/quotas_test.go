@@ -703,3 +703,32 @@ func TestRecordFetch(t *testing.T) {
 		t.Fatalf("oversize fetch: %v %v", d, ok)
 	}
 }
+
+// Requests only brokers send are exempt from client quotas; the same APIs
+// from clients are not.
+func TestIsInterBroker(t *testing.T) {
+	follower := kmsg.NewPtrFetchRequest()
+	follower.ReplicaID = 2
+	consumer := kmsg.NewPtrFetchRequest()
+	consumer.ReplicaID = -1
+	verify := kmsg.NewPtrAddPartitionsToTxnRequest()
+	verify.Version = 4
+	client := kmsg.NewPtrAddPartitionsToTxnRequest()
+	client.Version = 3
+	for _, tc := range []struct {
+		name string
+		req  kmsg.Request
+		want bool
+	}{
+		{"follower fetch", follower, true},
+		{"consumer fetch", consumer, false},
+		{"WriteTxnMarkers", kmsg.NewPtrWriteTxnMarkersRequest(), true},
+		{"AddPartitionsToTxn v4 (broker)", verify, true},
+		{"AddPartitionsToTxn v3 (client)", client, false},
+		{"Produce", kmsg.NewPtrProduceRequest(), false},
+	} {
+		if got := isInterBroker(tc.req); got != tc.want {
+			t.Errorf("%s: isInterBroker %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
