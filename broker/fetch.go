@@ -248,6 +248,10 @@ type fetchResult struct {
 	immediate bool
 	// follower marks records read from a replica this broker follows.
 	follower bool
+	// replThrottled marks a follower fetch of a partition whose leader
+	// replication is throttled: its bytes count against the leader rate
+	// (replication_throttle.go).
+	replThrottled bool
 	// sl holds the records still in the segment file; out.RecordBatches
 	// is a one-byte marker the writer replaces with them (see
 	// fetchResponse). Whoever drops a result without handing it on
@@ -402,9 +406,15 @@ func (b *Broker) fetchPartition(st *raft.State, req *kmsg.FetchRequest, it fetch
 	}
 	readCommitted := req.IsolationLevel == 1
 	upTo := hw
+	replThrottled := false
 	switch {
 	case replica >= 0:
 		upTo = lg.EndOffset() // followers copy everything, committed or not
+		var hold bool
+		replThrottled, hold = b.replThrottle.leaderThrottled(st, p.topic, p.index, p.inISR(replica))
+		if hold {
+			return fetchResult{out: out} // a catching-up replica over the leader rate waits
+		}
 	case readCommitted:
 		upTo = lso
 	}
@@ -443,7 +453,7 @@ func (b *Broker) fetchPartition(st *raft.State, req *kmsg.FetchRequest, it fetch
 		}
 	}
 	out.RecordBatches = recordsMarker()
-	return fetchResult{out: out, hasRec: true, sl: sl, follower: !leader}
+	return fetchResult{out: out, hasRec: true, sl: sl, follower: !leader, replThrottled: replThrottled}
 }
 
 // fetchReplicaID is the broker id of a follower's fetch, or -1 for a
@@ -671,6 +681,15 @@ func checkLeaderEpoch(requested, current int32) *kerr.Error {
 // the end of the session order so no partition starves.
 func (f *fetchOp) build(results []fetchResult) kmsg.Response {
 	resp := f.resp
+	if fetchReplicaID(f.req) >= 0 {
+		n := 0
+		for i := range results {
+			if results[i].replThrottled && results[i].hasRec {
+				n += results[i].sl.Len()
+			}
+		}
+		f.b.replThrottle.record(f.b.replThrottle.leader, n)
+	}
 	if f.quotaOn {
 		n := 0
 		for i := range results {
