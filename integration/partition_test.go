@@ -13,8 +13,8 @@ import (
 )
 
 // TestNetworkPartition runs a three-node cluster, Apache Kafka and Strom side by side, with every node
-// in a network namespace of its own, and partitions the network under an idempotent acks=all producer
-// (min.insync.replicas=2), the way Jepsen does, while every process keeps running:
+// in a network namespace of its own, and partitions the network under load, the way Jepsen does, while
+// every process keeps running:
 //   - a partition leader is cut off from both followers while clients still reach it, so it takes
 //     writes it cannot replicate;
 //   - the active controller (the raft or KRaft quorum leader, from DescribeQuorum) is cut off from
@@ -23,10 +23,16 @@ import (
 //     still see everybody.
 //
 // Each cut lasts longer than the broker session timeout, so the cluster fences and re-elects, and then
-// heals. After each heal the cluster must return to full ISRs and take writes again; at the end every
-// acknowledged record must be readable exactly once, in its partition, in acknowledgement order.
+// heals. After each heal the cluster must return to full ISRs and make progress again. Two loads, each
+// on its own cluster:
+//   - acks: an idempotent acks=all producer (min.insync.replicas=2); at the end every acknowledged
+//     record must be readable exactly once, in its partition, in acknowledgement order;
+//   - transactions: a transactional producer committing small transactions across the partitions
+//     (the transaction coordinator's partition moves too); at the end a read_committed consumer must
+//     see every committed transaction whole and once, no aborted one, and any whose commit answer was
+//     lost either whole or not at all.
 func TestNetworkPartition(t *testing.T) {
-	for _, tg := range []struct {
+	clusters := []struct {
 		name  string
 		start func(t testing.TB) *harness.LocalCluster
 	}{
@@ -36,15 +42,47 @@ func TestNetworkPartition(t *testing.T) {
 		{"strom", func(t testing.TB) *harness.LocalCluster {
 			return harness.StartStrom(t, harness.Nodes(3), harness.NetNamespaces())
 		}},
-	} {
-		t.Run(tg.name, func(t *testing.T) {
-			t.Parallel() // separate clusters and networks; most of the time is spent waiting for elections
-			partitionScenario(t, tg.start(t))
-		})
+	}
+	loads := []struct {
+		name string
+		// progress is how many more units (records, transactions) must be done before and after
+		// each cut.
+		progress int
+		start    func(ctx context.Context, t *testing.T, c *harness.LocalCluster, topic string) partitionLoad
+	}{
+		{"acks", 500, func(ctx context.Context, t *testing.T, c *harness.LocalCluster, topic string) partitionLoad {
+			// The request timeout bounds how long a request to an unreachable leader waits before
+			// the client looks for the new one.
+			cl := newClient(t, c, kgo.RecordDeliveryTimeout(2*time.Minute), kgo.MaxBufferedRecords(2000),
+				kgo.ProduceRequestTimeout(5*time.Second), kgo.RequestTimeoutOverhead(2*time.Second))
+			return startAckedProducer(ctx, cl, topic, 1000)
+		}},
+		{"transactions", 10, func(ctx context.Context, t *testing.T, c *harness.LocalCluster, topic string) partitionLoad {
+			return startTxnLoad(ctx, t, c, topic)
+		}},
+	}
+	for _, ld := range loads {
+		for _, tg := range clusters {
+			t.Run(ld.name+"/"+tg.name, func(t *testing.T) {
+				t.Parallel() // separate clusters and networks; most of the time is spent waiting for elections
+				c := tg.start(t)
+				partitionScenario(t, c, ld.progress, func(ctx context.Context, topic string) partitionLoad {
+					return ld.start(ctx, t, c, topic)
+				})
+			})
+		}
 	}
 }
 
-func partitionScenario(t *testing.T, c *harness.LocalCluster) {
+// partitionLoad is a workload TestNetworkPartition runs through the partitions: counts reports
+// progress (units done and failed), finish stops it, verify checks everything it was told was done.
+type partitionLoad interface {
+	counts() (done, failed int)
+	finish(ctx context.Context, t testing.TB)
+	verify(ctx context.Context, t testing.TB, c harness.Cluster, adm *kadm.Client, topic string) (total, stored int)
+}
+
+func partitionScenario(t *testing.T, c *harness.LocalCluster, progress int, start func(ctx context.Context, topic string) partitionLoad) {
 	// Longer than both clusters' broker session timeouts (Strom's harness 3 s, Kafka's 4 s).
 	const hold = 2 * harness.StromSessionTimeout
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
@@ -54,11 +92,7 @@ func partitionScenario(t *testing.T, c *harness.LocalCluster) {
 	topic := uniqueName("partition")
 	minISR := "2"
 	createTopic(ctx, t, adm, topic, 3, 3, map[string]*string{"min.insync.replicas": &minISR})
-	// The request timeout bounds how long a request to an unreachable leader waits before the client
-	// looks for the new one.
-	pcl := newClient(t, c, kgo.RecordDeliveryTimeout(2*time.Minute), kgo.MaxBufferedRecords(2000),
-		kgo.ProduceRequestTimeout(5*time.Second), kgo.RequestTimeoutOverhead(2*time.Second))
-	prod := startAckedProducer(ctx, pcl, topic, 1000)
+	prod := start(ctx, topic)
 
 	fullISR := func(p kadm.PartitionDetail) bool { return len(p.ISR) == 3 && p.Leader >= 0 }
 	leaderOf := func(part int32) int {
@@ -121,7 +155,7 @@ func partitionScenario(t *testing.T, c *harness.LocalCluster) {
 	}
 	for _, sc := range scenarios {
 		waitISR(ctx, t, adm, topic, fullISR, "full ISRs before: "+sc.name)
-		waitAcks(ctx, t, prod, 500, "before: "+sc.name)
+		waitAcks(ctx, t, prod, progress, "before: "+sc.name)
 		cuts := sc.cuts()
 		for _, cut := range cuts {
 			if err := c.Cut(cut[0], cut[1]); err != nil {
@@ -135,21 +169,21 @@ func partitionScenario(t *testing.T, c *harness.LocalCluster) {
 			t.Fatalf("%s: heal: %v", sc.name, err)
 		}
 		waitISR(ctx, t, adm, topic, fullISR, "full ISRs after: "+sc.name)
-		waitAcks(ctx, t, prod, 500, "after: "+sc.name)
+		waitAcks(ctx, t, prod, progress, "after: "+sc.name)
 		n, _ := prod.counts()
-		t.Logf("%s: cut %v (node indexes, -1 = clients) for %v; %d records acknowledged by the heal (%d failed), %d when writes flowed again %.1fs after it",
+		t.Logf("%s: cut %v (node indexes, -1 = clients) for %v; %d done by the heal (%d failed), %d when writes flowed again %.1fs after it",
 			sc.name, cuts, hold, during, failed, n, time.Since(healed).Seconds())
 	}
 	prod.finish(ctx, t)
 	total, stored := prod.verify(ctx, t, c, adm, topic)
 	_, failed := prod.counts()
-	t.Logf("%d partitions of the network: %d records acknowledged, %d failed, %d stored, all acknowledged ones read back once",
+	t.Logf("%d partitions of the network: %d done, %d failed, %d stored, all checked",
 		len(scenarios), total, failed, stored)
 }
 
 // waitAcks waits until the producer has had n more records acknowledged than when it was called: the
 // cluster takes writes.
-func waitAcks(ctx context.Context, t testing.TB, p *ackedProducer, n int, what string) {
+func waitAcks(ctx context.Context, t testing.TB, p partitionLoad, n int, what string) {
 	t.Helper()
 	start, _ := p.counts()
 	for {
