@@ -11,6 +11,7 @@ package txn
 
 import (
 	"maps"
+	"math"
 	"slices"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -78,8 +79,12 @@ type Metadata struct {
 	LastEpoch  int16 // epoch before the last bump, -1 if none (KIP-360 retries)
 	// EndEpoch is the epoch a transaction-version-2 EndTxn bumped from, the
 	// one its retries carry; -1 when the last bump was anything else (a
-	// timeout or re-init fences that epoch instead). Not persisted: after a
-	// reload a retry is fenced, as LastEpoch's retries are.
+	// re-init fences that epoch instead). Not stored in the log: a reload
+	// takes the epoch before the current one, as Kafka's coordinator
+	// recognizes a retry (current epoch = request epoch + 1) without state,
+	// so a client retrying its EndTxn across a coordinator failover is not
+	// fenced. A timeout bumps twice under transaction version 2, as Kafka's
+	// epoch fence does, so the timed-out epoch is never the one before.
 	EndEpoch   int16
 	TimeoutMS  int32
 	State      State
@@ -356,6 +361,11 @@ func (m *Metadata) TimeOut(now int64) bool {
 		return false
 	}
 	m.bump()
+	if m.TV2 && m.Epoch < math.MaxInt16 {
+		// Kafka fences (one bump) and then ends the transaction as a
+		// version-2 end does (another): the zombie's epoch is two behind.
+		m.bump()
+	}
 	m.State = PrepareAbort
 	m.UpdateMS = now
 	return true
@@ -415,6 +425,12 @@ func Decode(key, value []byte) (id string, m *Metadata, ok bool) {
 		StartMS: v.StartTimestamp, UpdateMS: v.LastUpdateTimestamp, NextProducerID: -1}
 	if v.Version >= 1 {
 		m.NextProducerID, m.TV2 = v.NextProducerID, v.ClientTransactionVersion >= 2
+	}
+	switch m.State {
+	case PrepareCommit, PrepareAbort, CompleteCommit, CompleteAbort:
+		if m.TV2 && m.Epoch > 0 {
+			m.EndEpoch = m.Epoch - 1
+		}
 	}
 	for _, t := range v.Topics {
 		for _, p := range t.Partitions {

@@ -236,3 +236,69 @@ func TestEndTxnV2AfterTimeout(t *testing.T) {
 		}
 	}
 }
+
+// TestEndTxnV2RetryAfterReload: a coordinator that loads a version-2
+// transaction from the log (a failover) takes a request with the epoch just
+// before the current one for a retry of the EndTxn that bumped it, as
+// Kafka's coordinator does without remembering the bump, while a timeout
+// (two bumps) leaves the timed-out producer fenced after a reload too.
+func TestEndTxnV2RetryAfterReload(t *testing.T) {
+	reload := func(m *Metadata) *Metadata {
+		t.Helper()
+		_, d, ok := Decode(Key(m.ID), m.Value())
+		if !ok || d == nil {
+			t.Fatalf("decode %+v", m)
+		}
+		return d
+	}
+	m := New("id", 7, 60000, 0)
+	if r := m.InitProducerID(-1, -1, 60000, 1); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	if err := m.AddPartitions(7, 0, []TopicPartition{tpA}, 2); err != nil {
+		t.Fatal(err)
+	}
+	if res := m.EndTxnV2(7, 0, true, 3); !res.Prepared {
+		t.Fatalf("commit: %+v", res)
+	}
+	pending := reload(m)
+	if res := pending.EndTxnV2(7, 0, true, 4); res.Err != kerr.ConcurrentTransactions {
+		t.Fatalf("retry while the reloaded commit is pending: %v, want CONCURRENT_TRANSACTIONS", res.Err)
+	}
+	m.Complete(5)
+	done := reload(m)
+	for _, tc := range []struct {
+		name   string
+		epoch  int16
+		commit bool
+		want   *kerr.Error
+	}{
+		{"retry of the commit", 0, true, nil},
+		{"the other result", 0, false, kerr.InvalidTxnState},
+		{"an older epoch", -1, true, kerr.ProducerFenced},
+	} {
+		d := reload(m)
+		if res := d.EndTxnV2(7, tc.epoch, tc.commit, 6); res.Err != tc.want {
+			t.Errorf("%s after a reload: %v, want %v", tc.name, res.Err, tc.want)
+		}
+	}
+	if done.Epoch != 1 || done.State != CompleteCommit {
+		t.Fatalf("reloaded %+v", done)
+	}
+
+	// A version-2 transaction that times out: two bumps, and the zombie's
+	// epoch is fenced before and after a reload.
+	if err := done.AddPartitions(7, 1, []TopicPartition{tpA}, 10); err != nil {
+		t.Fatal(err)
+	}
+	if !done.TimeOut(60000+11) || done.Epoch != 3 || !done.Complete(60000+12) {
+		t.Fatalf("timeout: %+v", done)
+	}
+	for _, m := range []*Metadata{done, reload(done)} {
+		for _, commit := range []bool{true, false} {
+			if res := m.EndTxnV2(7, 1, commit, 60000+13); res.Err != kerr.ProducerFenced {
+				t.Fatalf("timed-out producer's end (commit=%v): %v, want PRODUCER_FENCED", commit, res.Err)
+			}
+		}
+	}
+}
