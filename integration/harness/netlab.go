@@ -115,6 +115,11 @@ func (l *netLab) setup(n int) error {
 	for i, ns := range l.ns {
 		hl := hostLink(k, i)
 		if i > 0 {
+			// A link of a previous owner of K can outlive its namespace for a moment (the kernel
+			// tears namespaces down asynchronously); K is ours, so it goes.
+			if _, err := os.Stat("/sys/class/net/" + hl); err == nil {
+				_ = ipCmd("link", "del", hl)
+			}
 			steps = append(steps, []string{"link", "add", hl, "type", "veth", "peer", "name", hl + "p"})
 		}
 		steps = append(steps,
@@ -249,10 +254,17 @@ func (l *netLab) close() error {
 	for _, ns := range l.ns {
 		errs = append(errs, ipCmd("netns", "del", ns))
 	}
+	n := len(l.ns)
 	l.ns = nil
 	if l.k >= 0 {
-		if _, err := os.Stat("/sys/class/net/" + hostLink(l.k, 0)); err == nil {
-			errs = append(errs, ipCmd("link", "del", hostLink(l.k, 0)))
+		// The kernel removes a deleted namespace's links asynchronously: delete the test side of
+		// each pair now, the claim on K last, so the next owner of K finds no link left.
+		for i := n - 1; i >= 0; i-- {
+			if _, err := os.Stat("/sys/class/net/" + hostLink(l.k, i)); err == nil {
+				if err := ipCmd("link", "del", hostLink(l.k, i)); err != nil && i == 0 {
+					errs = append(errs, err)
+				}
+			}
 		}
 		l.k = -1
 	}
