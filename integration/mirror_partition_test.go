@@ -49,7 +49,7 @@ func TestMirrorNetworkPartition(t *testing.T) {
 	defer logf.Close()
 	mirror := exec.Command(mirrorBinary(t), "mirror", "--from", src.Bootstrap(), "--to", dst.Bootstrap(),
 		"--topics", regexpQuote(prefix)+`\..*`, "--name", name, "--mode", "exactly-once",
-		"--rename", "prefix:eos.", "--progress-interval", "1s", "--log-level", "debug")
+		"--rename", "prefix:eos.", "--progress-interval", "1s", "--log-level", "warn")
 	mirror.Stdout, mirror.Stderr = logf, logf
 	if err := mirror.Start(); err != nil {
 		t.Fatal(err)
