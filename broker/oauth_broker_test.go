@@ -22,11 +22,12 @@ import (
 )
 
 // startOAuthBroker runs a broker whose SASL_PLAINTEXT listener serves
-// OAUTHBEARER (and SCRAM for the admin user of startSASLBroker).
+// OAUTHBEARER (and PLAIN and SCRAM for the admin user of
+// startSASLBroker).
 func startOAuthBroker(t *testing.T, mod func(*Config)) *Broker {
 	t.Helper()
 	return startSASLBroker(t, ProtocolSASLPlaintext, func(c *Config) {
-		c.SASLMechanisms = []string{MechanismOAuthBearer, MechanismSCRAMSHA256}
+		c.SASLMechanisms = []string{MechanismOAuthBearer, MechanismPlain, MechanismSCRAMSHA256}
 		if mod != nil {
 			mod(c)
 		}

@@ -279,6 +279,9 @@ func (c *conn) authenticated(srv saslServer) (time.Duration, error) {
 		expiry = now.Add(lifetime)
 	}
 	c.log.Debug("authenticated", "mechanism", srv.mechanism(), "principal", principal, "reauthentication", c.sasl.reauth, "session_lifetime", lifetime)
+	if c.sasl.reauth {
+		c.b.reauthentications.Add(1)
+	}
 	c.principal = principal
 	c.sasl = saslConn{state: saslDone, mechanism: srv.mechanism(), expiry: expiry, reauthStart: c.sasl.reauthStart}
 	return lifetime, nil

@@ -83,6 +83,9 @@ type Broker struct {
 	// was sent (UnixNano; 0: none yet). Written by heartbeatLoop, read by
 	// mayLead.
 	lastHeartbeat atomic.Int64
+	// reauthentications counts successful KIP-368 re-authentications
+	// (Kafka's successful-reauthentication metric); tests read it.
+	reauthentications atomic.Int64
 	// followerReads counts consumer fetch answers carrying records that
 	// this broker served as a follower (KIP-392); tests read it to prove
 	// where a consumer read.
