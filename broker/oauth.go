@@ -25,7 +25,7 @@ package broker
 // User:<sub>; an authzid, when given, must equal it. An invalid token is
 // answered (successfully, at the protocol level) with RFC 7628's JSON
 // status, {"status":"invalid_token"} or, for a missing scope,
-// {"status":"insufficient_scope", "scope":"<required>"}; the client then
+// {"status":"insufficient_scope", "scope":"[<required>, ...]"}; the client then
 // sends a lone \x01 and gets SASL_AUTHENTICATION_FAILED with that JSON as
 // the message. A malformed message fails at once with Kafka's generic
 // message. Extensions are parsed and checked for syntax, then ignored (both
@@ -475,7 +475,8 @@ func (v *unsecuredValidator) validate(token string, now time.Time) (bearerToken,
 	}
 	for _, r := range v.requiredScope {
 		if !slices.Contains(scope, r) {
-			return bearerToken{}, &tokenError{status: "insufficient_scope", scope: strings.Join(v.requiredScope, " "),
+			// The scope is written as Kafka writes it: Java's List.toString.
+			return bearerToken{}, &tokenError{status: "insufficient_scope", scope: "[" + strings.Join(v.requiredScope, ", ") + "]",
 				reason: fmt.Sprintf("required scope %q not in the token's scope %v", r, scope)}
 		}
 	}

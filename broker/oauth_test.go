@@ -495,12 +495,12 @@ func TestOAuthServerExchange(t *testing.T) {
 
 	s = newSrv()
 	out, done, err = s.next(msg("", valid))
-	if err != nil || done || string(out) != `{"status":"insufficient_scope", "scope":"kafka"}` {
+	if err != nil || done || string(out) != `{"status":"insufficient_scope", "scope":"[kafka]"}` {
 		t.Fatalf("scope refusal: %q %v %v", out, done, err)
 	}
 	_, done, err = s.next([]byte{1})
 	var f saslFailure
-	if done || !errors.As(err, &f) || f.msg != `{"status":"insufficient_scope", "scope":"kafka"}` {
+	if done || !errors.As(err, &f) || f.msg != `{"status":"insufficient_scope", "scope":"[kafka]"}` {
 		t.Fatalf("after \\x01: %v %v", done, err)
 	}
 
