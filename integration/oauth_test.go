@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -22,39 +23,15 @@ import (
 // the scope are refused, and the error the Java client reports (the
 // broker's RFC 7628 JSON status) is the same from both brokers.
 func TestOAuthBearerUnsecuredRealClients(t *testing.T) {
-	const jaas = "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required"
-	common := []harness.Option{harness.Listener("OAUTH", "SASL_PLAINTEXT")}
 	var mu sync.Mutex
 	refusals := map[string]map[string]string{} // target -> case -> JSON status
-	for _, target := range []struct {
-		name  string
-		start func(t *testing.T) *harness.LocalCluster
-	}{
-		{"strom", func(t *testing.T) *harness.LocalCluster {
-			return harness.StartStrom(t, append(common, harness.StromArgs("--sasl-enabled-mechanisms", "OAUTHBEARER",
-				"--sasl-oauthbearer-unsecured-required-scope", "kafka"))...)
-		}},
-		{"kafka", func(t *testing.T) *harness.LocalCluster {
-			return harness.StartKafka(t, append(common,
-				harness.BrokerConfig("listener.name.oauth.sasl.enabled.mechanisms", "OAUTHBEARER"),
-				harness.BrokerConfig("listener.name.oauth.oauthbearer.sasl.jaas.config",
-					jaas+` unsecuredLoginStringClaim_sub="broker" unsecuredValidatorRequiredScope="kafka";`))...)
-		}},
-	} {
+	for _, target := range oauthTargets(0) {
 		t.Run(target.name, func(t *testing.T) {
 			c := target.start(t)
 			bootstrap := c.ListenerBootstrap("OAUTH")
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
-			writeProps := func(t *testing.T, name, options string) string {
-				p := filepath.Join(t.TempDir(), name+".properties")
-				if err := os.WriteFile(p, []byte(strings.Join([]string{"security.protocol=SASL_PLAINTEXT", "sasl.mechanism=OAUTHBEARER",
-					"sasl.jaas.config=" + jaas + " " + options + ";",
-				}, "\n")+"\n"), 0o600); err != nil {
-					t.Fatal(err)
-				}
-				return p
-			}
+			writeProps := func(t *testing.T, name, options string) string { return oauthProps(t, name, options) }
 			topic := uniqueName("oauth")
 			harness.RunKafkaTool(t, harness.DefaultKafkaVersion, harness.ToolTopics, "--bootstrap-server", c.Bootstrap(),
 				"--create", "--topic", topic, "--partitions", "1", "--replication-factor", "1")
@@ -99,6 +76,104 @@ func TestOAuthBearerUnsecuredRealClients(t *testing.T) {
 		t.Errorf("Strom and Kafka refuse differently: %v", refusals)
 	}
 }
+
+// oauthJAAS is the stock login module of Kafka's OAUTHBEARER clients.
+const oauthJAAS = "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required"
+
+// oauthTarget is a cluster with a SASL_PLAINTEXT listener OAUTH serving
+// OAUTHBEARER through the unsecured validator requiring the scope kafka.
+type oauthTarget struct {
+	name  string
+	start func(t *testing.T) *harness.LocalCluster
+}
+
+// oauthTargets returns Strom and Kafka 4.3.1 configured alike, with
+// connections.max.reauth.ms = reauthMS.
+func oauthTargets(reauthMS int) []oauthTarget {
+	reauth := strconv.Itoa(reauthMS)
+	common := []harness.Option{harness.Listener("OAUTH", "SASL_PLAINTEXT")}
+	return []oauthTarget{
+		{"strom", func(t *testing.T) *harness.LocalCluster {
+			return harness.StartStrom(t, append(common, harness.StromArgs("--sasl-enabled-mechanisms", "OAUTHBEARER",
+				"--sasl-oauthbearer-unsecured-required-scope", "kafka", "--connections-max-reauth-ms", reauth, "--log-level", "debug"))...)
+		}},
+		{"kafka", func(t *testing.T) *harness.LocalCluster {
+			return harness.StartKafka(t, append(common,
+				harness.BrokerConfig("listener.name.oauth.sasl.enabled.mechanisms", "OAUTHBEARER"),
+				harness.BrokerConfig("connections.max.reauth.ms", reauth),
+				harness.BrokerConfig("listener.name.oauth.oauthbearer.sasl.jaas.config",
+					oauthJAAS+` unsecuredLoginStringClaim_sub="broker" unsecuredValidatorRequiredScope="kafka";`))...)
+		}},
+	}
+}
+
+// oauthProps writes a client properties file logging in with the stock
+// login module and options.
+func oauthProps(t *testing.T, name, options string, extra ...string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name+".properties")
+	lines := append([]string{"security.protocol=SASL_PLAINTEXT", "sasl.mechanism=OAUTHBEARER",
+		"sasl.jaas.config=" + oauthJAAS + " " + options + ";"}, extra...)
+	if err := os.WriteFile(p, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestOAuthBearerReauthJavaClient: with connections.max.reauth.ms = 5 s,
+// Kafka's console consumer (the Java client, which re-authenticates at
+// 85-95% of the session lifetime) keeps consuming across several
+// re-authentications, on Strom as on Kafka. On Strom the log must show
+// re-authentications and no connection closed for an expired session.
+func TestOAuthBearerReauthJavaClient(t *testing.T) {
+	for _, target := range oauthTargets(5000) {
+		t.Run(target.name, func(t *testing.T) {
+			c := target.start(t)
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			topic := uniqueName("oauth-reauth")
+			harness.RunKafkaTool(t, harness.DefaultKafkaVersion, harness.ToolTopics, "--bootstrap-server", c.Bootstrap(),
+				"--create", "--topic", topic, "--partitions", "1", "--replication-factor", "1")
+			alice := oauthProps(t, "alice", `unsecuredLoginStringClaim_sub="alice" unsecuredLoginListClaim_scope=",kafka"`)
+			type result struct {
+				res harness.ToolResult
+				err error
+			}
+			done := make(chan result, 1)
+			go func() {
+				res, err := harness.KafkaTool(ctx, harness.DefaultKafkaVersion, harness.ToolConsoleConsumer, nil,
+					"--bootstrap-server", c.ListenerBootstrap("OAUTH"), "--topic", topic, "--from-beginning", "--max-messages", "6",
+					"--timeout-ms", "60000", "--command-config", alice, "--consumer-property", "fetch.max.wait.ms=100")
+				done <- result{res, err}
+			}()
+			cl := newClient(t, c)
+			produce(ctx, t, cl, makeRecords(topic, 0, 3, time.Now()))
+			// Three session lifetimes pass while the consumer polls.
+			time.Sleep(15 * time.Second)
+			produce(ctx, t, cl, makeRecords(topic, 3, 3, time.Now()))
+			r := <-done
+			if r.err != nil || len(recordValueRE.FindAllString(r.res.Stdout, -1)) != 6 {
+				t.Fatalf("console consumer: %v\n%s\n%s", r.err, r.res.Stdout, r.res.Stderr)
+			}
+			if target.name != "strom" {
+				return
+			}
+			log, err := os.ReadFile(c.LogPath(0))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := strings.Count(string(log), "reauthentication=true"); n < 2 {
+				t.Fatalf("%d re-authentications logged:\n%s", n, c.TailLogs(40))
+			}
+			if strings.Contains(string(log), "SASL session expired") {
+				t.Fatalf("a connection was closed for an expired session:\n%s", c.TailLogs(40))
+			}
+		})
+	}
+}
+
+// recordValueRE matches the values makeRecords writes, one a line.
+var recordValueRE = regexp.MustCompile(`(?m)^v-\d+$`)
 
 // jsonStatusRE finds an RFC 7628 JSON status in a client's error output.
 var jsonStatusRE = regexp.MustCompile(`\{"status":"[a-z_]+"(, "scope":"[^"]*")?\}`)
