@@ -5,7 +5,7 @@ package broker
 //
 //   - the unsecured validator (OAuthBearerUnsecuredValidatorCallbackHandler,
 //     the default): the token is an unsecured JWS (header.payload. with an
-//     empty signature); its principal claim (default sub) must be a
+//     empty signature and alg "none"); its principal claim (default sub) must be a
 //     non-empty string, exp must lie after now minus the allowable clock
 //     skew (default 0), iat, when present, before now plus the skew and
 //     before exp, and every required scope must be in the scope claim.
@@ -32,6 +32,9 @@ package broker
 // of Kafka's validators accept every extension).
 //
 // Differences from Apache Kafka:
+//   - Token parts are decoded as base64url (RFC 7515); Kafka's unsecured
+//     validator uses the standard alphabet, so it refuses a token whose
+//     parts hold '-' or '_'.
 //   - A key named twice in the client's message fails the exchange (Kafka
 //     keeps the last one).
 //   - The secured validator accepts a token carrying an aud claim when no
@@ -324,9 +327,6 @@ func (s *oauthServer) next(msg []byte) ([]byte, bool, error) {
 	return []byte{}, true, nil
 }
 
-// oauthRefusal is the reason of the last refused token, for the log.
-func (s *oauthServer) refusal() string { return s.errStatus }
-
 // splitJWS splits a JWS compact serialization into its three
 // base64url parts and decodes the first two as JSON objects.
 func splitJWS(token string) (header, claims map[string]any, parts [3]string, err error) {
@@ -385,7 +385,7 @@ func numericClaim(claims map[string]any, name string) (t time.Time, ok bool, err
 	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || math.Abs(f) > 1e11 {
 		return time.Time{}, false, invalidToken("claim %q is not a usable time: %s", name, n)
 	}
-	return time.UnixMilli(int64(f * 1000)), true, nil
+	return time.UnixMilli(int64(math.Round(f * 1000))), true, nil
 }
 
 // stringClaim reads a claim that must be a non-empty string.
@@ -401,14 +401,18 @@ func stringClaim(claims map[string]any, name string) (string, error) {
 	return s, nil
 }
 
-// scopeClaim reads a scope claim: a space-separated string or a list of
-// strings; absent means no scope.
+// scopeClaim reads a scope claim: a list of strings, or a string that is
+// one scope element (Kafka's validators do not split it at spaces); absent
+// means no scope.
 func scopeClaim(claims map[string]any, name string) ([]string, error) {
 	switch v := claims[name].(type) {
 	case nil:
 		return nil, nil
 	case string:
-		return strings.Fields(v), nil
+		if v = strings.TrimSpace(v); v == "" {
+			return nil, nil
+		}
+		return []string{v}, nil
 	case []any:
 		out := make([]string, 0, len(v))
 		for _, e := range v {
@@ -438,9 +442,12 @@ func newUnsecuredValidator(o OAuthBearerConfig) *unsecuredValidator {
 }
 
 func (v *unsecuredValidator) validate(token string, now time.Time) (bearerToken, error) {
-	_, claims, parts, err := splitJWS(token)
+	header, claims, parts, err := splitJWS(token)
 	if err != nil {
 		return bearerToken{}, err
+	}
+	if alg, _ := header["alg"].(string); alg != "none" {
+		return bearerToken{}, invalidToken("an unsecured JWS must have 'none' for an algorithm")
 	}
 	if parts[2] != "" {
 		return bearerToken{}, invalidToken("an unsecured JWS must have an empty signature")

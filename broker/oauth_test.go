@@ -190,7 +190,7 @@ func TestUnsecuredValidator(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	sec := now.Unix()
 	base := func(mod func(map[string]any)) map[string]any {
-		c := map[string]any{"sub": "alice", "iat": sec - 10, "exp": sec + 3600, "scope": "read write"}
+		c := map[string]any{"sub": "alice", "iat": sec - 10, "exp": sec + 3600, "scope": []string{"read", "write"}}
 		if mod != nil {
 			mod(c)
 		}
@@ -223,6 +223,12 @@ func TestUnsecuredValidator(t *testing.T) {
 		{"required scope held", func(o *OAuthBearerConfig) { o.UnsecuredRequiredScope = []string{"write"} }, unsecuredToken(t, base(nil)), ""},
 		{"scope as list", func(o *OAuthBearerConfig) { o.UnsecuredRequiredScope = []string{"write"} },
 			unsecuredToken(t, base(func(c map[string]any) { c["scope"] = []string{"write"} })), ""},
+		{"scope string is one element", func(o *OAuthBearerConfig) { o.UnsecuredRequiredScope = []string{"write"} },
+			unsecuredToken(t, base(func(c map[string]any) { c["scope"] = "read write" })), "insufficient_scope"},
+		{"scope string", func(o *OAuthBearerConfig) { o.UnsecuredRequiredScope = []string{"write"} },
+			unsecuredToken(t, base(func(c map[string]any) { c["scope"] = " write " })), ""},
+		{"alg not none", nil, b64uJSON(t, map[string]any{"alg": "RS256"}) + "." + b64uJSON(t, base(nil)) + ".", "invalid_token"},
+		{"no alg", nil, b64uJSON(t, map[string]any{"typ": "JWT"}) + "." + b64uJSON(t, base(nil)) + ".", "invalid_token"},
 		{"required scope missing", func(o *OAuthBearerConfig) { o.UnsecuredRequiredScope = []string{"admin"} }, unsecuredToken(t, base(nil)), "insufficient_scope"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

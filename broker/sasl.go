@@ -199,8 +199,8 @@ func sessionLifetime(srv saslServer, maxReauth time.Duration, now time.Time) (li
 // sessionExpired returns an error when the connection's SASL session has
 // expired and the request (API key) is not the SaslHandshake that begins a
 // re-authentication: Kafka then closes the connection.
-func (c *conn) sessionExpired(key int16, now time.Time) error {
-	if c.sasl.state != saslDone || c.sasl.expiry.IsZero() || key == saslHandshakeKey || !now.After(c.sasl.expiry) {
+func (c *conn) sessionExpired(key int16) error {
+	if c.sasl.expiry.IsZero() || c.sasl.state != saslDone || key == saslHandshakeKey || !time.Now().After(c.sasl.expiry) {
 		return nil
 	}
 	return fmt.Errorf("%w: %s after the SASL session of %s expired at %s", ErrSessionExpired, kmsg.NameForKey(key), c.principal, c.sasl.expiry.Format(time.RFC3339Nano))
@@ -282,7 +282,11 @@ func (c *conn) authenticated(srv saslServer) (time.Duration, error) {
 	if c.sasl.reauth {
 		c.b.reauthentications.Add(1)
 	}
-	c.principal = principal
+	if c.principal != principal {
+		// Not rewritten on re-authentication: other goroutines (tests,
+		// admin views) may read it.
+		c.principal = principal
+	}
 	c.sasl = saslConn{state: saslDone, mechanism: srv.mechanism(), expiry: expiry, reauthStart: c.sasl.reauthStart}
 	return lifetime, nil
 }
