@@ -66,6 +66,11 @@ type Config struct {
 	// makes a leader point a consumer that names its rack (Fetch v11+) at
 	// an in-sync replica in that rack (KIP-392).
 	ReplicaSelectorClass string
+	// QuotaWindowSamples and QuotaWindowSize are quota.window.num and
+	// quota.window.size.seconds: client quota rates are measured over this
+	// many samples of this length (Kafka: 11 of 1 s).
+	QuotaWindowSamples int
+	QuotaWindowSize    time.Duration
 	// RaftListen is the HOST:PORT of the raft transport.
 	RaftListen string
 	// Voters is the static raft voter set (controller.quorum.voters, parse
@@ -226,6 +231,8 @@ func DefaultConfig() Config {
 		MaxRequestBytes:          100 << 20,
 		MaxInflight:              64,
 		FetchSessionCacheSlots:   1000,
+		QuotaWindowSamples:       11,
+		QuotaWindowSize:          time.Second,
 		IdleTimeout:              10 * time.Minute,
 		RetentionCheckInterval:   5 * time.Minute,
 		CheckpointInterval:       time.Minute,
@@ -276,6 +283,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: offsets topic replication factor %d < 1", ErrInvalidConfig, c.OffsetsTopicReplicationFactor)
 	case c.GroupMinSessionTimeout > c.GroupMaxSessionTimeout:
 		return fmt.Errorf("%w: group min session timeout %v > max %v", ErrInvalidConfig, c.GroupMinSessionTimeout, c.GroupMaxSessionTimeout)
+	case c.QuotaWindowSamples < 2 || c.QuotaWindowSize < time.Millisecond:
+		return fmt.Errorf("%w: quota window of %d samples of %s: need at least 2 samples of at least 1ms", ErrInvalidConfig, c.QuotaWindowSamples, c.QuotaWindowSize)
 	case c.MaxInflight < 1:
 		return fmt.Errorf("%w: max inflight %d < 1", ErrInvalidConfig, c.MaxInflight)
 	case c.RetentionCheckInterval <= 0 || c.CheckpointInterval <= 0 || c.IdleTimeout <= 0:

@@ -17,9 +17,9 @@ package broker
 //
 // Broker configs that can be changed dynamically are the broker-level
 // defaults of topic configs (log.retention.ms, message.max.bytes, ...) and
-// the replication throttle rates (stored and described, so
-// kafka-reassign-partitions can set and clear them, but not enforced:
-// Strom does not throttle replication); other names are INVALID_CONFIG. Differences from Kafka: resource types other
+// the replication throttle rates (kafka-reassign-partitions --throttle
+// sets and clears them; enforced by replication_throttle.go); other names
+// are INVALID_CONFIG. Differences from Kafka: resource types other
 // than topic and broker (broker loggers, client metrics, groups) are
 // INVALID_REQUEST; documentation strings are short.
 //
@@ -66,9 +66,8 @@ var brokerConfigDefaults = map[string]string{
 }
 
 // brokerThrottleConfigs are the dynamic broker configs of replication
-// throttling, with Kafka's defaults (Long.MAX_VALUE). Strom stores them,
-// so kafka-reassign-partitions can set and clear throttles, but does not
-// throttle replication.
+// throttling, with Kafka's defaults (Long.MAX_VALUE: unlimited), enforced
+// by replication_throttle.go.
 var brokerThrottleConfigs = map[string]string{
 	"leader.replication.throttled.rate":              "9223372036854775807",
 	"follower.replication.throttled.rate":            "9223372036854775807",

@@ -13,6 +13,7 @@ import (
 	"os"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kbin"
@@ -59,6 +60,11 @@ type conn struct {
 	// sasl is the connection's SASL exchange (sasl.go); saslOff on
 	// listeners without SASL. Only the read loop touches it.
 	sasl saslConn
+
+	// muteUntil (UnixNano, 0 never muted) is when the read loop may take
+	// the next request again after a quota throttle (quota_enforce.go).
+	// Raised by handlers and the writer; the read loop waits it out.
+	muteUntil atomic.Int64
 }
 
 // anonymous is Kafka's principal for a connection that has not
@@ -110,6 +116,19 @@ func remoteHost(a net.Addr) string {
 // it, or shutdown is called; it returns after both loops have stopped and the
 // socket is closed.
 func (c *conn) serve() {
+	if d := c.b.quotas.admitConnection(c.b.node.State(), c.host); d > 0 {
+		c.log.Info("closing connection: connection_creation_rate quota exceeded", "host", c.host, "delay", d)
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-c.closing:
+		case <-c.ctx.Done():
+		}
+		t.Stop()
+		c.cancel()
+		_ = c.nc.Close()
+		return
+	}
 	if tc, ok := c.nc.(*tls.Conn); ok {
 		if err := c.tlsHandshake(tc); err != nil {
 			c.log.Info("closing connection: TLS handshake failed", "host", c.host, "err", err)
@@ -156,6 +175,11 @@ func (c *conn) readLoop() {
 	br := bufio.NewReaderSize(c.nc, 64<<10)
 	var sizeBuf [4]byte
 	for {
+		// A quota throttle stops reading, so a throttled client's next
+		// requests wait in its socket (KIP-219 channel muting).
+		if !c.waitMuted() {
+			return
+		}
 		// connections.max.idle.ms: a client silent this long is dropped. The
 		// closing check after setting the deadline keeps a concurrent
 		// shutdown's immediate deadline from being overridden.
@@ -414,8 +438,23 @@ func (c *conn) handleFrame(frame []byte) (p pending, err error) {
 	if err := req.ReadFrom(rest); err != nil {
 		return p, fmt.Errorf("%w: %s v%d body: %w", ErrMalformedRequest, kmsg.NameForKey(h.key), h.version, err)
 	}
-	rq := &request{c: c, key: h.key, version: h.version, corr: h.corr, clientID: h.clientID, body: req}
+	rq := &request{c: c, key: h.key, version: h.version, corr: h.corr, clientID: h.clientID, body: req, size: len(frame)}
+	// request_percentage: measure the handler only when some request
+	// quota exists, so requests without quotas pay one atomic load.
+	st := c.b.node.State()
+	if c.b.quotas.enabled(st, quotaRequest) && !requestQuotaExempt[h.key] && !isInterBroker(req) {
+		start := time.Now()
+		p.rep, err = c.dispatch(spec, rq)
+		if err == nil {
+			c.applyRequestQuota(st, rq, &p.rep, time.Since(start))
+			c.muteForResponse(st, p.rep.resp)
+		}
+		return p, err
+	}
 	p.rep, err = c.dispatch(spec, rq)
+	if err == nil {
+		c.muteForResponse(st, p.rep.resp)
+	}
 	return p, err
 }
 
@@ -483,6 +522,9 @@ func (c *conn) writeLoop() {
 		resp := p.rep.resp
 		if p.rep.wait != nil {
 			resp = c.runWait(&p)
+		}
+		if resp != nil {
+			c.throttleResponse(resp)
 		}
 		if p.rep.token != nil {
 			buf = kbin.AppendInt32(buf[:0], int32(len(p.rep.token)))

@@ -24,7 +24,9 @@ package broker
 // partition's transaction index. Consumer fetches of v11+ may read from
 // followers, and with replica.selector.class a leader points consumers in
 // other racks at a replica in their own (KIP-392, follower_read.go).
-// Differences from Kafka: no throttling.
+// Consumer fetches are subject to consumer_byte_rate quotas (quota_enforce.go):
+// capped to the quota's window bytes, and answered without records (and a
+// throttle time) when over it.
 
 import (
 	"bytes"
@@ -32,6 +34,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"time"
 	"unsafe"
@@ -165,6 +168,17 @@ func (b *Broker) handleFetch(rq *request, req *kmsg.FetchRequest) reply {
 	b.authorizeFetch(rq, req, items)
 	maxWait := time.Duration(req.MaxWaitMillis) * time.Millisecond
 	f := &fetchOp{b: b, req: req, resp: resp, items: items, sess: sess, incremental: incremental}
+	if fetchReplicaID(req) < 0 && b.quotas.enabled(st, quotaFetch) {
+		// Captured here, on the read loop: build may run on the writer.
+		user := quotaUser(rq.c.principal)
+		if _, bound, ok := b.quotas.current(st).resolve(quotaFetch, user, rq.clientID); ok {
+			f.quotaUser, f.quotaClient, f.quotaOn = user, rq.clientID, true
+			f.quotaCap = b.quotas.windowBytes(bound)
+			if req.MaxBytes <= 0 || float64(req.MaxBytes) > f.quotaCap {
+				req.MaxBytes = int32(max(1, min(f.quotaCap, math.MaxInt32)))
+			}
+		}
+	}
 	if maxWait <= 0 || req.MinBytes <= 0 {
 		return now(f.build(f.read()))
 	}
@@ -215,6 +229,13 @@ type fetchOp struct {
 	items       []fetchItem
 	sess        *fetchSession
 	incremental bool
+	// quotaOn is set for consumer fetches a consumer_byte_rate quota
+	// applies to; quotaUser and quotaClient are whom build charges the
+	// bytes, quotaCap the quota's window bytes (recordFetch).
+	quotaOn     bool
+	quotaUser   string
+	quotaClient string
+	quotaCap    float64
 }
 
 // fetchResult is the read outcome of one item.
@@ -227,6 +248,10 @@ type fetchResult struct {
 	immediate bool
 	// follower marks records read from a replica this broker follows.
 	follower bool
+	// replThrottled marks a follower fetch of a partition whose leader
+	// replication is throttled: its bytes count against the leader rate
+	// (replication_throttle.go).
+	replThrottled bool
 	// sl holds the records still in the segment file; out.RecordBatches
 	// is a one-byte marker the writer replaces with them (see
 	// fetchResponse). Whoever drops a result without handing it on
@@ -381,9 +406,15 @@ func (b *Broker) fetchPartition(st *raft.State, req *kmsg.FetchRequest, it fetch
 	}
 	readCommitted := req.IsolationLevel == 1
 	upTo := hw
+	replThrottled := false
 	switch {
 	case replica >= 0:
 		upTo = lg.EndOffset() // followers copy everything, committed or not
+		var hold bool
+		replThrottled, hold = b.replThrottle.leaderThrottled(st, p.topic, p.index, p.inISR(replica))
+		if hold {
+			return fetchResult{out: out} // a catching-up replica over the leader rate waits
+		}
 	case readCommitted:
 		upTo = lso
 	}
@@ -422,7 +453,7 @@ func (b *Broker) fetchPartition(st *raft.State, req *kmsg.FetchRequest, it fetch
 		}
 	}
 	out.RecordBatches = recordsMarker()
-	return fetchResult{out: out, hasRec: true, sl: sl, follower: !leader}
+	return fetchResult{out: out, hasRec: true, sl: sl, follower: !leader, replThrottled: replThrottled}
 }
 
 // fetchReplicaID is the broker id of a follower's fetch, or -1 for a
@@ -650,6 +681,34 @@ func checkLeaderEpoch(requested, current int32) *kerr.Error {
 // the end of the session order so no partition starves.
 func (f *fetchOp) build(results []fetchResult) kmsg.Response {
 	resp := f.resp
+	if fetchReplicaID(f.req) >= 0 {
+		n := 0
+		for i := range results {
+			if results[i].replThrottled && results[i].hasRec {
+				n += results[i].sl.Len()
+			}
+		}
+		f.b.replThrottle.record(f.b.replThrottle.leader, n)
+	}
+	if f.quotaOn {
+		n := 0
+		for i := range results {
+			if results[i].hasRec {
+				n += results[i].sl.Len()
+			}
+		}
+		if n > 0 {
+			d, admitted := f.b.quotas.recordFetch(f.b.node.State(), f.quotaUser, f.quotaClient, n, f.quotaCap)
+			resp.ThrottleMillis = throttleMillis(d)
+			if !admitted {
+				// Kafka's throttled fetch response: no partitions, the
+				// session left as it was (the client fetches the same
+				// offsets again after the throttle).
+				releaseResults(results)
+				return &fetchResponse{FetchResponse: resp}
+			}
+		}
+	}
 	if f.sess != nil {
 		f.sess.mu.Lock()
 		defer f.sess.mu.Unlock()

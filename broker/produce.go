@@ -149,6 +149,14 @@ func (b *Broker) handleProduce(rq *request, req *kmsg.ProduceRequest) reply {
 		}
 		resp.Topics = append(resp.Topics, ot)
 	}
+	// producer_byte_rate counts the whole request, as Kafka does, also for
+	// acks=0 (which has no response to carry the throttle: the connection
+	// is only muted). Muting here, on the read loop, holds the very next
+	// request back; the writer mutes again when it sends the response.
+	if d := b.recordQuota(st, rq, quotaProduce, float64(rq.size)); d > 0 {
+		rq.c.mute(d)
+		resp.ThrottleMillis = throttleMillis(d)
+	}
 	if req.Acks == 0 {
 		return reply{none: true, closeConn: anyErr}
 	}

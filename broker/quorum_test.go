@@ -32,15 +32,24 @@ func describeQuorumReq(version int16, topic string, partition int32) *kmsg.Descr
 // quorumOf sends DescribeQuorum v2 to br and returns its one partition.
 func quorumOf(ctx context.Context, t *testing.T, br *kgo.Broker) (*kmsg.DescribeQuorumResponse, kmsg.DescribeQuorumResponseTopicPartition) {
 	t.Helper()
+	r, p, err := tryQuorumOf(ctx, br)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, p
+}
+
+// tryQuorumOf is quorumOf returning its failure.
+func tryQuorumOf(ctx context.Context, br *kgo.Broker) (*kmsg.DescribeQuorumResponse, kmsg.DescribeQuorumResponseTopicPartition, error) {
 	resp, err := br.Request(ctx, describeQuorumReq(2, metadataTopic, 0))
 	if err != nil {
-		t.Fatalf("describe quorum: %v", err)
+		return nil, kmsg.DescribeQuorumResponseTopicPartition{}, fmt.Errorf("describe quorum: %w", err)
 	}
 	r := resp.(*kmsg.DescribeQuorumResponse)
 	if r.ErrorCode != 0 || len(r.Topics) != 1 || len(r.Topics[0].Partitions) != 1 {
-		t.Fatalf("describe quorum: %+v", r)
+		return nil, kmsg.DescribeQuorumResponseTopicPartition{}, fmt.Errorf("describe quorum: %+v", r)
 	}
-	return r, r.Topics[0].Partitions[0]
+	return r, r.Topics[0].Partitions[0], nil
 }
 
 func replicaIDs(rs []kmsg.DescribeQuorumResponseTopicPartitionReplicaState) []int32 {
@@ -69,16 +78,23 @@ func quorumSettled(p kmsg.DescribeQuorumResponseTopicPartition) bool {
 }
 
 // waitQuorumOf polls br's DescribeQuorum until cond holds.
-func waitQuorumOf(ctx context.Context, t *testing.T, br *kgo.Broker, what string, cond func(kmsg.DescribeQuorumResponseTopicPartition) bool) (*kmsg.DescribeQuorumResponse, kmsg.DescribeQuorumResponseTopicPartition) {
+func waitQuorumOf(ctx context.Context, t *testing.T, cl *kgo.Client, id int32, what string, cond func(kmsg.DescribeQuorumResponseTopicPartition) bool) (*kmsg.DescribeQuorumResponse, kmsg.DescribeQuorumResponseTopicPartition) {
 	t.Helper()
+	var last error
 	for {
-		r, p := quorumOf(ctx, t, br)
-		if cond(p) {
+		r, p, err := tryQuorumOf(ctx, cl.Broker(int(id)))
+		if err == nil && cond(p) {
 			return r, p
+		}
+		last = err
+		if err != nil {
+			// A node that just (re)started may be unknown to the client
+			// yet, or not answering: learn the brokers again and retry.
+			_, _ = kmsg.NewPtrMetadataRequest().RequestWith(ctx, cl)
 		}
 		select {
 		case <-ctx.Done():
-			t.Fatalf("waiting for %s: last %+v", what, p)
+			t.Fatalf("waiting for %s: last %+v (%v)", what, p, last)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
@@ -100,8 +116,7 @@ func TestQuorumAPIs(t *testing.T) {
 		return ok && !br.Fenced && s.ControllerID >= 0
 	})
 	for _, b := range c.brokers {
-		br := cl.Broker(int(b.cfg.NodeID))
-		r, p := waitQuorumOf(ctx, t, br, "settled quorum", quorumSettled)
+		r, p := waitQuorumOf(ctx, t, cl, b.cfg.NodeID, "settled quorum", quorumSettled)
 		ctrl := b.node.State().ControllerID
 		if p.LeaderID != ctrl || p.LeaderEpoch < 1 || !slices.Equal(replicaIDs(p.CurrentVoters), []int32{1, 2, 3}) ||
 			!slices.Equal(replicaIDs(p.Observers), []int32{4}) || len(r.Nodes) != 4 {
@@ -187,7 +202,7 @@ func TestQuorumAPIs(t *testing.T) {
 	if r := remove(cid, 2, dir(2)); r.ErrorCode != 0 {
 		t.Fatalf("remove voter 2: %v %s", kerr.ErrorForCode(r.ErrorCode), *r.ErrorMessage)
 	}
-	waitQuorumOf(ctx, t, cl.Broker(3), "voters 1,3,4 and observer 2", func(p kmsg.DescribeQuorumResponseTopicPartition) bool {
+	waitQuorumOf(ctx, t, cl, 3, "voters 1,3,4 and observer 2", func(p kmsg.DescribeQuorumResponseTopicPartition) bool {
 		return slices.Equal(replicaIDs(p.CurrentVoters), []int32{1, 3, 4}) && slices.Equal(replicaIDs(p.Observers), []int32{2}) && quorumSettled(p)
 	})
 
@@ -225,7 +240,7 @@ func TestQuorumAPIs(t *testing.T) {
 	// observer: the raft configuration in its log wins.
 	c.stop(1)
 	c.restart(1)
-	waitQuorumOf(ctx, t, c.client().Broker(2), "node 2 back as an observer", func(p kmsg.DescribeQuorumResponseTopicPartition) bool {
+	waitQuorumOf(ctx, t, c.client(), 2, "node 2 back as an observer", func(p kmsg.DescribeQuorumResponseTopicPartition) bool {
 		return slices.Equal(replicaIDs(p.CurrentVoters), []int32{1, 3, 4}) && slices.Equal(replicaIDs(p.Observers), []int32{2}) && quorumSettled(p)
 	})
 }

@@ -407,7 +407,8 @@ func TestAutoLeaderRebalance(t *testing.T) {
 
 // TestThrottleConfigsStored: the replication throttle rates that
 // kafka-reassign-partitions sets and clears are dynamic broker configs
-// (stored and described, not enforced); a negative rate is INVALID_CONFIG.
+// (stored and described; TestReplicationThrottle shows them enforced); a
+// negative rate is INVALID_CONFIG.
 func TestThrottleConfigsStored(t *testing.T) {
 	b := startTestBroker(t, nil)
 	adm := newAdmin(t, b)

@@ -91,6 +91,9 @@ type request struct {
 	corr     int32
 	clientID string
 	body     kmsg.Request
+	// size is the request frame's length in bytes (what producer_byte_rate
+	// counts).
+	size int
 }
 
 // now wraps a finished response.

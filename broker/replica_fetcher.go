@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -250,6 +251,12 @@ func (f *replicaFetcher) run(ctx context.Context) {
 		}
 		f.held.Store(false)
 		parts, next := f.due(time.Now())
+		if throttled := f.dropThrottled(&parts); len(parts) == 0 && throttled {
+			// Every due partition is a catching-up replica over the
+			// follower rate: wait for the rate to fall.
+			sleepCtx(ctx, replicaThrottleBackoff)
+			continue
+		}
 		if len(parts) == 0 {
 			var timer <-chan time.Time
 			if next > 0 {
@@ -288,6 +295,28 @@ func (f *replicaFetcher) run(ctx context.Context) {
 		}
 		f.apply(ctx, conn, resp, sent)
 	}
+}
+
+// replicaThrottleBackoff is how long a fetcher whose partitions are all
+// held back by the follower replication throttle waits before it looks
+// again.
+const replicaThrottleBackoff = 100 * time.Millisecond
+
+// dropThrottled removes from parts the partitions this broker must not
+// fetch now: out of the ISR, named in follower.replication.throttled.replicas
+// and over follower.replication.throttled.rate (replication_throttle.go). It
+// reports whether it removed any.
+func (f *replicaFetcher) dropThrottled(parts *[]*partition) bool {
+	st := f.b.node.State()
+	if _, ok := f.b.replThrottle.bound(st, cfgFollowerThrottledRate); !ok {
+		return false
+	}
+	n := len(*parts)
+	*parts = slices.DeleteFunc(*parts, func(p *partition) bool {
+		_, hold := f.b.replThrottle.followerThrottled(st, p.topic, p.index, p.inISR(f.b.cfg.NodeID))
+		return hold
+	})
+	return len(*parts) < n
 }
 
 // sentPart is what the fetcher asked for one partition.
@@ -371,6 +400,9 @@ func (f *replicaFetcher) apply(ctx context.Context, conn *peerConn, resp *kmsg.F
 					f.b.log.Warn("replica fetcher: append", "topic", p.topic, "partition", p.index, "err", err)
 					f.delay(p)
 					continue
+				}
+				if counted, _ := f.b.replThrottle.followerThrottled(f.b.node.State(), p.topic, p.index, true); counted {
+					f.b.replThrottle.record(f.b.replThrottle.follower, len(recs))
 				}
 			}
 			if rp.LogStartOffset > p.log.LogStartOffset() {

@@ -86,6 +86,12 @@ type Broker struct {
 	// reauthentications counts successful KIP-368 re-authentications
 	// (Kafka's successful-reauthentication metric); tests read it.
 	reauthentications atomic.Int64
+	// quotas enforces the client quotas of the raft state
+	// (quota_enforce.go); immutable pointer, safe for concurrent use.
+	quotas *quotaManager
+	// replThrottle measures throttled replication against the replication
+	// throttle rates (replication_throttle.go); safe for concurrent use.
+	replThrottle *replThrottle
 	// followerReads counts consumer fetch answers carrying records that
 	// this broker served as a follower (KIP-392); tests read it to prove
 	// where a consumer read.
@@ -112,7 +118,8 @@ func StartContext(startCtx context.Context, cfg Config) (*Broker, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	b := &Broker{cfg: cfg, log: cfg.Logger, ctx: ctx, cancel: cancel, conns: map[*conn]struct{}{}, sessions: newFetchSessionCache(cfg.FetchSessionCacheSlots),
-		authz: newAuthzPolicy(cfg), authSecret: newAuthSecret()}
+		authz: newAuthzPolicy(cfg), authSecret: newAuthSecret(), quotas: newQuotaManager(cfg.QuotaWindowSamples, cfg.QuotaWindowSize),
+		replThrottle: newReplThrottle(cfg.NodeID, cfg.QuotaWindowSamples, cfg.QuotaWindowSize)}
 	if err := b.bindListeners(); err != nil {
 		cancel()
 		return nil, err

@@ -233,6 +233,8 @@ func (b *Broker) handleCreateTopics(rq *request, req *kmsg.CreateTopicsRequest) 
 		count[t.Topic]++
 	}
 	clusterCreate := b.authorizedCluster(rq, opCreate)
+	mq := b.mutationQuota(rq, 6)
+	defer func() { resp.ThrottleMillis = max(resp.ThrottleMillis, mq.throttleMillis()) }()
 	for _, rt := range req.Topics {
 		out := kmsg.NewCreateTopicsResponseTopic()
 		out.Topic = rt.Topic
@@ -279,6 +281,19 @@ func (b *Broker) handleCreateTopics(rq *request, req *kmsg.CreateTopicsRequest) 
 				assignment = append(assignment, a.Replicas)
 			}
 			if out.ErrorCode != 0 {
+				resp.Topics = append(resp.Topics, out)
+				continue
+			}
+		}
+		// The mutation quota is charged for valid topics only: validate
+		// first (a dry run), then charge the partitions, then create.
+		if mq.bucket != nil && !req.ValidateOnly {
+			t, kerrv, msg := b.createTopic(context.Background(), rt.Topic, rt.NumPartitions, rt.ReplicationFactor, assignment, configs, true)
+			if kerrv == nil && !mq.admit(len(t.Partitions)) {
+				kerrv, msg = kerr.ThrottlingQuotaExceeded, errThrottlingQuotaMsg
+			}
+			if kerrv != nil {
+				fail(kerrv, msg)
 				resp.Topics = append(resp.Topics, out)
 				continue
 			}
@@ -332,6 +347,8 @@ func (b *Broker) handleDeleteTopics(rq *request, req *kmsg.DeleteTopicsRequest) 
 		}
 	}
 	clusterDelete := b.authorizedCluster(rq, opDelete)
+	mq := b.mutationQuota(rq, 5)
+	defer func() { resp.ThrottleMillis = max(resp.ThrottleMillis, mq.throttleMillis()) }()
 	for _, tg := range targets {
 		out := kmsg.NewDeleteTopicsResponseTopic()
 		out.Topic, out.TopicID = tg.name, tg.id
@@ -370,6 +387,11 @@ func (b *Broker) handleDeleteTopics(rq *request, req *kmsg.DeleteTopicsRequest) 
 				t = nil
 			}
 		}
+		if t != nil && !mq.admit(len(t.Partitions)) {
+			out.Topic, out.TopicID = kmsg.StringPtr(t.Name), t.ID
+			fail(kerr.ThrottlingQuotaExceeded, errThrottlingQuotaMsg)
+			t = nil
+		}
 		if t != nil {
 			out.Topic, out.TopicID = kmsg.StringPtr(t.Name), t.ID
 			if _, err := b.apply(context.Background(), raft.DeleteTopic{ID: t.ID}); err != nil {
@@ -389,6 +411,8 @@ func (b *Broker) handleDeleteTopics(rq *request, req *kmsg.DeleteTopicsRequest) 
 
 func (b *Broker) handleCreatePartitions(rq *request, req *kmsg.CreatePartitionsRequest) reply {
 	resp := req.ResponseKind().(*kmsg.CreatePartitionsResponse)
+	mq := b.mutationQuota(rq, 3)
+	defer func() { resp.ThrottleMillis = max(resp.ThrottleMillis, mq.throttleMillis()) }()
 	count := map[string]int{}
 	for _, t := range req.Topics {
 		count[t.Topic]++
@@ -454,6 +478,9 @@ func (b *Broker) handleCreatePartitions(rq *request, req *kmsg.CreatePartitionsR
 					fail(metaErr(err), err.Error())
 				}
 			}
+		}
+		if out.ErrorCode == 0 && !req.ValidateOnly && !mq.admit(len(parts)) {
+			fail(kerr.ThrottlingQuotaExceeded, errThrottlingQuotaMsg)
 		}
 		if out.ErrorCode == 0 && !req.ValidateOnly {
 			if _, err := b.apply(context.Background(), raft.CreatePartitions{TopicID: t.ID, Partitions: parts}); err != nil {

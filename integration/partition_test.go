@@ -7,37 +7,92 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/stromhq/strom/integration/harness"
 )
 
-// TestStromNetworkPartition runs a three-node Strom cluster with every node in a network namespace of
-// its own and partitions the network under an idempotent acks=all producer (min.insync.replicas=2),
-// the way Jepsen does, while every process keeps running:
+// TestNetworkPartition runs a three-node cluster, Apache Kafka and Strom side by side, with every node
+// in a network namespace of its own, and partitions the network under load, the way Jepsen does, while
+// every process keeps running:
 //   - a partition leader is cut off from both followers while clients still reach it, so it takes
 //     writes it cannot replicate;
-//   - the raft leader (controller) is cut off from every node and from the clients;
+//   - the active controller (the raft or KRaft quorum leader, from DescribeQuorum) is cut off from
+//     every node and from the clients;
 //   - a leader loses the link to one follower only, a partial partition where the other two nodes
 //     still see everybody.
 //
 // Each cut lasts longer than the broker session timeout, so the cluster fences and re-elects, and then
-// heals. After each heal the cluster must return to full ISRs and take writes again; at the end every
-// acknowledged record must be readable exactly once, in its partition, in acknowledgement order.
-func TestStromNetworkPartition(t *testing.T) {
-	t.Parallel() // its own cluster and network; most of the time is spent waiting for fencing and elections
+// heals. After each heal the cluster must return to full ISRs and make progress again. Two loads, each
+// on its own cluster:
+//   - acks: an idempotent acks=all producer (min.insync.replicas=2); at the end every acknowledged
+//     record must be readable exactly once, in its partition, in acknowledgement order;
+//   - transactions: a transactional producer committing small transactions across the partitions
+//     (the transaction coordinator's partition moves too); at the end a read_committed consumer must
+//     see every committed transaction whole and once, no aborted one, and any whose commit answer was
+//     lost either whole or not at all.
+func TestNetworkPartition(t *testing.T) {
+	clusters := []struct {
+		name  string
+		start func(t testing.TB) *harness.LocalCluster
+	}{
+		{"kafka-" + harness.DefaultKafkaVersion, func(t testing.TB) *harness.LocalCluster {
+			return harness.StartKafka(t, harness.Nodes(3), harness.NetNamespaces())
+		}},
+		{"strom", func(t testing.TB) *harness.LocalCluster {
+			return harness.StartStrom(t, harness.Nodes(3), harness.NetNamespaces())
+		}},
+	}
+	loads := []struct {
+		name string
+		// progress is how many more units (records, transactions) must be done before and after
+		// each cut.
+		progress int
+		start    func(ctx context.Context, t *testing.T, c *harness.LocalCluster, topic string) partitionLoad
+	}{
+		{"acks", 500, func(ctx context.Context, t *testing.T, c *harness.LocalCluster, topic string) partitionLoad {
+			// The request timeout bounds how long a request to an unreachable leader waits before
+			// the client looks for the new one.
+			cl := newClient(t, c, kgo.RecordDeliveryTimeout(2*time.Minute), kgo.MaxBufferedRecords(2000),
+				kgo.ProduceRequestTimeout(5*time.Second), kgo.RequestTimeoutOverhead(2*time.Second))
+			return startAckedProducer(ctx, cl, topic, 1000)
+		}},
+		{"transactions", 10, func(ctx context.Context, t *testing.T, c *harness.LocalCluster, topic string) partitionLoad {
+			return startTxnLoad(ctx, t, c, topic)
+		}},
+	}
+	for _, ld := range loads {
+		for _, tg := range clusters {
+			t.Run(ld.name+"/"+tg.name, func(t *testing.T) {
+				t.Parallel() // separate clusters and networks; most of the time is spent waiting for elections
+				c := tg.start(t)
+				partitionScenario(t, c, ld.progress, func(ctx context.Context, topic string) partitionLoad {
+					return ld.start(ctx, t, c, topic)
+				})
+			})
+		}
+	}
+}
+
+// partitionLoad is a workload TestNetworkPartition runs through the partitions: counts reports
+// progress (units done and failed), finish stops it, verify checks everything it was told was done.
+type partitionLoad interface {
+	counts() (done, failed int)
+	finish(ctx context.Context, t testing.TB)
+	verify(ctx context.Context, t testing.TB, c harness.Cluster, adm *kadm.Client, topic string) (total, stored int)
+}
+
+func partitionScenario(t *testing.T, c *harness.LocalCluster, progress int, start func(ctx context.Context, topic string) partitionLoad) {
+	// Longer than both clusters' broker session timeouts (Strom's harness 3 s, Kafka's 4 s).
 	const hold = 2 * harness.StromSessionTimeout
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	c := harness.StartStrom(t, harness.Nodes(3), harness.NetNamespaces())
-	adm := kadm.NewClient(newClient(t, c))
+	cl := newClient(t, c)
+	adm := kadm.NewClient(cl)
 	topic := uniqueName("partition")
 	minISR := "2"
 	createTopic(ctx, t, adm, topic, 3, 3, map[string]*string{"min.insync.replicas": &minISR})
-	// The request timeout bounds how long a request to an unreachable leader waits before the client
-	// looks for the new one.
-	cl := newClient(t, c, kgo.RecordDeliveryTimeout(2*time.Minute), kgo.MaxBufferedRecords(2000),
-		kgo.ProduceRequestTimeout(5*time.Second), kgo.RequestTimeoutOverhead(2*time.Second))
-	prod := startAckedProducer(ctx, cl, topic, 1000)
+	prod := start(ctx, topic)
 
 	fullISR := func(p kadm.PartitionDetail) bool { return len(p.ISR) == 3 && p.Leader >= 0 }
 	leaderOf := func(part int32) int {
@@ -50,15 +105,24 @@ func TestStromNetworkPartition(t *testing.T) {
 		}, "a leader for every partition")
 		return int(leader - 1)
 	}
+	// controller is the quorum leader: Kafka's Metadata names a random broker as the controller, so
+	// both are asked with DescribeQuorum.
 	controller := func() int {
 		for {
-			m, err := adm.BrokerMetadata(ctx)
-			if err == nil && m.Controller >= 1 {
-				return int(m.Controller - 1)
+			req := kmsg.NewPtrDescribeQuorumRequest()
+			tp := kmsg.NewDescribeQuorumRequestTopic()
+			tp.Topic = "__cluster_metadata"
+			tp.Partitions = []kmsg.DescribeQuorumRequestTopicPartition{kmsg.NewDescribeQuorumRequestTopicPartition()}
+			req.Topics = []kmsg.DescribeQuorumRequestTopic{tp}
+			resp, err := req.RequestWith(ctx, cl)
+			if err == nil && resp.ErrorCode == 0 && len(resp.Topics) == 1 && len(resp.Topics[0].Partitions) == 1 {
+				if p := resp.Topics[0].Partitions[0]; p.ErrorCode == 0 && p.LeaderID >= 1 {
+					return int(p.LeaderID - 1)
+				}
 			}
 			select {
 			case <-ctx.Done():
-				t.Fatalf("no controller: %v", err)
+				t.Fatalf("no quorum leader: %v", err)
 			case <-time.After(250 * time.Millisecond):
 			}
 		}
@@ -91,7 +155,7 @@ func TestStromNetworkPartition(t *testing.T) {
 	}
 	for _, sc := range scenarios {
 		waitISR(ctx, t, adm, topic, fullISR, "full ISRs before: "+sc.name)
-		waitAcks(ctx, t, prod, 500, "before: "+sc.name)
+		waitAcks(ctx, t, prod, progress, "before: "+sc.name)
 		cuts := sc.cuts()
 		for _, cut := range cuts {
 			if err := c.Cut(cut[0], cut[1]); err != nil {
@@ -100,25 +164,26 @@ func TestStromNetworkPartition(t *testing.T) {
 		}
 		time.Sleep(hold)
 		during, failed := prod.counts()
+		healed := time.Now()
 		if err := c.Heal(); err != nil {
 			t.Fatalf("%s: heal: %v", sc.name, err)
 		}
 		waitISR(ctx, t, adm, topic, fullISR, "full ISRs after: "+sc.name)
-		waitAcks(ctx, t, prod, 500, "after: "+sc.name)
+		waitAcks(ctx, t, prod, progress, "after: "+sc.name)
 		n, _ := prod.counts()
-		t.Logf("%s: cut %v for %v; %d records acknowledged by the heal (%d failed), %d once healed",
-			sc.name, cuts, hold, during, failed, n)
+		t.Logf("%s: cut %v (node indexes, -1 = clients) for %v; %d done by the heal (%d failed), %d when writes flowed again %.1fs after it",
+			sc.name, cuts, hold, during, failed, n, time.Since(healed).Seconds())
 	}
 	prod.finish(ctx, t)
 	total, stored := prod.verify(ctx, t, c, adm, topic)
 	_, failed := prod.counts()
-	t.Logf("%d partitions of the network: %d records acknowledged, %d failed, %d stored, all acknowledged ones read back once",
+	t.Logf("%d partitions of the network: %d done, %d failed, %d stored, all checked",
 		len(scenarios), total, failed, stored)
 }
 
 // waitAcks waits until the producer has had n more records acknowledged than when it was called: the
 // cluster takes writes.
-func waitAcks(ctx context.Context, t testing.TB, p *ackedProducer, n int, what string) {
+func waitAcks(ctx context.Context, t testing.TB, p partitionLoad, n int, what string) {
 	t.Helper()
 	start, _ := p.counts()
 	for {

@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -10,7 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/stromhq/strom/integration/harness"
 )
@@ -51,22 +54,65 @@ func reassignToolsScenario(t *testing.T, c harness.Cluster, v string) {
 		t.Fatalf("produce: %v", err)
 	}
 
-	reassign := func(replicas string) {
+	// throttles returns the replication throttle configs set on the topic and on the brokers.
+	throttles := func() map[string]string {
+		t.Helper()
+		adm := kadm.NewClient(cl)
+		set := map[string]string{}
+		trs, err := adm.DescribeTopicConfigs(ctx, topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		brs, err := adm.DescribeBrokerConfigs(ctx, all...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, rc := range append(trs, brs...) {
+			for _, c := range rc.Configs {
+				if strings.Contains(c.Key, "replication.throttled") && c.Value != nil &&
+					(c.Source == kmsg.ConfigSourceDynamicTopicConfig || c.Source == kmsg.ConfigSourceDynamicBrokerConfig) {
+					set[rc.Name+"/"+c.Key] = *c.Value
+				}
+			}
+		}
+		return set
+	}
+	reassign := func(replicas string, extra ...string) {
 		t.Helper()
 		plan := filepath.Join(t.TempDir(), "plan.json")
 		js := fmt.Sprintf(`{"version":1,"partitions":[{"topic":%q,"partition":0,"replicas":[%s]}]}`, topic, replicas)
 		if err := os.WriteFile(plan, []byte(js), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		out := harness.RunKafkaTool(t, v, toolReassignPartitions, "--bootstrap-server", bs,
-			"--reassignment-json-file", plan, "--execute")
+		out := harness.RunKafkaTool(t, v, toolReassignPartitions, append([]string{"--bootstrap-server", bs,
+			"--reassignment-json-file", plan, "--execute"}, extra...)...)
 		if !strings.Contains(out, "Successfully started partition reassignment") {
 			t.Fatalf("kafka-reassign-partitions --execute:\n%s", out)
+		}
+		if len(extra) > 0 {
+			// --throttle: the tool set the rate on the brokers involved and named the moving
+			// replicas on the topic (leader side: the current replicas; follower side: the new one).
+			got := throttles()
+			want := map[string]string{
+				topic + "/leader.replication.throttled.replicas":   "0:1,0:2",
+				topic + "/follower.replication.throttled.replicas": "0:3",
+			}
+			for _, b := range []string{"1", "2", "3"} {
+				want[b+"/leader.replication.throttled.rate"] = extra[1]
+				want[b+"/follower.replication.throttled.rate"] = extra[1]
+			}
+			if !maps.Equal(got, want) {
+				t.Fatalf("throttles after --execute --throttle:\n got %v\nwant %v", got, want)
+			}
 		}
 		for {
 			out = harness.RunKafkaTool(t, v, toolReassignPartitions, "--bootstrap-server", bs,
 				"--reassignment-json-file", plan, "--verify")
 			if strings.Contains(out, "Reassignment of partition "+topic+"-0 is completed") {
+				// A --verify that finds every move done clears the throttles.
+				if got := throttles(); len(got) != 0 {
+					t.Fatalf("throttles left after --verify completed: %v\n%s", got, out)
+				}
 				return
 			}
 			select {
@@ -76,7 +122,7 @@ func reassignToolsScenario(t *testing.T, c harness.Cluster, v string) {
 			}
 		}
 	}
-	reassign("2,3")
+	reassign("2,3", "--throttle", "50000000")
 	moved := waitViews(ctx, t, cl, all, topic, "replicas {2,3} everywhere", func(v nodeView) bool {
 		return len(v.Parts) == 1 && slices.Equal(v.Parts[0].Replicas, []int32{2, 3}) && v.Parts[0].Leader == 2
 	})

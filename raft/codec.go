@@ -3,6 +3,7 @@ package raft
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 	"slices"
 )
 
@@ -18,6 +19,10 @@ func (e *encoder) uvarint(v uint64) { e.b = binary.AppendUvarint(e.b, v) }
 func (e *encoder) varint(v int64)   { e.b = binary.AppendVarint(e.b, v) }
 func (e *encoder) i32(v int32)      { e.varint(int64(v)) }
 func (e *encoder) id(v [16]byte)    { e.b = append(e.b, v[:]...) }
+
+// f64 writes the IEEE 754 bits, 8 bytes big-endian, so every value
+// (quota rates are doubles in Kafka) round-trips exactly.
+func (e *encoder) f64(v float64) { e.b = binary.BigEndian.AppendUint64(e.b, math.Float64bits(v)) }
 
 func (e *encoder) boolean(v bool) {
 	if v {
@@ -140,6 +145,19 @@ func (d *decoder) i32() int32 {
 		return 0
 	}
 	return int32(v)
+}
+
+func (d *decoder) f64() float64 {
+	if d.err != nil {
+		return 0
+	}
+	if d.remaining() < 8 {
+		d.fail("truncated float64")
+		return 0
+	}
+	v := math.Float64frombits(binary.BigEndian.Uint64(d.b[d.off:]))
+	d.off += 8
+	return v
 }
 
 func (d *decoder) id() [16]byte {

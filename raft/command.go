@@ -27,6 +27,7 @@ const (
 	CmdDeleteSCRAMCredential CommandType = 14
 	CmdUnregisterBroker      CommandType = 15
 	CmdReassignPartition     CommandType = 16
+	CmdAlterClientQuotas     CommandType = 17
 )
 
 // Command is one state-machine operation. The set is closed: only the types
@@ -83,6 +84,7 @@ var commandTable = map[CommandType]struct {
 	CmdDeleteSCRAMCredential: {"DeleteSCRAMCredential", decodeDeleteSCRAMCredential},
 	CmdUnregisterBroker:      {"UnregisterBroker", decodeUnregisterBroker},
 	CmdReassignPartition:     {"ReassignPartition", decodeReassignPartition},
+	CmdAlterClientQuotas:     {"AlterClientQuotas", decodeAlterClientQuotas},
 }
 
 // String returns the command's registered name.

@@ -268,12 +268,18 @@ func encodeState(s *State) []byte {
 			withListeners = append(withListeners, b)
 		}
 	}
-	if len(withListeners) > 0 {
+	// Client quotas come after the listeners, so the listener section is
+	// written (possibly with no broker) whenever quotas follow it; without
+	// quotas the snapshot is byte for byte what it was before quotas.
+	if len(withListeners) > 0 || len(s.ClientQuotas) > 0 {
 		e.uvarint(uint64(len(withListeners)))
 		for _, b := range withListeners {
 			e.i32(b.ID)
 			encodeEndpoints(&e, b.Listeners)
 		}
+	}
+	if len(s.ClientQuotas) > 0 {
+		encodeQuotaSection(&e, s)
 	}
 	return e.b
 }
@@ -361,6 +367,11 @@ func decodeState(b []byte) (*State, error) {
 		}
 		if d.err == nil && d.remaining() > 0 {
 			if err := decodeBrokerListeners(&d, s); err != nil {
+				return nil, err
+			}
+		}
+		if d.err == nil && d.remaining() > 0 {
+			if err := decodeQuotaSection(&d, s); err != nil {
 				return nil, err
 			}
 		}

@@ -326,6 +326,8 @@ func TestFSMIdempotent(t *testing.T) {
 		DeleteSCRAMCredential{User: "bob", Mechanism: SCRAMSHA256},
 		UnregisterBroker{ID: 5},
 		ReassignPartition{TopicID: idA, Partition: 1, Replicas: []int32{2, 3, 1}, ISR: []int32{1, 2, 3}, Leader: 1, Adding: nil, Removing: []int32{1}},
+		AlterClientQuotas{Changes: []QuotaChange{{Entity: QuotaEntity{User: Named("u"), ClientID: DefaultName},
+			Set: map[string]float64{QuotaProducerByteRate: 100}}}},
 	}
 	covered := map[CommandType]bool{}
 	for _, cmd := range cases {
@@ -487,6 +489,11 @@ func populate(t *testing.T, f *testFSM) {
 	}
 	f.mustApply(t, CreateACLs{ACLs: []ACL{aclRead, aclWrite}}, scram("alice", SCRAMSHA256, 4096), scram("alice", SCRAMSHA512, 4096),
 		scram("bob", SCRAMSHA512, 10000), DeleteACLs{ACLs: []ACL{aclWrite}})
+	f.mustApply(t, AlterClientQuotas{Changes: []QuotaChange{
+		{Entity: QuotaEntity{User: Named("alice")}, Set: map[string]float64{QuotaProducerByteRate: 1024, QuotaConsumerByteRate: 2048}},
+		{Entity: QuotaEntity{User: DefaultName, ClientID: DefaultName}, Set: map[string]float64{QuotaRequestPercentage: 50}},
+		{Entity: QuotaEntity{IP: DefaultName}, Set: map[string]float64{QuotaConnectionCreationRate: 5}},
+	}})
 }
 
 func TestFSMSnapshotRestore(t *testing.T) {

@@ -98,5 +98,10 @@ func sampleCommands() []Command {
 		ReassignPartition{TopicID: idA, Partition: 0, Replicas: []int32{2, 3, 1}, ISR: []int32{1, 2, 3}, Leader: 1,
 			Adding: []int32{3}, Removing: []int32{1}},
 		ReassignPartition{TopicID: idA, Partition: 1, ExpectedPartitionEpoch: 1, Replicas: []int32{3}, ISR: []int32{3}, Leader: 3, LeaderEpoch: 1},
+		AlterClientQuotas{Changes: []QuotaChange{
+			{Entity: QuotaEntity{User: Named("alice")}, Set: map[string]float64{QuotaProducerByteRate: 1024, QuotaRequestPercentage: 12.5}},
+			{Entity: QuotaEntity{User: DefaultName, ClientID: Named("app")}, Delete: []string{QuotaConsumerByteRate}},
+			{Entity: QuotaEntity{IP: Named("127.0.0.1")}, Set: map[string]float64{QuotaConnectionCreationRate: 10}},
+		}},
 	}
 }

@@ -35,6 +35,14 @@ type State struct {
 	ACLs map[ACL]struct{}
 	// SCRAM holds the SCRAM credentials by user and mechanism.
 	SCRAM map[SCRAMKey]SCRAMCredential
+	// ClientQuotas maps a quota entity to its quota configs (key -> value).
+	// Entries are never empty maps; the inner maps are shared by every
+	// State version and never modified.
+	ClientQuotas map[QuotaEntity]map[string]float64
+	// QuotasVersion is the raft index of the last command that changed
+	// ClientQuotas (0 when none did), so readers can cache what they derive
+	// from the quotas and rebuild only when it moves.
+	QuotasVersion uint64
 	// NextProducerID is the first producer id not yet handed out.
 	NextProducerID int64
 	// Version is the raft index of the last log entry applied, whether or
@@ -162,6 +170,7 @@ func newState() *State {
 		BrokerConfigs: map[string]map[string]string{},
 		ACLs:          map[ACL]struct{}{},
 		SCRAM:         map[SCRAMKey]SCRAMCredential{},
+		ClientQuotas:  map[QuotaEntity]map[string]float64{},
 	}
 }
 
@@ -196,7 +205,7 @@ func (s *State) SortedTopicNames() []string {
 // types; decodeState rejects snapshots that break them, and builds with the
 // invariants tag check every published state.
 func (s *State) checkInvariants() error {
-	if s.Brokers == nil || s.Topics == nil || s.TopicsByID == nil || s.BrokerConfigs == nil || s.ACLs == nil || s.SCRAM == nil {
+	if s.Brokers == nil || s.Topics == nil || s.TopicsByID == nil || s.BrokerConfigs == nil || s.ACLs == nil || s.SCRAM == nil || s.ClientQuotas == nil {
 		return fmt.Errorf("nil map in state")
 	}
 	if len(s.Topics) != len(s.TopicsByID) {
@@ -233,7 +242,7 @@ func (s *State) checkInvariants() error {
 			return err
 		}
 	}
-	return nil
+	return s.checkQuotaInvariants()
 }
 
 // txn builds the next State from a published one, copying each map, topic or
@@ -251,6 +260,7 @@ type txn struct {
 	brokerConfigsOwned bool
 	aclsOwned          bool
 	scramOwned         bool
+	quotasOwned        bool
 	// ownedTopics holds the *Topic copies made by this txn; they may be
 	// modified in place, their Partitions slice and Configs map included.
 	ownedTopics map[*Topic]bool

@@ -130,6 +130,8 @@ func addServeFlags(f *pflag.FlagSet, cfg *broker.Config) {
 	f.Int16Var(&cfg.DefaultReplicationFactor, "default-replication-factor", cfg.DefaultReplicationFactor, "replication factor of auto-created topics")
 	f.BoolVar(&cfg.AutoCreateTopics, "auto-create-topics", cfg.AutoCreateTopics, "create unknown topics named in metadata requests (auto.create.topics.enable)")
 	f.StringVar(&cfg.Fsync, "fsync", cfg.Fsync, "flush policy of partition logs: always|interval|never")
+	f.IntVar(&cfg.QuotaWindowSamples, "quota-window-num", cfg.QuotaWindowSamples, "samples client quota rates are measured over (quota.window.num)")
+	f.DurationVar(&cfg.QuotaWindowSize, "quota-window-size", cfg.QuotaWindowSize, "length of one client quota sample (quota.window.size.seconds)")
 	f.DurationVar(&cfg.ReplicaLagTimeMax, "replica-lag-time-max", cfg.ReplicaLagTimeMax, "a follower not caught up with its leader for this long leaves the ISR (replica.lag.time.max.ms)")
 	f.DurationVar(&cfg.GroupInitialRebalanceDelay, "group-initial-rebalance-delay", cfg.GroupInitialRebalanceDelay, "wait for more members before the first rebalance of an empty group (group.initial.rebalance.delay.ms)")
 	f.DurationVar(&cfg.GroupMinSessionTimeout, "group-min-session-timeout", cfg.GroupMinSessionTimeout, "smallest session timeout a classic group member may ask for (group.min.session.timeout.ms)")

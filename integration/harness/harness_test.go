@@ -51,7 +51,7 @@ func TestKafkaProperties(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := kafkaProperties(cfg, 1, 9092, 9093, "1@a:1,2@b:2,3@c:3", "/d")
+	got := kafkaProperties(cfg, 1, "127.0.0.1", 9092, 9093, "1@a:1,2@b:2,3@c:3", "/d")
 	for _, want := range []string{
 		"node.id=2\n",
 		"controller.quorum.voters=1@a:1,2@b:2,3@c:3\n",
@@ -72,7 +72,7 @@ func TestKafkaProperties(t *testing.T) {
 	}
 
 	one, _ := buildConfig(nil)
-	if got := kafkaProperties(one, 0, 1, 2, "1@a:2", "/d"); !strings.Contains(got, "offsets.topic.replication.factor=1\n") ||
+	if got := kafkaProperties(one, 0, "127.0.0.1", 1, 2, "1@a:2", "/d"); !strings.Contains(got, "offsets.topic.replication.factor=1\n") ||
 		!strings.Contains(got, "transaction.state.log.min.isr=1\n") {
 		t.Errorf("single node must use replication factor 1 for internal topics:\n%s", got)
 	}
@@ -86,7 +86,7 @@ func TestKafkaPropertiesListeners(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := kafkaProperties(cfg, 0, 9092, 9093, "1@a:9093", "/d", 9094, 9095)
+	got := kafkaProperties(cfg, 0, "127.0.0.1", 9092, 9093, "1@a:9093", "/d", 9094, 9095)
 	for _, want := range []string{
 		"listeners=PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093,SASL://127.0.0.1:9094,TLS://127.0.0.1:9095\n",
 		"advertised.listeners=PLAINTEXT://127.0.0.1:9092,SASL://127.0.0.1:9094,TLS://127.0.0.1:9095\n",

@@ -17,7 +17,8 @@ import (
 )
 
 // NewKafka starts an Apache Kafka cluster in KRaft mode with every node a combined controller+broker,
-// listening on free 127.0.0.1 ports, with its data and logs under dir, and returns once Metadata lists
+// listening on free 127.0.0.1 ports (or, with NetNamespaces, on each node's address in its own network
+// namespace), with its data and logs under dir, and returns once Metadata lists
 // every broker. The caller owns the cluster and must Stop it.
 func NewKafka(ctx context.Context, dir string, opts ...Option) (*LocalCluster, error) {
 	return retryPortClash(dir, func() (*LocalCluster, error) { return newKafka(ctx, dir, opts) })
@@ -41,55 +42,79 @@ func newKafka(ctx context.Context, dir string, opts []Option) (*LocalCluster, er
 	if err != nil {
 		return nil, err
 	}
-	// Per node: client, controller, then one per extra listener.
-	per := 2 + len(cfg.listeners)
-	ports, err := FreePorts(per * cfg.nodes)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", kind, err)
-	}
 	clusterID, err := newClusterID()
 	if err != nil {
 		return nil, err
 	}
+	// Per node: client, controller, then one per extra listener: free 127.0.0.1 ports, or fixed ports
+	// on the node's own address in its network namespace.
+	per := 2 + len(cfg.listeners)
+	var lab *netLab
+	var host func(i int) string
+	var ports []int
+	if cfg.netns {
+		if lab, err = newNetLab(cfg.nodes); err != nil {
+			return nil, fmt.Errorf("%s: %w", kind, err)
+		}
+		host = func(i int) string { return lab.ip[i] }
+		for range cfg.nodes {
+			for j := range per {
+				ports = append(ports, 9092+j)
+			}
+		}
+	} else {
+		host = func(int) string { return "127.0.0.1" }
+		if ports, err = FreePorts(per * cfg.nodes); err != nil {
+			return nil, fmt.Errorf("%s: %w", kind, err)
+		}
+	}
 	voters := make([]string, cfg.nodes)
 	for i := range voters {
-		voters[i] = fmt.Sprintf("%d@127.0.0.1:%d", i+1, ports[per*i+1])
+		voters[i] = fmt.Sprintf("%d@%s:%d", i+1, host(i), ports[per*i+1])
 	}
-
-	c := &LocalCluster{kind: kind, cfg: cfg}
+	c := &LocalCluster{kind: kind, cfg: cfg, lab: lab}
+	fail := func(err error) (*LocalCluster, error) {
+		if lab != nil {
+			_ = lab.close()
+		}
+		return nil, err
+	}
 	for i := 0; i < cfg.nodes; i++ {
 		ndir := filepath.Join(dir, fmt.Sprintf("node-%d", i))
 		if err := os.MkdirAll(ndir, 0o755); err != nil {
-			return nil, fmt.Errorf("%s node %d: %w", kind, i, err)
+			return fail(fmt.Errorf("%s node %d: %w", kind, i, err))
 		}
 		extra := ports[per*i+2 : per*(i+1)]
-		props := kafkaProperties(cfg, i, ports[per*i], ports[per*i+1], strings.Join(voters, ","),
+		props := kafkaProperties(cfg, i, host(i), ports[per*i], ports[per*i+1], strings.Join(voters, ","),
 			filepath.Join(ndir, "data"), extra...)
 		propsPath := filepath.Join(ndir, "server.properties")
 		if err := os.WriteFile(propsPath, []byte(props), 0o644); err != nil {
-			return nil, fmt.Errorf("%s node %d: write server.properties: %w", kind, i, err)
+			return fail(fmt.Errorf("%s node %d: write server.properties: %w", kind, i, err))
 		}
 		argv := []string{java, "-Xmx" + cfg.heap, "-XX:+ExitOnOutOfMemoryError", "-Djava.awt.headless=true"}
 		argv = append(argv, cfg.jvmFlags...)
 		argv = append(argv, logFlag...)
 		argv = append(argv, "-cp", filepath.Join(libs, "*"), "kafka.Kafka", propsPath)
+		if lab != nil {
+			argv = lab.exec(i, argv)
+		}
 		n := &node{
 			index:   i,
 			dir:     ndir,
 			logPath: filepath.Join(ndir, "kafka.log"),
-			addr:    fmt.Sprintf("127.0.0.1:%d", ports[per*i]),
+			addr:    fmt.Sprintf("%s:%d", host(i), ports[per*i]),
 			argv:    argv,
 		}
 		if len(cfg.listeners) > 0 {
 			n.listeners = map[string]string{}
 			for j, l := range cfg.listeners {
-				n.listeners[l.name] = fmt.Sprintf("127.0.0.1:%d", extra[j])
+				n.listeners[l.name] = fmt.Sprintf("%s:%d", host(i), extra[j])
 			}
 		}
 		c.nodes = append(c.nodes, n)
 	}
 	if err := formatKafka(ctx, cfg.version, clusterID, c.nodes, cfg.scram); err != nil {
-		return nil, fmt.Errorf("%s: %w", kind, err)
+		return fail(fmt.Errorf("%s: %w", kind, err))
 	}
 	if err := c.startAll(ctx); err != nil {
 		return nil, err
@@ -155,14 +180,14 @@ func formatKafka(ctx context.Context, version, clusterID string, nodes []*node, 
 
 // kafkaProperties renders node i's server.properties: harness defaults, then the caller's BrokerConfig
 // overrides, sorted for a stable file. extraPorts are the ports of cfg.listeners, in order.
-func kafkaProperties(cfg config, i, port, controllerPort int, voters, dataDir string, extraPorts ...int) string {
+func kafkaProperties(cfg config, i int, host string, port, controllerPort int, voters, dataDir string, extraPorts ...int) string {
 	rf := min(3, cfg.nodes)
-	listeners := fmt.Sprintf("PLAINTEXT://127.0.0.1:%d,CONTROLLER://127.0.0.1:%d", port, controllerPort)
-	advertised := fmt.Sprintf("PLAINTEXT://127.0.0.1:%d", port)
+	listeners := fmt.Sprintf("PLAINTEXT://%s:%d,CONTROLLER://%s:%d", host, port, host, controllerPort)
+	advertised := fmt.Sprintf("PLAINTEXT://%s:%d", host, port)
 	protocols := "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
 	for j, l := range cfg.listeners {
-		listeners += fmt.Sprintf(",%s://127.0.0.1:%d", l.name, extraPorts[j])
-		advertised += fmt.Sprintf(",%s://127.0.0.1:%d", l.name, extraPorts[j])
+		listeners += fmt.Sprintf(",%s://%s:%d", l.name, host, extraPorts[j])
+		advertised += fmt.Sprintf(",%s://%s:%d", l.name, host, extraPorts[j])
 		protocols += fmt.Sprintf(",%s:%s", l.name, l.protocol)
 	}
 	p := map[string]string{

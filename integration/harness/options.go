@@ -24,7 +24,7 @@ type Option func(*config)
 type config struct {
 	nodes        int
 	voters       int    // Strom only: 0 = every node
-	netns        bool   // Strom only: each node in a network namespace of its own (netLab)
+	netns        bool   // each node in a network namespace of its own (netLab)
 	version      string // Kafka only
 	heap         string // Kafka only: -Xmx
 	jvmFlags     []string
@@ -98,10 +98,11 @@ func Nodes(n int) Option { return func(c *config) { c.nodes = n } }
 // and join them as non-voters (default: every node votes). Strom only.
 func Voters(n int) Option { return func(c *config) { c.voters = n } }
 
-// NetNamespaces runs every Strom node in a network namespace of its own, joined by a bridge the harness
-// creates (addresses 10.213.K.i, ports 9092 for clients and 9093 for raft), so a test can cut the
-// network between nodes, or between the test and a node, with LocalCluster.Cut and restore it with
-// Heal. It needs Linux, root and iproute2's ip; NewStrom fails with ErrUnsupported otherwise. Strom only.
+// NetNamespaces runs every node in a network namespace of its own, linked to every other node and to
+// the test's namespace (addresses 10.213.K.i; port 9092 for clients, 9093 for raft or Kafka's
+// controller listener), so a test can cut the network between nodes, or between the test and a node,
+// with LocalCluster.Cut and restore it with Heal. It needs Linux, root and iproute2's ip; NewStrom and
+// NewKafka fail with ErrUnsupported otherwise.
 func NetNamespaces() Option { return func(c *config) { c.netns = true } }
 
 // KafkaVersion picks the Apache Kafka release (default DefaultKafkaVersion). Kafka only.
