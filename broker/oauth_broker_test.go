@@ -239,3 +239,72 @@ func grantWrite(ctx context.Context, cl *kgo.Client, principal, topic string) er
 	}
 	return nil
 }
+
+// TestJWKSFetchRetries: a failing https endpoint is tried
+// jwksFetchAttempts times per fetch; a fetch succeeds when a retry does.
+func TestJWKSFetchRetries(t *testing.T) {
+	testKeys(t)
+	var hits, failFirst atomic.Int64
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if hits.Add(1) <= failFirst.Load() {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write(jwksDoc(t, testJWK("k", testRSA1, "RS256")))
+	}))
+	t.Cleanup(srv.Close)
+	o := DefaultOAuthBearerConfig()
+	o.JWKSEndpointURL = srv.URL
+	o.JWKSRetryBackoff, o.JWKSRetryBackoffMax = time.Millisecond, 2*time.Millisecond
+	src, err := newJWKSSource(t.Context(), o, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src.client = srv.Client()
+
+	failFirst.Store(jwksFetchAttempts - 1)
+	if err := src.fetch(); err != nil || len(src.match("k")) != 1 || hits.Load() != jwksFetchAttempts {
+		t.Fatalf("fetch after %d failures: %v, %d hits", jwksFetchAttempts-1, err, hits.Load())
+	}
+	hits.Store(0)
+	failFirst.Store(1 << 30)
+	if err := src.fetch(); err == nil || hits.Load() != jwksFetchAttempts {
+		t.Fatalf("fetch of a dead endpoint: %v after %d hits", err, hits.Load())
+	}
+	if len(src.match("k")) != 1 {
+		t.Fatal("keys lost after a failed fetch")
+	}
+}
+
+// TestJWKSPeriodicRefresh: run fetches the key set every refresh interval
+// and stops with its context.
+func TestJWKSPeriodicRefresh(t *testing.T) {
+	testKeys(t)
+	path, url := writeJWKS(t, testJWK("old", testRSA1, "RS256"))
+	o := DefaultOAuthBearerConfig()
+	o.JWKSEndpointURL = url
+	o.JWKSRefresh = 20 * time.Millisecond
+	src, err := newJWKSSource(t.Context(), o, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := src.fetch(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		src.run(ctx)
+	}()
+	writeJWKSFile(t, path, jwksDoc(t, testJWK("new", testRSA2, "RS256")))
+	deadline := time.Now().Add(20 * time.Second)
+	for len(src.match("new")) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("rotated key set never fetched by the periodic refresh")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	<-stopped
+}
