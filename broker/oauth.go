@@ -281,8 +281,9 @@ type oauthServer struct {
 	validator tokenValidator
 	now       func() time.Time
 	// errStatus is the JSON status sent after a refused token; the
-	// client's \x01 then fails the exchange with it.
-	errStatus string
+	// client's \x01 then fails the exchange with it. errReason is why,
+	// for the broker's log only.
+	errStatus, errReason string
 	token     bearerToken
 	done      bool
 }
@@ -301,10 +302,10 @@ func (s *oauthServer) next(msg []byte) ([]byte, bool, error) {
 		return nil, false, fmt.Errorf("%w: OAUTHBEARER exchange already ended", ErrAuthentication)
 	}
 	if s.errStatus != "" && len(msg) == 1 && msg[0] == 1 {
-		return nil, false, saslFailure{s.errStatus}
+		return nil, false, fmt.Errorf("%s: %w", s.errReason, saslFailure{s.errStatus})
 	}
 	// Anything else after a refusal starts over, as in Kafka.
-	s.errStatus = ""
+	s.errStatus, s.errReason = "", ""
 	cr, err := parseOAuthClientResponse(msg)
 	if err != nil {
 		return nil, false, err
@@ -315,7 +316,7 @@ func (s *oauthServer) next(msg []byte) ([]byte, bool, error) {
 		if !ok {
 			te = invalidToken("%v", err)
 		}
-		s.errStatus = te.jsonStatus()
+		s.errStatus, s.errReason = te.jsonStatus(), te.Error()
 		return []byte(s.errStatus), false, nil
 	}
 	if cr.authzid != "" && cr.authzid != tok.principal {

@@ -509,6 +509,9 @@ func TestOAuthServerExchange(t *testing.T) {
 	if done || !errors.As(err, &f) || f.msg != `{"status":"insufficient_scope", "scope":"[kafka]"}` {
 		t.Fatalf("after \\x01: %v %v", done, err)
 	}
+	if !strings.Contains(err.Error(), `required scope "kafka" not in`) {
+		t.Fatalf("the logged error does not say why: %v", err)
+	}
 
 	s = newSrv()
 	if out, _, _ = s.next(msg("", expired)); string(out) != `{"status":"invalid_token"}` {
