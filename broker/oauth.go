@@ -284,8 +284,8 @@ type oauthServer struct {
 	// client's \x01 then fails the exchange with it. errReason is why,
 	// for the broker's log only.
 	errStatus, errReason string
-	token     bearerToken
-	done      bool
+	token                bearerToken
+	done                 bool
 }
 
 func (s *oauthServer) mechanism() string { return MechanismOAuthBearer }
