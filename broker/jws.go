@@ -326,21 +326,23 @@ func (v *securedValidator) checkClaims(claims map[string]any, now time.Time) (be
 			return bearerToken{}, invalidToken("issuer %q, want %q", iss, v.issuer)
 		}
 	}
-	if len(v.audience) > 0 {
-		var auds []string
-		switch a := claims["aud"].(type) {
-		case string:
-			auds = []string{a}
-		case []any:
-			for _, e := range a {
-				if s, ok := e.(string); ok {
-					auds = append(auds, s)
-				}
+	// As jose4j under Kafka: with expected audiences the aud claim must
+	// name one; without, a token that names any audience is refused (it
+	// was meant for someone else).
+	aud, hasAud := claims["aud"]
+	var auds []string
+	switch a := aud.(type) {
+	case string:
+		auds = []string{a}
+	case []any:
+		for _, e := range a {
+			if s, ok := e.(string); ok {
+				auds = append(auds, s)
 			}
 		}
-		if !slices.ContainsFunc(auds, func(a string) bool { return slices.Contains(v.audience, a) }) {
-			return bearerToken{}, invalidToken("audience %v holds none of %v", auds, v.audience)
-		}
+	}
+	if (len(v.audience) > 0 || hasAud) && !slices.ContainsFunc(auds, func(a string) bool { return slices.Contains(v.audience, a) }) {
+		return bearerToken{}, invalidToken("audience %v holds none of the expected %v", auds, v.audience)
 	}
 	sub, err := stringClaim(claims, v.subClaim)
 	if err != nil {

@@ -17,7 +17,8 @@ package broker
 //     (jws.go) verified against the endpoint's key set (jwks.go), exp and
 //     iat required, exp and nbf checked with the clock skew (default 30 s),
 //     the expected issuer and audience when configured, the sub claim
-//     (configurable name) a non-empty string.
+//     (configurable name) a non-empty string. As with Kafka's jose4j, a
+//     token naming an audience is refused when none is expected.
 //
 // The exchange: the client's one message is
 // "n,[a=authzid],\x01auth=Bearer <token>\x01[key=value\x01]...\x01". A
@@ -37,8 +38,6 @@ package broker
 //     parts hold '-' or '_'.
 //   - A key named twice in the client's message fails the exchange (Kafka
 //     keeps the last one).
-//   - The secured validator accepts a token carrying an aud claim when no
-//     expected audience is configured (Kafka's jose4j refuses it).
 //   - An unknown kid refreshes the key set at once and retries the lookup,
 //     at most once per kid every oauthMissRefreshInterval; Kafka fails the
 //     attempt and refreshes in the background.

@@ -179,7 +179,10 @@ func TestOAuthBearerJWKS(t *testing.T) {
 func TestOAuthBearerJWKSRotation(t *testing.T) {
 	testKeys(t)
 	path, url := writeJWKS(t, testJWK("k1", testRSA1, "RS256"))
-	b := startOAuthBroker(t, func(c *Config) { c.OAuthBearer.JWKSEndpointURL = url })
+	b := startOAuthBroker(t, func(c *Config) {
+		c.OAuthBearer.JWKSEndpointURL = url
+		c.OAuthBearer.ExpectedAudience = []string{"kafka"}
+	})
 	writeJWKSFile(t, path, jwksDoc(t, testJWK("k1", testRSA1, "RS256"), testJWK("k2", testEC384, "ES384")))
 	tok := signToken(t, "ES384", "k2", testEC384, tokenClaims("carol", time.Hour))
 	if _, err := pingAs(t, b, oauth.Auth{Token: tok}.AsMechanism()); err != nil {
