@@ -241,3 +241,32 @@ func TestReauthWire(t *testing.T) {
 		expectClosed(t, c.nc)
 	})
 }
+
+// TestPeerReauthenticates: a broker's own connections to a SASL
+// inter-broker listener (replica fetchers, transaction markers) renew their
+// session before it expires, on the same connection.
+func TestPeerReauthenticates(t *testing.T) {
+	const reauth = 1500 * time.Millisecond
+	b := startOAuthBroker(t, func(c *Config) { c.ConnectionsMaxReauth = reauth })
+	b.cfg.InterBrokerSASL = SASLCredentials{Mechanism: MechanismPlain, Username: "admin", Password: "admin-secret"} // read only by dialPeer, which runs here
+	ctx := testCtx(t)
+	pc, err := b.dialPeer(ctx, b.Addr(), "test-peer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.close()
+	for i := range 3 {
+		req := kmsg.NewPtrMetadataRequest()
+		req.Version = 12
+		resp := kmsg.NewPtrMetadataResponse()
+		if err := pc.do(ctx, req, resp, peerIOTimeout); err != nil || len(resp.Brokers) != 1 {
+			t.Fatalf("metadata %d over the peer connection: %v", i, err)
+		}
+		// Past the renewal point, and (after two rounds) past the first
+		// session's end: only re-authentication keeps the connection.
+		time.Sleep(time.Duration(float64(reauth) * 0.9))
+	}
+	if n := b.reauthentications.Load(); n != 2 {
+		t.Fatalf("%d re-authentications, want 2", n)
+	}
+}
