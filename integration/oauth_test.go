@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+
 	"github.com/stromhq/strom/integration/harness"
 )
 
@@ -177,3 +179,55 @@ var recordValueRE = regexp.MustCompile(`(?m)^v-\d+$`)
 
 // jsonStatusRE finds an RFC 7628 JSON status in a client's error output.
 var jsonStatusRE = regexp.MustCompile(`\{"status":"[a-z_]+"(, "scope":"[^"]*")?\}`)
+
+// TestStromInterBrokerReauth runs three Strom nodes whose brokers reach
+// each other only on a SASL_PLAINTEXT listener (SCRAM-SHA-512) with
+// connections.max.reauth.ms = 2000: the replica fetchers re-authenticate
+// in place, so acks=all writes keep succeeding with the full ISR over
+// several session lifetimes and no connection is closed for an expired
+// session.
+func TestStromInterBrokerReauth(t *testing.T) {
+	c := harness.StartStrom(t, harness.Nodes(3), harness.Listener("SASLPLAIN", "SASL_PLAINTEXT"),
+		harness.ScramUser("SCRAM-SHA-512", "broker", "broker-secret"),
+		harness.StromArgs("--sasl-enabled-mechanisms", "SCRAM-SHA-512", "--connections-max-reauth-ms", "2000", "--log-level", "debug",
+			"--inter-broker-listener-name", "SASLPLAIN", "--inter-broker-sasl-mechanism", "SCRAM-SHA-512",
+			"--inter-broker-sasl-username", "broker", "--inter-broker-sasl-password", "broker-secret"))
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cl := newClient(t, c)
+	adm := kadm.NewClient(cl)
+	topic := uniqueName("interbroker-reauth")
+	createTopic(ctx, t, adm, topic, 3, 3, nil)
+	// Five rounds of acks=all writes a little more than a session lifetime
+	// apart.
+	for round := range 5 {
+		produce(ctx, t, cl, makeRecords(topic, round*100, 100, time.Now()))
+		time.Sleep(2200 * time.Millisecond)
+	}
+	td, err := adm.ListTopics(ctx, topic)
+	if err != nil || td[topic].Err != nil {
+		t.Fatalf("describe %s: %v %v", topic, err, td[topic].Err)
+	}
+	for _, p := range td[topic].Partitions.Sorted() {
+		if len(p.ISR) != 3 {
+			t.Fatalf("partition %d: ISR %v after acks=all writes", p.Partition, p.ISR)
+		}
+	}
+	if n, gaps := countRecords(ctx, t, cl, topic); gaps || n != 500 {
+		t.Fatalf("read back %d records (offset gaps %v)", n, gaps)
+	}
+	reauths := 0
+	for i := 0; i < c.Nodes(); i++ {
+		log, err := os.ReadFile(c.LogPath(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(log), "SASL session expired") || strings.Contains(string(log), "failed authentication") {
+			t.Fatalf("node %d closed a connection for an expired session or a failed login:\n%s", i, c.TailLogs(30))
+		}
+		reauths += strings.Count(string(log), "reauthentication=true")
+	}
+	if reauths < 3 {
+		t.Fatalf("%d re-authentications logged:\n%s", reauths, c.TailLogs(30))
+	}
+}
