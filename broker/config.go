@@ -39,8 +39,15 @@ type Config struct {
 	// the inter-broker listener uses SASL.
 	InterBrokerSASL SASLCredentials
 	// SASLMechanisms is sasl.enabled.mechanisms of SASL listeners: any of
-	// PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512.
+	// PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 and OAUTHBEARER.
 	SASLMechanisms []string
+	// OAuthBearer is how OAUTHBEARER tokens are validated (oauth.go).
+	OAuthBearer OAuthBearerConfig
+	// ConnectionsMaxReauth is connections.max.reauth.ms (KIP-368): the
+	// longest a SASL session lasts before the client must re-authenticate
+	// on the connection; 0 means no limit (an OAUTHBEARER session still
+	// ends when its token expires, as in Kafka).
+	ConnectionsMaxReauth time.Duration
 	// TLS holds the certificate and client verification of SSL and
 	// SASL_SSL listeners.
 	TLS TLSConfig
@@ -206,6 +213,7 @@ func DefaultConfig() Config {
 		DataDir:              "./data",
 		Listen:               "127.0.0.1:9092",
 		SASLMechanisms:       []string{MechanismPlain, MechanismSCRAMSHA256, MechanismSCRAMSHA512},
+		OAuthBearer:          DefaultOAuthBearerConfig(),
 		NodeID:               1,
 		RaftListen:           "127.0.0.1:9093",
 		BrokerSessionTimeout: 9 * time.Second,

@@ -408,6 +408,9 @@ func (c *conn) handleFrame(frame []byte) (p pending, err error) {
 	if !c.sasl.state.admits(h.key) {
 		return p, fmt.Errorf("%w: %s before SASL authentication completed, client %q", ErrNotAuthenticated, kmsg.NameForKey(h.key), h.clientID)
 	}
+	if err := c.sessionExpired(h.key); err != nil {
+		return p, err
+	}
 	spec, ok := lookupAPI(h.key, h.version)
 	if !ok {
 		if h.key == apiVersionsKey {

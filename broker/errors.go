@@ -29,6 +29,10 @@ var (
 	// SaslHandshake and SaslAuthenticate before it authenticated); the
 	// connection is closed, as in Kafka.
 	ErrNotAuthenticated = errors.New("broker: request before authentication")
+	// ErrSessionExpired means a connection's SASL session lifetime
+	// (KIP-368) passed and it sent a request other than the SaslHandshake
+	// that re-authenticates; the connection is closed, as in Kafka.
+	ErrSessionExpired = errors.New("broker: SASL session expired")
 	// ErrInvalidListener reports a listener list, security protocol map or
 	// advertised listener list that cannot be parsed or is inconsistent.
 	ErrInvalidListener = errors.New("broker: invalid listener")

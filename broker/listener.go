@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -358,9 +359,17 @@ func (c *Config) validateSecurity() error {
 		}
 	}
 	for _, m := range c.SASLMechanisms {
-		if m != MechanismPlain && scramByName(m) == nil {
-			return fmt.Errorf("%w: SASL mechanism %q not supported (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)", ErrInvalidConfig, m)
+		if m != MechanismPlain && m != MechanismOAuthBearer && scramByName(m) == nil {
+			return fmt.Errorf("%w: SASL mechanism %q not supported (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER)", ErrInvalidConfig, m)
 		}
+	}
+	if slices.Contains(c.SASLMechanisms, MechanismOAuthBearer) {
+		if err := c.OAuthBearer.validate(); err != nil {
+			return err
+		}
+	}
+	if c.ConnectionsMaxReauth < 0 {
+		return fmt.Errorf("%w: connections max reauth %v is negative", ErrInvalidConfig, c.ConnectionsMaxReauth)
 	}
 	if needSASL && len(c.SASLMechanisms) == 0 {
 		return fmt.Errorf("%w: a SASL listener needs an enabled SASL mechanism", ErrInvalidConfig)

@@ -30,7 +30,19 @@ type peerConn struct {
 	rbuf []byte // the last answer; its decoded byte fields alias it
 	// stop ends the goroutine that closes nc when the caller's context ends.
 	stop func() bool
+	// cred and addr are the SASL login of the connection (cred.Mechanism
+	// empty: none); reauthAt is when the SASL session must be renewed
+	// (KIP-368; zero: never), checked before each request; authing is
+	// set while an exchange runs.
+	cred     SASLCredentials
+	addr     string
+	reauthAt time.Time
+	authing  bool
 }
+
+// peerReauthShare is the part of a SASL session lifetime after which a
+// peer connection re-authenticates (the Java client picks 85-95%).
+const peerReauthShare = 0.85
 
 // peerMaxResponse bounds the size of an answer a broker reads from a peer.
 const peerMaxResponse = replicaFetchResponseBytes + 16<<20
@@ -84,8 +96,13 @@ func (b *Broker) dialPeer(ctx context.Context, addr, clientID string) (*peerConn
 }
 
 // authenticate runs a SASL exchange (handshake v1, then SaslAuthenticate
-// requests) as the client identity cred.
+// requests) as the client identity cred, and schedules the
+// re-authentication the session lifetime asks for. It also serves the
+// re-authentication itself, on the same connection.
 func (c *peerConn) authenticate(ctx context.Context, cred SASLCredentials, addr string) error {
+	c.cred, c.addr, c.authing, c.reauthAt = cred, addr, true, time.Time{}
+	defer func() { c.authing = false }()
+	start := time.Now()
 	var mech sasl.Mechanism
 	switch cred.Mechanism {
 	case MechanismPlain:
@@ -131,6 +148,9 @@ func (c *peerConn) authenticate(ctx context.Context, cred SASLCredentials, addr 
 			return fmt.Errorf("sasl %s: %w", mech.Name(), err)
 		}
 		if done {
+			if ms := resp.SessionLifetimeMillis; ms > 0 {
+				c.reauthAt = start.Add(time.Duration(float64(ms)*peerReauthShare) * time.Millisecond)
+			}
 			return nil
 		}
 		msg = next
@@ -143,8 +163,15 @@ func (c *peerConn) close() {
 	_ = c.nc.Close()
 }
 
-// do sends req and decodes the answer into resp within timeout.
+// do sends req and decodes the answer into resp within timeout. When the
+// SASL session is due for renewal it re-authenticates first (one request
+// is in flight at a time, so nothing else is on the wire then).
 func (c *peerConn) do(ctx context.Context, req kmsg.Request, resp kmsg.Response, timeout time.Duration) error {
+	if !c.authing && !c.reauthAt.IsZero() && time.Now().After(c.reauthAt) {
+		if err := c.authenticate(ctx, c.cred, c.addr); err != nil {
+			return fmt.Errorf("re-authenticate to %s: %w", c.addr, err)
+		}
+	}
 	c.corr++
 	c.buf = c.fmtr.AppendRequest(c.buf[:0], req, c.corr)
 	deadline := time.Now().Add(timeout)

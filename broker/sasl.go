@@ -4,7 +4,8 @@ package broker
 // authentication on SASL_PLAINTEXT and SASL_SSL listeners (KIP-43, KIP-152),
 // with the mechanisms PLAIN (verified against the user's SCRAM credential,
 // so one user database serves both), SCRAM-SHA-256 and SCRAM-SHA-512
-// (scram.go), as enabled by Config.SASLMechanisms.
+// (scram.go) and OAUTHBEARER (oauth.go), as enabled by
+// Config.SASLMechanisms.
 //
 // As in Kafka's SaslServerAuthenticator, a connection to a SASL listener
 // first sends at most one ApiVersions, then SaslHandshake; after handshake
@@ -15,14 +16,26 @@ package broker
 // exchange is answered SASL_AUTHENTICATION_FAILED with a message and then
 // the connection is closed (with v0 framing it is closed without an
 // answer); an unknown or disabled mechanism is answered
-// UNSUPPORTED_SASL_MECHANISM with the enabled list, then closed. The
-// session lifetime is always 0: connections are never asked to
-// re-authenticate (KIP-368 is not served). Until it is authenticated a
-// connection's frames are limited to 512 KiB (Kafka's
+// UNSUPPORTED_SASL_MECHANISM with the enabled list, then closed. Until it
+// is authenticated a connection's frames are limited to 512 KiB (Kafka's
 // sasl.server.max.receive.size).
 //
-// On a listener without SASL, or after a successful exchange, both requests
-// are answered ILLEGAL_SASL_STATE, as Kafka's request handler does.
+// Re-authentication (KIP-368): the successful SaslAuthenticate carries the
+// session lifetime, Config.ConnectionsMaxReauth capped by the expiry of an
+// OAUTHBEARER token (the token's lifetime alone when the config is 0; 0,
+// no limit, for PLAIN and SCRAM then), computed as Kafka does. Once the
+// session has expired, any request but SaslHandshake closes the
+// connection. A connection whose session has an expiry may
+// re-authenticate, at most once a second, by sending SaslHandshake and
+// SaslAuthenticate again on the same connection; requests read before the
+// handshake are answered in order as usual, and until the exchange ends
+// only SaslAuthenticate may come. The mechanism and the principal must not
+// change (Kafka's messages); a failed re-authentication closes the
+// connection.
+//
+// On a listener without SASL, or after a successful exchange (outside a
+// re-authentication), both requests are answered ILLEGAL_SASL_STATE, as
+// Kafka's request handler does.
 
 import (
 	"bytes"
@@ -33,6 +46,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -51,6 +66,10 @@ const (
 	MechanismSCRAMSHA256 = "SCRAM-SHA-256"
 	MechanismSCRAMSHA512 = "SCRAM-SHA-512"
 )
+
+// minReauthInterval is the least time between two re-authentications of a
+// connection (Kafka's MIN_REAUTH_INTERVAL_ONE_SECOND_NANOS).
+const minReauthInterval = time.Second
 
 // saslMaxReceive bounds the frames of a connection that has not
 // authenticated yet (sasl.server.max.receive.size).
@@ -134,7 +153,66 @@ func saslClientMessage(mechanism string, err error) string {
 type saslConn struct {
 	state  saslState
 	server saslServer // the exchange in progress (saslAuthenticate, saslRawTokens)
+	// mechanism is the mechanism of the last successful exchange.
+	mechanism string
+	// expiry is when the session ends (KIP-368); zero: never.
+	expiry time.Time
+	// reauthStart is when the last re-authentication began; Kafka allows
+	// one a second.
+	reauthStart time.Time
+	// reauth is set while a re-authentication runs (state
+	// saslAuthenticate after saslDone).
+	reauth bool
 }
+
+// credentialExpirer is a saslServer whose credential expires (Kafka's
+// CREDENTIAL.LIFETIME.MS negotiated property): OAUTHBEARER.
+type credentialExpirer interface {
+	credentialExpiry() (time.Time, bool)
+}
+
+// sessionLifetime is the session lifetime of a completed exchange, as
+// Kafka's SaslServerAuthenticator computes it: the max reauth time capped
+// by the credential's expiry, either alone when the other is unset, 0 (no
+// expiry) when both are.
+func sessionLifetime(srv saslServer, maxReauth time.Duration, now time.Time) (lifetime time.Duration, expires bool) {
+	var credLeft time.Duration
+	hasCred := false
+	if ce, ok := srv.(credentialExpirer); ok {
+		if exp, ok := ce.credentialExpiry(); ok {
+			credLeft, hasCred = exp.Sub(now), true
+		}
+	}
+	switch {
+	case hasCred && maxReauth > 0:
+		lifetime = min(credLeft, maxReauth)
+	case hasCred:
+		lifetime = credLeft
+	case maxReauth > 0:
+		lifetime = maxReauth
+	default:
+		return 0, false
+	}
+	return max(lifetime, 0), true
+}
+
+// sessionExpired returns an error when the connection's SASL session has
+// expired and the request (API key) is not the SaslHandshake that begins a
+// re-authentication: Kafka then closes the connection.
+func (c *conn) sessionExpired(key int16) error {
+	if c.sasl.expiry.IsZero() || c.sasl.state != saslDone || key == saslHandshakeKey || !time.Now().After(c.sasl.expiry) {
+		return nil
+	}
+	return fmt.Errorf("%w: %s after the SASL session of %s expired at %s", ErrSessionExpired, kmsg.NameForKey(key), c.principal, c.sasl.expiry.Format(time.RFC3339Nano))
+}
+
+// failingServer is the exchange of a re-authentication that asked for
+// another mechanism: its first message fails, with Kafka's message.
+type failingServer struct{ mech, msg string }
+
+func (s failingServer) next([]byte) ([]byte, bool, error) { return nil, false, saslFailure{s.msg} }
+func (s failingServer) user() string                      { return "" }
+func (s failingServer) mechanism() string                 { return s.mech }
 
 // newSASLServer starts an exchange of an enabled mechanism; nil when the
 // mechanism is unknown or not enabled.
@@ -147,6 +225,9 @@ func (b *Broker) newSASLServer(mechanism string) saslServer {
 	}
 	if m := scramByName(mechanism); m != nil {
 		return &scramServer{mech: m, lookup: b.scramCredential, fake: b.fakeSCRAMCredential}
+	}
+	if mechanism == MechanismOAuthBearer && b.oauth != nil {
+		return &oauthServer{validator: b.oauth, now: time.Now}
 	}
 	return nil
 }
@@ -182,11 +263,39 @@ func newAuthSecret() (s [32]byte) {
 }
 
 // authenticated records a successful exchange: the connection now acts as
-// the SASL user. Called on the read loop.
-func (c *conn) authenticated(srv saslServer) {
-	c.principal = "User:" + srv.user()
-	c.sasl = saslConn{state: saslDone}
-	c.log.Debug("authenticated", "mechanism", srv.mechanism(), "principal", c.principal)
+// the SASL user until the session lifetime it returns has passed (0 and
+// zero expiry: no limit). A re-authentication must keep the principal;
+// otherwise it fails with Kafka's message. Called on the read loop.
+func (c *conn) authenticated(srv saslServer) (time.Duration, error) {
+	principal := "User:" + srv.user()
+	if c.sasl.reauth && principal != c.principal {
+		return 0, saslFailure{fmt.Sprintf("Cannot change principals during re-authentication from %s: %s",
+			kafkaPrincipalText(c.principal), kafkaPrincipalText(principal))}
+	}
+	now := time.Now()
+	lifetime, expires := sessionLifetime(srv, c.b.cfg.ConnectionsMaxReauth, now)
+	var expiry time.Time
+	if expires {
+		expiry = now.Add(lifetime)
+	}
+	c.log.Debug("authenticated", "mechanism", srv.mechanism(), "principal", principal, "reauthentication", c.sasl.reauth, "session_lifetime", lifetime)
+	if c.sasl.reauth {
+		c.b.reauthentications.Add(1)
+	}
+	if c.principal != principal {
+		// Not rewritten on re-authentication: other goroutines (tests,
+		// admin views) may read it.
+		c.principal = principal
+	}
+	c.sasl = saslConn{state: saslDone, mechanism: srv.mechanism(), expiry: expiry, reauthStart: c.sasl.reauthStart}
+	return lifetime, nil
+}
+
+// kafkaPrincipalText writes "User:alice" as Kafka's re-authentication
+// message does: "User.alice".
+func kafkaPrincipalText(p string) string {
+	typ, name, _ := strings.Cut(p, ":")
+	return typ + "." + name
 }
 
 // authFailed logs a failed exchange (Kafka logs these at info: they are
@@ -201,11 +310,20 @@ func (b *Broker) handleSASLHandshake(rq *request, req *kmsg.SASLHandshakeRequest
 	resp := req.ResponseKind().(*kmsg.SASLHandshakeResponse)
 	resp.SupportedMechanisms = slices.Clone(b.cfg.SASLMechanisms)
 	c := rq.c
-	if c.sasl.state != saslStart && c.sasl.state != saslHandshake {
+	// As Kafka: a session without expiry cannot re-authenticate, nor can
+	// one whose last re-authentication began less than a second ago; the
+	// handshake is then an ordinary request in the wrong state.
+	reauth := c.sasl.state == saslDone && !c.sasl.expiry.IsZero() && time.Since(c.sasl.reauthStart) >= minReauthInterval
+	if c.sasl.state != saslStart && c.sasl.state != saslHandshake && !reauth {
 		resp.ErrorCode = kerr.IllegalSaslState.Code
 		return now(resp)
 	}
 	srv := b.newSASLServer(req.Mechanism)
+	if reauth && srv != nil && req.Mechanism != c.sasl.mechanism {
+		// As Kafka: the handshake succeeds, the exchange then fails.
+		srv = failingServer{mech: req.Mechanism, msg: fmt.Sprintf("SASL mechanism '%s' requested by client is not supported for re-authentication of mechanism '%s'",
+			req.Mechanism, c.sasl.mechanism)}
+	}
 	if srv == nil {
 		resp.ErrorCode = kerr.UnsupportedSaslMechanism.Code
 		c.log.Info("failed authentication: unsupported SASL mechanism", "mechanism", req.Mechanism, "host", c.host)
@@ -214,6 +332,10 @@ func (b *Broker) handleSASLHandshake(rq *request, req *kmsg.SASLHandshakeRequest
 		return rep
 	}
 	c.sasl.server = srv
+	c.sasl.reauth = reauth
+	if reauth {
+		c.sasl.reauthStart = time.Now()
+	}
 	if req.Version == 0 {
 		c.sasl.state = saslRawTokens
 	} else {
@@ -235,25 +357,44 @@ func (b *Broker) handleSASLAuthenticate(rq *request, req *kmsg.SASLAuthenticateR
 		return now(resp)
 	}
 	srv := c.sasl.server
-	out, done, err := srv.next(req.SASLAuthBytes)
-	if err != nil {
+	fail := func(err error) reply {
 		c.authFailed(srv, err)
 		resp.ErrorCode = kerr.SaslAuthenticationFailed.Code
 		msg := saslClientMessage(srv.mechanism(), err)
+		if c.sasl.reauth {
+			msg = saslClientReauthMessage(srv.mechanism(), err)
+		}
 		resp.ErrorMessage = &msg
 		rep := now(resp)
 		rep.closeConn = true
 		return rep
 	}
+	out, done, err := srv.next(req.SASLAuthBytes)
+	if err != nil {
+		return fail(err)
+	}
 	if out == nil {
 		out = []byte{}
 	}
 	resp.SASLAuthBytes = out
-	resp.SessionLifetimeMillis = 0
 	if done {
-		c.authenticated(srv)
+		lifetime, err := c.authenticated(srv)
+		if err != nil {
+			return fail(err)
+		}
+		resp.SessionLifetimeMillis = lifetime.Milliseconds()
 	}
 	return now(resp)
+}
+
+// saslClientReauthMessage is saslClientMessage for a failed
+// re-authentication (Kafka names it so in its generic message).
+func saslClientReauthMessage(mechanism string, err error) string {
+	var f saslFailure
+	if errors.As(err, &f) {
+		return f.msg
+	}
+	return "Authentication failed during re-authentication due to invalid credentials with SASL mechanism " + mechanism
 }
 
 // handleRawToken runs one step of an exchange begun with handshake v0: the
@@ -267,7 +408,10 @@ func (c *conn) handleRawToken(token []byte) (pending, error) {
 		return pending{}, fmt.Errorf("sasl %s (handshake v0): %w", srv.mechanism(), err)
 	}
 	if done {
-		c.authenticated(srv)
+		if _, err := c.authenticated(srv); err != nil {
+			c.authFailed(srv, err)
+			return pending{}, fmt.Errorf("sasl %s (handshake v0): %w", srv.mechanism(), err)
+		}
 	}
 	if out == nil {
 		out = []byte{}

@@ -36,6 +36,9 @@ type Broker struct {
 	// authSecret keys the fake SCRAM credentials of unknown users
 	// (sasl.go); random per process, immutable.
 	authSecret [32]byte
+	// oauth validates OAUTHBEARER tokens; nil unless the mechanism is
+	// enabled. Immutable after Start; safe for concurrent use.
+	oauth tokenValidator
 
 	// connsMu guards conns and closed.
 	connsMu  sync.Mutex
@@ -80,6 +83,9 @@ type Broker struct {
 	// was sent (UnixNano; 0: none yet). Written by heartbeatLoop, read by
 	// mayLead.
 	lastHeartbeat atomic.Int64
+	// reauthentications counts successful KIP-368 re-authentications
+	// (Kafka's successful-reauthentication metric); tests read it.
+	reauthentications atomic.Int64
 	// quotas enforces the client quotas of the raft state
 	// (quota_enforce.go); immutable pointer, safe for concurrent use.
 	quotas *quotaManager
@@ -119,6 +125,11 @@ func StartContext(startCtx context.Context, cfg Config) (*Broker, error) {
 		return nil, err
 	}
 	b.addr = b.listeners[0].addr
+	if err := b.startOAuth(); err != nil {
+		b.closeListeners()
+		cancel()
+		return nil, err
+	}
 	stopWatch := context.AfterFunc(startCtx, cancel)
 	err := b.open()
 	if !stopWatch() && err == nil {
@@ -138,6 +149,13 @@ func StartContext(startCtx context.Context, cfg Config) (*Broker, error) {
 			return nil, fmt.Errorf("start cancelled: %w (%v)", context.Cause(startCtx), err)
 		}
 		return nil, err
+	}
+	if src, ok := b.oauthKeys(); ok {
+		b.bgWG.Add(1)
+		go func() {
+			defer b.bgWG.Done()
+			src.run(b.ctx)
+		}()
 	}
 	for _, l := range b.listeners {
 		b.acceptWG.Add(1)

@@ -7,13 +7,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -88,7 +91,23 @@ func addServeFlags(f *pflag.FlagSet, cfg *broker.Config) {
 	f.StringVar(&cfg.InterBrokerSASL.Mechanism, "inter-broker-sasl-mechanism", cfg.InterBrokerSASL.Mechanism, "SASL mechanism this broker uses on a SASL inter-broker listener (sasl.mechanism.inter.broker.protocol)")
 	f.StringVar(&cfg.InterBrokerSASL.Username, "inter-broker-sasl-username", cfg.InterBrokerSASL.Username, "SASL user this broker authenticates as on a SASL inter-broker listener")
 	f.StringVar(&cfg.InterBrokerSASL.Password, "inter-broker-sasl-password", cfg.InterBrokerSASL.Password, "password of --inter-broker-sasl-username (prefer STROM_INTER_BROKER_SASL_PASSWORD or --config)")
-	f.StringSliceVar(&cfg.SASLMechanisms, "sasl-enabled-mechanisms", cfg.SASLMechanisms, "SASL mechanisms of SASL listeners: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 (sasl.enabled.mechanisms)")
+	f.StringSliceVar(&cfg.SASLMechanisms, "sasl-enabled-mechanisms", cfg.SASLMechanisms, "SASL mechanisms of SASL listeners: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER (sasl.enabled.mechanisms)")
+	f.Var(unitDuration{&cfg.ConnectionsMaxReauth, time.Millisecond}, "connections-max-reauth-ms", "longest SASL session before the client must re-authenticate on its connection, 0 = no limit (connections.max.reauth.ms, KIP-368)")
+	o := &cfg.OAuthBearer
+	f.StringVar(&o.JWKSEndpointURL, "sasl-oauthbearer-jwks-endpoint-url", o.JWKSEndpointURL, "file:// or https:// URL of the JWKS that OAUTHBEARER tokens are verified against; empty: Kafka's unsecured validator (sasl.oauthbearer.jwks.endpoint.url)")
+	f.Var(unitDuration{&o.JWKSRefresh, time.Millisecond}, "sasl-oauthbearer-jwks-endpoint-refresh-ms", "how often the JWKS is fetched again (sasl.oauthbearer.jwks.endpoint.refresh.ms)")
+	f.Var(unitDuration{&o.JWKSRetryBackoff, time.Millisecond}, "sasl-oauthbearer-jwks-endpoint-retry-backoff-ms", "wait before retrying a failed JWKS fetch (sasl.oauthbearer.jwks.endpoint.retry.backoff.ms)")
+	f.Var(unitDuration{&o.JWKSRetryBackoffMax, time.Millisecond}, "sasl-oauthbearer-jwks-endpoint-retry-backoff-max-ms", "longest wait between JWKS fetch retries (sasl.oauthbearer.jwks.endpoint.retry.backoff.max.ms)")
+	f.StringVar(&o.JWKSCAFile, "sasl-oauthbearer-jwks-ca-file", o.JWKSCAFile, "PEM CA certificates an https JWKS endpoint is verified against (default: the system roots)")
+	f.StringSliceVar(&o.ExpectedAudience, "sasl-oauthbearer-expected-audience", o.ExpectedAudience, "audiences of which an OAUTHBEARER token's aud must name one (sasl.oauthbearer.expected.audience)")
+	f.StringVar(&o.ExpectedIssuer, "sasl-oauthbearer-expected-issuer", o.ExpectedIssuer, "issuer an OAUTHBEARER token's iss must equal (sasl.oauthbearer.expected.issuer)")
+	f.StringVar(&o.SubClaimName, "sasl-oauthbearer-sub-claim-name", o.SubClaimName, "claim holding the principal name of signed tokens (sasl.oauthbearer.sub.claim.name)")
+	f.StringVar(&o.ScopeClaimName, "sasl-oauthbearer-scope-claim-name", o.ScopeClaimName, "claim holding the scope of signed tokens (sasl.oauthbearer.scope.claim.name)")
+	f.Var(unitDuration{&o.ClockSkew, time.Second}, "sasl-oauthbearer-clock-skew-seconds", "clock difference allowed when checking exp and nbf of signed tokens (sasl.oauthbearer.clock.skew.seconds)")
+	f.StringVar(&o.UnsecuredPrincipalClaimName, "sasl-oauthbearer-unsecured-principal-claim-name", o.UnsecuredPrincipalClaimName, "claim holding the principal name of unsecured tokens (unsecuredValidatorPrincipalClaimName)")
+	f.StringVar(&o.UnsecuredScopeClaimName, "sasl-oauthbearer-unsecured-scope-claim-name", o.UnsecuredScopeClaimName, "claim holding the scope of unsecured tokens (unsecuredValidatorScopeClaimName)")
+	f.StringSliceVar(&o.UnsecuredRequiredScope, "sasl-oauthbearer-unsecured-required-scope", o.UnsecuredRequiredScope, "scopes an unsecured token must hold (unsecuredValidatorRequiredScope)")
+	f.Var(unitDuration{&o.UnsecuredClockSkew, time.Millisecond}, "sasl-oauthbearer-unsecured-clock-skew-ms", "clock difference allowed when checking unsecured tokens (unsecuredValidatorAllowableClockSkewMs)")
 	f.StringVar(&cfg.TLS.CertFile, "ssl-cert-file", cfg.TLS.CertFile, "PEM certificate (chain) of SSL and SASL_SSL listeners")
 	f.StringVar(&cfg.TLS.KeyFile, "ssl-key-file", cfg.TLS.KeyFile, "PEM private key of --ssl-cert-file")
 	f.StringVar(&cfg.TLS.ClientCAFile, "ssl-client-ca-file", cfg.TLS.ClientCAFile, "PEM CA certificates that client certificates are verified against")
@@ -407,3 +426,31 @@ func (h readyGate) WithAttrs(as []slog.Attr) slog.Handler {
 func (h readyGate) WithGroup(name string) slog.Handler {
 	return readyGate{Handler: h.Handler.WithGroup(name), min: h.min}
 }
+
+// unitDuration is a flag holding a whole number of unit, Kafka's way of
+// writing durations (connections.max.reauth.ms, ...clock.skew.seconds).
+type unitDuration struct {
+	d    *time.Duration
+	unit time.Duration
+}
+
+func (u unitDuration) String() string {
+	if u.d == nil {
+		return "0"
+	}
+	return strconv.FormatInt(int64(*u.d/u.unit), 10)
+}
+
+func (u unitDuration) Set(s string) error {
+	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+	if err != nil {
+		return fmt.Errorf("not a whole number: %q", s)
+	}
+	if n < 0 || n > int64(math.MaxInt64/u.unit) {
+		return fmt.Errorf("%d out of range", n)
+	}
+	*u.d = time.Duration(n) * u.unit
+	return nil
+}
+
+func (u unitDuration) Type() string { return "int" }
