@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -59,6 +60,42 @@ func startTestCluster(t testing.TB, n int, mod func(*Config)) *testCluster {
 // are raft voters and the others broker-only nodes (process.roles=broker).
 func startMixedCluster(t testing.TB, n, nVoters int, mod func(*Config)) *testCluster {
 	t.Helper()
+	// A raft port picked free can be taken before its node binds it (by
+	// another test process, or as the source port of a connection between
+	// the other nodes): the cluster then starts again on fresh ports.
+	for attempt := 1; ; attempt++ {
+		c, errs := tryStartMixedCluster(t, n, nVoters, mod)
+		clash := false
+		for _, err := range errs {
+			clash = clash || (err != nil && strings.Contains(err.Error(), "address already in use"))
+		}
+		if clash && attempt < 3 {
+			t.Logf("cluster start lost a port race (attempt %d): %v", attempt, errors.Join(errs...))
+			for _, b := range c.brokers {
+				if b != nil {
+					_ = b.Close() // a half-formed cluster; its shutdown errors do not matter
+				}
+			}
+			continue
+		}
+		t.Cleanup(func() {
+			for i := range c.brokers {
+				c.stop(i)
+			}
+		})
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("start node %d: %v", i+1, err)
+			}
+		}
+		return c
+	}
+}
+
+// tryStartMixedCluster starts the nodes of startMixedCluster once and
+// returns each node's start error; the caller stops what started.
+func tryStartMixedCluster(t testing.TB, n, nVoters int, mod func(*Config)) (*testCluster, []error) {
+	t.Helper()
 	addrs := freeAddrs(t, n)
 	var voters []raft.Voter
 	for i, a := range addrs[:nVoters] {
@@ -98,17 +135,7 @@ func startMixedCluster(t testing.TB, n, nVoters int, mod func(*Config)) *testClu
 		}()
 	}
 	wg.Wait()
-	t.Cleanup(func() {
-		for i := range c.brokers {
-			c.stop(i)
-		}
-	})
-	for i, err := range errs {
-		if err != nil {
-			t.Fatalf("start node %d: %v", i+1, err)
-		}
-	}
-	return c
+	return c, errs
 }
 
 // stop closes node i (a clean, controlled shutdown).
