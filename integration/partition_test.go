@@ -2,6 +2,8 @@ package integration
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -23,8 +25,8 @@ import (
 //     still see everybody.
 //
 // Each cut lasts longer than the broker session timeout, so the cluster fences and re-elects, and then
-// heals. After each heal the cluster must return to full ISRs and make progress again. Two loads, each
-// on its own cluster:
+// heals. After each heal the cluster must return to full ISRs and make progress again. Two loads run at
+// once, each on its own topic:
 //   - acks: an idempotent acks=all producer (min.insync.replicas=2); at the end every acknowledged
 //     record must be readable exactly once, in its partition, in acknowledgement order;
 //   - transactions: a transactional producer committing small transactions across the partitions
@@ -32,24 +34,7 @@ import (
 //     see every committed transaction whole and once, no aborted one, and any whose commit answer was
 //     lost either whole or not at all.
 func TestNetworkPartition(t *testing.T) {
-	clusters := []struct {
-		name  string
-		start func(t testing.TB) *harness.LocalCluster
-	}{
-		{"kafka-" + harness.DefaultKafkaVersion, func(t testing.TB) *harness.LocalCluster {
-			return harness.StartKafka(t, harness.Nodes(3), harness.NetNamespaces())
-		}},
-		{"strom", func(t testing.TB) *harness.LocalCluster {
-			return harness.StartStrom(t, harness.Nodes(3), harness.NetNamespaces())
-		}},
-	}
-	loads := []struct {
-		name string
-		// progress is how many more units (records, transactions) must be done before and after
-		// each cut.
-		progress int
-		start    func(ctx context.Context, t *testing.T, c *harness.LocalCluster, topic string) partitionLoad
-	}{
+	loads := []loadSpec{
 		{"acks", 500, func(ctx context.Context, t *testing.T, c *harness.LocalCluster, topic string) partitionLoad {
 			// The request timeout bounds how long a request to an unreachable leader waits before
 			// the client looks for the new one.
@@ -61,17 +46,30 @@ func TestNetworkPartition(t *testing.T) {
 			return startTxnLoad(ctx, t, c, topic)
 		}},
 	}
-	for _, ld := range loads {
-		for _, tg := range clusters {
-			t.Run(ld.name+"/"+tg.name, func(t *testing.T) {
-				t.Parallel() // separate clusters and networks; most of the time is spent waiting for elections
-				c := tg.start(t)
-				partitionScenario(t, c, ld.progress, func(ctx context.Context, topic string) partitionLoad {
-					return ld.start(ctx, t, c, topic)
-				})
-			})
-		}
+	for _, tg := range []struct {
+		name  string
+		start func(t testing.TB) *harness.LocalCluster
+	}{
+		{"kafka-" + harness.DefaultKafkaVersion, func(t testing.TB) *harness.LocalCluster {
+			return harness.StartKafka(t, harness.Nodes(3), harness.NetNamespaces())
+		}},
+		{"strom", func(t testing.TB) *harness.LocalCluster {
+			return harness.StartStrom(t, harness.Nodes(3), harness.NetNamespaces())
+		}},
+	} {
+		t.Run(tg.name, func(t *testing.T) {
+			t.Parallel() // separate clusters and networks; most of the time is spent waiting for elections
+			partitionScenario(t, tg.start(t), loads)
+		})
 	}
+}
+
+// loadSpec names a partitionLoad and how to start it on a topic.
+type loadSpec struct {
+	name string
+	// progress is how many more units (records, transactions) must be done before and after each cut.
+	progress int
+	start    func(ctx context.Context, t *testing.T, c *harness.LocalCluster, topic string) partitionLoad
 }
 
 // partitionLoad is a workload TestNetworkPartition runs through the partitions: counts reports
@@ -82,18 +80,24 @@ type partitionLoad interface {
 	verify(ctx context.Context, t testing.TB, c harness.Cluster, adm *kadm.Client, topic string) (total, stored int)
 }
 
-func partitionScenario(t *testing.T, c *harness.LocalCluster, progress int, start func(ctx context.Context, topic string) partitionLoad) {
+func partitionScenario(t *testing.T, c *harness.LocalCluster, specs []loadSpec) {
 	// Longer than both clusters' broker session timeouts (Strom's harness 3 s, Kafka's 4 s).
 	const hold = 2 * harness.StromSessionTimeout
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	cl := newClient(t, c)
 	adm := kadm.NewClient(cl)
-	topic := uniqueName("partition")
 	minISR := "2"
-	createTopic(ctx, t, adm, topic, 3, 3, map[string]*string{"min.insync.replicas": &minISR})
-	prod := start(ctx, topic)
-
+	topics := make([]string, len(specs))
+	loads := make([]partitionLoad, len(specs))
+	for i, sp := range specs {
+		topics[i] = uniqueName("partition-" + sp.name)
+		createTopic(ctx, t, adm, topics[i], 3, 3, map[string]*string{"min.insync.replicas": &minISR})
+	}
+	for i, sp := range specs {
+		loads[i] = sp.start(ctx, t, c, topics[i])
+	}
+	topic := topics[0] // whose partition leaders the cuts pick
 	fullISR := func(p kadm.PartitionDetail) bool { return len(p.ISR) == 3 && p.Leader >= 0 }
 	leaderOf := func(part int32) int {
 		var leader int32 = -1
@@ -153,9 +157,15 @@ func partitionScenario(t *testing.T, c *harness.LocalCluster, progress int, star
 			return [][2]int{{l, others(l)[1]}}
 		}},
 	}
+	progress := func(when string) {
+		t.Helper()
+		for i, sp := range specs {
+			waitISR(ctx, t, adm, topics[i], fullISR, "full ISRs "+when)
+			waitAcks(ctx, t, loads[i], sp.progress, sp.name+" "+when)
+		}
+	}
 	for _, sc := range scenarios {
-		waitISR(ctx, t, adm, topic, fullISR, "full ISRs before: "+sc.name)
-		waitAcks(ctx, t, prod, progress, "before: "+sc.name)
+		progress("before: " + sc.name)
 		cuts := sc.cuts()
 		for _, cut := range cuts {
 			if err := c.Cut(cut[0], cut[1]); err != nil {
@@ -163,22 +173,28 @@ func partitionScenario(t *testing.T, c *harness.LocalCluster, progress int, star
 			}
 		}
 		time.Sleep(hold)
-		during, failed := prod.counts()
 		healed := time.Now()
 		if err := c.Heal(); err != nil {
 			t.Fatalf("%s: heal: %v", sc.name, err)
 		}
-		waitISR(ctx, t, adm, topic, fullISR, "full ISRs after: "+sc.name)
-		waitAcks(ctx, t, prod, progress, "after: "+sc.name)
-		n, _ := prod.counts()
-		t.Logf("%s: cut %v (node indexes, -1 = clients) for %v; %d done by the heal (%d failed), %d when writes flowed again %.1fs after it",
-			sc.name, cuts, hold, during, failed, n, time.Since(healed).Seconds())
+		progress("after: " + sc.name)
+		var done []string
+		for i, sp := range specs {
+			n, failed := loads[i].counts()
+			done = append(done, fmt.Sprintf("%s %d done, %d failed", sp.name, n, failed))
+		}
+		t.Logf("%s: cut %v (node indexes, -1 = clients) for %v; every load progressing again %.1fs after the heal (%s)",
+			sc.name, cuts, hold, time.Since(healed).Seconds(), strings.Join(done, "; "))
 	}
-	prod.finish(ctx, t)
-	total, stored := prod.verify(ctx, t, c, adm, topic)
-	_, failed := prod.counts()
-	t.Logf("%d partitions of the network: %d done, %d failed, %d stored, all checked",
-		len(scenarios), total, failed, stored)
+	for _, ld := range loads {
+		ld.finish(ctx, t)
+	}
+	for i, sp := range specs {
+		total, stored := loads[i].verify(ctx, t, c, adm, topics[i])
+		_, failed := loads[i].counts()
+		t.Logf("%s: %d partitions of the network: %d done, %d failed, %d stored, all checked",
+			sp.name, len(scenarios), total, failed, stored)
+	}
 }
 
 // waitAcks waits until the producer has had n more records acknowledged than when it was called: the
