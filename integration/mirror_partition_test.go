@@ -19,19 +19,36 @@ import (
 )
 
 // TestMirrorNetworkPartition runs `strom mirror --mode exactly-once` from Apache Kafka into a three-node
-// Strom cluster whose nodes sit in network namespaces of their own, while records keep arriving at the
-// source, and partitions the destination's network three times: the leader of a destination partition
-// cut off from its followers (the mirror still reaches it), the destination's controller cut off from
-// everything, the mirror included, and a leader losing one follower link. After each heal the mirror
-// must copy again; once the source stops, the destination must match it exactly (verify without
-// duplicates allowed): the transactional copy neither loses nor repeats a record across the faults.
+// cluster, Apache Kafka (as a migration to a managed Kafka would) and Strom side by side, whose nodes sit
+// in network namespaces of their own, while records keep arriving at the source, and partitions the
+// destination's network three times: the leader of a destination partition cut off from its followers
+// (the mirror still reaches it), the destination's active controller cut off from everything, the
+// mirror included, and a leader losing one follower link. After each heal the mirror must copy again;
+// once the source stops, the destination must match it exactly (verify without duplicates allowed): the
+// transactional copy neither loses nor repeats a record across the faults.
 func TestMirrorNetworkPartition(t *testing.T) {
-	t.Parallel()
+	for _, tg := range []struct {
+		name  string
+		start func(t testing.TB) *harness.LocalCluster
+	}{
+		{"to-kafka-" + harness.DefaultKafkaVersion, func(t testing.TB) *harness.LocalCluster {
+			return harness.StartKafka(t, harness.Nodes(3), harness.NetNamespaces())
+		}},
+		{"to-strom", func(t testing.TB) *harness.LocalCluster {
+			return harness.StartStrom(t, harness.Nodes(3), harness.NetNamespaces())
+		}},
+	} {
+		t.Run(tg.name, func(t *testing.T) {
+			t.Parallel()
+			mirrorPartitionScenario(t, mirrorSource(t), tg.start(t))
+		})
+	}
+}
+
+func mirrorPartitionScenario(t *testing.T, src, dst *harness.LocalCluster) {
 	const hold = 2 * harness.StromSessionTimeout
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	src := mirrorSource(t)
-	dst := harness.StartStrom(t, harness.Nodes(3), harness.NetNamespaces())
 	prefix := uniqueName("mpart")
 	topic := prefix + ".data"
 	dstTopic := "eos." + topic
@@ -110,11 +127,7 @@ func TestMirrorNetworkPartition(t *testing.T) {
 			return [][2]int{{l, others(l)[0]}, {l, others(l)[1]}}
 		}},
 		{"destination controller cut off from everything", func() [][2]int {
-			m, err := dadm.BrokerMetadata(ctx)
-			if err != nil || m.Controller < 1 {
-				t.Fatalf("destination controller: %v %+v", err, m)
-			}
-			ctl := int(m.Controller - 1)
+			ctl := quorumLeader(ctx, t, dcl)
 			return [][2]int{{ctl, others(ctl)[0]}, {ctl, others(ctl)[1]}, {ctl, harness.HostNode}}
 		}},
 		{"destination leader loses one follower link", func() [][2]int {

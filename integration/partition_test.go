@@ -109,28 +109,7 @@ func partitionScenario(t *testing.T, c *harness.LocalCluster, specs []loadSpec) 
 		}, "a leader for every partition")
 		return int(leader - 1)
 	}
-	// controller is the quorum leader: Kafka's Metadata names a random broker as the controller, so
-	// both are asked with DescribeQuorum.
-	controller := func() int {
-		for {
-			req := kmsg.NewPtrDescribeQuorumRequest()
-			tp := kmsg.NewDescribeQuorumRequestTopic()
-			tp.Topic = "__cluster_metadata"
-			tp.Partitions = []kmsg.DescribeQuorumRequestTopicPartition{kmsg.NewDescribeQuorumRequestTopicPartition()}
-			req.Topics = []kmsg.DescribeQuorumRequestTopic{tp}
-			resp, err := req.RequestWith(ctx, cl)
-			if err == nil && resp.ErrorCode == 0 && len(resp.Topics) == 1 && len(resp.Topics[0].Partitions) == 1 {
-				if p := resp.Topics[0].Partitions[0]; p.ErrorCode == 0 && p.LeaderID >= 1 {
-					return int(p.LeaderID - 1)
-				}
-			}
-			select {
-			case <-ctx.Done():
-				t.Fatalf("no quorum leader: %v", err)
-			case <-time.After(250 * time.Millisecond):
-			}
-		}
-	}
+	controller := func() int { return quorumLeader(ctx, t, cl) }
 	others := func(n int) []int {
 		var o []int
 		for i := range c.Nodes() {
@@ -194,6 +173,30 @@ func partitionScenario(t *testing.T, c *harness.LocalCluster, specs []loadSpec) 
 		_, failed := loads[i].counts()
 		t.Logf("%s: %d partitions of the network: %d done, %d failed, %d stored, all checked",
 			sp.name, len(scenarios), total, failed, stored)
+	}
+}
+
+// quorumLeader returns the node index of the metadata quorum's leader (the active controller), asked
+// with DescribeQuorum: Kafka's Metadata names a random broker as the controller.
+func quorumLeader(ctx context.Context, t testing.TB, cl *kgo.Client) int {
+	t.Helper()
+	for {
+		req := kmsg.NewPtrDescribeQuorumRequest()
+		tp := kmsg.NewDescribeQuorumRequestTopic()
+		tp.Topic = "__cluster_metadata"
+		tp.Partitions = []kmsg.DescribeQuorumRequestTopicPartition{kmsg.NewDescribeQuorumRequestTopicPartition()}
+		req.Topics = []kmsg.DescribeQuorumRequestTopic{tp}
+		resp, err := req.RequestWith(ctx, cl)
+		if err == nil && resp.ErrorCode == 0 && len(resp.Topics) == 1 && len(resp.Topics[0].Partitions) == 1 {
+			if p := resp.Topics[0].Partitions[0]; p.ErrorCode == 0 && p.LeaderID >= 1 {
+				return int(p.LeaderID - 1)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("no quorum leader: %v", err)
+		case <-time.After(250 * time.Millisecond):
+		}
 	}
 }
 
