@@ -96,7 +96,12 @@ func (b *Broker) handleMetadata(rq *request, req *kmsg.MetadataRequest) reply {
 				switch kerrv {
 				case nil:
 					t, ok = created, true
-				case kerr.TopicAlreadyExists: // created concurrently
+				case kerr.TopicAlreadyExists:
+					// Created concurrently, by another request that may
+					// still be opening the partitions: reconcile here
+					// too, so a leader this answer names takes writes
+					// (kafka-go's reader and writer race this way).
+					b.parts.reconcile()
 					st = b.node.State()
 					t, ok = st.Topics[name]
 				}
@@ -158,8 +163,16 @@ func brokersOf(st *raft.State, listener string) []kmsg.MetadataResponseBroker {
 
 // topicMetadata describes one topic of the raft state st to a client on
 // listener: a partition whose leader has no endpoint for that listener is
-// LEADER_NOT_AVAILABLE without a leader, as in Kafka.
+// LEADER_NOT_AVAILABLE without a leader, as in Kafka. So is a partition this
+// broker leads in st but has not opened yet (the raft state can run ahead of
+// the partition manager: a topic another request just created): its
+// partitions are reconciled first, so a leader named here takes writes.
 func (b *Broker) topicMetadata(st *raft.State, t *raft.Topic, listener string) kmsg.MetadataResponseTopic {
+	reconciled := false
+	openHere := func(p raft.Partition) bool {
+		lp := b.parts.get(t.Name, p.Index)
+		return lp != nil && lp.topicID == t.ID
+	}
 	mt := kmsg.NewMetadataResponseTopic()
 	mt.Topic = kmsg.StringPtr(t.Name)
 	mt.TopicID = t.ID
@@ -174,6 +187,15 @@ func (b *Broker) topicMetadata(st *raft.State, t *raft.Topic, listener string) k
 		mp.OfflineReplicas = offlineReplicas(st, p.Replicas)
 		if br, ok := st.Brokers[p.Leader]; ok {
 			if _, _, ok := brokerEndpoint(br, listener); !ok {
+				mp.Leader = -1
+			}
+		}
+		if p.Leader == b.cfg.NodeID && !openHere(p) {
+			if !reconciled {
+				b.parts.reconcile()
+				reconciled = true
+			}
+			if !openHere(p) {
 				mp.Leader = -1
 			}
 		}
