@@ -92,10 +92,29 @@ func clientGroupScenario(t *testing.T, c harness.Cluster, run func(context.Conte
 	adm := kadm.NewClient(cl)
 	topic, group := uniqueName("groups"), uniqueName("cg")
 	createTopic(ctx, t, adm, topic, 4, int16(min(3, c.Nodes())), nil)
-	produce(ctx, t, cl, makeRecords(topic, 0, n, time.Now().Add(-time.Minute)))
 
+	// The records are written only once both members are in the group: written first, a fast
+	// broker lets the first member to join read them all before the second one arrives.
 	counts := newGroupCounts()
-	if err := run(ctx, t, c, topic, group, counts); err != nil {
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, t, c, topic, group, counts) }()
+	for {
+		gs, err := adm.DescribeGroups(ctx, group)
+		if err == nil {
+			if g, ok := gs[group]; ok && g.State == "Stable" && len(g.Members) == 2 {
+				break
+			}
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("the group ended before both members joined: %v", err)
+		case <-ctx.Done():
+			t.Fatalf("the group never had both members: %v", ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	produce(ctx, t, cl, makeRecords(topic, 0, n, time.Now().Add(-time.Minute)))
+	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
 	counts.mu.Lock()
@@ -161,7 +180,8 @@ func runSaramaGroup(ctx context.Context, t *testing.T, c harness.Cluster, topic,
 		go func() {
 			defer wg.Done()
 			for runCtx.Err() == nil {
-				if err := cg.Consume(runCtx, []string{topic}, saramaHandler{member: i, counts: counts}); err != nil && !errors.Is(err, sarama.ErrClosedConsumerGroup) {
+				err := cg.Consume(runCtx, []string{topic}, saramaHandler{member: i, counts: counts})
+				if err != nil && !errors.Is(err, sarama.ErrClosedConsumerGroup) && runCtx.Err() == nil {
 					errs <- fmt.Errorf("sarama member %d: %w", i, err)
 					return
 				}
