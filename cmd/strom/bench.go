@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 
@@ -33,7 +36,7 @@ func newBenchCmd() *cobra.Command {
 
 func newBenchModeCmd(mode bench.Mode, short string) *cobra.Command {
 	cfg := bench.DefaultConfig()
-	var brokers, rate string
+	var brokers, rate, cpuProfile string
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   string(mode),
@@ -48,6 +51,13 @@ func newBenchModeCmd(mode bench.Mode, short string) *cobra.Command {
 			cfg.Progress = cmd.ErrOrStderr()
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
+			if cpuProfile != "" {
+				stopProfile, err := startCPUProfile(cpuProfile)
+				if err != nil {
+					return err
+				}
+				defer stopProfile()
+			}
 			res, err := bench.Run(ctx, mode, cfg)
 			if res != nil {
 				out := cmd.OutOrStdout()
@@ -78,5 +88,22 @@ func newBenchModeCmd(mode bench.Mode, short string) *cobra.Command {
 	f.IntVar(&cfg.Producers, "producers", cfg.Producers, "number of producer clients")
 	f.IntVar(&cfg.Consumers, "consumers", cfg.Consumers, "number of consumer clients")
 	f.BoolVar(&asJSON, "json", false, "print the result as one JSON object")
+	f.StringVar(&cpuProfile, "cpuprofile", "", "write the load generator's own CPU profile (pprof) to this file: shows when the client, not the cluster, is the limit")
 	return cmd
+}
+
+// startCPUProfile profiles this process into path until the returned function is called.
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile %s: %w", path, err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
