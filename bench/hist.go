@@ -34,9 +34,12 @@ func newHistogram() *hdrhistogram.Histogram {
 
 // recordLatency adds d to h, clamped into the trackable range (negative values, from clock steps,
 // count as the minimum), so RecordValue cannot fail.
-func recordLatency(h *hdrhistogram.Histogram, d time.Duration) {
+func recordLatency(h *hdrhistogram.Histogram, d time.Duration) { recordLatencies(h, d, 1) }
+
+// recordLatencies adds d to h n times.
+func recordLatencies(h *hdrhistogram.Histogram, d time.Duration, n int64) {
 	us := int64(d / time.Microsecond)
-	_ = h.RecordValue(min(max(us, histMinMicros), histMaxMicros))
+	_ = h.RecordValues(min(max(us, histMinMicros), histMaxMicros), n)
 }
 
 // Record adds one latency.

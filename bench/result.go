@@ -23,6 +23,7 @@ type Result struct {
 	LingerMS    float64 `json:"linger_ms"`
 	Producers   int     `json:"producers"`
 	Consumers   int     `json:"consumers"`
+	Client      string  `json:"client"`
 	Seconds     float64 `json:"seconds"`
 	// Records and Bytes are acknowledged records in produce and e2e mode, consumed ones in consume mode.
 	Records       int64   `json:"records"`
@@ -43,7 +44,7 @@ func (r *runner) result() *Result {
 		Mode: r.mode, Brokers: strings.Join(r.cfg.Brokers, ","), Topic: r.cfg.Topic,
 		Partitions: len(r.partitions), RecordSize: r.cfg.RecordSize, TargetRate: r.cfg.Rate,
 		Acks: r.cfg.Acks, Compression: r.cfg.Compression, LingerMS: float64(r.cfg.Linger) / float64(time.Millisecond),
-		Producers: r.cfg.Producers,
+		Producers: r.cfg.Producers, Client: r.cfg.Client,
 		Consumers: r.cfg.Consumers, Seconds: r.elapsed.Seconds(), Errors: r.c.errors.Load(),
 	}
 	r.c.mu.Lock()
@@ -90,8 +91,8 @@ func (res *Result) WriteText(w io.Writer) error {
 	if res.TargetRate > 0 {
 		rate = fmt.Sprintf("%.0f rec/s", res.TargetRate)
 	}
-	fmt.Fprintf(&b, "%s %s: %d partitions, %d-byte records, rate %s, acks=%s, compression=%s, linger %gms, %d producer(s), %d consumer(s)\n",
-		res.Mode, res.Topic, res.Partitions, res.RecordSize, rate, res.Acks, res.Compression, res.LingerMS, res.Producers, res.Consumers)
+	fmt.Fprintf(&b, "%s %s: %d partitions, %d-byte records, rate %s, acks=%s, compression=%s, linger %gms, %d producer(s), %d consumer(s), client %s\n",
+		res.Mode, res.Topic, res.Partitions, res.RecordSize, rate, res.Acks, res.Compression, res.LingerMS, res.Producers, res.Consumers, res.Client)
 	fmt.Fprintf(&b, "%d records, %.1f MB in %.2fs: %.0f records/s, %.2f MB/s\n",
 		res.Records, float64(res.Bytes)/1e6, res.Seconds, res.RecordsPerSec, res.MBPerSec)
 	if res.Mode == ModeE2E {

@@ -343,10 +343,13 @@ func newProduceTally(shared *counters) *produceTally {
 }
 
 // acked records one acknowledged record; only the client's promise goroutine calls it.
-func (t *produceTally) acked(latency time.Duration, size int64) {
+func (t *produceTally) acked(latency time.Duration, size int64) { t.ackedN(latency, 1, size) }
+
+// ackedN records n records of size bytes in all, acknowledged after latency.
+func (t *produceTally) ackedN(latency time.Duration, n, size int64) {
 	t.mu.Lock()
-	recordLatency(t.hist, latency)
-	t.recs++
+	recordLatencies(t.hist, latency, n)
+	t.recs += n
 	t.size += size
 	if t.recs >= tallyPublish {
 		t.publishLocked()
@@ -372,7 +375,12 @@ func (t *produceTally) finish(into *Recorder) {
 // runProduce measures producing only.
 func (r *runner) runProduce(ctx context.Context) error {
 	r.started = time.Now()
-	err := r.produce(ctx, r.deadline())
+	var err error
+	if r.cfg.Client == ClientLean {
+		err = r.produceLean(ctx, r.deadline())
+	} else {
+		err = r.produce(ctx, r.deadline())
+	}
 	r.elapsed = time.Since(r.started)
 	return err
 }

@@ -87,6 +87,7 @@ func newBenchModeCmd(mode bench.Mode, short string) *cobra.Command {
 	f.DurationVar(&cfg.Linger, "linger", cfg.Linger, "how long producers wait to fill a batch (linger.ms)")
 	f.IntVar(&cfg.Producers, "producers", cfg.Producers, "number of producer clients")
 	f.IntVar(&cfg.Consumers, "consumers", cfg.Consumers, "number of consumer clients")
+	f.StringVar(&cfg.Client, "client", cfg.Client, "load generator: franz-go (a full client, as applications produce) or lean (produce only: pre-encoded full batches, so the cluster rather than the client sets the rate)")
 	f.BoolVar(&asJSON, "json", false, "print the result as one JSON object")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write the load generator's own CPU profile (pprof) to this file: shows when the client, not the cluster, is the limit")
 	return cmd
