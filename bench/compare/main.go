@@ -161,8 +161,8 @@ type measurement struct {
 	// Produce with opts.clients lean producers (bench.ClientLean): what the cluster takes when the
 	// client's CPU is not the limit.
 	produce1KLean, produce100Lean *bench.Result
-	e2eRate                                          float64
-	errs                                             []string
+	e2eRate                       float64
+	errs                          []string
 }
 
 // measure starts a fresh cluster of kind k, runs the workloads and stops it.
