@@ -250,20 +250,40 @@ func (p *leanProducer) connect(ctx context.Context, leaders map[int32][]int32, a
 		}
 		c.version = min(v, leanProduceVersion)
 		if p.r.acks == -1 && p.pid < 0 {
-			req := kmsg.NewPtrInitProducerIDRequest()
-			req.Version = min(versions[22], req.MaxVersion())
-			req.TransactionTimeoutMillis = 60000
-			resp := kmsg.NewPtrInitProducerIDResponse()
-			if err := c.roundTrip(req, resp); err != nil {
-				return fmt.Errorf("lean producer: init producer id: %w", err)
+			if err := p.initProducerID(ctx, c, versions[22]); err != nil {
+				return err
 			}
-			if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
-				return fmt.Errorf("lean producer: init producer id: %w", err)
-			}
-			p.pid, p.epoch = resp.ProducerID, resp.ProducerEpoch
 		}
 	}
 	return nil
+}
+
+// initProducerID obtains the idempotent producer id and epoch over c, waiting out retriable errors
+// (a cluster that has just started answers COORDINATOR_LOAD_IN_PROGRESS for a moment).
+func (p *leanProducer) initProducerID(ctx context.Context, c *leanConn, maxVersion int16) error {
+	giveUp := time.Now().Add(setupTimeout)
+	for {
+		req := kmsg.NewPtrInitProducerIDRequest()
+		req.Version = min(maxVersion, req.MaxVersion())
+		req.TransactionTimeoutMillis = 60000
+		resp := kmsg.NewPtrInitProducerIDResponse()
+		if err := c.roundTrip(req, resp); err != nil {
+			return fmt.Errorf("lean producer: init producer id: %w", err)
+		}
+		err := kerr.ErrorForCode(resp.ErrorCode)
+		if err == nil {
+			p.pid, p.epoch = resp.ProducerID, resp.ProducerEpoch
+			return nil
+		}
+		if !kerr.IsRetriable(err) || time.Now().After(giveUp) {
+			return fmt.Errorf("lean producer: init producer id: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(primeBackoff):
+		}
+	}
 }
 
 func (p *leanProducer) close() {
@@ -365,30 +385,125 @@ func (p *leanProducer) run(ctx context.Context, c *leanConn, deadline time.Time)
 		s.req.Topics = []kmsg.ProduceRequestTopic{t}
 		free <- s
 	}
+	t := newProduceTally(&p.r.c)
+	defer t.finish(p.r.produceLat)
+	if err := p.prime(ctx, c, t); err != nil {
+		return err
+	}
 	inflight := make(chan *leanSlot, leanInflight)
 	recvErr := make(chan error, 1)
-	go func() { recvErr <- p.receive(c, inflight, free) }()
+	recvDone := make(chan struct{})
+	go func() {
+		defer close(recvDone)
+		err := p.receive(c, inflight, free, t)
+		if err != nil {
+			// Unblock a writer stuck on a connection nobody reads any more.
+			_ = c.nc.Close()
+		}
+		recvErr <- err
+	}()
 
-	sendErr := p.send(ctx, c, deadline, free, inflight)
+	sendErr := p.send(ctx, c, deadline, free, inflight, recvDone)
 	close(inflight)
 	if sendErr != nil {
 		// The reader may wait on an answer that will not come; end it.
 		_ = c.nc.Close()
-		<-recvErr
+		if err := <-recvErr; err != nil {
+			return err // the cause; the writer's error is its consequence
+		}
 		return sendErr
 	}
 	return <-recvErr
 }
 
+// prime writes one record to every partition of c with a synchronous request, repeated every
+// primeBackoff for the partitions that answered a retriable error, until all took theirs: a cluster can
+// list a leader for a partition it has just created before that leader takes writes (Kafka answers
+// NOT_LEADER_OR_FOLLOWER for a moment), and the pipeline that follows treats every error as fatal. The
+// primed records count as produced.
+func (p *leanProducer) prime(ctx context.Context, c *leanConn, t *produceTally) error {
+	var pending []int
+	for i := range c.parts {
+		if p.limit && p.quota.Add(-1) < 0 {
+			p.quota.Add(1)
+			break
+		}
+		pending = append(pending, i)
+	}
+	buf := append([]byte(nil), p.tmpl.batch[:p.tmpl.ends[0]]...)
+	giveUp := time.Now().Add(setupTimeout)
+	for len(pending) > 0 {
+		req := kmsg.NewPtrProduceRequest()
+		req.Version, req.Acks = c.version, p.r.acks
+		req.TimeoutMillis = int32(leanTimeout / time.Millisecond)
+		rt := kmsg.NewProduceRequestTopic()
+		rt.Topic = p.r.cfg.Topic
+		for _, i := range pending {
+			tp := kmsg.NewProduceRequestTopicPartition()
+			tp.Partition = c.parts[i]
+			// Each partition's batch is its own copy: kmsg encodes them all before the request goes.
+			tp.Records = append([]byte(nil), p.tmpl.stamp(buf, 1, p.pid, p.epoch, c.seq[i], time.Now().UnixMilli())...)
+			rt.Partitions = append(rt.Partitions, tp)
+		}
+		req.Topics = []kmsg.ProduceRequestTopic{rt}
+		sent := time.Now()
+		resp := kmsg.NewPtrProduceResponse()
+		if err := c.roundTrip(req, resp); err != nil {
+			return fmt.Errorf("lean producer: first produce: %w", err)
+		}
+		errs := map[int32]error{}
+		for _, t := range resp.Topics {
+			for _, rp := range t.Partitions {
+				errs[rp.Partition] = kerr.ErrorForCode(rp.ErrorCode)
+			}
+		}
+		var again []int
+		var lastErr error
+		for _, i := range pending {
+			err, ok := errs[c.parts[i]]
+			switch {
+			case !ok:
+				return fmt.Errorf("lean producer: first produce: no answer for %s/%d", p.r.cfg.Topic, c.parts[i])
+			case err == nil:
+				if p.pid >= 0 {
+					c.seq[i]++
+				}
+				t.ackedN(time.Since(sent), 1, int64(p.tmpl.size))
+			case kerr.IsRetriable(err):
+				again, lastErr = append(again, i), err
+			default:
+				return fmt.Errorf("lean producer: first produce to %s/%d: %w", p.r.cfg.Topic, c.parts[i], err)
+			}
+		}
+		pending = again
+		if len(pending) > 0 {
+			if time.Now().After(giveUp) {
+				return fmt.Errorf("lean producer: %s/%d takes no writes after %v: %w", p.r.cfg.Topic, c.parts[pending[0]], setupTimeout, lastErr)
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(primeBackoff):
+			}
+		}
+	}
+	return nil
+}
+
+// primeBackoff is the pause between prime's attempts.
+const primeBackoff = 100 * time.Millisecond
+
 // send is run's writer: it stamps and writes requests while slots are free.
 func (p *leanProducer) send(ctx context.Context, c *leanConn, deadline time.Time, free <-chan *leanSlot,
-	inflight chan<- *leanSlot) error {
+	inflight chan<- *leanSlot, recvDone <-chan struct{}) error {
 	per := p.tmpl.records
 	for {
 		var s *leanSlot
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-recvDone:
+			return nil // the reader failed; run reports why
 		case s = <-free:
 		case <-time.After(time.Until(deadline)):
 			return nil
@@ -433,9 +548,7 @@ func (p *leanProducer) send(ctx context.Context, c *leanConn, deadline time.Time
 }
 
 // receive is run's reader: it takes the answers in order, accounts for them, and frees their slots.
-func (p *leanProducer) receive(c *leanConn, inflight <-chan *leanSlot, free chan<- *leanSlot) error {
-	t := newProduceTally(&p.r.c)
-	defer t.finish(p.r.produceLat)
+func (p *leanProducer) receive(c *leanConn, inflight <-chan *leanSlot, free chan<- *leanSlot, t *produceTally) error {
 	for s := range inflight {
 		_ = c.nc.SetReadDeadline(time.Now().Add(leanTimeout + deliveryTimeout))
 		resp := kmsg.NewPtrProduceResponse()
