@@ -399,14 +399,6 @@ func throttleMillis(d time.Duration) int32 {
 	return int32(min(d.Milliseconds(), math.MaxInt32))
 }
 
-// requestQuotaExempt lists the API keys request_percentage never
-// throttles: what a client needs to connect and authenticate.
-var requestQuotaExempt = map[int16]bool{
-	kmsg.ApiVersions.Int16():      true,
-	kmsg.SASLHandshake.Int16():    true,
-	kmsg.SASLAuthenticate.Int16(): true,
-}
-
 // applyRequestQuota records the handler time of rq against its request
 // quota and puts the throttle into the reply (the larger of it and a
 // bandwidth throttle already set). Handlers run on the read loop, so a
@@ -517,14 +509,21 @@ func (c *conn) throttleResponse(resp kmsg.Response) {
 	}
 }
 
-// isInterBroker reports whether req is one only brokers send, which no
-// client quota applies to (Kafka exempts its cluster actions from the
-// request quota): a replica's fetch, WriteTxnMarkers, and AddPartitionsToTxn
-// from v4 (KIP-890: clients stay below v4, partition leaders verify
-// transactions with it). Throttling them would slow replication and
-// transactions for whoever matched a default quota.
-func isInterBroker(req kmsg.Request) bool {
+// exemptFromRequestQuota reports whether request_percentage leaves req
+// unmeasured and unthrottled. Two kinds are exempt:
+//   - what a client needs to connect and authenticate (ApiVersions,
+//     SaslHandshake, SaslAuthenticate): throttling those would keep a
+//     client from ever getting far enough to be measured fairly;
+//   - requests only brokers send, which no client quota applies to (Kafka
+//     exempts its cluster actions from the request quota): a replica's
+//     fetch, WriteTxnMarkers, and AddPartitionsToTxn from v4 (KIP-890:
+//     clients stay below v4, partition leaders verify transactions with
+//     it). Throttling them would slow replication and transactions for
+//     whoever matched a default quota.
+func exemptFromRequestQuota(req kmsg.Request) bool {
 	switch r := req.(type) {
+	case *kmsg.ApiVersionsRequest, *kmsg.SASLHandshakeRequest, *kmsg.SASLAuthenticateRequest:
+		return true
 	case *kmsg.FetchRequest:
 		return fetchReplicaID(r) >= 0
 	case *kmsg.WriteTxnMarkersRequest:
