@@ -706,7 +706,7 @@ func TestRecordFetch(t *testing.T) {
 
 // Requests only brokers send are exempt from client quotas; the same APIs
 // from clients are not.
-func TestIsInterBroker(t *testing.T) {
+func TestExemptFromRequestQuota(t *testing.T) {
 	follower := kmsg.NewPtrFetchRequest()
 	follower.ReplicaID = 2
 	consumer := kmsg.NewPtrFetchRequest()
@@ -727,8 +727,8 @@ func TestIsInterBroker(t *testing.T) {
 		{"AddPartitionsToTxn v3 (client)", client, false},
 		{"Produce", kmsg.NewPtrProduceRequest(), false},
 	} {
-		if got := isInterBroker(tc.req); got != tc.want {
-			t.Errorf("%s: isInterBroker %v, want %v", tc.name, got, tc.want)
+		if got := exemptFromRequestQuota(tc.req); got != tc.want {
+			t.Errorf("%s: exemptFromRequestQuota %v, want %v", tc.name, got, tc.want)
 		}
 	}
 }
