@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"math"
 	"net"
 	"strconv"
 	"sync"
@@ -82,15 +83,29 @@ func newLeanTemplate(valueSize int) *leanTemplate {
 		recs[i] = storage.Record{OffsetDelta: int32(i), Value: value}
 	}
 	batch := storage.BuildBatch(storage.BatchHeader{LastOffsetDelta: int32(n - 1)}, recs)
-	t := &leanTemplate{batch: batch, records: n, size: valueSize}
-	// Walk the record lengths to find where each record ends.
+	t := &leanTemplate{batch: batch, size: valueSize}
+	// Walk the record lengths to find where each record ends; the estimate above may be a byte or two
+	// short for the last records (longer varints), so stop at the batch limit.
 	at := batchHeaderBytes
 	for range n {
 		l, k := kbin.Varint(batch[at:])
 		at += k + int(l)
+		if at > batchMaxBytes && len(t.ends) > 0 {
+			break
+		}
 		t.ends = append(t.ends, at)
 	}
+	t.records = len(t.ends)
 	return t
+}
+
+// nextSequence is the sequence after n records from s: Kafka's sequences wrap from MaxInt32 to 0.
+func nextSequence(s int32, n int) int32 {
+	v := int64(s) + int64(n)
+	if v > math.MaxInt32 {
+		v -= math.MaxInt32 + 1
+	}
+	return int32(v)
 }
 
 // stamp turns buf (a copy of the template) into a batch of its first n records for producer pid/epoch
@@ -466,7 +481,7 @@ func (p *leanProducer) prime(ctx context.Context, c *leanConn, t *produceTally) 
 				return fmt.Errorf("lean producer: first produce: no answer for %s/%d", p.r.cfg.Topic, c.parts[i])
 			case err == nil:
 				if p.pid >= 0 {
-					c.seq[i]++
+					c.seq[i] = nextSequence(c.seq[i], 1)
 				}
 				t.ackedN(time.Since(sent), 1, int64(p.tmpl.size))
 			case kerr.IsRetriable(err):
@@ -530,7 +545,7 @@ func (p *leanProducer) send(ctx context.Context, c *leanConn, deadline time.Time
 			n := int(min(int64(per), want-s.records))
 			all[k].Records = p.tmpl.stamp(s.bufs[k], n, p.pid, p.epoch, c.seq[k], ms)
 			if p.pid >= 0 {
-				c.seq[k] += int32(n) // wraps at 2^31 as Kafka's sequences do
+				c.seq[k] = nextSequence(c.seq[k], n)
 			}
 			s.records += int64(n)
 		}
