@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
@@ -68,6 +69,7 @@ func Run(ctx context.Context, mode Mode, cfg Config) (*Result, error) {
 	r.partitions = parts
 
 	stopProgress := r.startProgress()
+	cpu0 := processCPU()
 	var runErr error
 	switch mode {
 	case ModeProduce:
@@ -78,6 +80,7 @@ func Run(ctx context.Context, mode Mode, cfg Config) (*Result, error) {
 		runErr = r.runE2E(ctx)
 	}
 	stopProgress()
+	r.clientCPU = processCPU() - cpu0
 	if runErr == nil {
 		runErr = ctx.Err()
 	}
@@ -98,6 +101,7 @@ type runner struct {
 	e2eLat     *Recorder
 	started    time.Time
 	elapsed    time.Duration
+	clientCPU  float64 // seconds of this process' CPU during the workload
 }
 
 // ensureTopic creates the topic if it does not exist and returns its partitions once every one of them
@@ -391,4 +395,13 @@ func (r *runner) deadline() time.Time {
 		return r.started.Add(r.cfg.Duration)
 	}
 	return r.started.Add(24 * time.Hour)
+}
+
+// processCPU returns the user and system CPU seconds this process has used; 0 where getrusage fails.
+func processCPU() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
