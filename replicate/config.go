@@ -62,12 +62,18 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/stromhq/strom/internal/clientcfg"
 )
+
+// ClientConfig describes how to reach one cluster: TLS, SASL, a Kafka client properties file.
+type ClientConfig = clientcfg.Config
 
 // Errors of this package; match with errors.Is.
 var (
-	// ErrBadConfig reports an unusable configuration (flags, client properties).
-	ErrBadConfig = errors.New("bad configuration")
+	// ErrBadConfig reports an unusable configuration (flags, client properties). It is
+	// clientcfg's, so a bad connection setting matches it too.
+	ErrBadConfig = clientcfg.ErrBadConfig
 	// ErrUnreachable reports a cluster that could not be reached or authenticated against.
 	ErrUnreachable = errors.New("cluster unreachable")
 	// ErrNoTopics reports that no source topic matches the selection.
