@@ -18,8 +18,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/sasl"
 
 	"github.com/stromhq/strom/storage"
 )
@@ -210,7 +210,7 @@ func (r *runner) produceLean(ctx context.Context, deadline time.Time) error {
 func (r *runner) leaders(ctx context.Context) (map[int32][]int32, map[int32]string, error) {
 	ctx, cancel := context.WithTimeout(ctx, setupTimeout)
 	defer cancel()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(r.cfg.Brokers...))
+	cl, err := r.client()
 	if err != nil {
 		return nil, nil, fmt.Errorf("metadata client: %w", err)
 	}
@@ -243,10 +243,20 @@ func (r *runner) leaders(ctx context.Context) (map[int32][]int32, map[int32]stri
 
 // connect dials every leader, negotiates versions, and with acks=all obtains a producer id.
 func (p *leanProducer) connect(ctx context.Context, leaders map[int32][]int32, addrs map[int32]string) error {
-	var d net.Dialer
+	dial, err := p.r.conn.Dialer()
+	if err != nil {
+		return err
+	}
+	if dial == nil {
+		dial = (&net.Dialer{}).DialContext
+	}
+	mech, err := p.r.conn.Mechanism()
+	if err != nil {
+		return err
+	}
 	for leader, parts := range leaders {
 		dctx, cancel := context.WithTimeout(ctx, leanTimeout)
-		nc, err := d.DialContext(dctx, "tcp", addrs[leader])
+		nc, err := dial(dctx, "tcp", addrs[leader])
 		cancel()
 		if err != nil {
 			return fmt.Errorf("lean producer: dial broker %d at %s: %w", leader, addrs[leader], err)
@@ -264,6 +274,11 @@ func (p *leanProducer) connect(ctx context.Context, leaders map[int32][]int32, a
 			return fmt.Errorf("lean producer: broker %d at %s does not take Produce v3 or later (v2 record batches)", leader, addrs[leader])
 		}
 		c.version = min(v, leanProduceVersion)
+		if mech != nil {
+			if err := c.authenticate(ctx, mech, versions); err != nil {
+				return fmt.Errorf("lean producer: broker %d at %s: %w", leader, addrs[leader], err)
+			}
+		}
 		if p.r.acks == -1 && p.pid < 0 {
 			if err := p.initProducerID(ctx, c, versions[22]); err != nil {
 				return err
@@ -325,6 +340,50 @@ func (c *leanConn) apiVersions() (map[int16]int16, error) {
 		out[k.ApiKey] = k.MaxVersion
 	}
 	return out, nil
+}
+
+// authenticate runs SASL with mech: SaslHandshake v1 names the mechanism, then SaslAuthenticate
+// carries the mechanism's messages until it is done (KIP-152).
+func (c *leanConn) authenticate(ctx context.Context, mech sasl.Mechanism, versions map[int16]int16) error {
+	hs := kmsg.NewPtrSASLHandshakeRequest()
+	hs.Version = 1
+	hs.Mechanism = mech.Name()
+	hsResp := kmsg.NewPtrSASLHandshakeResponse()
+	if err := c.roundTrip(hs, hsResp); err != nil {
+		return fmt.Errorf("sasl handshake: %w", err)
+	}
+	if err := kerr.ErrorForCode(hsResp.ErrorCode); err != nil {
+		return fmt.Errorf("sasl handshake %s (broker offers %v): %w", mech.Name(), hsResp.SupportedMechanisms, err)
+	}
+	host, _, _ := net.SplitHostPort(c.nc.RemoteAddr().String())
+	sess, msg, err := mech.Authenticate(ctx, host)
+	if err != nil {
+		return fmt.Errorf("sasl %s: %w", mech.Name(), err)
+	}
+	for {
+		req := kmsg.NewPtrSASLAuthenticateRequest()
+		req.Version = min(versions[36], 2)
+		req.SASLAuthBytes = msg
+		resp := kmsg.NewPtrSASLAuthenticateResponse()
+		if err := c.roundTrip(req, resp); err != nil {
+			return fmt.Errorf("sasl authenticate: %w", err)
+		}
+		if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
+			detail := ""
+			if resp.ErrorMessage != nil {
+				detail = ": " + *resp.ErrorMessage
+			}
+			return fmt.Errorf("sasl authenticate%s: %w", detail, err)
+		}
+		done, next, err := sess.Challenge(resp.SASLAuthBytes)
+		if err != nil {
+			return fmt.Errorf("sasl %s: %w", mech.Name(), err)
+		}
+		if done {
+			return nil
+		}
+		msg = next
+	}
 }
 
 // roundTrip sends req and decodes its answer into resp; only for setup, before the pipeline starts.

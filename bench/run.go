@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -16,6 +17,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/stromhq/strom/internal/clientcfg"
 )
 
 // Client settings shared by every run, so two clusters are always measured with the same client.
@@ -55,12 +58,26 @@ func (c *counters) fail(err error) {
 // was measured until then together with ctx's error). Every client and goroutine it starts has ended
 // when it returns.
 func Run(ctx context.Context, mode Mode, cfg Config) (*Result, error) {
+	conn, err := resolveConn(cfg)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Brokers = strings.Split(conn.Bootstrap, ",")
+	if conn.Bootstrap == "" {
+		cfg.Brokers = nil
+	}
 	if err := cfg.Validate(mode); err != nil {
 		return nil, err
 	}
+	if _, err := conn.Dialer(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadConfig, err)
+	}
+	if _, err := conn.Mechanism(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadConfig, err)
+	}
 	acks, _ := ParseAcks(cfg.Acks)
 	codec, _ := compressionCodec(cfg.Compression)
-	r := &runner{mode: mode, cfg: cfg, acks: acks, codec: codec,
+	r := &runner{mode: mode, cfg: cfg, conn: conn, acks: acks, codec: codec,
 		produceLat: NewRecorder(), e2eLat: NewRecorder()}
 	parts, err := r.ensureTopic(ctx)
 	if err != nil {
@@ -92,6 +109,7 @@ func Run(ctx context.Context, mode Mode, cfg Config) (*Result, error) {
 type runner struct {
 	mode       Mode
 	cfg        Config
+	conn       clientcfg.Config // resolved: Bootstrap is cfg.Brokers
 	acks       int16
 	codec      kgo.CompressionCodec
 	partitions []int32
@@ -104,12 +122,36 @@ type runner struct {
 	clientCPU  float64 // seconds of this process' CPU during the workload
 }
 
+// resolveConn fills cfg.Conn's properties file in and sets its bootstrap servers: cfg.Brokers if given,
+// else the file's.
+func resolveConn(cfg Config) (clientcfg.Config, error) {
+	conn := cfg.Conn
+	conn.Name = "cluster"
+	if len(cfg.Brokers) > 0 {
+		conn.Bootstrap = strings.Join(cfg.Brokers, ",")
+	}
+	conn, err := conn.Resolve()
+	if err != nil {
+		return conn, fmt.Errorf("%w: %w", ErrBadConfig, err)
+	}
+	return conn, nil
+}
+
+// client returns a franz-go client of the cluster with opts added to the connection's.
+func (r *runner) client(opts ...kgo.Opt) (*kgo.Client, error) {
+	base, err := r.conn.KgoOpts()
+	if err != nil {
+		return nil, err
+	}
+	return kgo.NewClient(append(base, opts...)...)
+}
+
 // ensureTopic creates the topic if it does not exist and returns its partitions once every one of them
 // has a leader.
 func (r *runner) ensureTopic(ctx context.Context) ([]int32, error) {
 	ctx, cancel := context.WithTimeout(ctx, setupTimeout)
 	defer cancel()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(r.cfg.Brokers...))
+	cl, err := r.client()
 	if err != nil {
 		return nil, fmt.Errorf("admin client for %v: %w", r.cfg.Brokers, err)
 	}
@@ -163,7 +205,7 @@ func (r *runner) ensureTopic(ctx context.Context) ([]int32, error) {
 func (r *runner) offsets(ctx context.Context) (start, end map[int32]int64, err error) {
 	ctx, cancel := context.WithTimeout(ctx, setupTimeout)
 	defer cancel()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(r.cfg.Brokers...))
+	cl, err := r.client()
 	if err != nil {
 		return nil, nil, fmt.Errorf("admin client: %w", err)
 	}
@@ -193,7 +235,6 @@ func (r *runner) offsets(ctx context.Context) (start, end map[int32]int64, err e
 // producerClient builds one producer with the run's acks, idempotence and compression.
 func (r *runner) producerClient() (*kgo.Client, error) {
 	opts := []kgo.Opt{
-		kgo.SeedBrokers(r.cfg.Brokers...),
 		kgo.DefaultProduceTopic(r.cfg.Topic),
 		kgo.ProducerBatchCompression(r.codec),
 		kgo.ProducerLinger(r.cfg.Linger),
@@ -209,7 +250,7 @@ func (r *runner) producerClient() (*kgo.Client, error) {
 	case 0:
 		opts = append(opts, kgo.RequiredAcks(kgo.NoAck()), kgo.DisableIdempotentWrite())
 	}
-	cl, err := kgo.NewClient(opts...)
+	cl, err := r.client(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("producer client: %w", err)
 	}
