@@ -109,8 +109,11 @@ func nextSequence(s int32, n int) int32 {
 }
 
 // stamp turns buf (a copy of the template) into a batch of its first n records for producer pid/epoch
-// starting at sequence seq, timestamped now, and returns the batch's bytes.
+// starting at sequence seq (-1 without a producer id), timestamped now, and returns the batch's bytes.
 func (t *leanTemplate) stamp(buf []byte, n int, pid int64, epoch int16, seq int32, now int64) []byte {
+	if pid < 0 {
+		seq = -1 // no producer id, no sequence: a plain acks=1 batch
+	}
 	b := buf[:t.ends[n-1]]
 	binary.BigEndian.PutUint32(b[batchLengthAt:], uint32(len(b)-12))
 	binary.BigEndian.PutUint16(b[batchAttributesAt:], 0)

@@ -47,6 +47,10 @@ func TestLeanTemplate(t *testing.T) {
 				h.ProducerEpoch != 3 || h.BaseSequence != math.MaxInt32-1 || h.BaseTimestamp != 1_700_000_000_000 {
 				t.Fatalf("size %d, %d records: header %+v, %d bytes", size, n, h, len(b))
 			}
+			if plain, _ := storage.ParseBatchHeader(tmpl.stamp(buf, n, -1, -1, 7, 0)); plain.BaseSequence != -1 || plain.ProducerID != -1 {
+				t.Fatalf("size %d: batch without producer id: %+v", size, plain)
+			}
+			b = tmpl.stamp(buf, n, 42, 3, math.MaxInt32-1, 1_700_000_000_000)
 			count := 0
 			if err := storage.SplitBatches(b, func(storage.BatchHeader, []byte) bool { count++; return true }); err != nil || count != 1 {
 				t.Fatalf("size %d, %d records: split %d batches, %v", size, n, count, err)
