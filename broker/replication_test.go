@@ -78,11 +78,7 @@ func startMixedCluster(t testing.TB, n, nVoters int, mod func(*Config)) *testClu
 			}
 			continue
 		}
-		t.Cleanup(func() {
-			for i := range c.brokers {
-				c.stop(i)
-			}
-		})
+		t.Cleanup(c.stopAll)
 		for i, err := range errs {
 			if err != nil {
 				t.Fatalf("start node %d: %v", i+1, err)
@@ -151,6 +147,18 @@ func (c *testCluster) stop(i int) {
 	if n := b.handlerPanics.Load(); n != 0 {
 		c.t.Errorf("node %d: %d handler panics", i+1, n)
 	}
+}
+
+// stopAll closes every running node at once. One after another, the last
+// node would have no quorum left for its controlled shutdown and wait out
+// the session timeout; together, each node's controlled shutdown runs
+// while the others still form a quorum. Each Close is still checked.
+func (c *testCluster) stopAll() {
+	var wg sync.WaitGroup
+	for i := range c.brokers {
+		wg.Go(func() { c.stop(i) })
+	}
+	wg.Wait()
 }
 
 // restart starts node i again on its data dir.
