@@ -290,6 +290,7 @@ func TestAuthzTopicAdmin(t *testing.T) {
 }
 
 func TestAuthzGroups(t *testing.T) {
+	t.Parallel()
 	b, br := authzBroker(t)
 	ids := map[string][16]byte{"t": seedTopic(t, b, "t").ID, "secret": seedTopic(t, b, "secret").ID}
 
@@ -547,6 +548,7 @@ func TestAuthzTransactions(t *testing.T) {
 // broker form of AddPartitionsToTxn need CLUSTER_ACTION) work as without
 // ACLs.
 func TestAuthzCluster(t *testing.T) {
+	t.Parallel()
 	c := startTestCluster(t, 3, withAuthorizer(anonymous))
 	createReplicated(t, c, "acl-r", 3, "2")
 	produceSeq(t, c.client(), "acl-r", 0, 30)

@@ -116,6 +116,7 @@ func TestPipelinedResponsesInOrder(t *testing.T) {
 }
 
 func TestReadFrameGrows(t *testing.T) {
+	t.Parallel()
 	for _, recycle := range []bool{false, true} {
 		for _, size := range []int{0, 1, 4095, 4097, frameChunk - 1, frameChunk, 3*frameChunk + 17, 1<<maxFrameClass + 1} {
 			data := make([]byte, size)

@@ -32,6 +32,7 @@ func consumeN(t *testing.T, b *Broker, topic string, n int, opts ...kgo.Opt) []*
 }
 
 func TestProduceConsumeCodecs(t *testing.T) {
+	t.Parallel()
 	b := startTestBroker(t, nil)
 	adm := newAdmin(t, b)
 	codecs := map[string]kgo.CompressionCodec{

@@ -79,8 +79,12 @@ var txnVersions = []struct {
 }
 
 func TestTransactionsCommitAbort(t *testing.T) {
+	t.Parallel()
 	for _, tv := range txnVersions {
-		t.Run(tv.name, func(t *testing.T) { testTransactionsCommitAbort(t, tv.name, tv.opts) })
+		t.Run(tv.name, func(t *testing.T) {
+			t.Parallel()
+			testTransactionsCommitAbort(t, tv.name, tv.opts)
+		})
 	}
 }
 
@@ -163,8 +167,12 @@ func testTransactionsCommitAbort(t *testing.T, tv string, opts []kgo.Opt) {
 // TestTransactionsZombieFenced: a second producer with the same
 // transactional id aborts the first one's open transaction and fences it.
 func TestTransactionsZombieFenced(t *testing.T) {
+	t.Parallel()
 	for _, tv := range txnVersions {
-		t.Run(tv.name, func(t *testing.T) { testTransactionsZombieFenced(t, tv.opts) })
+		t.Run(tv.name, func(t *testing.T) {
+			t.Parallel()
+			testTransactionsZombieFenced(t, tv.opts)
+		})
 	}
 }
 
