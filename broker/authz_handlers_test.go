@@ -106,6 +106,7 @@ func authzMetadataReq(topics ...string) *kmsg.MetadataRequest {
 }
 
 func TestAuthzProduceFetchMetadata(t *testing.T) {
+	t.Parallel()
 	b, br := authzBroker(t)
 	tp := seedTopic(t, b, "t")
 	seedTopic(t, b, "secret")
@@ -205,6 +206,7 @@ func TestAuthzProduceFetchMetadata(t *testing.T) {
 }
 
 func TestAuthzTopicAdmin(t *testing.T) {
+	t.Parallel()
 	b, br := authzBroker(t)
 	create := func() *kmsg.CreateTopicsResponseTopic {
 		req := kmsg.NewPtrCreateTopicsRequest()
@@ -421,6 +423,7 @@ func TestAuthzGroups(t *testing.T) {
 }
 
 func TestAuthzTransactions(t *testing.T) {
+	t.Parallel()
 	// AddPartitionsToTxn v3 is the client form; v4+ is brokers'.
 	vs := kversion.V4_0_0()
 	vs.SetMaxKeyVersion(24, 3)

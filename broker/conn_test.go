@@ -39,6 +39,7 @@ func expectClosed(t *testing.T, nc net.Conn) {
 }
 
 func TestApiVersionsUnsupportedVersion(t *testing.T) {
+	t.Parallel()
 	b := startTestBroker(t, nil)
 	nc := dial(t, b)
 	f := frameOf(kmsg.NewPtrApiVersionsRequest(), 0, 11)
@@ -68,6 +69,7 @@ func TestApiVersionsUnsupportedVersion(t *testing.T) {
 }
 
 func TestBadRequestsCloseOnlyTheirConnection(t *testing.T) {
+	t.Parallel()
 	b := startTestBroker(t, func(c *Config) { c.MaxRequestBytes = 1 << 16 })
 	other := dial(t, b)
 	cases := map[string][]byte{
@@ -96,6 +98,7 @@ func TestBadRequestsCloseOnlyTheirConnection(t *testing.T) {
 }
 
 func TestPipelinedResponsesInOrder(t *testing.T) {
+	t.Parallel()
 	b := startTestBroker(t, nil)
 	nc := dial(t, b)
 	var frames []byte
@@ -174,6 +177,7 @@ func TestFramePoolClasses(t *testing.T) {
 }
 
 func TestIdleConnectionClosed(t *testing.T) {
+	t.Parallel()
 	b := startTestBroker(t, func(c *Config) { c.IdleTimeout = 50 * time.Millisecond })
 	nc := dial(t, b)
 	expectClosed(t, nc)
@@ -182,6 +186,7 @@ func TestIdleConnectionClosed(t *testing.T) {
 // Close answers parked long polls at once instead of waiting out max wait,
 // and the client gets its response before the connection closes.
 func TestCloseAnswersLongPoll(t *testing.T) {
+	t.Parallel()
 	b := startTestBroker(t, nil)
 	createTopic(t, newAdmin(t, b), "lp-close", 1, nil)
 	nc := dial(t, b)

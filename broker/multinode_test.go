@@ -133,6 +133,7 @@ func TestMayLead(t *testing.T) {
 // TestMultiNodeNoQuorum: a voter started without the others gives up after
 // StartTimeout with an error that names the voters and the majority.
 func TestMultiNodeNoQuorum(t *testing.T) {
+	t.Parallel()
 	cfg := DefaultConfig()
 	cfg.DataDir = t.TempDir()
 	cfg.Listen = "127.0.0.1:0"

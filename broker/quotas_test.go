@@ -343,6 +343,7 @@ func TestAlterDescribeClientQuotas(t *testing.T) {
 // TestClientQuotasAuthorization: Alter needs ALTER_CONFIGS and Describe
 // DESCRIBE_CONFIGS on the cluster.
 func TestClientQuotasAuthorization(t *testing.T) {
+	t.Parallel()
 	b, br := authzBroker(t)
 	alter := kmsg.NewPtrAlterClientQuotasRequest()
 	alter.Entries = append(alter.Entries, alterQuotaEntry([]kmsg.AlterClientQuotasRequestEntryOp{quotaOp("producer_byte_rate", 1, false)}, "user", "a"))
@@ -495,6 +496,7 @@ func TestRequestPercentageThrottles(t *testing.T) {
 
 // TestClientQuotasSurviveRestart: quotas are in the raft log and snapshot.
 func TestClientQuotasSurviveRestart(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	mod := func(c *Config) { c.DataDir = dir; c.Fsync = "always" }
 	b := startTestBroker(t, mod)
@@ -631,6 +633,7 @@ func createTopicsReq(names ...string) *kmsg.CreateTopicsRequest {
 // charged with partitions; strict versions refuse topics while it is in
 // debt, older ones create them and only throttle.
 func TestControllerMutationQuota(t *testing.T) {
+	t.Parallel()
 	// 0.1 mutations/s over 11 x 100 ms: a burst of 0.11 tokens, and a
 	// debt of one partition takes ~9 s to repay (the margin for the
 	// requests below, on fresh connections: the first one is muted).

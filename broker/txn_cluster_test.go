@@ -722,6 +722,7 @@ func TestTxnClusterCoordinatorFailover(t *testing.T) {
 // replaced by a newer epoch, and unnecessary while the producer's
 // transaction is open in the log at the batch's epoch.
 func TestVerifyGuard(t *testing.T) {
+	t.Parallel()
 	b := startTestBroker(t, nil)
 	createTopic(t, newAdmin(t, b), "vg", 1, nil)
 	p := b.parts.get("vg", 0)

@@ -220,6 +220,7 @@ func testTransactionsZombieFenced(t *testing.T, opts []kgo.Opt) {
 // aborted by the coordinator, the producer is fenced, and the last stable
 // offset moves past it.
 func TestTransactionTimeout(t *testing.T) {
+	t.Parallel()
 	b := startTestBroker(t, func(c *Config) { c.TransactionAbortCheckInterval = 50 * time.Millisecond })
 	ctx := testCtx(t)
 	adm := newAdmin(t, b)
@@ -274,6 +275,7 @@ func TestTransactionTimeout(t *testing.T) {
 // TestTransactionReadCommittedLSO: an open transaction holds the last
 // stable offset (ListOffsets read_committed and fetch) at its first offset.
 func TestTransactionReadCommittedLSO(t *testing.T) {
+	t.Parallel()
 	b := startTestBroker(t, nil)
 	ctx := testCtx(t)
 	adm := newAdmin(t, b)
