@@ -118,6 +118,9 @@ func startGroupConsumer(t *testing.T, b *Broker, groupID, topic string, balancer
 		kgo.DisableAutoCommit(), kgo.BlockRebalanceOnPoll(),
 		kgo.SessionTimeout(1500 * time.Millisecond), kgo.HeartbeatInterval(200 * time.Millisecond),
 		kgo.RebalanceTimeout(5 * time.Second), kgo.RetryTimeout(5 * time.Second),
+		// kgo's default backoff grows to 2.5 s; a member retrying its join
+		// across a broker restart would sit out most of that.
+		kgo.RetryBackoffFn(func(int) time.Duration { return 100 * time.Millisecond }),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(500 * time.Millisecond),
 	}, extra...)...)
 	if err != nil {
