@@ -35,6 +35,7 @@ func recvAs[R kmsg.Response](t *testing.T, c *rawConn, req kmsg.Request, v int16
 // fresh token each time) while producing and consuming; every record
 // arrives and the broker counts the re-authentications.
 func TestReauthFranzGo(t *testing.T) {
+	t.Parallel()
 	b := startOAuthBroker(t, func(c *Config) { c.ConnectionsMaxReauth = 2 * time.Second })
 	var minted atomic.Int64
 	mech := oauth.Oauth(func(context.Context) (oauth.Auth, error) {
@@ -91,6 +92,7 @@ func TestReauthFranzGo(t *testing.T) {
 // disconnected by its first request after the session lifetime, which the
 // broker announced; an OAUTHBEARER token's expiry caps the lifetime.
 func TestReauthSessionExpiry(t *testing.T) {
+	t.Parallel()
 	const reauth = 700 * time.Millisecond
 	b := startOAuthBroker(t, func(c *Config) { c.ConnectionsMaxReauth = reauth })
 
@@ -239,6 +241,7 @@ func TestReauthWire(t *testing.T) {
 // inter-broker listener (replica fetchers, transaction markers) renew their
 // session before it expires, on the same connection.
 func TestPeerReauthenticates(t *testing.T) {
+	t.Parallel()
 	const reauth = 1500 * time.Millisecond
 	b := startOAuthBroker(t, func(c *Config) { c.ConnectionsMaxReauth = reauth })
 	b.cfg.InterBrokerSASL = SASLCredentials{Mechanism: MechanismPlain, Username: "admin", Password: "admin-secret"} // read only by dialPeer, which runs here
