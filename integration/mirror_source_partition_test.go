@@ -1,0 +1,96 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/stromhq/strom/integration/harness"
+)
+
+// TestMirrorSourcePartition runs `strom mirror --mode exactly-once` out of a three-node source cluster,
+// Apache Kafka (an on-premises cluster being migrated away from) and Strom side by side, whose nodes sit
+// in network namespaces of their own, into a single-node Kafka, while an idempotent acks=all producer
+// keeps writing to the source (replication factor 3, min.insync.replicas 2), and partitions the
+// source's network three times:
+//   - the leader of a source partition cut off from its followers while the mirror and the producer
+//     still reach it: it may take writes it cannot replicate, which the mirror must never copy (they
+//     are above the high watermark, and the new leader truncates them away);
+//   - the leader of a source partition cut off from the mirror (and the producer, which shares its
+//     network) only: the cluster sees nothing wrong and keeps the leader, so the mirror must wait and
+//     continue where it stopped;
+//   - the source's active controller cut off from every node and every client.
+//
+// After each heal the mirror must copy every partition again; once the producer stops, every record it
+// had acknowledged must be on the source once and in order, and the destination must equal the source
+// (verify, no duplicate allowed): every acknowledged record copied exactly once.
+func TestMirrorSourcePartition(t *testing.T) {
+	for _, tg := range netnsClusters3("from-") {
+		t.Run(tg.name, func(t *testing.T) {
+			t.Parallel()
+			mirrorSourcePartitionScenario(t, tg.start(t), mirrorDest(t))
+		})
+	}
+}
+
+func mirrorSourcePartitionScenario(t *testing.T, src, dst *harness.LocalCluster) {
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	start := time.Now()
+	prefix := uniqueName("mspart")
+	topic := prefix + ".data"
+	scl := newClient(t, src, kgo.MetadataMinAge(100*time.Millisecond))
+	sadm := kadm.NewClient(scl)
+	minISR := "2"
+	createTopic(ctx, t, sadm, topic, 3, 3, map[string]*string{"min.insync.replicas": &minISR})
+	// As in TestNetworkPartition: the request timeout bounds how long a produce to an unreachable
+	// leader waits before the client looks for the new one. Stopped by finish below, or by the end of
+	// ctx when the test fails first.
+	pcl := newClient(t, src, kgo.RecordDeliveryTimeout(2*time.Minute), kgo.MaxBufferedRecords(2000),
+		kgo.ProduceRequestTimeout(5*time.Second), kgo.RequestTimeoutOverhead(2*time.Second))
+	prod := startAckedProducer(ctx, pcl, topic, 1000)
+
+	m := startEOSMirror(ctx, t, src, dst, prefix)
+	m.copied(500, "first records")
+	runCuts(t, src, sourceCuts(ctx, t, src, scl, topic), nil, func(name string) string {
+		m.copied(500, "after: "+name)
+		acked, failed := prod.counts()
+		return fmt.Sprintf("the mirror copies; %d records acknowledged, %d failed", acked, failed)
+	})
+	prod.finish(ctx, t)
+	acked, stored := prod.verify(ctx, t, src, sadm, topic)
+	_, failed := prod.counts()
+	copiedN, dups := m.finish()
+	if copiedN != stored || dups != 0 {
+		t.Fatalf("destination holds %d distinct records (%d duplicates), the source %d", copiedN, dups, stored)
+	}
+	t.Logf("%d records (%d acknowledged, %d failed) copied exactly once through 3 partitions of the source's network in %.1fs; %d mirror session restarts",
+		copiedN, acked, failed, time.Since(start).Seconds(), m.restarts())
+}
+
+// sourceCuts returns the three partitions TestMirrorSourcePartition runs on the source c (cl, a client
+// of c, finds leaders and the controller): the leader of topic's partition 0 cut off from both
+// followers, clients still reaching it; the leader of partition 1 cut off from the clients (the mirror)
+// only; the active controller cut off from every node and every client.
+func sourceCuts(ctx context.Context, t testing.TB, c *harness.LocalCluster, cl *kgo.Client, topic string) []cutScenario {
+	adm := kadm.NewClient(cl)
+	return []cutScenario{
+		{"source partition leader cut off from its followers, the mirror still reaches it", func() [][2]int {
+			l := leaderIndex(ctx, t, adm, topic, 0)
+			o := otherNodes(c, l)
+			return [][2]int{{l, o[0]}, {l, o[1]}}
+		}},
+		{"source partition leader cut off from the mirror only", func() [][2]int {
+			return [][2]int{{leaderIndex(ctx, t, adm, topic, 1), harness.HostNode}}
+		}},
+		{"source controller cut off from every node and every client", func() [][2]int {
+			ctl := quorumLeader(ctx, t, cl)
+			o := otherNodes(c, ctl)
+			return [][2]int{{ctl, o[0]}, {ctl, o[1]}, {ctl, harness.HostNode}}
+		}},
+	}
+}
