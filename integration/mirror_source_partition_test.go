@@ -94,3 +94,52 @@ func sourceCuts(ctx context.Context, t testing.TB, c *harness.LocalCluster, cl *
 		}},
 	}
 }
+
+// TestMirrorSourceOutage cuts the exactly-once mirror (and the producer beside it) off from every node
+// of a three-node source for longer than the clients' retry timeout (30 s), as a source maintenance
+// window or a broken VPN link would: the sessions that fail meanwhile must be restarted, not end the
+// mirror, and after the heal it must continue and copy every acknowledged record exactly once.
+func TestMirrorSourceOutage(t *testing.T) {
+	for _, tg := range netnsClusters3("from-") {
+		t.Run(tg.name, func(t *testing.T) {
+			t.Parallel()
+			src, dst := tg.start(t), mirrorDest(t)
+			ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+			defer cancel()
+			prefix := uniqueName("msout")
+			topic := prefix + ".data"
+			sadm := kadm.NewClient(newClient(t, src))
+			minISR := "2"
+			createTopic(ctx, t, sadm, topic, 3, 3, map[string]*string{"min.insync.replicas": &minISR})
+			pcl := newClient(t, src, kgo.RecordDeliveryTimeout(2*time.Minute), kgo.MaxBufferedRecords(2000),
+				kgo.ProduceRequestTimeout(5*time.Second), kgo.RequestTimeoutOverhead(2*time.Second))
+			prod := startAckedProducer(ctx, pcl, topic, 500)
+			m := startEOSMirror(ctx, t, src, dst, prefix)
+			m.copied(500, "first records")
+			for i := range src.Nodes() {
+				if err := src.Cut(i, harness.HostNode); err != nil {
+					t.Fatal(err)
+				}
+			}
+			const outage = 75 * time.Second
+			select {
+			case err := <-m.exited:
+				m.exited <- err
+				t.Fatalf("the mirror exited during the source outage: %v\n%s", err, tail(m.logPath))
+			case <-time.After(outage):
+			}
+			if err := src.Heal(); err != nil {
+				t.Fatal(err)
+			}
+			m.copied(500, "after the outage")
+			prod.finish(ctx, t)
+			acked, stored := prod.verify(ctx, t, src, sadm, topic)
+			copiedN, dups := m.finish()
+			if copiedN != stored || dups != 0 {
+				t.Fatalf("destination holds %d distinct records (%d duplicates), the source %d", copiedN, dups, stored)
+			}
+			t.Logf("%d records (%d acknowledged) copied exactly once across a %v source outage; %d mirror session restarts",
+				copiedN, acked, outage, m.restarts())
+		})
+	}
+}
