@@ -59,6 +59,7 @@ func mirrorPartitionScenario(t *testing.T, src, dst *harness.LocalCluster) {
 		t.Fatalf("destination holds %d distinct records (%d duplicates), the source %d", copiedN, dups, sent)
 	}
 	t.Logf("%d records copied exactly once through 3 partitions of the destination's network", copiedN)
+	m.logRestarts()
 }
 
 // eosMirror is a `strom mirror --mode exactly-once` process the partition tests run between two
@@ -199,9 +200,29 @@ func (m *eosMirror) finish() (copied, dups int) {
 	return copied, dups
 }
 
-// restarts counts the sessions the mirror restarted after a failure (its log's warnings), for the test
-// log: a source fault may end a session, the copy must stay exact anyway.
-func (m *eosMirror) restarts() int {
+// restarts returns the mirror log's warnings about failed sessions, each restarted from the last
+// durable position, for the test log: a fault may end a session, the copy must stay exact anyway.
+func (m *eosMirror) restarts() []string {
 	b, _ := os.ReadFile(m.logPath)
-	return strings.Count(string(b), "mirror session failed")
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.Contains(line, "mirror session failed") {
+			out = append(out, line)
+		}
+	}
+	return out
+}
+
+// logRestarts logs how many sessions the mirror restarted, and why the first few failed.
+func (m *eosMirror) logRestarts() {
+	m.t.Helper()
+	r := m.restarts()
+	m.t.Logf("%d mirror session restarts", len(r))
+	for i, line := range r {
+		if i == 5 {
+			m.t.Logf("  ...")
+			break
+		}
+		m.t.Logf("  %s", line)
+	}
 }
