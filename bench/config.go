@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/stromhq/strom/internal/clientcfg"
 )
 
 // Errors of this package; match with errors.Is.
@@ -78,6 +80,9 @@ type Config struct {
 	Producers, Consumers int
 	// Client is the load generator: ClientFranzGo (the default) or ClientLean.
 	Client string
+	// Conn is how to connect: TLS, SASL, or a Kafka client properties file (ConfigFile). Brokers, when
+	// set, win over the file's bootstrap.servers; Conn.Bootstrap is not used.
+	Conn clientcfg.Config
 	// DrainTimeout bounds how long e2e consumers keep reading after the producers stopped.
 	DrainTimeout time.Duration
 	// Progress receives a status line every ProgressInterval while the run goes; nil disables it.
@@ -115,7 +120,7 @@ func (c Config) Validate(mode Mode) error {
 		return bad("mode %q is not produce, consume or e2e", mode)
 	}
 	if len(c.Brokers) == 0 {
-		return bad("--brokers is empty")
+		return bad("--brokers is empty (and --client-config names no bootstrap.servers)")
 	}
 	for _, b := range c.Brokers {
 		if _, port, ok := strings.Cut(b, ":"); !ok || port == "" {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"math"
 	"net"
 	"strconv"
 	"sync"
@@ -17,8 +18,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/sasl"
 
 	"github.com/stromhq/strom/storage"
 )
@@ -82,15 +83,29 @@ func newLeanTemplate(valueSize int) *leanTemplate {
 		recs[i] = storage.Record{OffsetDelta: int32(i), Value: value}
 	}
 	batch := storage.BuildBatch(storage.BatchHeader{LastOffsetDelta: int32(n - 1)}, recs)
-	t := &leanTemplate{batch: batch, records: n, size: valueSize}
-	// Walk the record lengths to find where each record ends.
+	t := &leanTemplate{batch: batch, size: valueSize}
+	// Walk the record lengths to find where each record ends; the estimate above may be a byte or two
+	// short for the last records (longer varints), so stop at the batch limit.
 	at := batchHeaderBytes
 	for range n {
 		l, k := kbin.Varint(batch[at:])
 		at += k + int(l)
+		if at > batchMaxBytes && len(t.ends) > 0 {
+			break
+		}
 		t.ends = append(t.ends, at)
 	}
+	t.records = len(t.ends)
 	return t
+}
+
+// nextSequence is the sequence after n records from s: Kafka's sequences wrap from MaxInt32 to 0.
+func nextSequence(s int32, n int) int32 {
+	v := int64(s) + int64(n)
+	if v > math.MaxInt32 {
+		v -= math.MaxInt32 + 1
+	}
+	return int32(v)
 }
 
 // stamp turns buf (a copy of the template) into a batch of its first n records for producer pid/epoch
@@ -195,7 +210,7 @@ func (r *runner) produceLean(ctx context.Context, deadline time.Time) error {
 func (r *runner) leaders(ctx context.Context) (map[int32][]int32, map[int32]string, error) {
 	ctx, cancel := context.WithTimeout(ctx, setupTimeout)
 	defer cancel()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(r.cfg.Brokers...))
+	cl, err := r.client()
 	if err != nil {
 		return nil, nil, fmt.Errorf("metadata client: %w", err)
 	}
@@ -228,10 +243,20 @@ func (r *runner) leaders(ctx context.Context) (map[int32][]int32, map[int32]stri
 
 // connect dials every leader, negotiates versions, and with acks=all obtains a producer id.
 func (p *leanProducer) connect(ctx context.Context, leaders map[int32][]int32, addrs map[int32]string) error {
-	var d net.Dialer
+	dial, err := p.r.conn.Dialer()
+	if err != nil {
+		return err
+	}
+	if dial == nil {
+		dial = (&net.Dialer{}).DialContext
+	}
+	mech, err := p.r.conn.Mechanism()
+	if err != nil {
+		return err
+	}
 	for leader, parts := range leaders {
 		dctx, cancel := context.WithTimeout(ctx, leanTimeout)
-		nc, err := d.DialContext(dctx, "tcp", addrs[leader])
+		nc, err := dial(dctx, "tcp", addrs[leader])
 		cancel()
 		if err != nil {
 			return fmt.Errorf("lean producer: dial broker %d at %s: %w", leader, addrs[leader], err)
@@ -249,6 +274,11 @@ func (p *leanProducer) connect(ctx context.Context, leaders map[int32][]int32, a
 			return fmt.Errorf("lean producer: broker %d at %s does not take Produce v3 or later (v2 record batches)", leader, addrs[leader])
 		}
 		c.version = min(v, leanProduceVersion)
+		if mech != nil {
+			if err := c.authenticate(ctx, mech, versions); err != nil {
+				return fmt.Errorf("lean producer: broker %d at %s: %w", leader, addrs[leader], err)
+			}
+		}
 		if p.r.acks == -1 && p.pid < 0 {
 			if err := p.initProducerID(ctx, c, versions[22]); err != nil {
 				return err
@@ -310,6 +340,50 @@ func (c *leanConn) apiVersions() (map[int16]int16, error) {
 		out[k.ApiKey] = k.MaxVersion
 	}
 	return out, nil
+}
+
+// authenticate runs SASL with mech: SaslHandshake v1 names the mechanism, then SaslAuthenticate
+// carries the mechanism's messages until it is done (KIP-152).
+func (c *leanConn) authenticate(ctx context.Context, mech sasl.Mechanism, versions map[int16]int16) error {
+	hs := kmsg.NewPtrSASLHandshakeRequest()
+	hs.Version = 1
+	hs.Mechanism = mech.Name()
+	hsResp := kmsg.NewPtrSASLHandshakeResponse()
+	if err := c.roundTrip(hs, hsResp); err != nil {
+		return fmt.Errorf("sasl handshake: %w", err)
+	}
+	if err := kerr.ErrorForCode(hsResp.ErrorCode); err != nil {
+		return fmt.Errorf("sasl handshake %s (broker offers %v): %w", mech.Name(), hsResp.SupportedMechanisms, err)
+	}
+	host, _, _ := net.SplitHostPort(c.nc.RemoteAddr().String())
+	sess, msg, err := mech.Authenticate(ctx, host)
+	if err != nil {
+		return fmt.Errorf("sasl %s: %w", mech.Name(), err)
+	}
+	for {
+		req := kmsg.NewPtrSASLAuthenticateRequest()
+		req.Version = min(versions[36], 2)
+		req.SASLAuthBytes = msg
+		resp := kmsg.NewPtrSASLAuthenticateResponse()
+		if err := c.roundTrip(req, resp); err != nil {
+			return fmt.Errorf("sasl authenticate: %w", err)
+		}
+		if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
+			detail := ""
+			if resp.ErrorMessage != nil {
+				detail = ": " + *resp.ErrorMessage
+			}
+			return fmt.Errorf("sasl authenticate%s: %w", detail, err)
+		}
+		done, next, err := sess.Challenge(resp.SASLAuthBytes)
+		if err != nil {
+			return fmt.Errorf("sasl %s: %w", mech.Name(), err)
+		}
+		if done {
+			return nil
+		}
+		msg = next
+	}
 }
 
 // roundTrip sends req and decodes its answer into resp; only for setup, before the pipeline starts.
@@ -466,7 +540,7 @@ func (p *leanProducer) prime(ctx context.Context, c *leanConn, t *produceTally) 
 				return fmt.Errorf("lean producer: first produce: no answer for %s/%d", p.r.cfg.Topic, c.parts[i])
 			case err == nil:
 				if p.pid >= 0 {
-					c.seq[i]++
+					c.seq[i] = nextSequence(c.seq[i], 1)
 				}
 				t.ackedN(time.Since(sent), 1, int64(p.tmpl.size))
 			case kerr.IsRetriable(err):
@@ -530,7 +604,7 @@ func (p *leanProducer) send(ctx context.Context, c *leanConn, deadline time.Time
 			n := int(min(int64(per), want-s.records))
 			all[k].Records = p.tmpl.stamp(s.bufs[k], n, p.pid, p.epoch, c.seq[k], ms)
 			if p.pid >= 0 {
-				c.seq[k] += int32(n) // wraps at 2^31 as Kafka's sequences do
+				c.seq[k] = nextSequence(c.seq[k], n)
 			}
 			s.records += int64(n)
 		}

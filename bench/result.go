@@ -31,11 +31,14 @@ type Result struct {
 	RecordsPerSec float64 `json:"records_per_sec"`
 	MBPerSec      float64 `json:"mb_per_sec"`
 	// Consumed counts records read back in e2e mode.
-	Consumed   int64    `json:"consumed,omitempty"`
-	Errors     int64    `json:"errors"`
-	FirstError string   `json:"first_error,omitempty"`
-	Produce    *Summary `json:"produce_latency,omitempty"`
-	E2E        *Summary `json:"e2e_latency,omitempty"`
+	Consumed int64 `json:"consumed,omitempty"`
+	// ClientCPUSeconds is the CPU time (user + system) the load generator's process used during the
+	// run: beside the throughput it shows whether the client, not the cluster, was the limit.
+	ClientCPUSeconds float64  `json:"client_cpu_seconds"`
+	Errors           int64    `json:"errors"`
+	FirstError       string   `json:"first_error,omitempty"`
+	Produce          *Summary `json:"produce_latency,omitempty"`
+	E2E              *Summary `json:"e2e_latency,omitempty"`
 }
 
 // result assembles the Result once every worker has ended.
@@ -46,6 +49,7 @@ func (r *runner) result() *Result {
 		Acks: r.cfg.Acks, Compression: r.cfg.Compression, LingerMS: float64(r.cfg.Linger) / float64(time.Millisecond),
 		Producers: r.cfg.Producers, Client: r.cfg.Client,
 		Consumers: r.cfg.Consumers, Seconds: r.elapsed.Seconds(), Errors: r.c.errors.Load(),
+		ClientCPUSeconds: r.clientCPU,
 	}
 	r.c.mu.Lock()
 	if r.c.firstErr != nil {
@@ -97,6 +101,9 @@ func (res *Result) WriteText(w io.Writer) error {
 		res.Records, float64(res.Bytes)/1e6, res.Seconds, res.RecordsPerSec, res.MBPerSec)
 	if res.Mode == ModeE2E {
 		fmt.Fprintf(&b, "consumed %d of %d acknowledged records\n", res.Consumed, res.Records)
+	}
+	if res.Seconds > 0 {
+		fmt.Fprintf(&b, "load generator CPU: %.2f s (%.2f cores)\n", res.ClientCPUSeconds, res.ClientCPUSeconds/res.Seconds)
 	}
 	for _, l := range []struct {
 		name string

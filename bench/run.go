@@ -7,14 +7,18 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/stromhq/strom/internal/clientcfg"
 )
 
 // Client settings shared by every run, so two clusters are always measured with the same client.
@@ -54,12 +58,26 @@ func (c *counters) fail(err error) {
 // was measured until then together with ctx's error). Every client and goroutine it starts has ended
 // when it returns.
 func Run(ctx context.Context, mode Mode, cfg Config) (*Result, error) {
+	conn, err := resolveConn(cfg)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Brokers = strings.Split(conn.Bootstrap, ",")
+	if conn.Bootstrap == "" {
+		cfg.Brokers = nil
+	}
 	if err := cfg.Validate(mode); err != nil {
 		return nil, err
 	}
+	if _, err := conn.Dialer(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadConfig, err)
+	}
+	if _, err := conn.Mechanism(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadConfig, err)
+	}
 	acks, _ := ParseAcks(cfg.Acks)
 	codec, _ := compressionCodec(cfg.Compression)
-	r := &runner{mode: mode, cfg: cfg, acks: acks, codec: codec,
+	r := &runner{mode: mode, cfg: cfg, conn: conn, acks: acks, codec: codec,
 		produceLat: NewRecorder(), e2eLat: NewRecorder()}
 	parts, err := r.ensureTopic(ctx)
 	if err != nil {
@@ -68,6 +86,7 @@ func Run(ctx context.Context, mode Mode, cfg Config) (*Result, error) {
 	r.partitions = parts
 
 	stopProgress := r.startProgress()
+	cpu0 := processCPU()
 	var runErr error
 	switch mode {
 	case ModeProduce:
@@ -78,6 +97,7 @@ func Run(ctx context.Context, mode Mode, cfg Config) (*Result, error) {
 		runErr = r.runE2E(ctx)
 	}
 	stopProgress()
+	r.clientCPU = processCPU() - cpu0
 	if runErr == nil {
 		runErr = ctx.Err()
 	}
@@ -89,6 +109,7 @@ func Run(ctx context.Context, mode Mode, cfg Config) (*Result, error) {
 type runner struct {
 	mode       Mode
 	cfg        Config
+	conn       clientcfg.Config // resolved: Bootstrap is cfg.Brokers
 	acks       int16
 	codec      kgo.CompressionCodec
 	partitions []int32
@@ -98,6 +119,31 @@ type runner struct {
 	e2eLat     *Recorder
 	started    time.Time
 	elapsed    time.Duration
+	clientCPU  float64 // seconds of this process' CPU during the workload
+}
+
+// resolveConn fills cfg.Conn's properties file in and sets its bootstrap servers: cfg.Brokers if given,
+// else the file's.
+func resolveConn(cfg Config) (clientcfg.Config, error) {
+	conn := cfg.Conn
+	conn.Name = "cluster"
+	if len(cfg.Brokers) > 0 {
+		conn.Bootstrap = strings.Join(cfg.Brokers, ",")
+	}
+	conn, err := conn.Resolve()
+	if err != nil {
+		return conn, fmt.Errorf("%w: %w", ErrBadConfig, err)
+	}
+	return conn, nil
+}
+
+// client returns a franz-go client of the cluster with opts added to the connection's.
+func (r *runner) client(opts ...kgo.Opt) (*kgo.Client, error) {
+	base, err := r.conn.KgoOpts()
+	if err != nil {
+		return nil, err
+	}
+	return kgo.NewClient(append(base, opts...)...)
 }
 
 // ensureTopic creates the topic if it does not exist and returns its partitions once every one of them
@@ -105,7 +151,7 @@ type runner struct {
 func (r *runner) ensureTopic(ctx context.Context) ([]int32, error) {
 	ctx, cancel := context.WithTimeout(ctx, setupTimeout)
 	defer cancel()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(r.cfg.Brokers...))
+	cl, err := r.client()
 	if err != nil {
 		return nil, fmt.Errorf("admin client for %v: %w", r.cfg.Brokers, err)
 	}
@@ -159,7 +205,7 @@ func (r *runner) ensureTopic(ctx context.Context) ([]int32, error) {
 func (r *runner) offsets(ctx context.Context) (start, end map[int32]int64, err error) {
 	ctx, cancel := context.WithTimeout(ctx, setupTimeout)
 	defer cancel()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(r.cfg.Brokers...))
+	cl, err := r.client()
 	if err != nil {
 		return nil, nil, fmt.Errorf("admin client: %w", err)
 	}
@@ -189,7 +235,6 @@ func (r *runner) offsets(ctx context.Context) (start, end map[int32]int64, err e
 // producerClient builds one producer with the run's acks, idempotence and compression.
 func (r *runner) producerClient() (*kgo.Client, error) {
 	opts := []kgo.Opt{
-		kgo.SeedBrokers(r.cfg.Brokers...),
 		kgo.DefaultProduceTopic(r.cfg.Topic),
 		kgo.ProducerBatchCompression(r.codec),
 		kgo.ProducerLinger(r.cfg.Linger),
@@ -205,7 +250,7 @@ func (r *runner) producerClient() (*kgo.Client, error) {
 	case 0:
 		opts = append(opts, kgo.RequiredAcks(kgo.NoAck()), kgo.DisableIdempotentWrite())
 	}
-	cl, err := kgo.NewClient(opts...)
+	cl, err := r.client(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("producer client: %w", err)
 	}
@@ -391,4 +436,13 @@ func (r *runner) deadline() time.Time {
 		return r.started.Add(r.cfg.Duration)
 	}
 	return r.started.Add(24 * time.Hour)
+}
+
+// processCPU returns the user and system CPU seconds this process has used; 0 where getrusage fails.
+func processCPU() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }

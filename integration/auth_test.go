@@ -70,6 +70,8 @@ func TestSCRAMOverTLSRealClients(t *testing.T) {
 			// as Strom: its client-final nonce repeats the client nonce.)
 			alice, wrong := writeProps(t, "alice", "alice-secret"), writeProps(t, "alice", "wrong")
 			consoleRoundTrip(ctx, t, bootstrap, topic, alice)
+			// strom bench, both load generators, logged in from the same properties file.
+			benchRoundTrip(ctx, t, bootstrap, admin)
 			res, err := harness.KafkaTool(ctx, harness.DefaultKafkaVersion, harness.ToolTopics, nil, "--bootstrap-server", bootstrap,
 				"--command-config", wrong, "--list")
 			if err == nil || !strings.Contains(res.Stderr+res.Stdout, "Authentication failed") {

@@ -66,3 +66,38 @@ func TestBenchAgainstClusters(t *testing.T) {
 		})
 	}
 }
+
+// benchRoundTrip runs `strom bench` against bootstrap with the Kafka client properties file props (TLS,
+// SASL): the lean producer and franz-go each produce, and a consume run reads back what they reported
+// acknowledged.
+func benchRoundTrip(ctx context.Context, t *testing.T, bootstrap, props string) {
+	t.Helper()
+	cfg := bench.DefaultConfig()
+	cfg.Brokers = strings.Split(bootstrap, ",")
+	cfg.Conn.ConfigFile = props
+	cfg.Topic = uniqueName("bench")
+	cfg.Partitions = 2
+	cfg.RecordSize = 100
+	cfg.Duration = time.Minute // a bound only: --records ends each run
+	for _, run := range []struct {
+		mode    bench.Mode
+		client  string
+		records int64
+	}{{bench.ModeProduce, bench.ClientLean, 20000}, {bench.ModeProduce, bench.ClientFranzGo, 3000}, {bench.ModeConsume, bench.ClientFranzGo, 23000}} {
+		rc := cfg
+		rc.Client = run.client
+		if run.mode == bench.ModeProduce {
+			rc.Records = run.records
+		} else {
+			rc.Duration = 0
+		}
+		res, err := bench.Run(ctx, run.mode, rc)
+		if err != nil {
+			t.Fatalf("bench %s --client %s: %v", run.mode, run.client, err)
+		}
+		if res.Errors != 0 || res.Records != run.records {
+			t.Fatalf("bench %s --client %s: %d records, %d errors (%s); want %d", run.mode, run.client, res.Records, res.Errors,
+				res.FirstError, run.records)
+		}
+	}
+}

@@ -322,15 +322,16 @@ func encodeQuotaSection(e *encoder, s *State) {
 }
 
 // decodeQuotaSection reads what encodeQuotaSection wrote into s. A section
-// is only written for a non-empty set, so an empty one is corrupt (and the
-// snapshot round trip stays exact).
+// is only written for a non-empty set or before a later section, so an empty
+// last one is corrupt (and the snapshot round trip stays exact).
 func decodeQuotaSection(d *decoder, s *State) error {
 	s.QuotasVersion = d.uvarint()
 	n := d.count(4)
 	if d.err != nil {
 		return nil
 	}
-	if n == 0 {
+	if n == 0 && d.remaining() == 0 {
+		// Empty only to make room for a later section.
 		return fmt.Errorf("%w: empty client quota section", ErrCorruptSnapshot)
 	}
 	for range n {

@@ -43,6 +43,14 @@ func latencyOr(r *bench.Result, f func(*bench.Summary) float64) float64 {
 func recPerSec(r *bench.Result) float64 { return r.RecordsPerSec }
 func mbPerSec(r *bench.Result) float64  { return r.MBPerSec }
 
+// clientCores is the load generator's average CPU use during a workload, in cores.
+func clientCores(r *bench.Result) float64 {
+	if r.Seconds <= 0 {
+		return math.NaN()
+	}
+	return r.ClientCPUSeconds / r.Seconds
+}
+
 // tableMetrics lists the table rows in order for a run whose max-throughput workloads use clients
 // producers or consumers besides the single-client ones. The throughput targets are marked on both:
 // neither is the broker alone on two shared cores (one client's pipeline bounds the first, the clients'
@@ -74,6 +82,8 @@ func tableMetrics(clients int) []metric {
 		{"e2e latency max", "ms", "", func(m *measurement) float64 { return latencyOr(m.e2e, func(s *bench.Summary) float64 { return s.Max }) }, 0, false},
 		{"peak RSS (VmHWM)", "MiB", "", func(m *measurement) float64 { return nanIfZero(float64(m.peakRSS) / (1 << 20)) }, 0.25, false},
 		{"RSS at end (VmRSS)", "MiB", "", func(m *measurement) float64 { return nanIfZero(float64(m.endRSS) / (1 << 20)) }, 0, false},
+		{"load generator CPU, produce 100 B, " + prodN, "cores", "", func(m *measurement) float64 { return resultOr(m.produce100N, clientCores) }, 0, false},
+		{"load generator CPU, produce 100 B, " + leanN, "cores", "", func(m *measurement) float64 { return resultOr(m.produce100Lean, clientCores) }, 0, false},
 		{"broker CPU during workloads", "s", "", func(m *measurement) float64 { return nanIfZero(m.cpuWork) }, 0, false},
 		{"broker CPU per GB moved", "s/GB", "", func(m *measurement) float64 {
 			if m.movedBytes == 0 {

@@ -48,6 +48,9 @@ func newBenchModeCmd(mode bench.Mode, short string) *cobra.Command {
 				return err
 			}
 			cfg.Brokers = strings.Split(brokers, ",")
+			if !cmd.Flags().Changed("brokers") && cfg.Conn.ConfigFile != "" {
+				cfg.Brokers = nil // the properties file's bootstrap.servers
+			}
 			cfg.Progress = cmd.ErrOrStderr()
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
@@ -87,6 +90,14 @@ func newBenchModeCmd(mode bench.Mode, short string) *cobra.Command {
 	f.DurationVar(&cfg.Linger, "linger", cfg.Linger, "how long producers wait to fill a batch (linger.ms)")
 	f.IntVar(&cfg.Producers, "producers", cfg.Producers, "number of producer clients")
 	f.IntVar(&cfg.Consumers, "consumers", cfg.Consumers, "number of consumer clients")
+	f.StringVar(&cfg.Conn.ConfigFile, "client-config", "", "Kafka client properties file (bootstrap.servers, security.protocol, sasl.mechanism, sasl.jaas.config, ssl.truststore.location as PEM, ...); --brokers and the flags below override it")
+	f.BoolVar(&cfg.Conn.TLS, "tls", false, "connect with TLS")
+	f.StringVar(&cfg.Conn.CAFile, "tls-ca", "", "TLS CA certificate file (PEM)")
+	f.StringVar(&cfg.Conn.CertFile, "tls-cert", "", "TLS client certificate file (PEM)")
+	f.StringVar(&cfg.Conn.KeyFile, "tls-key", "", "TLS client key file (PEM)")
+	f.StringVar(&cfg.Conn.SASLMechanism, "sasl-mechanism", "", "SASL mechanism: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, AWS_MSK_IAM (credentials from AWS_* env)")
+	f.StringVar(&cfg.Conn.User, "sasl-user", "", "SASL user")
+	f.StringVar(&cfg.Conn.Password, "sasl-password", "", "SASL password")
 	f.StringVar(&cfg.Client, "client", cfg.Client, "load generator: franz-go (a full client, as applications produce) or lean (produce only: pre-encoded full batches, so the cluster rather than the client sets the rate)")
 	f.BoolVar(&asJSON, "json", false, "print the result as one JSON object")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write the load generator's own CPU profile (pprof) to this file: shows when the client, not the cluster, is the limit")
