@@ -46,7 +46,7 @@ func mirrorPartitionScenario(t *testing.T, src, dst *harness.LocalCluster) {
 	// Stopped by finish below, or by the end of ctx when the test fails first.
 	prod := startAckedProducer(ctx, newClient(t, src), topic, 1000)
 
-	m := startEOSMirror(ctx, t, src, dst, prefix)
+	m := startMirrorProc(ctx, t, src, dst, prefix, replicate.ExactlyOnce)
 	m.copied(500, "first records")
 	runCuts(t, dst, partitionCuts(ctx, t, dst, m.dcl, m.dstTopic), nil, func(name string) string {
 		m.copied(500, "after: "+name)
@@ -62,16 +62,18 @@ func mirrorPartitionScenario(t *testing.T, src, dst *harness.LocalCluster) {
 	m.logRestarts()
 }
 
-// eosMirror is a `strom mirror --mode exactly-once` process the partition tests run between two
-// clusters, copying the topics under prefix to "eos."-prefixed destination topics. It is killed by its
-// PID when the test ends, whatever happened.
-type eosMirror struct {
+// mirrorProc is a `strom mirror` process the partition tests run between two clusters, copying the
+// topics under prefix to destination topics under a prefix of their own. It is killed by its PID when
+// the test ends, whatever happened.
+type mirrorProc struct {
 	t       *testing.T
 	ctx     context.Context // bounds every wait
 	src     *harness.LocalCluster
 	dst     *harness.LocalCluster
+	mode    replicate.Mode
 	prefix  string
-	name    string
+	rename  string
+	name    string // --name: the source group (at-least-once), the transactional id (exactly-once)
 	cmd     *exec.Cmd
 	exited  chan error // the result of cmd.Wait, put back by whoever takes it so the cleanup finds it
 	logPath string
@@ -80,19 +82,24 @@ type eosMirror struct {
 	dcl      *kgo.Client
 }
 
-// startEOSMirror starts the mirror of the topics under prefix from src to dst.
-func startEOSMirror(ctx context.Context, t *testing.T, src, dst *harness.LocalCluster, prefix string) *eosMirror {
+// startMirrorProc starts the mirror, in mode, of the topics under prefix from src to dst.
+func startMirrorProc(ctx context.Context, t *testing.T, src, dst *harness.LocalCluster, prefix string, mode replicate.Mode) *mirrorProc {
 	t.Helper()
-	m := &eosMirror{t: t, ctx: ctx, src: src, dst: dst, prefix: prefix, name: uniqueName("mp"),
-		exited: make(chan error, 1), logPath: t.TempDir() + "/mirror.log", dstTopic: "eos." + prefix + ".data"}
+	dstPrefix := "eos."
+	if mode == replicate.AtLeastOnce {
+		dstPrefix = "alo."
+	}
+	m := &mirrorProc{t: t, ctx: ctx, src: src, dst: dst, mode: mode, prefix: prefix, rename: "prefix:" + dstPrefix,
+		name: uniqueName("mp"), exited: make(chan error, 1), logPath: t.TempDir() + "/mirror.log",
+		dstTopic: dstPrefix + prefix + ".data"}
 	logf, err := os.Create(m.logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { logf.Close() })
 	m.cmd = exec.Command(mirrorBinary(t), "mirror", "--from", src.Bootstrap(), "--to", dst.Bootstrap(),
-		"--topics", regexpQuote(prefix)+`\..*`, "--name", m.name, "--mode", "exactly-once",
-		"--rename", "prefix:eos.", "--progress-interval", "1s", "--log-level", "warn")
+		"--topics", regexpQuote(prefix)+`\..*`, "--name", m.name, "--mode", mode.String(),
+		"--rename", m.rename, "--progress-interval", "1s", "--log-level", "warn")
 	m.cmd.Stdout, m.cmd.Stderr = logf, logf
 	if err := m.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -107,7 +114,7 @@ func startEOSMirror(ctx context.Context, t *testing.T, src, dst *harness.LocalCl
 }
 
 // partitionEnds returns the end offsets of the destination topic's partitions (nil while unknown).
-func (m *eosMirror) partitionEnds() map[int32]int64 {
+func (m *mirrorProc) partitionEnds() map[int32]int64 {
 	ends, err := kadm.NewClient(m.dcl).ListEndOffsets(m.ctx, m.dstTopic)
 	if err != nil {
 		return nil
@@ -124,7 +131,7 @@ func (m *eosMirror) partitionEnds() map[int32]int64 {
 // copied waits until the destination holds n more records than when it was called, at least n/6 more
 // in each of its partitions (the source's keys spread evenly over them), so a mirror stuck on one
 // partition does not pass for one that copies; it fails the test when the mirror exits or ctx ends.
-func (m *eosMirror) copied(n int64, what string) {
+func (m *mirrorProc) copied(n int64, what string) {
 	m.t.Helper()
 	base := m.partitionEnds()
 	for {
@@ -154,13 +161,14 @@ func (m *eosMirror) copied(n int64, what string) {
 }
 
 // finish waits, once the source stopped taking records, until verify finds the destination equal to
-// the source (no duplicate allowed), stops the mirror with SIGTERM, which it must obey cleanly, and
-// returns the distinct records and the duplicates verify counted on the destination.
-func (m *eosMirror) finish() (copied, dups int) {
+// the source (duplicates allowed only at-least-once), stops the mirror with SIGTERM, which it must obey
+// cleanly, and returns the distinct records and the duplicates verify counted on the destination.
+func (m *mirrorProc) finish() (copied, dups int) {
 	t := m.t
 	t.Helper()
 	cfg := mirrorConfig(m.src, m.dst, m.prefix, m.name)
-	cfg.Rename = "prefix:eos."
+	cfg.Rename = m.rename
+	cfg.AllowDuplicates = m.mode == replicate.AtLeastOnce
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	var rep replicate.VerifyReport
 	for {
@@ -202,7 +210,7 @@ func (m *eosMirror) finish() (copied, dups int) {
 
 // restarts returns the mirror log's warnings about failed sessions, each restarted from the last
 // durable position, for the test log: a fault may end a session, the copy must stay exact anyway.
-func (m *eosMirror) restarts() []string {
+func (m *mirrorProc) restarts() []string {
 	b, _ := os.ReadFile(m.logPath)
 	var out []string
 	for _, line := range strings.Split(string(b), "\n") {
@@ -214,7 +222,7 @@ func (m *eosMirror) restarts() []string {
 }
 
 // logRestarts logs how many sessions the mirror restarted, and why the first few failed.
-func (m *eosMirror) logRestarts() {
+func (m *mirrorProc) logRestarts() {
 	m.t.Helper()
 	r := m.restarts()
 	m.t.Logf("%d mirror session restarts", len(r))
