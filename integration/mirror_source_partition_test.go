@@ -155,10 +155,12 @@ func TestMirrorSourceOutage(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
+			// Longer than two retry timeouts: the session copying when the cut began fails at its next
+			// topic discovery, the next one in its own setup (which used to end the mirror), and so on.
 			const outage = 75 * time.Second
 			select {
 			case err := <-m.exited:
-				m.exited <- err
+				m.exited <- err // for the cleanup
 				t.Fatalf("the mirror exited during the source outage: %v\n%s", err, tail(m.logPath))
 			case <-time.After(outage):
 			}
