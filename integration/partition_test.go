@@ -87,15 +87,7 @@ type cutScenario struct {
 // and every client; the leader of partition 1 losing its link to one follower only.
 func partitionCuts(ctx context.Context, t testing.TB, c *harness.LocalCluster, cl *kgo.Client, topic string) []cutScenario {
 	adm := kadm.NewClient(cl)
-	others := func(n int) []int {
-		var o []int
-		for i := range c.Nodes() {
-			if i != n {
-				o = append(o, i)
-			}
-		}
-		return o
-	}
+	others := func(n int) []int { return otherNodes(c, n) }
 	return []cutScenario{
 		{"partition leader cut off from its followers, clients still reach it", func() [][2]int {
 			l := leaderIndex(ctx, t, adm, topic, 0)
@@ -110,6 +102,17 @@ func partitionCuts(ctx context.Context, t testing.TB, c *harness.LocalCluster, c
 			return [][2]int{{l, others(l)[1]}}
 		}},
 	}
+}
+
+// otherNodes lists the node indexes of c but n.
+func otherNodes(c *harness.LocalCluster, n int) []int {
+	var o []int
+	for i := range c.Nodes() {
+		if i != n {
+			o = append(o, i)
+		}
+	}
+	return o
 }
 
 // runCuts runs each scenario on c in turn: before(name) (when not nil) waits for the workload to make

@@ -7,7 +7,9 @@
 // a session ends it; the next session starts from durable state only (source group offsets in
 // at-least-once mode, the destination's offset-map topic in exactly-once mode), so a crash at any moment
 // is the same as an error. Fatal errors (bad configuration, fencing, a destination topic with fewer
-// partitions) end Run.
+// partitions) end Run, and so does any error before the first session began copying; after that, a
+// cluster unreachable for longer than the clients retry fails sessions until it is back, each restarted
+// after RetryBackoff.
 //
 // # Modes
 //

@@ -62,6 +62,11 @@ type runner struct {
 	// (source log start offsets); nil when not migrating.
 	targets, starts map[tp]int64
 	started         time.Time
+	// copying is set once a session passed the up-front checks and began copying. From then on the
+	// offset-map topic exists on the destination, and an error in a later session's setup (a source or
+	// destination unreachable for longer than the clients retry) is an outage to wait out, not a
+	// mistake to report: see endsRun.
+	copying bool
 
 	// copied and rates are per source topic and outlive sessions (the view must not reset on a retry).
 	copied     map[string]*topicCount
@@ -73,7 +78,8 @@ type runner struct {
 
 // Run mirrors until ctx ends (mirror) or until every selected partition caught up with the end offsets
 // taken at start (Migrate). Errors found before anything was copied (unreachable cluster, bad auth, no
-// topic, too few destination partitions) end Run at once; later errors restart the session.
+// topic, too few destination partitions) end Run at once; later errors restart the session, including
+// errors while a later session sets itself up, unless endsRun says they cannot heal.
 func Run(ctx context.Context, cfg Config) (Summary, error) {
 	r := &runner{cfg: cfg, m: newMetrics(), started: time.Now(), copied: map[string]*topicCount{},
 		rates: map[string]*rateWindow{}}
@@ -112,7 +118,7 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 		if ctx.Err() != nil {
 			return r.summary, nil
 		}
-		if !s.copying || errors.Is(err, ErrFenced) || errors.Is(err, ErrBadConfig) || errors.Is(err, ErrFewerPartitions) {
+		if endsRun(err, r.copying) {
 			return r.summary, err
 		}
 		r.m.errors.WithLabelValues(s.stage).Inc()
@@ -123,6 +129,17 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 		case <-time.After(cfg.RetryBackoff):
 		}
 	}
+}
+
+// endsRun reports whether a failed session's err ends Run rather than restarting the session. Before any
+// session began copying (copying false) every error does: the user is there to read it, and a wrong
+// address or credential must not look like a hang. After that only errors no retry can heal do: this
+// process was fenced by another with the same name, or the configuration or the destination's layout
+// is wrong. A cluster that stays unreachable past the clients' retry timeout (a source maintenance
+// window, a network partition) fails the session that meets it and every new one until it is back; each
+// is restarted after Config.RetryBackoff, so a long-running mirror waits the outage out.
+func endsRun(err error, copying bool) bool {
+	return !copying || errors.Is(err, ErrFenced) || errors.Is(err, ErrBadConfig) || errors.Is(err, ErrFewerPartitions)
 }
 
 // session is one attempt: clients, the offset map loaded from the destination, the copy loop. Owned by
@@ -220,6 +237,7 @@ func (s *session) run(ctx context.Context) error {
 		return err
 	}
 	s.copying = true
+	r.copying = true
 	s.lastDiscover, s.lastProgress, s.lastCopy = time.Now(), time.Now(), time.Now()
 	r.summary.Topics = slices.Sorted(maps.Keys(s.topics))
 	r.summary.Partitions = 0
@@ -335,14 +353,17 @@ func (s *session) loadMap(ctx context.Context) error {
 	name := offsetsTopic(r.cfg.Name)
 	var d kadm.TopicDetail
 	ok := false
-	// Right after this session created the topic, the destination's metadata may not list it yet.
+	// Once a session copied, the topic exists: right after this process created it, or from a
+	// destination broker whose metadata lags, it may be missing for a moment, and taking that for a new
+	// mirror would copy everything again. Only before any session copied does missing mean new.
+	fresh := !r.copying
 	for attempt := 0; ; attempt++ {
 		td, err := r.dst.adm.ListTopics(ctx, name)
 		if err != nil {
 			return fmt.Errorf("destination cluster: list topics: %w", err)
 		}
 		d, ok = td[name]
-		if !s.copying || (ok && d.Err == nil) || attempt == 20 {
+		if fresh || (ok && d.Err == nil) || attempt == 20 {
 			break
 		}
 		select {
@@ -352,7 +373,7 @@ func (s *session) loadMap(ctx context.Context) error {
 		}
 	}
 	switch {
-	case (!ok || errors.Is(d.Err, kerr.UnknownTopicOrPartition)) && !s.copying:
+	case (!ok || errors.Is(d.Err, kerr.UnknownTopicOrPartition)) && fresh:
 		return nil // a new mirror
 	case !ok:
 		return fmt.Errorf("destination cluster: offset-map topic %s not found: %w", name, kerr.UnknownTopicOrPartition)
