@@ -82,8 +82,9 @@ type mirrorProc struct {
 	dcl      *kgo.Client
 }
 
-// startMirrorProc starts the mirror, in mode, of the topics under prefix from src to dst.
-func startMirrorProc(ctx context.Context, t *testing.T, src, dst *harness.LocalCluster, prefix string, mode replicate.Mode) *mirrorProc {
+// startMirrorProc starts the mirror, in mode, of the topics under prefix from src to dst, with extra
+// flags.
+func startMirrorProc(ctx context.Context, t *testing.T, src, dst *harness.LocalCluster, prefix string, mode replicate.Mode, extra ...string) *mirrorProc {
 	t.Helper()
 	dstPrefix := "eos."
 	if mode == replicate.AtLeastOnce {
@@ -97,15 +98,17 @@ func startMirrorProc(ctx context.Context, t *testing.T, src, dst *harness.LocalC
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { logf.Close() })
-	m.cmd = exec.Command(mirrorBinary(t), "mirror", "--from", src.Bootstrap(), "--to", dst.Bootstrap(),
-		"--topics", regexpQuote(prefix)+`\..*`, "--name", m.name, "--mode", mode.String(),
-		"--rename", m.rename, "--progress-interval", "1s", "--log-level", "warn")
+	args := append([]string{"mirror", "--from", src.Bootstrap(), "--to", dst.Bootstrap(),
+		"--topics", regexpQuote(prefix) + `\..*`, "--name", m.name, "--mode", mode.String(),
+		"--rename", m.rename, "--progress-interval", "1s", "--log-level", "warn"}, extra...)
+	m.cmd = exec.Command(mirrorBinary(t), args...)
 	m.cmd.Stdout, m.cmd.Stderr = logf, logf
 	if err := m.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	go func() { m.exited <- m.cmd.Wait() }()
 	t.Cleanup(func() { // the mirror is ours: end it by its PID whatever happens
+		_ = m.cmd.Process.Signal(syscall.SIGCONT) // a stopped process dies of SIGKILL only once continued
 		_ = m.cmd.Process.Kill()
 		<-m.exited
 	})
