@@ -445,3 +445,71 @@ func TestSCRAMTokenExchange(t *testing.T) {
 		}
 	}
 }
+
+// TestDelegationTokensAcrossNodes: a token created through a follower
+// (forwarded to the raft leader) authenticates on every node, and the
+// leader's sweep removes it everywhere once expired.
+func TestDelegationTokensAcrossNodes(t *testing.T) {
+	tc := startTestCluster(t, 3, func(c *Config) {
+		ls, err := ParseListeners("INTERNAL://127.0.0.1:0,CLIENT://127.0.0.1:0", "INTERNAL:PLAINTEXT,CLIENT:SASL_PLAINTEXT", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Listeners, c.InterBrokerListener = ls, "INTERNAL"
+		c.DelegationTokens.SecretKey = testTokenKey
+		u, err := ParseSCRAMUser("SCRAM-SHA-256=[name=admin,password=admin-secret]")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SCRAMUsers = []SCRAMUser{u}
+	})
+	ctx := testCtx(t)
+	var leader, follower *Broker
+	for _, b := range tc.brokers {
+		if b.node.IsLeader() {
+			leader = b
+		} else {
+			follower = b
+		}
+	}
+	if leader == nil || follower == nil {
+		t.Fatal("no leader and follower")
+	}
+	seedAs := func(b *Broker, mech sasl.Mechanism) (*kgo.Client, error) {
+		cl, err := kgo.NewClient(kgo.SeedBrokers(b.ListenerAddr("CLIENT")), kgo.SASL(mech), kgo.RetryTimeout(10*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(cl.Close)
+		_, err = kmsg.NewPtrMetadataRequest().RequestWith(ctx, cl)
+		return cl, err
+	}
+	admin, err := seedAs(follower, asAdmin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cr := createToken(t, admin, -1)
+	wantTokenCode(t, "create via a follower", cr.ErrorCode, nil)
+	for _, b := range tc.brokers {
+		waitBrokerState(ctx, t, b, "the token", func(s *raft.State) bool { _, ok := s.DelegationTokens[cr.TokenID]; return ok })
+		if _, err := seedAs(b, tokenAuth(cr.TokenID, cr.HMAC, true)); err != nil {
+			t.Fatalf("token login on node %d: %v", b.cfg.NodeID, err)
+		}
+	}
+	wantTokenCode(t, "expire", expireToken(t, admin, cr.HMAC, 0).ErrorCode, nil)
+	exp := follower.node.State().DelegationTokens[cr.TokenID].ExpiryMs
+	for time.Now().UnixMilli() <= exp {
+		time.Sleep(time.Millisecond)
+	}
+	follower.removeExpiredTokens(ctx, time.Now()) // not the leader: no-op
+	if _, ok := follower.node.State().DelegationTokens[cr.TokenID]; !ok {
+		t.Fatal("a follower swept the token")
+	}
+	leader.removeExpiredTokens(ctx, time.Now())
+	for _, b := range tc.brokers {
+		waitBrokerState(ctx, t, b, "the token removed", func(s *raft.State) bool { _, ok := s.DelegationTokens[cr.TokenID]; return !ok })
+		if _, err := seedAs(b, tokenAuth(cr.TokenID, cr.HMAC, true)); !errors.Is(err, kerr.SaslAuthenticationFailed) {
+			t.Fatalf("expired token login on node %d: %v", b.cfg.NodeID, err)
+		}
+	}
+}
