@@ -496,9 +496,13 @@ func TestDelegationTokensAcrossNodes(t *testing.T) {
 			t.Fatalf("token login on node %d: %v", b.cfg.NodeID, err)
 		}
 	}
-	wantTokenCode(t, "expire", expireToken(t, admin, cr.HMAC, 0).ErrorCode, nil)
-	exp := follower.node.State().DelegationTokens[cr.TokenID].ExpiryMs
-	for time.Now().UnixMilli() <= exp {
+	er := expireToken(t, admin, cr.HMAC, 0)
+	wantTokenCode(t, "expire", er.ErrorCode, nil)
+	// The client may have sent it to any node: wait until all have it.
+	for _, b := range tc.brokers {
+		waitBrokerState(ctx, t, b, "the expiry", func(s *raft.State) bool { return s.DelegationTokens[cr.TokenID].ExpiryMs == er.ExpiryTimestamp })
+	}
+	for time.Now().UnixMilli() <= er.ExpiryTimestamp {
 		time.Sleep(time.Millisecond)
 	}
 	follower.removeExpiredTokens(ctx, time.Now()) // not the leader: no-op
