@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kmsg"
+
 	"github.com/stromhq/strom/integration/harness"
 )
 
@@ -101,6 +103,24 @@ func TestDelegationTokensCLI(t *testing.T) {
 					t.Fatal(err)
 				}
 				return res.Stdout
+			}
+
+			// Both advertise the same versions of the four token APIs.
+			av, err := kmsg.NewPtrApiVersionsRequest().RequestWith(ctx, newClient(t, c))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := map[int16][2]int16{38: {1, 3}, 39: {1, 2}, 40: {1, 2}, 41: {1, 3}}
+			for _, k := range av.ApiKeys {
+				if w, ok := want[k.ApiKey]; ok {
+					if k.MinVersion != w[0] || k.MaxVersion != w[1] {
+						t.Errorf("api key %d: versions %d-%d, want %d-%d", k.ApiKey, k.MinVersion, k.MaxVersion, w[0], w[1])
+					}
+					delete(want, k.ApiKey)
+				}
+			}
+			if len(want) != 0 {
+				t.Fatalf("api keys not advertised: %v", want)
 			}
 
 			out := mustTokens(t, admin, "--create", "--max-life-time-period", "-1", "--renewer-principal", "User:ops")
