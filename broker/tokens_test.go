@@ -517,3 +517,30 @@ func TestDelegationTokensAcrossNodes(t *testing.T) {
 		}
 	}
 }
+
+// TestTokenRequestsAllowed is Kafka's allowTokenRequests: no token APIs on
+// PLAINTEXT, on SSL without a client certificate, or from a token login.
+func TestTokenRequestsAllowed(t *testing.T) {
+	for _, tc := range []struct {
+		proto     SecurityProtocol
+		principal string
+		tokenID   string
+		want      bool
+	}{
+		{ProtocolPlaintext, anonymous, "", false},
+		{ProtocolSSL, anonymous, "", false},
+		{ProtocolSSL, "User:CN=alice", "", true},
+		{ProtocolSASLPlaintext, "User:alice", "", true},
+		{ProtocolSASLSSL, "User:alice", "", true},
+		{ProtocolSASLPlaintext, "User:alice", "tid", false},
+		{ProtocolSASLSSL, "User:alice", "tid", false},
+	} {
+		c := &conn{listener: &boundListener{Listener: Listener{Protocol: tc.proto}}, principal: tc.principal, tokenID: tc.tokenID}
+		if got := c.tokenRequestsAllowed(); got != tc.want {
+			t.Errorf("%s as %s (token %q): %v, want %v", tc.proto, tc.principal, tc.tokenID, got, tc.want)
+		}
+	}
+	if (&conn{principal: "User:alice"}).tokenRequestsAllowed() {
+		t.Error("a connection without listener counts as PLAINTEXT")
+	}
+}
