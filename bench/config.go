@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/stromhq/strom/internal/clientcfg"
 )
 
 // Errors of this package; match with errors.Is.
@@ -31,6 +33,16 @@ const (
 	// ModeE2E produces and consumes at once and measures the time from a record's intended send time,
 	// carried in its value, to its arrival at a consumer.
 	ModeE2E Mode = "e2e"
+)
+
+// The load generators of Config.Client.
+const (
+	// ClientFranzGo produces and consumes with franz-go, a full client, as an application would.
+	ClientFranzGo = "franz-go"
+	// ClientLean produces pre-encoded full batches with the fewest client-side costs (see lean.go), so
+	// that on a machine the client and the cluster share, the cluster rather than the client sets the
+	// rate. Produce mode only, at max rate, acks 1 or all, no compression.
+	ClientLean = "lean"
 )
 
 // e2eStampBytes is the prefix of an e2e record's value holding its intended send time (Unix nanoseconds,
@@ -66,6 +78,11 @@ type Config struct {
 	// Producers and Consumers are the numbers of independent clients (connections); partitions are split
 	// among consumers round-robin.
 	Producers, Consumers int
+	// Client is the load generator: ClientFranzGo (the default) or ClientLean.
+	Client string
+	// Conn is how to connect: TLS, SASL, or a Kafka client properties file (ConfigFile). Brokers, when
+	// set, win over the file's bootstrap.servers; Conn.Bootstrap is not used.
+	Conn clientcfg.Config
 	// DrainTimeout bounds how long e2e consumers keep reading after the producers stopped.
 	DrainTimeout time.Duration
 	// Progress receives a status line every ProgressInterval while the run goes; nil disables it.
@@ -86,6 +103,7 @@ func DefaultConfig() Config {
 		Linger:           10 * time.Millisecond, // franz-go's default
 		Producers:        1,
 		Consumers:        1,
+		Client:           ClientFranzGo,
 		DrainTimeout:     10 * time.Second,
 		ProgressInterval: time.Second,
 	}
@@ -102,7 +120,7 @@ func (c Config) Validate(mode Mode) error {
 		return bad("mode %q is not produce, consume or e2e", mode)
 	}
 	if len(c.Brokers) == 0 {
-		return bad("--brokers is empty")
+		return bad("--brokers is empty (and --client-config names no bootstrap.servers)")
 	}
 	for _, b := range c.Brokers {
 		if _, port, ok := strings.Cut(b, ":"); !ok || port == "" {
@@ -139,8 +157,25 @@ func (c Config) Validate(mode Mode) error {
 	case c.Progress != nil && c.ProgressInterval <= 0:
 		return bad("progress interval %v must be positive", c.ProgressInterval)
 	}
-	if _, err := ParseAcks(c.Acks); err != nil {
+	acks, err := ParseAcks(c.Acks)
+	if err != nil {
 		return err
+	}
+	switch c.Client {
+	case ClientFranzGo:
+	case ClientLean:
+		switch {
+		case mode != ModeProduce:
+			return bad("--client lean only produces; %s needs --client franz-go", mode)
+		case c.Rate != 0:
+			return bad("--client lean sends at max rate only; drop --rate or use --client franz-go")
+		case acks == 0:
+			return bad("--client lean counts acknowledgements; --acks 0 needs --client franz-go")
+		case c.Compression != "none":
+			return bad("--client lean sends uncompressed batches; --compression %s needs --client franz-go", c.Compression)
+		}
+	default:
+		return bad("--client %q is not %s or %s", c.Client, ClientFranzGo, ClientLean)
 	}
 	if _, err := compressionCodec(c.Compression); err != nil {
 		return err

@@ -42,6 +42,12 @@ func TestValidate(t *testing.T) {
 		{"acks -1", ModeProduce, func(c *Config) { c.Acks = "-1" }, ""},
 		{"bad compression", ModeProduce, func(c *Config) { c.Compression = "brotli" }, `--compression "brotli"`},
 		{"zstd", ModeProduce, func(c *Config) { c.Compression = "zstd" }, ""},
+		{"lean produce", ModeProduce, func(c *Config) { c.Client = ClientLean }, ""},
+		{"lean consume", ModeConsume, func(c *Config) { c.Client = ClientLean }, "--client lean only produces"},
+		{"lean at a rate", ModeProduce, func(c *Config) { c.Client, c.Rate = ClientLean, 100 }, "max rate only"},
+		{"lean acks 0", ModeProduce, func(c *Config) { c.Client, c.Acks = ClientLean, "0" }, "--acks 0"},
+		{"lean compressed", ModeProduce, func(c *Config) { c.Client, c.Compression = ClientLean, "lz4" }, "--compression lz4"},
+		{"unknown client", ModeProduce, func(c *Config) { c.Client = "sarama" }, `--client "sarama"`},
 		{"progress without interval", ModeProduce, func(c *Config) { c.Progress, c.ProgressInterval = io.Discard, 0 }, "progress interval"},
 	}
 	for _, tt := range tests {

@@ -41,7 +41,7 @@ func (r *runner) consume(ctx context.Context, target *consumeTarget) error {
 		if len(assign[i]) == 0 {
 			continue
 		}
-		cl, err := kgo.NewClient(kgo.SeedBrokers(r.cfg.Brokers...),
+		cl, err := r.client(
 			kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{r.cfg.Topic: assign[i]}))
 		if err != nil {
 			target.stop()

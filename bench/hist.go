@@ -25,16 +25,34 @@ type Recorder struct {
 
 // NewRecorder returns an empty Recorder.
 func NewRecorder() *Recorder {
-	return &Recorder{h: hdrhistogram.New(histMinMicros, histMaxMicros, histSigFigs)}
+	return &Recorder{h: newHistogram()}
 }
 
-// Record adds one latency. Negative values (clock steps) count as the minimum.
-func (r *Recorder) Record(d time.Duration) {
+func newHistogram() *hdrhistogram.Histogram {
+	return hdrhistogram.New(histMinMicros, histMaxMicros, histSigFigs)
+}
+
+// recordLatency adds d to h, clamped into the trackable range (negative values, from clock steps,
+// count as the minimum), so RecordValue cannot fail.
+func recordLatency(h *hdrhistogram.Histogram, d time.Duration) { recordLatencies(h, d, 1) }
+
+// recordLatencies adds d to h n times.
+func recordLatencies(h *hdrhistogram.Histogram, d time.Duration, n int64) {
 	us := int64(d / time.Microsecond)
-	us = min(max(us, histMinMicros), histMaxMicros)
+	_ = h.RecordValues(min(max(us, histMinMicros), histMaxMicros), n)
+}
+
+// Record adds one latency.
+func (r *Recorder) Record(d time.Duration) {
 	r.mu.Lock()
-	// The value is clamped into the trackable range, so RecordValue cannot fail.
-	_ = r.h.RecordValue(us)
+	recordLatency(r.h, d)
+	r.mu.Unlock()
+}
+
+// mergeHistogram adds every value of h, which the caller owns, into r.
+func (r *Recorder) mergeHistogram(h *hdrhistogram.Histogram) {
+	r.mu.Lock()
+	r.h.Merge(h)
 	r.mu.Unlock()
 }
 

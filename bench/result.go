@@ -23,6 +23,7 @@ type Result struct {
 	LingerMS    float64 `json:"linger_ms"`
 	Producers   int     `json:"producers"`
 	Consumers   int     `json:"consumers"`
+	Client      string  `json:"client"`
 	Seconds     float64 `json:"seconds"`
 	// Records and Bytes are acknowledged records in produce and e2e mode, consumed ones in consume mode.
 	Records       int64   `json:"records"`
@@ -30,11 +31,14 @@ type Result struct {
 	RecordsPerSec float64 `json:"records_per_sec"`
 	MBPerSec      float64 `json:"mb_per_sec"`
 	// Consumed counts records read back in e2e mode.
-	Consumed   int64    `json:"consumed,omitempty"`
-	Errors     int64    `json:"errors"`
-	FirstError string   `json:"first_error,omitempty"`
-	Produce    *Summary `json:"produce_latency,omitempty"`
-	E2E        *Summary `json:"e2e_latency,omitempty"`
+	Consumed int64 `json:"consumed,omitempty"`
+	// ClientCPUSeconds is the CPU time (user + system) the load generator's process used during the
+	// run: beside the throughput it shows whether the client, not the cluster, was the limit.
+	ClientCPUSeconds float64  `json:"client_cpu_seconds"`
+	Errors           int64    `json:"errors"`
+	FirstError       string   `json:"first_error,omitempty"`
+	Produce          *Summary `json:"produce_latency,omitempty"`
+	E2E              *Summary `json:"e2e_latency,omitempty"`
 }
 
 // result assembles the Result once every worker has ended.
@@ -43,8 +47,9 @@ func (r *runner) result() *Result {
 		Mode: r.mode, Brokers: strings.Join(r.cfg.Brokers, ","), Topic: r.cfg.Topic,
 		Partitions: len(r.partitions), RecordSize: r.cfg.RecordSize, TargetRate: r.cfg.Rate,
 		Acks: r.cfg.Acks, Compression: r.cfg.Compression, LingerMS: float64(r.cfg.Linger) / float64(time.Millisecond),
-		Producers: r.cfg.Producers,
+		Producers: r.cfg.Producers, Client: r.cfg.Client,
 		Consumers: r.cfg.Consumers, Seconds: r.elapsed.Seconds(), Errors: r.c.errors.Load(),
+		ClientCPUSeconds: r.clientCPU,
 	}
 	r.c.mu.Lock()
 	if r.c.firstErr != nil {
@@ -90,12 +95,15 @@ func (res *Result) WriteText(w io.Writer) error {
 	if res.TargetRate > 0 {
 		rate = fmt.Sprintf("%.0f rec/s", res.TargetRate)
 	}
-	fmt.Fprintf(&b, "%s %s: %d partitions, %d-byte records, rate %s, acks=%s, compression=%s, linger %gms, %d producer(s), %d consumer(s)\n",
-		res.Mode, res.Topic, res.Partitions, res.RecordSize, rate, res.Acks, res.Compression, res.LingerMS, res.Producers, res.Consumers)
+	fmt.Fprintf(&b, "%s %s: %d partitions, %d-byte records, rate %s, acks=%s, compression=%s, linger %gms, %d producer(s), %d consumer(s), client %s\n",
+		res.Mode, res.Topic, res.Partitions, res.RecordSize, rate, res.Acks, res.Compression, res.LingerMS, res.Producers, res.Consumers, res.Client)
 	fmt.Fprintf(&b, "%d records, %.1f MB in %.2fs: %.0f records/s, %.2f MB/s\n",
 		res.Records, float64(res.Bytes)/1e6, res.Seconds, res.RecordsPerSec, res.MBPerSec)
 	if res.Mode == ModeE2E {
 		fmt.Fprintf(&b, "consumed %d of %d acknowledged records\n", res.Consumed, res.Records)
+	}
+	if res.Seconds > 0 {
+		fmt.Fprintf(&b, "load generator CPU: %.2f s (%.2f cores)\n", res.ClientCPUSeconds, res.ClientCPUSeconds/res.Seconds)
 	}
 	for _, l := range []struct {
 		name string

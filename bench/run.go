@@ -7,13 +7,18 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
+	"github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/stromhq/strom/internal/clientcfg"
 )
 
 // Client settings shared by every run, so two clusters are always measured with the same client.
@@ -53,12 +58,26 @@ func (c *counters) fail(err error) {
 // was measured until then together with ctx's error). Every client and goroutine it starts has ended
 // when it returns.
 func Run(ctx context.Context, mode Mode, cfg Config) (*Result, error) {
+	conn, err := resolveConn(cfg)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Brokers = strings.Split(conn.Bootstrap, ",")
+	if conn.Bootstrap == "" {
+		cfg.Brokers = nil
+	}
 	if err := cfg.Validate(mode); err != nil {
 		return nil, err
 	}
+	if _, err := conn.Dialer(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadConfig, err)
+	}
+	if _, err := conn.Mechanism(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadConfig, err)
+	}
 	acks, _ := ParseAcks(cfg.Acks)
 	codec, _ := compressionCodec(cfg.Compression)
-	r := &runner{mode: mode, cfg: cfg, acks: acks, codec: codec,
+	r := &runner{mode: mode, cfg: cfg, conn: conn, acks: acks, codec: codec,
 		produceLat: NewRecorder(), e2eLat: NewRecorder()}
 	parts, err := r.ensureTopic(ctx)
 	if err != nil {
@@ -67,6 +86,7 @@ func Run(ctx context.Context, mode Mode, cfg Config) (*Result, error) {
 	r.partitions = parts
 
 	stopProgress := r.startProgress()
+	cpu0 := processCPU()
 	var runErr error
 	switch mode {
 	case ModeProduce:
@@ -77,6 +97,7 @@ func Run(ctx context.Context, mode Mode, cfg Config) (*Result, error) {
 		runErr = r.runE2E(ctx)
 	}
 	stopProgress()
+	r.clientCPU = processCPU() - cpu0
 	if runErr == nil {
 		runErr = ctx.Err()
 	}
@@ -88,6 +109,7 @@ func Run(ctx context.Context, mode Mode, cfg Config) (*Result, error) {
 type runner struct {
 	mode       Mode
 	cfg        Config
+	conn       clientcfg.Config // resolved: Bootstrap is cfg.Brokers
 	acks       int16
 	codec      kgo.CompressionCodec
 	partitions []int32
@@ -97,6 +119,31 @@ type runner struct {
 	e2eLat     *Recorder
 	started    time.Time
 	elapsed    time.Duration
+	clientCPU  float64 // seconds of this process' CPU during the workload
+}
+
+// resolveConn fills cfg.Conn's properties file in and sets its bootstrap servers: cfg.Brokers if given,
+// else the file's.
+func resolveConn(cfg Config) (clientcfg.Config, error) {
+	conn := cfg.Conn
+	conn.Name = "cluster"
+	if len(cfg.Brokers) > 0 {
+		conn.Bootstrap = strings.Join(cfg.Brokers, ",")
+	}
+	conn, err := conn.Resolve()
+	if err != nil {
+		return conn, fmt.Errorf("%w: %w", ErrBadConfig, err)
+	}
+	return conn, nil
+}
+
+// client returns a franz-go client of the cluster with opts added to the connection's.
+func (r *runner) client(opts ...kgo.Opt) (*kgo.Client, error) {
+	base, err := r.conn.KgoOpts()
+	if err != nil {
+		return nil, err
+	}
+	return kgo.NewClient(append(base, opts...)...)
 }
 
 // ensureTopic creates the topic if it does not exist and returns its partitions once every one of them
@@ -104,7 +151,7 @@ type runner struct {
 func (r *runner) ensureTopic(ctx context.Context) ([]int32, error) {
 	ctx, cancel := context.WithTimeout(ctx, setupTimeout)
 	defer cancel()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(r.cfg.Brokers...))
+	cl, err := r.client()
 	if err != nil {
 		return nil, fmt.Errorf("admin client for %v: %w", r.cfg.Brokers, err)
 	}
@@ -158,7 +205,7 @@ func (r *runner) ensureTopic(ctx context.Context) ([]int32, error) {
 func (r *runner) offsets(ctx context.Context) (start, end map[int32]int64, err error) {
 	ctx, cancel := context.WithTimeout(ctx, setupTimeout)
 	defer cancel()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(r.cfg.Brokers...))
+	cl, err := r.client()
 	if err != nil {
 		return nil, nil, fmt.Errorf("admin client: %w", err)
 	}
@@ -188,7 +235,6 @@ func (r *runner) offsets(ctx context.Context) (start, end map[int32]int64, err e
 // producerClient builds one producer with the run's acks, idempotence and compression.
 func (r *runner) producerClient() (*kgo.Client, error) {
 	opts := []kgo.Opt{
-		kgo.SeedBrokers(r.cfg.Brokers...),
 		kgo.DefaultProduceTopic(r.cfg.Topic),
 		kgo.ProducerBatchCompression(r.codec),
 		kgo.ProducerLinger(r.cfg.Linger),
@@ -204,7 +250,7 @@ func (r *runner) producerClient() (*kgo.Client, error) {
 	case 0:
 		opts = append(opts, kgo.RequiredAcks(kgo.NoAck()), kgo.DisableIdempotentWrite())
 	}
-	cl, err := kgo.NewClient(opts...)
+	cl, err := r.client(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("producer client: %w", err)
 	}
@@ -258,8 +304,17 @@ func (r *runner) produceLoop(ctx context.Context, cl *kgo.Client, payload []byte
 	deadline time.Time) {
 	start := time.Now()
 	stamp := r.mode == ModeE2E
+	t := newProduceTally(&r.c)
+	var now time.Time
 	for i := int64(0); quota == 0 || i < quota; i++ {
-		now := time.Now()
+		// At max rate a record is due when the loop gets to it. Reading the
+		// clock for every one of them was a tenth of the generator's CPU
+		// with 100-byte records; a reading is reused for clockReuse records,
+		// which are enqueued within microseconds, so latencies are measured
+		// from at most that much earlier (never shorter than they were).
+		if rate > 0 || stamp || i%clockReuse == 0 {
+			now = time.Now()
+		}
 		if ctx.Err() != nil || !now.Before(deadline) {
 			break
 		}
@@ -289,16 +344,14 @@ func (r *runner) produceLoop(ctx context.Context, cl *kgo.Client, payload []byte
 		}
 		size := int64(len(value))
 		// The record's timestamp is its intended send time: the clock was
-		// read once for it already, and franz-go reads it again for every
-		// record that has none (a tenth of the client's CPU at max rate).
+		// read for it already, and franz-go reads it again for every record
+		// that has none.
 		cl.Produce(ctx, &kgo.Record{Value: value, Timestamp: intended}, func(_ *kgo.Record, err error) {
 			if err != nil {
 				r.c.fail(fmt.Errorf("produce: %w", err))
 				return
 			}
-			r.produceLat.Record(time.Since(intended))
-			r.c.produced.Add(1)
-			r.c.producedBytes.Add(size)
+			t.acked(time.Since(intended), size)
 		})
 	}
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), flushTimeout)
@@ -306,12 +359,73 @@ func (r *runner) produceLoop(ctx context.Context, cl *kgo.Client, payload []byte
 	if err := cl.Flush(fctx); err != nil {
 		r.c.fail(fmt.Errorf("flush: %w", err))
 	}
+	// Flush returned, so every promise that will run for a buffered record
+	// has (kgo calls it before it counts the record out); a failed flush
+	// leaves records whose promises may still come, and those are failures.
+	t.finish(r.produceLat)
+}
+
+// clockReuse is how many records at max rate share one clock reading in produceLoop.
+const clockReuse = 16
+
+// tallyPublish is how many acknowledged records a produceTally gathers before it adds them to the run's
+// shared counters, which the progress line and the e2e drain read.
+const tallyPublish = 256
+
+// produceTally counts one producer client's acknowledgements. kgo calls a client's promises one at a time
+// from one goroutine, so the histogram and pending counts need no lock, and the shared atomic counters,
+// which every producer and consumer would otherwise contend on for each record, are touched once per
+// tallyPublish records.
+type produceTally struct {
+	shared     *counters
+	mu         sync.Mutex // held only by finish and the promise that publishes, so finish sees a settled tally
+	hist       *hdrhistogram.Histogram
+	recs, size int64 // acknowledged, not yet added to shared
+}
+
+func newProduceTally(shared *counters) *produceTally {
+	return &produceTally{shared: shared, hist: newHistogram()}
+}
+
+// acked records one acknowledged record; only the client's promise goroutine calls it.
+func (t *produceTally) acked(latency time.Duration, size int64) { t.ackedN(latency, 1, size) }
+
+// ackedN records n records of size bytes in all, acknowledged after latency.
+func (t *produceTally) ackedN(latency time.Duration, n, size int64) {
+	t.mu.Lock()
+	recordLatencies(t.hist, latency, n)
+	t.recs += n
+	t.size += size
+	if t.recs >= tallyPublish {
+		t.publishLocked()
+	}
+	t.mu.Unlock()
+}
+
+func (t *produceTally) publishLocked() {
+	t.shared.produced.Add(t.recs)
+	t.shared.producedBytes.Add(t.size)
+	t.recs, t.size = 0, 0
+}
+
+// finish publishes what is pending and merges the latencies into into.
+func (t *produceTally) finish(into *Recorder) {
+	t.mu.Lock()
+	t.publishLocked()
+	into.mergeHistogram(t.hist)
+	t.hist.Reset()
+	t.mu.Unlock()
 }
 
 // runProduce measures producing only.
 func (r *runner) runProduce(ctx context.Context) error {
 	r.started = time.Now()
-	err := r.produce(ctx, r.deadline())
+	var err error
+	if r.cfg.Client == ClientLean {
+		err = r.produceLean(ctx, r.deadline())
+	} else {
+		err = r.produce(ctx, r.deadline())
+	}
 	r.elapsed = time.Since(r.started)
 	return err
 }
@@ -322,4 +436,13 @@ func (r *runner) deadline() time.Time {
 		return r.started.Add(r.cfg.Duration)
 	}
 	return r.started.Add(24 * time.Hour)
+}
+
+// processCPU returns the user and system CPU seconds this process has used; 0 where getrusage fails.
+func processCPU() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }

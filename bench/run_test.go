@@ -61,9 +61,18 @@ func TestRunAgainstStrom(t *testing.T) {
 		{name: "produce acks=1 lz4 at a rate", mode: bench.ModeProduce,
 			mod:     func(c *bench.Config) { c.Records = 500; c.Acks = "1"; c.Compression = "lz4"; c.Rate = 2000 },
 			records: 500, produce: true},
-		// Reads everything the two produce runs wrote, with two consumers splitting the partitions.
+		// 20,000 records per producer: a full request of 4 batches (each about 4,600 200-byte records),
+		// then one partial batch, so sequences continue across requests and a batch can be cut short.
+		{name: "produce lean acks=all", mode: bench.ModeProduce,
+			mod:     func(c *bench.Config) { c.Records = 40000; c.Producers = 2; c.Client = bench.ClientLean },
+			records: 40000, produce: true},
+		{name: "produce lean acks=1", mode: bench.ModeProduce,
+			mod:     func(c *bench.Config) { c.Records = 1001; c.Acks = "1"; c.Client = bench.ClientLean },
+			records: 1001, produce: true},
+		// Reads everything the produce runs wrote, with two consumers splitting the partitions: the
+		// lean producer's batches are whole and readable.
 		{name: "consume", mode: bench.ModeConsume, mod: func(c *bench.Config) { c.Consumers = 2; c.Duration = 0 },
-			records: 3500},
+			records: 3500 + 40000 + 1001},
 		{name: "e2e at a rate", mode: bench.ModeE2E, mod: func(c *bench.Config) { c.Records = 400; c.Rate = 1000 },
 			records: 400, produce: true, e2e: true, consumed: 400},
 	}

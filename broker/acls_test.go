@@ -95,6 +95,7 @@ func describedKeys(t *testing.T, adm *kadm.Client, f *kadm.ACLBuilder) []string 
 }
 
 func TestACLAPIsRoundTrip(t *testing.T) {
+	t.Parallel()
 	b := startTestBroker(t, withAuthorizer(anonymous))
 	adm := newAdmin(t, b)
 	ctx := testCtx(t)
@@ -177,6 +178,7 @@ func TestACLAPIsRoundTrip(t *testing.T) {
 }
 
 func TestCreateACLsValidation(t *testing.T) {
+	t.Parallel()
 	b := startTestBroker(t, withAuthorizer(anonymous))
 	cl := newClient(t, b)
 	ctx := testCtx(t)
@@ -251,6 +253,7 @@ func TestCreateACLsValidation(t *testing.T) {
 }
 
 func TestACLAPIsNeedClusterAccess(t *testing.T) {
+	t.Parallel()
 	b := startTestBroker(t, withAuthorizer())
 	cl := newClient(t, b)
 	adm := kadm.NewClient(cl)

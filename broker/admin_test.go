@@ -17,6 +17,7 @@ import (
 )
 
 func TestCreateTopicsValidation(t *testing.T) {
+	t.Parallel()
 	b := startTestBroker(t, nil)
 	cl := newClient(t, b)
 	ctx := testCtx(t)
@@ -94,6 +95,7 @@ func TestCreateTopicsValidation(t *testing.T) {
 }
 
 func TestDeleteTopicsAndPartitions(t *testing.T) {
+	t.Parallel()
 	b := startTestBroker(t, nil)
 	adm := newAdmin(t, b)
 	ctx := testCtx(t)
@@ -156,6 +158,7 @@ func TestDeleteTopicsAndPartitions(t *testing.T) {
 }
 
 func TestConfigsAlterAndDescribe(t *testing.T) {
+	t.Parallel()
 	b := startTestBroker(t, nil)
 	adm := newAdmin(t, b)
 	ctx := testCtx(t)
@@ -230,6 +233,7 @@ func TestConfigsAlterAndDescribe(t *testing.T) {
 }
 
 func TestDeleteRecordsAndListOffsets(t *testing.T) {
+	t.Parallel()
 	b := startTestBroker(t, nil)
 	adm := newAdmin(t, b)
 	ctx := testCtx(t)
@@ -301,6 +305,7 @@ func TestDeleteRecordsAndListOffsets(t *testing.T) {
 }
 
 func TestMetadataAndCluster(t *testing.T) {
+	t.Parallel()
 	b := startTestBroker(t, nil)
 	cl := newClient(t, b)
 	adm := kadm.NewClient(cl)
@@ -355,6 +360,7 @@ func TestMetadataAndCluster(t *testing.T) {
 }
 
 func TestRetentionRuns(t *testing.T) {
+	t.Parallel()
 	b := startTestBroker(t, func(c *Config) {
 		c.RetentionCheckInterval = 20 * time.Millisecond
 		c.CheckpointInterval = 20 * time.Millisecond
@@ -384,6 +390,7 @@ func TestRetentionRuns(t *testing.T) {
 // A topic deleted and recreated under the same name within one reconcile
 // must end up with a fresh, open log (the directory name is reused).
 func TestRecreateTopicInOneReconcile(t *testing.T) {
+	t.Parallel()
 	b := startTestBroker(t, nil)
 	adm := newAdmin(t, b)
 	ctx := testCtx(t)
@@ -447,6 +454,7 @@ func TestFindCoordinatorNotAvailable(t *testing.T) {
 // default, so topics report that source with the table default as synonym;
 // a restart does not write it again (a deleted entry stays deleted).
 func TestBootstrapClusterConfigs(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	b := startTestBroker(t, func(c *Config) { c.DataDir = dir })
 	adm := newAdmin(t, b)

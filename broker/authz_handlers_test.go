@@ -106,6 +106,7 @@ func authzMetadataReq(topics ...string) *kmsg.MetadataRequest {
 }
 
 func TestAuthzProduceFetchMetadata(t *testing.T) {
+	t.Parallel()
 	b, br := authzBroker(t)
 	tp := seedTopic(t, b, "t")
 	seedTopic(t, b, "secret")
@@ -205,6 +206,7 @@ func TestAuthzProduceFetchMetadata(t *testing.T) {
 }
 
 func TestAuthzTopicAdmin(t *testing.T) {
+	t.Parallel()
 	b, br := authzBroker(t)
 	create := func() *kmsg.CreateTopicsResponseTopic {
 		req := kmsg.NewPtrCreateTopicsRequest()
@@ -290,6 +292,7 @@ func TestAuthzTopicAdmin(t *testing.T) {
 }
 
 func TestAuthzGroups(t *testing.T) {
+	t.Parallel()
 	b, br := authzBroker(t)
 	ids := map[string][16]byte{"t": seedTopic(t, b, "t").ID, "secret": seedTopic(t, b, "secret").ID}
 
@@ -420,6 +423,7 @@ func TestAuthzGroups(t *testing.T) {
 }
 
 func TestAuthzTransactions(t *testing.T) {
+	t.Parallel()
 	// AddPartitionsToTxn v3 is the client form; v4+ is brokers'.
 	vs := kversion.V4_0_0()
 	vs.SetMaxKeyVersion(24, 3)
@@ -547,6 +551,7 @@ func TestAuthzTransactions(t *testing.T) {
 // broker form of AddPartitionsToTxn need CLUSTER_ACTION) work as without
 // ACLs.
 func TestAuthzCluster(t *testing.T) {
+	t.Parallel()
 	c := startTestCluster(t, 3, withAuthorizer(anonymous))
 	createReplicated(t, c, "acl-r", 3, "2")
 	produceSeq(t, c.client(), "acl-r", 0, 30)

@@ -127,6 +127,12 @@ func (b *Broker) handleDescribeConfigs(rq *request, req *kmsg.DescribeConfigsReq
 				break
 			}
 			entries = b.describeBroker(req, st, r.ResourceName)
+		case r.ResourceType == kmsg.ConfigResourceTypeGroupConfig:
+			if r.ResourceName == "" {
+				cerr = &configErr{kerr.InvalidRequest, "Group name can't be empty."}
+				break
+			}
+			entries = b.describeGroup(req, st, r.ResourceName)
 		default:
 			cerr = &configErr{kerr.InvalidRequest, fmt.Sprintf("Unsupported resource type %d", r.ResourceType)}
 		}
@@ -271,6 +277,9 @@ func brokerConfigType(name string) configType {
 // validateConfigValue checks one config of a resource type; nil value means
 // delete (always allowed for a known name).
 func validateConfigValue(rtype kmsg.ConfigResourceType, name string, value *string) *configErr {
+	if rtype == kmsg.ConfigResourceTypeGroupConfig {
+		return validateGroupConfigValue(name, value)
+	}
 	topicName := name
 	if _, ok := brokerThrottleConfigs[name]; ok && rtype == kmsg.ConfigResourceTypeBroker {
 		if value == nil {
@@ -314,12 +323,22 @@ func (b *Broker) alterTarget(st *raft.State, rtype kmsg.ConfigResourceType, name
 			return 0, nil, cerr
 		}
 		return raft.ResourceBroker, st.BrokerConfigs[name], nil
+	case kmsg.ConfigResourceTypeGroupConfig:
+		if name == "" {
+			return 0, nil, &configErr{kerr.InvalidRequest, "Group name can't be empty."}
+		}
+		return raft.ResourceGroup, st.GroupConfigs[name], nil
 	}
 	return 0, nil, &configErr{kerr.InvalidRequest, fmt.Sprintf("Unsupported resource type %d", rtype)}
 }
 
 // commitConfigs validates the resulting set and applies it through raft.
 func (b *Broker) commitConfigs(res raft.ConfigResource, name string, current, next map[string]string, validateOnly bool) *configErr {
+	if res == raft.ResourceGroup {
+		if cerr := b.validateGroupConfigs(next); cerr != nil {
+			return cerr
+		}
+	}
 	var del []string
 	for k := range current {
 		if _, ok := next[k]; !ok {

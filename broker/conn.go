@@ -447,7 +447,7 @@ func (c *conn) handleFrame(frame []byte) (p pending, err error) {
 	// request_percentage: measure the handler only when some request
 	// quota exists, so requests without quotas pay one atomic load.
 	st := c.b.node.State()
-	if c.b.quotas.enabled(st, quotaRequest) && !requestQuotaExempt[h.key] && !isInterBroker(req) {
+	if c.b.quotas.enabled(st, quotaRequest) && !exemptFromRequestQuota(req) {
 		start := time.Now()
 		p.rep, err = c.dispatch(spec, rq)
 		if err == nil {

@@ -39,6 +39,7 @@ func expectClosed(t *testing.T, nc net.Conn) {
 }
 
 func TestApiVersionsUnsupportedVersion(t *testing.T) {
+	t.Parallel()
 	b := startTestBroker(t, nil)
 	nc := dial(t, b)
 	f := frameOf(kmsg.NewPtrApiVersionsRequest(), 0, 11)
@@ -68,6 +69,7 @@ func TestApiVersionsUnsupportedVersion(t *testing.T) {
 }
 
 func TestBadRequestsCloseOnlyTheirConnection(t *testing.T) {
+	t.Parallel()
 	b := startTestBroker(t, func(c *Config) { c.MaxRequestBytes = 1 << 16 })
 	other := dial(t, b)
 	cases := map[string][]byte{
@@ -96,6 +98,7 @@ func TestBadRequestsCloseOnlyTheirConnection(t *testing.T) {
 }
 
 func TestPipelinedResponsesInOrder(t *testing.T) {
+	t.Parallel()
 	b := startTestBroker(t, nil)
 	nc := dial(t, b)
 	var frames []byte
@@ -116,12 +119,11 @@ func TestPipelinedResponsesInOrder(t *testing.T) {
 }
 
 func TestReadFrameGrows(t *testing.T) {
+	t.Parallel()
 	for _, recycle := range []bool{false, true} {
 		for _, size := range []int{0, 1, 4095, 4097, frameChunk - 1, frameChunk, 3*frameChunk + 17, 1<<maxFrameClass + 1} {
 			data := make([]byte, size)
-			for i := range data {
-				data[i] = byte(i * 7)
-			}
+			fillPattern(data, func(i int) byte { return byte(i * 7) })
 			// Twice: the second read of a recyclable size reuses the first
 			// frame's buffer, which must not leak its old bytes.
 			for round := range 2 {
@@ -130,9 +132,7 @@ func TestReadFrameGrows(t *testing.T) {
 					t.Fatalf("recycle %v size %d round %d: err %v, equal %v", recycle, size, round, err, bytes.Equal(got, data))
 				}
 				if recycle {
-					for i := range got {
-						got[i] = 0xEE
-					}
+					fillPattern(got, func(int) byte { return 0xEE })
 					recycledFrames.put(got)
 				}
 			}
@@ -140,6 +140,20 @@ func TestReadFrameGrows(t *testing.T) {
 				t.Fatalf("recycle %v size %d: short input accepted", recycle, size)
 			}
 		}
+	}
+}
+
+// fillPattern sets b[i] = at(i) for every i, for an at that repeats every
+// 256 bytes. It writes the first period byte by byte and then doubles it
+// with copy: the 64 MiB frames of TestReadFrameGrows filled one
+// instrumented store at a time take seconds under -race.
+func fillPattern(b []byte, at func(int) byte) {
+	n := min(len(b), 256)
+	for i := range n {
+		b[i] = at(i)
+	}
+	for n < len(b) {
+		n += copy(b[n:], b[:n])
 	}
 }
 
@@ -163,6 +177,7 @@ func TestFramePoolClasses(t *testing.T) {
 }
 
 func TestIdleConnectionClosed(t *testing.T) {
+	t.Parallel()
 	b := startTestBroker(t, func(c *Config) { c.IdleTimeout = 50 * time.Millisecond })
 	nc := dial(t, b)
 	expectClosed(t, nc)
@@ -171,6 +186,7 @@ func TestIdleConnectionClosed(t *testing.T) {
 // Close answers parked long polls at once instead of waiting out max wait,
 // and the client gets its response before the connection closes.
 func TestCloseAnswersLongPoll(t *testing.T) {
+	t.Parallel()
 	b := startTestBroker(t, nil)
 	createTopic(t, newAdmin(t, b), "lp-close", 1, nil)
 	nc := dial(t, b)

@@ -69,8 +69,11 @@ func (s stateTopics) Names() []string {
 	return out
 }
 
-func (b *Broker) consumerConfig() group.ConsumerConfig {
-	return group.ConsumerConfig{SessionTimeout: b.cfg.ConsumerGroupSessionTimeout, HeartbeatInterval: b.cfg.ConsumerGroupHeartbeatInterval}
+// consumerConfig is the KIP-848 coordinator's setting for groupID: the broker's, overridden by the
+// group's configs (kafka-configs --entity-type groups).
+func (b *Broker) consumerConfig(groupID string) group.ConsumerConfig {
+	session, heartbeat := b.consumerConfigFor(b.node.State(), groupID)
+	return group.ConsumerConfig{SessionTimeout: session, HeartbeatInterval: heartbeat}
 }
 
 func (b *Broker) handleConsumerGroupHeartbeat(rq *request, req *kmsg.ConsumerGroupHeartbeatRequest) reply {
@@ -121,7 +124,8 @@ func (b *Broker) handleConsumerGroupHeartbeat(rq *request, req *kmsg.ConsumerGro
 		sh.mu.Unlock()
 		return fail(kerr.UnknownMemberID, "")
 	}
-	r := g.ConsumerHeartbeat(t, b.consumerConfig(), topics, hb, req.Version >= 1)
+	ccfg := b.consumerConfig(req.Group)
+	r := g.ConsumerHeartbeat(t, ccfg, topics, hb, req.Version >= 1)
 	syncTo, err := b.groups.finish(sh, t, nil, g)
 	sh.mu.Unlock()
 	if r.Err != nil {
@@ -132,7 +136,7 @@ func (b *Broker) handleConsumerGroupHeartbeat(rq *request, req *kmsg.ConsumerGro
 	}
 	resp.MemberID = kmsg.StringPtr(r.MemberID)
 	resp.MemberEpoch = r.Epoch
-	resp.HeartbeatIntervalMillis = int32(b.cfg.ConsumerGroupHeartbeatInterval / time.Millisecond)
+	resp.HeartbeatIntervalMillis = int32(ccfg.HeartbeatInterval / time.Millisecond)
 	if r.Assignment != nil {
 		a := kmsg.NewConsumerGroupHeartbeatResponseAssignment()
 		for tid, ps := range r.Assignment {

@@ -90,6 +90,7 @@ func describeCG(t *testing.T, cl *kgo.Client, group string) kmsg.ConsumerGroupDe
 // leave before a second restart is remembered, and that a deleted group
 // stays deleted.
 func TestConsumerGroupSurvivesRestart(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	mod := func(c *Config) {
 		groupTestConfig(c)

@@ -32,6 +32,7 @@ func consumeN(t *testing.T, b *Broker, topic string, n int, opts ...kgo.Opt) []*
 }
 
 func TestProduceConsumeCodecs(t *testing.T) {
+	t.Parallel()
 	b := startTestBroker(t, nil)
 	adm := newAdmin(t, b)
 	codecs := map[string]kgo.CompressionCodec{
@@ -82,6 +83,7 @@ func TestProduceConsumeCodecs(t *testing.T) {
 }
 
 func TestFetchLongPollWakeup(t *testing.T) {
+	t.Parallel()
 	b := startTestBroker(t, nil)
 	adm := newAdmin(t, b)
 	createTopic(t, adm, "lp", 1, nil)
@@ -136,6 +138,7 @@ func TestFetchLongPollWakeup(t *testing.T) {
 }
 
 func TestFetchOutOfRange(t *testing.T) {
+	t.Parallel()
 	b := startTestBroker(t, nil)
 	adm := newAdmin(t, b)
 	createTopic(t, adm, "oor", 1, nil)
@@ -173,6 +176,7 @@ func TestFetchOutOfRange(t *testing.T) {
 }
 
 func TestConsumeFromOffset(t *testing.T) {
+	t.Parallel()
 	b := startTestBroker(t, nil)
 	createTopic(t, newAdmin(t, b), "byoff", 1, nil)
 	prod := newClient(t, b, kgo.DefaultProduceTopic("byoff"), kgo.ProducerLinger(0))

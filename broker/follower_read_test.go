@@ -133,6 +133,7 @@ func changePartition(t *testing.T, c *testCluster, topic string, part int32, mod
 // follow leader changes and lagging followers. The per-broker count of
 // follower-served reads proves where the records came from.
 func TestFetchFromFollower(t *testing.T) {
+	t.Parallel()
 	racks := []string{"a", "b", "c"}
 	c := startTestCluster(t, 3, func(cfg *Config) {
 		cfg.Rack = racks[cfg.NodeID-1]

@@ -96,6 +96,7 @@ func heartbeatRaw(t *testing.T, b *Broker, group, member string, gen int32) int1
 }
 
 func TestFindCoordinator(t *testing.T) {
+	t.Parallel()
 	b := startTestBroker(t, groupTestConfig)
 	cl := rawClient(t, b)
 	for _, v := range []int16{0, 1, 2, 3} {
@@ -157,6 +158,7 @@ func TestGroupPartitionJavaHash(t *testing.T) {
 }
 
 func TestGroupErrorsOverTheWire(t *testing.T) {
+	t.Parallel()
 	b := startTestBroker(t, groupTestConfig)
 	adm := newAdmin(t, b)
 	createTopic(t, adm, "t", 2, nil)
@@ -345,6 +347,7 @@ func TestGroupErrorsOverTheWire(t *testing.T) {
 // offsets.retention and waits (bounded) for the offset and the group to
 // disappear, as the expiry pass writes tombstones.
 func TestOffsetsExpire(t *testing.T) {
+	t.Parallel()
 	b := startTestBroker(t, func(c *Config) {
 		groupTestConfig(c)
 		c.OffsetsRetention = 300 * time.Millisecond
@@ -382,6 +385,7 @@ func TestOffsetsExpire(t *testing.T) {
 // the committed offsets on it, so a new topic of the same name starts
 // without them.
 func TestOffsetsOfDeletedTopicRemoved(t *testing.T) {
+	t.Parallel()
 	b := startTestBroker(t, groupTestConfig)
 	adm := newAdmin(t, b)
 	createTopic(t, adm, "gone", 2, nil)
@@ -417,6 +421,7 @@ func TestOffsetsOfDeletedTopicRemoved(t *testing.T) {
 // TestProduceToOffsetsTopicRefused checks that clients cannot write
 // __consumer_offsets (only the coordinator appends to it).
 func TestProduceToOffsetsTopicRefused(t *testing.T) {
+	t.Parallel()
 	b := startTestBroker(t, groupTestConfig)
 	findCoordinator(t, rawClient(t, b))
 	cl := newClient(t, b, kgo.RecordRetries(1))
@@ -431,6 +436,7 @@ func TestProduceToOffsetsTopicRefused(t *testing.T) {
 // waits in it: the join is answered COORDINATOR_NOT_AVAILABLE at once and
 // the next request loads a fresh shard from the log.
 func TestShardRetirementAnswersWaiters(t *testing.T) {
+	t.Parallel()
 	b := startTestBroker(t, func(c *Config) { groupTestConfig(c); c.GroupInitialRebalanceDelay = time.Minute })
 	cl := rawClient(t, b)
 	findCoordinator(t, cl)

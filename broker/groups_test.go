@@ -118,6 +118,9 @@ func startGroupConsumer(t *testing.T, b *Broker, groupID, topic string, balancer
 		kgo.DisableAutoCommit(), kgo.BlockRebalanceOnPoll(),
 		kgo.SessionTimeout(1500 * time.Millisecond), kgo.HeartbeatInterval(200 * time.Millisecond),
 		kgo.RebalanceTimeout(5 * time.Second), kgo.RetryTimeout(5 * time.Second),
+		// kgo's default backoff grows to 2.5 s; a member retrying its join
+		// across a broker restart would sit out most of that.
+		kgo.RetryBackoffFn(func(int) time.Duration { return 100 * time.Millisecond }),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(500 * time.Millisecond),
 	}, extra...)...)
 	if err != nil {
@@ -216,6 +219,7 @@ func waitMembers(t *testing.T, adm *kadm.Client, groupID string, n int, kip848 b
 // kill, for an eager and a cooperative balancer, and checks that the
 // members together consumed every record exactly once.
 func TestConsumerGroupExactlyOnce(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name     string
 		balancer kgo.GroupBalancer
@@ -228,6 +232,7 @@ func TestConsumerGroupExactlyOnce(t *testing.T) {
 		{"kip848-uniform", kgo.StickyBalancer(), []kgo.Opt{kgo.ServerSideBalancer()}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			b := startTestBroker(t, groupTestConfig)
 			adm := newAdmin(t, b)
 			createTopic(t, adm, "t", 6, nil)
@@ -289,6 +294,7 @@ func TestConsumerGroupExactlyOnce(t *testing.T) {
 // same data dir, and checks that the group and its offsets are back and
 // that a member of the old generation can go on heartbeating.
 func TestGroupSurvivesRestart(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	mod := func(c *Config) { groupTestConfig(c); c.DataDir = dir; c.Fsync = "always" }
 	b := startTestBroker(t, mod)
@@ -385,6 +391,7 @@ func freePort(t *testing.T) string {
 // coordinator again (restored classic and KIP-848 groups take their
 // heartbeats), and every record is still consumed exactly once.
 func TestGroupMembersRejoinAfterRestart(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name     string
 		balancer kgo.GroupBalancer
@@ -394,6 +401,7 @@ func TestGroupMembersRejoinAfterRestart(t *testing.T) {
 		{"kip848-uniform", kgo.StickyBalancer(), []kgo.Opt{kgo.ServerSideBalancer()}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			dir, addr := t.TempDir(), freePort(t)
 			mod := func(c *Config) { groupTestConfig(c); c.DataDir, c.Listen, c.Fsync = dir, addr, "always" }
 			b := startTestBroker(t, mod)

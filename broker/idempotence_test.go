@@ -40,6 +40,7 @@ func produceOne(t *testing.T, cl *kgo.Client, topic string, acks int16, batch []
 }
 
 func TestIdempotentProduce(t *testing.T) {
+	t.Parallel()
 	b := startTestBroker(t, func(c *Config) { c.Fsync = "always" })
 	adm := newAdmin(t, b)
 	createTopic(t, adm, "idem", 1, nil)

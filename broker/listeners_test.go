@@ -26,6 +26,7 @@ func rawClientOn(t *testing.T, b *Broker, listener string) *rawConn {
 // and FindCoordinator with the endpoints of the listener the request came
 // in on, and the registration carries every endpoint.
 func TestSeveralListeners(t *testing.T) {
+	t.Parallel()
 	b := startTestBroker(t, func(c *Config) {
 		ls, err := ParseListeners("INTERNAL://127.0.0.1:0,CLIENT://127.0.0.1:0", "INTERNAL:PLAINTEXT,CLIENT:SASL_PLAINTEXT", "")
 		if err != nil {
@@ -96,6 +97,7 @@ func TestSeveralListeners(t *testing.T) {
 // inter-broker listener use TLS and log in with the inter-broker
 // credentials (one broker dials itself).
 func TestPeerDialAuthenticates(t *testing.T) {
+	t.Parallel()
 	pki := newTestPKI(t)
 	b := startTLSBroker(t, pki, ProtocolSASLSSL, "requested")
 	ctx := testCtx(t)

@@ -97,11 +97,9 @@ func (b *Broker) handleMetadata(rq *request, req *kmsg.MetadataRequest) reply {
 				case nil:
 					t, ok = created, true
 				case kerr.TopicAlreadyExists:
-					// Created concurrently, by another request that may
-					// still be opening the partitions: reconcile here
-					// too, so a leader this answer names takes writes
-					// (kafka-go's reader and writer race this way).
-					b.parts.reconcile()
+					// Created concurrently by another request (kafka-go's
+					// reader and writer race this way); topicMetadata
+					// opens its partitions before naming this broker.
 					st = b.node.State()
 					t, ok = st.Topics[name]
 				}

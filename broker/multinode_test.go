@@ -41,6 +41,7 @@ func waitBrokerState(ctx context.Context, t *testing.T, b *Broker, what string, 
 // test's bound, so only the controlled shutdown can have done it), and its
 // partitions accept records on their new leaders.
 func TestMultiNodeControlledShutdown(t *testing.T) {
+	t.Parallel()
 	bs := startTestCluster(t, 3, func(c *Config) { c.BrokerSessionTimeout = 5 * time.Minute }).brokers
 	ctx := testCtx(t)
 	for _, b := range bs {
@@ -132,6 +133,7 @@ func TestMayLead(t *testing.T) {
 // TestMultiNodeNoQuorum: a voter started without the others gives up after
 // StartTimeout with an error that names the voters and the majority.
 func TestMultiNodeNoQuorum(t *testing.T) {
+	t.Parallel()
 	cfg := DefaultConfig()
 	cfg.DataDir = t.TempDir()
 	cfg.Listen = "127.0.0.1:0"
@@ -159,6 +161,7 @@ func TestMultiNodeNoQuorum(t *testing.T) {
 // leads and follows partitions like any broker, and after a clean stop and
 // a restart catches up without a change of the voter set.
 func TestBrokerOnlyNode(t *testing.T) {
+	t.Parallel()
 	c := startMixedCluster(t, 4, 3, nil)
 	ctx := testCtx(t)
 	srv, err := c.brokers[0].node.Servers()

@@ -40,11 +40,41 @@ func tokenClaims(sub string, d time.Duration) map[string]any {
 	return map[string]any{"sub": sub, "iat": now.Unix(), "exp": now.Add(d).Unix(), "iss": "https://idp.test", "aud": "kafka"}
 }
 
+// hourToken is an unsecured token for sub valid for an hour: what Kafka's
+// default validator accepts.
+func hourToken(t *testing.T, sub string) string {
+	return unsecuredToken(t, tokenClaims(sub, time.Hour))
+}
+
+// oauthMsg is an OAUTHBEARER client initial response carrying tok.
+func oauthMsg(tok string) []byte { return []byte("n,,\x01auth=Bearer " + tok + "\x01\x01") }
+
+// oauthRaw opens a raw connection to b and sends tok as its OAUTHBEARER
+// initial response; it returns the connection and the broker's answer,
+// for the caller to judge.
+func oauthRaw(t *testing.T, b *Broker, tok string) (*rawConn, *kmsg.SASLAuthenticateResponse) {
+	t.Helper()
+	c := saslRaw(t, b, MechanismOAuthBearer)
+	return c, authenticateRaw(t, c, oauthMsg(tok))
+}
+
+// refuseToken finishes an OAUTHBEARER exchange whose token the broker
+// refused: first, the answer to the token, must be a successful
+// SaslAuthenticate carrying the JSON status (RFC 7628's error message);
+// the client's \x01 that acknowledges it gets the answer returned.
+func refuseToken(t *testing.T, c *rawConn, first *kmsg.SASLAuthenticateResponse) *kmsg.SASLAuthenticateResponse {
+	t.Helper()
+	if first.ErrorCode != 0 || string(first.SASLAuthBytes) != `{"status":"invalid_token"}` {
+		t.Fatalf("answer to the token %+v", first)
+	}
+	return authenticateRaw(t, c, []byte{1})
+}
+
 // TestOAuthBearerUnsecured: Kafka's default validator, as the stock client
 // login module uses it; the failure reaches the client as Kafka sends it.
 func TestOAuthBearerUnsecured(t *testing.T) {
 	b := startOAuthBroker(t, nil)
-	tok := unsecuredToken(t, tokenClaims("alice", time.Hour))
+	tok := hourToken(t, "alice")
 	if _, err := pingAs(t, b, oauth.Auth{Token: tok}.AsMechanism()); err != nil {
 		t.Fatalf("unsecured token refused: %v", err)
 	}
@@ -76,12 +106,8 @@ func TestOAuthBearerUnsecured(t *testing.T) {
 // SASL_AUTHENTICATION_FAILED carrying it, then the connection closes.
 func TestOAuthBearerWire(t *testing.T) {
 	b := startOAuthBroker(t, nil)
-	c := saslRaw(t, b, MechanismOAuthBearer)
-	r := authenticateRaw(t, c, []byte("n,,\x01auth=Bearer "+unsecuredToken(t, tokenClaims("alice", -time.Minute))+"\x01\x01"))
-	if r.ErrorCode != 0 || string(r.SASLAuthBytes) != `{"status":"invalid_token"}` {
-		t.Fatalf("first answer %+v", r)
-	}
-	r = authenticateRaw(t, c, []byte{1})
+	c, r := oauthRaw(t, b, unsecuredToken(t, tokenClaims("alice", -time.Minute)))
+	r = refuseToken(t, c, r)
 	if r.ErrorCode != kerr.SaslAuthenticationFailed.Code || r.ErrorMessage == nil || *r.ErrorMessage != `{"status":"invalid_token"}` {
 		t.Fatalf("second answer %+v", r)
 	}
@@ -156,7 +182,7 @@ func TestOAuthBearerJWKS(t *testing.T) {
 			}
 			for name, bad := range map[string]string{
 				"unknown key": signToken(t, "RS256", "rsa", testRSA2, tokenClaims("alice", time.Hour)),
-				"unsecured":   unsecuredToken(t, tokenClaims("alice", time.Hour)),
+				"unsecured":   hourToken(t, "alice"),
 				"wrong aud": signToken(t, "RS256", "rsa", testRSA1, func() map[string]any {
 					c := tokenClaims("alice", time.Hour)
 					c["aud"] = "billing"
@@ -197,9 +223,9 @@ func TestOAuthBearerACL(t *testing.T) {
 		c.SuperUsers = []string{"User:admin"}
 	})
 	ctx := testCtx(t)
-	alice := unsecuredToken(t, tokenClaims("alice", time.Hour))
-	bob := unsecuredToken(t, tokenClaims("bob", time.Hour))
-	admin := newClient(t, b, kgo.SASL(oauth.Auth{Token: unsecuredToken(t, tokenClaims("admin", time.Hour))}.AsMechanism()))
+	alice := hourToken(t, "alice")
+	bob := hourToken(t, "bob")
+	admin := newClient(t, b, kgo.SASL(oauth.Auth{Token: hourToken(t, "admin")}.AsMechanism()))
 	createTopic(t, kadm.NewClient(admin), "acl-oauth", 1, nil)
 	if err := grantWrite(ctx, admin, "User:alice", "acl-oauth"); err != nil {
 		t.Fatal(err)

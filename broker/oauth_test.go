@@ -290,6 +290,7 @@ func newTestJWKSSource(t *testing.T, path string) *jwksSource {
 }
 
 func TestSecuredValidator(t *testing.T) {
+	t.Parallel()
 	testKeys(t)
 	now := time.Now()
 	sec := now.Unix()

@@ -12,6 +12,7 @@ import (
 )
 
 func TestProduceBasic(t *testing.T) {
+	t.Parallel()
 	b := startTestBroker(t, nil)
 	adm := newAdmin(t, b)
 	createTopic(t, adm, "t1", 3, nil)
@@ -27,6 +28,7 @@ func TestProduceBasic(t *testing.T) {
 // With fsync=always the high watermark follows what is durable; acks=0/1
 // writes become visible once the background sync covers them.
 func TestFsyncAlwaysVisibility(t *testing.T) {
+	t.Parallel()
 	b := startTestBroker(t, func(c *Config) { c.Fsync = "always" })
 	createTopic(t, newAdmin(t, b), "dur", 1, nil)
 	for _, acks := range []kgo.Acks{kgo.NoAck(), kgo.LeaderAck(), kgo.AllISRAcks()} {
@@ -47,6 +49,7 @@ func TestFsyncAlwaysVisibility(t *testing.T) {
 // answer names; none may be told NOT_LEADER_OR_FOLLOWER because the request
 // that lost the creation race answered before the partitions were open.
 func TestAutoCreateRaceLeaderWritable(t *testing.T) {
+	t.Parallel()
 	b := startTestBroker(t, nil)
 	ctx := testCtx(t)
 	const clients = 6

@@ -214,51 +214,52 @@ func (b *Broker) checkVoterKey(clusterID *string, id int32, dir [16]byte, badDir
 	return nil, ""
 }
 
+// changeVoter is the path AddRaftVoter and RemoveRaftVoter share: authorize
+// ALTER on the cluster, run the handler's own checks, then make the change
+// (PromoteVoter or DemoteVoter) for voter id within timeout, logging done
+// on success. It returns the error to answer with, or nil.
+func (b *Broker) changeVoter(rq *request, check func() (*kerr.Error, string), timeout time.Duration,
+	id int32, change func(context.Context, int32) error, done string) (*kerr.Error, string) {
+	if !b.authorizedCluster(rq, opAlter) {
+		return kerr.ClusterAuthorizationFailed, kerr.ClusterAuthorizationFailed.Description
+	}
+	if e, msg := check(); e != nil {
+		return e, msg
+	}
+	ctx, cancel := context.WithTimeout(b.ctx, timeout)
+	defer cancel()
+	if err := change(ctx, id); err != nil {
+		return voterChangeError(err), err.Error()
+	}
+	b.log.Info(done, "node", id)
+	return nil, ""
+}
+
 func (b *Broker) handleAddRaftVoter(rq *request, req *kmsg.AddRaftVoterRequest) reply {
 	resp := req.ResponseKind().(*kmsg.AddRaftVoterResponse)
-	fail := func(e *kerr.Error, msg string) reply {
-		resp.ErrorCode, resp.ErrorMessage = e.Code, kmsg.StringPtr(msg)
-		return now(resp)
-	}
-	if !b.authorizedCluster(rq, opAlter) {
-		return fail(kerr.ClusterAuthorizationFailed, kerr.ClusterAuthorizationFailed.Description)
-	}
-	if req.VoterDirectoryID == [16]byte{} || len(req.Listeners) == 0 {
-		return fail(kerr.InvalidRequest, "the request names no voter directory id or no listener")
-	}
-	if e, msg := b.checkVoterKey(req.ClusterID, req.VoterID, req.VoterDirectoryID, kerr.InvalidRequest); e != nil {
-		return fail(e, msg)
+	check := func() (*kerr.Error, string) {
+		if req.VoterDirectoryID == [16]byte{} || len(req.Listeners) == 0 {
+			return kerr.InvalidRequest, "the request names no voter directory id or no listener"
+		}
+		return b.checkVoterKey(req.ClusterID, req.VoterID, req.VoterDirectoryID, kerr.InvalidRequest)
 	}
 	timeout := quorumTimeout
 	if t := time.Duration(req.TimeoutMillis) * time.Millisecond; t > 0 && t < timeout {
 		timeout = t
 	}
-	ctx, cancel := context.WithTimeout(b.ctx, timeout)
-	defer cancel()
-	if err := b.node.PromoteVoter(ctx, req.VoterID); err != nil {
-		return fail(voterChangeError(err), err.Error())
+	if e, msg := b.changeVoter(rq, check, timeout, req.VoterID, b.node.PromoteVoter, "added raft voter"); e != nil {
+		resp.ErrorCode, resp.ErrorMessage = e.Code, kmsg.StringPtr(msg)
 	}
-	b.log.Info("added raft voter", "node", req.VoterID)
 	return now(resp)
 }
 
 func (b *Broker) handleRemoveRaftVoter(rq *request, req *kmsg.RemoveRaftVoterRequest) reply {
 	resp := req.ResponseKind().(*kmsg.RemoveRaftVoterResponse)
-	fail := func(e *kerr.Error, msg string) reply {
+	check := func() (*kerr.Error, string) {
+		return b.checkVoterKey(req.ClusterID, req.VoterID, req.VoterDirectoryID, kerr.VoterNotFound)
+	}
+	if e, msg := b.changeVoter(rq, check, quorumTimeout, req.VoterID, b.node.DemoteVoter, "removed raft voter (now an observer)"); e != nil {
 		resp.ErrorCode, resp.ErrorMessage = e.Code, kmsg.StringPtr(msg)
-		return now(resp)
 	}
-	if !b.authorizedCluster(rq, opAlter) {
-		return fail(kerr.ClusterAuthorizationFailed, kerr.ClusterAuthorizationFailed.Description)
-	}
-	if e, msg := b.checkVoterKey(req.ClusterID, req.VoterID, req.VoterDirectoryID, kerr.VoterNotFound); e != nil {
-		return fail(e, msg)
-	}
-	ctx, cancel := context.WithTimeout(b.ctx, quorumTimeout)
-	defer cancel()
-	if err := b.node.DemoteVoter(ctx, req.VoterID); err != nil {
-		return fail(voterChangeError(err), err.Error())
-	}
-	b.log.Info("removed raft voter (now an observer)", "node", req.VoterID)
 	return now(resp)
 }

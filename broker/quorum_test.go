@@ -108,6 +108,7 @@ func waitQuorumOf(ctx context.Context, t *testing.T, cl *kgo.Client, id int32, w
 // DescribeCluster's controller endpoints and UnregisterBroker's voter
 // check all follow.
 func TestQuorumAPIs(t *testing.T) {
+	t.Parallel()
 	c := startMixedCluster(t, 4, 3, nil)
 	ctx := testCtx(t)
 	cl := c.client()

@@ -114,7 +114,8 @@ type quotaManager struct {
 	// serializes rebuilds (readers only load).
 	table atomic.Pointer[quotaTable]
 	mu    sync.Mutex
-	// sensors maps sensorKey to *rateSensor; entries idle for
+	// sensors maps sensorKey to *rateSensor (*tokenBucket for
+	// controller mutations; see sensorFor); entries idle for
 	// sensorExpiry are swept (lastSweep, UnixMilli).
 	sensors   sync.Map
 	lastSweep atomic.Int64
@@ -211,12 +212,7 @@ func (m *quotaManager) recordSensor(st *raft.State, kind quotaKind, user, client
 		return 0, nil, 0
 	}
 	nowMS := m.now().UnixMilli()
-	s, ok := m.sensors.Load(key)
-	if !ok {
-		s, _ = m.sensors.LoadOrStore(key, newRateSensor(m.samples))
-		m.maybeSweep(nowMS)
-	}
-	rs := s.(*rateSensor)
+	rs := sensorFor(m, key, nowMS, func() *rateSensor { return newRateSensor(m.samples) })
 	ms := rs.record(nowMS, value, m.windowMS, bound)
 	return time.Duration(ms) * time.Millisecond, rs, nowMS
 }
@@ -262,17 +258,25 @@ func (m *quotaManager) admitConnection(st *raft.State, ip string) time.Duration 
 	}
 	key := sensorKey{kind: quotaConnection, ip: ip}
 	nowMS := m.now().UnixMilli()
-	s, ok := m.sensors.Load(key)
-	if !ok {
-		s, _ = m.sensors.LoadOrStore(key, newRateSensor(m.samples))
-		m.maybeSweep(nowMS)
-	}
-	rs := s.(*rateSensor)
+	rs := sensorFor(m, key, nowMS, func() *rateSensor { return newRateSensor(m.samples) })
 	ms := rs.record(nowMS, 1, m.windowMS, bound)
 	if ms > 0 {
 		rs.unrecord(nowMS, 1, m.windowMS)
 	}
 	return time.Duration(ms) * time.Millisecond
+}
+
+// sensorFor returns key's sensor (a *rateSensor or, for mutations, a
+// *tokenBucket), creating it with fresh when there is none; concurrent
+// creators agree on one through LoadOrStore. Only a creation may sweep idle
+// sensors, so the common path is a single map load.
+func sensorFor[S any](m *quotaManager, key sensorKey, nowMS int64, fresh func() S) S {
+	s, ok := m.sensors.Load(key)
+	if !ok {
+		s, _ = m.sensors.LoadOrStore(key, fresh())
+		m.maybeSweep(nowMS)
+	}
+	return s.(S)
 }
 
 // maybeSweep drops sensors idle for sensorExpiry, at most once per
@@ -399,14 +403,6 @@ func throttleMillis(d time.Duration) int32 {
 	return int32(min(d.Milliseconds(), math.MaxInt32))
 }
 
-// requestQuotaExempt lists the API keys request_percentage never
-// throttles: what a client needs to connect and authenticate.
-var requestQuotaExempt = map[int16]bool{
-	kmsg.ApiVersions.Int16():      true,
-	kmsg.SASLHandshake.Int16():    true,
-	kmsg.SASLAuthenticate.Int16(): true,
-}
-
 // applyRequestQuota records the handler time of rq against its request
 // quota and puts the throttle into the reply (the larger of it and a
 // bandwidth throttle already set). Handlers run on the read loop, so a
@@ -517,14 +513,21 @@ func (c *conn) throttleResponse(resp kmsg.Response) {
 	}
 }
 
-// isInterBroker reports whether req is one only brokers send, which no
-// client quota applies to (Kafka exempts its cluster actions from the
-// request quota): a replica's fetch, WriteTxnMarkers, and AddPartitionsToTxn
-// from v4 (KIP-890: clients stay below v4, partition leaders verify
-// transactions with it). Throttling them would slow replication and
-// transactions for whoever matched a default quota.
-func isInterBroker(req kmsg.Request) bool {
+// exemptFromRequestQuota reports whether request_percentage leaves req
+// unmeasured and unthrottled. Two kinds are exempt:
+//   - what a client needs to connect and authenticate (ApiVersions,
+//     SaslHandshake, SaslAuthenticate): throttling those would keep a
+//     client from ever getting far enough to be measured fairly;
+//   - requests only brokers send, which no client quota applies to (Kafka
+//     exempts its cluster actions from the request quota): a replica's
+//     fetch, WriteTxnMarkers, and AddPartitionsToTxn from v4 (KIP-890:
+//     clients stay below v4, partition leaders verify transactions with
+//     it). Throttling them would slow replication and transactions for
+//     whoever matched a default quota.
+func exemptFromRequestQuota(req kmsg.Request) bool {
 	switch r := req.(type) {
+	case *kmsg.ApiVersionsRequest, *kmsg.SASLHandshakeRequest, *kmsg.SASLAuthenticateRequest:
+		return true
 	case *kmsg.FetchRequest:
 		return fetchReplicaID(r) >= 0
 	case *kmsg.WriteTxnMarkersRequest:
@@ -602,12 +605,8 @@ func (b *Broker) mutationQuota(rq *request, strictSince int16) *mutationQuota {
 	if !ok {
 		return q
 	}
-	s, ok := m.sensors.Load(key)
-	if !ok {
-		s, _ = m.sensors.LoadOrStore(key, &tokenBucket{})
-		m.maybeSweep(m.now().UnixMilli())
-	}
-	q.bucket, q.now, q.rate, q.strict = s.(*tokenBucket), m.now, rate, rq.version >= strictSince
+	bucket := sensorFor(m, key, m.now().UnixMilli(), func() *tokenBucket { return &tokenBucket{} })
+	q.bucket, q.now, q.rate, q.strict = bucket, m.now, rate, rq.version >= strictSince
 	q.burst = rate * float64(m.samples) * float64(m.windowMS) / 1000
 	return q
 }

@@ -343,6 +343,7 @@ func TestAlterDescribeClientQuotas(t *testing.T) {
 // TestClientQuotasAuthorization: Alter needs ALTER_CONFIGS and Describe
 // DESCRIBE_CONFIGS on the cluster.
 func TestClientQuotasAuthorization(t *testing.T) {
+	t.Parallel()
 	b, br := authzBroker(t)
 	alter := kmsg.NewPtrAlterClientQuotasRequest()
 	alter.Entries = append(alter.Entries, alterQuotaEntry([]kmsg.AlterClientQuotasRequestEntryOp{quotaOp("producer_byte_rate", 1, false)}, "user", "a"))
@@ -383,6 +384,7 @@ func bigBatch(size int) []byte {
 // quota window is shortened (11 x 100 ms) to keep the test short; the rate
 // bound is generous and one-sided (a slow machine only lowers the rate).
 func TestProduceThrottled(t *testing.T) {
+	t.Parallel()
 	b := startTestBroker(t, func(c *Config) { c.QuotaWindowSize = 100 * time.Millisecond })
 	tp := seedTopic(t, b, "q")
 	const quota = 200 << 10
@@ -417,6 +419,7 @@ func TestProduceThrottled(t *testing.T) {
 // the connection is muted for it, and the consumer gets its records once
 // its rate has decayed; follower fetches are never throttled.
 func TestFetchThrottledNotReplicas(t *testing.T) {
+	t.Parallel()
 	// Quota windows of 11 x 100 ms: a refused consumer is served again
 	// once the first sample expires (1.1 s), as in Kafka, where the rate
 	// is measured over at least samples-1 windows.
@@ -493,6 +496,7 @@ func TestRequestPercentageThrottles(t *testing.T) {
 
 // TestClientQuotasSurviveRestart: quotas are in the raft log and snapshot.
 func TestClientQuotasSurviveRestart(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	mod := func(c *Config) { c.DataDir = dir; c.Fsync = "always" }
 	b := startTestBroker(t, mod)
@@ -547,6 +551,7 @@ func BenchmarkQuotaCheck(b *testing.B) {
 // TestConnectionCreationRate: connections over an ip's
 // connection_creation_rate are closed unanswered; the first is served.
 func TestConnectionCreationRate(t *testing.T) {
+	t.Parallel()
 	b := startTestBroker(t, func(c *Config) { c.QuotaWindowSize = 100 * time.Millisecond })
 	setQuota(t, b, raft.QuotaEntity{IP: raft.DefaultName}, raft.QuotaConnectionCreationRate, 1)
 	if r := send[*kmsg.ApiVersionsResponse](t, rawClient(t, b), apiVersionsReq(), 3); r.ErrorCode != 0 {
@@ -585,6 +590,7 @@ func apiVersionsReq() *kmsg.ApiVersionsRequest {
 // the raft leader is forwarded, and every broker then describes and
 // enforces the quota.
 func TestClientQuotasFromFollower(t *testing.T) {
+	t.Parallel()
 	bs := startTestCluster(t, 3, nil).brokers
 	var follower *Broker
 	for _, b := range bs {
@@ -627,6 +633,7 @@ func createTopicsReq(names ...string) *kmsg.CreateTopicsRequest {
 // charged with partitions; strict versions refuse topics while it is in
 // debt, older ones create them and only throttle.
 func TestControllerMutationQuota(t *testing.T) {
+	t.Parallel()
 	// 0.1 mutations/s over 11 x 100 ms: a burst of 0.11 tokens, and a
 	// debt of one partition takes ~9 s to repay (the margin for the
 	// requests below, on fresh connections: the first one is muted).
@@ -706,7 +713,7 @@ func TestRecordFetch(t *testing.T) {
 
 // Requests only brokers send are exempt from client quotas; the same APIs
 // from clients are not.
-func TestIsInterBroker(t *testing.T) {
+func TestExemptFromRequestQuota(t *testing.T) {
 	follower := kmsg.NewPtrFetchRequest()
 	follower.ReplicaID = 2
 	consumer := kmsg.NewPtrFetchRequest()
@@ -727,8 +734,8 @@ func TestIsInterBroker(t *testing.T) {
 		{"AddPartitionsToTxn v3 (client)", client, false},
 		{"Produce", kmsg.NewPtrProduceRequest(), false},
 	} {
-		if got := isInterBroker(tc.req); got != tc.want {
-			t.Errorf("%s: isInterBroker %v, want %v", tc.name, got, tc.want)
+		if got := exemptFromRequestQuota(tc.req); got != tc.want {
+			t.Errorf("%s: exemptFromRequestQuota %v, want %v", tc.name, got, tc.want)
 		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 // cluster and replicate a topic; configs naming only some of the files, or
 // files that are not what they should be, are refused.
 func TestRaftTLSCluster(t *testing.T) {
+	t.Parallel()
 	// The PKI of the listener TLS tests: its broker certificate names
 	// 127.0.0.1 and serves as client and server, as a raft node's must.
 	pki := newTestPKI(t)

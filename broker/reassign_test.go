@@ -125,6 +125,7 @@ func checkValuesInOrder(t *testing.T, got []string) {
 // election gives it the leadership back with epoch + 1; acks=all records
 // from before, during and after are all readable.
 func TestElectPreferredLeaderAfterRestart(t *testing.T) {
+	t.Parallel()
 	c := startTestCluster(t, 3, nil)
 	c.createWithAssignment("pref", map[string]string{"min.insync.replicas": "2"}, []int32{1, 2, 3})
 	c.createWithAssignment("pref2", nil, []int32{1, 3, 2})
@@ -194,6 +195,7 @@ func TestElectPreferredLeaderAfterRestart(t *testing.T) {
 // the partition has a leader; once its only ISR member is gone it elects
 // the live replica outside the ISR.
 func TestElectUncleanOnlyWithoutLeader(t *testing.T) {
+	t.Parallel()
 	c := startTestCluster(t, 3, func(cfg *Config) { cfg.ReplicaLagTimeMax = 500 * time.Millisecond })
 	c.createWithAssignment("unclean", nil, []int32{1, 2})
 	produceSeq(t, c.client(), "unclean", 0, 10)
@@ -227,6 +229,7 @@ func TestElectUncleanOnlyWithoutLeader(t *testing.T) {
 // leadership leaves node 1, node 1 deletes its replica, and every
 // acknowledged record is readable, in order.
 func TestReassignPartitionUnderLoad(t *testing.T) {
+	t.Parallel()
 	c := startTestCluster(t, 3, nil)
 	c.createWithAssignment("moved", nil, []int32{1, 2})
 	produceSeq(t, c.client(), "moved", 0, 200)
@@ -308,6 +311,7 @@ func TestReassignPartitionUnderLoad(t *testing.T) {
 // is cancelled; the original replicas come back and the added broker drops
 // its replica. Invalid requests get Kafka's errors.
 func TestCancelReassignment(t *testing.T) {
+	t.Parallel()
 	c := startTestCluster(t, 3, nil)
 	c.createWithAssignment("cancel", nil, []int32{1, 2})
 	produceSeq(t, c.client(), "cancel", 0, 50)
@@ -377,6 +381,7 @@ func TestCancelReassignment(t *testing.T) {
 // restarted preferred replica gets its leadership back without an
 // election request.
 func TestAutoLeaderRebalance(t *testing.T) {
+	t.Parallel()
 	c := startTestCluster(t, 3, func(cfg *Config) {
 		cfg.LeaderImbalanceCheckInterval = 300 * time.Millisecond
 		// A follower stuck after the leader change must not simply be

@@ -70,12 +70,13 @@ func parseRecords(src []byte, fn func(i int, r recordView) error) (int, error) {
 	n := 0
 	for len(src) > 0 {
 		start := src
-		l, k := kbin.Varint(src)
-		if k <= 0 || l < 0 || int(l) > len(src)-k {
+		l, after, ok := takeVarint(src)
+		if !ok || l < 0 || l > int64(len(after)) {
 			return n, fmt.Errorf("%w: record %d length", errBadRecord, n)
 		}
-		body := src[k : k+int(l)]
-		src = src[k+int(l):]
+		k := len(src) - len(after)
+		body := after[:l]
+		src = after[l:]
 		var r recordView
 		r.raw = start[:k+int(l)]
 		if len(body) < 1 {
@@ -83,7 +84,6 @@ func parseRecords(src []byte, fn func(i int, r recordView) error) (int, error) {
 		}
 		r.attributes = int8(body[0])
 		body = body[1:]
-		var ok bool
 		if r.timestampDelta, body, ok = takeVarlong(body); !ok {
 			return n, fmt.Errorf("%w: record %d timestamp", errBadRecord, n)
 		}
@@ -123,7 +123,19 @@ func parseRecords(src []byte, fn func(i int, r recordView) error) (int, error) {
 	return n, nil
 }
 
+// takeVarint and takeVarlong decode a zigzag varint at the start of b and
+// return it with the rest of b. Produce validation walks every record, and
+// nearly all of a record's varints (attributes aside: its length, deltas,
+// key and value lengths, header count) fit one or two bytes, so those are
+// decoded inline; longer ones go to kbin, which also rejects overlong
+// encodings (a 32-bit varint of more than 5 bytes).
 func takeVarint(b []byte) (int64, []byte, bool) {
+	if len(b) > 0 && b[0] < 0x80 {
+		return unzigzag(uint64(b[0])), b[1:], true
+	}
+	if len(b) > 1 && b[1] < 0x80 {
+		return unzigzag(uint64(b[0]&0x7f) | uint64(b[1])<<7), b[2:], true
+	}
 	v, k := kbin.Varint(b)
 	if k <= 0 {
 		return 0, nil, false
@@ -132,12 +144,20 @@ func takeVarint(b []byte) (int64, []byte, bool) {
 }
 
 func takeVarlong(b []byte) (int64, []byte, bool) {
+	if len(b) > 0 && b[0] < 0x80 {
+		return unzigzag(uint64(b[0])), b[1:], true
+	}
+	if len(b) > 1 && b[1] < 0x80 {
+		return unzigzag(uint64(b[0]&0x7f) | uint64(b[1])<<7), b[2:], true
+	}
 	v, k := kbin.Varlong(b)
 	if k <= 0 {
 		return 0, nil, false
 	}
 	return v, b[k:], true
 }
+
+func unzigzag(u uint64) int64 { return int64(u>>1) ^ -int64(u&1) }
 
 func takeVarBytes(b []byte) ([]byte, []byte, bool) {
 	l, rest, ok := takeVarint(b)

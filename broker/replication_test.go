@@ -78,11 +78,7 @@ func startMixedCluster(t testing.TB, n, nVoters int, mod func(*Config)) *testClu
 			}
 			continue
 		}
-		t.Cleanup(func() {
-			for i := range c.brokers {
-				c.stop(i)
-			}
-		})
+		t.Cleanup(c.stopAll)
 		for i, err := range errs {
 			if err != nil {
 				t.Fatalf("start node %d: %v", i+1, err)
@@ -151,6 +147,18 @@ func (c *testCluster) stop(i int) {
 	if n := b.handlerPanics.Load(); n != 0 {
 		c.t.Errorf("node %d: %d handler panics", i+1, n)
 	}
+}
+
+// stopAll closes every running node at once. One after another, the last
+// node would have no quorum left for its controlled shutdown and wait out
+// the session timeout; together, each node's controlled shutdown runs
+// while the others still form a quorum. Each Close is still checked.
+func (c *testCluster) stopAll() {
+	var wg sync.WaitGroup
+	for i := range c.brokers {
+		wg.Go(func() { c.stop(i) })
+	}
+	wg.Wait()
 }
 
 // restart starts node i again on its data dir.
@@ -332,6 +340,7 @@ func createReplicated(t testing.TB, c *testCluster, topic string, parts int32, m
 // TestReplicationCopiesEveryRecord: acks=all records reach every replica
 // byte for byte, with fsync on, and are read back from the leaders.
 func TestReplicationCopiesEveryRecord(t *testing.T) {
+	t.Parallel()
 	c := startTestCluster(t, 3, func(cfg *Config) { cfg.Fsync = "always" })
 	createReplicated(t, c, "copied", 3, "2")
 	cl := c.client()
@@ -354,6 +363,7 @@ func TestReplicationCopiesEveryRecord(t *testing.T) {
 // the two others (min.insync.replicas=2); it comes back, catches up, rejoins
 // the ISR; nothing acknowledged is lost or duplicated.
 func TestReplicationLeaderFailover(t *testing.T) {
+	t.Parallel()
 	c := startTestCluster(t, 3, nil)
 	createReplicated(t, c, "failover", 1, "2")
 	cl := c.client()
@@ -380,6 +390,7 @@ func TestReplicationLeaderFailover(t *testing.T) {
 // back as a follower and must drop its unreplicated records (diverging epoch)
 // and copy the new leader's.
 func TestReplicationTruncatesDivergentLog(t *testing.T) {
+	t.Parallel()
 	c := startTestCluster(t, 3, func(cfg *Config) { cfg.ReplicaLagTimeMax = time.Minute })
 	createReplicated(t, c, "diverge", 1, "1")
 	produceSeq(t, c.client(), "diverge", 0, 50)
@@ -440,6 +451,7 @@ func TestReplicationTruncatesDivergentLog(t *testing.T) {
 // (and fails with NOT_ENOUGH_REPLICAS once the ISR is below
 // min.insync.replicas); when it fetches again it catches up and rejoins.
 func TestReplicationISRShrinksAndExpands(t *testing.T) {
+	t.Parallel()
 	c := startTestCluster(t, 3, func(cfg *Config) { cfg.ReplicaLagTimeMax = 500 * time.Millisecond })
 	createReplicated(t, c, "lag", 1, "2")
 	produceSeq(t, c.client(), "lag", 0, 10)

@@ -41,6 +41,7 @@ func TestThrottledReplica(t *testing.T) {
 // in-sync follower of a throttled partition is never held: acks=all
 // produces keep being answered.
 func TestReplicationThrottle(t *testing.T) {
+	t.Parallel()
 	for _, side := range []struct {
 		name                 string
 		rateKey, replicasKey string

@@ -60,6 +60,7 @@ func pingAs(t *testing.T, b *Broker, mech sasl.Mechanism, opts ...kgo.Opt) (*kgo
 }
 
 func TestSASLLogin(t *testing.T) {
+	t.Parallel()
 	b := startSASLBroker(t, ProtocolSASLPlaintext, nil)
 	for _, tc := range []struct {
 		name      string
@@ -121,6 +122,7 @@ func authenticateRaw(t *testing.T, c *rawConn, msg []byte) *kmsg.SASLAuthenticat
 }
 
 func TestSASLWireErrors(t *testing.T) {
+	t.Parallel()
 	b := startSASLBroker(t, ProtocolSASLPlaintext, nil)
 
 	t.Run("request before authentication closes", func(t *testing.T) {
@@ -217,6 +219,7 @@ func readToken(c *rawConn) ([]byte, error) {
 // TestSASLHandshakeV0 runs SCRAM with the raw token framing of clients
 // before KIP-152.
 func TestSASLHandshakeV0(t *testing.T) {
+	t.Parallel()
 	b := startSASLBroker(t, ProtocolSASLPlaintext, nil)
 	login := func(pass string) (*rawConn, error) {
 		c := rawClient(t, b)
@@ -273,6 +276,7 @@ func TestSASLHandshakeV0(t *testing.T) {
 }
 
 func TestPlaintextListenerRefusesSASL(t *testing.T) {
+	t.Parallel()
 	b := startTestBroker(t, nil)
 	c := rawClient(t, b)
 	hs := kmsg.NewPtrSASLHandshakeRequest()
@@ -291,6 +295,7 @@ func TestPlaintextListenerRefusesSASL(t *testing.T) {
 // TestAlterUserSCRAMThenLogin creates, lists and deletes users through the
 // admin API as an authenticated admin, and logs in as them.
 func TestAlterUserSCRAMThenLogin(t *testing.T) {
+	t.Parallel()
 	b := startSASLBroker(t, ProtocolSASLPlaintext, nil)
 	adminCl, err := pingAs(t, b, scram.Auth{User: "admin", Pass: "admin-secret"}.AsSha256Mechanism())
 	if err != nil {
@@ -406,6 +411,7 @@ func scramKey(user string, mech int8) raft.SCRAMKey {
 }
 
 func TestDescribeClientQuotasEmpty(t *testing.T) {
+	t.Parallel()
 	b := startTestBroker(t, nil)
 	c := rawClient(t, b)
 	req := kmsg.NewPtrDescribeClientQuotasRequest()

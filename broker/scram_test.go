@@ -183,6 +183,7 @@ func runSCRAM(t testing.TB, mech sasl.Mechanism, srv *scramServer) error {
 }
 
 func TestSCRAMExchange(t *testing.T) {
+	t.Parallel()
 	users := map[string]string{"alice": "alice-secret", "a,b=c": "pw"}
 	for _, m := range []*scramMechanism{scramSHA256, scramSHA512} {
 		asMech := func(a scram.Auth) sasl.Mechanism {

@@ -37,6 +37,7 @@ func partsIn(resp *kmsg.FetchResponse) map[int32]kmsg.FetchResponseTopicPartitio
 }
 
 func TestFetchSessions(t *testing.T) {
+	t.Parallel()
 	b := startTestBroker(t, func(c *Config) { c.FetchSessionCacheSlots = 2 })
 	adm := newAdmin(t, b)
 	createTopic(t, adm, "sess", 2, nil)
@@ -130,6 +131,7 @@ func TestFetchSessions(t *testing.T) {
 }
 
 func TestLogAppendTimeAndTopicCompression(t *testing.T) {
+	t.Parallel()
 	b := startTestBroker(t, nil)
 	adm := newAdmin(t, b)
 	lat, zstd := "LogAppendTime", "zstd"

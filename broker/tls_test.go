@@ -66,6 +66,7 @@ func hasPrincipal(b *Broker, p string) bool { return slices.Contains(principals(
 // TestSSLListener: the client certificate's subject is the principal, and
 // fetches larger than the sendfile threshold arrive intact through TLS.
 func TestSSLListener(t *testing.T) {
+	t.Parallel()
 	pki := newTestPKI(t)
 	b := startTLSBroker(t, pki, ProtocolSSL, "required")
 	cl := newClient(t, b, kgo.DialTLSConfig(pki.clientTLS(true)), kgo.ConsumeTopics("tls"), kgo.AllowAutoTopicCreation(),
@@ -108,6 +109,7 @@ func TestSSLListener(t *testing.T) {
 }
 
 func TestSSLListenerAnonymous(t *testing.T) {
+	t.Parallel()
 	pki := newTestPKI(t)
 	b := startTLSBroker(t, pki, ProtocolSSL, "none")
 	cl := newClient(t, b, kgo.DialTLSConfig(pki.clientTLS(false)))
@@ -122,6 +124,7 @@ func TestSSLListenerAnonymous(t *testing.T) {
 // TestSASLSSLListener: on SASL_SSL the SASL user is the principal even when
 // the client also presents a certificate.
 func TestSASLSSLListener(t *testing.T) {
+	t.Parallel()
 	pki := newTestPKI(t)
 	b := startTLSBroker(t, pki, ProtocolSASLSSL, "requested")
 	tlsOpt := kgo.DialTLSConfig(pki.clientTLS(true))

@@ -158,6 +158,7 @@ func (c *testCluster) markers(node int32, topic string, part int32, pid int64) (
 // the helpers fail the test through the cluster's t, so they run in
 // sequence in this test's goroutine, not as subtests).
 func TestTxnCluster(t *testing.T) {
+	t.Parallel()
 	c := startTestCluster(t, 3, txnClusterConfig)
 	testTxnClusterCommitAbort(t, c)
 	testTxnClusterPeerErrors(t, c)
@@ -318,6 +319,7 @@ func testTxnClusterGroupSession(t *testing.T, c *testCluster, tv string, opts []
 // between the produce and the commit; the commit's marker reaches the new
 // leader and the records become visible to read_committed consumers.
 func TestTxnClusterLeaderChange(t *testing.T) {
+	t.Parallel()
 	c := startTestCluster(t, 3, txnClusterConfig)
 	c.createAssigned("lc", []int32{2, 3, 1})
 	id := c.idLedBy(txnTopic, "lc", 1)
@@ -638,6 +640,7 @@ func TestOffsetVerifyErr(t *testing.T) {
 // coordinator with markers to leaders on other nodes, and an ongoing one
 // is committed by the producer through the new coordinator.
 func TestTxnClusterCoordinatorFailover(t *testing.T) {
+	t.Parallel()
 	c := startTestCluster(t, 3, txnClusterConfig)
 	c.createAssigned("cf", []int32{2, 3, 1}, []int32{3, 2, 1})
 	ctx := testCtx(t)
@@ -719,6 +722,7 @@ func TestTxnClusterCoordinatorFailover(t *testing.T) {
 // replaced by a newer epoch, and unnecessary while the producer's
 // transaction is open in the log at the batch's epoch.
 func TestVerifyGuard(t *testing.T) {
+	t.Parallel()
 	b := startTestBroker(t, nil)
 	createTopic(t, newAdmin(t, b), "vg", 1, nil)
 	p := b.parts.get("vg", 0)
@@ -804,6 +808,7 @@ func TestVerifyGuard(t *testing.T) {
 // retried against fresh metadata until the replica is back and leads
 // again, and the commit becomes visible there.
 func TestTxnClusterMarkerWaitsForLeader(t *testing.T) {
+	t.Parallel()
 	c := startTestCluster(t, 3, txnClusterConfig)
 	c.createAssigned("solo", []int32{3})
 	c.createAssigned("duo", []int32{2, 1})
@@ -903,6 +908,7 @@ func TestStillCoordinates(t *testing.T) {
 // fully visible or fully absent under read_committed, every acknowledged
 // commit is visible and no aborted record is.
 func TestTxnClusterAtomicUnderLeaderStop(t *testing.T) {
+	t.Parallel()
 	c := startTestCluster(t, 3, txnClusterConfig)
 	c.createAssigned("au", []int32{2, 3, 1}, []int32{3, 1, 2}, []int32{2, 1, 3})
 	ids := []string{c.idLedBy(txnTopic, "au-a", 1), c.idLedBy(txnTopic, "au-b", 3), c.idLedBy(txnTopic, "au-c", 1)}

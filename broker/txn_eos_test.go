@@ -18,8 +18,12 @@ import (
 // transactions that write the output, so the output holds every input
 // record exactly once and the group's committed offsets match it.
 func TestTransactGroupSession(t *testing.T) {
+	t.Parallel()
 	for _, tv := range txnVersions {
-		t.Run(tv.name, func(t *testing.T) { testTransactGroupSession(t, tv.opts) })
+		t.Run(tv.name, func(t *testing.T) {
+			t.Parallel()
+			testTransactGroupSession(t, tv.opts)
+		})
 	}
 }
 
@@ -96,6 +100,7 @@ func testTransactGroupSession(t *testing.T, opts []kgo.Opt) {
 // continue, and checks that every transaction is fully visible or fully
 // absent under read_committed, and that every acknowledged commit is there.
 func TestTransactionsSurviveRestart(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	mod := func(c *Config) { c.DataDir = dir; c.Fsync = "always"; c.TransactionTopicPartitions = 5 }
 	b := startTestBroker(t, mod)

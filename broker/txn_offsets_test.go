@@ -106,6 +106,7 @@ func fetchOffset(t *testing.T, cl *kgo.Client, g string, stable bool) (int64, in
 // abort, and a transaction open across a restart is still pending after it
 // and aborted by the producer's re-initialization.
 func TestTxnOffsetCommit(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	mod := func(c *Config) {
 		groupTestConfig(c)

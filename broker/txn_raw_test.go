@@ -17,6 +17,7 @@ import (
 // outside a transaction, AddPartitionsToTxn v4 verify_only, and the
 // Describe/ListTransactions answers.
 func TestTxnWireErrors(t *testing.T) {
+	t.Parallel()
 	b := startTestBroker(t, func(c *Config) { c.TransactionTopicPartitions = 3 })
 	createTopic(t, newAdmin(t, b), "w", 2, nil)
 	c := rawClient(t, b)

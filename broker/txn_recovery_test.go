@@ -15,6 +15,7 @@ import (
 // exactly as Kafka's does on load (PrepareCommit -> commit, PrepareAbort ->
 // abort), and an Ongoing transaction is left to time out and is aborted.
 func TestTxnRecoveryOfPrepared(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name      string
 		end       int // 1 commit, 0 abort, -1 leave ongoing
@@ -26,6 +27,7 @@ func TestTxnRecoveryOfPrepared(t *testing.T) {
 		{"ongoing times out", -1, "CompleteAbort", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			dir := t.TempDir()
 			mod := func(c *Config) {
 				c.DataDir, c.Fsync, c.TransactionTopicPartitions = dir, "always", 3
@@ -106,6 +108,7 @@ func TestTxnRecoveryOfPrepared(t *testing.T) {
 // transactional.id.expiration.ms, also across a restart (its tombstone is
 // in __transaction_state).
 func TestTransactionalIDExpiration(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	mod := func(c *Config) {
 		c.DataDir, c.TransactionTopicPartitions = dir, 3

@@ -79,8 +79,12 @@ var txnVersions = []struct {
 }
 
 func TestTransactionsCommitAbort(t *testing.T) {
+	t.Parallel()
 	for _, tv := range txnVersions {
-		t.Run(tv.name, func(t *testing.T) { testTransactionsCommitAbort(t, tv.name, tv.opts) })
+		t.Run(tv.name, func(t *testing.T) {
+			t.Parallel()
+			testTransactionsCommitAbort(t, tv.name, tv.opts)
+		})
 	}
 }
 
@@ -163,8 +167,12 @@ func testTransactionsCommitAbort(t *testing.T, tv string, opts []kgo.Opt) {
 // TestTransactionsZombieFenced: a second producer with the same
 // transactional id aborts the first one's open transaction and fences it.
 func TestTransactionsZombieFenced(t *testing.T) {
+	t.Parallel()
 	for _, tv := range txnVersions {
-		t.Run(tv.name, func(t *testing.T) { testTransactionsZombieFenced(t, tv.opts) })
+		t.Run(tv.name, func(t *testing.T) {
+			t.Parallel()
+			testTransactionsZombieFenced(t, tv.opts)
+		})
 	}
 }
 
@@ -212,6 +220,7 @@ func testTransactionsZombieFenced(t *testing.T, opts []kgo.Opt) {
 // aborted by the coordinator, the producer is fenced, and the last stable
 // offset moves past it.
 func TestTransactionTimeout(t *testing.T) {
+	t.Parallel()
 	b := startTestBroker(t, func(c *Config) { c.TransactionAbortCheckInterval = 50 * time.Millisecond })
 	ctx := testCtx(t)
 	adm := newAdmin(t, b)
@@ -266,6 +275,7 @@ func TestTransactionTimeout(t *testing.T) {
 // TestTransactionReadCommittedLSO: an open transaction holds the last
 // stable offset (ListOffsets read_committed and fetch) at its first offset.
 func TestTransactionReadCommittedLSO(t *testing.T) {
+	t.Parallel()
 	b := startTestBroker(t, nil)
 	ctx := testCtx(t)
 	adm := newAdmin(t, b)

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/stromhq/strom/storage"
@@ -205,5 +206,47 @@ func TestValidateBatchRenumbersInnerOffsets(t *testing.T) {
 	}
 	if err := storage.VerifyCRC(chk.batch); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// BenchmarkValidateBatch walks a 1 MB batch of 100-byte records, as a
+// producer with linger fills it: the per-record cost of produce validation.
+func BenchmarkValidateBatch(b *testing.B) {
+	now := time.Now().UnixMilli()
+	recs := make([]storage.Record, 9000)
+	value := bytes.Repeat([]byte{'v'}, 100)
+	for i := range recs {
+		recs[i] = storage.Record{OffsetDelta: int32(i), Value: value}
+	}
+	h := storage.BatchHeader{ProducerID: 7, ProducerEpoch: 0, BaseSequence: 0, BaseTimestamp: now, MaxTimestamp: now,
+		LastOffsetDelta: int32(len(recs) - 1), PartitionLeaderEpoch: -1}
+	batch := storage.BuildBatch(h, recs)
+	pc := testPartConfig(nil)
+	b.SetBytes(int64(len(batch)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, kerrv, msg := validateBatch(batch, 9, pc, now); kerrv != nil {
+			b.Fatalf("validateBatch: %v %s", kerrv, msg)
+		}
+	}
+}
+
+// TestTakeVarintMatchesKbin checks the inline one- and two-byte decoding of
+// takeVarint and takeVarlong against kbin for every two-byte prefix, with and
+// without more bytes after it.
+func TestTakeVarintMatchesKbin(t *testing.T) {
+	for x := 0; x < 1<<16; x++ {
+		for _, b := range [][]byte{{byte(x)}, {byte(x), byte(x >> 8)}, {byte(x), byte(x >> 8), 0x01}, {byte(x), byte(x >> 8), 0x81, 0x01}} {
+			v, k := kbin.Varint(b)
+			got, rest, ok := takeVarint(b)
+			if ok != (k > 0) || ok && (got != int64(v) || len(rest) != len(b)-k) {
+				t.Fatalf("takeVarint(% x) = %d, %d left, %v; kbin: %d, %d bytes", b, got, len(rest), ok, v, k)
+			}
+			vl, kl := kbin.Varlong(b)
+			gotl, restl, okl := takeVarlong(b)
+			if okl != (kl > 0) || okl && (gotl != vl || len(restl) != len(b)-kl) {
+				t.Fatalf("takeVarlong(% x) = %d, %d left, %v; kbin: %d, %d bytes", b, gotl, len(restl), okl, vl, kl)
+			}
+		}
 	}
 }

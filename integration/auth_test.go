@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/stromhq/strom/integration/harness"
 )
@@ -22,10 +23,7 @@ import (
 func TestSCRAMOverTLSRealClients(t *testing.T) {
 	pki := newTestPKI(t)
 	common := []harness.Option{harness.Listener("SASLSSL", "SASL_SSL"), harness.ScramUser("SCRAM-SHA-256", "admin", "admin-secret")}
-	for _, target := range []struct {
-		name  string
-		start func(t *testing.T) *harness.LocalCluster
-	}{
+	for _, target := range []saslTarget{
 		{"strom", func(t *testing.T) *harness.LocalCluster {
 			return harness.StartStrom(t, append(common, harness.StromArgs("--ssl-cert-file", pki.serverPEM, "--ssl-key-file", pki.serverPEM,
 				"--sasl-enabled-mechanisms", "SCRAM-SHA-256"))...)
@@ -71,20 +69,81 @@ func TestSCRAMOverTLSRealClients(t *testing.T) {
 			// kcat 1.7.1 / librdkafka 2.0.2 fails SCRAM against Kafka 4.3.1 as well
 			// as Strom: its client-final nonce repeats the client nonce.)
 			alice, wrong := writeProps(t, "alice", "alice-secret"), writeProps(t, "alice", "wrong")
-			harness.RunKafkaToolInput(t, harness.DefaultKafkaVersion, harness.ToolConsoleProducer, "one\ntwo\nthree\n",
-				"--bootstrap-server", bootstrap, "--topic", topic, "--command-config", alice)
-			res, err := harness.KafkaTool(ctx, harness.DefaultKafkaVersion, harness.ToolConsoleConsumer, nil, "--bootstrap-server", bootstrap,
-				"--topic", topic, "--from-beginning", "--max-messages", "3", "--timeout-ms", "20000", "--command-config", alice)
-			if err != nil || strings.Join(strings.Fields(res.Stdout), ",") != "one,two,three" {
-				t.Fatalf("console consumer as alice: %v\n%s", err, res.Stdout)
-			}
-			res, err = harness.KafkaTool(ctx, harness.DefaultKafkaVersion, harness.ToolTopics, nil, "--bootstrap-server", bootstrap,
+			consoleRoundTrip(ctx, t, bootstrap, topic, alice)
+			// strom bench, both load generators, logged in from the same properties file.
+			benchRoundTrip(ctx, t, bootstrap, admin)
+			res, err := harness.KafkaTool(ctx, harness.DefaultKafkaVersion, harness.ToolTopics, nil, "--bootstrap-server", bootstrap,
 				"--command-config", wrong, "--list")
 			if err == nil || !strings.Contains(res.Stderr+res.Stdout, "Authentication failed") {
 				t.Fatalf("kafka-topics with a wrong password: %v\n%s\n%s", err, res.Stdout, res.Stderr)
 			}
 		})
 	}
+}
+
+// saslTarget is a cluster under test, Strom or Apache Kafka, started with
+// a SASL listener configured like the other targets of the same test.
+type saslTarget struct {
+	name  string
+	start func(t *testing.T) *harness.LocalCluster
+}
+
+// consoleRoundTrip has Kafka's console producer write one, two, three to
+// topic through bootstrap, logged in with the client properties file
+// props, and its console consumer read them back the same way.
+func consoleRoundTrip(ctx context.Context, t *testing.T, bootstrap, topic, props string) {
+	t.Helper()
+	harness.RunKafkaToolInput(t, harness.DefaultKafkaVersion, harness.ToolConsoleProducer, "one\ntwo\nthree\n",
+		"--bootstrap-server", bootstrap, "--topic", topic, "--command-config", props)
+	res, err := harness.KafkaTool(ctx, harness.DefaultKafkaVersion, harness.ToolConsoleConsumer, nil, "--bootstrap-server", bootstrap,
+		"--topic", topic, "--from-beginning", "--max-messages", "3", "--timeout-ms", "20000", "--command-config", props)
+	if err != nil || strings.Join(strings.Fields(res.Stdout), ",") != "one,two,three" {
+		t.Fatalf("console consumer with %s: %v\n%s\n%s", filepath.Base(props), err, res.Stdout, res.Stderr)
+	}
+}
+
+// startStromInterBroker starts three Strom nodes whose brokers reach each
+// other only on listener (of protocol), logging in with SCRAM-SHA-512 as
+// user broker; args are the other flags, given before the inter-broker ones.
+func startStromInterBroker(t *testing.T, listener, protocol string, args ...string) *harness.LocalCluster {
+	return harness.StartStrom(t, harness.Nodes(3), harness.Listener(listener, protocol),
+		harness.ScramUser("SCRAM-SHA-512", "broker", "broker-secret"),
+		harness.StromArgs(append(args, "--inter-broker-listener-name", listener, "--inter-broker-sasl-mechanism", "SCRAM-SHA-512",
+			"--inter-broker-sasl-username", "broker", "--inter-broker-sasl-password", "broker-secret")...))
+}
+
+// checkReplicated checks that every partition of topic has all three
+// replicas in its ISR and that topic reads back n records without offset
+// gaps: after acks=all writes, the followers fetched everything through the
+// inter-broker listener.
+func checkReplicated(ctx context.Context, t *testing.T, cl *kgo.Client, topic string, n int) {
+	t.Helper()
+	td, err := kadm.NewClient(cl).ListTopics(ctx, topic)
+	if err != nil || td[topic].Err != nil {
+		t.Fatalf("describe %s: %v %v", topic, err, td[topic].Err)
+	}
+	for _, p := range td[topic].Partitions.Sorted() {
+		if len(p.ISR) != 3 {
+			t.Fatalf("partition %d: ISR %v after acks=all writes", p.Partition, p.ISR)
+		}
+	}
+	if got, gaps := countRecords(ctx, t, cl, topic); gaps || got != n {
+		t.Fatalf("read back %d records (offset gaps %v)", got, gaps)
+	}
+}
+
+// nodeLogs returns the log of each node of c, by node index.
+func nodeLogs(t *testing.T, c *harness.LocalCluster) []string {
+	t.Helper()
+	logs := make([]string, c.Nodes())
+	for i := range logs {
+		b, err := os.ReadFile(c.LogPath(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		logs[i] = string(b)
+	}
+	return logs
 }
 
 // TestStromInterBrokerSASLSSL runs a three-node Strom cluster whose
@@ -94,36 +153,17 @@ func TestSCRAMOverTLSRealClients(t *testing.T) {
 // replica stays in the ISR.
 func TestStromInterBrokerSASLSSL(t *testing.T) {
 	pki := newTestPKI(t)
-	c := harness.StartStrom(t, harness.Nodes(3), harness.Listener("SASLSSL", "SASL_SSL"),
-		harness.ScramUser("SCRAM-SHA-512", "broker", "broker-secret"),
-		harness.StromArgs("--ssl-cert-file", pki.serverPEM, "--ssl-key-file", pki.serverPEM, "--ssl-client-ca-file", pki.caFile,
-			"--inter-broker-listener-name", "SASLSSL", "--inter-broker-sasl-mechanism", "SCRAM-SHA-512",
-			"--inter-broker-sasl-username", "broker", "--inter-broker-sasl-password", "broker-secret"))
+	c := startStromInterBroker(t, "SASLSSL", "SASL_SSL",
+		"--ssl-cert-file", pki.serverPEM, "--ssl-key-file", pki.serverPEM, "--ssl-client-ca-file", pki.caFile)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	cl := newClient(t, c)
-	adm := kadm.NewClient(cl)
 	topic := uniqueName("interbroker")
-	createTopic(ctx, t, adm, topic, 3, 3, nil)
+	createTopic(ctx, t, kadm.NewClient(cl), topic, 3, 3, nil)
 	produce(ctx, t, cl, makeRecords(topic, 0, 300, time.Now()))
-	td, err := adm.ListTopics(ctx, topic)
-	if err != nil || td[topic].Err != nil {
-		t.Fatalf("describe %s: %v %v", topic, err, td[topic].Err)
-	}
-	for _, p := range td[topic].Partitions.Sorted() {
-		if len(p.ISR) != 3 {
-			t.Fatalf("partition %d: ISR %v after acks=all writes", p.Partition, p.ISR)
-		}
-	}
-	if n, gaps := countRecords(ctx, t, cl, topic); gaps || n != 300 {
-		t.Fatalf("read back %d records (offset gaps %v)", n, gaps)
-	}
-	for i := 0; i < c.Nodes(); i++ {
-		log, err := os.ReadFile(c.LogPath(i))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if strings.Contains(string(log), "failed authentication") {
+	checkReplicated(ctx, t, cl, topic, 300)
+	for i, log := range nodeLogs(t, c) {
+		if strings.Contains(log, "failed authentication") {
 			t.Fatalf("node %d logged a failed authentication:\n%s", i, c.TailLogs(20))
 		}
 	}

@@ -27,17 +27,7 @@ import (
 // once the source stops, the destination must match it exactly (verify without duplicates allowed): the
 // transactional copy neither loses nor repeats a record across the faults.
 func TestMirrorNetworkPartition(t *testing.T) {
-	for _, tg := range []struct {
-		name  string
-		start func(t testing.TB) *harness.LocalCluster
-	}{
-		{"to-kafka-" + harness.DefaultKafkaVersion, func(t testing.TB) *harness.LocalCluster {
-			return harness.StartKafka(t, harness.Nodes(3), harness.NetNamespaces())
-		}},
-		{"to-strom", func(t testing.TB) *harness.LocalCluster {
-			return harness.StartStrom(t, harness.Nodes(3), harness.NetNamespaces())
-		}},
-	} {
+	for _, tg := range netnsClusters3("to-") {
 		t.Run(tg.name, func(t *testing.T) {
 			t.Parallel()
 			mirrorPartitionScenario(t, mirrorSource(t), tg.start(t))
@@ -46,7 +36,6 @@ func TestMirrorNetworkPartition(t *testing.T) {
 }
 
 func mirrorPartitionScenario(t *testing.T, src, dst *harness.LocalCluster) {
-	const hold = 2 * harness.StromSessionTimeout
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	prefix := uniqueName("mpart")
@@ -98,57 +87,11 @@ func mirrorPartitionScenario(t *testing.T, src, dst *harness.LocalCluster) {
 			}
 		}
 	}
-	leaderOf := func(part int32) int {
-		var leader int32 = -1
-		waitISR(ctx, t, dadm, dstTopic, func(d kadm.PartitionDetail) bool {
-			if d.Partition == part {
-				leader = d.Leader
-			}
-			return d.Leader >= 0
-		}, "a leader for every partition")
-		return int(leader - 1)
-	}
-	others := func(n int) []int {
-		var o []int
-		for i := range dst.Nodes() {
-			if i != n {
-				o = append(o, i)
-			}
-		}
-		return o
-	}
 	copied(500, "first records")
-	for _, sc := range []struct {
-		name string
-		cuts func() [][2]int
-	}{
-		{"destination leader cut off from its followers", func() [][2]int {
-			l := leaderOf(0)
-			return [][2]int{{l, others(l)[0]}, {l, others(l)[1]}}
-		}},
-		{"destination controller cut off from everything", func() [][2]int {
-			ctl := quorumLeader(ctx, t, dcl)
-			return [][2]int{{ctl, others(ctl)[0]}, {ctl, others(ctl)[1]}, {ctl, harness.HostNode}}
-		}},
-		{"destination leader loses one follower link", func() [][2]int {
-			l := leaderOf(1)
-			return [][2]int{{l, others(l)[1]}}
-		}},
-	} {
-		cuts := sc.cuts()
-		for _, cut := range cuts {
-			if err := dst.Cut(cut[0], cut[1]); err != nil {
-				t.Fatalf("%s: cut %v: %v", sc.name, cut, err)
-			}
-		}
-		time.Sleep(hold)
-		if err := dst.Heal(); err != nil {
-			t.Fatalf("%s: heal: %v", sc.name, err)
-		}
-		healed := time.Now()
-		copied(500, "after: "+sc.name)
-		t.Logf("%s: cut %v for %v; copying again %.1fs after the heal", sc.name, cuts, hold, time.Since(healed).Seconds())
-	}
+	runCuts(t, dst, partitionCuts(ctx, t, dst, dcl, dstTopic), nil, func(name string) string {
+		copied(500, "after: "+name)
+		return "the mirror copies"
+	})
 	prod.finish(ctx, t)
 	sent, _ := prod.counts()
 

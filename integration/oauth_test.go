@@ -39,13 +39,7 @@ func TestOAuthBearerUnsecuredRealClients(t *testing.T) {
 				"--create", "--topic", topic, "--partitions", "1", "--replication-factor", "1")
 
 			alice := writeProps(t, "alice", `unsecuredLoginStringClaim_sub="alice" unsecuredLoginListClaim_scope=",kafka,other"`)
-			harness.RunKafkaToolInput(t, harness.DefaultKafkaVersion, harness.ToolConsoleProducer, "one\ntwo\nthree\n",
-				"--bootstrap-server", bootstrap, "--topic", topic, "--command-config", alice)
-			res, err := harness.KafkaTool(ctx, harness.DefaultKafkaVersion, harness.ToolConsoleConsumer, nil, "--bootstrap-server", bootstrap,
-				"--topic", topic, "--from-beginning", "--max-messages", "3", "--timeout-ms", "20000", "--command-config", alice)
-			if err != nil || strings.Join(strings.Fields(res.Stdout), ",") != "one,two,three" {
-				t.Fatalf("console consumer as alice: %v\n%s\n%s", err, res.Stdout, res.Stderr)
-			}
+			consoleRoundTrip(ctx, t, bootstrap, topic, alice)
 
 			got := map[string]string{}
 			for name, options := range map[string]string{
@@ -82,19 +76,14 @@ func TestOAuthBearerUnsecuredRealClients(t *testing.T) {
 // oauthJAAS is the stock login module of Kafka's OAUTHBEARER clients.
 const oauthJAAS = "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required"
 
-// oauthTarget is a cluster with a SASL_PLAINTEXT listener OAUTH serving
-// OAUTHBEARER through the unsecured validator requiring the scope kafka.
-type oauthTarget struct {
-	name  string
-	start func(t *testing.T) *harness.LocalCluster
-}
-
-// oauthTargets returns Strom and Kafka 4.3.1 configured alike, with
-// connections.max.reauth.ms = reauthMS.
-func oauthTargets(reauthMS int) []oauthTarget {
+// oauthTargets returns Strom and Kafka 4.3.1 configured alike: a
+// SASL_PLAINTEXT listener OAUTH serving OAUTHBEARER through the unsecured
+// validator requiring the scope kafka, with connections.max.reauth.ms =
+// reauthMS.
+func oauthTargets(reauthMS int) []saslTarget {
 	reauth := strconv.Itoa(reauthMS)
 	common := []harness.Option{harness.Listener("OAUTH", "SASL_PLAINTEXT")}
-	return []oauthTarget{
+	return []saslTarget{
 		{"strom", func(t *testing.T) *harness.LocalCluster {
 			return harness.StartStrom(t, append(common, harness.StromArgs("--sasl-enabled-mechanisms", "OAUTHBEARER",
 				"--sasl-oauthbearer-unsecured-required-scope", "kafka", "--connections-max-reauth-ms", reauth, "--log-level", "debug"))...)
@@ -187,45 +176,26 @@ var jsonStatusRE = regexp.MustCompile(`\{"status":"[a-z_]+"(, "scope":"[^"]*")?\
 // several session lifetimes and no connection is closed for an expired
 // session.
 func TestStromInterBrokerReauth(t *testing.T) {
-	c := harness.StartStrom(t, harness.Nodes(3), harness.Listener("SASLPLAIN", "SASL_PLAINTEXT"),
-		harness.ScramUser("SCRAM-SHA-512", "broker", "broker-secret"),
-		harness.StromArgs("--sasl-enabled-mechanisms", "SCRAM-SHA-512", "--connections-max-reauth-ms", "2000", "--log-level", "debug",
-			"--inter-broker-listener-name", "SASLPLAIN", "--inter-broker-sasl-mechanism", "SCRAM-SHA-512",
-			"--inter-broker-sasl-username", "broker", "--inter-broker-sasl-password", "broker-secret"))
+	c := startStromInterBroker(t, "SASLPLAIN", "SASL_PLAINTEXT",
+		"--sasl-enabled-mechanisms", "SCRAM-SHA-512", "--connections-max-reauth-ms", "2000", "--log-level", "debug")
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	cl := newClient(t, c)
-	adm := kadm.NewClient(cl)
 	topic := uniqueName("interbroker-reauth")
-	createTopic(ctx, t, adm, topic, 3, 3, nil)
+	createTopic(ctx, t, kadm.NewClient(cl), topic, 3, 3, nil)
 	// Five rounds of acks=all writes a little more than a session lifetime
 	// apart.
 	for round := range 5 {
 		produce(ctx, t, cl, makeRecords(topic, round*100, 100, time.Now()))
 		time.Sleep(2200 * time.Millisecond)
 	}
-	td, err := adm.ListTopics(ctx, topic)
-	if err != nil || td[topic].Err != nil {
-		t.Fatalf("describe %s: %v %v", topic, err, td[topic].Err)
-	}
-	for _, p := range td[topic].Partitions.Sorted() {
-		if len(p.ISR) != 3 {
-			t.Fatalf("partition %d: ISR %v after acks=all writes", p.Partition, p.ISR)
-		}
-	}
-	if n, gaps := countRecords(ctx, t, cl, topic); gaps || n != 500 {
-		t.Fatalf("read back %d records (offset gaps %v)", n, gaps)
-	}
+	checkReplicated(ctx, t, cl, topic, 500)
 	reauths := 0
-	for i := 0; i < c.Nodes(); i++ {
-		log, err := os.ReadFile(c.LogPath(i))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if strings.Contains(string(log), "SASL session expired") || strings.Contains(string(log), "failed authentication") {
+	for i, log := range nodeLogs(t, c) {
+		if strings.Contains(log, "SASL session expired") || strings.Contains(log, "failed authentication") {
 			t.Fatalf("node %d closed a connection for an expired session or a failed login:\n%s", i, c.TailLogs(30))
 		}
-		reauths += strings.Count(string(log), "reauthentication=true")
+		reauths += strings.Count(log, "reauthentication=true")
 	}
 	if reauths < 3 {
 		t.Fatalf("%d re-authentications logged:\n%s", reauths, c.TailLogs(30))

@@ -46,21 +46,97 @@ func TestNetworkPartition(t *testing.T) {
 			return startTxnLoad(ctx, t, c, topic)
 		}},
 	}
-	for _, tg := range []struct {
-		name  string
-		start func(t testing.TB) *harness.LocalCluster
-	}{
-		{"kafka-" + harness.DefaultKafkaVersion, func(t testing.TB) *harness.LocalCluster {
-			return harness.StartKafka(t, harness.Nodes(3), harness.NetNamespaces())
-		}},
-		{"strom", func(t testing.TB) *harness.LocalCluster {
-			return harness.StartStrom(t, harness.Nodes(3), harness.NetNamespaces())
-		}},
-	} {
+	for _, tg := range netnsClusters3("") {
 		t.Run(tg.name, func(t *testing.T) {
 			t.Parallel() // separate clusters and networks; most of the time is spent waiting for elections
 			partitionScenario(t, tg.start(t), loads)
 		})
+	}
+}
+
+// netnsCluster names a cluster a partition test runs against and how to start it.
+type netnsCluster struct {
+	name  string
+	start func(t testing.TB) *harness.LocalCluster
+}
+
+// netnsClusters3 returns the clusters the network partition tests run side by side: three-node Apache
+// Kafka and Strom, every node in a network namespace of its own so links between nodes can be cut.
+// prefix goes before each name (the subtest's).
+func netnsClusters3(prefix string) []netnsCluster {
+	return []netnsCluster{
+		{prefix + "kafka-" + harness.DefaultKafkaVersion, func(t testing.TB) *harness.LocalCluster {
+			return harness.StartKafka(t, harness.Nodes(3), harness.NetNamespaces())
+		}},
+		{prefix + "strom", func(t testing.TB) *harness.LocalCluster {
+			return harness.StartStrom(t, harness.Nodes(3), harness.NetNamespaces())
+		}},
+	}
+}
+
+// cutScenario is one partition of a three-node cluster's network. cuts picks, when the scenario
+// starts, the links to cut: pairs of node indexes, harness.HostNode standing for the clients.
+type cutScenario struct {
+	name string
+	cuts func() [][2]int
+}
+
+// partitionCuts returns the three partitions both partition tests run on c: the leader of topic's
+// partition 0 cut off from both followers while clients still reach it (it takes writes it cannot
+// replicate); the active controller, found with DescribeQuorum through cl, cut off from every node
+// and every client; the leader of partition 1 losing its link to one follower only.
+func partitionCuts(ctx context.Context, t testing.TB, c *harness.LocalCluster, cl *kgo.Client, topic string) []cutScenario {
+	adm := kadm.NewClient(cl)
+	others := func(n int) []int {
+		var o []int
+		for i := range c.Nodes() {
+			if i != n {
+				o = append(o, i)
+			}
+		}
+		return o
+	}
+	return []cutScenario{
+		{"partition leader cut off from its followers, clients still reach it", func() [][2]int {
+			l := leaderIndex(ctx, t, adm, topic, 0)
+			return [][2]int{{l, others(l)[0]}, {l, others(l)[1]}}
+		}},
+		{"controller cut off from every node and every client", func() [][2]int {
+			ctl := quorumLeader(ctx, t, cl)
+			return [][2]int{{ctl, others(ctl)[0]}, {ctl, others(ctl)[1]}, {ctl, harness.HostNode}}
+		}},
+		{"partition leader loses the link to one follower only", func() [][2]int {
+			l := leaderIndex(ctx, t, adm, topic, 1)
+			return [][2]int{{l, others(l)[1]}}
+		}},
+	}
+}
+
+// runCuts runs each scenario on c in turn: before(name) (when not nil) waits for the workload to make
+// progress, then the scenario's links are cut and held longer than both clusters' broker session
+// timeouts (Strom's harness 3 s, Kafka's 4 s), so the cluster fences and re-elects, then healed, and
+// after(name) waits for progress again and returns a summary for the log.
+func runCuts(t *testing.T, c *harness.LocalCluster, scenarios []cutScenario, before func(name string), after func(name string) string) {
+	t.Helper()
+	const hold = 2 * harness.StromSessionTimeout
+	for _, sc := range scenarios {
+		if before != nil {
+			before(sc.name)
+		}
+		cuts := sc.cuts()
+		for _, cut := range cuts {
+			if err := c.Cut(cut[0], cut[1]); err != nil {
+				t.Fatalf("%s: cut %v: %v", sc.name, cut, err)
+			}
+		}
+		time.Sleep(hold)
+		if err := c.Heal(); err != nil {
+			t.Fatalf("%s: heal: %v", sc.name, err)
+		}
+		healed := time.Now()
+		summary := after(sc.name)
+		t.Logf("%s: cut %v (node indexes, -1 = clients) for %v; progressing again %.1fs after the heal (%s)",
+			sc.name, cuts, hold, time.Since(healed).Seconds(), summary)
 	}
 }
 
@@ -81,8 +157,6 @@ type partitionLoad interface {
 }
 
 func partitionScenario(t *testing.T, c *harness.LocalCluster, specs []loadSpec) {
-	// Longer than both clusters' broker session timeouts (Strom's harness 3 s, Kafka's 4 s).
-	const hold = 2 * harness.StromSessionTimeout
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	cl := newClient(t, c)
@@ -97,45 +171,7 @@ func partitionScenario(t *testing.T, c *harness.LocalCluster, specs []loadSpec) 
 	for i, sp := range specs {
 		loads[i] = sp.start(ctx, t, c, topics[i])
 	}
-	topic := topics[0] // whose partition leaders the cuts pick
 	fullISR := func(p kadm.PartitionDetail) bool { return len(p.ISR) == 3 && p.Leader >= 0 }
-	leaderOf := func(part int32) int {
-		var leader int32 = -1
-		waitISR(ctx, t, adm, topic, func(d kadm.PartitionDetail) bool {
-			if d.Partition == part {
-				leader = d.Leader
-			}
-			return d.Leader >= 0
-		}, "a leader for every partition")
-		return int(leader - 1)
-	}
-	controller := func() int { return quorumLeader(ctx, t, cl) }
-	others := func(n int) []int {
-		var o []int
-		for i := range c.Nodes() {
-			if i != n {
-				o = append(o, i)
-			}
-		}
-		return o
-	}
-	scenarios := []struct {
-		name string
-		cuts func() [][2]int
-	}{
-		{"partition leader cut off from its followers, clients still reach it", func() [][2]int {
-			l := leaderOf(0)
-			return [][2]int{{l, others(l)[0]}, {l, others(l)[1]}}
-		}},
-		{"controller cut off from every node and every client", func() [][2]int {
-			ctl := controller()
-			return [][2]int{{ctl, others(ctl)[0]}, {ctl, others(ctl)[1]}, {ctl, harness.HostNode}}
-		}},
-		{"partition leader loses the link to one follower only", func() [][2]int {
-			l := leaderOf(1)
-			return [][2]int{{l, others(l)[1]}}
-		}},
-	}
 	progress := func(when string) {
 		t.Helper()
 		for i, sp := range specs {
@@ -143,28 +179,17 @@ func partitionScenario(t *testing.T, c *harness.LocalCluster, specs []loadSpec) 
 			waitAcks(ctx, t, loads[i], sp.progress, sp.name+" "+when)
 		}
 	}
-	for _, sc := range scenarios {
-		progress("before: " + sc.name)
-		cuts := sc.cuts()
-		for _, cut := range cuts {
-			if err := c.Cut(cut[0], cut[1]); err != nil {
-				t.Fatalf("%s: cut %v: %v", sc.name, cut, err)
-			}
-		}
-		time.Sleep(hold)
-		healed := time.Now()
-		if err := c.Heal(); err != nil {
-			t.Fatalf("%s: heal: %v", sc.name, err)
-		}
-		progress("after: " + sc.name)
+	// The cuts pick the partition leaders of the first load's topic.
+	scenarios := partitionCuts(ctx, t, c, cl, topics[0])
+	runCuts(t, c, scenarios, func(name string) { progress("before: " + name) }, func(name string) string {
+		progress("after: " + name)
 		var done []string
 		for i, sp := range specs {
 			n, failed := loads[i].counts()
 			done = append(done, fmt.Sprintf("%s %d done, %d failed", sp.name, n, failed))
 		}
-		t.Logf("%s: cut %v (node indexes, -1 = clients) for %v; every load progressing again %.1fs after the heal (%s)",
-			sc.name, cuts, hold, time.Since(healed).Seconds(), strings.Join(done, "; "))
-	}
+		return strings.Join(done, "; ")
+	})
 	for _, ld := range loads {
 		ld.finish(ctx, t)
 	}

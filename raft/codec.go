@@ -3,6 +3,7 @@ package raft
 import (
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 )
@@ -56,18 +57,7 @@ func (e *encoder) strs(v []string) {
 	}
 }
 
-func (e *encoder) strMap(m map[string]string) {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	e.uvarint(uint64(len(keys)))
-	for _, k := range keys {
-		e.str(k)
-		e.str(m[k])
-	}
-}
+func (e *encoder) strMap(m map[string]string) { encodeSortedMap(e, m, strValues) }
 
 // decoder reads what encoder wrote. The first error sticks: later reads
 // return zero values, so decode functions read straight through and check
@@ -233,18 +223,57 @@ func (d *decoder) strs() []string {
 	return v
 }
 
-// strMap returns nil for an empty map; keys must be strictly increasing (the
-// encoder sorts them), which also rejects duplicates.
-func (d *decoder) strMap() map[string]string {
-	n := d.count(2)
+func (d *decoder) strMap() map[string]string { return decodeSortedMap(d, strValues) }
+
+// done reports an error when bytes are left over: every encoding is exact.
+func (d *decoder) done() error {
+	if d.err == nil && d.remaining() != 0 {
+		d.fail("trailing bytes")
+	}
+	return d.err
+}
+
+// valueCodec writes and reads the values of a sorted map. minSize is the
+// fewest bytes one encoded value takes; with the key's length byte it
+// bounds the entry count by the remaining input before anything is
+// allocated.
+type valueCodec[V any] struct {
+	enc     func(*encoder, V)
+	dec     func(*decoder) V
+	minSize int
+}
+
+// The value codecs of the maps in commands and snapshots: config strings
+// and quota rates.
+var (
+	strValues = valueCodec[string]{enc: (*encoder).str, dec: (*decoder).str, minSize: 1}
+	f64Values = valueCodec[float64]{enc: (*encoder).f64, dec: (*decoder).f64, minSize: 8}
+)
+
+// encodeSortedMap writes the entry count, then each key and its value in
+// increasing key order, so equal maps encode to equal bytes.
+func encodeSortedMap[V any](e *encoder, m map[string]V, vc valueCodec[V]) {
+	keys := slices.Sorted(maps.Keys(m))
+	e.uvarint(uint64(len(keys)))
+	for _, k := range keys {
+		e.str(k)
+		vc.enc(e, m[k])
+	}
+}
+
+// decodeSortedMap reads what encodeSortedMap wrote. It returns nil for an
+// empty map; keys must be strictly increasing, which also rejects
+// duplicates, so only the encoder's own output decodes.
+func decodeSortedMap[V any](d *decoder, vc valueCodec[V]) map[string]V {
+	n := d.count(1 + vc.minSize)
 	if d.err != nil || n == 0 {
 		return nil
 	}
-	m := make(map[string]string, n)
+	m := make(map[string]V, n)
 	prev := ""
 	for i := range n {
 		k := d.str()
-		v := d.str()
+		v := vc.dec(d)
 		if d.err != nil {
 			return nil
 		}
@@ -256,12 +285,4 @@ func (d *decoder) strMap() map[string]string {
 		m[k] = v
 	}
 	return m
-}
-
-// done reports an error when bytes are left over: every encoding is exact.
-func (d *decoder) done() error {
-	if d.err == nil && d.remaining() != 0 {
-		d.fail("trailing bytes")
-	}
-	return d.err
 }

@@ -821,10 +821,12 @@ type ConfigResource uint8
 const (
 	ResourceTopic  ConfigResource = 2
 	ResourceBroker ConfigResource = 4
+	ResourceGroup  ConfigResource = 32
 )
 
-// AlterConfigs changes the dynamic configs of a topic (Name = topic name) or
-// of a broker (Name = decimal broker id, or "" for the cluster default).
+// AlterConfigs changes the dynamic configs of a topic (Name = topic name),
+// of a broker (Name = decimal broker id, or "" for the cluster default) or
+// of a consumer group (Name = group id).
 // Keys in Delete are removed, then Set is applied, so a key in both ends up
 // set. Setting and deleting are idempotent.
 type AlterConfigs struct {
@@ -876,9 +878,33 @@ func (c AlterConfigs) apply(t *txn, _ uint64) (Result, error) {
 			t.brokerConfigs()[c.Name] = next
 		}
 		return Result{}, nil
+	case ResourceGroup:
+		if err := validGroupResource(c.Name); err != nil {
+			return Result{}, err
+		}
+		old := t.s.GroupConfigs[c.Name]
+		next := alteredConfigs(old, c.Set, c.Delete)
+		if configsEqual(next, old) {
+			return Result{}, nil
+		}
+		if next == nil {
+			delete(t.groupConfigs(), c.Name)
+		} else {
+			t.groupConfigs()[c.Name] = next
+		}
+		return Result{}, nil
 	default:
 		return Result{}, invalid("config resource type %d", c.Resource)
 	}
+}
+
+// validGroupResource checks a group config resource name: any group id but
+// the empty one, as Kafka.
+func validGroupResource(name string) error {
+	if name == "" {
+		return invalid("empty group config resource name")
+	}
+	return nil
 }
 
 func validBrokerResource(name string) error {

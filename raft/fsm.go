@@ -280,20 +280,54 @@ func encodeState(s *State) []byte {
 			withListeners = append(withListeners, b)
 		}
 	}
-	// Client quotas come after the listeners, so the listener section is
-	// written (possibly with no broker) whenever quotas follow it; without
-	// quotas the snapshot is byte for byte what it was before quotas.
-	if len(withListeners) > 0 || len(s.ClientQuotas) > 0 {
+	// Optional sections follow in a fixed order: listeners, client quotas,
+	// group configs. A section is written when it or a later one has
+	// content (possibly empty, then), so a snapshot without the later
+	// features is byte for byte what it was before they existed.
+	quotasOn := len(s.ClientQuotas) > 0 || len(s.GroupConfigs) > 0
+	if len(withListeners) > 0 || quotasOn {
 		e.uvarint(uint64(len(withListeners)))
 		for _, b := range withListeners {
 			e.i32(b.ID)
 			encodeEndpoints(&e, b.Listeners)
 		}
 	}
-	if len(s.ClientQuotas) > 0 {
+	if quotasOn {
 		encodeQuotaSection(&e, s)
 	}
+	if len(s.GroupConfigs) > 0 {
+		groups := slices.Sorted(maps.Keys(s.GroupConfigs))
+		e.uvarint(uint64(len(groups)))
+		for _, g := range groups {
+			e.str(g)
+			e.strMap(s.GroupConfigs[g])
+		}
+	}
 	return e.b
+}
+
+// decodeGroupConfigSection reads the optional group config section into s.
+// It is only written for a non-empty set.
+func decodeGroupConfigSection(d *decoder, s *State) error {
+	n := d.count(2)
+	if d.err == nil && n == 0 {
+		return fmt.Errorf("%w: empty group config section", ErrCorruptSnapshot)
+	}
+	for range n {
+		name := d.str()
+		m := d.strMap()
+		if d.err != nil {
+			break
+		}
+		if err := validGroupResource(name); err != nil || len(m) == 0 {
+			return fmt.Errorf("%w: group config resource %q", ErrCorruptSnapshot, name)
+		}
+		if _, dup := s.GroupConfigs[name]; dup {
+			return fmt.Errorf("%w: duplicate group config resource %q", ErrCorruptSnapshot, name)
+		}
+		s.GroupConfigs[name] = m
+	}
+	return nil
 }
 
 // decodeState parses and validates a snapshot; any failure wraps
@@ -390,6 +424,11 @@ func decodeState(b []byte) (*State, error) {
 		}
 		if d.err == nil && d.remaining() > 0 {
 			if err := decodeQuotaSection(&d, s); err != nil {
+				return nil, err
+			}
+		}
+		if d.err == nil && d.remaining() > 0 {
+			if err := decodeGroupConfigSection(&d, s); err != nil {
 				return nil, err
 			}
 		}

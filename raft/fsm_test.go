@@ -222,6 +222,18 @@ func TestFSMCommands(t *testing.T) {
 			}
 		}},
 		{"alter broker bad name", nil, AlterConfigs{Resource: ResourceBroker, Name: "b1"}, ErrInvalidCommand, nil},
+		{"alter group configs", nil, AlterConfigs{Resource: ResourceGroup, Name: "g1", Set: map[string]string{"consumer.session.timeout.ms": "50000"}}, nil, func(t *testing.T, s *State, _ Result) {
+			if s.GroupConfigs["g1"]["consumer.session.timeout.ms"] != "50000" {
+				t.Fatalf("configs %v", s.GroupConfigs)
+			}
+		}},
+		{"delete the last group config", []Command{AlterConfigs{Resource: ResourceGroup, Name: "g1", Set: map[string]string{"a": "1"}}},
+			AlterConfigs{Resource: ResourceGroup, Name: "g1", Delete: []string{"a"}}, nil, func(t *testing.T, s *State, _ Result) {
+				if _, ok := s.GroupConfigs["g1"]; ok {
+					t.Fatalf("configs %v, want no entry", s.GroupConfigs)
+				}
+			}},
+		{"alter group without a name", nil, AlterConfigs{Resource: ResourceGroup, Name: "", Set: map[string]string{"a": "1"}}, ErrInvalidCommand, nil},
 		{"alter bad resource", nil, AlterConfigs{Resource: 3, Name: "t"}, ErrInvalidCommand, nil},
 		{"allocate producer ids", nil, AllocateProducerIDs{BrokerID: 1, Start: 0, Count: 1000}, nil, func(t *testing.T, s *State, r Result) {
 			if s.NextProducerID != 1000 || r.ProducerIDs != (ProducerIDBlock{Start: 0, Count: 1000}) {

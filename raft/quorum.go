@@ -134,28 +134,20 @@ func (p *progress) appended(id hraft.ServerID, req *hraft.AppendEntriesRequest, 
 	}
 	now := p.now()
 	last := p.lastIndex()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	pp := p.peer(id, req.Term)
-	if pp == nil {
-		return
-	}
-	pp.lastContact = now
-	switch {
-	case resp.Success && (req.PrevLogEntry > 0 || len(req.Entries) > 0):
-		m := req.PrevLogEntry + uint64(len(req.Entries))
-		if !pp.matched || m > pp.match {
-			pp.match, pp.matched = m, true
+	p.contact(id, req.Term, now, func(pp *peerProgress) {
+		switch {
+		case resp.Success && (req.PrevLogEntry > 0 || len(req.Entries) > 0):
+			pp.raise(req.PrevLogEntry + uint64(len(req.Entries)))
+		case !resp.Success && req.PrevLogEntry > 0 && pp.matched:
+			// The follower lacks entry PrevLogEntry and holds nothing past
+			// LastLog: a node that lost its log (re-added after a wipe) shows
+			// its real position instead of the old match.
+			pp.match = min(pp.match, req.PrevLogEntry-1, resp.LastLog)
 		}
-	case !resp.Success && req.PrevLogEntry > 0 && pp.matched:
-		// The follower lacks entry PrevLogEntry and holds nothing past
-		// LastLog: a node that lost its log (re-added after a wipe) shows
-		// its real position instead of the old match.
-		pp.match = min(pp.match, req.PrevLogEntry-1, resp.LastLog)
-	}
-	if pp.matched && pp.match >= last {
-		pp.caughtUp = now
-	}
+		if pp.matched && pp.match >= last {
+			pp.caughtUp = now
+		}
+	})
 }
 
 // installed records a successful InstallSnapshot: the follower holds
@@ -164,16 +156,28 @@ func (p *progress) installed(id hraft.ServerID, req *hraft.InstallSnapshotReques
 	if !resp.Success || resp.Term != req.Term {
 		return
 	}
-	now := p.now()
+	p.contact(id, req.Term, p.now(), func(pp *peerProgress) { pp.raise(req.LastLogIndex) })
+}
+
+// contact records a response from id in term received at now, then lets
+// update apply what the response proves, both under p.mu. A late response
+// of an earlier leadership (peer returns nil) changes nothing.
+func (p *progress) contact(id hraft.ServerID, term uint64, now time.Time, update func(pp *peerProgress)) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	pp := p.peer(id, req.Term)
+	pp := p.peer(id, term)
 	if pp == nil {
 		return
 	}
 	pp.lastContact = now
-	if !pp.matched || req.LastLogIndex > pp.match {
-		pp.match, pp.matched = req.LastLogIndex, true
+	update(pp)
+}
+
+// raise records that the follower holds every entry up to m. Successes
+// only ever raise the match index; only a refusal (in appended) lowers it.
+func (pp *peerProgress) raise(m uint64) {
+	if !pp.matched || m > pp.match {
+		pp.match, pp.matched = m, true
 	}
 }
 

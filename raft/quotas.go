@@ -184,40 +184,6 @@ func decodeQuotaEntity(d *decoder) QuotaEntity {
 	return QuotaEntity{User: decodeQuotaName(d), ClientID: decodeQuotaName(d), IP: decodeQuotaName(d)}
 }
 
-// encodeQuotaValues writes a key -> value map with sorted keys.
-func encodeQuotaValues(e *encoder, m map[string]float64) {
-	keys := slices.Sorted(maps.Keys(m))
-	e.uvarint(uint64(len(keys)))
-	for _, k := range keys {
-		e.str(k)
-		e.f64(m[k])
-	}
-}
-
-// decodeQuotaValues returns nil for an empty map; keys must be strictly
-// increasing, which also rejects duplicates.
-func decodeQuotaValues(d *decoder) map[string]float64 {
-	n := d.count(9)
-	if d.err != nil || n == 0 {
-		return nil
-	}
-	m := make(map[string]float64, n)
-	prev := ""
-	for i := range n {
-		k, v := d.str(), d.f64()
-		if d.err != nil {
-			return nil
-		}
-		if i > 0 && k <= prev {
-			d.fail("quota keys not sorted")
-			return nil
-		}
-		prev = k
-		m[k] = v
-	}
-	return m
-}
-
 // QuotaChange alters one entity's quotas: keys in Delete are removed, then
 // Set is applied, so a key in both ends up set.
 type QuotaChange struct {
@@ -241,7 +207,7 @@ func (c AlterClientQuotas) encode(e *encoder) {
 	e.uvarint(uint64(len(c.Changes)))
 	for _, ch := range c.Changes {
 		encodeQuotaEntity(e, ch.Entity)
-		encodeQuotaValues(e, ch.Set)
+		encodeSortedMap(e, ch.Set, f64Values)
 		e.strs(ch.Delete)
 	}
 }
@@ -256,7 +222,7 @@ func decodeAlterClientQuotas(d *decoder) Command {
 	}
 	c := AlterClientQuotas{Changes: make([]QuotaChange, n)}
 	for i := range c.Changes {
-		c.Changes[i] = QuotaChange{Entity: decodeQuotaEntity(d), Set: decodeQuotaValues(d), Delete: d.strs()}
+		c.Changes[i] = QuotaChange{Entity: decodeQuotaEntity(d), Set: decodeSortedMap(d, f64Values), Delete: d.strs()}
 	}
 	return c
 }
@@ -351,25 +317,26 @@ func encodeQuotaSection(e *encoder, s *State) {
 	e.uvarint(uint64(len(ents)))
 	for _, q := range ents {
 		encodeQuotaEntity(e, q)
-		encodeQuotaValues(e, s.ClientQuotas[q])
+		encodeSortedMap(e, s.ClientQuotas[q], f64Values)
 	}
 }
 
 // decodeQuotaSection reads what encodeQuotaSection wrote into s. A section
-// is only written for a non-empty set, so an empty one is corrupt (and the
-// snapshot round trip stays exact).
+// is only written for a non-empty set or before a later section, so an empty
+// last one is corrupt (and the snapshot round trip stays exact).
 func decodeQuotaSection(d *decoder, s *State) error {
 	s.QuotasVersion = d.uvarint()
 	n := d.count(4)
 	if d.err != nil {
 		return nil
 	}
-	if n == 0 {
+	if n == 0 && d.remaining() == 0 {
+		// Empty only to make room for a later section.
 		return fmt.Errorf("%w: empty client quota section", ErrCorruptSnapshot)
 	}
 	for range n {
 		q := decodeQuotaEntity(d)
-		m := decodeQuotaValues(d)
+		m := decodeSortedMap(d, f64Values)
 		if d.err != nil {
 			return nil
 		}

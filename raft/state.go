@@ -31,6 +31,10 @@ type State struct {
 	// BrokerConfigs maps a resource name ("" = cluster-wide default, "1" =
 	// broker 1) to its dynamic configs. Entries are never empty maps.
 	BrokerConfigs map[string]map[string]string
+	// GroupConfigs maps a group id to its dynamic group configs (KIP-848
+	// group-level overrides, set with kafka-configs --entity-type groups),
+	// whether or not the group exists. Entries are never empty maps.
+	GroupConfigs map[string]map[string]string
 	// ACLs is the set of ACL bindings.
 	ACLs map[ACL]struct{}
 	// SCRAM holds the SCRAM credentials by user and mechanism.
@@ -170,6 +174,7 @@ func newState() *State {
 		Topics:        map[string]*Topic{},
 		TopicsByID:    map[[16]byte]*Topic{},
 		BrokerConfigs: map[string]map[string]string{},
+		GroupConfigs:  map[string]map[string]string{},
 		ACLs:          map[ACL]struct{}{},
 		SCRAM:         map[SCRAMKey]SCRAMCredential{},
 		ClientQuotas:  map[QuotaEntity]map[string]float64{},
@@ -209,7 +214,7 @@ func (s *State) SortedTopicNames() []string {
 // types; decodeState rejects snapshots that break them, and builds with the
 // invariants tag check every published state.
 func (s *State) checkInvariants() error {
-	if s.Brokers == nil || s.Topics == nil || s.TopicsByID == nil || s.BrokerConfigs == nil || s.ACLs == nil || s.SCRAM == nil || s.ClientQuotas == nil {
+	if s.Brokers == nil || s.Topics == nil || s.TopicsByID == nil || s.BrokerConfigs == nil || s.GroupConfigs == nil || s.ACLs == nil || s.SCRAM == nil || s.ClientQuotas == nil {
 		return fmt.Errorf("nil map in state")
 	}
 	if len(s.Topics) != len(s.TopicsByID) {
@@ -233,6 +238,14 @@ func (s *State) checkInvariants() error {
 			return fmt.Errorf("empty config map for resource %q", name)
 		}
 		if err := validBrokerResource(name); err != nil {
+			return err
+		}
+	}
+	for name, m := range s.GroupConfigs {
+		if len(m) == 0 {
+			return fmt.Errorf("empty config map for group %q", name)
+		}
+		if err := validGroupResource(name); err != nil {
 			return err
 		}
 	}
@@ -265,6 +278,7 @@ type txn struct {
 	brokersOwned       bool
 	topicsOwned        bool
 	brokerConfigsOwned bool
+	groupConfigsOwned  bool
 	aclsOwned          bool
 	scramOwned         bool
 	quotasOwned        bool
@@ -301,6 +315,14 @@ func (t *txn) brokerConfigs() map[string]map[string]string {
 		t.brokerConfigsOwned = true
 	}
 	return t.s.BrokerConfigs
+}
+
+func (t *txn) groupConfigs() map[string]map[string]string {
+	if !t.groupConfigsOwned {
+		t.s.GroupConfigs = maps.Clone(t.s.GroupConfigs)
+		t.groupConfigsOwned = true
+	}
+	return t.s.GroupConfigs
 }
 
 func (t *txn) acls() map[ACL]struct{} {

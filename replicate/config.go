@@ -62,12 +62,18 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/stromhq/strom/internal/clientcfg"
 )
+
+// ClientConfig describes how to reach one cluster: TLS, SASL, a Kafka client properties file.
+type ClientConfig = clientcfg.Config
 
 // Errors of this package; match with errors.Is.
 var (
-	// ErrBadConfig reports an unusable configuration (flags, client properties).
-	ErrBadConfig = errors.New("bad configuration")
+	// ErrBadConfig reports an unusable configuration (flags, client properties). It is
+	// clientcfg's, so a bad connection setting matches it too.
+	ErrBadConfig = clientcfg.ErrBadConfig
 	// ErrUnreachable reports a cluster that could not be reached or authenticated against.
 	ErrUnreachable = errors.New("cluster unreachable")
 	// ErrNoTopics reports that no source topic matches the selection.
@@ -178,24 +184,29 @@ type Config struct {
 	MaxPollRecords int
 	// RetryBackoff is the pause before a new session after a failed one.
 	RetryBackoff time.Duration
+	// TransactionTimeout is the destination transaction timeout (exactly-once; transaction.timeout.ms).
+	// A transaction open longer, e.g. while the destination was unreachable, is aborted by its
+	// coordinator; the mirror then starts a new session from the last committed batch.
+	TransactionTimeout time.Duration
 }
 
 // DefaultConfig returns the defaults: at-least-once, name "strom", identity renaming.
 func DefaultConfig() Config {
 	return Config{
-		Mode:              AtLeastOnce,
-		Name:              "strom",
-		Rename:            "identity",
-		Logger:            slog.New(slog.NewTextHandler(io.Discard, nil)),
-		ProgressInterval:  5 * time.Second,
-		RateWindow:        10 * time.Second,
-		DiscoverInterval:  10 * time.Second,
-		GroupSyncInterval: 5 * time.Second,
-		MaxPollRecords:    20000,
-		SessionTimeout:    10 * time.Second,
-		RetryBackoff:      time.Second,
-		Source:            ClientConfig{Name: "source"},
-		Dest:              ClientConfig{Name: "destination"},
+		Mode:               AtLeastOnce,
+		Name:               "strom",
+		Rename:             "identity",
+		Logger:             slog.New(slog.NewTextHandler(io.Discard, nil)),
+		ProgressInterval:   5 * time.Second,
+		RateWindow:         10 * time.Second,
+		DiscoverInterval:   10 * time.Second,
+		GroupSyncInterval:  5 * time.Second,
+		MaxPollRecords:     20000,
+		SessionTimeout:     10 * time.Second,
+		RetryBackoff:       time.Second,
+		TransactionTimeout: time.Minute,
+		Source:             ClientConfig{Name: "source"},
+		Dest:               ClientConfig{Name: "destination"},
 	}
 }
 
@@ -230,6 +241,10 @@ func (c *Config) selector() (*selector, error) {
 		s.prefix = strings.TrimPrefix(c.Rename, "prefix:")
 	default:
 		return nil, fmt.Errorf("--rename %q (want identity or prefix:P): %w", c.Rename, ErrBadConfig)
+	}
+	if c.Mode == ExactlyOnce && (c.TransactionTimeout < time.Second || c.TransactionTimeout > 15*time.Minute) {
+		// 15 minutes is Kafka's default transaction.max.timeout.ms.
+		return nil, fmt.Errorf("--transaction-timeout %v (want 1s to 15m): %w", c.TransactionTimeout, ErrBadConfig)
 	}
 	if c.Name == "" || strings.ContainsAny(c.Name, "/ ") {
 		return nil, fmt.Errorf("--name %q: %w", c.Name, ErrBadConfig)

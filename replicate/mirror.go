@@ -139,7 +139,8 @@ type session struct {
 	// reload is set by the group's assignment callback (at-least-once): partitions another process copied
 	// until now have map entries this session has not seen, so the map is read again between batches.
 	reload   atomic.Bool
-	inTxn    bool // a destination transaction is open (exactly-once)
+	inTxn    bool      // a destination transaction is open (exactly-once)
+	txnBegan time.Time // when the open (or last) destination transaction began
 	lastCopy time.Time
 
 	lastProgress  time.Time
@@ -311,7 +312,7 @@ func (s *session) newProducer(ctx context.Context) error {
 		kgo.MetadataMinAge(250*time.Millisecond),
 	)
 	if cfg.Mode == ExactlyOnce {
-		opts = append(opts, kgo.TransactionalID("strom-mirror-"+cfg.Name), kgo.TransactionTimeout(time.Minute))
+		opts = append(opts, kgo.TransactionalID("strom-mirror-"+cfg.Name), kgo.TransactionTimeout(cfg.TransactionTimeout))
 	}
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
@@ -538,7 +539,7 @@ func (s *session) copyBatch(ctx context.Context, recs []*kgo.Record) error {
 		if err := s.prod.BeginTransaction(); err != nil {
 			return fmt.Errorf("destination cluster: begin transaction: %w", err)
 		}
-		s.inTxn = true
+		s.inTxn, s.txnBegan = true, time.Now()
 	}
 	s.stage = "produce"
 	if len(out) > 0 {
@@ -603,6 +604,7 @@ func (s *session) persist(ctx context.Context, touched map[tp]bool) error {
 		}
 	}
 	if cfg.Mode == ExactlyOnce && !s.inTxn {
+		s.txnBegan = time.Now()
 		if err := s.prod.BeginTransaction(); err != nil {
 			return fmt.Errorf("destination cluster: begin transaction: %w", err)
 		}
@@ -650,10 +652,28 @@ func (s *session) persist(ctx context.Context, touched map[tp]bool) error {
 	return nil
 }
 
-// txnErr maps fencing errors to ErrFenced.
+// txnErr maps fencing errors to ErrFenced, except where the transaction's own timeout explains them.
 func (s *session) txnErr(err error) error {
-	if errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch) ||
-		errors.Is(err, kerr.TransactionalIDAuthorizationFailed) {
+	return fenceCause(err, time.Since(s.txnBegan), s.r.cfg.TransactionTimeout)
+}
+
+// fenceCause classifies err, met by a transaction open for openFor under timeout. A coordinator fences a
+// producer in two cases: another producer initialized the same transactional id (a second mirror with
+// this name: ErrFenced, which ends Run, since two mirrors would take turns), or the transaction
+// outlived its timeout and the coordinator aborted it, bumping the epoch (the destination was slow or
+// unreachable for longer than the timeout). The second is reported as a plain error, so Run starts a
+// new session from the last committed batch: nothing of the aborted transaction is visible, and the
+// new session's producer takes the id back. A denied transactional id is ErrFenced as well: retrying
+// cannot help.
+func fenceCause(err error, openFor, timeout time.Duration) error {
+	fenced := errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch)
+	switch {
+	case errors.Is(err, kerr.TransactionalIDAuthorizationFailed):
+		return fmt.Errorf("%w: %w", ErrFenced, err)
+	case fenced && openFor >= timeout:
+		return fmt.Errorf("destination transaction open for %v, past its %v timeout, was aborted by its coordinator: %w",
+			openFor.Round(time.Millisecond), timeout, err)
+	case fenced:
 		return fmt.Errorf("%w: %w", ErrFenced, err)
 	}
 	return err

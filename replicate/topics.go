@@ -26,7 +26,7 @@ type cluster struct {
 // connect builds the admin client of c and checks that the cluster answers Metadata (reachability,
 // TLS and SASL all fail here, before anything is written anywhere).
 func connect(ctx context.Context, c ClientConfig) (*cluster, error) {
-	opts, err := c.kgoOpts()
+	opts, err := c.KgoOpts()
 	if err != nil {
 		return nil, err
 	}

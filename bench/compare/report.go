@@ -43,6 +43,14 @@ func latencyOr(r *bench.Result, f func(*bench.Summary) float64) float64 {
 func recPerSec(r *bench.Result) float64 { return r.RecordsPerSec }
 func mbPerSec(r *bench.Result) float64  { return r.MBPerSec }
 
+// clientCores is the load generator's average CPU use during a workload, in cores.
+func clientCores(r *bench.Result) float64 {
+	if r.Seconds <= 0 {
+		return math.NaN()
+	}
+	return r.ClientCPUSeconds / r.Seconds
+}
+
 // tableMetrics lists the table rows in order for a run whose max-throughput workloads use clients
 // producers or consumers besides the single-client ones. The throughput targets are marked on both:
 // neither is the broker alone on two shared cores (one client's pipeline bounds the first, the clients'
@@ -50,7 +58,10 @@ func mbPerSec(r *bench.Result) float64  { return r.MBPerSec }
 func tableMetrics(clients int) []metric {
 	prodN := fmt.Sprintf("%d producers", clients)
 	consN := fmt.Sprintf("%d consumers", clients)
+	leanN := fmt.Sprintf("%d lean producers", clients)
 	return []metric{
+		{"produce 1 KiB, acks=all, idempotent, " + leanN, "MB/s", "produce 1 KiB\n" + leanN, func(m *measurement) float64 { return resultOr(m.produce1KLean, mbPerSec) }, 1.5, true},
+		{"produce 100 B, acks=all, idempotent, " + leanN, "records/s", "produce 100 B\n" + leanN, func(m *measurement) float64 { return resultOr(m.produce100Lean, recPerSec) }, 1.5, true},
 		{"produce 1 KiB, acks=all, idempotent, " + prodN, "MB/s", "produce 1 KiB\n" + prodN, func(m *measurement) float64 { return resultOr(m.produce1KN, mbPerSec) }, 1.5, true},
 		{"produce 100 B, acks=all, idempotent, " + prodN, "records/s", "produce 100 B\n" + prodN, func(m *measurement) float64 { return resultOr(m.produce100N, recPerSec) }, 1.5, true},
 		{"consume 1 KiB, " + consN, "MB/s", "consume 1 KiB\n" + consN, func(m *measurement) float64 { return resultOr(m.consume1KN, mbPerSec) }, 1.5, true},
@@ -71,6 +82,8 @@ func tableMetrics(clients int) []metric {
 		{"e2e latency max", "ms", "", func(m *measurement) float64 { return latencyOr(m.e2e, func(s *bench.Summary) float64 { return s.Max }) }, 0, false},
 		{"peak RSS (VmHWM)", "MiB", "", func(m *measurement) float64 { return nanIfZero(float64(m.peakRSS) / (1 << 20)) }, 0.25, false},
 		{"RSS at end (VmRSS)", "MiB", "", func(m *measurement) float64 { return nanIfZero(float64(m.endRSS) / (1 << 20)) }, 0, false},
+		{"load generator CPU, produce 100 B, " + prodN, "cores", "", func(m *measurement) float64 { return resultOr(m.produce100N, clientCores) }, 0, false},
+		{"load generator CPU, produce 100 B, " + leanN, "cores", "", func(m *measurement) float64 { return resultOr(m.produce100Lean, clientCores) }, 0, false},
 		{"broker CPU during workloads", "s", "", func(m *measurement) float64 { return nanIfZero(m.cpuWork) }, 0, false},
 		{"broker CPU per GB moved", "s/GB", "", func(m *measurement) float64 {
 			if m.movedBytes == 0 {
@@ -269,10 +282,18 @@ func (rep *report) write(dir string) error {
   round-robin, up to %v each); end-to-end latency at a fixed rate of half of Kafka's 1-producer 1 KiB
   max of that round (1 producer, 1 consumer), measured from each record's intended send time
   (corrected for coordinated omission). Rounds alternate Kafka, Strom, Kafka, Strom, ...
-- The throughput targets are marked on the %d-client and on the 1-client rows. Neither measures a
-  broker alone: with one client, that client's request pipeline (one fetch in flight, at most 5
-  produce requests) is part of the figure; with several, the clients' own CPU on the same two cores
-  is, and a broker that needs less CPU leaves more of it to them.
+- The first two rows use `+"`strom bench --client lean`"+` (%d producers, same topics layout, acks=all,
+  idempotent): a producer that sends full 1 MB batches encoded once, re-stamping each batch's header,
+  sequence and CRC-32C per request, with 5 requests in flight per connection. It needs about a tenth
+  of franz-go's CPU per record, so these rows show what each cluster can take on this machine; the
+  franz-go rows show what an application's client gets, where franz-go's own CPU (about 1.3 s per GB
+  produced, more per record at 100 B) shares the two cores and bounds both clusters.
+- The throughput targets are marked on the lean, the %d-client and the 1-client rows. With one
+  franz-go client, that client's request pipeline (one fetch in flight, at most 5 produce requests)
+  is part of the figure; with several, the clients' own CPU on the same two cores is, and a broker
+  that needs less CPU leaves more of it to them. Consuming has no lean variant: both brokers serve
+  fetches with sendfile(2), and a raw fetch probe is bound by the loopback copy into the client at
+  about 1 GB/s for both (bench/PROFILE.md), so consume ratios measure the consumer's decoding.
 - Ratios are Strom/Kafka per round; min/median/max are over the %d rounds. Targets are reported, never
   asserted.
 - Memory is the broker process' VmHWM (peak) and VmRSS (at the end of the round) from /proc/PID/status;
@@ -288,7 +309,7 @@ and after each round were %s. Differences within the per-round spread (min..max 
 ## Results
 
 `, harness.DefaultKafkaVersion, kafkaNodesNote(rep.opts.nodes), rep.opts.heap, stromNodesNote(rep.opts.nodes),
-		stromArgsNote(rep.opts.stromArgs), replicationNote(rep.opts.nodes), rep.opts.duration, rep.opts.clients, rep.opts.clients, rep.opts.duration, rep.opts.clients, len(rep.rounds), durabilityNote(rep.opts.stromArgs),
+		stromArgsNote(rep.opts.stromArgs), replicationNote(rep.opts.nodes), rep.opts.duration, rep.opts.clients, rep.opts.clients, rep.opts.duration, rep.opts.clients, rep.opts.clients, len(rep.rounds), durabilityNote(rep.opts.stromArgs),
 		strings.Join(rep.loads, "; "))
 	b.WriteString(rep.table())
 	b.WriteString("\n![end-to-end latency percentiles](e2e-latency.png)\n\n![throughput](throughput.png)\n\n## Every round\n\n")

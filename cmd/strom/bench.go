@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 
@@ -33,7 +36,7 @@ func newBenchCmd() *cobra.Command {
 
 func newBenchModeCmd(mode bench.Mode, short string) *cobra.Command {
 	cfg := bench.DefaultConfig()
-	var brokers, rate string
+	var brokers, rate, cpuProfile string
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   string(mode),
@@ -45,9 +48,19 @@ func newBenchModeCmd(mode bench.Mode, short string) *cobra.Command {
 				return err
 			}
 			cfg.Brokers = strings.Split(brokers, ",")
+			if !cmd.Flags().Changed("brokers") && cfg.Conn.ConfigFile != "" {
+				cfg.Brokers = nil // the properties file's bootstrap.servers
+			}
 			cfg.Progress = cmd.ErrOrStderr()
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
+			if cpuProfile != "" {
+				stopProfile, err := startCPUProfile(cpuProfile)
+				if err != nil {
+					return err
+				}
+				defer stopProfile()
+			}
 			res, err := bench.Run(ctx, mode, cfg)
 			if res != nil {
 				out := cmd.OutOrStdout()
@@ -77,6 +90,32 @@ func newBenchModeCmd(mode bench.Mode, short string) *cobra.Command {
 	f.DurationVar(&cfg.Linger, "linger", cfg.Linger, "how long producers wait to fill a batch (linger.ms)")
 	f.IntVar(&cfg.Producers, "producers", cfg.Producers, "number of producer clients")
 	f.IntVar(&cfg.Consumers, "consumers", cfg.Consumers, "number of consumer clients")
+	f.StringVar(&cfg.Conn.ConfigFile, "client-config", "", "Kafka client properties file (bootstrap.servers, security.protocol, sasl.mechanism, sasl.jaas.config, ssl.truststore.location as PEM, ...); --brokers and the flags below override it")
+	f.BoolVar(&cfg.Conn.TLS, "tls", false, "connect with TLS")
+	f.StringVar(&cfg.Conn.CAFile, "tls-ca", "", "TLS CA certificate file (PEM)")
+	f.StringVar(&cfg.Conn.CertFile, "tls-cert", "", "TLS client certificate file (PEM)")
+	f.StringVar(&cfg.Conn.KeyFile, "tls-key", "", "TLS client key file (PEM)")
+	f.StringVar(&cfg.Conn.SASLMechanism, "sasl-mechanism", "", "SASL mechanism: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, AWS_MSK_IAM (credentials from AWS_* env)")
+	f.StringVar(&cfg.Conn.User, "sasl-user", "", "SASL user")
+	f.StringVar(&cfg.Conn.Password, "sasl-password", "", "SASL password")
+	f.StringVar(&cfg.Client, "client", cfg.Client, "load generator: franz-go (a full client, as applications produce) or lean (produce only: pre-encoded full batches, so the cluster rather than the client sets the rate)")
 	f.BoolVar(&asJSON, "json", false, "print the result as one JSON object")
+	f.StringVar(&cpuProfile, "cpuprofile", "", "write the load generator's own CPU profile (pprof) to this file: shows when the client, not the cluster, is the limit")
 	return cmd
+}
+
+// startCPUProfile profiles this process into path until the returned function is called.
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile %s: %w", path, err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }

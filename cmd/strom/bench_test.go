@@ -45,6 +45,11 @@ func TestBenchFlagErrors(t *testing.T) {
 		{[]string{"bench", "produce", "--linger", "-1ms"}, "--linger -1ms"},
 		{[]string{"bench", "produce", "--duration", "soon"}, `invalid argument "soon"`},
 		{[]string{"bench", "produce", "extra"}, `unknown command "extra"`},
+		{[]string{"bench", "produce", "--client", "fast"}, `--client "fast"`},
+		{[]string{"bench", "consume", "--client", "lean"}, "--client lean only produces"},
+		{[]string{"bench", "produce", "--sasl-mechanism", "GSSAPI"}, `SASL mechanism "GSSAPI"`},
+		{[]string{"bench", "produce", "--tls-ca", "/nonexistent/ca.pem"}, "CA file"},
+		{[]string{"bench", "produce", "--client-config", "/nonexistent/client.properties"}, "client.properties"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

@@ -1,10 +1,15 @@
-package replicate
+// Package clientcfg holds how Strom's tools (strom mirror, migrate, verify and bench) connect to a
+// Kafka-protocol cluster as a client: TLS, SASL (PLAIN, SCRAM, AWS_MSK_IAM) and Kafka client properties
+// files, turned into franz-go options or, for tools that speak the protocol themselves, a dialer and a
+// SASL mechanism.
+package clientcfg
 
 import (
 	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -20,9 +25,12 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 )
 
-// ClientConfig describes how to reach one cluster. The zero value plus Bootstrap is a plaintext connection.
+// ErrBadConfig reports unusable connection settings (flags, client properties).
+var ErrBadConfig = errors.New("bad configuration")
+
+// Config describes how to reach one cluster. The zero value plus Bootstrap is a plaintext connection.
 // A ConfigFile (Kafka client properties) is read first; fields set here override it.
-type ClientConfig struct {
+type Config struct {
 	// Name labels the side ("source", "destination") in errors and logs.
 	Name string
 	// Bootstrap is a comma-separated host:port list (bootstrap.servers).
@@ -43,8 +51,8 @@ type ClientConfig struct {
 
 var jaasField = regexp.MustCompile(`(username|password)\s*=\s*"((?:[^"\\]|\\.)*)"`)
 
-// resolve returns c with ConfigFile's properties filled in under the explicit fields.
-func (c ClientConfig) resolve() (ClientConfig, error) {
+// Resolve returns c with ConfigFile's properties filled in under the explicit fields.
+func (c Config) Resolve() (Config, error) {
 	if c.ConfigFile == "" {
 		return c, nil
 	}
@@ -120,9 +128,9 @@ func parseProperties(name string, r io.Reader) (map[string]string, error) {
 	return props, nil
 }
 
-// kgoOpts returns the connection options for c.
-func (c ClientConfig) kgoOpts() ([]kgo.Opt, error) {
-	c, err := c.resolve()
+// KgoOpts returns the franz-go connection options for c: seed brokers, timeouts, TLS and SASL.
+func (c Config) KgoOpts() ([]kgo.Opt, error) {
+	c, err := c.Resolve()
 	if err != nil {
 		return nil, err
 	}
@@ -131,42 +139,71 @@ func (c ClientConfig) kgoOpts() ([]kgo.Opt, error) {
 	}
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(strings.Split(c.Bootstrap, ",")...),
-		kgo.DialTimeout(5 * time.Second),
+		kgo.DialTimeout(dialTimeout),
 		kgo.RetryTimeout(30 * time.Second),
 	}
-	if c.TLS || c.CAFile != "" || c.CertFile != "" {
-		cfg := &tls.Config{MinVersion: tls.VersionTLS12}
-		if c.CAFile != "" {
-			pem, err := os.ReadFile(c.CAFile)
-			if err != nil {
-				return nil, fmt.Errorf("%s: CA file: %w", c.Name, err)
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("%s: CA file %s holds no PEM certificate: %w", c.Name, c.CAFile, ErrBadConfig)
-			}
-			cfg.RootCAs = pool
-		}
-		if c.CertFile != "" || c.KeyFile != "" {
-			cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
-			if err != nil {
-				return nil, fmt.Errorf("%s: client certificate: %w", c.Name, err)
-			}
-			cfg.Certificates = []tls.Certificate{cert}
-		}
-		opts = append(opts, kgo.Dialer((&tls.Dialer{NetDialer: &net.Dialer{Timeout: 5 * time.Second}, Config: cfg}).DialContext))
+	dial, err := c.Dialer()
+	if err != nil {
+		return nil, err
 	}
-	var mech sasl.Mechanism
+	if dial != nil {
+		opts = append(opts, kgo.Dialer(dial))
+	}
+	mech, err := c.Mechanism()
+	if err != nil {
+		return nil, err
+	}
+	if mech != nil {
+		opts = append(opts, kgo.SASL(mech))
+	}
+	return opts, nil
+}
+
+// dialTimeout bounds connecting to one broker.
+const dialTimeout = 5 * time.Second
+
+// Dialer returns the TLS dialer c asks for, or nil for plaintext. c must be resolved (Resolve) when it
+// names a ConfigFile.
+func (c Config) Dialer() (func(ctx context.Context, network, addr string) (net.Conn, error), error) {
+	if !c.TLS && c.CAFile == "" && c.CertFile == "" {
+		return nil, nil
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if c.CAFile != "" {
+		pem, err := os.ReadFile(c.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("%s: CA file: %w", c.Name, err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%s: CA file %s holds no PEM certificate: %w", c.Name, c.CAFile, ErrBadConfig)
+		}
+		cfg.RootCAs = pool
+	}
+	if c.CertFile != "" || c.KeyFile != "" {
+		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("%s: client certificate: %w", c.Name, err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	return (&tls.Dialer{NetDialer: &net.Dialer{Timeout: dialTimeout}, Config: cfg}).DialContext, nil
+}
+
+// Mechanism returns the SASL mechanism c asks for, or nil for none. c must be resolved (Resolve) when
+// it names a ConfigFile.
+func (c Config) Mechanism() (sasl.Mechanism, error) {
 	switch strings.ToUpper(c.SASLMechanism) {
 	case "":
+		return nil, nil
 	case "PLAIN":
-		mech = plain.Auth{User: c.User, Pass: c.Password}.AsMechanism()
+		return plain.Auth{User: c.User, Pass: c.Password}.AsMechanism(), nil
 	case "SCRAM-SHA-256":
-		mech = scram.Auth{User: c.User, Pass: c.Password}.AsSha256Mechanism()
+		return scram.Auth{User: c.User, Pass: c.Password}.AsSha256Mechanism(), nil
 	case "SCRAM-SHA-512":
-		mech = scram.Auth{User: c.User, Pass: c.Password}.AsSha512Mechanism()
+		return scram.Auth{User: c.User, Pass: c.Password}.AsSha512Mechanism(), nil
 	case "AWS_MSK_IAM":
-		mech = aws.ManagedStreamingIAM(func(context.Context) (aws.Auth, error) {
+		return aws.ManagedStreamingIAM(func(context.Context) (aws.Auth, error) {
 			a := aws.Auth{
 				AccessKey:    os.Getenv("AWS_ACCESS_KEY_ID"),
 				SecretKey:    os.Getenv("AWS_SECRET_ACCESS_KEY"),
@@ -176,13 +213,8 @@ func (c ClientConfig) kgoOpts() ([]kgo.Opt, error) {
 				return a, fmt.Errorf("%s: AWS_MSK_IAM needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY: %w", c.Name, ErrBadConfig)
 			}
 			return a, nil
-		})
-	default:
-		return nil, fmt.Errorf("%s: SASL mechanism %q (want PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, AWS_MSK_IAM): %w",
-			c.Name, c.SASLMechanism, ErrBadConfig)
+		}), nil
 	}
-	if mech != nil {
-		opts = append(opts, kgo.SASL(mech))
-	}
-	return opts, nil
+	return nil, fmt.Errorf("%s: SASL mechanism %q (want PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, AWS_MSK_IAM): %w",
+		c.Name, c.SASLMechanism, ErrBadConfig)
 }
