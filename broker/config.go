@@ -43,6 +43,9 @@ type Config struct {
 	SASLMechanisms []string
 	// OAuthBearer is how OAUTHBEARER tokens are validated (oauth.go).
 	OAuthBearer OAuthBearerConfig
+	// DelegationTokens configures delegation tokens (tokens.go): without
+	// a secret key the token APIs answer DELEGATION_TOKEN_AUTH_DISABLED.
+	DelegationTokens DelegationTokenConfig
 	// ConnectionsMaxReauth is connections.max.reauth.ms (KIP-368): the
 	// longest a SASL session lasts before the client must re-authenticate
 	// on the connection; 0 means no limit (an OAUTHBEARER session still
@@ -214,6 +217,7 @@ func DefaultConfig() Config {
 		Listen:               "127.0.0.1:9092",
 		SASLMechanisms:       []string{MechanismPlain, MechanismSCRAMSHA256, MechanismSCRAMSHA512},
 		OAuthBearer:          DefaultOAuthBearerConfig(),
+		DelegationTokens:     DefaultDelegationTokenConfig(),
 		NodeID:               1,
 		RaftListen:           "127.0.0.1:9093",
 		BrokerSessionTimeout: 9 * time.Second,
@@ -306,6 +310,9 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: raft TLS needs the certificate, key and CA files together", ErrInvalidConfig)
 	}
 	if err := c.validateSecurity(); err != nil {
+		return err
+	}
+	if err := c.DelegationTokens.validate(); err != nil {
 		return err
 	}
 	if c.BrokerOnly && len(c.Voters) == 0 {

@@ -54,6 +54,11 @@ type conn struct {
 	// writes principal, and handlers run on the read loop.
 	principal string
 	host      string
+	// tokenID is the delegation token the connection logged in with
+	// (tokens.go), "" for other logins; such a connection may not use the
+	// token APIs and ends once the token expires or is removed. Read loop
+	// only, like principal.
+	tokenID string
 
 	// listener is the listener the connection arrived on.
 	listener *boundListener

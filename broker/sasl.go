@@ -200,6 +200,9 @@ func sessionLifetime(srv saslServer, maxReauth time.Duration, now time.Time) (li
 // expired and the request (API key) is not the SaslHandshake that begins a
 // re-authentication: Kafka then closes the connection.
 func (c *conn) sessionExpired(key int16) error {
+	if err := c.tokenGone(key); err != nil {
+		return err
+	}
 	if c.sasl.expiry.IsZero() || c.sasl.state != saslDone || key == saslHandshakeKey || !time.Now().After(c.sasl.expiry) {
 		return nil
 	}
@@ -224,7 +227,7 @@ func (b *Broker) newSASLServer(mechanism string) saslServer {
 		return &plainServer{b: b}
 	}
 	if m := scramByName(mechanism); m != nil {
-		return &scramServer{mech: m, lookup: b.scramCredential, fake: b.fakeSCRAMCredential}
+		return &scramServer{mech: m, lookup: b.scramCredential, fake: b.fakeSCRAMCredential, token: b.tokenCredential}
 	}
 	if mechanism == MechanismOAuthBearer && b.oauth != nil {
 		return &oauthServer{validator: b.oauth, now: time.Now}
@@ -288,6 +291,10 @@ func (c *conn) authenticated(srv saslServer) (time.Duration, error) {
 		c.principal = principal
 	}
 	c.sasl = saslConn{state: saslDone, mechanism: srv.mechanism(), expiry: expiry, reauthStart: c.sasl.reauthStart}
+	c.tokenID = ""
+	if tl, ok := srv.(interface{ tokenLogin() (string, bool) }); ok {
+		c.tokenID, _ = tl.tokenLogin()
+	}
 	return lifetime, nil
 }
 

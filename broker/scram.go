@@ -21,7 +21,8 @@ package broker
 //     Kafka ignores it.
 //   - The auth message is built from the messages as received, not
 //     re-assembled from their parsed fields.
-//   - Delegation tokens are not served: the tokenauth=true extension fails.
+//   - With the extension tokenauth=true the user name is a delegation token
+//     id and the credential derives from the token's HMAC (tokens.go).
 //   - User names may be any UTF-8 without NUL, not only ASCII.
 
 import (
@@ -36,6 +37,7 @@ import (
 	"hash"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/stromhq/strom/raft"
@@ -347,6 +349,13 @@ type scramServer struct {
 	lookup scramLookup
 	// fake derives the credential presented for unknown users.
 	fake func(user string, m *scramMechanism) raft.SCRAMCredential
+	// token finds the credential of a delegation token (tokenauth=true);
+	// nil refuses token logins.
+	token func(tokenID string, m *scramMechanism) (raft.SCRAMCredential, raft.DelegationToken, bool)
+	// isToken is set when the exchange authenticates a delegation token;
+	// tok is the token then (when known).
+	isToken bool
+	tok     raft.DelegationToken
 
 	step       int // 0: expect client-first; 1: expect client-final; 2: done or failed
 	first      scramClientFirst
@@ -361,6 +370,29 @@ func (s *scramServer) mechanism() string { return s.mech.name }
 
 func (s *scramServer) user() string { return s.userName }
 
+// tokenAuthenticated reports whether the exchange logged in with a
+// delegation token (Kafka's KafkaPrincipal.tokenAuthenticated).
+func (s *scramServer) tokenAuthenticated() bool { return s.isToken && s.userName != "" }
+
+// tokenLogin returns the id of the delegation token the exchange logged in
+// with.
+func (s *scramServer) tokenLogin() (string, bool) {
+	if !s.tokenAuthenticated() {
+		return "", false
+	}
+	return s.tok.TokenID, true
+}
+
+// credentialExpiry implements credentialExpirer: a token login's session
+// ends when the token expires, as Kafka's ScramSaslServer reports the
+// token expiry as the credential lifetime.
+func (s *scramServer) credentialExpiry() (time.Time, bool) {
+	if !s.tokenAuthenticated() {
+		return time.Time{}, false
+	}
+	return time.UnixMilli(s.tok.ExpiryMs), true
+}
+
 // next implements saslServer.
 func (s *scramServer) next(msg []byte) (out []byte, done bool, err error) {
 	switch s.step {
@@ -373,11 +405,16 @@ func (s *scramServer) next(msg []byte) (out []byte, done bool, err error) {
 		if first.authzid != "" && first.authzid != first.user {
 			return nil, false, saslFailure{"Authentication failed: Client requested an authorization id that is different from username"}
 		}
-		if first.extensions["tokenauth"] != "" {
+		s.isToken = strings.EqualFold(first.extensions["tokenauth"], "true")
+		if s.isToken && s.token == nil {
 			return nil, false, fmt.Errorf("%w: delegation tokens are not supported", ErrAuthentication)
 		}
 		s.first = first
-		s.cred, s.known = s.lookup(first.user, s.mech)
+		if s.isToken {
+			s.cred, s.tok, s.known = s.token(first.user, s.mech)
+		} else {
+			s.cred, s.known = s.lookup(first.user, s.mech)
+		}
 		if !s.known {
 			s.cred = s.fake(first.user, s.mech)
 		}
@@ -409,6 +446,9 @@ func (s *scramServer) next(msg []byte) (out []byte, done bool, err error) {
 			return nil, false, fmt.Errorf("%w: invalid client proof for user %q", ErrAuthentication, s.first.user)
 		}
 		s.userName = s.first.user
+		if s.isToken {
+			_, s.userName = splitPrincipal(s.tok.Owner)
+		}
 		return []byte("v=" + base64.StdEncoding.EncodeToString(s.mech.hmac(s.cred.ServerKey, authMsg))), true, nil
 	default:
 		return nil, false, fmt.Errorf("%w: SCRAM exchange already ended", ErrAuthentication)

@@ -147,8 +147,9 @@ func (b *Broker) open() error {
 			}
 		}
 	}()
-	b.bgWG.Add(1)
+	b.bgWG.Add(2)
 	go b.maintain()
+	go b.sweepDelegationTokens()
 	return nil
 }
 

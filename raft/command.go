@@ -28,6 +28,11 @@ const (
 	CmdUnregisterBroker      CommandType = 15
 	CmdReassignPartition     CommandType = 16
 	CmdAlterClientQuotas     CommandType = 17
+	// Delegation tokens (tokens.go).
+	CmdCreateDelegationToken         CommandType = 18
+	CmdUpdateDelegationTokenExpiry   CommandType = 19
+	CmdRemoveDelegationToken         CommandType = 20
+	CmdRemoveExpiredDelegationTokens CommandType = 21
 )
 
 // Command is one state-machine operation. The set is closed: only the types
@@ -85,6 +90,11 @@ var commandTable = map[CommandType]struct {
 	CmdUnregisterBroker:      {"UnregisterBroker", decodeUnregisterBroker},
 	CmdReassignPartition:     {"ReassignPartition", decodeReassignPartition},
 	CmdAlterClientQuotas:     {"AlterClientQuotas", decodeAlterClientQuotas},
+
+	CmdCreateDelegationToken:         {"CreateDelegationToken", decodeCreateDelegationToken},
+	CmdUpdateDelegationTokenExpiry:   {"UpdateDelegationTokenExpiry", decodeUpdateDelegationTokenExpiry},
+	CmdRemoveDelegationToken:         {"RemoveDelegationToken", decodeRemoveDelegationToken},
+	CmdRemoveExpiredDelegationTokens: {"RemoveExpiredDelegationTokens", decodeRemoveExpiredDelegationTokens},
 }
 
 // String returns the command's registered name.

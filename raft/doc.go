@@ -1,7 +1,7 @@
 // Package raft is Strom's cluster-metadata quorum: one hashicorp/raft group
 // whose replicated state machine holds the brokers, the topics with their
 // partitions (replicas, ISR, leader, leader epoch, partition epoch), the
-// dynamic topic/broker/cluster configs, ACL bindings, SCRAM credentials and
+// dynamic topic/broker/cluster configs, ACL bindings, SCRAM credentials, delegation tokens and
 // the producer-id counter. The raft leader is the controller.
 //
 // # Using it

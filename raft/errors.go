@@ -140,4 +140,9 @@ var (
 	// ErrReplicaLagging: PromoteVoter named a non-voter that has not yet
 	// replicated the leader's committed log; retry once it caught up.
 	ErrReplicaLagging = errors.New("raft: replica lagging behind the leader")
+
+	// ErrUnknownDelegationToken: a delegation token command names a token
+	// that does not exist (expired and removed meanwhile). Kafka's
+	// DELEGATION_TOKEN_NOT_FOUND.
+	ErrUnknownDelegationToken = errors.New("raft: unknown delegation token")
 )

@@ -86,6 +86,7 @@ var wireErrors = []error{
 	ErrInvalidReplicaAssignment, ErrStalePartitionEpoch, ErrInvalidPartitionChange, ErrUnknownSCRAMCredential,
 	ErrStaleProducerIDBlock, context.DeadlineExceeded, context.Canceled, ErrInvalidVoters, ErrNoQuorum, ErrFenced,
 	ErrBrokerActive, ErrDuplicateVoter, ErrVoterNotFound, ErrNotMember, ErrReplicaLagging,
+	ErrUnknownDelegationToken,
 }
 
 const codeOther uint8 = 255

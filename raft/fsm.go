@@ -190,12 +190,21 @@ const snapshotMagic = "strom-metadata\x03"
 // snapshotMagicV2 is the previous format: no reassignment section.
 const snapshotMagicV2 = "strom-metadata\x02"
 
+// snapshotMagicV4 marks a version 3 snapshot with a delegation token
+// section after the SCRAM credentials. It is written only when tokens
+// exist, so a snapshot without tokens stays byte for byte version 3.
+const snapshotMagicV4 = "strom-metadata\x04"
+
 // encodeState serializes everything in s that comes from the log (not
 // ControllerID), deterministically: brokers, topics and config resources in
 // sorted order.
 func encodeState(s *State) []byte {
 	e := encoder{b: make([]byte, 0, 4096)}
-	e.b = append(e.b, snapshotMagic...)
+	if len(s.DelegationTokens) > 0 {
+		e.b = append(e.b, snapshotMagicV4...)
+	} else {
+		e.b = append(e.b, snapshotMagic...)
+	}
 	e.str(s.ClusterID)
 	e.varint(s.NextProducerID)
 	e.uvarint(s.Version)
@@ -236,6 +245,9 @@ func encodeState(s *State) []byte {
 		e.bytes(c.StoredKey)
 		e.bytes(c.ServerKey)
 		e.i32(c.Iterations)
+	}
+	if len(s.DelegationTokens) > 0 {
+		encodeDelegationTokenSection(&e, s)
 	}
 	// Reassignments in progress, after everything version 2 had, so the
 	// topic encoding (shared with CreateTopic commands) stays unchanged.
@@ -325,7 +337,8 @@ func decodeState(b []byte) (*State, error) {
 		return nil, fmt.Errorf("%w: bad magic", ErrCorruptSnapshot)
 	}
 	v2 := string(b[:len(snapshotMagicV2)]) == snapshotMagicV2
-	if !v2 && string(b[:len(snapshotMagic)]) != snapshotMagic {
+	v4 := string(b[:len(snapshotMagicV4)]) == snapshotMagicV4
+	if !v2 && !v4 && string(b[:len(snapshotMagic)]) != snapshotMagic {
 		return nil, fmt.Errorf("%w: bad magic", ErrCorruptSnapshot)
 	}
 	d := decoder{b: b, off: len(snapshotMagic)}
@@ -394,6 +407,11 @@ func decodeState(b []byte) (*State, error) {
 			return nil, fmt.Errorf("%w: duplicate scram credential %+v", ErrCorruptSnapshot, k)
 		}
 		s.SCRAM[k] = c
+	}
+	if v4 {
+		if err := decodeDelegationTokenSection(&d, s); err != nil {
+			return nil, err
+		}
 	}
 	if !v2 {
 		if err := decodeReassignments(&d, s); err != nil {

@@ -318,7 +318,8 @@ func TestFSMCommands(t *testing.T) {
 // application leaves the state exactly as the first did.
 func TestFSMIdempotent(t *testing.T) {
 	setup := append(brokers(1, 2, 3), InitCluster{ClusterID: "c"}, CreateTopic{Topic: topic("t", idA, 2, 1, 2, 3)},
-		RegisterBroker{ID: 5, Fenced: true}, CreateACLs{ACLs: []ACL{aclRead}}, scram("bob", SCRAMSHA256, 4096))
+		RegisterBroker{ID: 5, Fenced: true}, CreateACLs{ACLs: []ACL{aclRead}}, scram("bob", SCRAMSHA256, 4096),
+		CreateDelegationToken{Token: testToken("a", 5000, 9000)})
 	cases := []Command{
 		InitCluster{ClusterID: "c"},
 		RegisterBroker{ID: 4, Host: "h", Port: 1, IncarnationID: [16]byte{4}},
@@ -340,6 +341,10 @@ func TestFSMIdempotent(t *testing.T) {
 		ReassignPartition{TopicID: idA, Partition: 1, Replicas: []int32{2, 3, 1}, ISR: []int32{1, 2, 3}, Leader: 1, Adding: nil, Removing: []int32{1}},
 		AlterClientQuotas{Changes: []QuotaChange{{Entity: QuotaEntity{User: Named("u"), ClientID: DefaultName},
 			Set: map[string]float64{QuotaProducerByteRate: 100}}}},
+		CreateDelegationToken{Token: testToken("n", 5000, 9000, "User:bob")},
+		UpdateDelegationTokenExpiry{TokenID: "a", ExpiryMs: 8000},
+		RemoveDelegationToken{TokenID: "a"},
+		RemoveExpiredDelegationTokens{NowMs: 6000},
 	}
 	covered := map[CommandType]bool{}
 	for _, cmd := range cases {

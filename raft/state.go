@@ -47,6 +47,8 @@ type State struct {
 	// ClientQuotas (0 when none did), so readers can cache what they derive
 	// from the quotas and rebuild only when it moves.
 	QuotasVersion uint64
+	// DelegationTokens holds the delegation tokens by token id (tokens.go).
+	DelegationTokens map[string]DelegationToken
 	// NextProducerID is the first producer id not yet handed out.
 	NextProducerID int64
 	// Version is the raft index of the last log entry applied, whether or
@@ -176,6 +178,8 @@ func newState() *State {
 		ACLs:          map[ACL]struct{}{},
 		SCRAM:         map[SCRAMKey]SCRAMCredential{},
 		ClientQuotas:  map[QuotaEntity]map[string]float64{},
+
+		DelegationTokens: map[string]DelegationToken{},
 	}
 }
 
@@ -255,6 +259,9 @@ func (s *State) checkInvariants() error {
 			return err
 		}
 	}
+	if err := s.checkDelegationTokenInvariants(); err != nil {
+		return err
+	}
 	return s.checkQuotaInvariants()
 }
 
@@ -275,6 +282,7 @@ type txn struct {
 	aclsOwned          bool
 	scramOwned         bool
 	quotasOwned        bool
+	tokensOwned        bool
 	// ownedTopics holds the *Topic copies made by this txn; they may be
 	// modified in place, their Partitions slice and Configs map included.
 	ownedTopics map[*Topic]bool

@@ -93,6 +93,11 @@ func addServeFlags(f *pflag.FlagSet, cfg *broker.Config) {
 	f.StringVar(&cfg.InterBrokerSASL.Password, "inter-broker-sasl-password", cfg.InterBrokerSASL.Password, "password of --inter-broker-sasl-username (prefer STROM_INTER_BROKER_SASL_PASSWORD or --config)")
 	f.StringSliceVar(&cfg.SASLMechanisms, "sasl-enabled-mechanisms", cfg.SASLMechanisms, "SASL mechanisms of SASL listeners: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER (sasl.enabled.mechanisms)")
 	f.Var(unitDuration{&cfg.ConnectionsMaxReauth, time.Millisecond}, "connections-max-reauth-ms", "longest SASL session before the client must re-authenticate on its connection, 0 = no limit (connections.max.reauth.ms, KIP-368)")
+	dt := &cfg.DelegationTokens
+	f.StringVar(&dt.SecretKey, "delegation-token-secret-key", dt.SecretKey, "HMAC key of delegation tokens, the same on every broker; empty disables them (delegation.token.secret.key; prefer STROM_DELEGATION_TOKEN_SECRET_KEY or --config)")
+	f.Var(unitDuration{&dt.MaxLifetime, time.Millisecond}, "delegation-token-max-lifetime-ms", "longest a delegation token lives, renewals included (delegation.token.max.lifetime.ms)")
+	f.Var(unitDuration{&dt.ExpiryTime, time.Millisecond}, "delegation-token-expiry-time-ms", "how long a delegation token lives after creation or renewal unless the request asks less (delegation.token.expiry.time.ms)")
+	f.Var(unitDuration{&dt.ExpiryCheckInterval, time.Millisecond}, "delegation-token-expiry-check-interval-ms", "how often the controller removes expired delegation tokens (delegation.token.expiry.check.interval.ms)")
 	o := &cfg.OAuthBearer
 	f.StringVar(&o.JWKSEndpointURL, "sasl-oauthbearer-jwks-endpoint-url", o.JWKSEndpointURL, "file:// or https:// URL of the JWKS that OAUTHBEARER tokens are verified against; empty: Kafka's unsecured validator (sasl.oauthbearer.jwks.endpoint.url)")
 	f.Var(unitDuration{&o.JWKSRefresh, time.Millisecond}, "sasl-oauthbearer-jwks-endpoint-refresh-ms", "how often the JWKS is fetched again (sasl.oauthbearer.jwks.endpoint.refresh.ms)")
