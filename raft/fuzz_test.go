@@ -16,22 +16,32 @@ func FuzzDecodeCommand(f *testing.F) {
 	base := newTestFSM()
 	base.mustApplyF(f, append(brokers(1, 2, 3), InitCluster{ClusterID: "c"}, CreateTopic{Topic: topic("t", idA, 2, 1, 2, 3)})...)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		cmd, err := DecodeCommand(data)
-		if err != nil {
-			return
+		if s := fuzzApplyCommand(t, base, data); s != nil {
+			checkInvariants(t, s)
 		}
-		again, err := DecodeCommand(EncodeCommand(cmd))
-		if err != nil {
-			t.Fatalf("re-encoded %#v does not decode: %v", cmd, err)
-		}
-		if !reflect.DeepEqual(cmd, again) {
-			t.Fatalf("round trip changed the command:\n%#v\n%#v", cmd, again)
-		}
-		fsm := &testFSM{fsm: newFSM(), index: base.index}
-		fsm.state.Store(base.current())
-		_, _ = fsm.applyRaw(data)
-		checkInvariants(t, fsm.current())
 	})
+}
+
+// fuzzApplyCommand decodes data as a log entry; a command that decodes must
+// re-encode to the same command, and is then applied to a copy of base. It
+// returns the resulting state, or nil when data is not a command.
+func fuzzApplyCommand(t *testing.T, base *testFSM, data []byte) *State {
+	t.Helper()
+	cmd, err := DecodeCommand(data)
+	if err != nil {
+		return nil
+	}
+	again, err := DecodeCommand(EncodeCommand(cmd))
+	if err != nil {
+		t.Fatalf("re-encoded %#v does not decode: %v", cmd, err)
+	}
+	if !reflect.DeepEqual(cmd, again) {
+		t.Fatalf("round trip changed the command:\n%#v\n%#v", cmd, again)
+	}
+	fsm := &testFSM{fsm: newFSM(), index: base.index}
+	fsm.state.Store(base.current())
+	_, _ = fsm.applyRaw(data)
+	return fsm.current()
 }
 
 // FuzzDecodeState: snapshots from disk or a peer decode or fail cleanly;

@@ -172,21 +172,10 @@ func FuzzDecodeDelegationTokenCommand(f *testing.F) {
 	base := newTestFSM()
 	base.mustApplyF(f, CreateDelegationToken{Token: testToken("t", 5000, 9000)})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		cmd, err := DecodeCommand(data)
-		if err != nil {
+		s := fuzzApplyCommand(t, base, data)
+		if s == nil {
 			return
 		}
-		again, err := DecodeCommand(EncodeCommand(cmd))
-		if err != nil {
-			t.Fatalf("re-encoded %#v does not decode: %v", cmd, err)
-		}
-		if !reflect.DeepEqual(cmd, again) {
-			t.Fatalf("round trip changed the command:\n%#v\n%#v", cmd, again)
-		}
-		fsm := &testFSM{fsm: newFSM(), index: base.index}
-		fsm.state.Store(base.current())
-		_, _ = fsm.applyRaw(data)
-		s := fsm.current()
 		checkInvariants(t, s)
 		back, err := decodeState(encodeState(s))
 		if err != nil {
