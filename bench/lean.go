@@ -209,7 +209,9 @@ func (r *runner) produceLean(ctx context.Context, deadline time.Time) error {
 	return nil
 }
 
-// leaders maps the topic's partitions to their leaders and the leaders to their addresses.
+// leaders maps the topic's partitions to their leaders and the leaders to their addresses. In a cluster
+// of several brokers the one asked may not know of a topic another just created, or of its leaders: such
+// answers are asked again until setupTimeout.
 func (r *runner) leaders(ctx context.Context) (map[int32][]int32, map[int32]string, error) {
 	ctx, cancel := context.WithTimeout(ctx, setupTimeout)
 	defer cancel()
@@ -218,7 +220,22 @@ func (r *runner) leaders(ctx context.Context) (map[int32][]int32, map[int32]stri
 		return nil, nil, fmt.Errorf("metadata client: %w", err)
 	}
 	defer cl.Close()
-	md, err := kadm.NewClient(cl).Metadata(ctx, r.cfg.Topic)
+	adm := kadm.NewClient(cl)
+	for {
+		leaders, addrs, err := r.leadersOnce(ctx, adm)
+		if err == nil {
+			return leaders, addrs, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, nil, fmt.Errorf("%w (waited %v)", err, setupTimeout)
+		case <-time.After(primeBackoff):
+		}
+	}
+}
+
+func (r *runner) leadersOnce(ctx context.Context, adm *kadm.Client) (map[int32][]int32, map[int32]string, error) {
+	md, err := adm.Metadata(ctx, r.cfg.Topic)
 	if err != nil {
 		return nil, nil, fmt.Errorf("metadata of %q: %w", r.cfg.Topic, err)
 	}
