@@ -165,7 +165,12 @@ type measurement struct {
 	errs                          []string
 }
 
-// measure starts a fresh cluster of kind k, runs the workloads and stops it.
+// measure runs a round's workloads on fresh clusters of kind k: the lean producers on a cluster of their
+// own, removed before the one that runs everything else starts. At about 1 GB/s the lean runs write the
+// most, and this VM writes more slowly into page cache that has grown into memory not touched lately
+// (bench/PROFILE.md); with their data deleted, the franz-go workloads meet the same memory state on
+// both clusters whatever the lean runs wrote. The process figures (memory, CPU, start to ready) are
+// the second cluster's.
 func measure(ctx context.Context, o options, k kind, round int, e2eRate float64, stderr io.Writer) *measurement {
 	m := &measurement{kind: k.name, round: round}
 	fail := func(what string, err error) { m.errs = append(m.errs, fmt.Sprintf("%s: %v", what, err)) }
@@ -180,6 +185,7 @@ func measure(ctx context.Context, o options, k kind, round int, e2eRate float64,
 		dir = tmp
 	}
 	dir = filepath.Join(dir, fmt.Sprintf("%s-%d", k.name, round))
+	measureLean(ctx, o, k, round, dir+"-lean", stderr, m, fail)
 	fmt.Fprintf(stderr, "[%s round %d] starting\n", k.name, round)
 	c, err := k.start(ctx, dir)
 	ready := time.Now()
@@ -211,44 +217,18 @@ func measure(ctx context.Context, o options, k kind, round int, e2eRate float64,
 	}
 	m.cpuStart = st0.cpuSeconds
 
-	base := bench.DefaultConfig()
-	base.Brokers = c.Seeds()
-	base.Partitions = int32(o.partitions)
-	base.Duration = o.duration
-	base.Acks = "all"
-	if o.nodes > 1 {
-		rf := replicationFactor(o.nodes)
-		base.ReplicationFactor = int16(rf)
-		base.TopicConfigs = map[string]string{"min.insync.replicas": fmt.Sprint(minInsync(rf))}
-	}
-	base.Progress = &prefixWriter{w: stderr, prefix: fmt.Sprintf("[%s round %d] ", k.name, round)}
+	base := baseConfig(o, c, k, round, stderr)
 	runOne := func(name string, mode bench.Mode, mod func(*bench.Config)) *bench.Result {
-		cfg := base
-		mod(&cfg)
-		res, err := bench.Run(ctx, mode, cfg)
-		if err != nil {
-			fail(name, err)
-			return nil
-		}
-		if res.Errors > 0 {
-			fail(name, fmt.Errorf("%d client errors, first: %s", res.Errors, res.FirstError))
-		}
-		m.movedBytes += res.Bytes
-		if mode == bench.ModeE2E {
-			m.movedBytes += res.Bytes // read back as well
+		res := runWorkload(ctx, base, name, mode, mod, fail)
+		if res != nil {
+			m.movedBytes += res.Bytes
+			if mode == bench.ModeE2E {
+				m.movedBytes += res.Bytes // read back as well
+			}
 		}
 		return res
 	}
 	n := o.clients
-	// The lean producers go first, on the round's fresh cluster: at about 1 GB/s they write the most,
-	// and this VM writes more slowly into page cache that has grown into memory not touched lately
-	// (bench/PROFILE.md), which the later workloads of a round meet for both clusters alike.
-	m.produce1KLean = runOne(fmt.Sprintf("produce 1KiB lean x%d", n), bench.ModeProduce, func(c *bench.Config) {
-		c.Topic, c.RecordSize, c.Producers, c.Client = "bench-1k-lean", 1024, n, bench.ClientLean
-	})
-	m.produce100Lean = runOne(fmt.Sprintf("produce 100B lean x%d", n), bench.ModeProduce, func(c *bench.Config) {
-		c.Topic, c.RecordSize, c.Producers, c.Client = "bench-100-lean", 100, n, bench.ClientLean
-	})
 	m.produce1K = runOne("produce 1KiB", bench.ModeProduce, func(c *bench.Config) { c.Topic, c.RecordSize = "bench-1k", 1024 })
 	m.produce1KN = runOne(fmt.Sprintf("produce 1KiB x%d", n), bench.ModeProduce, func(c *bench.Config) {
 		c.Topic, c.RecordSize, c.Producers = "bench-1k-n", 1024, n
@@ -285,6 +265,64 @@ func measure(ctx context.Context, o options, k kind, round int, e2eRate float64,
 	m.cpuWork = st1.cpuSeconds - st0.cpuSeconds
 	m.peakRSS, m.endRSS = st1.vmHWM, st1.vmRSS
 	return m
+}
+
+// measureLean runs the lean-producer workloads on a fresh cluster of kind k in dir, then stops it and
+// removes dir.
+func measureLean(ctx context.Context, o options, k kind, round int, dir string, stderr io.Writer, m *measurement,
+	fail func(string, error)) {
+	defer os.RemoveAll(dir)
+	fmt.Fprintf(stderr, "[%s round %d] starting (lean producers)\n", k.name, round)
+	c, err := k.start(ctx, dir)
+	if err != nil {
+		fail("start (lean)", err)
+		return
+	}
+	defer func() {
+		if err := c.Stop(); err != nil {
+			fail("stop (lean)", err)
+		}
+	}()
+	base := baseConfig(o, c, k, round, stderr)
+	n := o.clients
+	m.produce1KLean = runWorkload(ctx, base, fmt.Sprintf("produce 1KiB lean x%d", n), bench.ModeProduce, func(c *bench.Config) {
+		c.Topic, c.RecordSize, c.Producers, c.Client = "bench-1k-lean", 1024, n, bench.ClientLean
+	}, fail)
+	m.produce100Lean = runWorkload(ctx, base, fmt.Sprintf("produce 100B lean x%d", n), bench.ModeProduce, func(c *bench.Config) {
+		c.Topic, c.RecordSize, c.Producers, c.Client = "bench-100-lean", 100, n, bench.ClientLean
+	}, fail)
+}
+
+// baseConfig is the bench configuration every workload of a round starts from, against c.
+func baseConfig(o options, c *harness.LocalCluster, k kind, round int, stderr io.Writer) bench.Config {
+	base := bench.DefaultConfig()
+	base.Brokers = c.Seeds()
+	base.Partitions = int32(o.partitions)
+	base.Duration = o.duration
+	base.Acks = "all"
+	if o.nodes > 1 {
+		rf := replicationFactor(o.nodes)
+		base.ReplicationFactor = int16(rf)
+		base.TopicConfigs = map[string]string{"min.insync.replicas": fmt.Sprint(minInsync(rf))}
+	}
+	base.Progress = &prefixWriter{w: stderr, prefix: fmt.Sprintf("[%s round %d] ", k.name, round)}
+	return base
+}
+
+// runWorkload runs one workload from base changed by mod; a failure is recorded with fail and gives nil.
+func runWorkload(ctx context.Context, base bench.Config, name string, mode bench.Mode, mod func(*bench.Config),
+	fail func(string, error)) *bench.Result {
+	cfg := base
+	mod(&cfg)
+	res, err := bench.Run(ctx, mode, cfg)
+	if err != nil {
+		fail(name, err)
+		return nil
+	}
+	if res.Errors > 0 {
+		fail(name, fmt.Errorf("%d client errors, first: %s", res.Errors, res.FirstError))
+	}
+	return res
 }
 
 // oneLine summarises a measurement for the progress log.
