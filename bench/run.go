@@ -211,17 +211,29 @@ func (r *runner) offsets(ctx context.Context) (start, end map[int32]int64, err e
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
+	// In a cluster of several brokers the one asked may not know yet of a topic another just created
+	// (UNKNOWN_TOPIC_OR_PARTITION) or of its leaders; such answers are asked again until setupTimeout.
 	list := func(f func(context.Context, ...string) (kadm.ListedOffsets, error), what string) (map[int32]int64, error) {
-		lo, err := f(ctx, r.cfg.Topic)
-		if err == nil {
-			err = lo.Error()
+		for {
+			lo, err := f(ctx, r.cfg.Topic)
+			if err == nil {
+				err = lo.Error()
+			}
+			if err == nil {
+				m := map[int32]int64{}
+				lo.Each(func(o kadm.ListedOffset) { m[o.Partition] = o.Offset })
+				return m, nil
+			}
+			err = fmt.Errorf("list %s offsets of %q: %w", what, r.cfg.Topic, err)
+			if !kerr.IsRetriable(err) {
+				return nil, err
+			}
+			select {
+			case <-ctx.Done():
+				return nil, fmt.Errorf("%w (waited %v)", err, setupTimeout)
+			case <-time.After(primeBackoff):
+			}
 		}
-		if err != nil {
-			return nil, fmt.Errorf("list %s offsets of %q: %w", what, r.cfg.Topic, err)
-		}
-		m := map[int32]int64{}
-		lo.Each(func(o kadm.ListedOffset) { m[o.Partition] = o.Offset })
-		return m, nil
 	}
 	if start, err = list(adm.ListStartOffsets, "start"); err != nil {
 		return nil, nil, err
