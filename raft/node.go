@@ -508,7 +508,7 @@ func isSoleVoter(store *raftboltdb.BoltStore, snaps hraft.SnapshotStore, id hraf
 // if another InitCluster precedes it in the log it fails harmlessly, and if
 // leadership is lost the next leader proposes again.
 func (n *Node) initCluster() {
-	if err := n.r.Barrier(n.cfg.ApplyTimeout).Error(); err != nil {
+	if err := n.awaitBarrier(n.cfg.ApplyTimeout); err != nil {
 		return // not leader any more, or shutting down
 	}
 	if n.fsm.current().ClusterID != "" {
@@ -799,7 +799,26 @@ func (n *Node) Barrier(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("raft barrier: %w", err)
 	}
-	return mapRaftErr(n.r.Barrier(timeout).Error())
+	return n.awaitBarrier(timeout)
+}
+
+// awaitBarrier issues a raft barrier and waits for it, or until Close. A
+// barrier hashicorp/raft has queued but not yet taken when it shuts down is
+// never answered (its future has no shutdown channel), so a goroutine owned
+// by the node that waited on it alone would keep Close waiting forever (seen
+// as a hung broker test: the controller's step in Barrier, Close in
+// wg.Wait). The waiting goroutine then stays parked on that future; it
+// exits as soon as raft answers, which it does except in that race.
+func (n *Node) awaitBarrier(timeout time.Duration) error {
+	f := n.r.Barrier(timeout)
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case err := <-done:
+		return mapRaftErr(err)
+	case <-n.stop:
+		return ErrClosed
+	}
 }
 
 // AddVoter adds (or promotes) node id at addr as a voter; leader only.
