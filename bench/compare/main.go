@@ -1,8 +1,8 @@
 // Command compare is the side-by-side runner behind `make bench-compare`: it starts an Apache Kafka and a
 // Strom cluster (one node each by default; -nodes N for replicated clusters) through the integration
-// harness, runs the same `strom bench` workloads
-// against each in alternating rounds (Kafka, Strom, Kafka, Strom, ...; a fresh cluster per round), and
-// writes a table of both results with the Strom/Kafka ratio (min/median/max over the rounds) to
+// harness, runs the same `strom bench` workloads against each in alternating rounds (Kafka, Strom,
+// Kafka, Strom, ...; fresh clusters per round, one per record size), and writes a table of both
+// results with the Strom/Kafka ratio (min/median/max over the rounds) to
 // RESULTS.md, plus PNG plots next to it.
 //
 // Workloads per round and cluster, all on 8-partition topics created by the bench client, with the same
@@ -165,12 +165,12 @@ type measurement struct {
 	errs                          []string
 }
 
-// measure runs a round's workloads on fresh clusters of kind k: the lean producers on a cluster of their
-// own, removed before the one that runs everything else starts. At about 1 GB/s the lean runs write the
-// most, and this VM writes more slowly into page cache that has grown into memory not touched lately
-// (bench/PROFILE.md); with their data deleted, the franz-go workloads meet the same memory state on
-// both clusters whatever the lean runs wrote. The process figures (memory, CPU, start to ready) are
-// the second cluster's.
+// measure runs a round's workloads on fresh clusters of kind k, one after the other, each removed
+// before the next starts: the lean producers, then the 100-byte franz-go workloads, then the 1 KiB
+// ones with the e2e run. This VM writes more slowly into page cache that has grown into memory not
+// touched lately (bench/PROFILE.md), which an fsyncing broker pays in ack latency; with each record
+// size on a cluster of its own, every workload meets the same memory state on both clusters whatever
+// the earlier ones wrote. The process figures (memory, CPU, start to ready) are the last cluster's.
 func measure(ctx context.Context, o options, k kind, round int, e2eRate float64, stderr io.Writer) *measurement {
 	m := &measurement{kind: k.name, round: round}
 	fail := func(what string, err error) { m.errs = append(m.errs, fmt.Sprintf("%s: %v", what, err)) }
@@ -185,8 +185,27 @@ func measure(ctx context.Context, o options, k kind, round int, e2eRate float64,
 		dir = tmp
 	}
 	dir = filepath.Join(dir, fmt.Sprintf("%s-%d", k.name, round))
-	measureLean(ctx, o, k, round, dir+"-lean", stderr, m, fail)
-	fmt.Fprintf(stderr, "[%s round %d] starting\n", k.name, round)
+	n := o.clients
+	runOn(ctx, o, k, round, dir+"-lean", "lean producers", stderr, fail, func(base bench.Config) {
+		m.produce1KLean = runWorkload(ctx, base, fmt.Sprintf("produce 1KiB lean x%d", n), bench.ModeProduce, func(c *bench.Config) {
+			c.Topic, c.RecordSize, c.Producers, c.Client = "bench-1k-lean", 1024, n, bench.ClientLean
+		}, fail)
+		m.produce100Lean = runWorkload(ctx, base, fmt.Sprintf("produce 100B lean x%d", n), bench.ModeProduce, func(c *bench.Config) {
+			c.Topic, c.RecordSize, c.Producers, c.Client = "bench-100-lean", 100, n, bench.ClientLean
+		}, fail)
+	})
+	runOn(ctx, o, k, round, dir+"-100", "100-byte records", stderr, fail, func(base bench.Config) {
+		m.produce100 = runWorkload(ctx, base, "produce 100B", bench.ModeProduce, func(c *bench.Config) { c.Topic, c.RecordSize = "bench-100", 100 }, fail)
+		m.produce100N = runWorkload(ctx, base, fmt.Sprintf("produce 100B x%d", n), bench.ModeProduce, func(c *bench.Config) {
+			c.Topic, c.RecordSize, c.Producers = "bench-100-n", 100, n
+		}, fail)
+		// Both consumes read the same topic, the 1-producer one.
+		m.consume100 = runWorkload(ctx, base, "consume 100B", bench.ModeConsume, func(c *bench.Config) { c.Topic, c.RecordSize = "bench-100", 100 }, fail)
+		m.consume100N = runWorkload(ctx, base, fmt.Sprintf("consume 100B x%d", n), bench.ModeConsume, func(c *bench.Config) {
+			c.Topic, c.RecordSize, c.Consumers = "bench-100", 100, n
+		}, fail)
+	})
+	fmt.Fprintf(stderr, "[%s round %d] starting (1 KiB records)\n", k.name, round)
 	c, err := k.start(ctx, dir)
 	ready := time.Now()
 	if err != nil {
@@ -228,23 +247,14 @@ func measure(ctx context.Context, o options, k kind, round int, e2eRate float64,
 		}
 		return res
 	}
-	n := o.clients
 	m.produce1K = runOne("produce 1KiB", bench.ModeProduce, func(c *bench.Config) { c.Topic, c.RecordSize = "bench-1k", 1024 })
 	m.produce1KN = runOne(fmt.Sprintf("produce 1KiB x%d", n), bench.ModeProduce, func(c *bench.Config) {
 		c.Topic, c.RecordSize, c.Producers = "bench-1k-n", 1024, n
 	})
-	m.produce100 = runOne("produce 100B", bench.ModeProduce, func(c *bench.Config) { c.Topic, c.RecordSize = "bench-100", 100 })
-	m.produce100N = runOne(fmt.Sprintf("produce 100B x%d", n), bench.ModeProduce, func(c *bench.Config) {
-		c.Topic, c.RecordSize, c.Producers = "bench-100-n", 100, n
-	})
-	// Both consumes of a size read the same topic, the 1-producer one.
+	// Both consumes read the same topic, the 1-producer one.
 	m.consume1K = runOne("consume 1KiB", bench.ModeConsume, func(c *bench.Config) { c.Topic, c.RecordSize = "bench-1k", 1024 })
 	m.consume1KN = runOne(fmt.Sprintf("consume 1KiB x%d", n), bench.ModeConsume, func(c *bench.Config) {
 		c.Topic, c.RecordSize, c.Consumers = "bench-1k", 1024, n
-	})
-	m.consume100 = runOne("consume 100B", bench.ModeConsume, func(c *bench.Config) { c.Topic, c.RecordSize = "bench-100", 100 })
-	m.consume100N = runOne(fmt.Sprintf("consume 100B x%d", n), bench.ModeConsume, func(c *bench.Config) {
-		c.Topic, c.RecordSize, c.Consumers = "bench-100", 100, n
 	})
 	if e2eRate <= 0 && m.produce1K != nil {
 		e2eRate = m.produce1K.RecordsPerSec / 2 // only when Kafka's run of this round failed
@@ -267,30 +277,23 @@ func measure(ctx context.Context, o options, k kind, round int, e2eRate float64,
 	return m
 }
 
-// measureLean runs the lean-producer workloads on a fresh cluster of kind k in dir, then stops it and
-// removes dir.
-func measureLean(ctx context.Context, o options, k kind, round int, dir string, stderr io.Writer, m *measurement,
-	fail func(string, error)) {
+// runOn starts a fresh cluster of kind k in dir, runs work against it, then stops it and removes dir.
+// Failures are recorded with fail and labelled with what.
+func runOn(ctx context.Context, o options, k kind, round int, dir, what string, stderr io.Writer,
+	fail func(string, error), work func(base bench.Config)) {
 	defer os.RemoveAll(dir)
-	fmt.Fprintf(stderr, "[%s round %d] starting (lean producers)\n", k.name, round)
+	fmt.Fprintf(stderr, "[%s round %d] starting (%s)\n", k.name, round, what)
 	c, err := k.start(ctx, dir)
 	if err != nil {
-		fail("start (lean)", err)
+		fail("start ("+what+")", err)
 		return
 	}
 	defer func() {
 		if err := c.Stop(); err != nil {
-			fail("stop (lean)", err)
+			fail("stop ("+what+")", err)
 		}
 	}()
-	base := baseConfig(o, c, k, round, stderr)
-	n := o.clients
-	m.produce1KLean = runWorkload(ctx, base, fmt.Sprintf("produce 1KiB lean x%d", n), bench.ModeProduce, func(c *bench.Config) {
-		c.Topic, c.RecordSize, c.Producers, c.Client = "bench-1k-lean", 1024, n, bench.ClientLean
-	}, fail)
-	m.produce100Lean = runWorkload(ctx, base, fmt.Sprintf("produce 100B lean x%d", n), bench.ModeProduce, func(c *bench.Config) {
-		c.Topic, c.RecordSize, c.Producers, c.Client = "bench-100-lean", 100, n, bench.ClientLean
-	}, fail)
+	work(baseConfig(o, c, k, round, stderr))
 }
 
 // baseConfig is the bench configuration every workload of a round starts from, against c.

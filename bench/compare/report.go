@@ -287,10 +287,12 @@ func (rep *report) write(dir string) error {
   sequence and CRC-32C per request, with 5 requests in flight per connection. It needs about a tenth
   of franz-go's CPU per record, so these rows show what each cluster can take on this machine; the
   franz-go rows show what an application's client gets, where franz-go's own CPU (about 1.3 s per GB
-  produced, more per record at 100 B) shares the two cores and bounds both clusters. The lean runs
-  write the most (up to 1 GB/s), so in each round they run on a cluster of their own, whose data is
-  removed before the cluster for the other workloads starts; memory, CPU and start-up figures are
-  the second cluster's.
+  produced, more per record at 100 B) shares the two cores and bounds both clusters. Each record
+  size runs on a cluster of its own, started fresh and removed before the next one starts (first the
+  lean runs, which write the most, up to 1 GB/s; then the 100-byte franz-go runs; then the 1 KiB ones
+  and e2e): this VM writes more slowly into page cache grown by earlier runs, which a broker that
+  fsyncs pays in ack latency, so each workload meets the same memory state on both clusters. Memory,
+  CPU and start-up figures are the last cluster's.
 - The throughput targets are marked on the lean, the %d-client and the 1-client rows. With one
   franz-go client, that client's request pipeline (one fetch in flight, at most 5 produce requests)
   is part of the figure; with several, the clients' own CPU on the same two cores is, and a broker
