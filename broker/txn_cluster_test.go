@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -1001,6 +1002,13 @@ func TestTxnClusterAtomicUnderLeaderStop(t *testing.T) {
 	if known < len(ids)*txns/2 {
 		t.Errorf("%d transactions ran, %d with a known outcome: %v", len(outcomes), known, outcomes)
 	}
+	defer func() {
+		if t.Failed() {
+			for p := range int32(parts) {
+				t.Logf("au-%d: %s", p, c.describeLog("au", p))
+			}
+		}
+	}()
 	for key, o := range outcomes {
 		switch n := seen[key]; {
 		case o == committed && n != parts:
@@ -1011,6 +1019,45 @@ func TestTxnClusterAtomicUnderLeaderStop(t *testing.T) {
 			t.Errorf("transaction %s of unknown outcome partly visible: %d of %d records", key, n, parts)
 		}
 	}
+}
+
+// describeLog lists every running replica of topic/part batch by batch,
+// with the high watermark and the last stable offset: what a failed
+// transaction check needs to tell a lost append from a misread marker.
+func (c *testCluster) describeLog(topic string, part int32) string {
+	var sb strings.Builder
+	for i, b := range c.brokers {
+		if b == nil {
+			continue
+		}
+		data, hw, err := c.logBytes(i, topic, part)
+		if err != nil {
+			fmt.Fprintf(&sb, "\n  node %d: %v", i+1, err)
+			continue
+		}
+		lg := b.parts.get(topic, part).log
+		ab, _ := lg.AbortedTransactions(0, lg.EndOffset())
+		fmt.Fprintf(&sb, "\n  node %d (hw %d, lso %d, aborted %v, leader %d, epoch %d):", i+1, hw, lastStable(lg), ab, c.partitionState(topic, part).Leader, c.partitionState(topic, part).LeaderEpoch)
+		for len(data) >= batchHeaderSize {
+			h, err := storage.ParseBatchHeader(data)
+			if err != nil || h.Size() > len(data) {
+				fmt.Fprintf(&sb, " bad batch: %v", err)
+				break
+			}
+			fmt.Fprintf(&sb, "\n    %d-%d pid %d epoch %d seq %d leaderEpoch %d txn %v control %v:",
+				h.BaseOffset, h.LastOffset(), h.ProducerID, h.ProducerEpoch, h.BaseSequence, h.PartitionLeaderEpoch, h.IsTransactional(), h.IsControl())
+			_, _ = parseRecords(data[batchHeaderSize:h.Size()], func(_ int, r recordView) error {
+				if h.IsControl() {
+					fmt.Fprintf(&sb, " key %x", r.key)
+				} else {
+					fmt.Fprintf(&sb, " %q", r.value)
+				}
+				return nil
+			})
+			data = data[h.Size():]
+		}
+	}
+	return sb.String()
 }
 
 // waitTxnsEnded waits until no transaction of ids is open or completing.
