@@ -188,9 +188,10 @@ type Config struct {
 	RetryBackoff time.Duration
 	// RetryTimeout is how long the source and destination clients keep reissuing a failed request
 	// (metadata, admin, transaction and group requests; produce and fetch retry on their own terms)
-	// before it fails the session. It is therefore how long an outage of either cluster goes unnoticed
-	// by the session loop: a shorter one is usually ridden out inside a session, a longer one fails sessions
-	// until the cluster is back (see Run). Must be positive.
+	// before it fails the session. An outage of either cluster shorter than that is usually ridden out
+	// inside a session; a longer one fails sessions until the cluster is back (see Run). Must be
+	// positive. A value below kgo's 10 s read timeout does not make a request on a connection the
+	// outage left half open fail sooner than that.
 	RetryTimeout time.Duration
 	// TransactionTimeout is the destination transaction timeout (exactly-once; transaction.timeout.ms).
 	// A transaction open longer, e.g. while the destination was unreachable, is aborted by its
