@@ -294,34 +294,40 @@ func (b *Broker) handleCreateDelegationToken(rq *request, req *kmsg.CreateDelega
 // (Kafka's DelegationTokenManager.ErrorTimestamp).
 const errorTimestamp = -1
 
-// renewableToken finds the token of a renew or expire request and checks
-// that rq's principal may change it now; it returns a Kafka error
-// otherwise.
-func (b *Broker) renewableToken(rq *request, h []byte, nowMs int64) (raft.DelegationToken, *kerr.Error) {
+// tokenToChange is the start renew and expire share: it finds the token
+// whose HMAC is h and checks that rq's principal may change it now, nowMs
+// being the time it judged expiry at. On a refusal it writes the Kafka
+// error code and errorTimestamp through code and expiry (the response's
+// ErrorCode and ExpiryTimestamp) and returns ok false: the caller answers
+// at once.
+func (b *Broker) tokenToChange(rq *request, h []byte, code *int16, expiry *int64) (tok raft.DelegationToken, nowMs int64, ok bool) {
+	nowMs = time.Now().UnixMilli()
+	refuse := func(e *kerr.Error) (raft.DelegationToken, int64, bool) {
+		*code, *expiry = e.Code, errorTimestamp
+		return tok, nowMs, false
+	}
 	switch {
 	case !rq.c.tokenRequestsAllowed():
-		return raft.DelegationToken{}, kerr.DelegationTokenRequestNotAllowed
+		return refuse(kerr.DelegationTokenRequestNotAllowed)
 	case b.cfg.DelegationTokens.SecretKey == "":
-		return raft.DelegationToken{}, kerr.DelegationTokenAuthDisabled
+		return refuse(kerr.DelegationTokenAuthDisabled)
 	}
-	tok, ok := b.tokenByHMAC(b.node.State(), h)
+	tok, found := b.tokenByHMAC(b.node.State(), h)
 	switch {
-	case !ok:
-		return tok, kerr.DelegationTokenNotFound
+	case !found:
+		return refuse(kerr.DelegationTokenNotFound)
 	case tok.Expired(nowMs):
-		return tok, kerr.DelegationTokenExpired
+		return refuse(kerr.DelegationTokenExpired)
 	case !tok.MayRenew(rq.c.principal):
-		return tok, kerr.DelegationTokenOwnerMismatch
+		return refuse(kerr.DelegationTokenOwnerMismatch)
 	}
-	return tok, nil
+	return tok, nowMs, true
 }
 
 func (b *Broker) handleRenewDelegationToken(rq *request, req *kmsg.RenewDelegationTokenRequest) reply {
 	resp := req.ResponseKind().(*kmsg.RenewDelegationTokenResponse)
-	nowMs := time.Now().UnixMilli()
-	tok, kErr := b.renewableToken(rq, req.HMAC, nowMs)
-	if kErr != nil {
-		resp.ErrorCode, resp.ExpiryTimestamp = kErr.Code, errorTimestamp
+	tok, nowMs, ok := b.tokenToChange(rq, req.HMAC, &resp.ErrorCode, &resp.ExpiryTimestamp)
+	if !ok {
 		return now(resp)
 	}
 	period := b.cfg.DelegationTokens.ExpiryTime.Milliseconds()
@@ -341,10 +347,8 @@ func (b *Broker) handleRenewDelegationToken(rq *request, req *kmsg.RenewDelegati
 
 func (b *Broker) handleExpireDelegationToken(rq *request, req *kmsg.ExpireDelegationTokenRequest) reply {
 	resp := req.ResponseKind().(*kmsg.ExpireDelegationTokenResponse)
-	nowMs := time.Now().UnixMilli()
-	tok, kErr := b.renewableToken(rq, req.HMAC, nowMs)
-	if kErr != nil {
-		resp.ErrorCode, resp.ExpiryTimestamp = kErr.Code, errorTimestamp
+	tok, nowMs, ok := b.tokenToChange(rq, req.HMAC, &resp.ErrorCode, &resp.ExpiryTimestamp)
+	if !ok {
 		return now(resp)
 	}
 	var cmd raft.Command

@@ -298,8 +298,12 @@ func TestDelegationTokenRefusals(t *testing.T) {
 		admin := clientAs(t, b, asAdmin)
 		wantTokenCode(t, "create", createToken(t, admin, -1).ErrorCode, kerr.DelegationTokenAuthDisabled)
 		wantTokenCode(t, "describe", describeTokens(t, admin, nil).ErrorCode, kerr.DelegationTokenAuthDisabled)
-		wantTokenCode(t, "renew", renewToken(t, admin, []byte("x"), 1).ErrorCode, kerr.DelegationTokenAuthDisabled)
-		wantTokenCode(t, "expire", expireToken(t, admin, []byte("x"), 1).ErrorCode, kerr.DelegationTokenAuthDisabled)
+		rr, er := renewToken(t, admin, []byte("x"), 1), expireToken(t, admin, []byte("x"), 1)
+		wantTokenCode(t, "renew", rr.ErrorCode, kerr.DelegationTokenAuthDisabled)
+		wantTokenCode(t, "expire", er.ErrorCode, kerr.DelegationTokenAuthDisabled)
+		if rr.ExpiryTimestamp != -1 || er.ExpiryTimestamp != -1 { // Kafka's ErrorTimestamp on every refusal
+			t.Fatalf("refused renew and expire answered expiry %d and %d, want -1", rr.ExpiryTimestamp, er.ExpiryTimestamp)
+		}
 		if _, err := pingAs(t, b, tokenAuth("x", []byte("y"), false)); !errors.Is(err, kerr.SaslAuthenticationFailed) {
 			t.Fatalf("token login with tokens disabled: %v", err)
 		}

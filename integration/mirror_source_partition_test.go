@@ -81,12 +81,9 @@ func mirrorSourcePartitionScenario(t *testing.T, src, dst *harness.LocalCluster,
 	prod.finish(ctx, t)
 	acked, stored := prod.verify(ctx, t, src, sadm, topic)
 	_, failed := prod.counts()
-	copiedN, dups := m.finish()
-	if copiedN != stored || (mode == replicate.ExactlyOnce && dups != 0) {
-		t.Fatalf("destination holds %d distinct records (%d duplicates), the source %d", copiedN, dups, stored)
-	}
+	dups := m.requireCopied(stored)
 	t.Logf("%s: %d records (%d acknowledged, %d failed) copied, %d of them twice, through %d partitions of the source's network in %.1fs",
-		mode, copiedN, acked, failed, dups, len(cuts), time.Since(start).Seconds())
+		mode, stored, acked, failed, dups, len(cuts), time.Since(start).Seconds())
 	m.logRestarts()
 }
 
@@ -130,10 +127,18 @@ func sourceCuts(ctx context.Context, t testing.TB, c *harness.LocalCluster, cl *
 }
 
 // TestMirrorSourceOutage cuts the exactly-once mirror (and the producer beside it) off from every node
-// of a three-node source for longer than the clients' retry timeout (30 s), as a source maintenance
-// window or a broken VPN link would: the sessions that fail meanwhile must be restarted, not end the
-// mirror, and after the heal it must continue and copy every acknowledged record exactly once.
+// of a three-node source for long enough that its sessions fail, as a source maintenance window or a
+// broken VPN link would: the sessions that fail meanwhile must be restarted, not end the mirror, and
+// after the heal it must continue and copy every acknowledged record exactly once.
+//
+// The outage lasts until two sessions failed in it, not for a fixed time: the one copying when the cut
+// began fails at its next topic discovery, and a new one in its own setup, the failure that used to end
+// the mirror. Here that takes 20-35 s (discovery runs every 10 s, a request on a connection the cut left
+// open waits out kgo's 10 s read overhead, a dial to a cut node fails at once). The mirror runs with
+// --retry-timeout 8s so that a cut whose dials hang instead would still fail each session within about
+// 10 s, not the default 30 s.
 func TestMirrorSourceOutage(t *testing.T) {
+	const retryTimeout = 8 * time.Second
 	for _, tg := range netnsClusters3("from-") {
 		t.Run(tg.name, func(t *testing.T) {
 			t.Parallel()
@@ -148,33 +153,37 @@ func TestMirrorSourceOutage(t *testing.T) {
 			pcl := newClient(t, src, kgo.RecordDeliveryTimeout(2*time.Minute), kgo.MaxBufferedRecords(2000),
 				kgo.ProduceRequestTimeout(5*time.Second), kgo.RequestTimeoutOverhead(2*time.Second))
 			prod := startAckedProducer(ctx, pcl, topic, 500)
-			m := startMirrorProc(ctx, t, src, dst, prefix, replicate.ExactlyOnce)
+			m := startMirrorProc(ctx, t, src, dst, prefix, replicate.ExactlyOnce, "--retry-timeout", retryTimeout.String())
 			m.copied(500, "first records")
+			before := len(m.restarts())
 			for i := range src.Nodes() {
 				if err := src.Cut(i, harness.HostNode); err != nil {
 					t.Fatal(err)
 				}
 			}
-			// Longer than two retry timeouts: the session copying when the cut began fails at its next
-			// topic discovery, the next one in its own setup (which used to end the mirror), and so on.
-			const outage = 75 * time.Second
-			select {
-			case err := <-m.exited:
-				m.exited <- err // for the cleanup
-				t.Fatalf("the mirror exited during the source outage: %v\n%s", err, tail(m.logPath))
-			case <-time.After(outage):
+			cut := time.Now()
+			octx, ocancel := context.WithTimeout(ctx, 2*time.Minute) // bounds the outage whatever happens
+			defer ocancel()
+			for failed := 0; failed < 2; failed = len(m.restarts()) - before {
+				select {
+				case err := <-m.exited:
+					m.exited <- err // for the cleanup
+					t.Fatalf("the mirror exited %.1fs into the source outage, %d sessions having failed in it: %v\n%s",
+						time.Since(cut).Seconds(), failed, err, tail(m.logPath))
+				case <-octx.Done():
+					t.Fatalf("%d sessions failed in %v of source outage, want 2\n%s", failed, time.Since(cut).Round(time.Second), tail(m.logPath))
+				case <-time.After(250 * time.Millisecond):
+				}
 			}
+			outage := time.Since(cut)
 			if err := src.Heal(); err != nil {
 				t.Fatal(err)
 			}
 			m.copied(500, "after the outage")
 			prod.finish(ctx, t)
 			acked, stored := prod.verify(ctx, t, src, sadm, topic)
-			copiedN, dups := m.finish()
-			if copiedN != stored || dups != 0 {
-				t.Fatalf("destination holds %d distinct records (%d duplicates), the source %d", copiedN, dups, stored)
-			}
-			t.Logf("%d records (%d acknowledged) copied exactly once across a %v source outage", copiedN, acked, outage)
+			m.requireCopied(stored)
+			t.Logf("%d records (%d acknowledged) copied exactly once across a %.1fs source outage", stored, acked, outage.Seconds())
 			m.logRestarts()
 		})
 	}

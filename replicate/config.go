@@ -8,8 +8,8 @@
 // at-least-once mode, the destination's offset-map topic in exactly-once mode), so a crash at any moment
 // is the same as an error. Fatal errors (bad configuration, fencing, a destination topic with fewer
 // partitions) end Run, and so does any error before the first session began copying; after that, a
-// cluster unreachable for longer than the clients retry fails sessions until it is back, each restarted
-// after RetryBackoff.
+// cluster unreachable for longer than RetryTimeout (how long the clients reissue a failed request) fails
+// sessions until it is back, each restarted after RetryBackoff.
 //
 // # Modes
 //
@@ -186,6 +186,13 @@ type Config struct {
 	MaxPollRecords int
 	// RetryBackoff is the pause before a new session after a failed one.
 	RetryBackoff time.Duration
+	// RetryTimeout is how long the source and destination clients keep reissuing a failed request
+	// (metadata, admin, transaction and group requests; produce and fetch retry on their own terms)
+	// before it fails the session. An outage of either cluster shorter than that is usually ridden out
+	// inside a session; a longer one fails sessions until the cluster is back (see Run). Must be
+	// positive. A value below kgo's 10 s read timeout does not make a request on a connection the
+	// outage left half open fail sooner than that.
+	RetryTimeout time.Duration
 	// TransactionTimeout is the destination transaction timeout (exactly-once; transaction.timeout.ms).
 	// A transaction open longer, e.g. while the destination was unreachable, is aborted by its
 	// coordinator; the mirror then starts a new session from the last committed batch.
@@ -206,6 +213,7 @@ func DefaultConfig() Config {
 		MaxPollRecords:     20000,
 		SessionTimeout:     10 * time.Second,
 		RetryBackoff:       time.Second,
+		RetryTimeout:       clientcfg.DefaultRetryTimeout,
 		TransactionTimeout: time.Minute,
 		Source:             ClientConfig{Name: "source"},
 		Dest:               ClientConfig{Name: "destination"},
@@ -247,6 +255,9 @@ func (c *Config) selector() (*selector, error) {
 	if c.Mode == ExactlyOnce && (c.TransactionTimeout < time.Second || c.TransactionTimeout > 15*time.Minute) {
 		// 15 minutes is Kafka's default transaction.max.timeout.ms.
 		return nil, fmt.Errorf("--transaction-timeout %v (want 1s to 15m): %w", c.TransactionTimeout, ErrBadConfig)
+	}
+	if c.RetryTimeout <= 0 {
+		return nil, fmt.Errorf("--retry-timeout %v (want a positive duration): %w", c.RetryTimeout, ErrBadConfig)
 	}
 	if c.Name == "" || strings.ContainsAny(c.Name, "/ ") {
 		return nil, fmt.Errorf("--name %q: %w", c.Name, ErrBadConfig)

@@ -64,7 +64,7 @@ type runner struct {
 	started         time.Time
 	// copying is set once a session passed the up-front checks and began copying. From then on the
 	// offset-map topic exists on the destination, and an error in a later session's setup (a source or
-	// destination unreachable for longer than the clients retry) is an outage to wait out, not a
+	// destination unreachable for longer than Config.RetryTimeout) is an outage to wait out, not a
 	// mistake to report: see endsRun.
 	copying bool
 
@@ -88,11 +88,11 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	if r.sel, err = cfg.selector(); err != nil {
 		return r.summary, err
 	}
-	if r.src, err = connect(ctx, cfg.Source); err != nil {
+	if r.src, err = connect(ctx, cfg.Source, cfg.RetryTimeout); err != nil {
 		return r.summary, err
 	}
 	defer r.src.close()
-	if r.dst, err = connect(ctx, cfg.Dest); err != nil {
+	if r.dst, err = connect(ctx, cfg.Dest, cfg.RetryTimeout); err != nil {
 		return r.summary, err
 	}
 	defer r.dst.close()
@@ -135,9 +135,9 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 // session began copying (copying false) every error does: the user is there to read it, and a wrong
 // address or credential must not look like a hang. After that only errors no retry can heal do: this
 // process was fenced by another with the same name, or the configuration or the destination's layout
-// is wrong. A cluster that stays unreachable past the clients' retry timeout (a source maintenance
-// window, a network partition) fails the session that meets it and every new one until it is back; each
-// is restarted after Config.RetryBackoff, so a long-running mirror waits the outage out.
+// is wrong. A cluster that stays unreachable past Config.RetryTimeout (a source maintenance window, a
+// network partition) fails the session that meets it and every new one until it is back; each is
+// restarted after Config.RetryBackoff, so a long-running mirror waits the outage out.
 func endsRun(err error, copying bool) bool {
 	return !copying || errors.Is(err, ErrFenced) || errors.Is(err, ErrBadConfig) || errors.Is(err, ErrFewerPartitions)
 }

@@ -37,6 +37,8 @@ func TestSelector(t *testing.T) {
 		func(c *Config) { c.Rename = "suffix:x" },
 		func(c *Config) { c.Name = "a b" },
 		func(c *Config) { c.Groups = "[" },
+		func(c *Config) { c.RetryTimeout = 0 },
+		func(c *Config) { c.RetryTimeout = -time.Second },
 	} {
 		c := DefaultConfig()
 		c.Topics = "t"

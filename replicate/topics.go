@@ -24,8 +24,11 @@ type cluster struct {
 }
 
 // connect builds the admin client of c and checks that the cluster answers Metadata (reachability,
-// TLS and SASL all fail here, before anything is written anywhere).
-func connect(ctx context.Context, c ClientConfig) (*cluster, error) {
+// TLS and SASL all fail here, before anything is written anywhere). Every client of the cluster (the
+// admin client here, the session's producer or consumer from its opts) reissues a failed request for
+// retryTimeout (Config.RetryTimeout) before giving up.
+func connect(ctx context.Context, c ClientConfig, retryTimeout time.Duration) (*cluster, error) {
+	c.RetryTimeout = retryTimeout
 	opts, err := c.KgoOpts()
 	if err != nil {
 		return nil, err

@@ -37,12 +37,12 @@ func Verify(ctx context.Context, cfg Config, out io.Writer) (VerifyReport, error
 	if err != nil {
 		return rep, err
 	}
-	src, err := connect(ctx, cfg.Source)
+	src, err := connect(ctx, cfg.Source, cfg.RetryTimeout)
 	if err != nil {
 		return rep, err
 	}
 	defer src.close()
-	dst, err := connect(ctx, cfg.Dest)
+	dst, err := connect(ctx, cfg.Dest, cfg.RetryTimeout)
 	if err != nil {
 		return rep, err
 	}

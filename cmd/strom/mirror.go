@@ -65,6 +65,7 @@ func (rf *replicateFlags) add(f *pflag.FlagSet, copying bool) {
 	f.DurationVar(&rf.cfg.ProgressInterval, "progress-interval", rf.cfg.ProgressInterval, "time between progress lines when stdout is not a terminal, and between --json objects (the terminal table redraws every second)")
 	f.DurationVar(&rf.cfg.RateWindow, "rate-window", rf.cfg.RateWindow, "sliding window of the records/s and MB/s rates and the ETA")
 	f.IntVar(&rf.cfg.MaxPollRecords, "batch-records", rf.cfg.MaxPollRecords, "records per batch (per transaction in exactly-once mode)")
+	f.DurationVar(&rf.cfg.RetryTimeout, "retry-timeout", rf.cfg.RetryTimeout, "how long the source and destination clients reissue a failed request before the session fails (a cluster outage longer than this restarts sessions until the cluster is back; positive)")
 	f.DurationVar(&rf.cfg.TransactionTimeout, "transaction-timeout", rf.cfg.TransactionTimeout, "destination transaction timeout (exactly-once; transaction.timeout.ms): a batch that takes longer is aborted by the destination and copied again by a new session")
 }
 

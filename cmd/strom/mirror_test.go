@@ -6,6 +6,9 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
 
 	"github.com/stromhq/strom/replicate"
 )
@@ -25,6 +28,11 @@ func TestReplicateFlags(t *testing.T) {
 		{[]string{"migrate", "--from", "127.0.0.1:1", "--to", "127.0.0.1:1"}, "--topics is required", true},
 		{[]string{"verify", "--from", "127.0.0.1:1", "--to", "127.0.0.1:1", "--topics", "("}, "--topics \"(\"", true},
 		{[]string{"migrate", "--from", "127.0.0.1:1", "--to", "127.0.0.1:1", "--topics", "t", "--rename", "upper"}, "--rename", true},
+		{[]string{"mirror", "--help"}, "--retry-timeout duration", false},
+		{[]string{"migrate", "--help"}, "--retry-timeout duration", false},
+		{[]string{"mirror", "--from", "127.0.0.1:1", "--to", "127.0.0.1:1", "--topics", "t", "--retry-timeout", "0s"}, "--retry-timeout 0s (want a positive duration)", true},
+		{[]string{"migrate", "--from", "127.0.0.1:1", "--to", "127.0.0.1:1", "--topics", "t", "--retry-timeout=-5s"}, "--retry-timeout -5s (want a positive duration)", true},
+		{[]string{"mirror", "--from", "127.0.0.1:1", "--to", "127.0.0.1:1", "--topics", "t", "--retry-timeout", "8"}, `invalid argument "8" for "--retry-timeout" flag`, true},
 	}
 	for _, tt := range tests {
 		root := newRootCmd()
@@ -38,6 +46,35 @@ func TestReplicateFlags(t *testing.T) {
 			t.Errorf("%v: err %v, want one containing %q", tt.args, err, tt.want)
 		case !tt.err && (err != nil || !strings.Contains(out.String(), tt.want)):
 			t.Errorf("%v: err %v, output lacks %q:\n%s", tt.args, err, tt.want, out.String())
+		}
+	}
+}
+
+// TestRetryTimeoutFlag checks that --retry-timeout reaches the replicator's config, 30 s when not given,
+// and that verify, which restarts no session, does not take it.
+func TestRetryTimeoutFlag(t *testing.T) {
+	tests := []struct {
+		args    []string
+		copying bool
+		want    time.Duration
+	}{
+		{nil, true, 30 * time.Second},
+		{[]string{"--retry-timeout", "8s"}, true, 8 * time.Second},
+		{[]string{"--retry-timeout=2m"}, true, 2 * time.Minute},
+		{nil, false, 30 * time.Second},
+	}
+	for _, tt := range tests {
+		var rf replicateFlags
+		fs := pflag.NewFlagSet("mirror", pflag.ContinueOnError)
+		rf.add(fs, tt.copying)
+		if err := fs.Parse(tt.args); err != nil {
+			t.Fatalf("%v: %v", tt.args, err)
+		}
+		if rf.cfg.RetryTimeout != tt.want {
+			t.Errorf("%v: RetryTimeout %v, want %v", tt.args, rf.cfg.RetryTimeout, tt.want)
+		}
+		if got := fs.Lookup("retry-timeout") != nil; got != tt.copying {
+			t.Errorf("copying %v: --retry-timeout defined %v", tt.copying, got)
 		}
 	}
 }

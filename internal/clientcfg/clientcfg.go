@@ -47,7 +47,15 @@ type Config struct {
 	// sasl.mechanism, sasl.jaas.config with username="..." password="...", ssl.truststore.location as a
 	// PEM CA file, ssl.keystore.location/ssl.key.location as PEM cert/key).
 	ConfigFile string
+	// RetryTimeout bounds how long a client keeps reissuing a failed request (metadata, admin,
+	// transaction and group requests; not produce or fetch) before the caller sees the error; 0 means
+	// DefaultRetryTimeout. A cluster unreachable for longer surfaces as an error at that point.
+	RetryTimeout time.Duration
 }
+
+// DefaultRetryTimeout is the RetryTimeout of a Config that sets none (franz-go's own default for
+// most requests).
+const DefaultRetryTimeout = 30 * time.Second
 
 var jaasField = regexp.MustCompile(`(username|password)\s*=\s*"((?:[^"\\]|\\.)*)"`)
 
@@ -137,10 +145,20 @@ func (c Config) KgoOpts() ([]kgo.Opt, error) {
 	if c.Bootstrap == "" {
 		return nil, fmt.Errorf("%s: no bootstrap servers: %w", c.Name, ErrBadConfig)
 	}
+	retry := c.RetryTimeout
+	switch {
+	case retry == 0:
+		retry = DefaultRetryTimeout
+	case retry < 0:
+		// kgo takes 0 for "retry forever"; a negative value is a mistake, not that.
+		return nil, fmt.Errorf("%s: retry timeout %v (want a positive duration): %w", c.Name, retry, ErrBadConfig)
+	}
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(strings.Split(c.Bootstrap, ",")...),
 		kgo.DialTimeout(dialTimeout),
-		kgo.RetryTimeout(30 * time.Second),
+		// One value for every request key: kgo's default uses the group session timeout for
+		// JoinGroup, SyncGroup and Heartbeat instead.
+		kgo.RetryTimeout(retry),
 	}
 	dial, err := c.Dialer()
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestResolveConfigFile(t *testing.T) {
@@ -67,6 +68,7 @@ func TestKgoOptsErrors(t *testing.T) {
 		{"no bootstrap", Config{Name: "source"}, "source: no bootstrap servers"},
 		{"unknown mechanism", Config{Name: "destination", Bootstrap: "x:1", SASLMechanism: "GSSAPI"}, "destination: SASL mechanism"},
 		{"missing CA", Config{Name: "source", Bootstrap: "x:1", CAFile: "/nonexistent/ca.pem"}, "source: CA file"},
+		{"negative retry timeout", Config{Name: "source", Bootstrap: "x:1", RetryTimeout: -time.Second}, "source: retry timeout -1s"},
 	}
 	for _, tt := range tests {
 		if _, err := tt.c.KgoOpts(); err == nil || !strings.Contains(err.Error(), tt.want) {
