@@ -56,8 +56,8 @@ type partition struct {
 	// repl is the partition's replication state (replica.go).
 	repl replState
 	// stopping is closed when the broker starts to shut down: writes
-	// waiting for the high watermark then answer NOT_LEADER_OR_FOLLOWER
-	// (the client retries on the next leader) instead of holding Close.
+	// waiting for the high watermark then answer errUnconfirmedAppend (the
+	// client retries on the next leader) instead of holding Close.
 	stopping <-chan struct{}
 	// verifying holds the pending transaction verifications by producer id
 	// (txn_verify.go); guarded by mu, nil until first used.

@@ -27,6 +27,7 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"sync"
 	"time"
@@ -98,7 +99,7 @@ func (p *partition) isLeader(epoch int32) bool {
 
 // stopLeading drops the leader role of a replica this broker no longer
 // hosts (topic deleted, replica moved away by a reassignment), so acks=all
-// produces parked in waitHW answer NOT_LEADER_OR_FOLLOWER at once instead
+// produces parked in waitHW answer at once (errUnconfirmedAppend) instead
 // of at their timeout. Caller is the partition manager, which wakes the
 // waiters afterwards.
 func (p *partition) stopLeading() {
@@ -358,29 +359,52 @@ func (b *Broker) proposeISR(p *partition, cmd raft.PartitionChange, added int32)
 	}()
 }
 
+// errUnconfirmedAppend answers a write this leader appended but whose
+// replication it can no longer confirm: its leadership in the write's epoch
+// ended (another replica was elected, or this broker is shutting down)
+// before the high watermark passed the write. The write may survive on the
+// new leader or may be truncated; nobody can tell yet. Kafka answers
+// NOT_LEADER_OR_FOLLOWER here, which clients read as "not written": franz-go
+// may then fail the batch on a later metadata error and reuse its sequence
+// number under the same epoch for its next transaction, and the new leader,
+// which holds the first batch, acknowledges the second as a duplicate
+// without appending it, so an acknowledged record is lost (seen in
+// TestTxnClusterAtomicUnderLeaderStop). NOT_ENOUGH_REPLICAS_AFTER_APPEND says
+// what happened (written to this log, not confirmed on enough replicas), is
+// retriable for every client, and makes them treat the batch as possibly
+// written: they retry it with the same sequence, which the new leader
+// deduplicates or appends.
+var errUnconfirmedAppend = kerr.NotEnoughReplicasAfterAppend
+
 // waitHW blocks until the high watermark passes last, for an acks=all
-// produce appended in leader epoch epoch. Like Kafka, it then checks that the
-// ISR still satisfies min.insync.replicas (NOT_ENOUGH_REPLICAS_AFTER_APPEND
-// otherwise); a lost leadership gives NOT_LEADER_OR_FOLLOWER and the
-// deadline REQUEST_TIMED_OUT.
+// produce (or a coordinator's write) appended in leader epoch epoch. Like
+// Kafka, it then checks that the ISR still satisfies min.insync.replicas
+// (NOT_ENOUGH_REPLICAS_AFTER_APPEND otherwise); a leadership lost first gives
+// errUnconfirmedAppend and the deadline REQUEST_TIMED_OUT.
 func (p *partition) waitHW(ctx context.Context, last int64, epoch int32) *kerr.Error {
 	ch := make(chan struct{}, 1)
 	p.addWaiter(ch)
 	defer p.removeWaiter(ch)
 	for {
-		if p.log.HighWatermark() > last {
+		hw := p.log.HighWatermark()
+		// Leadership is checked after the high watermark is read. Lost in
+		// epoch, it is never regained in it, so a leader in epoch now was
+		// one when hw was read and hw was its own. Once a follower, this
+		// replica takes its high watermark from the new leader, whose log
+		// at last need not hold this write: hw > last proves nothing then.
+		if !p.isLeader(epoch) {
+			return errUnconfirmedAppend
+		}
+		if hw > last {
 			if int32(p.isrSize()) < p.cfg.Load().minISR {
 				return kerr.NotEnoughReplicasAfterAppend
 			}
 			return nil
 		}
-		if !p.isLeader(epoch) {
-			return kerr.NotLeaderForPartition
-		}
 		select {
 		case <-ch:
 		case <-p.stopping:
-			return kerr.NotLeaderForPartition
+			return errUnconfirmedAppend
 		case <-ctx.Done():
 			return kerr.RequestTimedOut
 		}
@@ -401,6 +425,11 @@ func (p *partition) appendedReplicated() {
 // coordinators' own writes. epoch is the leader epoch the write was made in.
 func (p *partition) commit(ctx context.Context, last int64, epoch int32) *kerr.Error {
 	if err := p.log.Sync(ctx, last); err != nil {
+		if errors.Is(err, storage.ErrClosed) {
+			// Closed after the append (the replica moved or the broker
+			// stops): followers may hold the write already.
+			return errUnconfirmedAppend
+		}
 		return storageErr(err)
 	}
 	p.markDurable(last + 1)

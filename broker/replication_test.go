@@ -2,6 +2,7 @@ package broker
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -499,5 +500,72 @@ func TestReplicationISRShrinksAndExpands(t *testing.T) {
 		if want := fmt.Sprintf("v%06d", i); v != want {
 			t.Fatalf("record %d: %q, want %q", i, v, want)
 		}
+	}
+}
+
+// TestWaitHWLeadershipLost: an acks=all write waiting for the high watermark
+// is acknowledged only while this replica still leads the write's epoch.
+// Once it follows, its high watermark comes from the new leader's log, which
+// need not hold the write, and every end but the deadline is the
+// possibly-written errUnconfirmedAppend, never NOT_LEADER_OR_FOLLOWER, which
+// clients read as "not written".
+func TestWaitHWLeadershipLost(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		isr   int
+		event func(p *partition, stop chan struct{}, cancel context.CancelFunc)
+		want  *kerr.Error
+	}{
+		{"replicated while leading", 2, func(p *partition, _ chan struct{}, _ context.CancelFunc) { p.advanceHW(1) }, nil},
+		{"replicated, ISR below min.insync.replicas", 1, func(p *partition, _ chan struct{}, _ context.CancelFunc) { p.advanceHW(1) },
+			kerr.NotEnoughReplicasAfterAppend},
+		{"follower's high watermark passes the write", 2, func(p *partition, _ chan struct{}, _ context.CancelFunc) {
+			p.stopLeading()
+			p.advanceHW(5) // the new leader's log, whatever it holds at offset 0
+		}, errUnconfirmedAppend},
+		{"leadership lost first", 2, func(p *partition, _ chan struct{}, _ context.CancelFunc) {
+			p.stopLeading()
+			p.wake()
+		}, errUnconfirmedAppend},
+		{"broker stopping", 2, func(_ *partition, stop chan struct{}, _ context.CancelFunc) { close(stop) }, errUnconfirmedAppend},
+		{"deadline", 2, func(_ *partition, _ chan struct{}, cancel context.CancelFunc) { cancel() }, kerr.RequestTimedOut},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			lg, err := storage.Open(t.TempDir(), storage.DefaultConfig())
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = lg.Close() })
+			if _, err := lg.Append(mkBatch(1, time.Now().UnixMilli(), nil)); err != nil {
+				t.Fatal(err)
+			}
+			stop := make(chan struct{})
+			p := &partition{log: lg, stopping: stop}
+			p.cfg.Store(&partConfig{minISR: 2})
+			p.repl.leader, p.repl.epoch = true, 3
+			p.repl.isr = []int32{1, 2}[:tt.isr]
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			done := make(chan *kerr.Error, 1)
+			go func() { done <- p.waitHW(ctx, 0, 3) }()
+			// The wait parks (nothing is replicated yet) before the event.
+			select {
+			case e := <-done:
+				t.Fatalf("waitHW returned %v before anything happened", e)
+			case <-time.After(20 * time.Millisecond):
+			}
+			tt.event(p, stop, cancel)
+			select {
+			case e := <-done:
+				if e != tt.want {
+					t.Fatalf("waitHW = %v, want %v", e, tt.want)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("waitHW still waiting 10s after the event")
+			}
+		})
 	}
 }

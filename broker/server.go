@@ -327,7 +327,7 @@ func (b *Broker) Close() error {
 		if b.parts != nil {
 			// Apply the leadership moves now: acks=all writes waiting on
 			// partitions this broker no longer leads answer
-			// NOT_LEADER_OR_FOLLOWER (the client retries on the new
+			// errUnconfirmedAppend (the client retries on the new
 			// leader) instead of holding the shutdown until they time out;
 			// the subscription that would do it stops with the context.
 			b.parts.reconcile()
