@@ -1,7 +1,7 @@
 // Command compare is the side-by-side runner behind `make bench-compare`: it starts an Apache Kafka and a
 // Strom cluster (one node each by default; -nodes N for replicated clusters) through the integration
 // harness, runs the same `strom bench` workloads against each in alternating rounds (Kafka, Strom,
-// Kafka, Strom, ...; fresh clusters per round, one per record size), and writes a table of both
+// Kafka, Strom, ...; a fresh cluster for every produce run), and writes a table of both
 // results with the Strom/Kafka ratio (min/median/max over the rounds) to
 // RESULTS.md, plus PNG plots next to it.
 //
@@ -165,12 +165,18 @@ type measurement struct {
 	errs                          []string
 }
 
-// measure runs a round's workloads on fresh clusters of kind k, one after the other, each removed
-// before the next starts: the lean producers, then the 100-byte franz-go workloads, then the 1 KiB
-// ones with the e2e run. This VM writes more slowly into page cache that has grown into memory not
-// touched lately (bench/PROFILE.md), which an fsyncing broker pays in ack latency; with each record
-// size on a cluster of its own, every workload meets the same memory state on both clusters whatever
-// the earlier ones wrote. The process figures (memory, CPU, start to ready) are the last cluster's.
+// measure runs a round's workloads on fresh clusters of kind k, one after the other, each removed before
+// the next starts: every produce run writes into a cluster of its own (the consume runs read what the
+// 1-producer run of their size wrote, on its cluster; e2e runs on the last one, the 1 KiB cluster). On
+// this VM (Firecracker) a broker writes into page cache far more slowly while the cache holds gigabytes of
+// earlier runs' files, probably because new pages then come from guest memory untouched for a while, which
+// costs the host a fault each. Measured with `strom bench produce --client lean --record-size 100
+// --producers 4` against one `strom serve`: 8.5-9.8M records/s on a fresh node or after the earlier 7 GB
+// were deleted or dropped from the cache, 3.5-4.1M with them cached (also with --fsync never), 6.4M after
+// 5 GB of anonymous memory was touched and freed first. Kafka, at about 4M records/s, barely moved (3.86M
+// vs 3.99M), so the artifact penalizes the faster writer. Deleting a cluster's files gives their recently
+// touched pages back, so with one writing run per cluster every run meets the same memory state on both
+// clusters. The process figures (memory, CPU, start to ready) are the last cluster's.
 func measure(ctx context.Context, o options, k kind, round int, e2eRate float64, stderr io.Writer) *measurement {
 	m := &measurement{kind: k.name, round: round}
 	fail := func(what string, err error) { m.errs = append(m.errs, fmt.Sprintf("%s: %v", what, err)) }
@@ -186,26 +192,32 @@ func measure(ctx context.Context, o options, k kind, round int, e2eRate float64,
 	}
 	dir = filepath.Join(dir, fmt.Sprintf("%s-%d", k.name, round))
 	n := o.clients
-	runOn(ctx, o, k, round, dir+"-lean", "lean producers", stderr, fail, func(base bench.Config) {
-		m.produce1KLean = runWorkload(ctx, base, fmt.Sprintf("produce 1KiB lean x%d", n), bench.ModeProduce, func(c *bench.Config) {
-			c.Topic, c.RecordSize, c.Producers, c.Client = "bench-1k-lean", 1024, n, bench.ClientLean
-		}, fail)
-		m.produce100Lean = runWorkload(ctx, base, fmt.Sprintf("produce 100B lean x%d", n), bench.ModeProduce, func(c *bench.Config) {
-			c.Topic, c.RecordSize, c.Producers, c.Client = "bench-100-lean", 100, n, bench.ClientLean
-		}, fail)
+	produceAlone := func(label, name string, res **bench.Result, mod func(*bench.Config)) {
+		runOn(ctx, o, k, round, dir+"-"+label, name, stderr, fail, func(base bench.Config) {
+			*res = runWorkload(ctx, base, name, bench.ModeProduce, mod, fail)
+		})
+	}
+	produceAlone("lean-1k", fmt.Sprintf("produce 1KiB lean x%d", n), &m.produce1KLean, func(c *bench.Config) {
+		c.Topic, c.RecordSize, c.Producers, c.Client = "bench-1k-lean", 1024, n, bench.ClientLean
 	})
-	runOn(ctx, o, k, round, dir+"-100", "100-byte records", stderr, fail, func(base bench.Config) {
+	produceAlone("lean-100", fmt.Sprintf("produce 100B lean x%d", n), &m.produce100Lean, func(c *bench.Config) {
+		c.Topic, c.RecordSize, c.Producers, c.Client = "bench-100-lean", 100, n, bench.ClientLean
+	})
+	produceAlone("100-n", fmt.Sprintf("produce 100B x%d", n), &m.produce100N, func(c *bench.Config) {
+		c.Topic, c.RecordSize, c.Producers = "bench-100-n", 100, n
+	})
+	produceAlone("1k-n", fmt.Sprintf("produce 1KiB x%d", n), &m.produce1KN, func(c *bench.Config) {
+		c.Topic, c.RecordSize, c.Producers = "bench-1k-n", 1024, n
+	})
+	runOn(ctx, o, k, round, dir+"-100", "produce 100B", stderr, fail, func(base bench.Config) {
 		m.produce100 = runWorkload(ctx, base, "produce 100B", bench.ModeProduce, func(c *bench.Config) { c.Topic, c.RecordSize = "bench-100", 100 }, fail)
-		m.produce100N = runWorkload(ctx, base, fmt.Sprintf("produce 100B x%d", n), bench.ModeProduce, func(c *bench.Config) {
-			c.Topic, c.RecordSize, c.Producers = "bench-100-n", 100, n
-		}, fail)
-		// Both consumes read the same topic, the 1-producer one.
+		// Both consumes read the topic just written.
 		m.consume100 = runWorkload(ctx, base, "consume 100B", bench.ModeConsume, func(c *bench.Config) { c.Topic, c.RecordSize = "bench-100", 100 }, fail)
 		m.consume100N = runWorkload(ctx, base, fmt.Sprintf("consume 100B x%d", n), bench.ModeConsume, func(c *bench.Config) {
 			c.Topic, c.RecordSize, c.Consumers = "bench-100", 100, n
 		}, fail)
 	})
-	fmt.Fprintf(stderr, "[%s round %d] starting (1 KiB records)\n", k.name, round)
+	fmt.Fprintf(stderr, "[%s round %d] starting (produce 1KiB, consumes, e2e)\n", k.name, round)
 	c, err := k.start(ctx, dir)
 	ready := time.Now()
 	if err != nil {
@@ -248,10 +260,7 @@ func measure(ctx context.Context, o options, k kind, round int, e2eRate float64,
 		return res
 	}
 	m.produce1K = runOne("produce 1KiB", bench.ModeProduce, func(c *bench.Config) { c.Topic, c.RecordSize = "bench-1k", 1024 })
-	m.produce1KN = runOne(fmt.Sprintf("produce 1KiB x%d", n), bench.ModeProduce, func(c *bench.Config) {
-		c.Topic, c.RecordSize, c.Producers = "bench-1k-n", 1024, n
-	})
-	// Both consumes read the same topic, the 1-producer one.
+	// Both consumes read the topic just written.
 	m.consume1K = runOne("consume 1KiB", bench.ModeConsume, func(c *bench.Config) { c.Topic, c.RecordSize = "bench-1k", 1024 })
 	m.consume1KN = runOne(fmt.Sprintf("consume 1KiB x%d", n), bench.ModeConsume, func(c *bench.Config) {
 		c.Topic, c.RecordSize, c.Consumers = "bench-1k", 1024, n

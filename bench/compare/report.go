@@ -287,12 +287,14 @@ func (rep *report) write(dir string) error {
   sequence and CRC-32C per request, with 5 requests in flight per connection. It needs about a tenth
   of franz-go's CPU per record, so these rows show what each cluster can take on this machine; the
   franz-go rows show what an application's client gets, where franz-go's own CPU (about 1.3 s per GB
-  produced, more per record at 100 B) shares the two cores and bounds both clusters. Each record
-  size runs on a cluster of its own, started fresh and removed before the next one starts (first the
-  lean runs, which write the most, up to 1 GB/s; then the 100-byte franz-go runs; then the 1 KiB ones
-  and e2e): this VM writes more slowly into page cache grown by earlier runs, which a broker that
-  fsyncs pays in ack latency, so each workload meets the same memory state on both clusters. Memory,
-  CPU and start-up figures are the last cluster's.
+  produced, more per record at 100 B) shares the two cores and bounds both clusters. Every produce run
+  writes into a fresh cluster of its own, removed before the next one starts (the consumes read what the
+  1-producer run of their size wrote, on its cluster; e2e runs on the 1 KiB one, started last): on this
+  VM a broker writes into page cache far more slowly while the cache holds gigabytes of earlier runs'
+  files (probably because new pages then come from guest memory untouched for a while, a host fault
+  each; a lone Strom's 100 B lean rate falls from about 9M to 4M records/s, Kafka's barely moves at its
+  4M), so each run meets the same memory state on both clusters. Memory, CPU and start-up figures are
+  the last cluster's.
 - The throughput targets are marked on the lean, the %d-client and the 1-client rows. With one
   franz-go client, that client's request pipeline (one fetch in flight, at most 5 produce requests)
   is part of the figure; with several, the clients' own CPU on the same two cores is, and a broker
