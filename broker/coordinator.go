@@ -509,20 +509,7 @@ func (sh *shard) appendRecords(recs []record, now time.Time) (int64, error) {
 	if len(recs) == 0 {
 		return -1, nil
 	}
-	batch := buildBatch(recs, now.UnixMilli())
-	p := sh.p
-	p.mu.Lock()
-	storage.SetBaseOffset(batch, p.log.EndOffset())
-	storage.SetPartitionLeaderEpoch(batch, p.leaderEpoch.Load())
-	info, err := p.log.Append(batch)
-	if err != nil {
-		p.mu.Unlock()
-		return -1, fmt.Errorf("append to %s-%d: %w", offsetsTopic, sh.index, err)
-	}
-	p.noteAppend(info.LastOffset)
-	p.mu.Unlock()
-	p.appendedReplicated()
-	return info.LastOffset, nil
+	return appendInternal(sh.p, buildBatch(recs, now.UnixMilli()))
 }
 
 // deliver queues an answer to release after the current change is

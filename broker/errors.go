@@ -53,6 +53,11 @@ var (
 	// while a write verified against it waited for its partition lock; the
 	// write is refused with INVALID_TXN_STATE.
 	errTxnEnded = errors.New("broker: transaction ended during verification")
+	// errNotLeading means an append found, under the partition lock, that
+	// this replica no longer leads the partition in the epoch it would stamp
+	// (leadership moved after the request looked it up); nothing was
+	// appended (NOT_LEADER_OR_FOLLOWER).
+	errNotLeading = errors.New("broker: not the partition's leader")
 	// errStaleMarker means a transaction marker carried an older producer
 	// epoch than the partition already holds for its producer; it is not
 	// appended (INVALID_PRODUCER_EPOCH).

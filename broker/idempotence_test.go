@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -163,4 +164,35 @@ func pinProduce(v int16) *kversion.Versions {
 	vs := kversion.V4_0_0()
 	vs.SetMaxKeyVersion(0, v)
 	return vs
+}
+
+// TestAppendOnlyWhileLeading: a request looks leadership up before it takes
+// the partition lock, so the append itself checks that this replica still
+// leads the epoch it stamps. A replica that has become a follower in between
+// answers NOT_LEADER_OR_FOLLOWER (nothing was written, the client may send
+// the batch again as new) and its log, now the new leader's copy, is left
+// alone; the coordinators' own appends are refused the same way.
+func TestAppendOnlyWhileLeading(t *testing.T) {
+	t.Parallel()
+	b := startTestBroker(t, nil)
+	createTopic(t, newAdmin(t, b), "lead", 1, nil)
+	cl := newClient(t, b, kgo.MaxVersions(kversion.V4_0_0())) // produceOne names topics, not ids
+	if got := produceOne(t, cl, "lead", -1, mkBatch(2, time.Now().UnixMilli(), nil)); got.ErrorCode != 0 {
+		t.Fatalf("produce while leading: %v", kerr.ErrorForCode(got.ErrorCode))
+	}
+	p := b.parts.get("lead", 0)
+	end := p.log.EndOffset()
+	p.stopLeading() // as reconcile does when another replica takes over
+	for _, acks := range []int16{1, -1} {
+		got := produceOne(t, cl, "lead", acks, mkBatch(2, time.Now().UnixMilli(), nil))
+		if got.ErrorCode != kerr.NotLeaderForPartition.Code {
+			t.Errorf("acks=%d produce after leadership moved: %v, want NOT_LEADER_OR_FOLLOWER", acks, kerr.ErrorForCode(got.ErrorCode))
+		}
+	}
+	if _, err := appendInternal(p, mkBatch(1, time.Now().UnixMilli(), nil)); !errors.Is(err, errNotLeading) {
+		t.Errorf("internal append after leadership moved: %v, want errNotLeading", err)
+	}
+	if e := p.log.EndOffset(); e != end {
+		t.Fatalf("the follower's log grew from %d to %d", end, e)
+	}
 }

@@ -132,8 +132,9 @@ func (b *Broker) handleProduce(rq *request, req *kmsg.ProduceRequest) reply {
 				e = b.checkMinISR(st, name, rp.Partition, p)
 			}
 			var last int64
+			var epoch int32
 			if e == nil {
-				last, e, msg = b.produceTo(p, req, rp.Records, out, pre)
+				last, epoch, e, msg = b.produceTo(p, req, rp.Records, out, pre)
 			}
 			if e != nil {
 				anyErr = true
@@ -144,7 +145,7 @@ func (b *Broker) handleProduce(rq *request, req *kmsg.ProduceRequest) reply {
 				continue
 			}
 			if req.Acks == -1 && last >= 0 {
-				syncs = append(syncs, produceSync{p: p, last: last, epoch: p.leaderEpoch.Load(), ti: len(resp.Topics), pi: len(ot.Partitions) - 1})
+				syncs = append(syncs, produceSync{p: p, last: last, epoch: epoch, ti: len(resp.Topics), pi: len(ot.Partitions) - 1})
 			}
 		}
 		resp.Topics = append(resp.Topics, ot)
@@ -245,7 +246,7 @@ func storageErr(err error) *kerr.Error {
 	switch {
 	case errors.Is(err, storage.ErrOffsetOutOfRange):
 		return kerr.OffsetOutOfRange
-	case errors.Is(err, storage.ErrClosed):
+	case errors.Is(err, storage.ErrClosed), errors.Is(err, errNotLeading):
 		return kerr.NotLeaderForPartition
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return kerr.RequestTimedOut
@@ -267,28 +268,29 @@ type batchCheck struct {
 // produceTo validates and appends one partition's records. It returns the
 // last offset written (for a duplicate the original batch's, so acks=all
 // still waits until that batch is committed, as Kafka's delayed produce
-// does) or a Kafka error and message.
+// does) and the leader epoch it was written in, or a Kafka error and
+// message.
 // pre holds the request's transactional batches already verified with a
 // remote coordinator (preVerifyTxn; nil when none).
-func (b *Broker) produceTo(p *partition, req *kmsg.ProduceRequest, records []byte, out *kmsg.ProduceResponseTopicPartition, pre map[*partition]txnPreVerified) (int64, *kerr.Error, string) {
+func (b *Broker) produceTo(p *partition, req *kmsg.ProduceRequest, records []byte, out *kmsg.ProduceResponseTopicPartition, pre map[*partition]txnPreVerified) (int64, int32, *kerr.Error, string) {
 	pc := p.cfg.Load()
 	if len(records) == 0 {
 		if req.Version >= 3 {
-			return 0, kerr.InvalidRecord, fmt.Sprintf("Produce requests with version %d must have at least one record batch per partition", req.Version)
+			return 0, 0, kerr.InvalidRecord, fmt.Sprintf("Produce requests with version %d must have at least one record batch per partition", req.Version)
 		}
-		return 0, kerr.CorruptMessage, "empty message set"
+		return 0, 0, kerr.CorruptMessage, "empty message set"
 	}
 	if len(records) <= magicPos {
-		return 0, kerr.CorruptMessage, "message set too short"
+		return 0, 0, kerr.CorruptMessage, "message set too short"
 	}
 	if magic := records[magicPos]; magic != 2 {
 		if req.Version >= 3 {
-			return 0, kerr.InvalidRecord, fmt.Sprintf("Produce requests with version %d are only allowed to contain record batches with magic version 2", req.Version)
+			return 0, 0, kerr.InvalidRecord, fmt.Sprintf("Produce requests with version %d are only allowed to contain record batches with magic version 2", req.Version)
 		}
 		if magic > 2 {
-			return 0, kerr.CorruptMessage, fmt.Sprintf("unknown magic %d", magic)
+			return 0, 0, kerr.CorruptMessage, fmt.Sprintf("unknown magic %d", magic)
 		}
-		return 0, kerr.UnsupportedForMessageFormat, fmt.Sprintf("message format v%d is not supported; use record batches (magic 2)", magic)
+		return 0, 0, kerr.UnsupportedForMessageFormat, fmt.Sprintf("message format v%d is not supported; use record batches (magic 2)", magic)
 	}
 	now := time.Now().UnixMilli()
 	chk, e, msg := validateBatch(records, req.Version, pc, now)
@@ -296,13 +298,13 @@ func (b *Broker) produceTo(p *partition, req *kmsg.ProduceRequest, records []byt
 		if req.Version >= 8 {
 			out.ErrorRecords = chk.recordErrs
 		}
-		return 0, e, msg
+		return 0, 0, e, msg
 	}
 	h := chk.hdr
 	batch := chk.batch
 
 	if h.IsTransactional() && (p.topic == txnTopic || p.topic == offsetsTopic) {
-		return 0, kerr.InvalidTxnState, "transactional produce to an internal topic"
+		return 0, 0, kerr.InvalidTxnState, "transactional produce to an internal topic"
 	}
 	var txnID, txnAddr string
 	if h.IsTransactional() {
@@ -315,7 +317,7 @@ func (b *Broker) produceTo(p *partition, req *kmsg.ProduceRequest, records []byt
 		}
 		if ce != nil {
 			e, msg := produceVerifyErr(ce, req.Version)
-			return 0, e, msg
+			return 0, 0, e, msg
 		}
 	}
 	if h.IsTransactional() && txnAddr == "" && req.Version >= 12 {
@@ -324,7 +326,7 @@ func (b *Broker) produceTo(p *partition, req *kmsg.ProduceRequest, records []byt
 		// durable, as Kafka's AddPartitionsToTxn from the partition
 		// leader).
 		if e := b.txns.implicitAdd(context.Background(), h.ProducerID, h.ProducerEpoch, p.topic, p.index); e != nil {
-			return 0, e, "could not add the partition to the transaction"
+			return 0, 0, e, "could not add the partition to the transaction"
 		}
 	}
 	p.mu.Lock()
@@ -342,7 +344,7 @@ func (b *Broker) produceTo(p *partition, req *kmsg.ProduceRequest, records []byt
 		}
 		if e != nil {
 			p.mu.Unlock()
-			return 0, e, msg
+			return 0, 0, e, msg
 		}
 	} else if h.IsTransactional() {
 		// Verified under p.mu: a marker for this partition cannot be
@@ -350,15 +352,24 @@ func (b *Broker) produceTo(p *partition, req *kmsg.ProduceRequest, records []byt
 		// lands inside the transaction it was verified against.
 		if e, msg := b.txns.verifyProduce(txnID, h.ProducerID, h.ProducerEpoch, p.topic, p.index); e != nil {
 			p.mu.Unlock()
-			return 0, e, msg
+			return 0, 0, e, msg
 		}
+	}
+	// The request looked leadership up before it took p.mu; a replica that
+	// has become a follower since must not append (its log is the new
+	// leader's copy now), and what it appends is stamped with the epoch it
+	// leads, so a later leader can tell the write apart by that epoch.
+	epoch := p.leaderEpoch.Load()
+	if !p.isLeader(epoch) {
+		p.mu.Unlock()
+		return 0, 0, kerr.NotLeaderForPartition, ""
 	}
 	if h.ProducerID >= 0 {
 		entry, exists := p.log.Producer(h.ProducerID)
 		dup, e, msg := checkSequence(entry, exists, h)
 		if e != nil {
 			p.mu.Unlock()
-			return 0, e, msg
+			return 0, 0, e, msg
 		}
 		if dup != nil {
 			p.mu.Unlock()
@@ -367,19 +378,19 @@ func (b *Broker) produceTo(p *partition, req *kmsg.ProduceRequest, records []byt
 				out.LogAppendTime = dup.Timestamp
 			}
 			out.LogStartOffset = p.log.LogStartOffset()
-			return dup.LastOffset, nil, ""
+			return dup.LastOffset, epoch, nil, ""
 		}
 	}
 	base := p.log.EndOffset()
 	storage.SetBaseOffset(batch, base)
-	storage.SetPartitionLeaderEpoch(batch, p.leaderEpoch.Load())
+	storage.SetPartitionLeaderEpoch(batch, epoch)
 	// validateBatch checked the CRC (or recomputed it after changing the
 	// batch); the two stamps above lie outside it.
 	info, err := p.log.AppendVerified(batch)
 	if err != nil {
 		p.mu.Unlock()
 		b.log.Error("append", "topic", p.topic, "partition", p.index, "err", err)
-		return 0, storageErr(err), err.Error()
+		return 0, 0, storageErr(err), err.Error()
 	}
 	logStart := p.log.LogStartOffset()
 	if guard != 0 {
@@ -410,7 +421,7 @@ func (b *Broker) produceTo(p *partition, req *kmsg.ProduceRequest, records []byt
 		out.LogAppendTime = chk.maxTimestamp
 	}
 	out.LogStartOffset = logStart
-	return info.LastOffset, nil, ""
+	return info.LastOffset, epoch, nil, ""
 }
 
 // txnPreVerified is one partition's outcome of verifying a produce

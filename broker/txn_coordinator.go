@@ -271,6 +271,12 @@ func appendInternal(p *partition, batch []byte) (int64, error) {
 // error from before cancels the append and is returned as is.
 func appendInternalWith(p *partition, batch []byte, before func() error) (int64, error) {
 	p.mu.Lock()
+	// As produceTo: only the leader of the epoch it stamps appends.
+	epoch := p.leaderEpoch.Load()
+	if !p.isLeader(epoch) {
+		p.mu.Unlock()
+		return -1, fmt.Errorf("append to %s-%d: %w", p.topic, p.index, errNotLeading)
+	}
 	if before != nil {
 		if err := before(); err != nil {
 			p.mu.Unlock()
@@ -278,7 +284,7 @@ func appendInternalWith(p *partition, batch []byte, before func() error) (int64,
 		}
 	}
 	storage.SetBaseOffset(batch, p.log.EndOffset())
-	storage.SetPartitionLeaderEpoch(batch, p.leaderEpoch.Load())
+	storage.SetPartitionLeaderEpoch(batch, epoch)
 	info, err := p.log.Append(batch)
 	if err == nil {
 		p.noteAppend(info.LastOffset)
