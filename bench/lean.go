@@ -215,7 +215,7 @@ func (r *runner) produceLean(ctx context.Context, deadline time.Time) error {
 func (r *runner) leaders(ctx context.Context) (map[int32][]int32, map[int32]string, error) {
 	ctx, cancel := context.WithTimeout(ctx, setupTimeout)
 	defer cancel()
-	cl, err := r.client()
+	cl, err := r.adminClient()
 	if err != nil {
 		return nil, nil, fmt.Errorf("metadata client: %w", err)
 	}

@@ -146,12 +146,23 @@ func (r *runner) client(opts ...kgo.Opt) (*kgo.Client, error) {
 	return kgo.NewClient(append(base, opts...)...)
 }
 
+// setupMetadataAge is how old cached metadata may be for the set-up clients (adminClient). kadm reads
+// metadata through franz-go's cache, which keeps an answer for MetadataMinAge (5 s by default): a poll
+// for leaders of a topic just created, or of a cluster just started, would see the first incomplete
+// answer again and again for those 5 s.
+const setupMetadataAge = 20 * time.Millisecond
+
+// adminClient is client for the set-up steps that poll cluster metadata (topic leaders, offsets).
+func (r *runner) adminClient() (*kgo.Client, error) {
+	return r.client(kgo.MetadataMinAge(setupMetadataAge))
+}
+
 // ensureTopic creates the topic if it does not exist and returns its partitions once every one of them
 // has a leader.
 func (r *runner) ensureTopic(ctx context.Context) ([]int32, error) {
 	ctx, cancel := context.WithTimeout(ctx, setupTimeout)
 	defer cancel()
-	cl, err := r.client()
+	cl, err := r.adminClient()
 	if err != nil {
 		return nil, fmt.Errorf("admin client for %v: %w", r.cfg.Brokers, err)
 	}
@@ -205,7 +216,7 @@ func (r *runner) ensureTopic(ctx context.Context) ([]int32, error) {
 func (r *runner) offsets(ctx context.Context) (start, end map[int32]int64, err error) {
 	ctx, cancel := context.WithTimeout(ctx, setupTimeout)
 	defer cancel()
-	cl, err := r.client()
+	cl, err := r.adminClient()
 	if err != nil {
 		return nil, nil, fmt.Errorf("admin client: %w", err)
 	}

@@ -303,8 +303,11 @@ func (c *LocalCluster) waitReady(ctx context.Context, started map[*node]*proc) e
 			}
 		}
 	}
+	// kadm reads metadata through franz-go's cache, which by default serves an answer for 5 s: without
+	// a short MetadataMinAge (kgo allows 10 ms and up) a first answer missing a broker would be seen
+	// again for those 5 s.
 	cl, err := kgo.NewClient(kgo.SeedBrokers(c.Seeds()...), kgo.RetryTimeout(2*time.Second),
-		kgo.DialTimeout(2*time.Second), kgo.RequestTimeoutOverhead(3*time.Second))
+		kgo.DialTimeout(2*time.Second), kgo.RequestTimeoutOverhead(3*time.Second), kgo.MetadataMinAge(max(10*time.Millisecond, c.cfg.metadataPoll/2)))
 	if err != nil {
 		return fmt.Errorf("%s: admin client: %w", c.kind, err)
 	}
