@@ -34,7 +34,7 @@ func killRestartScenario(t testing.TB, c harness.Cluster) {
 	start := time.Now()
 	phase := func(what string) { t.Logf("%6.1fs %s", time.Since(start).Seconds(), what) }
 	cl := newClient(t, c)
-	adm := kadm.NewClient(cl)
+	adm := newPollAdmin(t, c)
 	topic := uniqueName("fault")
 	minISR := "2"
 	createTopic(ctx, t, adm, topic, 3, 3, map[string]*string{"min.insync.replicas": &minISR})

@@ -28,6 +28,14 @@ func newClient(t testing.TB, c harness.Cluster, opts ...kgo.Opt) *kgo.Client {
 	return cl
 }
 
+// newPollAdmin returns an admin client for loops that wait for a metadata change (a leader, an ISR, a
+// topic): kadm reads metadata through franz-go's cache, which by default serves an answer for 5 s, so
+// such a loop would see the state it waits on to change for up to 5 s more; this client's cache lives
+// 10 ms.
+func newPollAdmin(t testing.TB, c harness.Cluster) *kadm.Client {
+	return kadm.NewClient(newClient(t, c, kgo.MetadataMinAge(10*time.Millisecond)))
+}
+
 // uniqueName returns prefix plus a random suffix, so tests sharing a cluster never share a topic or group.
 func uniqueName(prefix string) string {
 	var b [4]byte

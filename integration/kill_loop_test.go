@@ -24,7 +24,7 @@ func TestStromKillLoop(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	c := harness.StartStrom(t, harness.Nodes(3))
-	adm := kadm.NewClient(newClient(t, c))
+	adm := newPollAdmin(t, c)
 	topic := uniqueName("killloop")
 	minISR := "2"
 	createTopic(ctx, t, adm, topic, 4, 3, map[string]*string{"min.insync.replicas": &minISR})

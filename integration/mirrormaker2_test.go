@@ -33,7 +33,7 @@ func TestMirrorMaker2(t *testing.T) {
 
 	// MM2 creates src.<topic> on the destination once it has discovered the topic; until then a
 	// consumer of it would only see UNKNOWN_TOPIC_OR_PARTITION, so wait for the topic first.
-	adm := kadm.NewClient(newClient(t, dst))
+	adm := newPollAdmin(t, dst)
 	copyName := "src." + topic
 	for {
 		tds, err := adm.ListTopics(ctx, copyName)

@@ -163,7 +163,7 @@ func partitionScenario(t *testing.T, c *harness.LocalCluster, specs []loadSpec) 
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	cl := newClient(t, c)
-	adm := kadm.NewClient(cl)
+	adm := newPollAdmin(t, c)
 	minISR := "2"
 	topics := make([]string, len(specs))
 	loads := make([]partitionLoad, len(specs))
