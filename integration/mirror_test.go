@@ -589,7 +589,8 @@ func TestMirrorBadInput(t *testing.T) {
 	prefix := uniqueName("bad")
 	adm := kadm.NewClient(newClient(t, src))
 	createTopic(ctx, t, adm, prefix+".t", 4, 1, nil)
-	dadm := newPollAdmin(t, dst) // fresh metadata: the checks below must see a topic created just before
+	// Fresh metadata: the checks below must see a topic created just before.
+	dadm := newPollAdmin(t, dst)
 	createTopic(ctx, t, dadm, prefix+".t", 2, 1, nil) // fewer partitions than the source
 
 	dead := "127.0.0.1:1"
