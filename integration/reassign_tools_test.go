@@ -109,9 +109,16 @@ func reassignToolsScenario(t *testing.T, c harness.Cluster, v string) {
 			out = harness.RunKafkaTool(t, v, toolReassignPartitions, "--bootstrap-server", bs,
 				"--reassignment-json-file", plan, "--verify")
 			if strings.Contains(out, "Reassignment of partition "+topic+"-0 is completed") {
-				// A --verify that finds every move done clears the throttles.
-				if got := throttles(); len(got) != 0 {
-					t.Fatalf("throttles left after --verify completed: %v\n%s", got, out)
+				// A --verify that finds every move done clears the throttles. The tool's
+				// AlterConfigs answer once the controller has the change; the broker the
+				// describe reaches may apply it a moment later, as with Kafka's metadata
+				// propagation, so the check waits a bounded while.
+				deadline := time.Now().Add(10 * time.Second)
+				for got := throttles(); len(got) != 0; got = throttles() {
+					if time.Now().After(deadline) {
+						t.Fatalf("throttles left 10s after --verify completed: %v\n%s", got, out)
+					}
+					time.Sleep(100 * time.Millisecond)
 				}
 				return
 			}
