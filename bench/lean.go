@@ -221,17 +221,17 @@ func (r *runner) leaders(ctx context.Context) (map[int32][]int32, map[int32]stri
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	for {
-		leaders, addrs, err := r.leadersOnce(ctx, adm)
-		if err == nil {
-			return leaders, addrs, nil
-		}
-		select {
-		case <-ctx.Done():
-			return nil, nil, fmt.Errorf("%w (waited %v)", err, setupTimeout)
-		case <-time.After(primeBackoff):
-		}
+	var leaders map[int32][]int32
+	var addrs map[int32]string
+	err = untilSetup(ctx, func() (bool, error) {
+		var err error
+		leaders, addrs, err = r.leadersOnce(ctx, adm)
+		return true, err
+	})
+	if err != nil {
+		return nil, nil, err
 	}
+	return leaders, addrs, nil
 }
 
 func (r *runner) leadersOnce(ctx context.Context, adm *kadm.Client) (map[int32][]int32, map[int32]string, error) {

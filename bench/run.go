@@ -212,6 +212,22 @@ func (r *runner) ensureTopic(ctx context.Context) ([]int32, error) {
 	}
 }
 
+// untilSetup calls try until it succeeds or fails with retry false, pausing primeBackoff between
+// attempts; when ctx (bounded by setupTimeout by the caller) ends first, it returns try's last error.
+func untilSetup(ctx context.Context, try func() (retry bool, err error)) error {
+	for {
+		retry, err := try()
+		if err == nil || !retry {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (waited %v)", err, setupTimeout)
+		case <-time.After(primeBackoff):
+		}
+	}
+}
+
 // offsets lists the start and end offsets of every partition of the topic.
 func (r *runner) offsets(ctx context.Context) (start, end map[int32]int64, err error) {
 	ctx, cancel := context.WithTimeout(ctx, setupTimeout)
@@ -225,26 +241,20 @@ func (r *runner) offsets(ctx context.Context) (start, end map[int32]int64, err e
 	// In a cluster of several brokers the one asked may not know yet of a topic another just created
 	// (UNKNOWN_TOPIC_OR_PARTITION) or of its leaders; such answers are asked again until setupTimeout.
 	list := func(f func(context.Context, ...string) (kadm.ListedOffsets, error), what string) (map[int32]int64, error) {
-		for {
+		m := map[int32]int64{}
+		err := untilSetup(ctx, func() (bool, error) {
 			lo, err := f(ctx, r.cfg.Topic)
 			if err == nil {
 				err = lo.Error()
 			}
-			if err == nil {
-				m := map[int32]int64{}
-				lo.Each(func(o kadm.ListedOffset) { m[o.Partition] = o.Offset })
-				return m, nil
+			if err != nil {
+				err = fmt.Errorf("list %s offsets of %q: %w", what, r.cfg.Topic, err)
+				return kerr.IsRetriable(err), err
 			}
-			err = fmt.Errorf("list %s offsets of %q: %w", what, r.cfg.Topic, err)
-			if !kerr.IsRetriable(err) {
-				return nil, err
-			}
-			select {
-			case <-ctx.Done():
-				return nil, fmt.Errorf("%w (waited %v)", err, setupTimeout)
-			case <-time.After(primeBackoff):
-			}
-		}
+			lo.Each(func(o kadm.ListedOffset) { m[o.Partition] = o.Offset })
+			return false, nil
+		})
+		return m, err
 	}
 	if start, err = list(adm.ListStartOffsets, "start"); err != nil {
 		return nil, nil, err
