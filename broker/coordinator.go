@@ -80,7 +80,7 @@ type shard struct {
 	groups map[string]*group.Group
 	// queued holds answers produced under mu, released by finish after the
 	// records of the change were appended.
-	queued []func(syncTo int64)
+	queued []func(syncTo internalWrite)
 	// lastExpiry is when offsets were last checked for expiry.
 	lastExpiry time.Time
 	// txnOffsets holds offsets committed by open transactions, by producer
@@ -226,7 +226,7 @@ func (c *coordinator) unload(sh *shard) {
 	sh.queued = nil
 	sh.mu.Unlock()
 	for _, fn := range q {
-		fn(-1)
+		fn(noWrite)
 	}
 }
 
@@ -503,24 +503,24 @@ func buildBatch(recs []record, ts int64) []byte {
 	return b
 }
 
-// appendRecords writes recs to the shard's partition and returns the last
-// offset. sh.mu must be held (it orders the coordinator's appends).
-func (sh *shard) appendRecords(recs []record, now time.Time) (int64, error) {
+// appendRecords writes recs to the shard's partition. sh.mu must be held
+// (it orders the coordinator's appends).
+func (sh *shard) appendRecords(recs []record, now time.Time) (internalWrite, error) {
 	if len(recs) == 0 {
-		return -1, nil
+		return noWrite, nil
 	}
 	return appendInternal(sh.p, buildBatch(recs, now.UnixMilli()))
 }
 
 // deliver queues an answer to release after the current change is
 // persisted. sh.mu must be held.
-func (sh *shard) deliver(fn func(syncTo int64)) { sh.queued = append(sh.queued, fn) }
+func (sh *shard) deliver(fn func(syncTo internalWrite)) { sh.queued = append(sh.queued, fn) }
 
 // finish persists the metadata of the given groups if they changed, then
 // releases the queued answers with the offset they must wait for. sh.mu
 // must be held. extra records (offset commits, tombstones) go first in the
 // same batch.
-func (c *coordinator) finish(sh *shard, now time.Time, extra []record, gs ...*group.Group) (int64, error) {
+func (c *coordinator) finish(sh *shard, now time.Time, extra []record, gs ...*group.Group) (internalWrite, error) {
 	recs := extra
 	for _, g := range gs {
 		if g == nil {
@@ -534,7 +534,7 @@ func (c *coordinator) finish(sh *shard, now time.Time, extra []record, gs ...*gr
 	last, err := sh.appendRecords(recs, now)
 	if err != nil {
 		c.b.log.Error("persist group state", "err", err)
-		last = -2
+		last = failedWrite
 		for _, g := range gs {
 			if g != nil {
 				g.ConsumerRecordsLost()
@@ -566,18 +566,16 @@ func groupRecord(g *group.Group, now time.Time) record {
 	return record{key: groupKey(g.ID()), value: v.AppendTo(nil)}
 }
 
-// waitDurable blocks until the shard's log is durable through off; -1
-// means nothing was written, -2 that the write failed.
-func (sh *shard) waitDurable(ctx context.Context, off int64) *kerr.Error {
+// waitDurable blocks until the shard's write w is durable and replicated
+// (noWrite: nothing was written; failedWrite: the write failed).
+func (sh *shard) waitDurable(ctx context.Context, w internalWrite) *kerr.Error {
 	switch {
-	case off == -1:
+	case w.last == noWrite.last:
 		return nil
-	case off < -1:
+	case w.last < noWrite.last:
 		return kerr.UnknownServerError
 	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if e := sh.p.commit(ctx, off, sh.p.leaderEpoch.Load()); e != nil {
+	if err := w.durable(ctx); err != nil {
 		return kerr.CoordinatorNotAvailable
 	}
 	return nil
@@ -695,7 +693,7 @@ func (c *coordinator) shutdown() {
 		sh.queued = nil
 		sh.mu.Unlock()
 		for _, fn := range q {
-			fn(-1)
+			fn(noWrite)
 		}
 	}
 }

@@ -165,7 +165,7 @@ func (b *Broker) handleJoinGroup(rq *request, req *kmsg.JoinGroupRequest) reply 
 	}
 	type answer struct {
 		r      group.JoinResult
-		syncTo int64
+		syncTo internalWrite
 	}
 	ch := make(chan answer, 1)
 	t := time.Now()
@@ -176,7 +176,7 @@ func (b *Broker) handleJoinGroup(rq *request, req *kmsg.JoinGroupRequest) reply 
 		return fail(kerr.UnknownMemberID)
 	}
 	g.Join(t, jr, func(r group.JoinResult) {
-		sh.deliver(func(syncTo int64) { ch <- answer{r, syncTo} })
+		sh.deliver(func(syncTo internalWrite) { ch <- answer{r, syncTo} })
 	})
 	_, _ = b.groups.finish(sh, t, nil, g)
 	sh.mu.Unlock()
@@ -244,7 +244,7 @@ func (b *Broker) handleSyncGroup(rq *request, req *kmsg.SyncGroupRequest) reply 
 	}
 	type answer struct {
 		r      group.SyncResult
-		syncTo int64
+		syncTo internalWrite
 	}
 	ch := make(chan answer, 1)
 	t := time.Now()
@@ -255,7 +255,7 @@ func (b *Broker) handleSyncGroup(rq *request, req *kmsg.SyncGroupRequest) reply 
 		return fail(kerr.UnknownMemberID)
 	}
 	g.Sync(t, sr, func(r group.SyncResult) {
-		sh.deliver(func(syncTo int64) { ch <- answer{r, syncTo} })
+		sh.deliver(func(syncTo internalWrite) { ch <- answer{r, syncTo} })
 	})
 	_, _ = b.groups.finish(sh, t, nil, g)
 	sh.mu.Unlock()
@@ -460,7 +460,7 @@ func (b *Broker) handleDeleteGroups(rq *request, req *kmsg.DeleteGroupsRequest) 
 	resp := req.ResponseKind().(*kmsg.DeleteGroupsResponse)
 	type durable struct {
 		sh  *shard
-		off int64
+		off internalWrite
 		i   int
 	}
 	var waits []durable

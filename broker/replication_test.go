@@ -569,3 +569,42 @@ func TestWaitHWLeadershipLost(t *testing.T) {
 		})
 	}
 }
+
+// TestInternalWriteKeepsItsEpoch: a coordinator's write is acknowledged only
+// by a leader still in the epoch it was appended in. Had leadership moved
+// away and back meanwhile, the interim leader may have truncated the write,
+// and the high watermark of the new epoch passing its offset proves nothing.
+func TestInternalWriteKeepsItsEpoch(t *testing.T) {
+	t.Parallel()
+	sc := storage.DefaultConfig()
+	sc.Fsync = storage.FsyncNever
+	lg, err := storage.Open(t.TempDir(), sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = lg.Close() })
+	p := &partition{log: lg, stopping: make(chan struct{})}
+	p.cfg.Store(&partConfig{minISR: 1, store: sc})
+	p.repl.leader, p.repl.epoch, p.repl.self = true, 3, 1
+	p.repl.isr = []int32{1, 2} // the follower never fetches: no high watermark yet
+	p.leaderEpoch.Store(3)
+	w, err := appendInternal(p, mkBatch(1, time.Now().UnixMilli(), nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.epoch != 3 || w.last != 0 {
+		t.Fatalf("write = offset %d epoch %d, want offset 0 epoch 3", w.last, w.epoch)
+	}
+	// Another replica led epoch 4; this one leads again in epoch 5, and
+	// that epoch's high watermark passes offset 0.
+	p.repl.mu.Lock()
+	p.repl.epoch = 5
+	p.repl.mu.Unlock()
+	p.leaderEpoch.Store(5)
+	p.advanceHW(1)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := w.durable(ctx); !errors.Is(err, errUnconfirmedAppend) {
+		t.Fatalf("durable after leadership came back in a new epoch: %v, want %v", err, errUnconfirmedAppend)
+	}
+}

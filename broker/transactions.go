@@ -107,11 +107,11 @@ func (c *txnCoordinator) lookupTxn(id string) (*txn.Metadata, *kerr.Error) {
 	return m, nil
 }
 
-// persisted waits for a transaction record to be durable and returns the
-// first error.
-func persistedErr(ctx context.Context, p *partition, last int64, err error) *kerr.Error {
+// persistedErr waits for a transaction record to be durable and returns
+// the first error.
+func persistedErr(ctx context.Context, w internalWrite, err error) *kerr.Error {
 	if err == nil {
-		err = syncAndAdvance(ctx, p, last)
+		err = w.durable(ctx)
 	}
 	if err != nil {
 		return kerr.CoordinatorNotAvailable
@@ -179,7 +179,7 @@ func (b *Broker) handleInitTransactional(rq *request, req *kmsg.InitProducerIDRe
 		c.mu.Unlock()
 		return fail(res.Err)
 	}
-	p, last, err := c.persist(m, t)
+	w, err := c.persist(m, t)
 	var cp completion
 	if res.Abort {
 		cp = c.prepared(m)
@@ -187,7 +187,7 @@ func (b *Broker) handleInitTransactional(rq *request, req *kmsg.InitProducerIDRe
 	pid, epoch := m.ProducerID, m.Epoch
 	c.mu.Unlock()
 	return reply{wait: func(ctx context.Context) kmsg.Response {
-		if e := persistedErr(ctx, p, last, err); e != nil {
+		if e := persistedErr(ctx, w, err); e != nil {
 			if res.Abort {
 				c.mu.Lock()
 				delete(c.inflight, id)
@@ -285,8 +285,8 @@ func (b *Broker) addPartitions(ctx context.Context, id string, pid int64, epoch 
 	if mode == addImplicit {
 		m.TV2 = true
 	}
-	p, last, err := c.persist(m, t)
-	return errs, func(ctx context.Context) *kerr.Error { return persistedErr(ctx, p, last, err) }
+	w, err := c.persist(m, t)
+	return errs, func(ctx context.Context) *kerr.Error { return persistedErr(ctx, w, err) }
 }
 
 func (b *Broker) handleAddPartitionsToTxn(rq *request, req *kmsg.AddPartitionsToTxnRequest) reply {
@@ -634,9 +634,7 @@ func (b *Broker) handleTxnOffsetCommit(rq *request, req *kmsg.TxnOffsetCommitReq
 		return setAll(kerr.CoordinatorNotAvailable)
 	}
 	sh.txnOffsets[req.ProducerID] = set
-	sh.p.log.SetHighWatermark(last + 1)
 	sh.mu.Unlock()
-	sh.p.wake()
 	return reply{wait: func(ctx context.Context) kmsg.Response {
 		if e := sh.waitDurable(ctx, last); e != nil {
 			return setAll(e).resp
@@ -686,11 +684,11 @@ func (b *Broker) handleEndTxn(rq *request, req *kmsg.EndTxnRequest) reply {
 		c.mu.Unlock()
 		return now(resp)
 	}
-	p, last, err := c.persist(m, t)
+	w, err := c.persist(m, t)
 	cp := c.prepared(m)
 	c.mu.Unlock()
 	return reply{wait: func(ctx context.Context) kmsg.Response {
-		if e := persistedErr(ctx, p, last, err); e != nil {
+		if e := persistedErr(ctx, w, err); e != nil {
 			// The prepare may or may not be durable; the tick finishes
 			// what the log holds.
 			c.mu.Lock()

@@ -674,12 +674,12 @@ func TestTxnClusterCoordinatorFailover(t *testing.T) {
 		co.mu.Unlock()
 		t.Fatalf("prepare: %+v", res)
 	}
-	p, last, err := co.persist(m, now)
+	w, err := co.persist(m, now)
 	// Marked inflight so that this coordinator's tick does not complete it
 	// before it stops.
 	co.inflight[prepID] = true
 	co.mu.Unlock()
-	if e := persistedErr(ctx, p, last, err); e != nil {
+	if e := persistedErr(ctx, w, err); e != nil {
 		t.Fatalf("persist prepare: %v", e)
 	}
 	idx := groupPartition(prepID, int(c.cfgs[0].TransactionTopicPartitions))

@@ -249,38 +249,69 @@ func replayTxnPartition(p *partition) (map[string]*txn.Metadata, error) {
 	return out, nil
 }
 
-// persist appends m's state to its partition and returns the offset to
-// sync to. c.mu must be held.
-func (c *txnCoordinator) persist(m *txn.Metadata, now time.Time) (*partition, int64, error) {
+// persist appends m's state to its partition and returns the write to
+// wait for. c.mu must be held.
+func (c *txnCoordinator) persist(m *txn.Metadata, now time.Time) (internalWrite, error) {
 	p, e := c.partitionOf(m.ID)
 	if e != nil {
-		return nil, -1, e
+		return internalWrite{}, e
 	}
 	batch := buildBatch([]record{{key: txn.Key(m.ID), value: m.Value()}}, now.UnixMilli())
-	last, err := appendInternal(p, batch)
-	return p, last, err
+	return appendInternal(p, batch)
+}
+
+// internalWrite is a batch the broker itself appended to a partition it
+// leads: its last offset and the leader epoch it was appended in. The
+// write is acknowledged only while this broker still leads that epoch
+// (waitHW), so the epoch is the append's and never re-read at wait time:
+// had leadership moved away and back meanwhile, the new leader may have
+// truncated the batch and the current epoch's high watermark would pass
+// records that are not it.
+type internalWrite struct {
+	p     *partition
+	last  int64
+	epoch int32
+}
+
+// noWrite and failedWrite stand for appends that had nothing to write and
+// that failed, where a caller passes the outcome on rather than the error
+// (the group coordinator's queued answers).
+var (
+	noWrite     = internalWrite{last: -1}
+	failedWrite = internalWrite{last: -2}
+)
+
+// durable waits until w is durable through its last offset and the high
+// watermark has passed it (replicated to the ISR) in w's epoch.
+func (w internalWrite) durable(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if e := w.p.commit(ctx, w.last, w.epoch); e != nil {
+		return fmt.Errorf("commit %s-%d through %d in epoch %d: %w", w.p.topic, w.p.index, w.last, w.epoch, e)
+	}
+	return nil
 }
 
 // appendInternal appends a batch built by the broker itself to p (offsets
-// stamped here) and returns its last offset. It takes p.mu.
-func appendInternal(p *partition, batch []byte) (int64, error) {
+// stamped here). It takes p.mu.
+func appendInternal(p *partition, batch []byte) (internalWrite, error) {
 	return appendInternalWith(p, batch, nil)
 }
 
 // appendInternalWith is appendInternal running before under p.mu first; an
 // error from before cancels the append and is returned as is.
-func appendInternalWith(p *partition, batch []byte, before func() error) (int64, error) {
+func appendInternalWith(p *partition, batch []byte, before func() error) (internalWrite, error) {
 	p.mu.Lock()
 	// As produceTo: only the leader of the epoch it stamps appends.
 	epoch := p.leaderEpoch.Load()
 	if !p.isLeader(epoch) {
 		p.mu.Unlock()
-		return -1, fmt.Errorf("append to %s-%d: %w", p.topic, p.index, errNotLeading)
+		return internalWrite{}, fmt.Errorf("append to %s-%d: %w", p.topic, p.index, errNotLeading)
 	}
 	if before != nil {
 		if err := before(); err != nil {
 			p.mu.Unlock()
-			return -1, err
+			return internalWrite{}, err
 		}
 	}
 	storage.SetBaseOffset(batch, p.log.EndOffset())
@@ -291,21 +322,10 @@ func appendInternalWith(p *partition, batch []byte, before func() error) (int64,
 	}
 	p.mu.Unlock()
 	if err != nil {
-		return -1, fmt.Errorf("append to %s-%d: %w", p.topic, p.index, err)
+		return internalWrite{}, fmt.Errorf("append to %s-%d: %w", p.topic, p.index, err)
 	}
 	p.appendedReplicated()
-	return info.LastOffset, nil
-}
-
-// syncAndAdvance waits until p is durable through last and its high
-// watermark has passed it (replicated to the ISR).
-func syncAndAdvance(ctx context.Context, p *partition, last int64) error {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if e := p.commit(ctx, last, p.leaderEpoch.Load()); e != nil {
-		return fmt.Errorf("commit %s-%d through %d: %w", p.topic, p.index, last, e)
-	}
-	return nil
+	return internalWrite{p: p, last: info.LastOffset, epoch: epoch}, nil
 }
 
 // controlBatch encodes one transaction marker as Kafka writes it: a control
@@ -351,7 +371,7 @@ func (b *Broker) writeMarker(ctx context.Context, topic string, part int32, pid 
 			return e
 		}
 	}
-	last, err := appendMarker(p, controlBatch(pid, epoch, commit, coordEpoch, time.Now().UnixMilli()), pid, epoch, coordEpoch)
+	w, err := appendMarker(p, controlBatch(pid, epoch, commit, coordEpoch, time.Now().UnixMilli()), pid, epoch, coordEpoch)
 	if e := markerErr(err); e != nil {
 		return e
 	}
@@ -359,7 +379,7 @@ func (b *Broker) writeMarker(ctx context.Context, topic string, part int32, pid 
 		b.log.Error("write transaction marker", "topic", topic, "partition", part, "err", err)
 		return storageErr(err)
 	}
-	if err := syncAndAdvance(ctx, p, last); err != nil {
+	if err := w.durable(ctx); err != nil {
 		return storageErr(err)
 	}
 	return nil
@@ -377,7 +397,7 @@ func (b *Broker) writeMarker(ctx context.Context, topic string, part int32, pid 
 // (TRANSACTION_COORDINATOR_FENCED): it comes from a deposed coordinator.
 // The log's producer state holds that epoch, so the check survives restarts
 // and leader changes. It takes p.mu.
-func appendMarker(p *partition, batch []byte, pid int64, epoch int16, coordEpoch int32) (int64, error) {
+func appendMarker(p *partition, batch []byte, pid int64, epoch int16, coordEpoch int32) (internalWrite, error) {
 	return appendInternalWith(p, batch, func() error {
 		if e, ok := p.log.Producer(pid); ok {
 			if epoch < e.Epoch {
@@ -453,10 +473,10 @@ func (c *txnCoordinator) complete(ctx context.Context, cp completion) *kerr.Erro
 		delete(c.byPID, oldPID)
 		c.byPID[m.ProducerID] = m
 	}
-	p, last, err := c.persist(m, now)
+	w, err := c.persist(m, now)
 	c.mu.Unlock()
 	if err == nil {
-		err = syncAndAdvance(ctx, p, last)
+		err = w.durable(ctx)
 	}
 	if err != nil {
 		c.b.log.Error("persist transaction completion", "transactional_id", cp.id, "err", err)
@@ -505,10 +525,10 @@ func (c *txnCoordinator) expireID(m *txn.Metadata, now time.Time) bool {
 	if e != nil {
 		return false
 	}
-	last, err := appendInternal(p, buildBatch([]record{{key: txn.Key(m.ID)}}, now.UnixMilli()))
+	w, err := appendInternal(p, buildBatch([]record{{key: txn.Key(m.ID)}}, now.UnixMilli()))
 	if err == nil {
 		// Rare: syncing under c.mu is acceptable here.
-		err = syncAndAdvance(context.Background(), p, last)
+		err = w.durable(context.Background())
 	}
 	if err != nil {
 		c.b.log.Error("expire transactional id", "transactional_id", m.ID, "err", err)
@@ -538,9 +558,9 @@ func (c *txnCoordinator) implicitAdd(ctx context.Context, pid int64, epoch int16
 		return e
 	}
 	m.TV2 = true
-	p, last, err := c.persist(m, now)
+	w, err := c.persist(m, now)
 	c.mu.Unlock()
-	return persistedErr(ctx, p, last, err)
+	return persistedErr(ctx, w, err)
 }
 
 // run loads every led partition (finishing transactions a crash left
@@ -561,10 +581,7 @@ func (c *txnCoordinator) run(ctx context.Context) {
 // tick is one round of run.
 func (c *txnCoordinator) tick(ctx context.Context, now time.Time) {
 	var todo []completion
-	var syncs []struct {
-		p    *partition
-		last int64
-	}
+	var syncs []internalWrite
 	c.mu.Lock()
 	if t, ok := c.b.node.State().Topics[txnTopic]; ok {
 		for _, pt := range t.Partitions {
@@ -594,15 +611,12 @@ func (c *txnCoordinator) tick(ctx context.Context, now time.Time) {
 		}
 		if checkTimeouts && m.TimeOut(now.UnixMilli()) {
 			c.b.log.Info("aborting timed out transaction", "transactional_id", id, "producer_id", m.ProducerID, "epoch", m.Epoch)
-			p, last, err := c.persist(m, now)
+			w, err := c.persist(m, now)
 			if err != nil {
 				c.b.log.Error("persist transaction timeout", "transactional_id", id, "err", err)
 				continue
 			}
-			syncs = append(syncs, struct {
-				p    *partition
-				last int64
-			}{p, last})
+			syncs = append(syncs, w)
 		}
 		if m.State == txn.PrepareCommit || m.State == txn.PrepareAbort {
 			todo = append(todo, c.prepared(m))
@@ -610,7 +624,7 @@ func (c *txnCoordinator) tick(ctx context.Context, now time.Time) {
 	}
 	c.mu.Unlock()
 	for _, s := range syncs {
-		if err := syncAndAdvance(ctx, s.p, s.last); err != nil {
+		if err := s.durable(ctx); err != nil {
 			c.b.log.Error("sync transaction state", "err", err)
 		}
 	}

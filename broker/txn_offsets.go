@@ -94,7 +94,7 @@ func (c *coordinator) txnMarker(ctx context.Context, idx int32, pid int64, epoch
 	}
 	now := time.Now()
 	sh.mu.Lock()
-	last, err := appendMarker(sh.p, controlBatch(pid, epoch, commit, coordEpoch, now.UnixMilli()), pid, epoch, coordEpoch)
+	w, err := appendMarker(sh.p, controlBatch(pid, epoch, commit, coordEpoch, now.UnixMilli()), pid, epoch, coordEpoch)
 	if e := markerErr(err); e != nil {
 		sh.mu.Unlock()
 		return e
@@ -104,7 +104,6 @@ func (c *coordinator) txnMarker(ctx context.Context, idx int32, pid int64, epoch
 		c.b.log.Error("write transaction marker", "topic", offsetsTopic, "partition", idx, "err", err)
 		return storageErr(err)
 	}
-	sh.p.log.SetHighWatermark(last + 1)
 	if commit {
 		for id, os := range sh.txnOffsets[pid] {
 			g := c.getOrCreate(sh, id, true, now)
@@ -115,8 +114,7 @@ func (c *coordinator) txnMarker(ctx context.Context, idx int32, pid int64, epoch
 	}
 	delete(sh.txnOffsets, pid)
 	sh.mu.Unlock()
-	sh.p.wake()
-	return sh.waitDurable(ctx, last)
+	return sh.waitDurable(ctx, w)
 }
 
 // hasPendingTxnOffset reports whether an open transaction committed an

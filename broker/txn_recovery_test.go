@@ -58,10 +58,10 @@ func TestTxnRecoveryOfPrepared(t *testing.T) {
 					t.Fatalf("end: %+v", r)
 				}
 				c.inflight["rec-id"] = true // keep the tick away: we "crash" now
-				p, last, err := c.persist(m, time.Now())
+				w, err := c.persist(m, time.Now())
 				c.mu.Unlock()
 				if err == nil {
-					err = syncAndAdvance(context.Background(), p, last)
+					err = w.durable(context.Background())
 				}
 				if err != nil {
 					t.Fatal(err)
