@@ -12,6 +12,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/stromhq/strom/integration/harness"
 )
@@ -53,6 +54,37 @@ func createTopic(ctx context.Context, t testing.TB, adm *kadm.Client, topic stri
 	}
 	if resp.Err != nil {
 		t.Fatalf("create topic %s: %v", topic, resp.Err)
+	}
+}
+
+// waitTopicEverywhere waits until every broker of cl's cluster lists topic with partitions partitions,
+// each with a leader. A created topic reaches the brokers as the controller's metadata log does, a
+// moment apart on each (on Kafka and Strom alike); a program that must find it on whichever broker it
+// asks first (the mirror, which refuses to start when no source topic matches) starts after this.
+func waitTopicEverywhere(ctx context.Context, t testing.TB, cl *kgo.Client, topic string, partitions int) {
+	t.Helper()
+	bs, err := kadm.NewClient(cl).BrokerMetadata(ctx)
+	if err != nil {
+		t.Fatalf("broker metadata: %v", err)
+	}
+	for _, b := range bs.Brokers {
+		for {
+			req := kmsg.NewPtrMetadataRequest()
+			rt := kmsg.NewMetadataRequestTopic()
+			rt.Topic = kmsg.StringPtr(topic)
+			req.Topics = append(req.Topics, rt)
+			resp, err := req.RequestWith(ctx, cl.Broker(int(b.NodeID)))
+			if err == nil && len(resp.Topics) == 1 && resp.Topics[0].ErrorCode == 0 &&
+				len(resp.Topics[0].Partitions) == partitions && !slices.ContainsFunc(resp.Topics[0].Partitions,
+				func(p kmsg.MetadataResponseTopicPartition) bool { return p.Leader < 0 }) {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				t.Fatalf("broker %d does not list topic %s with %d led partitions: %v", b.NodeID, topic, partitions, ctx.Err())
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
 	}
 }
 

@@ -56,6 +56,7 @@ func mirrorSourcePartitionScenario(t *testing.T, src, dst *harness.LocalCluster,
 	sadm := kadm.NewClient(scl)
 	minISR := "2"
 	createTopic(ctx, t, sadm, topic, 3, 3, map[string]*string{"min.insync.replicas": &minISR})
+	waitTopicEverywhere(ctx, t, scl, topic, 3)
 	// As in TestNetworkPartition: the request timeout bounds how long a produce to an unreachable
 	// leader waits before the client looks for the new one. Stopped by finish below, or by the end of
 	// ctx when the test fails first.
@@ -147,9 +148,11 @@ func TestMirrorSourceOutage(t *testing.T) {
 			defer cancel()
 			prefix := uniqueName("msout")
 			topic := prefix + ".data"
-			sadm := kadm.NewClient(newClient(t, src))
+			scl := newClient(t, src)
+			sadm := kadm.NewClient(scl)
 			minISR := "2"
 			createTopic(ctx, t, sadm, topic, 3, 3, map[string]*string{"min.insync.replicas": &minISR})
+			waitTopicEverywhere(ctx, t, scl, topic, 3)
 			pcl := newClient(t, src, kgo.RecordDeliveryTimeout(2*time.Minute), kgo.MaxBufferedRecords(2000),
 				kgo.ProduceRequestTimeout(5*time.Second), kgo.RequestTimeoutOverhead(2*time.Second))
 			prod := startAckedProducer(ctx, pcl, topic, 500)
