@@ -517,7 +517,7 @@ func (sh *shard) appendRecords(recs []record, now time.Time) (internalWrite, err
 func (sh *shard) deliver(fn func(syncTo internalWrite)) { sh.queued = append(sh.queued, fn) }
 
 // finish persists the metadata of the given groups if they changed, then
-// releases the queued answers with the offset they must wait for. sh.mu
+// releases the queued answers with the write they must wait for. sh.mu
 // must be held. extra records (offset commits, tombstones) go first in the
 // same batch.
 func (c *coordinator) finish(sh *shard, now time.Time, extra []record, gs ...*group.Group) (internalWrite, error) {

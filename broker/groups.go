@@ -459,9 +459,9 @@ func (b *Broker) handleListGroups(rq *request, req *kmsg.ListGroupsRequest) repl
 func (b *Broker) handleDeleteGroups(rq *request, req *kmsg.DeleteGroupsRequest) reply {
 	resp := req.ResponseKind().(*kmsg.DeleteGroupsResponse)
 	type durable struct {
-		sh  *shard
-		off internalWrite
-		i   int
+		sh *shard
+		w  internalWrite
+		i  int
 	}
 	var waits []durable
 	for _, id := range req.Groups {
@@ -495,11 +495,11 @@ func (b *Broker) handleDeleteGroups(rq *request, req *kmsg.DeleteGroupsRequest) 
 			recs = append(recs, record{key: groupKey(id)})
 			g.MarkDead(t)
 			delete(sh.groups, id)
-			off, err := b.groups.finish(sh, t, recs)
+			w, err := b.groups.finish(sh, t, recs)
 			if err != nil {
 				rg.ErrorCode = kerr.UnknownServerError.Code
 			} else {
-				waits = append(waits, durable{sh, off, len(resp.Groups)})
+				waits = append(waits, durable{sh, w, len(resp.Groups)})
 			}
 		}
 		sh.mu.Unlock()
@@ -509,9 +509,9 @@ func (b *Broker) handleDeleteGroups(rq *request, req *kmsg.DeleteGroupsRequest) 
 		return now(resp)
 	}
 	return reply{wait: func(ctx context.Context) kmsg.Response {
-		for _, w := range waits {
-			if e := w.sh.waitDurable(ctx, w.off); e != nil {
-				resp.Groups[w.i].ErrorCode = e.Code
+		for _, d := range waits {
+			if e := d.sh.waitDurable(ctx, d.w); e != nil {
+				resp.Groups[d.i].ErrorCode = e.Code
 			}
 		}
 		return resp
