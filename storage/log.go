@@ -650,6 +650,9 @@ func (l *Log) append(batches []byte, checkCRC bool) (AppendInfo, error) {
 		_ = s.ref.f.Truncate(pos)
 		return info, fmt.Errorf("append to %s: %w", s.logPath, err)
 	}
+	if l.config().Fsync == FsyncAlways {
+		startWriteback(s.ref.f, pos, int64(len(batches)))
+	}
 	b := indexBuilder{base: s.base, interval: l.config().IndexIntervalBytes, since: s.bytesSinceIndex, idx: *idx}
 	nOff, nTim := len(idx.off), len(idx.tim)
 	for _, r := range refs {
