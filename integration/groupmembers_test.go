@@ -282,6 +282,13 @@ func runGroupMembership(t testing.TB, c harness.Cluster, mk memberCommand, exact
 			readers[r] += m.name
 		}
 	}
+	for _, m := range all {
+		for _, l := range strings.Split(m.output(), "\n") {
+			if strings.HasPrefix(l, "COMMITFAIL") {
+				t.Logf("%s: %s", m.name, l)
+			}
+		}
+	}
 	dups := 0
 	dupBy := map[string]int{} // which members read the repeated records, e.g. "AC"
 	for r, n := range count {
@@ -295,6 +302,11 @@ func runGroupMembership(t testing.TB, c harness.Cluster, mk memberCommand, exact
 	}
 	if dups > 0 {
 		t.Logf("repeated records by readers: %v", dupBy)
+		if exactlyOnce {
+			for _, m := range all {
+				t.Logf("%s output:\n%s", m.name, m.output())
+			}
+		}
 	}
 	if len(count) != produced {
 		t.Errorf("the group read %d distinct records, want %d", len(count), produced)

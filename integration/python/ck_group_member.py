@@ -4,12 +4,14 @@
 Usage: ck_group_member.py BOOTSTRAP TOPIC GROUP
 
 Prints "ASSIGN p,p,.." (or "ASSIGN -") on each assignment change and "REC partition offset" for each
-record once its offset is committed synchronously. SIGTERM closes the consumer, which leaves the group.
+record once its offset is committed synchronously. A commit the coordinator refuses (a rebalance moved the
+partition on, for one) prints "COMMITFAIL partition offset error" instead: that record is not committed,
+so its next owner reads it again. SIGTERM closes the consumer, which leaves the group.
 """
 import signal
 import sys
 
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, KafkaException
 
 bootstrap, topic, group = sys.argv[1:4]
 stopping = False
@@ -51,6 +53,14 @@ while not stopping:
     if m.error():
         print("ERROR", m.error(), file=sys.stderr, flush=True)
         continue
-    c.commit(message=m, asynchronous=False)
+    # A synchronous commit raises on a request-level error and reports a refused partition in the
+    # returned list; either way the record is not committed, and printing it would claim it was.
+    try:
+        failed = [tp.error for tp in c.commit(message=m, asynchronous=False) or [] if tp.error]
+    except KafkaException as e:
+        failed = [e]
+    if failed:
+        print("COMMITFAIL %d %d %s" % (m.partition(), m.offset(), failed[0]), flush=True)
+        continue
     print("REC %d %d" % (m.partition(), m.offset()), flush=True)
 c.close()
