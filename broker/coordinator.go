@@ -570,15 +570,28 @@ func groupRecord(g *group.Group, now time.Time) record {
 // (noWrite: nothing was written; failedWrite: the write failed).
 func (sh *shard) waitDurable(ctx context.Context, w internalWrite) *kerr.Error {
 	switch {
-	case w.last == noWrite.last:
+	case w == noWrite:
 		return nil
-	case w.last < noWrite.last:
+	case w.p == nil: // failedWrite
 		return kerr.UnknownServerError
 	}
 	if err := w.durable(ctx); err != nil {
 		return kerr.CoordinatorNotAvailable
 	}
 	return nil
+}
+
+// readBarrier is what an answer built from the shard's state must wait
+// for before it is sent: every record the shard's log holds now, or
+// noWrite when the high watermark already covers them. sh.mu must be
+// held; the state read under it reflects no record beyond the log end,
+// as every change is appended under mu before it is applied.
+func (sh *shard) readBarrier() internalWrite {
+	end := sh.p.log.EndOffset()
+	if end <= sh.p.log.HighWatermark() {
+		return noWrite
+	}
+	return internalWrite{p: sh.p, last: end - 1, epoch: sh.epoch}
 }
 
 // run starts the coordinator's timer loop; it stops with the broker.

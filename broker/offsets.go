@@ -14,6 +14,13 @@ package broker
 // Offsets expire after offsets.retention.minutes (KIP-211: from the moment
 // the group became Empty; per commit for groups that never joined).
 //
+// An OffsetFetch is answered only once every write its shard of
+// __consumer_offsets held when it was read is replicated (readBarrier):
+// commits are applied to the groups' state as they are appended, and an
+// offset shown before the followers have it could vanish with a leader
+// failover after a consumer started from it. Kafka reads the state as of
+// the high watermark instead; both show only committed offsets.
+//
 // RequireStable (v7+) answers UNSTABLE_OFFSET_COMMIT for partitions with an
 // offset committed by a still open transaction (KIP-447).
 //
@@ -28,6 +35,7 @@ package broker
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -192,12 +200,12 @@ type fetchTopic struct {
 // checks: READ on the group, DESCRIBE on each topic. Named topics the client
 // may not describe are answered TOPIC_AUTHORIZATION_FAILED after the others;
 // with all they are left out.
-func (b *Broker) fetchGroupOffsetsAuthorized(rq *request, groupID string, memberID *string, memberEpoch int32, topics []fetchTopic, all bool, byID bool, requireStable bool) ([]kmsg.OffsetFetchResponseGroupTopic, *kerr.Error) {
+func (b *Broker) fetchGroupOffsetsAuthorized(rq *request, groupID string, memberID *string, memberEpoch int32, topics []fetchTopic, all bool, byID bool, requireStable bool) ([]kmsg.OffsetFetchResponseGroupTopic, internalWrite, *kerr.Error) {
 	if !b.authz.enabled {
 		return b.fetchGroupOffsets(groupID, memberID, memberEpoch, topics, all, byID, requireStable)
 	}
 	if !b.authorized(rq, opRead, resGroup, groupID) {
-		return nil, kerr.GroupAuthorizationFailed
+		return nil, noWrite, kerr.GroupAuthorizationFailed
 	}
 	describable := func(name string) bool { return b.authorized(rq, opDescribe, resTopic, name) }
 	var allowed, denied []fetchTopic
@@ -212,9 +220,9 @@ func (b *Broker) fetchGroupOffsetsAuthorized(rq *request, groupID string, member
 	if topics != nil && allowed == nil {
 		allowed = []fetchTopic{}
 	}
-	out, e := b.fetchGroupOffsets(groupID, memberID, memberEpoch, allowed, all, byID, requireStable)
+	out, barrier, e := b.fetchGroupOffsets(groupID, memberID, memberEpoch, allowed, all, byID, requireStable)
 	if e != nil {
-		return nil, e
+		return nil, noWrite, e
 	}
 	if all {
 		st := b.node.State()
@@ -243,18 +251,19 @@ func (b *Broker) fetchGroupOffsetsAuthorized(rq *request, groupID string, member
 		}
 		out = append(out, ot)
 	}
-	return out, nil
+	return out, barrier, nil
 }
 
 // fetchGroupOffsets answers one group of an OffsetFetch. topics nil means
-// every committed offset of the group.
-func (b *Broker) fetchGroupOffsets(groupID string, memberID *string, memberEpoch int32, topics []fetchTopic, all bool, byID bool, requireStable bool) ([]kmsg.OffsetFetchResponseGroupTopic, *kerr.Error) {
+// every committed offset of the group. The answer must not be sent before
+// the returned barrier is replicated (readBarrier).
+func (b *Broker) fetchGroupOffsets(groupID string, memberID *string, memberEpoch int32, topics []fetchTopic, all bool, byID bool, requireStable bool) ([]kmsg.OffsetFetchResponseGroupTopic, internalWrite, *kerr.Error) {
 	if groupID == "" {
-		return nil, kerr.InvalidGroupID
+		return nil, noWrite, kerr.InvalidGroupID
 	}
 	sh, e := b.groups.shardFor(groupID)
 	if e != nil {
-		return nil, e
+		return nil, noWrite, e
 	}
 	st := b.node.State()
 	sh.mu.Lock()
@@ -262,14 +271,15 @@ func (b *Broker) fetchGroupOffsets(groupID string, memberID *string, memberEpoch
 	g := sh.groups[groupID]
 	if g != nil {
 		if e := g.ValidateFetch(); e != nil {
-			return nil, e
+			return nil, noWrite, e
 		}
 		if memberID != nil {
 			if e := g.ValidateConsumerFetch(*memberID, memberEpoch); e != nil {
-				return nil, e
+				return nil, noWrite, e
 			}
 		}
 	}
+	barrier := sh.readBarrier()
 	part := func(tp group.TopicPartition) kmsg.OffsetFetchResponseGroupTopicPartition {
 		op := kmsg.NewOffsetFetchResponseGroupTopicPartition()
 		op.Partition = tp.Partition
@@ -290,7 +300,7 @@ func (b *Broker) fetchGroupOffsets(groupID string, memberID *string, memberEpoch
 	var out []kmsg.OffsetFetchResponseGroupTopic
 	if all {
 		if g == nil {
-			return nil, nil
+			return nil, barrier, nil
 		}
 		var cur *kmsg.OffsetFetchResponseGroupTopic
 		for _, tp := range g.Offsets() {
@@ -310,7 +320,7 @@ func (b *Broker) fetchGroupOffsets(groupID string, memberID *string, memberEpoch
 			}
 			cur.Partitions = append(cur.Partitions, part(tp))
 		}
-		return out, nil
+		return out, barrier, nil
 	}
 	for _, ft := range topics {
 		ot := kmsg.NewOffsetFetchResponseGroupTopic()
@@ -324,14 +334,15 @@ func (b *Broker) fetchGroupOffsets(groupID string, memberID *string, memberEpoch
 		}
 		out = append(out, ot)
 	}
-	return out, nil
+	return out, barrier, nil
 }
 
 func (b *Broker) handleOffsetFetch(rq *request, req *kmsg.OffsetFetchRequest) reply {
 	resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
 	st := b.node.State()
 	if req.Version >= 8 {
-		for _, rg := range req.Groups {
+		barriers := make([]internalWrite, len(req.Groups))
+		for i, rg := range req.Groups {
 			var fts []fetchTopic
 			for _, rt := range rg.Topics {
 				ft := fetchTopic{name: rt.Topic, id: rt.TopicID, partitions: rt.Partitions}
@@ -345,38 +356,27 @@ func (b *Broker) handleOffsetFetch(rq *request, req *kmsg.OffsetFetchRequest) re
 			}
 			og := kmsg.NewOffsetFetchResponseGroup()
 			og.Group = rg.Group
-			topics, e := b.fetchGroupOffsetsAuthorized(rq, rg.Group, rg.MemberID, rg.MemberEpoch, fts, rg.Topics == nil, req.Version >= 10, req.RequireStable)
+			topics, barrier, e := b.fetchGroupOffsetsAuthorized(rq, rg.Group, rg.MemberID, rg.MemberEpoch, fts, rg.Topics == nil, req.Version >= 10, req.RequireStable)
 			if e != nil {
 				og.ErrorCode = e.Code
 			} else {
 				og.Topics = topics
 			}
+			barriers[i] = barrier
 			resp.Groups = append(resp.Groups, og)
 		}
-		return now(resp)
+		return afterBarriers(resp, barriers, func(i int, e *kerr.Error) {
+			resp.Groups[i].ErrorCode, resp.Groups[i].Topics = e.Code, nil
+		})
 	}
 	var fts []fetchTopic
 	for _, rt := range req.Topics {
 		fts = append(fts, fetchTopic{name: rt.Topic, partitions: rt.Partitions})
 	}
 	all := req.Topics == nil && req.Version >= 2
-	topics, e := b.fetchGroupOffsetsAuthorized(rq, req.Group, nil, -1, fts, all, false, req.Version >= 7 && req.RequireStable)
+	topics, barrier, e := b.fetchGroupOffsetsAuthorized(rq, req.Group, nil, -1, fts, all, false, req.Version >= 7 && req.RequireStable)
 	if e != nil {
-		if req.Version >= 2 {
-			resp.ErrorCode = e.Code
-			return now(resp)
-		}
-		// v0-1 have no top-level error: every partition carries it.
-		for _, ft := range fts {
-			ot := kmsg.NewOffsetFetchResponseTopic()
-			ot.Topic = ft.name
-			for _, p := range ft.partitions {
-				op := kmsg.NewOffsetFetchResponseTopicPartition()
-				op.Partition, op.Offset, op.ErrorCode = p, -1, e.Code
-				ot.Partitions = append(ot.Partitions, op)
-			}
-			resp.Topics = append(resp.Topics, ot)
-		}
+		offsetFetchFailed(resp, fts, e)
 		return now(resp)
 	}
 	for _, t := range topics {
@@ -389,7 +389,48 @@ func (b *Broker) handleOffsetFetch(rq *request, req *kmsg.OffsetFetchRequest) re
 		}
 		resp.Topics = append(resp.Topics, ot)
 	}
-	return now(resp)
+	return afterBarriers(resp, []internalWrite{barrier}, func(_ int, e *kerr.Error) {
+		resp.Topics = nil
+		offsetFetchFailed(resp, fts, e)
+	})
+}
+
+// offsetFetchFailed answers a whole pre-v8 OffsetFetch with e: in the
+// top-level error from v2 on, in every named partition before (v0-1 have
+// no top-level error).
+func offsetFetchFailed(resp *kmsg.OffsetFetchResponse, fts []fetchTopic, e *kerr.Error) {
+	if resp.Version >= 2 {
+		resp.ErrorCode = e.Code
+		return
+	}
+	for _, ft := range fts {
+		ot := kmsg.NewOffsetFetchResponseTopic()
+		ot.Topic = ft.name
+		for _, p := range ft.partitions {
+			op := kmsg.NewOffsetFetchResponseTopicPartition()
+			op.Partition, op.Offset, op.ErrorCode = p, -1, e.Code
+			ot.Partitions = append(ot.Partitions, op)
+		}
+		resp.Topics = append(resp.Topics, ot)
+	}
+}
+
+// afterBarriers sends resp once every barrier is replicated; a barrier
+// that cannot be (leadership lost, timed out) has its part of the answer
+// replaced by fail(i, e), e retriable, since what was read may yet be
+// lost.
+func afterBarriers(resp kmsg.Response, barriers []internalWrite, fail func(i int, e *kerr.Error)) reply {
+	if !slices.ContainsFunc(barriers, func(w internalWrite) bool { return w != noWrite }) {
+		return now(resp)
+	}
+	return reply{wait: func(ctx context.Context) kmsg.Response {
+		for i, w := range barriers {
+			if e := w.replicated(ctx); e != nil {
+				fail(i, e)
+			}
+		}
+		return resp
+	}}
 }
 
 func (b *Broker) handleOffsetDelete(rq *request, req *kmsg.OffsetDeleteRequest) reply {

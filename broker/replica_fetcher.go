@@ -73,6 +73,51 @@ type fetcherManager struct {
 	// hold pauses every fetcher between fetches while set: tests use it to
 	// make followers fall behind at a chosen point (fault injection).
 	hold atomic.Bool
+	// heldParts names partitions left out of every fetch (nil: none, the
+	// only case outside tests). Tests freeze one partition's followers
+	// with it while the rest of the cluster, the other internal
+	// partitions included, replicates. A fetch already in flight may
+	// still carry a partition just named; callers pause everything with
+	// hold first to rule that out. Replaced whole under mu, never changed
+	// in place.
+	heldParts atomic.Pointer[map[topicPartition]bool]
+}
+
+// holdPartition leaves topic/index out of this broker's fetches until
+// releasePartition (fault injection for tests).
+func (m *fetcherManager) holdPartition(topic string, index int32) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	next := map[topicPartition]bool{{topic, index}: true}
+	if cur := m.heldParts.Load(); cur != nil {
+		for tp := range *cur {
+			next[tp] = true
+		}
+	}
+	m.heldParts.Store(&next)
+}
+
+// releasePartition undoes holdPartition and wakes the fetchers, which may
+// be idle for want of any other partition to fetch.
+func (m *fetcherManager) releasePartition(topic string, index int32) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if cur := m.heldParts.Load(); cur != nil {
+		next := map[topicPartition]bool{}
+		for tp := range *cur {
+			if tp != (topicPartition{topic, index}) {
+				next[tp] = true
+			}
+		}
+		if len(next) == 0 {
+			m.heldParts.Store(nil)
+		} else {
+			m.heldParts.Store(&next)
+		}
+	}
+	for _, f := range m.fetchers {
+		f.wake()
+	}
 }
 
 func newFetcherManager(b *Broker) *fetcherManager {
@@ -160,10 +205,11 @@ func (m *fetcherManager) stopAll() {
 // replicaFetcher copies partitions from one leader broker. Its goroutine is
 // owned by the fetcherManager, which stops it with stop.
 type replicaFetcher struct {
-	b      *Broker
-	hold   *atomic.Bool
-	leader int32
-	addr   string
+	b         *Broker
+	hold      *atomic.Bool
+	heldParts *atomic.Pointer[map[topicPartition]bool]
+	leader    int32
+	addr      string
 
 	// mu guards parts and delayed.
 	mu    sync.Mutex
@@ -182,7 +228,7 @@ type replicaFetcher struct {
 
 func (m *fetcherManager) start(leader int32, addr string) *replicaFetcher {
 	ctx, cancel := context.WithCancel(m.b.ctx)
-	f := &replicaFetcher{b: m.b, hold: &m.hold, leader: leader, addr: addr, parts: map[*partition]struct{}{},
+	f := &replicaFetcher{b: m.b, hold: &m.hold, heldParts: &m.heldParts, leader: leader, addr: addr, parts: map[*partition]struct{}{},
 		delayed: map[*partition]time.Time{}, kick: make(chan struct{}, 1), cancel: cancel, done: make(chan struct{})}
 	go f.run(ctx)
 	return f
@@ -206,6 +252,11 @@ func (f *replicaFetcher) setPartitions(ps []*partition) {
 	}
 	f.parts = next
 	f.mu.Unlock()
+	f.wake()
+}
+
+// wake makes an idle fetcher look at its partitions again.
+func (f *replicaFetcher) wake() {
 	select {
 	case f.kick <- struct{}{}:
 	default:
@@ -219,7 +270,11 @@ func (f *replicaFetcher) due(now time.Time) ([]*partition, time.Duration) {
 	defer f.mu.Unlock()
 	var out []*partition
 	var next time.Duration
+	held := f.heldParts.Load()
 	for p := range f.parts {
+		if held != nil && (*held)[topicPartition{p.topic, p.index}] {
+			continue
+		}
 		if t, ok := f.delayed[p]; ok {
 			if now.Before(t) {
 				if d := t.Sub(now); next == 0 || d < next {

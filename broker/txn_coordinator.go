@@ -292,6 +292,24 @@ func (w internalWrite) durable(ctx context.Context) error {
 	return nil
 }
 
+// replicated waits until the high watermark has passed w in w's epoch:
+// the records are committed and may be shown. noWrite is replicated at
+// once. Unlike durable it accepts an ISR that shrank below
+// min.insync.replicas meanwhile, which fails writes, not reads.
+func (w internalWrite) replicated(ctx context.Context) *kerr.Error {
+	if w == noWrite {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	switch e := w.p.waitHW(ctx, w.last, w.epoch); e {
+	case nil, kerr.NotEnoughReplicasAfterAppend:
+		return nil
+	default:
+		return kerr.CoordinatorNotAvailable
+	}
+}
+
 // appendInternal appends a batch built by the broker itself to p (offsets
 // stamped here). It takes p.mu.
 func appendInternal(p *partition, batch []byte) (internalWrite, error) {
