@@ -6,12 +6,20 @@ package broker
 // checkpointed before segments are removed). Offset -1 means the high
 // watermark; an offset above the high watermark or below -1 is
 // OFFSET_OUT_OF_RANGE; one at or below the current log start changes nothing.
-// The answer's low watermark is the new log start offset. With one replica
-// there is nothing to wait for, so the request timeout is not used. With the
-// authorizer on, deleting needs DELETE on the topic
-// (TOPIC_AUTHORIZATION_FAILED), as in Kafka.
+// As in Kafka, a replicated partition is answered once its low watermark,
+// the lowest log start offset among the leader and its followers on live
+// brokers, has reached the new log start (followers learn it from their
+// fetches and report theirs back), so records deleted on the leader do not
+// come back with a failover to a follower; past the request's timeout the
+// partition is answered REQUEST_TIMED_OUT with the low watermark reached so
+// far. With one replica the answer is immediate. The answer's low watermark
+// is that low watermark. With the authorizer on, deleting needs DELETE on
+// the topic (TOPIC_AUTHORIZATION_FAILED), as in Kafka.
 
 import (
+	"context"
+	"time"
+
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -21,6 +29,14 @@ func init() { register(&kmsg.DeleteRecordsRequest{}, 0, 2, (*Broker).handleDelet
 func (b *Broker) handleDeleteRecords(rq *request, req *kmsg.DeleteRecordsRequest) reply {
 	resp := req.ResponseKind().(*kmsg.DeleteRecordsResponse)
 	st := b.node.State()
+	// waiting are the replicated partitions whose answer waits for the low
+	// watermark: indexes into resp, the partition and the offset it needs.
+	type waiting struct {
+		t, p int
+		part *partition
+		want int64
+	}
+	var waits []waiting
 	for _, rt := range req.Topics {
 		ot := kmsg.NewDeleteRecordsResponseTopic()
 		ot.Topic = rt.Topic
@@ -39,12 +55,30 @@ func (b *Broker) handleDeleteRecords(rq *request, req *kmsg.DeleteRecordsRequest
 			}
 			if e != nil {
 				op.ErrorCode = e.Code
+			} else if p.replicated() {
+				waits = append(waits, waiting{len(resp.Topics), len(ot.Partitions), p, op.LowWatermark})
 			}
 			ot.Partitions = append(ot.Partitions, op)
 		}
 		resp.Topics = append(resp.Topics, ot)
 	}
-	return now(resp)
+	if len(waits) == 0 {
+		return now(resp)
+	}
+	timeout := time.Duration(max(req.TimeoutMillis, 0)) * time.Millisecond
+	return reply{wait: func(ctx context.Context) kmsg.Response {
+		ctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		for _, w := range waits {
+			out := &resp.Topics[w.t].Partitions[w.p]
+			low, e := w.part.waitLowWatermark(ctx, b, w.want)
+			out.LowWatermark = low
+			if e != nil {
+				out.ErrorCode = e.Code
+			}
+		}
+		return resp
+	}}
 }
 
 // deleteRecords moves the log start of p to offset and returns the new log

@@ -246,6 +246,7 @@ func (p *partition) followerFetched(b *Broker, id int32, offset, logStart int64)
 		f.caughtUp = f.lastFetch
 	}
 	f.leo, f.lastFetch, f.leaderLEOAtLastFetch = offset, now, leo
+	startMoved := f.logStart != logStart
 	f.logStart = logStart
 	var expand []int32
 	hwNow := p.log.HighWatermark()
@@ -261,10 +262,72 @@ func (p *partition) followerFetched(b *Broker, id int32, offset, logStart int64)
 	if ok {
 		p.advanceHW(hw)
 	}
+	if startMoved {
+		p.wake() // a DeleteRecords may wait for the low watermark
+	}
 	if expand != nil {
 		b.proposeISR(p, cmd, id)
 	}
 	return nil
+}
+
+// lowWatermark is Kafka's low watermark of a partition this broker leads:
+// the lowest log start offset among the leader and its followers on live
+// brokers, a follower that has not fetched in this epoch counting as -1.
+// ok is false when this broker does not lead the partition.
+func (p *partition) lowWatermark(b *Broker) (low int64, ok bool) {
+	low = p.log.LogStartOffset()
+	r := &p.repl
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.leader {
+		return -1, false
+	}
+	for _, id := range r.replicas {
+		if id == r.self || brokerFenced(b, id) {
+			continue
+		}
+		start := int64(-1)
+		if f := r.followers[id]; f != nil {
+			start = f.logStart
+		}
+		low = min(low, start)
+	}
+	return low, true
+}
+
+// lowWatermarkPoll bounds how long waitLowWatermark goes without looking:
+// a follower's broker being fenced, which takes it out of the low
+// watermark, wakes no waiter.
+const lowWatermarkPoll = 100 * time.Millisecond
+
+// waitLowWatermark blocks until the low watermark reaches want (DeleteRecords
+// on a replicated partition) and returns it; on a lost leadership it gives
+// NOT_LEADER_OR_FOLLOWER, at ctx's end REQUEST_TIMED_OUT with the low
+// watermark reached so far.
+func (p *partition) waitLowWatermark(ctx context.Context, b *Broker, want int64) (int64, *kerr.Error) {
+	ch := make(chan struct{}, 1)
+	p.addWaiter(ch)
+	defer p.removeWaiter(ch)
+	t := time.NewTicker(lowWatermarkPoll)
+	defer t.Stop()
+	for {
+		low, ok := p.lowWatermark(b)
+		switch {
+		case !ok:
+			return -1, kerr.NotLeaderForPartition
+		case low >= want:
+			return low, nil
+		}
+		select {
+		case <-ch:
+		case <-t.C:
+		case <-p.stopping:
+			return -1, kerr.NotLeaderForPartition
+		case <-ctx.Done():
+			return low, kerr.RequestTimedOut
+		}
+	}
 }
 
 // isrChangeLocked builds the PartitionChange setting the ISR to isr (nil

@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/stromhq/strom/raft"
 	"github.com/stromhq/strom/storage"
@@ -606,5 +607,70 @@ func TestInternalWriteKeepsItsEpoch(t *testing.T) {
 	defer cancel()
 	if err := w.durable(ctx); !errors.Is(err, errUnconfirmedAppend) {
 		t.Fatalf("durable after leadership came back in a new epoch: %v, want %v", err, errUnconfirmedAppend)
+	}
+}
+
+// TestDeleteRecordsWaitsForFollowers: DeleteRecords on a replicated
+// partition answers once every live replica's log start has reached the
+// new one (Kafka's low watermark), so the records cannot come back with a
+// failover; with a follower frozen it answers REQUEST_TIMED_OUT with the
+// low watermark so far.
+func TestDeleteRecordsWaitsForFollowers(t *testing.T) {
+	t.Parallel()
+	c := startTestCluster(t, 3, nil)
+	createReplicated(t, c, "dr", 1, "1")
+	cl := c.client()
+	produceSeq(t, cl, "dr", 0, 50)
+	c.waitInSync("dr", 0, 3)
+	leader := c.partitionState("dr", 0).Leader
+	ctx := testCtx(t)
+	deleteBefore := func(offset int64, timeout time.Duration) (int64, error) {
+		req := kmsg.NewPtrDeleteRecordsRequest()
+		req.TimeoutMillis = int32(timeout.Milliseconds())
+		rt := kmsg.NewDeleteRecordsRequestTopic()
+		rt.Topic = "dr"
+		rp := kmsg.NewDeleteRecordsRequestTopicPartition()
+		rp.Partition, rp.Offset = 0, offset
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil {
+			return -1, err
+		}
+		out := resp.Topics[0].Partitions[0]
+		return out.LowWatermark, kerr.ErrorForCode(out.ErrorCode)
+	}
+
+	release := c.holdFollowers("dr", 0, leader)
+	low, err := deleteBefore(20, 300*time.Millisecond)
+	if !errors.Is(err, kerr.RequestTimedOut) || low != 0 {
+		t.Fatalf("delete before 20 with the followers frozen: low watermark %d, %v; want 0, %v", low, err, kerr.RequestTimedOut)
+	}
+	if start := c.brokers[leader-1].parts.get("dr", 0).log.LogStartOffset(); start != 20 {
+		t.Fatalf("leader's log start %d after the timed-out delete, want 20", start)
+	}
+	type result struct {
+		low int64
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		low, err := deleteBefore(30, 20*time.Second)
+		done <- result{low, err}
+	}()
+	select {
+	case r := <-done:
+		t.Fatalf("delete before 30 answered (%d, %v) while the followers were frozen", r.low, r.err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	release()
+	r := <-done
+	if r.err != nil || r.low != 30 {
+		t.Fatalf("delete before 30 after the release: low watermark %d, %v; want 30", r.low, r.err)
+	}
+	for i, b := range c.brokers {
+		if start := b.parts.get("dr", 0).log.LogStartOffset(); start < 30 {
+			t.Fatalf("node %d's log start %d when the delete was answered, want >= 30", i+1, start)
+		}
 	}
 }
