@@ -222,7 +222,9 @@ type replicaFetcher struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
-	// held is set while the fetcher obeys hold: no fetch is in flight.
+	// held is set while the fetcher obeys hold, or idles with nothing to
+	// fetch: no fetch is in flight either way, and an idle fetcher checks
+	// hold before it fetches again.
 	held atomic.Bool
 }
 
@@ -324,6 +326,7 @@ func (f *replicaFetcher) run(ctx context.Context) {
 			if next > 0 {
 				timer = time.After(next)
 			}
+			f.held.Store(true)
 			select {
 			case <-ctx.Done():
 			case <-f.kick:
