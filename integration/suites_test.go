@@ -60,7 +60,7 @@ func TestFranzGoSuite(t *testing.T) {
 }
 
 // copyModule copies module@version from the Go module cache (downloading it if the cache lacks it) into a
-// fresh writable folder under t.TempDir() and returns that folder.
+// fresh writable folder under t.TempDir(), downloads the modules it needs, and returns that folder.
 func copyModule(t *testing.T, module, version string) string {
 	t.Helper()
 	cmd := exec.Command("go", "mod", "download", "-json", module+"@"+version)
@@ -78,6 +78,15 @@ func copyModule(t *testing.T, module, version string) string {
 	// CopyFS writes files 0666 and folders 0777 (before umask) whatever the cache's read-only modes.
 	if err := os.CopyFS(dst, os.DirFS(info.Dir)); err != nil {
 		t.Fatalf("copy %s to %s: %v", info.Dir, dst, err)
+	}
+	// The suites run with GOPROXY=off, so the copy's own dependencies (its tests', too) must be in the
+	// cache first. They are not ours: on a machine whose cache holds only what our build needs, kafka-go's
+	// older testify, x/net and compress were missing and its suite failed to build.
+	dl := exec.Command("go", "mod", "download")
+	dl.Dir = dst
+	dl.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=")
+	if out, err := dl.CombinedOutput(); err != nil {
+		t.Fatalf("go mod download in %s: %v\n%s", dst, err, out)
 	}
 	return dst
 }
