@@ -121,7 +121,8 @@ const soleVoterTimeout = 50 * time.Millisecond
 // DefaultConfig returns the tuning defaults, the only place they are set.
 // The timeouts suit a LAN. A node that is the only voter of its
 // configuration starts with soleVoterTimeout instead, so it leads within
-// ~50-100 ms.
+// ~50-100 ms; any other voter waits only the leader lease for its first
+// election, until it knows a leader.
 func DefaultConfig() Config {
 	return Config{
 		HeartbeatTimeout:   500 * time.Millisecond,
@@ -196,9 +197,10 @@ type Node struct {
 	hlog *hclogAdapter
 
 	// soleVoter is set when Open found this node the only voter and started
-	// raft with soleVoterTimeout; then leaderHeartbeat is the heartbeat
-	// timeout watchLeader reloads once the node leads (0: no reload).
-	// Immutable after Open.
+	// raft with soleVoterTimeout. leaderHeartbeat is the heartbeat timeout
+	// watchLeader reloads once a leader is known, when Open started raft
+	// with a shorter one (0: no reload); only watchLeader changes it after
+	// Open.
 	soleVoter       bool
 	leaderHeartbeat time.Duration
 
@@ -321,7 +323,8 @@ func Open(cfg Config) (*Node, error) {
 	if existing && !cfg.NonVoter {
 		sole = isSoleVoter(n.store, snaps, rc.LocalID)
 	}
-	if sole {
+	switch {
+	case sole:
 		n.soleVoter = true
 		hlog.soleVoter.Store(true)
 		if fast := soleVoterTimeout; fast < rc.HeartbeatTimeout {
@@ -329,6 +332,20 @@ func Open(cfg Config) (*Node, error) {
 			rc.LeaderLeaseTimeout = min(rc.LeaderLeaseTimeout, fast)
 			n.leaderHeartbeat = min(cfg.HeartbeatTimeout, 2*rc.LeaderLeaseTimeout)
 		}
+	case !cfg.NonVoter && rc.LeaderLeaseTimeout < rc.HeartbeatTimeout:
+		// A voter among several knows no leader at start either, and a
+		// whole cluster starting (or restarting) at once waits out a
+		// heartbeat timeout before its first election. Until a leader is
+		// known it waits only the lease, the shortest timeout raft allows
+		// without shortening the lease, which is not reloadable: on a
+		// fresh three-node cluster that is about 0.3 s less before it is
+		// ready. A node joining a running cluster hears the leader well
+		// within it (heartbeats come every tenth of the leader's
+		// timeout), and pre-vote keeps an early campaign from deposing
+		// anyone.
+		n.leaderHeartbeat = rc.HeartbeatTimeout
+		rc.HeartbeatTimeout = rc.LeaderLeaseTimeout
+		rc.ElectionTimeout = min(rc.ElectionTimeout, rc.LeaderLeaseTimeout)
 	}
 	if bootstrap {
 		conf := hraft.Configuration{Servers: []hraft.Server{{Suffrage: hraft.Voter, ID: rc.LocalID, Address: n.trans.LocalAddr()}}}
@@ -426,7 +443,7 @@ func (n *Node) watchLeader(obsCh <-chan hraft.Observation) {
 			ctrl = -1
 		}
 		n.fsm.setController(ctrl)
-		if ctrl == n.cfg.NodeID && n.leaderHeartbeat > 0 {
+		if ctrl >= 0 && n.leaderHeartbeat > 0 {
 			n.relaxTimeouts()
 		}
 		if ctrl == n.cfg.NodeID && n.fsm.current().ClusterID == "" {
@@ -441,9 +458,10 @@ func (n *Node) watchLeader(obsCh <-chan hraft.Observation) {
 }
 
 // relaxTimeouts raises the heartbeat and election timeouts of a node that
-// started as the sole voter once it leads (see soleVoterTimeout). Only
-// watchLeader calls it; a failed reload keeps the short timeouts, which are
-// valid, so it is logged and not retried.
+// started with short ones (a sole voter, see soleVoterTimeout, or a voter
+// among several, see Open) once a leader is known: itself for a sole voter.
+// Only watchLeader calls it; a failed reload keeps the short timeouts, which
+// are valid, so it is logged and not retried.
 func (n *Node) relaxTimeouts() {
 	hb := n.leaderHeartbeat
 	n.leaderHeartbeat = 0

@@ -543,3 +543,48 @@ func TestStaticVotersIgnoredWithState(t *testing.T) {
 		t.Fatalf("no warning in %q", logs.String())
 	}
 }
+
+// TestVotersRelaxStartTimeouts: a voter of a multi-voter cluster starts
+// with the leader lease as its heartbeat and election timeouts, so a
+// cluster starting at once elects its first leader sooner, and takes the
+// configured ones as soon as it knows a leader.
+func TestVotersRelaxStartTimeouts(t *testing.T) {
+	addrs := freeAddrs(t, 3)
+	c := &staticCluster{t: t, session: time.Second, nodes: make([]*Node, 3), tls: make([]*tls.Config, 3)}
+	for i, a := range addrs {
+		c.voters = append(c.voters, Voter{ID: int32(i + 1), Addr: a})
+		c.dirs = append(c.dirs, t.TempDir())
+	}
+	t.Cleanup(c.closeAll)
+	const configured, lease = 200 * time.Millisecond, 100 * time.Millisecond // staticCluster.open's
+	n1, err := c.open(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.nodes[0] = n1
+	// Alone, node 1 cannot win an election: no leader yet.
+	if rc := n1.r.ReloadableConfig(); rc.HeartbeatTimeout != lease || rc.ElectionTimeout != lease {
+		t.Fatalf("node 1 before any leader: heartbeat %v election %v, want %v both", rc.HeartbeatTimeout, rc.ElectionTimeout, lease)
+	}
+	for i := 1; i < 3; i++ {
+		if c.nodes[i], err = c.open(i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx := testCtx(t)
+	for _, n := range c.nodes {
+		if err := n.WaitLeader(ctx); err != nil {
+			t.Fatalf("node %d: %v", n.ID(), err)
+		}
+		for {
+			rc := n.r.ReloadableConfig()
+			if rc.HeartbeatTimeout == configured && rc.ElectionTimeout == configured {
+				break
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("node %d with a leader: heartbeat %v election %v, want %v both", n.ID(), rc.HeartbeatTimeout, rc.ElectionTimeout, configured)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+}
