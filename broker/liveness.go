@@ -45,6 +45,8 @@ func (b *Broker) heartbeatLoop(epoch int64) {
 	every := b.heartbeatInterval()
 	hb := raft.BrokerHeartbeat{ID: b.cfg.NodeID, Epoch: epoch}
 	failing := false
+	changed, unsubscribe := b.node.Subscribe()
+	defer unsubscribe()
 	for {
 		ctx, cancel := context.WithTimeout(b.ctx, every)
 		sent := time.Now()
@@ -64,20 +66,35 @@ func (b *Broker) heartbeatLoop(epoch int64) {
 			failing = true
 		}
 		wait := every - time.Since(sent)
+		var sooner <-chan struct{}
 		if br, ok := b.node.State().Brokers[b.cfg.NodeID]; err != nil || !ok || br.Fenced {
 			// A failed heartbeat (no leader yet, a leader change) is retried
 			// soon, and so is one that has not unfenced us yet (a controller
 			// elected a moment later starts from nothing): a starting broker
-			// waits for it.
+			// waits for it. The controller unfences a broker whose heartbeat
+			// shows it has applied the log far enough, so a change of the
+			// local state (the registration applied here, a leader known)
+			// is worth a heartbeat at once, heartbeatSpacing apart at most.
 			wait = min(wait, heartbeatRetry)
+			sooner = changed
 		}
 		select {
 		case <-b.ctx.Done():
 			return
 		case <-time.After(wait):
+		case <-sooner:
+			select {
+			case <-b.ctx.Done():
+				return
+			case <-time.After(heartbeatSpacing - time.Since(sent)):
+			}
 		}
 	}
 }
+
+// heartbeatSpacing is the least time between two heartbeats that
+// heartbeatLoop sends early because the state changed.
+const heartbeatSpacing = 10 * time.Millisecond
 
 // mayLead reports whether this broker may act as a partition leader now;
 // st is the state the caller looked the partition up in.
