@@ -19,12 +19,11 @@ import (
 	"github.com/stromhq/strom/raft"
 )
 
-// holdFollowers freezes the replication of topic/part on every running
-// node but leader (1-based) and returns the release. It pauses each such
-// node's fetchers until none has a fetch in flight, so that no fetch sent
-// before the hold brings the partition's next records back, names the
-// partition held, and lets the rest replicate again.
-func (c *testCluster) holdFollowers(topic string, part int32, leader int32) (release func()) {
+// pauseFetchers holds every fetcher of every running node but leader
+// (1-based) and waits until none has a fetch in flight, so that no fetch
+// sent before the hold brings back what the leader appends next. It
+// returns the paused nodes.
+func (c *testCluster) pauseFetchers(leader int32) []*Broker {
 	c.t.Helper()
 	var held []*Broker
 	for i, b := range c.brokers {
@@ -44,6 +43,16 @@ func (c *testCluster) holdFollowers(topic string, part int32, leader int32) (rel
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
+	return held
+}
+
+// holdFollowers freezes the replication of topic/part on every running
+// node but leader (1-based) and returns the release: it pauses those
+// nodes' fetchers (pauseFetchers), names the partition held, and lets the
+// rest replicate again.
+func (c *testCluster) holdFollowers(topic string, part int32, leader int32) (release func()) {
+	c.t.Helper()
+	held := c.pauseFetchers(leader)
 	for _, b := range held {
 		b.fetchers.holdPartition(topic, part)
 		b.fetchers.hold.Store(false)

@@ -398,22 +398,9 @@ func TestReplicationTruncatesDivergentLog(t *testing.T) {
 	produceSeq(t, c.client(), "diverge", 0, 50)
 	c.waitInSync("diverge", 0, 3)
 	leader := int(c.partitionState("diverge", 0).Leader) - 1
-	for i, b := range c.brokers {
-		if i != leader {
-			b.fetchers.hold.Store(true)
-		}
-	}
 	// A fetch parked at the leader when the hold began would still bring
-	// back a record: wait until none is in flight.
-	held := time.Now().Add(10 * time.Second)
-	for i, b := range c.brokers {
-		for i != leader && !b.fetchers.allHeld() {
-			if time.Now().After(held) {
-				t.Fatalf("node %d: fetchers still busy 10s after the hold", i+1)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
+	// back a record: pauseFetchers waits until none is in flight.
+	c.pauseFetchers(int32(leader + 1))
 	acks1 := c.client(kgo.RequiredAcks(kgo.LeaderAck()), kgo.DisableIdempotentWrite())
 	ctx := testCtx(t)
 	for i := range 30 {

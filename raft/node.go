@@ -197,12 +197,12 @@ type Node struct {
 	hlog *hclogAdapter
 
 	// soleVoter is set when Open found this node the only voter and started
-	// raft with soleVoterTimeout. leaderHeartbeat is the heartbeat timeout
+	// raft with soleVoterTimeout. relaxedHeartbeat is the heartbeat timeout
 	// watchLeader reloads once a leader is known, when Open started raft
 	// with a shorter one (0: no reload); only watchLeader changes it after
 	// Open.
-	soleVoter       bool
-	leaderHeartbeat time.Duration
+	soleVoter        bool
+	relaxedHeartbeat time.Duration
 
 	// opened is closed once Open has set r, or has failed: the transport
 	// accepts forward connections before raft exists, and their handlers
@@ -330,7 +330,7 @@ func Open(cfg Config) (*Node, error) {
 		if fast := soleVoterTimeout; fast < rc.HeartbeatTimeout {
 			rc.HeartbeatTimeout, rc.ElectionTimeout = fast, fast
 			rc.LeaderLeaseTimeout = min(rc.LeaderLeaseTimeout, fast)
-			n.leaderHeartbeat = min(cfg.HeartbeatTimeout, 2*rc.LeaderLeaseTimeout)
+			n.relaxedHeartbeat = min(cfg.HeartbeatTimeout, 2*rc.LeaderLeaseTimeout)
 		}
 	case !cfg.NonVoter && rc.LeaderLeaseTimeout < rc.HeartbeatTimeout:
 		// A voter among several knows no leader at start either, and a
@@ -343,7 +343,7 @@ func Open(cfg Config) (*Node, error) {
 		// within it (heartbeats come every tenth of the leader's
 		// timeout), and pre-vote keeps an early campaign from deposing
 		// anyone.
-		n.leaderHeartbeat = rc.HeartbeatTimeout
+		n.relaxedHeartbeat = rc.HeartbeatTimeout
 		rc.HeartbeatTimeout = rc.LeaderLeaseTimeout
 		rc.ElectionTimeout = min(rc.ElectionTimeout, rc.LeaderLeaseTimeout)
 	}
@@ -443,7 +443,7 @@ func (n *Node) watchLeader(obsCh <-chan hraft.Observation) {
 			ctrl = -1
 		}
 		n.fsm.setController(ctrl)
-		if ctrl >= 0 && n.leaderHeartbeat > 0 {
+		if ctrl >= 0 && n.relaxedHeartbeat > 0 {
 			n.relaxTimeouts()
 		}
 		if ctrl == n.cfg.NodeID && n.fsm.current().ClusterID == "" {
@@ -463,8 +463,8 @@ func (n *Node) watchLeader(obsCh <-chan hraft.Observation) {
 // Only watchLeader calls it; a failed reload keeps the short timeouts, which
 // are valid, so it is logged and not retried.
 func (n *Node) relaxTimeouts() {
-	hb := n.leaderHeartbeat
-	n.leaderHeartbeat = 0
+	hb := n.relaxedHeartbeat
+	n.relaxedHeartbeat = 0
 	cur := n.r.ReloadableConfig()
 	cur.HeartbeatTimeout = hb
 	cur.ElectionTimeout = max(hb, n.cfg.ElectionTimeout)
