@@ -131,7 +131,11 @@ func (r *runner) runConsume(ctx context.Context) error {
 		target.want.Store(r.cfg.Records)
 	}
 	r.started = time.Now()
-	err = r.consume(cctx, target)
+	if r.cfg.Client == ClientLean {
+		err = r.consumeLean(cctx, target)
+	} else {
+		err = r.consume(cctx, target)
+	}
 	r.elapsed = time.Since(r.started)
 	return err
 }

@@ -128,15 +128,15 @@ func (t *leanTemplate) stamp(buf []byte, n int, pid int64, epoch int16, seq int3
 	return b
 }
 
-// leanConn is one producer's connection to one partition leader. Its writer goroutine (send) issues
-// requests in sequence order; its reader goroutine (receive) takes their answers in the same order, as
-// Kafka answers a connection's requests in order.
+// leanConn is one lean client's connection to one partition leader. A producer's writer goroutine (send)
+// issues requests in sequence order; its reader goroutine (receive) takes their answers in the same order,
+// as Kafka answers a connection's requests in order. A consumer's one goroutine (fetchLoop) does both.
 type leanConn struct {
 	nc      net.Conn
 	rd      *bufio.Reader
 	fmt     *kmsg.RequestFormatter
 	corr    int32
-	version int16 // Produce version
+	version int16 // Produce or Fetch version
 	parts   []int32
 	seq     []int32 // next sequence per parts[i]; only the writer touches it
 	rbuf    []byte  // answer frames; only the reader touches it once the pipeline runs
@@ -263,42 +263,18 @@ func (r *runner) leadersOnce(ctx context.Context, adm *kadm.Client) (map[int32][
 
 // connect dials every leader, negotiates versions, and with acks=all obtains a producer id.
 func (p *leanProducer) connect(ctx context.Context, leaders map[int32][]int32, addrs map[int32]string) error {
-	dial, err := p.r.conn.Dialer()
-	if err != nil {
-		return err
-	}
-	if dial == nil {
-		dial = (&net.Dialer{}).DialContext
-	}
-	mech, err := p.r.conn.Mechanism()
-	if err != nil {
-		return err
-	}
 	for leader, parts := range leaders {
-		dctx, cancel := context.WithTimeout(ctx, leanTimeout)
-		nc, err := dial(dctx, "tcp", addrs[leader])
-		cancel()
+		c, versions, err := p.r.dialLean(ctx, "lean producer", leader, addrs[leader])
 		if err != nil {
-			return fmt.Errorf("lean producer: dial broker %d at %s: %w", leader, addrs[leader], err)
+			return err
 		}
-		c := &leanConn{nc: nc, rd: bufio.NewReaderSize(nc, 64<<10),
-			fmt:   kmsg.NewRequestFormatter(kmsg.FormatterClientID("strom-bench-lean")),
-			parts: parts, seq: make([]int32, len(parts))}
+		c.parts, c.seq = parts, make([]int32, len(parts))
 		p.conns = append(p.conns, c)
-		versions, err := c.apiVersions()
-		if err != nil {
-			return fmt.Errorf("lean producer: broker %d at %s: %w", leader, addrs[leader], err)
-		}
 		v, ok := versions[0]
 		if !ok || v < 3 {
 			return fmt.Errorf("lean producer: broker %d at %s does not take Produce v3 or later (v2 record batches)", leader, addrs[leader])
 		}
 		c.version = min(v, leanProduceVersion)
-		if mech != nil {
-			if err := c.authenticate(ctx, mech, versions); err != nil {
-				return fmt.Errorf("lean producer: broker %d at %s: %w", leader, addrs[leader], err)
-			}
-		}
 		if p.r.acks == -1 && p.pid < 0 {
 			if err := p.initProducerID(ctx, c, versions[22]); err != nil {
 				return err
@@ -306,6 +282,40 @@ func (p *leanProducer) connect(ctx context.Context, leaders map[int32][]int32, a
 		}
 	}
 	return nil
+}
+
+// dialLean connects to broker id at addr with the run's dialer (TLS when configured), asks its API
+// versions and authenticates when the run uses SASL. who names the client in errors. On an error after the
+// dial the connection is closed.
+func (r *runner) dialLean(ctx context.Context, who string, id int32, addr string) (*leanConn, map[int16]int16, error) {
+	dial, err := r.conn.Dialer()
+	if err != nil {
+		return nil, nil, err
+	}
+	if dial == nil {
+		dial = (&net.Dialer{}).DialContext
+	}
+	mech, err := r.conn.Mechanism()
+	if err != nil {
+		return nil, nil, err
+	}
+	dctx, cancel := context.WithTimeout(ctx, leanTimeout)
+	nc, err := dial(dctx, "tcp", addr)
+	cancel()
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: dial broker %d at %s: %w", who, id, addr, err)
+	}
+	c := &leanConn{nc: nc, rd: bufio.NewReaderSize(nc, 64<<10),
+		fmt: kmsg.NewRequestFormatter(kmsg.FormatterClientID("strom-bench-lean"))}
+	versions, err := c.apiVersions()
+	if err == nil && mech != nil {
+		err = c.authenticate(ctx, mech, versions)
+	}
+	if err != nil {
+		_ = nc.Close()
+		return nil, nil, fmt.Errorf("%s: broker %d at %s: %w", who, id, addr, err)
+	}
+	return c, versions, nil
 }
 
 // initProducerID obtains the idempotent producer id and epoch over c, waiting out retriable errors

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -73,6 +74,21 @@ func TestRunAgainstStrom(t *testing.T) {
 		// lean producer's batches are whole and readable.
 		{name: "consume", mode: bench.ModeConsume, mod: func(c *bench.Config) { c.Consumers = 2; c.Duration = 0 },
 			records: 3500 + 40000 + 1001},
+		// The lean consumer reads uncompressed data only: a topic of its own, written by both producers
+		// (franz-go's small batches and the lean producer's full ones), read by two lean consumers.
+		{name: "produce to the lean topic", mode: bench.ModeProduce, mod: func(c *bench.Config) { c.Topic = "lean"; c.Records = 700 },
+			records: 700, produce: true},
+		{name: "produce lean to the lean topic", mode: bench.ModeProduce,
+			mod: func(c *bench.Config) {
+				c.Topic = "lean"
+				c.Records = 30000
+				c.Producers = 2
+				c.Client = bench.ClientLean
+			},
+			records: 30000, produce: true},
+		{name: "consume lean", mode: bench.ModeConsume,
+			mod:     func(c *bench.Config) { c.Topic = "lean"; c.Consumers = 2; c.Duration = 0; c.Client = bench.ClientLean },
+			records: 30700},
 		{name: "e2e at a rate", mode: bench.ModeE2E, mod: func(c *bench.Config) { c.Records = 400; c.Rate = 1000 },
 			records: 400, produce: true, e2e: true, consumed: 400},
 	}
@@ -106,6 +122,15 @@ func TestRunAgainstStrom(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("lean consume of compressed batches", func(t *testing.T) {
+		cfg := base
+		cfg.Client, cfg.Duration = bench.ClientLean, 0
+		_, err := bench.Run(ctx, bench.ModeConsume, cfg)
+		if err == nil || !strings.Contains(err.Error(), "uncompressed batches only") {
+			t.Fatalf("Run: %v, want the lean consumer to refuse the lz4 batches", err)
+		}
+	})
 
 	t.Run("consume of an empty topic", func(t *testing.T) {
 		cfg := base

@@ -16,7 +16,7 @@ import (
 // produce, and a consume run reads back exactly what they reported acknowledged. It proves the tool
 // measures any Kafka-protocol cluster, and that the lean producer's hand-stamped batches (sequences
 // continued across requests, a last batch cut short, one connection per leader) are accepted and
-// readable as a full client's are.
+// readable as a full client's are, and that the lean consumer counts what franz-go does.
 func TestBenchAgainstClusters(t *testing.T) {
 	t.Parallel()
 	targets := append(clusters(), target{name: "strom-3-nodes", start: func(t testing.TB) harness.Cluster {
@@ -46,6 +46,8 @@ func TestBenchAgainstClusters(t *testing.T) {
 				{"lean", bench.ModeProduce, func(c *bench.Config) { c.Records = 50000; c.Producers = 2; c.Client = bench.ClientLean }, 50000},
 				{"franz-go", bench.ModeProduce, func(c *bench.Config) { c.Records = 5000; c.Producers = 2 }, 5000},
 				{"consume", bench.ModeConsume, func(c *bench.Config) { c.Consumers = 3; c.Duration = 0 }, 55000},
+				// The lean consumer walks the same batches itself, from every leader.
+				{"consume lean", bench.ModeConsume, func(c *bench.Config) { c.Consumers = 2; c.Duration = 0; c.Client = bench.ClientLean }, 55000},
 			}
 			for _, run := range runs {
 				rc := cfg
@@ -68,8 +70,8 @@ func TestBenchAgainstClusters(t *testing.T) {
 }
 
 // benchRoundTrip runs `strom bench` against bootstrap with the Kafka client properties file props (TLS,
-// SASL): the lean producer and franz-go each produce, and a consume run reads back what they reported
-// acknowledged.
+// SASL): the lean producer and franz-go each produce, and a franz-go and a lean consume run each read back
+// what they reported acknowledged.
 func benchRoundTrip(ctx context.Context, t *testing.T, bootstrap, props string) {
 	t.Helper()
 	cfg := bench.DefaultConfig()
@@ -83,7 +85,8 @@ func benchRoundTrip(ctx context.Context, t *testing.T, bootstrap, props string) 
 		mode    bench.Mode
 		client  string
 		records int64
-	}{{bench.ModeProduce, bench.ClientLean, 20000}, {bench.ModeProduce, bench.ClientFranzGo, 3000}, {bench.ModeConsume, bench.ClientFranzGo, 23000}} {
+	}{{bench.ModeProduce, bench.ClientLean, 20000}, {bench.ModeProduce, bench.ClientFranzGo, 3000}, {bench.ModeConsume, bench.ClientFranzGo, 23000},
+		{bench.ModeConsume, bench.ClientLean, 23000}} {
 		rc := cfg
 		rc.Client = run.client
 		if run.mode == bench.ModeProduce {

@@ -98,7 +98,7 @@ func newBenchModeCmd(mode bench.Mode, short string) *cobra.Command {
 	f.StringVar(&cfg.Conn.SASLMechanism, "sasl-mechanism", "", "SASL mechanism: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, AWS_MSK_IAM (credentials from AWS_* env)")
 	f.StringVar(&cfg.Conn.User, "sasl-user", "", "SASL user")
 	f.StringVar(&cfg.Conn.Password, "sasl-password", "", "SASL password")
-	f.StringVar(&cfg.Client, "client", cfg.Client, "load generator: franz-go (a full client, as applications produce) or lean (produce only: pre-encoded full batches, so the cluster rather than the client sets the rate)")
+	f.StringVar(&cfg.Client, "client", cfg.Client, "load generator: franz-go (a full client, as applications produce) or lean (pre-encoded full batches to produce, fetched batches walked without building records to consume, so the cluster rather than the client sets the rate; no e2e)")
 	f.BoolVar(&asJSON, "json", false, "print the result as one JSON object")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write the load generator's own CPU profile (pprof) to this file: shows when the client, not the cluster, is the limit")
 	return cmd

@@ -1,0 +1,108 @@
+package bench
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"hash/crc32"
+	"testing"
+
+	"github.com/stromhq/strom/storage"
+)
+
+// testBatch is an uncompressed batch at base with one record per value (nil values are null), keyed
+// with key when it is not nil, and attrs in its header.
+func testBatch(base int64, attrs int16, key []byte, values ...[]byte) []byte {
+	recs := make([]storage.Record, len(values))
+	for i, v := range values {
+		recs[i] = storage.Record{OffsetDelta: int32(i), Key: key, Value: v}
+	}
+	return storage.BuildBatch(storage.BatchHeader{BaseOffset: base, Attributes: attrs,
+		LastOffsetDelta: int32(len(values) - 1)}, recs)
+}
+
+func TestWalkBatches(t *testing.T) {
+	v := func(n int) []byte { return bytes.Repeat([]byte{'v'}, n) }
+	join := func(bs ...[]byte) []byte { return bytes.Join(bs, nil) }
+	first := testBatch(10, 0, nil, v(100), v(100), v(100))  // offsets 10-12
+	second := testBatch(13, 0, []byte("key"), v(50), nil)   // offsets 13-14: 3+50 bytes, then 3+0
+	marker := testBatch(15, 0x20, []byte{0, 0, 0, 0}, v(6)) // a control batch at 15
+	third := testBatch(16, 0, nil, v(7))
+	badCRC := append([]byte(nil), first...)
+	badCRC[len(badCRC)-1] ^= 0xff
+	lz4 := testBatch(10, 3, nil, v(1))
+	oldMagic := append([]byte(nil), first...)
+	oldMagic[16] = 1
+	shortRecord := testBatch(10, 0, nil, v(100))
+	shortRecord = shortRecord[:len(shortRecord)-1] // the record's length says one byte more
+	binary.BigEndian.PutUint32(shortRecord[batchLengthAt:], uint32(len(shortRecord)-12))
+	fixCRC(shortRecord)
+	tooMany := append([]byte(nil), first...)
+	tooMany[recordCountAt+3] = 4 // claims a fourth record the batch does not hold
+	fixCRC(tooMany)
+	negDelta := append([]byte(nil), first...)
+	binary.BigEndian.PutUint32(negDelta[lastOffsetDeltaAt:], 0xffffffff)
+	fixCRC(negDelta)
+
+	tests := []struct {
+		name    string
+		data    []byte
+		from    int64
+		want    walked
+		wantErr string
+	}{
+		{name: "nothing", data: nil, from: 7, want: walked{next: 7}},
+		{name: "one batch", data: first, from: 10, want: walked{records: 3, bytes: 300, next: 13}},
+		{name: "keys and a null value", data: join(first, second), from: 10, want: walked{records: 5, bytes: 300 + 53 + 3, next: 15}},
+		{name: "from inside a batch", data: join(first, second), from: 12, want: walked{records: 3, bytes: 100 + 56, next: 15}},
+		{name: "a batch before from", data: join(first, second), from: 13, want: walked{records: 2, bytes: 56, next: 15}},
+		{name: "control batch moves the offset only", data: join(marker, third), from: 15, want: walked{records: 1, bytes: 7, next: 17}},
+		{name: "cut batch left for the next fetch", data: join(first, second[:len(second)-1]), from: 10, want: walked{records: 3, bytes: 300, next: 13}},
+		{name: "cut header", data: join(first, second[:20]), from: 10, want: walked{records: 3, bytes: 300, next: 13}},
+		{name: "bad CRC", data: badCRC, from: 10, wantErr: "CRC-32C"},
+		{name: "compressed", data: lz4, from: 10, wantErr: "uncompressed batches only"},
+		{name: "old magic", data: oldMagic, from: 10, wantErr: "magic 1"},
+		{name: "records missing", data: shortRecord, from: 10, wantErr: "record 0 of 1: length"},
+		{name: "negative offset delta", data: negDelta, from: 0, wantErr: "last offset delta -1"},
+		{name: "count beyond the records", data: tooMany, from: 10, wantErr: "record 3 of 4"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := walkBatches(tt.data, tt.from)
+			if tt.wantErr != "" {
+				if !errors.Is(err, errBadBatch) || !bytes.Contains([]byte(err.Error()), []byte(tt.wantErr)) {
+					t.Fatalf("walkBatches: %v, want errBadBatch mentioning %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("walkBatches = %+v, %v; want %+v", got, err, tt.want)
+			}
+		})
+	}
+}
+
+// fixCRC recomputes the CRC-32C of the batch b.
+func fixCRC(b []byte) {
+	binary.BigEndian.PutUint32(b[batchCRCAt:], crc32.Checksum(b[batchAttributesAt:], castagnoli))
+}
+
+// FuzzWalkBatches feeds arbitrary fetch data to the lean consumer's batch walker: it must never panic,
+// and what it accounts for must be consistent.
+func FuzzWalkBatches(f *testing.F) {
+	f.Add(testBatch(0, 0, nil, []byte("a"), []byte("bc")), int64(0))
+	f.Add(append(testBatch(5, 0, []byte("k"), []byte("v")), testBatch(6, 0x20, nil, []byte{0, 0})...), int64(5))
+	f.Add([]byte{}, int64(3))
+	f.Fuzz(func(t *testing.T, data []byte, from int64) {
+		w, err := walkBatches(data, from)
+		if err != nil {
+			return
+		}
+		if w.records < 0 || w.bytes < 0 || w.next < from {
+			t.Fatalf("walkBatches(%x, %d) = %+v", data, from, w)
+		}
+		if w.bytes > int64(len(data)) {
+			t.Fatalf("%d value bytes in %d bytes of data", w.bytes, len(data))
+		}
+	})
+}
