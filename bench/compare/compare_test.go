@@ -95,7 +95,7 @@ func fakeMeasurement(kind string, round int, f float64) *measurement {
 		cpuStart: 1, cpuWork: 10, peakRSS: int64(400<<20) / int64(f), endRSS: 300 << 20, movedBytes: 2e9,
 		produce1K: res(100000), produce100: res(500000), consume1K: res(200000), consume100: res(900000),
 		produce1KN: res(150000), produce100N: res(700000), consume1KN: res(250000), consume100N: res(950000),
-		e2e: res(50000), e2eRate: 50000}
+		consume1KLean: res(400000), consume100Lean: res(1500000), e2e: res(50000), e2eRate: 50000}
 }
 
 func TestReport(t *testing.T) {
@@ -108,10 +108,12 @@ func TestReport(t *testing.T) {
 	rounds[2][1].consume100N = nil
 	rounds[2][1].errs = []string{"consume 100B: boom"}
 	rep := newReport(options{rounds: 3, duration: time.Second, heap: "1g", clients: 4, nodes: 1}, rounds, time.Minute)
+	rep.guestMemory = "free page reporting: paused for the run (order 9 -> 11, restored after)"
 	tab := rep.table()
 	for _, want := range []string{
 		"| produce 1 KiB, acks=all, idempotent, 4 producers | MB/s | 150.0 | 450.0 | 2.00 / 3.00 / 4.00 | >= 1.5x | yes |",
 		"| consume 100 B, 4 consumers | records/s | 950000 | 2850000 | 2.00 / 3.00 / 4.00 | >= 1.5x | yes |",
+		"| consume 1 KiB, 4 lean consumers | MB/s | 400.0 | 1200 | 2.00 / 3.00 / 4.00 | >= 1.5x | yes |",
 		"| produce 1 KiB, acks=all, idempotent, 1 producer | MB/s | 100.0 | 300.0 | 2.00 / 3.00 / 4.00 | >= 1.5x | yes |",
 		"| e2e latency p99 | ms | 10.00 | 3.333 | 0.25 / 0.33 / 0.50 | <= 0.5x | yes |",
 		"| peak RSS (VmHWM) | MiB | 400.0 | 133.3 |",
@@ -130,7 +132,8 @@ func TestReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"## Machine", "CPUs (nproc):", "Strom fsyncs the log before", "strom round 3: consume 100B: boom",
-		"e2e-latency.png", "| Kafka r1 | Strom r1 |"} {
+		"e2e-latency.png", "| Kafka r1 | Strom r1 |",
+		"- free page reporting: paused for the run"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("RESULTS.md lacks %q", want)
 		}
@@ -155,6 +158,52 @@ func TestReport(t *testing.T) {
 		if err != nil || len(b) < 1000 || string(b[1:4]) != "PNG" {
 			t.Errorf("%s: %d bytes, err %v; want a PNG", png, len(b), err)
 		}
+	}
+}
+
+func TestHoldGuestMemory(t *testing.T) {
+	tests := []struct {
+		name      string
+		content   string // "" = no such file
+		hold      bool
+		during    string // the file's content during the run
+		wantState string
+	}{
+		{name: "no balloon", wantState: "not present", hold: true},
+		{name: "reporting on", content: "9\n", hold: true, during: "11", wantState: "paused for the run (order 9 -> 11"},
+		{name: "asked not to", content: "9\n", hold: false, during: "9\n", wantState: "on for the run (order 9)"},
+		{name: "already off", content: "11\n", hold: true, during: "11\n", wantState: "off before the run (order 11)"},
+		{name: "unreadable value", content: "x\n", hold: true, during: "x\n", wantState: "unknown"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "page_reporting_order")
+			if tt.content != "" {
+				if err := os.WriteFile(path, []byte(tt.content), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			g := holdGuestMemory(path, tt.hold)
+			if !strings.Contains(g.state, tt.wantState) {
+				t.Errorf("state %q, want it to say %q", g.state, tt.wantState)
+			}
+			if tt.content == "" {
+				if err := g.release(); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if b, _ := os.ReadFile(path); string(b) != tt.during {
+				t.Errorf("during the run the file holds %q, want %q", b, tt.during)
+			}
+			if err := g.release(); err != nil {
+				t.Fatal(err)
+			}
+			b, _ := os.ReadFile(path)
+			if strings.TrimSpace(string(b)) != strings.TrimSpace(tt.content) {
+				t.Errorf("after the run the file holds %q, want %q", b, tt.content)
+			}
+		})
 	}
 }
 

@@ -44,6 +44,8 @@ type options struct {
 	workDir    string
 	stromArgs  string
 	nodes      int
+	// holdMemory pauses the guest's free page reporting for the run (see guestmem.go).
+	holdMemory bool
 }
 
 func main() {
@@ -57,6 +59,7 @@ func main() {
 	flag.StringVar(&o.workDir, "work-dir", "", "where the clusters keep their data (default: a temp dir, removed after each round)")
 	flag.StringVar(&o.stromArgs, "strom-args", "", "extra `strom serve` flags, space separated (default: none, i.e. fsync=always)")
 	flag.IntVar(&o.nodes, "nodes", 1, "nodes of each cluster; above 1 every topic is replicated (factor min(nodes, 3), min.insync.replicas factor-1)")
+	flag.BoolVar(&o.holdMemory, "hold-guest-memory", true, "on a VM guest that reports freed memory to its host (virtio-balloon free page reporting), pause the reporting for the run and restore it after (needs root); otherwise every page-cache page a broker writes costs a host fault")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -105,6 +108,13 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 			return harness.NewStrom(ctx, dir, opts...)
 		}},
 	}
+	mem := holdGuestMemory(pageReportingOrder, o.holdMemory)
+	defer func() {
+		if err := mem.release(); err != nil {
+			fmt.Fprintln(stderr, "compare:", err)
+		}
+	}()
+	fmt.Fprintln(stderr, mem.state)
 	var rounds [][2]*measurement
 	began := time.Now()
 	loads := []string{loadAvg()}
@@ -132,6 +142,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	}
 	rep := newReport(o, rounds, time.Since(began))
 	rep.loads = loads
+	rep.guestMemory = mem.state
 	fmt.Fprint(stdout, rep.table())
 	return rep.write(o.out)
 }
@@ -161,6 +172,9 @@ type measurement struct {
 	// Produce with opts.clients lean producers (bench.ClientLean): what the cluster takes when the
 	// client's CPU is not the limit.
 	produce1KLean, produce100Lean *bench.Result
+	// Consume of the 1-producer topics with opts.clients lean consumers (bench.ClientLean): what the
+	// cluster serves when record decoding is not the limit.
+	consume1KLean, consume100Lean *bench.Result
 	e2eRate                       float64
 	errs                          []string
 }
@@ -169,14 +183,14 @@ type measurement struct {
 // the next starts: every produce run writes into a cluster of its own (the consume runs read what the
 // 1-producer run of their size wrote, on its cluster; e2e runs on the last one, the 1 KiB cluster). On
 // this VM (Firecracker) a broker writes into page cache far more slowly while the cache holds gigabytes of
-// earlier runs' files, probably because new pages then come from guest memory untouched for a while, which
-// costs the host a fault each. Measured with `strom bench produce --client lean --record-size 100
-// --producers 4` against one `strom serve`: 8.5-9.8M records/s on a fresh node or after the earlier 7 GB
-// were deleted or dropped from the cache, 3.5-4.1M with them cached (also with --fsync never), 6.4M after
-// 5 GB of anonymous memory was touched and freed first. Kafka, at about 4M records/s, barely moved (3.86M
-// vs 3.99M), so the artifact penalizes the faster writer. Deleting a cluster's files gives their recently
-// touched pages back, so with one writing run per cluster every run meets the same memory state on both
-// clusters. The process figures (memory, CPU, start to ready) are the last cluster's.
+// earlier runs' files: new pages then come from memory the guest handed back to the host (free page
+// reporting, see guestmem.go), which costs a host fault each. Measured with `strom bench produce --client
+// lean --record-size 100 --producers 4` against one `strom serve`: 8.5-9.8M records/s on a fresh node or
+// after the earlier 7 GB were deleted or dropped from the cache, 3.5-4.1M with them cached. Kafka, at
+// about 4M records/s, barely moved, so the artifact penalizes the faster writer. Deleting a cluster's files
+// gives their recently touched pages back, so with one writing run per cluster every run meets the same
+// memory state on both clusters, whether or not the reporting is paused. The process figures (memory, CPU,
+// start to ready) are the last cluster's.
 func measure(ctx context.Context, o options, k kind, round int, e2eRate float64, stderr io.Writer) *measurement {
 	m := &measurement{kind: k.name, round: round}
 	fail := func(what string, err error) { m.errs = append(m.errs, fmt.Sprintf("%s: %v", what, err)) }
@@ -215,6 +229,9 @@ func measure(ctx context.Context, o options, k kind, round int, e2eRate float64,
 		m.consume100 = runWorkload(ctx, base, "consume 100B", bench.ModeConsume, func(c *bench.Config) { c.Topic, c.RecordSize = "bench-100", 100 }, fail)
 		m.consume100N = runWorkload(ctx, base, fmt.Sprintf("consume 100B x%d", n), bench.ModeConsume, func(c *bench.Config) {
 			c.Topic, c.RecordSize, c.Consumers = "bench-100", 100, n
+		}, fail)
+		m.consume100Lean = runWorkload(ctx, base, fmt.Sprintf("consume 100B lean x%d", n), bench.ModeConsume, func(c *bench.Config) {
+			c.Topic, c.RecordSize, c.Consumers, c.Client = "bench-100", 100, n, bench.ClientLean
 		}, fail)
 	})
 	fmt.Fprintf(stderr, "[%s round %d] starting (produce 1KiB, consumes, e2e)\n", k.name, round)
@@ -264,6 +281,9 @@ func measure(ctx context.Context, o options, k kind, round int, e2eRate float64,
 	m.consume1K = runOne("consume 1KiB", bench.ModeConsume, func(c *bench.Config) { c.Topic, c.RecordSize = "bench-1k", 1024 })
 	m.consume1KN = runOne(fmt.Sprintf("consume 1KiB x%d", n), bench.ModeConsume, func(c *bench.Config) {
 		c.Topic, c.RecordSize, c.Consumers = "bench-1k", 1024, n
+	})
+	m.consume1KLean = runOne(fmt.Sprintf("consume 1KiB lean x%d", n), bench.ModeConsume, func(c *bench.Config) {
+		c.Topic, c.RecordSize, c.Consumers, c.Client = "bench-1k", 1024, n, bench.ClientLean
 	})
 	if e2eRate <= 0 && m.produce1K != nil {
 		e2eRate = m.produce1K.RecordsPerSec / 2 // only when Kafka's run of this round failed

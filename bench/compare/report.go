@@ -59,9 +59,12 @@ func tableMetrics(clients int) []metric {
 	prodN := fmt.Sprintf("%d producers", clients)
 	consN := fmt.Sprintf("%d consumers", clients)
 	leanN := fmt.Sprintf("%d lean producers", clients)
+	leanC := fmt.Sprintf("%d lean consumers", clients)
 	return []metric{
 		{"produce 1 KiB, acks=all, idempotent, " + leanN, "MB/s", "produce 1 KiB\n" + leanN, func(m *measurement) float64 { return resultOr(m.produce1KLean, mbPerSec) }, 1.5, true},
 		{"produce 100 B, acks=all, idempotent, " + leanN, "records/s", "produce 100 B\n" + leanN, func(m *measurement) float64 { return resultOr(m.produce100Lean, recPerSec) }, 1.5, true},
+		{"consume 1 KiB, " + leanC, "MB/s", "consume 1 KiB\n" + leanC, func(m *measurement) float64 { return resultOr(m.consume1KLean, mbPerSec) }, 1.5, true},
+		{"consume 100 B, " + leanC, "records/s", "consume 100 B\n" + leanC, func(m *measurement) float64 { return resultOr(m.consume100Lean, recPerSec) }, 1.5, true},
 		{"produce 1 KiB, acks=all, idempotent, " + prodN, "MB/s", "produce 1 KiB\n" + prodN, func(m *measurement) float64 { return resultOr(m.produce1KN, mbPerSec) }, 1.5, true},
 		{"produce 100 B, acks=all, idempotent, " + prodN, "records/s", "produce 100 B\n" + prodN, func(m *measurement) float64 { return resultOr(m.produce100N, recPerSec) }, 1.5, true},
 		{"consume 1 KiB, " + consN, "MB/s", "consume 1 KiB\n" + consN, func(m *measurement) float64 { return resultOr(m.consume1KN, mbPerSec) }, 1.5, true},
@@ -141,6 +144,8 @@ type report struct {
 	date    time.Time
 	// loads are /proc/loadavg samples: before the first round and after each round.
 	loads []string
+	// guestMemory says what the run did about the guest's free page reporting.
+	guestMemory string
 }
 
 func newReport(o options, rounds [][2]*measurement, elapsed time.Duration) *report {
@@ -265,6 +270,9 @@ func (rep *report) write(dir string) error {
 	for _, l := range harness.Machine() {
 		fmt.Fprintf(&b, "- %s\n", l)
 	}
+	if rep.guestMemory != "" {
+		fmt.Fprintf(&b, "- %s\n", rep.guestMemory)
+	}
 	fmt.Fprintf(&b, `
 ## Setup
 
@@ -282,25 +290,28 @@ func (rep *report) write(dir string) error {
   round-robin, up to %v each); end-to-end latency at a fixed rate of half of Kafka's 1-producer 1 KiB
   max of that round (1 producer, 1 consumer), measured from each record's intended send time
   (corrected for coordinated omission). Rounds alternate Kafka, Strom, Kafka, Strom, ...
-- The first two rows use `+"`strom bench --client lean`"+` (%d producers, same topics layout, acks=all,
-  idempotent): a producer that sends full 1 MB batches encoded once, re-stamping each batch's header,
-  sequence and CRC-32C per request, with 5 requests in flight per connection. It needs about a tenth
-  of franz-go's CPU per record, so these rows show what each cluster can take on this machine; the
-  franz-go rows show what an application's client gets, where franz-go's own CPU (about 1.3 s per GB
-  produced, more per record at 100 B) shares the two cores and bounds both clusters. Every produce run
-  writes into a fresh cluster of its own, removed before the next one starts (the consumes read what the
-  1-producer run of their size wrote, on its cluster; e2e runs on the 1 KiB one, started last): on this
-  VM a broker writes into page cache far more slowly while the cache holds gigabytes of earlier runs'
-  files (probably because new pages then come from guest memory untouched for a while, a host fault
-  each; a lone Strom's 100 B lean rate falls from about 9M to 4M records/s, Kafka's barely moves at its
-  4M), so each run meets the same memory state on both clusters. Memory, CPU and start-up figures are
-  the last cluster's.
+- The first four rows use `+"`strom bench --client lean`"+` (%d clients, same topic layout): a producer
+  (acks=all, idempotent) that sends full 1 MB batches encoded once, re-stamping each batch's header,
+  sequence and CRC-32C per request, with 5 requests in flight per connection; and a consumer that keeps
+  one fetch in flight per connection with franz-go's byte limits, checks every batch's CRC-32C and sums
+  the records' sizes from their varints without building records. They need a fraction of franz-go's
+  CPU (the producer about a tenth per record), so these rows show what each cluster can take and serve
+  on this machine; the franz-go rows show what an application's client gets, where franz-go's own CPU
+  (about 1.3 s per GB produced, more per record at 100 B, and a Record built for every record read)
+  shares the two cores and bounds both clusters. Every produce run writes into a fresh cluster of its
+  own, removed before the next one starts (the consumes, franz-go then lean, read what the 1-producer
+  run of their size wrote, on its cluster; e2e runs on the 1 KiB one, started last), so each run meets
+  the same memory state on both clusters. Memory, CPU and start-up figures are the last cluster's.
+- Guest memory (see Machine): this VM's balloon driver hands memory the guest frees back to the host
+  within seconds (free page reporting), and the next touch of such memory costs a host fault. Writing
+  into fresh page cache then runs at about 340 MB/s instead of 1.5 GB/s (dd of 2 GiB with fdatasync,
+  memory freed 15 s before against just before), which caps both brokers' produce rate at the host's
+  fault rate rather than their own. The runner pauses the reporting for the run where it may (root)
+  and restores it after; `+"`-hold-guest-memory=false`"+` measures with it on.
 - The throughput targets are marked on the lean, the %d-client and the 1-client rows. With one
   franz-go client, that client's request pipeline (one fetch in flight, at most 5 produce requests)
   is part of the figure; with several, the clients' own CPU on the same two cores is, and a broker
-  that needs less CPU leaves more of it to them. Consuming has no lean variant: both brokers serve
-  fetches with sendfile(2), and a raw fetch probe is bound by the loopback copy into the client at
-  about 1 GB/s for both (bench/PROFILE.md), so consume ratios measure the consumer's decoding.
+  that needs less CPU leaves more of it to them.
 - Ratios are Strom/Kafka per round; min/median/max are over the %d rounds. Targets are reported, never
   asserted.
 - Memory is the broker process' VmHWM (peak) and VmRSS (at the end of the round) from /proc/PID/status;
