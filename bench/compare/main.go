@@ -44,6 +44,8 @@ type options struct {
 	workDir    string
 	stromArgs  string
 	nodes      int
+	// gcPercent is the load generator's GOGC in this process (bench.TuneGC).
+	gcPercent int
 	// holdMemory pauses the guest's free page reporting for the run (see guestmem.go).
 	holdMemory bool
 }
@@ -61,6 +63,7 @@ func main() {
 	flag.IntVar(&o.nodes, "nodes", 1, "nodes of each cluster; above 1 every topic is replicated (factor min(nodes, 3), min.insync.replicas factor-1)")
 	flag.BoolVar(&o.holdMemory, "hold-guest-memory", true, "on a VM guest that reports freed memory to its host (virtio-balloon free page reporting), pause the reporting for the run and restore it after (needs root); otherwise every page-cache page a broker writes costs a host fault")
 	flag.Parse()
+	o.gcPercent = bench.TuneGC()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if err := run(ctx, o, os.Stdout, os.Stderr); err != nil {

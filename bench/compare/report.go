@@ -282,7 +282,9 @@ func (rep *report) write(dir string) error {
 - Both on 127.0.0.1; the load generator (`+"`strom bench`"+`, franz-go, identical client settings for both:
   franz-go's defaults, i.e. linger 10 ms, up to 5 produce requests in flight per connection with
   idempotence, 32 MiB of buffered records) runs in the runner's process on the same machine, so client and
-  broker share the 2 cores. The 10 ms linger puts a floor of about 5 ms under the median latencies.
+  broker share the 2 cores. The 10 ms linger puts a floor of about 5 ms under the median latencies. The
+  load generator runs with GOGC=%d (Go's default of 100 spent about half its CPU collecting franz-go's
+  request buffers; see bench/gc.go).
 - Per round and cluster, on a fresh cluster: produce at max rate for %v with 1 KiB records and with
   100-byte records (8 partitions, acks=all, idempotent, no compression), once with 1 producer and
   once with %d producers (each its own client and connection, the topic's partitions shared by all);
@@ -327,7 +329,7 @@ and after each round were %s. Differences within the per-round spread (min..max 
 ## Results
 
 `, harness.DefaultKafkaVersion, kafkaNodesNote(rep.opts.nodes), rep.opts.heap, stromNodesNote(rep.opts.nodes),
-		stromArgsNote(rep.opts.stromArgs), replicationNote(rep.opts.nodes), rep.opts.duration, rep.opts.clients, rep.opts.clients, rep.opts.duration, rep.opts.clients, rep.opts.clients, len(rep.rounds), durabilityNote(rep.opts.stromArgs),
+		stromArgsNote(rep.opts.stromArgs), replicationNote(rep.opts.nodes), rep.opts.gcPercent, rep.opts.duration, rep.opts.clients, rep.opts.clients, rep.opts.duration, rep.opts.clients, rep.opts.clients, len(rep.rounds), durabilityNote(rep.opts.stromArgs),
 		strings.Join(rep.loads, "; "))
 	b.WriteString(rep.table())
 	b.WriteString("\n![end-to-end latency percentiles](e2e-latency.png)\n\n![throughput](throughput.png)\n\n## Every round\n\n")

@@ -52,6 +52,7 @@ func newBenchModeCmd(mode bench.Mode, short string) *cobra.Command {
 				cfg.Brokers = nil // the properties file's bootstrap.servers
 			}
 			cfg.Progress = cmd.ErrOrStderr()
+			bench.TuneGC()
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
 			if cpuProfile != "" {
