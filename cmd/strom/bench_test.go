@@ -46,7 +46,7 @@ func TestBenchFlagErrors(t *testing.T) {
 		{[]string{"bench", "produce", "--duration", "soon"}, `invalid argument "soon"`},
 		{[]string{"bench", "produce", "extra"}, `unknown command "extra"`},
 		{[]string{"bench", "produce", "--client", "fast"}, `--client "fast"`},
-		{[]string{"bench", "consume", "--client", "lean"}, "--client lean only produces"},
+		{[]string{"bench", "e2e", "--client", "lean"}, "e2e needs --client franz-go"},
 		{[]string{"bench", "produce", "--sasl-mechanism", "GSSAPI"}, `SASL mechanism "GSSAPI"`},
 		{[]string{"bench", "produce", "--tls-ca", "/nonexistent/ca.pem"}, "CA file"},
 		{[]string{"bench", "produce", "--client-config", "/nonexistent/client.properties"}, "client.properties"},
