@@ -10,7 +10,7 @@ func TestDefaultConfigMatchesServeDefaults(t *testing.T) {
 	c := DefaultConfig()
 	if c.Listen != "127.0.0.1:9092" || c.RaftListen != "127.0.0.1:9093" || c.DataDir != "./data" || c.NodeID != 1 ||
 		c.DefaultPartitions != 1 || c.DefaultReplicationFactor != 1 || !c.AutoCreateTopics || c.Fsync != "always" ||
-		c.MaxRequestBytes != 100<<20 || c.Advertise != "" {
+		c.MaxRequestBytes != 100<<20 || c.Advertise != "" || c.SocketSendBufferBytes != 102400 || c.SocketReceiveBufferBytes != -1 {
 		t.Fatalf("defaults drifted: %+v", c)
 	}
 	if err := c.validate(); err != nil {
@@ -38,6 +38,8 @@ func TestConfigValidate(t *testing.T) {
 		{"bad fsync", func(c *Config) { c.Fsync = "sometimes" }},
 		{"tiny max request", func(c *Config) { c.MaxRequestBytes = 10 }},
 		{"no inflight", func(c *Config) { c.MaxInflight = 0 }},
+		{"zero send buffer", func(c *Config) { c.SocketSendBufferBytes = 0 }},
+		{"negative receive buffer", func(c *Config) { c.SocketReceiveBufferBytes = -2 }},
 		{"no idle timeout", func(c *Config) { c.IdleTimeout = 0 }},
 		{"unknown replica selector", func(c *Config) { c.ReplicaSelectorClass = "org.example.Nearest" }},
 		{"huge rack", func(c *Config) { c.Rack = string(make([]byte, maxRackLen+1)) }},

@@ -52,13 +52,15 @@ func init() {
 // brokerConfigDefaults are the Kafka defaults of the static broker configs
 // Strom reports.
 var brokerConfigDefaults = map[string]string{
-	"num.partitions":             "1",
-	"default.replication.factor": "1",
-	"auto.create.topics.enable":  "true",
-	"socket.request.max.bytes":   "104857600",
-	"log.dirs":                   "/tmp/kafka-logs",
-	"node.id":                    "-1",
-	"broker.id":                  "-1",
+	"num.partitions":              "1",
+	"default.replication.factor":  "1",
+	"auto.create.topics.enable":   "true",
+	"socket.request.max.bytes":    "104857600",
+	"socket.send.buffer.bytes":    "102400",
+	"socket.receive.buffer.bytes": "102400",
+	"log.dirs":                    "/tmp/kafka-logs",
+	"node.id":                     "-1",
+	"broker.id":                   "-1",
 
 	"auto.leader.rebalance.enable":            "true",
 	"leader.imbalance.check.interval.seconds": "300",
@@ -268,7 +270,8 @@ func brokerConfigType(name string) configType {
 		return typeBoolean
 	case "log.dirs":
 		return typeString
-	case "default.replication.factor", "num.partitions", "node.id", "broker.id", "socket.request.max.bytes":
+	case "default.replication.factor", "num.partitions", "node.id", "broker.id", "socket.request.max.bytes",
+		"socket.send.buffer.bytes", "socket.receive.buffer.bytes":
 		return typeInt
 	}
 	return typeString

@@ -291,7 +291,7 @@ func (b *Broker) acceptLoop(l *boundListener) {
 			continue
 		}
 		if tc, ok := nc.(*net.TCPConn); ok {
-			_ = tc.SetNoDelay(true)
+			tuneSocket(tc, b.cfg.SocketSendBufferBytes, b.cfg.SocketReceiveBufferBytes)
 		}
 		if l.tls != nil {
 			nc = tls.Server(nc, l.tls)
@@ -360,4 +360,18 @@ func (b *Broker) Close() error {
 		b.log.Info("strom stopped", "listen", b.addr)
 	})
 	return b.closeErr
+}
+
+// tuneSocket sets an accepted connection's options: no Nagle delay (every
+// response is one write or a header and sendfile runs), and the send and
+// receive buffer sizes when positive (-1 leaves the kernel's autotuning).
+// Failures are ignored: the connection works with the defaults.
+func tuneSocket(tc *net.TCPConn, send, recv int) {
+	_ = tc.SetNoDelay(true)
+	if send > 0 {
+		_ = tc.SetWriteBuffer(send)
+	}
+	if recv > 0 {
+		_ = tc.SetReadBuffer(recv)
+	}
 }

@@ -200,13 +200,15 @@ func (b *Broker) leaderImbalanceCheckInterval() time.Duration {
 // STATIC_BROKER_CONFIG source).
 func (b *Broker) staticBrokerConfigs() map[string]string {
 	m := map[string]string{
-		"node.id":                    strconv.Itoa(int(b.cfg.NodeID)),
-		"broker.id":                  strconv.Itoa(int(b.cfg.NodeID)),
-		"log.dirs":                   b.cfg.DataDir,
-		"num.partitions":             strconv.Itoa(int(b.cfg.DefaultPartitions)),
-		"default.replication.factor": strconv.Itoa(int(b.cfg.DefaultReplicationFactor)),
-		"auto.create.topics.enable":  strconv.FormatBool(b.cfg.AutoCreateTopics),
-		"socket.request.max.bytes":   strconv.Itoa(int(b.cfg.MaxRequestBytes)),
+		"node.id":                     strconv.Itoa(int(b.cfg.NodeID)),
+		"broker.id":                   strconv.Itoa(int(b.cfg.NodeID)),
+		"log.dirs":                    b.cfg.DataDir,
+		"num.partitions":              strconv.Itoa(int(b.cfg.DefaultPartitions)),
+		"default.replication.factor":  strconv.Itoa(int(b.cfg.DefaultReplicationFactor)),
+		"auto.create.topics.enable":   strconv.FormatBool(b.cfg.AutoCreateTopics),
+		"socket.request.max.bytes":    strconv.Itoa(int(b.cfg.MaxRequestBytes)),
+		"socket.send.buffer.bytes":    strconv.Itoa(b.cfg.SocketSendBufferBytes),
+		"socket.receive.buffer.bytes": strconv.Itoa(b.cfg.SocketReceiveBufferBytes),
 
 		"auto.leader.rebalance.enable":            strconv.FormatBool(b.cfg.AutoLeaderRebalance),
 		"leader.imbalance.check.interval.seconds": strconv.Itoa(int(b.cfg.LeaderImbalanceCheckInterval / time.Second)),

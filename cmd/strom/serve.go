@@ -135,6 +135,8 @@ func addServeFlags(f *pflag.FlagSet, cfg *broker.Config) {
 	f.Int16Var(&cfg.DefaultReplicationFactor, "default-replication-factor", cfg.DefaultReplicationFactor, "replication factor of auto-created topics")
 	f.BoolVar(&cfg.AutoCreateTopics, "auto-create-topics", cfg.AutoCreateTopics, "create unknown topics named in metadata requests (auto.create.topics.enable)")
 	f.StringVar(&cfg.Fsync, "fsync", cfg.Fsync, "flush policy of partition logs: always|interval|never")
+	f.IntVar(&cfg.SocketSendBufferBytes, "socket-send-buffer-bytes", cfg.SocketSendBufferBytes, "SO_SNDBUF of client and replica connections, -1 for the OS default (socket.send.buffer.bytes); raise it for links with a large bandwidth-delay product")
+	f.IntVar(&cfg.SocketReceiveBufferBytes, "socket-receive-buffer-bytes", cfg.SocketReceiveBufferBytes, "SO_RCVBUF of client and replica connections, -1 for the OS default (socket.receive.buffer.bytes)")
 	f.IntVar(&cfg.QuotaWindowSamples, "quota-window-num", cfg.QuotaWindowSamples, "samples client quota rates are measured over (quota.window.num)")
 	f.DurationVar(&cfg.QuotaWindowSize, "quota-window-size", cfg.QuotaWindowSize, "length of one client quota sample (quota.window.size.seconds)")
 	f.DurationVar(&cfg.ReplicaLagTimeMax, "replica-lag-time-max", cfg.ReplicaLagTimeMax, "a follower not caught up with its leader for this long leaves the ISR (replica.lag.time.max.ms)")
