@@ -169,6 +169,7 @@ func (c Config) Validate(mode Mode) error {
 		case mode == ModeE2E:
 			return bad("--client lean does not read record values, so it cannot time e2e latency; e2e needs --client franz-go")
 		case mode == ModeConsume:
+			// The produce settings below do not apply to a consumer.
 		case c.Rate != 0:
 			return bad("--client lean sends at max rate only; drop --rate or use --client franz-go")
 		case acks == 0:

@@ -50,7 +50,7 @@ func (r *runner) consumeLean(ctx context.Context, target *consumeTarget) error {
 		}
 	}
 	n := min(r.cfg.Consumers, len(r.partitions))
-	// conns[consumer][leader] lists the partitions that consumer reads from that leader.
+	// assign[consumer][leader] lists the partitions that consumer reads from that leader.
 	assign := make([]map[int32][]int32, n)
 	for i, p := range r.partitions {
 		if target.upTo != nil && target.from[p] >= target.upTo[p] {
