@@ -272,3 +272,71 @@ func TestBrokerOnlyNode(t *testing.T) {
 		t.Errorf("second unregister of 4: %v", kerr.ErrorForCode(code))
 	}
 }
+
+// TestMetadataFindsTopicJustCreated creates topics through the controller and at once asks every other
+// broker for each by name and by id: each must answer with the topic, not UNKNOWN_TOPIC_OR_PARTITION,
+// though the other nodes apply the creation only when the raft leader next sends them its commit index.
+// A topic that does not exist is still unknown, after the bounded wait.
+func TestMetadataFindsTopicJustCreated(t *testing.T) {
+	t.Parallel()
+	c := startTestCluster(t, 3, nil)
+	ctx := testCtx(t)
+	var leader *Broker
+	for deadline := time.Now().Add(10 * time.Second); leader == nil; {
+		for _, b := range c.brokers {
+			if b.node.IsLeader() {
+				leader = b
+			}
+		}
+		if leader == nil && time.Now().After(deadline) {
+			t.Fatal("no raft leader")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	adm := newAdmin(t, leader)
+	for i := range 5 {
+		name := fmt.Sprintf("fresh-%d", i)
+		resp, err := adm.CreateTopic(ctx, 2, 3, nil, name)
+		if err != nil || resp.Err != nil {
+			t.Fatalf("create %s: %v %v", name, err, resp.Err)
+		}
+		for _, b := range c.brokers {
+			if b == leader {
+				continue
+			}
+			req := kmsg.NewPtrMetadataRequest()
+			byName := kmsg.NewMetadataRequestTopic()
+			byName.Topic = kmsg.StringPtr(name)
+			byID := kmsg.NewMetadataRequestTopic()
+			byID.TopicID = resp.ID
+			req.Topics = []kmsg.MetadataRequestTopic{byName, byID}
+			got, err := req.RequestWith(ctx, newClient(t, b))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, mt := range got.Topics {
+				if mt.ErrorCode != 0 || len(mt.Partitions) != 2 {
+					t.Errorf("broker %d, just after %s was created: error %d, %d partitions; want the topic",
+						b.cfg.NodeID, name, mt.ErrorCode, len(mt.Partitions))
+				}
+			}
+		}
+	}
+	req := kmsg.NewPtrMetadataRequest()
+	none := kmsg.NewMetadataRequestTopic()
+	none.Topic = kmsg.StringPtr("never-created")
+	req.Topics = []kmsg.MetadataRequestTopic{none}
+	var follower *Broker
+	for _, b := range c.brokers {
+		if b != leader {
+			follower = b
+		}
+	}
+	got, err := req.RequestWith(ctx, newClient(t, follower))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Topics) != 1 || got.Topics[0].ErrorCode != kerr.UnknownTopicOrPartition.Code {
+		t.Fatalf("a topic never created: %+v, want UNKNOWN_TOPIC_OR_PARTITION", got.Topics)
+	}
+}
