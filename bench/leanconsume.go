@@ -140,6 +140,9 @@ func (r *runner) fetchLoop(ctx context.Context, c *leanConn, target *consumeTarg
 			return fmt.Errorf("lean consumer: write fetch: %w", err)
 		}
 		_ = c.nc.SetReadDeadline(time.Now().Add(leanFetchWait + leanTimeout))
+		if ctx.Err() != nil {
+			return nil // the run ended after the check above: its deadline may have been overwritten
+		}
 		resp := kmsg.NewPtrFetchResponse()
 		resp.Version = c.version
 		body, err := c.readResponse(c.corr, resp.IsFlexible())
