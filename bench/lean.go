@@ -425,11 +425,20 @@ func (c *leanConn) roundTrip(req kmsg.Request, resp kmsg.Response) error {
 		return err
 	}
 	resp.SetVersion(req.GetVersion())
-	body, err := c.readResponse(c.corr, resp.IsFlexible() && req.Key() != 18)
+	return c.readInto(c.corr, resp)
+}
+
+// readInto reads the answer to request corr and decodes it into resp, whose version must be set. Only
+// ApiVersions (key 18) keeps a v0 response header at flexible versions.
+func (c *leanConn) readInto(corr int32, resp kmsg.Response) error {
+	body, err := c.readResponse(corr, resp.IsFlexible() && resp.Key() != 18)
 	if err != nil {
 		return err
 	}
-	return resp.ReadFrom(body)
+	if err := resp.ReadFrom(body); err != nil {
+		return fmt.Errorf("decode %s response: %w", kmsg.NameForKey(resp.Key()), err)
+	}
+	return nil
 }
 
 // readResponse reads one answer frame into c.rbuf and returns its body after the response header, checking
@@ -657,12 +666,8 @@ func (p *leanProducer) receive(c *leanConn, inflight <-chan *leanSlot, free chan
 		_ = c.nc.SetReadDeadline(time.Now().Add(leanTimeout + deliveryTimeout))
 		resp := kmsg.NewPtrProduceResponse()
 		resp.Version = c.version
-		body, err := c.readResponse(s.corr, resp.IsFlexible())
-		if err != nil {
+		if err := c.readInto(s.corr, resp); err != nil {
 			return fmt.Errorf("lean producer: %w", err)
-		}
-		if err := resp.ReadFrom(body); err != nil {
-			return fmt.Errorf("lean producer: decode produce response: %w", err)
 		}
 		for _, rt := range resp.Topics {
 			for _, rp := range rt.Partitions {

@@ -145,12 +145,8 @@ func (r *runner) fetchLoop(ctx context.Context, c *leanConn, target *consumeTarg
 		}
 		resp := kmsg.NewPtrFetchResponse()
 		resp.Version = c.version
-		body, err := c.readResponse(c.corr, resp.IsFlexible())
-		if err != nil {
+		if err := c.readInto(c.corr, resp); err != nil {
 			return fmt.Errorf("lean consumer: %w", err)
-		}
-		if err := resp.ReadFrom(body); err != nil {
-			return fmt.Errorf("lean consumer: decode fetch response: %w", err)
 		}
 		if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
 			return fmt.Errorf("lean consumer: fetch: %w", err)
