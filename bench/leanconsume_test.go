@@ -106,3 +106,42 @@ func FuzzWalkBatches(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkWalkBatches measures the lean consumer's per-record cost on one megabyte of 100-byte records
+// in batches of 160 records, the shape the 100-byte benchmark rows fetch.
+func BenchmarkWalkBatches(b *testing.B) {
+	values := make([][]byte, 160)
+	for i := range values {
+		values[i] = bytes.Repeat([]byte{'v'}, 100)
+	}
+	var data []byte
+	var records int64
+	for base := int64(0); len(data) < 1<<20; base += int64(len(values)) {
+		data = append(data, testBatch(base, 0, nil, values...)...)
+		records += int64(len(values))
+	}
+	b.SetBytes(int64(len(data)))
+	b.ResetTimer()
+	for range b.N {
+		w, err := walkBatches(data, 0)
+		if err != nil || w.records != records {
+			b.Fatalf("walkBatches = %+v, %v; want %d records", w, err, records)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(int64(b.N)*records), "ns/record")
+}
+
+// FuzzVarint holds the walk's varint to binary.Varint on any input.
+func FuzzVarint(f *testing.F) {
+	for _, seed := range [][]byte{nil, {0}, {1}, {0x7f}, {0x80}, {0x80, 0}, {0xc8, 1}, {0xff, 0x7f}, {0xff, 0xff, 1},
+		{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1}, {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 2}} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, gotN := varint(b)
+		want, wantN := binary.Varint(b)
+		if got != want || gotN != wantN {
+			t.Fatalf("varint(%x) = %d, %d; binary.Varint says %d, %d", b, got, gotN, want, wantN)
+		}
+	})
+}
