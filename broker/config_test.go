@@ -10,7 +10,7 @@ func TestDefaultConfigMatchesServeDefaults(t *testing.T) {
 	c := DefaultConfig()
 	if c.Listen != "127.0.0.1:9092" || c.RaftListen != "127.0.0.1:9093" || c.DataDir != "./data" || c.NodeID != 1 ||
 		c.DefaultPartitions != 1 || c.DefaultReplicationFactor != 1 || !c.AutoCreateTopics || c.Fsync != "always" ||
-		c.MaxRequestBytes != 100<<20 || c.Advertise != "" || c.SocketSendBufferBytes != 102400 || c.SocketReceiveBufferBytes != -1 {
+		c.MaxRequestBytes != 100<<20 || c.Advertise != "" || c.SocketSendBufferBytes != 393216 || c.SocketReceiveBufferBytes != -1 {
 		t.Fatalf("defaults drifted: %+v", c)
 	}
 	if err := c.validate(); err != nil {
