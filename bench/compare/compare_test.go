@@ -212,6 +212,12 @@ func TestOptionsValidate(t *testing.T) {
 	if err := good.validate(); err != nil {
 		t.Fatal(err)
 	}
+	tuned := good
+	tuned.kafkaConfig = "socket.send.buffer.bytes=393216, num.io.threads=4,"
+	if props, err := tuned.kafkaProperties(); err != nil || len(props) != 2 ||
+		props[0] != [2]string{"socket.send.buffer.bytes", "393216"} || props[1] != [2]string{"num.io.threads", "4"} {
+		t.Errorf("kafkaProperties(%q) = %q, %v", tuned.kafkaConfig, props, err)
+	}
 	for _, mod := range []func(*options){
 		func(o *options) { o.rounds = 0 },
 		func(o *options) { o.duration = time.Millisecond },
@@ -220,6 +226,9 @@ func TestOptionsValidate(t *testing.T) {
 		func(o *options) { o.clients = 9 }, // more consumers than partitions would idle
 		func(o *options) { o.nodes = 0 },
 		func(o *options) { o.nodes = 6 },
+		func(o *options) { o.kafkaConfig = "socket.send.buffer.bytes" },
+		func(o *options) { o.kafkaConfig = "=1" },
+		func(o *options) { o.kafkaConfig = "a b=1" },
 	} {
 		o := good
 		mod(&o)

@@ -43,7 +43,10 @@ type options struct {
 	out        string
 	workDir    string
 	stromArgs  string
-	nodes      int
+	// kafkaConfig is extra server.properties of every Kafka node, KEY=VALUE[,KEY=VALUE]: Kafka runs
+	// with its defaults unless it is set.
+	kafkaConfig string
+	nodes       int
 	// gcPercent is the load generator's GOGC in this process (bench.TuneGC).
 	gcPercent int
 	// holdMemory pauses the guest's free page reporting for the run (see guestmem.go).
@@ -60,6 +63,7 @@ func main() {
 	flag.StringVar(&o.out, "out", "bench", "directory for RESULTS.md and the PNG plots")
 	flag.StringVar(&o.workDir, "work-dir", "", "where the clusters keep their data (default: a temp dir, removed after each round)")
 	flag.StringVar(&o.stromArgs, "strom-args", "", "extra `strom serve` flags, space separated (default: none, i.e. fsync=always)")
+	flag.StringVar(&o.kafkaConfig, "kafka-config", "", "extra Kafka server.properties, KEY=VALUE[,KEY=VALUE] (default: none, Kafka's defaults)")
 	flag.IntVar(&o.nodes, "nodes", 1, "nodes of each cluster; above 1 every topic is replicated (factor min(nodes, 3), min.insync.replicas factor-1)")
 	flag.BoolVar(&o.holdMemory, "hold-guest-memory", true, "on a VM guest that reports freed memory to its host (virtio-balloon free page reporting), pause the reporting for the run and restore it after (needs root); otherwise every page-cache page a broker writes costs a host fault")
 	flag.Parse()
@@ -88,7 +92,26 @@ func (o options) validate() error {
 	case o.nodes < 1 || o.nodes > 5:
 		return fmt.Errorf("%w: -nodes %d must be between 1 and 5", errBadFlag, o.nodes)
 	}
+	if _, err := o.kafkaProperties(); err != nil {
+		return err
+	}
 	return nil
+}
+
+// kafkaProperties parses -kafka-config.
+func (o options) kafkaProperties() ([][2]string, error) {
+	var props [][2]string
+	for kv := range strings.SplitSeq(o.kafkaConfig, ",") {
+		if strings.TrimSpace(kv) == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(kv, "=")
+		if k = strings.TrimSpace(k); !ok || k == "" || strings.ContainsAny(k, " \t\n") || strings.ContainsRune(v, '\n') {
+			return nil, fmt.Errorf("%w: -kafka-config entry %q is not KEY=VALUE", errBadFlag, kv)
+		}
+		props = append(props, [2]string{k, strings.TrimSpace(v)})
+	}
+	return props, nil
 }
 
 // run does every round, then writes the report; a failed workload is recorded and the rounds go on.
@@ -101,7 +124,12 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	}
 	kinds := []kind{
 		{name: "kafka", start: func(ctx context.Context, dir string) (*harness.LocalCluster, error) {
-			return harness.NewKafka(ctx, dir, harness.Heap(o.heap), harness.ReadyPoll(5*time.Millisecond), harness.Nodes(o.nodes))
+			opts := []harness.Option{harness.Heap(o.heap), harness.ReadyPoll(5 * time.Millisecond), harness.Nodes(o.nodes)}
+			props, _ := o.kafkaProperties() // checked by validate
+			for _, kv := range props {
+				opts = append(opts, harness.BrokerConfig(kv[0], kv[1]))
+			}
+			return harness.NewKafka(ctx, dir, opts...)
 		}},
 		{name: "strom", start: func(ctx context.Context, dir string) (*harness.LocalCluster, error) {
 			opts := []harness.Option{harness.ReadyPoll(5 * time.Millisecond), harness.Nodes(o.nodes)}

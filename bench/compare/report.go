@@ -257,6 +257,9 @@ func (rep *report) write(dir string) error {
 	if rep.opts.stromArgs != "" {
 		cmdline += fmt.Sprintf(" -strom-args %q", rep.opts.stromArgs)
 	}
+	if rep.opts.kafkaConfig != "" {
+		cmdline += fmt.Sprintf(" -kafka-config %q", rep.opts.kafkaConfig)
+	}
 	if rep.opts.nodes > 1 {
 		cmdline += fmt.Sprintf(" -nodes %d", rep.opts.nodes)
 	}
@@ -277,7 +280,7 @@ func (rep *report) write(dir string) error {
 ## Setup
 
 - Apache Kafka %s, %s in KRaft mode, started by the integration harness with its
-  defaults (server.properties written by integration/harness/kafka.go) and -Xmx%s.
+  defaults (server.properties written by integration/harness/kafka.go)%s and -Xmx%s.
 - Strom: %s with its defaults%s.%s
 - Both on 127.0.0.1; the load generator (`+"`strom bench`"+`, franz-go, identical client settings for both:
   franz-go's defaults, i.e. linger 10 ms, up to 5 produce requests in flight per connection with
@@ -328,7 +331,7 @@ and after each round were %s. Differences within the per-round spread (min..max 
 
 ## Results
 
-`, harness.DefaultKafkaVersion, kafkaNodesNote(rep.opts.nodes), rep.opts.heap, stromNodesNote(rep.opts.nodes),
+`, harness.DefaultKafkaVersion, kafkaNodesNote(rep.opts.nodes), kafkaConfigNote(rep.opts.kafkaConfig), rep.opts.heap, stromNodesNote(rep.opts.nodes),
 		stromArgsNote(rep.opts.stromArgs), replicationNote(rep.opts.nodes), rep.opts.gcPercent, rep.opts.duration, rep.opts.clients, rep.opts.clients, rep.opts.duration, rep.opts.clients, rep.opts.clients, len(rep.rounds), durabilityNote(rep.opts.stromArgs),
 		strings.Join(rep.loads, "; "))
 	b.WriteString(rep.table())
@@ -376,6 +379,13 @@ func replicationNote(nodes int) string {
 		"is answered once every in-sync replica has it. All nodes share the same 2 cores and disk. Memory "+
 		"and CPU figures are the sums over the nodes; start to ready is from the first exec to the first "+
 		"Metadata answer listing every node.", rf, minInsync(rf))
+}
+
+func kafkaConfigNote(config string) string {
+	if strings.TrimSpace(config) == "" {
+		return ""
+	}
+	return fmt.Sprintf(", with `%s` set (`-kafka-config`)", config)
 }
 
 func stromArgsNote(args string) string {
