@@ -424,13 +424,27 @@ func afterBarriers(resp kmsg.Response, barriers []internalWrite, fail func(i int
 		return now(resp)
 	}
 	return reply{wait: func(ctx context.Context) kmsg.Response {
-		for i, w := range barriers {
-			if e := w.replicated(ctx); e != nil {
-				fail(i, e)
-			}
-		}
+		waitBarriers(ctx, barriers, barrierTimeout, fail)
 		return resp
 	}}
+}
+
+// barrierTimeout bounds an answer's wait for all its barriers together.
+const barrierTimeout = 30 * time.Second
+
+// waitBarriers waits for every barrier within one timeout and calls fail for
+// those not replicated by then. The barriers are already written and
+// replicate together, so waiting for them in turn costs only the slowest;
+// the shared deadline keeps a stalled follower, which stalls them all, from
+// costing the timeout once per barrier.
+func waitBarriers(ctx context.Context, barriers []internalWrite, timeout time.Duration, fail func(i int, e *kerr.Error)) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for i, w := range barriers {
+		if e := w.replicated(ctx); e != nil {
+			fail(i, e)
+		}
+	}
 }
 
 func (b *Broker) handleOffsetDelete(rq *request, req *kmsg.OffsetDeleteRequest) reply {

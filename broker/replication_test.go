@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"slices"
 	"strings"
@@ -594,6 +595,47 @@ func TestInternalWriteKeepsItsEpoch(t *testing.T) {
 	defer cancel()
 	if err := w.durable(ctx); !errors.Is(err, errUnconfirmedAppend) {
 		t.Fatalf("durable after leadership came back in a new epoch: %v, want %v", err, errUnconfirmedAppend)
+	}
+}
+
+// TestWaitBarriersSharesOneDeadline: an answer with several barriers that
+// cannot replicate (the follower never fetches), as an OffsetFetch naming
+// several groups during a follower stall, waits one timeout in all rather
+// than one per barrier, and fails each of them retriably.
+func TestWaitBarriersSharesOneDeadline(t *testing.T) {
+	t.Parallel()
+	sc := storage.DefaultConfig()
+	sc.Fsync = storage.FsyncNever
+	var barriers []internalWrite
+	for range 3 {
+		lg, err := storage.Open(t.TempDir(), sc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = lg.Close() })
+		p := &partition{log: lg, stopping: make(chan struct{})}
+		p.cfg.Store(&partConfig{minISR: 1, store: sc})
+		p.repl.leader, p.repl.epoch, p.repl.self = true, 3, 1
+		p.repl.isr = []int32{1, 2}
+		p.leaderEpoch.Store(3)
+		w, err := appendInternal(p, mkBatch(1, time.Now().UnixMilli(), nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		barriers = append(barriers, w)
+	}
+	barriers = append(barriers, noWrite)
+	const timeout = 400 * time.Millisecond
+	failed := map[int]*kerr.Error{}
+	start := time.Now()
+	waitBarriers(context.Background(), barriers, timeout, func(i int, e *kerr.Error) { failed[i] = e })
+	// Waited in turn, each barrier would take the whole timeout: 3x.
+	if elapsed := time.Since(start); elapsed >= 3*timeout {
+		t.Errorf("three stalled barriers took %v; one timeout is %v", elapsed, timeout)
+	}
+	want := map[int]*kerr.Error{0: kerr.CoordinatorNotAvailable, 1: kerr.CoordinatorNotAvailable, 2: kerr.CoordinatorNotAvailable}
+	if !maps.Equal(failed, want) {
+		t.Errorf("failed barriers %v, want %v", failed, want)
 	}
 }
 
