@@ -559,12 +559,11 @@ func TestWaitHWLeadershipLost(t *testing.T) {
 	}
 }
 
-// TestInternalWriteKeepsItsEpoch: a coordinator's write is acknowledged only
-// by a leader still in the epoch it was appended in. Had leadership moved
-// away and back meanwhile, the interim leader may have truncated the write,
-// and the high watermark of the new epoch passing its offset proves nothing.
-func TestInternalWriteKeepsItsEpoch(t *testing.T) {
-	t.Parallel()
+// stalledLeader is an empty partition led by replica 1 in epoch 3, with
+// replica 2 in the ISR that never fetches: nothing appended to it reaches the
+// high watermark.
+func stalledLeader(t *testing.T) *partition {
+	t.Helper()
 	sc := storage.DefaultConfig()
 	sc.Fsync = storage.FsyncNever
 	lg, err := storage.Open(t.TempDir(), sc)
@@ -575,8 +574,18 @@ func TestInternalWriteKeepsItsEpoch(t *testing.T) {
 	p := &partition{log: lg, stopping: make(chan struct{})}
 	p.cfg.Store(&partConfig{minISR: 1, store: sc})
 	p.repl.leader, p.repl.epoch, p.repl.self = true, 3, 1
-	p.repl.isr = []int32{1, 2} // the follower never fetches: no high watermark yet
+	p.repl.isr = []int32{1, 2}
 	p.leaderEpoch.Store(3)
+	return p
+}
+
+// TestInternalWriteKeepsItsEpoch: a coordinator's write is acknowledged only
+// by a leader still in the epoch it was appended in. Had leadership moved
+// away and back meanwhile, the interim leader may have truncated the write,
+// and the high watermark of the new epoch passing its offset proves nothing.
+func TestInternalWriteKeepsItsEpoch(t *testing.T) {
+	t.Parallel()
+	p := stalledLeader(t)
 	w, err := appendInternal(p, mkBatch(1, time.Now().UnixMilli(), nil))
 	if err != nil {
 		t.Fatal(err)
@@ -604,21 +613,9 @@ func TestInternalWriteKeepsItsEpoch(t *testing.T) {
 // than one per barrier, and fails each of them retriably.
 func TestWaitBarriersSharesOneDeadline(t *testing.T) {
 	t.Parallel()
-	sc := storage.DefaultConfig()
-	sc.Fsync = storage.FsyncNever
 	var barriers []internalWrite
 	for range 3 {
-		lg, err := storage.Open(t.TempDir(), sc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = lg.Close() })
-		p := &partition{log: lg, stopping: make(chan struct{})}
-		p.cfg.Store(&partConfig{minISR: 1, store: sc})
-		p.repl.leader, p.repl.epoch, p.repl.self = true, 3, 1
-		p.repl.isr = []int32{1, 2}
-		p.leaderEpoch.Store(3)
-		w, err := appendInternal(p, mkBatch(1, time.Now().UnixMilli(), nil))
+		w, err := appendInternal(stalledLeader(t), mkBatch(1, time.Now().UnixMilli(), nil))
 		if err != nil {
 			t.Fatal(err)
 		}
