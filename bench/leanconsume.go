@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/stromhq/strom/storage"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -246,7 +247,7 @@ func walkRecords(b []byte, count int, base, from int64) (n, bytes int64, err err
 		return n, bytes, fmt.Errorf("%w: record %d of %d: %s", errBadBatch, i, count, what)
 	}
 	for ; i < count; i++ {
-		length, k := varint(b)
+		length, k := storage.Varint(b)
 		if k <= 0 || length < 0 || int64(len(b)-k) < length {
 			return bad("length")
 		}
@@ -255,22 +256,22 @@ func walkRecords(b []byte, count int, base, from int64) (n, bytes int64, err err
 		if len(rec) < 1 {
 			return bad("empty")
 		}
-		rec = rec[1:]                   // attributes
-		if _, k = varint(rec); k <= 0 { // timestamp delta
+		rec = rec[1:]                           // attributes
+		if _, k = storage.Varint(rec); k <= 0 { // timestamp delta
 			return bad("timestamp delta")
 		}
 		rec = rec[k:]
-		delta, k := varint(rec)
+		delta, k := storage.Varint(rec)
 		if k <= 0 {
 			return bad("offset delta")
 		}
 		rec = rec[k:]
-		key, k := varint(rec)
+		key, k := storage.Varint(rec)
 		if k <= 0 || key < -1 || int64(len(rec)-k) < max(key, 0) {
 			return bad("key")
 		}
 		rec = rec[k+int(max(key, 0)):]
-		value, k := varint(rec)
+		value, k := storage.Varint(rec)
 		if k <= 0 || value < -1 || int64(len(rec)-k) < max(value, 0) {
 			return bad("value")
 		}
@@ -280,20 +281,4 @@ func walkRecords(b []byte, count int, base, from int64) (n, bytes int64, err err
 		}
 	}
 	return n, bytes, nil
-}
-
-// varint decodes the zigzag varint at the front of b as binary.Varint does, with the one- and two-byte
-// cases (most of a record's fields, and a 100-byte record's length and value length) decoded in place:
-// at 100-byte records the walk is most of the consumer's work, and this takes a quarter off it.
-func varint(b []byte) (int64, int) {
-	var u uint64
-	switch {
-	case len(b) > 0 && b[0] < 0x80:
-		u = uint64(b[0])
-		return int64(u>>1) ^ -int64(u&1), 1
-	case len(b) > 1 && b[1] < 0x80:
-		u = uint64(b[0]&0x7f) | uint64(b[1])<<7
-		return int64(u>>1) ^ -int64(u&1), 2
-	}
-	return binary.Varint(b)
 }

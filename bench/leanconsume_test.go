@@ -130,18 +130,3 @@ func BenchmarkWalkBatches(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(int64(b.N)*records), "ns/record")
 }
-
-// FuzzVarint holds the walk's varint to binary.Varint on any input.
-func FuzzVarint(f *testing.F) {
-	for _, seed := range [][]byte{nil, {0}, {1}, {0x7f}, {0x80}, {0x80, 0}, {0xc8, 1}, {0xff, 0x7f}, {0xff, 0xff, 1},
-		{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1}, {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 2}} {
-		f.Add(seed)
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		got, gotN := varint(b)
-		want, wantN := binary.Varint(b)
-		if got != want || gotN != wantN {
-			t.Fatalf("varint(%x) = %d, %d; binary.Varint says %d, %d", b, got, gotN, want, wantN)
-		}
-	})
-}

@@ -180,3 +180,18 @@ func FuzzRecovery(f *testing.F) {
 		}
 	})
 }
+
+// FuzzVarint holds Varint to binary.Varint on any input.
+func FuzzVarint(f *testing.F) {
+	for _, seed := range [][]byte{nil, {0}, {1}, {0x7f}, {0x80}, {0x80, 0}, {0xc8, 1}, {0xff, 0x7f}, {0xff, 0xff, 1},
+		{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1}, {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 2}} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, gotN := Varint(b)
+		want, wantN := binary.Varint(b)
+		if got != want || gotN != wantN {
+			t.Fatalf("Varint(%x) = %d, %d; binary.Varint says %d, %d", b, got, gotN, want, wantN)
+		}
+	})
+}
