@@ -338,6 +338,15 @@ func (r *runner) produceLoop(ctx context.Context, cl *kgo.Client, payload []byte
 	start := time.Now()
 	stamp := r.mode == ModeE2E
 	t := newProduceTally(&r.c)
+	// One promise serves every record, so no closure is built per record:
+	// the intended send time is the record's timestamp, its size its value's.
+	promise := func(rec *kgo.Record, err error) {
+		if err != nil {
+			r.c.fail(fmt.Errorf("produce: %w", err))
+			return
+		}
+		t.acked(time.Since(rec.Timestamp), int64(len(rec.Value)))
+	}
 	var now time.Time
 	for i := int64(0); quota == 0 || i < quota; i++ {
 		// At max rate a record is due when the loop gets to it. Reading the
@@ -375,17 +384,10 @@ func (r *runner) produceLoop(ctx context.Context, cl *kgo.Client, payload []byte
 			copy(value, payload)
 			binary.BigEndian.PutUint64(value, uint64(intended.UnixNano()))
 		}
-		size := int64(len(value))
 		// The record's timestamp is its intended send time: the clock was
 		// read for it already, and franz-go reads it again for every record
 		// that has none.
-		cl.Produce(ctx, &kgo.Record{Value: value, Timestamp: intended}, func(_ *kgo.Record, err error) {
-			if err != nil {
-				r.c.fail(fmt.Errorf("produce: %w", err))
-				return
-			}
-			t.acked(time.Since(intended), size)
-		})
+		cl.Produce(ctx, &kgo.Record{Value: value, Timestamp: intended}, promise)
 	}
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), flushTimeout)
 	defer cancel()
