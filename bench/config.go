@@ -68,6 +68,11 @@ type Config struct {
 	// In consume mode with Records 0 the run also ends at the end offsets seen at its start.
 	Duration time.Duration
 	Records  int64
+	// Passes is how many times a consume run reads the topic from its start offsets to the end offsets
+	// seen when it begins, each pass with new clients; 0 counts as 1. Rates are over all passes. A
+	// consumer reads in well under a second what a producer wrote in several, and more passes give a
+	// steadier figure on a shared machine. Consume mode only.
+	Passes int
 	// Acks is "0", "1" or "all". Idempotence is on exactly when Acks is "all" (Kafka requires acks=all
 	// for it), as in the Java client's defaults.
 	Acks string
@@ -104,6 +109,7 @@ func DefaultConfig() Config {
 		Linger:           10 * time.Millisecond, // franz-go's default
 		Producers:        1,
 		Consumers:        1,
+		Passes:           1,
 		Client:           ClientFranzGo,
 		DrainTimeout:     10 * time.Second,
 		ProgressInterval: time.Second,
@@ -145,6 +151,10 @@ func (c Config) Validate(mode Mode) error {
 		return bad("--duration %v is negative", c.Duration)
 	case c.Records < 0:
 		return bad("--records %d is negative", c.Records)
+	case c.Passes < 0:
+		return bad("--passes %d is negative", c.Passes)
+	case c.Passes > 1 && mode != ModeConsume:
+		return bad("--passes %d: only consume reads a topic more than once", c.Passes)
 	case c.Duration == 0 && c.Records == 0 && mode != ModeConsume:
 		return bad("set --duration or --records to bound the run")
 	case c.Linger < 0:

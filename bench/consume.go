@@ -131,10 +131,16 @@ func (r *runner) runConsume(ctx context.Context) error {
 		target.want.Store(r.cfg.Records)
 	}
 	r.started = time.Now()
-	if r.cfg.Client == ClientLean {
-		err = r.consumeLean(cctx, target)
-	} else {
-		err = r.consume(cctx, target)
+	for range max(r.cfg.Passes, 1) {
+		if r.cfg.Client == ClientLean {
+			err = r.consumeLean(cctx, target)
+		} else {
+			err = r.consume(cctx, target)
+		}
+		// A pass that --records or --duration cut short ends the run.
+		if err != nil || cctx.Err() != nil {
+			break
+		}
 	}
 	r.elapsed = time.Since(r.started)
 	return err

@@ -24,7 +24,9 @@ type Result struct {
 	Producers   int     `json:"producers"`
 	Consumers   int     `json:"consumers"`
 	Client      string  `json:"client"`
-	Seconds     float64 `json:"seconds"`
+	// Passes is how many times a consume run set out to read the topic (Config.Passes).
+	Passes  int     `json:"passes,omitempty"`
+	Seconds float64 `json:"seconds"`
 	// Records and Bytes are acknowledged records in produce and e2e mode, consumed ones in consume mode.
 	Records       int64   `json:"records"`
 	Bytes         int64   `json:"bytes"`
@@ -62,6 +64,7 @@ func (r *runner) result() *Result {
 		res.Produce = r.produceLat.Summary()
 	case ModeConsume:
 		res.Records, res.Bytes = r.c.consumed.Load(), r.c.consumedBytes.Load()
+		res.Passes = max(r.cfg.Passes, 1)
 	case ModeE2E:
 		res.Records, res.Bytes = r.c.produced.Load(), r.c.producedBytes.Load()
 		res.Consumed = r.c.consumed.Load()
@@ -97,6 +100,9 @@ func (res *Result) WriteText(w io.Writer) error {
 	}
 	fmt.Fprintf(&b, "%s %s: %d partitions, %d-byte records, rate %s, acks=%s, compression=%s, linger %gms, %d producer(s), %d consumer(s), client %s\n",
 		res.Mode, res.Topic, res.Partitions, res.RecordSize, rate, res.Acks, res.Compression, res.LingerMS, res.Producers, res.Consumers, res.Client)
+	if res.Passes > 1 {
+		fmt.Fprintf(&b, "read the topic %d times over\n", res.Passes)
+	}
 	fmt.Fprintf(&b, "%d records, %.1f MB in %.2fs: %.0f records/s, %.2f MB/s\n",
 		res.Records, float64(res.Bytes)/1e6, res.Seconds, res.RecordsPerSec, res.MBPerSec)
 	if res.Mode == ModeE2E {

@@ -74,6 +74,9 @@ func TestRunAgainstStrom(t *testing.T) {
 		// lean producer's batches are whole and readable.
 		{name: "consume", mode: bench.ModeConsume, mod: func(c *bench.Config) { c.Consumers = 2; c.Duration = 0 },
 			records: 3500 + 40000 + 1001},
+		{name: "consume in two passes", mode: bench.ModeConsume,
+			mod:     func(c *bench.Config) { c.Consumers = 2; c.Duration = 0; c.Passes = 2 },
+			records: 2 * (3500 + 40000 + 1001)},
 		// The lean consumer reads uncompressed data only: a topic of its own, written by both producers
 		// (franz-go's small batches and the lean producer's full ones), read by two lean consumers.
 		{name: "produce to the lean topic", mode: bench.ModeProduce, mod: func(c *bench.Config) { c.Topic = "lean"; c.Records = 700 },
@@ -89,6 +92,11 @@ func TestRunAgainstStrom(t *testing.T) {
 		{name: "consume lean", mode: bench.ModeConsume,
 			mod:     func(c *bench.Config) { c.Topic = "lean"; c.Consumers = 2; c.Duration = 0; c.Client = bench.ClientLean },
 			records: 30700},
+		{name: "consume lean in three passes", mode: bench.ModeConsume,
+			mod: func(c *bench.Config) {
+				c.Topic, c.Consumers, c.Duration, c.Client, c.Passes = "lean", 2, 0, bench.ClientLean, 3
+			},
+			records: 3 * 30700},
 		{name: "e2e at a rate", mode: bench.ModeE2E, mod: func(c *bench.Config) { c.Records = 400; c.Rate = 1000 },
 			records: 400, produce: true, e2e: true, consumed: 400},
 	}
@@ -98,7 +106,7 @@ func TestRunAgainstStrom(t *testing.T) {
 			tt.mod(&cfg)
 			if tt.mode == bench.ModeConsume {
 				// acks=1 records become visible once the broker's background fsync moved the high watermark.
-				waitEndOffsets(t, ctx, addr, cfg.Topic, tt.records)
+				waitEndOffsets(t, ctx, addr, cfg.Topic, tt.records/int64(max(cfg.Passes, 1)))
 			}
 			res, err := bench.Run(ctx, tt.mode, cfg)
 			if err != nil {
@@ -113,6 +121,9 @@ func TestRunAgainstStrom(t *testing.T) {
 			}
 			if (res.Produce != nil) != tt.produce || (res.E2E != nil) != tt.e2e {
 				t.Errorf("latency summaries: produce %v e2e %v; want %v %v", res.Produce, res.E2E, tt.produce, tt.e2e)
+			}
+			if want := max(cfg.Passes, 1); tt.mode == bench.ModeConsume && res.Passes != want {
+				t.Errorf("result: %d passes, want %d", res.Passes, want)
 			}
 			if res.Produce != nil && res.Produce.Count != tt.records {
 				t.Errorf("produce latency has %d samples, want %d", res.Produce.Count, tt.records)

@@ -86,6 +86,7 @@ func newBenchModeCmd(mode bench.Mode, short string) *cobra.Command {
 	f.StringVar(&rate, "rate", "max", "records per second over all producers, or max")
 	f.DurationVar(&cfg.Duration, "duration", cfg.Duration, "how long to run (0: until --records)")
 	f.Int64Var(&cfg.Records, "records", cfg.Records, "stop after this many records (0: until --duration)")
+	f.IntVar(&cfg.Passes, "passes", cfg.Passes, "consume: read the topic from its start to its end offsets this many times (rates are over all passes)")
 	f.StringVar(&cfg.Acks, "acks", cfg.Acks, "0, 1 or all (all enables idempotence)")
 	f.StringVar(&cfg.Compression, "compression", cfg.Compression, "none, gzip, snappy, lz4 or zstd")
 	f.DurationVar(&cfg.Linger, "linger", cfg.Linger, "how long producers wait to fill a batch (linger.ms)")

@@ -43,6 +43,7 @@ func TestBenchFlagErrors(t *testing.T) {
 		{[]string{"bench", "produce", "--topic-config", "novalue"}, "novalue must be formatted as key=value"},
 		{[]string{"bench", "produce", "--producers", "0"}, "--producers 0"},
 		{[]string{"bench", "produce", "--linger", "-1ms"}, "--linger -1ms"},
+		{[]string{"bench", "e2e", "--passes", "2"}, "--passes 2: only consume"},
 		{[]string{"bench", "produce", "--duration", "soon"}, `invalid argument "soon"`},
 		{[]string{"bench", "produce", "extra"}, `unknown command "extra"`},
 		{[]string{"bench", "produce", "--client", "fast"}, `--client "fast"`},
