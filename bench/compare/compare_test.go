@@ -107,7 +107,7 @@ func TestReport(t *testing.T) {
 	// A failed workload shows as n/a and is left out of the ratios.
 	rounds[2][1].consume100N = nil
 	rounds[2][1].errs = []string{"consume 100B: boom"}
-	rep := newReport(options{rounds: 3, duration: time.Second, heap: "1g", clients: 4, nodes: 1, gcPercent: 400}, rounds, time.Minute)
+	rep := newReport(options{rounds: 3, duration: time.Second, heap: "1g", clients: 4, nodes: 1, gcPercent: 400, passes: 3}, rounds, time.Minute)
 	rep.guestMemory = "free page reporting: paused for the run (order 9 -> 11, restored after)"
 	tab := rep.table()
 	for _, want := range []string{
@@ -132,7 +132,8 @@ func TestReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"## Machine", "CPUs (nproc):", "Strom fsyncs the log before", "strom round 3: consume 100B: boom",
-		"e2e-latency.png", "| Kafka r1 | Strom r1 |", "GOGC=400",
+		"e2e-latency.png", "| Kafka r1 | Strom r1 |", "GOGC=400", "-consume-passes 3",
+		"with 4 consumers (partitions split\n  round-robin, the topic read 3 times over, new clients each pass, the rate over all passes, up to 1s each)",
 		"- free page reporting: paused for the run"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("RESULTS.md lacks %q", want)
@@ -208,7 +209,7 @@ func TestHoldGuestMemory(t *testing.T) {
 }
 
 func TestOptionsValidate(t *testing.T) {
-	good := options{rounds: 3, duration: 8 * time.Second, partitions: 8, clients: 4, nodes: 1}
+	good := options{rounds: 3, duration: 8 * time.Second, partitions: 8, clients: 4, nodes: 1, passes: 3}
 	if err := good.validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -224,6 +225,7 @@ func TestOptionsValidate(t *testing.T) {
 		func(o *options) { o.partitions = 0 },
 		func(o *options) { o.clients = 0 },
 		func(o *options) { o.clients = 9 }, // more consumers than partitions would idle
+		func(o *options) { o.passes = 0 },
 		func(o *options) { o.nodes = 0 },
 		func(o *options) { o.nodes = 6 },
 		func(o *options) { o.kafkaConfig = "socket.send.buffer.bytes" },

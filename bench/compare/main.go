@@ -47,6 +47,8 @@ type options struct {
 	// with its defaults unless it is set.
 	kafkaConfig string
 	nodes       int
+	// passes is how many times each consume run reads its topic (bench.Config.Passes).
+	passes int
 	// gcPercent is the load generator's GOGC in this process (bench.TuneGC).
 	gcPercent int
 	// holdMemory pauses the guest's free page reporting for the run (see guestmem.go).
@@ -64,6 +66,7 @@ func main() {
 	flag.StringVar(&o.workDir, "work-dir", "", "where the clusters keep their data (default: a temp dir, removed after each round)")
 	flag.StringVar(&o.stromArgs, "strom-args", "", "extra `strom serve` flags, space separated (default: none, i.e. fsync=always)")
 	flag.StringVar(&o.kafkaConfig, "kafka-config", "", "extra Kafka server.properties, KEY=VALUE[,KEY=VALUE] (default: none, Kafka's defaults)")
+	flag.IntVar(&o.passes, "consume-passes", 3, "times each consume run reads its topic from the start (new clients each pass; the run still ends at -duration): a single pass of 100-byte records lasts under a second, and a hiccup of the machine swings it")
 	flag.IntVar(&o.nodes, "nodes", 1, "nodes of each cluster; above 1 every topic is replicated (factor min(nodes, 3), min.insync.replicas factor-1)")
 	flag.BoolVar(&o.holdMemory, "hold-guest-memory", true, "on a VM guest that reports freed memory to its host (virtio-balloon free page reporting), pause the reporting for the run and restore it after (needs root); otherwise every page-cache page a broker writes costs a host fault")
 	flag.Parse()
@@ -89,6 +92,8 @@ func (o options) validate() error {
 		return fmt.Errorf("%w: -partitions %d must be at least 1", errBadFlag, o.partitions)
 	case o.clients < 1 || o.clients > o.partitions:
 		return fmt.Errorf("%w: -clients %d must be between 1 and the partitions (%d)", errBadFlag, o.clients, o.partitions)
+	case o.passes < 1:
+		return fmt.Errorf("%w: -consume-passes %d must be at least 1", errBadFlag, o.passes)
 	case o.nodes < 1 || o.nodes > 5:
 		return fmt.Errorf("%w: -nodes %d must be between 1 and 5", errBadFlag, o.nodes)
 	}
@@ -362,6 +367,7 @@ func baseConfig(o options, c *harness.LocalCluster, k kind, round int, stderr io
 	base.Brokers = c.Seeds()
 	base.Partitions = int32(o.partitions)
 	base.Duration = o.duration
+	base.Passes = o.passes // consume runs only: runWorkload resets it for the others
 	base.Acks = "all"
 	if o.nodes > 1 {
 		rf := replicationFactor(o.nodes)
@@ -377,6 +383,9 @@ func runWorkload(ctx context.Context, base bench.Config, name string, mode bench
 	fail func(string, error)) *bench.Result {
 	cfg := base
 	mod(&cfg)
+	if mode != bench.ModeConsume {
+		cfg.Passes = 1
+	}
 	res, err := bench.Run(ctx, mode, cfg)
 	if err != nil {
 		fail(name, err)

@@ -253,7 +253,8 @@ func (rep *report) write(dir string) error {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Strom vs Apache Kafka, side by side\n\n")
-	cmdline := fmt.Sprintf("go run ./bench/compare -out %s -rounds %d -duration %v -clients %d", rep.opts.out, rep.opts.rounds, rep.opts.duration, rep.opts.clients)
+	cmdline := fmt.Sprintf("go run ./bench/compare -out %s -rounds %d -duration %v -clients %d -consume-passes %d",
+		rep.opts.out, rep.opts.rounds, rep.opts.duration, rep.opts.clients, rep.opts.passes)
 	if rep.opts.stromArgs != "" {
 		cmdline += fmt.Sprintf(" -strom-args %q", rep.opts.stromArgs)
 	}
@@ -292,7 +293,7 @@ func (rep *report) write(dir string) error {
   100-byte records (8 partitions, acks=all, idempotent, no compression), once with 1 producer and
   once with %d producers (each its own client and connection, the topic's partitions shared by all);
   consume each 1-producer topic from the start with 1 and with %d consumers (partitions split
-  round-robin, up to %v each); end-to-end latency at a fixed rate of half of Kafka's 1-producer 1 KiB
+  round-robin, %s, up to %v each); end-to-end latency at a fixed rate of half of Kafka's 1-producer 1 KiB
   max of that round (1 producer, 1 consumer), measured from each record's intended send time
   (corrected for coordinated omission). Rounds alternate Kafka, Strom, Kafka, Strom, ...
 - The first four rows use `+"`strom bench --client lean`"+` (%d clients, same topic layout): a producer
@@ -332,7 +333,7 @@ and after each round were %s. Differences within the per-round spread (min..max 
 ## Results
 
 `, harness.DefaultKafkaVersion, kafkaNodesNote(rep.opts.nodes), kafkaConfigNote(rep.opts.kafkaConfig), rep.opts.heap, stromNodesNote(rep.opts.nodes),
-		stromArgsNote(rep.opts.stromArgs), replicationNote(rep.opts.nodes), rep.opts.gcPercent, rep.opts.duration, rep.opts.clients, rep.opts.clients, rep.opts.duration, rep.opts.clients, rep.opts.clients, len(rep.rounds), durabilityNote(rep.opts.stromArgs),
+		stromArgsNote(rep.opts.stromArgs), replicationNote(rep.opts.nodes), rep.opts.gcPercent, rep.opts.duration, rep.opts.clients, rep.opts.clients, passesNote(rep.opts.passes), rep.opts.duration, rep.opts.clients, rep.opts.clients, len(rep.rounds), durabilityNote(rep.opts.stromArgs),
 		strings.Join(rep.loads, "; "))
 	b.WriteString(rep.table())
 	b.WriteString("\n![end-to-end latency percentiles](e2e-latency.png)\n\n![throughput](throughput.png)\n\n## Every round\n\n")
@@ -379,6 +380,14 @@ func replicationNote(nodes int) string {
 		"is answered once every in-sync replica has it. All nodes share the same 2 cores and disk. Memory "+
 		"and CPU figures are the sums over the nodes; start to ready is from the first exec to the first "+
 		"Metadata answer listing every node.", rf, minInsync(rf))
+}
+
+// passesNote says how many times each consume run read its topic.
+func passesNote(passes int) string {
+	if passes <= 1 {
+		return "the topic read once"
+	}
+	return fmt.Sprintf("the topic read %d times over, new clients each pass, the rate over all passes", passes)
 }
 
 func kafkaConfigNote(config string) string {
