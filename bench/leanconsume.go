@@ -2,11 +2,8 @@ package bench
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
-	"math"
 	"sync"
 	"time"
 
@@ -195,43 +192,35 @@ type walked struct {
 // (a batch that began earlier) and control batches are passed over.
 func walkBatches(b []byte, from int64) (walked, error) {
 	w := walked{next: from}
-	for len(b) >= batchHeaderBytes {
-		size := int(int32(binary.BigEndian.Uint32(b[batchLengthAt:])))
-		if size < batchHeaderBytes-12 {
-			return w, fmt.Errorf("%w: length %d", errBadBatch, size)
+	for len(b) >= storage.BatchHeaderSize {
+		h, err := storage.ParseBatchHeader(b)
+		if err != nil {
+			if h.Magic != 2 {
+				return w, fmt.Errorf("%w: %w (the lean consumer reads v2 batches only)", errBadBatch, err)
+			}
+			return w, fmt.Errorf("%w: %w", errBadBatch, err)
 		}
-		if 12+size > len(b) {
+		if h.Size() > len(b) {
 			break // cut at the fetch's byte limit
 		}
-		batch := b[:12+size]
-		b = b[12+size:]
-		base := int64(binary.BigEndian.Uint64(batch))
-		if magic := batch[16]; magic != 2 {
-			return w, fmt.Errorf("%w: magic %d at offset %d (the lean consumer reads v2 batches only)", errBadBatch, magic, base)
+		batch := b[:h.Size()]
+		b = b[h.Size():]
+		if err := storage.VerifyCRC(batch); err != nil {
+			return w, fmt.Errorf("%w: CRC-32C of the batch at offset %d: %w", errBadBatch, h.BaseOffset, err)
 		}
-		if got, want := crc32.Checksum(batch[batchAttributesAt:], castagnoli), binary.BigEndian.Uint32(batch[batchCRCAt:]); got != want {
-			return w, fmt.Errorf("%w: CRC-32C %08x, header says %08x at offset %d", errBadBatch, got, want, base)
-		}
-		delta := int64(int32(binary.BigEndian.Uint32(batch[lastOffsetDeltaAt:])))
-		if delta < 0 || base < 0 || base > math.MaxInt64-1-delta {
-			return w, fmt.Errorf("%w: base offset %d, last offset delta %d", errBadBatch, base, delta)
-		}
-		last := base + delta
-		attrs := binary.BigEndian.Uint16(batch[batchAttributesAt:])
-		if last < from {
+		if h.LastOffset() < from {
 			continue
 		}
-		w.next = last + 1
-		if attrs&0x20 != 0 {
-			continue // control batch (transaction marker)
+		w.next = h.LastOffset() + 1
+		if h.IsControl() {
+			continue // transaction marker
 		}
-		if codec := attrs & 0x7; codec != 0 {
-			return w, fmt.Errorf("%w: compression codec %d at offset %d (the lean consumer reads uncompressed batches only)", errBadBatch, codec, base)
+		if codec := h.Compression(); codec != storage.CompressionNone {
+			return w, fmt.Errorf("%w: compression codec %d at offset %d (the lean consumer reads uncompressed batches only)", errBadBatch, codec, h.BaseOffset)
 		}
-		count := int(int32(binary.BigEndian.Uint32(batch[recordCountAt:])))
-		n, bytes, err := walkRecords(batch[batchHeaderBytes:], count, base, from)
+		n, bytes, err := walkRecords(batch[storage.BatchHeaderSize:], int(h.NumRecords), h.BaseOffset, from)
 		if err != nil {
-			return w, fmt.Errorf("batch at offset %d: %w", base, err)
+			return w, fmt.Errorf("batch at offset %d: %w", h.BaseOffset, err)
 		}
 		w.records += n
 		w.bytes += bytes
