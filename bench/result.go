@@ -12,10 +12,12 @@ import (
 
 // Result is what one Run measured. Throughput counts value (and key) bytes only, in MB of 10^6 bytes.
 type Result struct {
-	Mode        Mode    `json:"mode"`
-	Brokers     string  `json:"brokers"`
-	Topic       string  `json:"topic"`
-	Partitions  int     `json:"partitions"`
+	Mode       Mode   `json:"mode"`
+	Brokers    string `json:"brokers"`
+	Topic      string `json:"topic"`
+	Partitions int    `json:"partitions"`
+	// RecordSize is the configured value size, except in consume mode: there the records read are
+	// whatever the topic holds, and it is their average key and value bytes.
 	RecordSize  int     `json:"record_size"`
 	TargetRate  float64 `json:"target_rate"` // records/s over all producers; 0 = max
 	Acks        string  `json:"acks"`
@@ -65,6 +67,10 @@ func (r *runner) result() *Result {
 	case ModeConsume:
 		res.Records, res.Bytes = r.c.consumed.Load(), r.c.consumedBytes.Load()
 		res.Passes = max(r.cfg.Passes, 1)
+		res.RecordSize = 0
+		if res.Records > 0 {
+			res.RecordSize = int((res.Bytes + res.Records/2) / res.Records)
+		}
 	case ModeE2E:
 		res.Records, res.Bytes = r.c.produced.Load(), r.c.producedBytes.Load()
 		res.Consumed = r.c.consumed.Load()
@@ -98,8 +104,12 @@ func (res *Result) WriteText(w io.Writer) error {
 	if res.TargetRate > 0 {
 		rate = fmt.Sprintf("%.0f rec/s", res.TargetRate)
 	}
-	fmt.Fprintf(&b, "%s %s: %d partitions, %d-byte records, rate %s, acks=%s, compression=%s, linger %gms, %d producer(s), %d consumer(s), client %s\n",
-		res.Mode, res.Topic, res.Partitions, res.RecordSize, rate, res.Acks, res.Compression, res.LingerMS, res.Producers, res.Consumers, res.Client)
+	size := fmt.Sprintf("%d-byte records", res.RecordSize)
+	if res.Mode == ModeConsume {
+		size = fmt.Sprintf("records of %d bytes on average", res.RecordSize)
+	}
+	fmt.Fprintf(&b, "%s %s: %d partitions, %s, rate %s, acks=%s, compression=%s, linger %gms, %d producer(s), %d consumer(s), client %s\n",
+		res.Mode, res.Topic, res.Partitions, size, rate, res.Acks, res.Compression, res.LingerMS, res.Producers, res.Consumers, res.Client)
 	if res.Passes > 1 {
 		fmt.Fprintf(&b, "read the topic %d times over\n", res.Passes)
 	}
