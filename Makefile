@@ -40,7 +40,7 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./storage/...
 
 # Side-by-side against Apache Kafka (not part of `make test`): writes bench/RESULTS.md and PNG plots.
-# A full run (3 rounds) takes about 12 minutes on two cores; BENCH_COMPARE_FLAGS="-rounds 1 -duration 3s" for a quick one.
+# A full run (3 rounds) takes about 10 minutes on two cores; BENCH_COMPARE_FLAGS="-rounds 1 -duration 3s" for a quick one.
 BENCH_COMPARE_FLAGS ?=
 bench-compare: build
 	STROM_BIN=$(abspath $(BIN)) $(GO) run ./bench/compare -out bench $(BENCH_COMPARE_FLAGS)
