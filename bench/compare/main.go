@@ -8,10 +8,10 @@
 // Workloads per round and cluster, all on 8-partition topics created by the bench client, with the same
 // franz-go client settings: max produce throughput with 1 KiB and with 100-byte records (acks=all,
 // idempotent; also with the lean producer, whose CPU cost is small enough that the cluster sets the
-// rate), max consume throughput of the data just written, and end-to-end latency at a fixed rate
-// of half of Kafka's max 1 KiB produce rate measured in the same round. Around them it reads the broker
-// process' /proc entries: peak and current resident memory, CPU seconds, and the time from process
-// start to ready.
+// rate), max consume throughput of the data just written (read -consume-passes times over), and
+// end-to-end latency at a fixed rate of half of Kafka's max 1 KiB produce rate measured in the same
+// round. Around them it reads the broker process' /proc entries: peak and current resident memory, CPU
+// seconds, and the time from process start to ready.
 //
 // Targets are reported, never asserted: numbers from a shared 2-core machine are noisy.
 package main
