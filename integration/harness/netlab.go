@@ -117,9 +117,7 @@ func (l *netLab) setup(n int) error {
 		if i > 0 {
 			// A link of a previous owner of K can outlive its namespace for a moment (the kernel
 			// tears namespaces down asynchronously); K is ours, so it goes.
-			if _, err := os.Stat("/sys/class/net/" + hl); err == nil {
-				_ = ipCmd("link", "del", hl)
-			}
+			_ = deleteLink(hl)
 			steps = append(steps, []string{"link", "add", hl, "type", "veth", "peer", "name", hl + "p"})
 		}
 		steps = append(steps,
@@ -260,15 +258,34 @@ func (l *netLab) close() error {
 		// The kernel removes a deleted namespace's links asynchronously: delete the test side of
 		// each pair now, the claim on K last, so the next owner of K finds no link left.
 		for i := n - 1; i >= 0; i-- {
-			if _, err := os.Stat("/sys/class/net/" + hostLink(l.k, i)); err == nil {
-				if err := ipCmd("link", "del", hostLink(l.k, i)); err != nil && i == 0 {
-					errs = append(errs, err)
-				}
+			if err := deleteLink(hostLink(l.k, i)); err != nil && i == 0 {
+				errs = append(errs, err)
 			}
 		}
 		l.k = -1
 	}
 	return errors.Join(errs...)
+}
+
+// deleteLink deletes the link name if it exists. The kernel may remove it on its own at any moment (its
+// peer's namespace was deleted), also between a check and the delete, so a delete that fails is an error
+// only while the link is still there.
+func deleteLink(name string) error {
+	if !linkExists(name) {
+		return nil
+	}
+	if err := linkDel(name); err != nil && linkExists(name) {
+		return err
+	}
+	return nil
+}
+
+// linkDel deletes a link; a test makes the link vanish just before the delete through it.
+var linkDel = func(name string) error { return ipCmd("link", "del", name) }
+
+func linkExists(name string) bool {
+	_, err := os.Stat("/sys/class/net/" + name)
+	return err == nil
 }
 
 // removeNamespaces deletes every network namespace whose name starts with prefix.

@@ -147,3 +147,60 @@ func TestNetLab(t *testing.T) {
 		t.Errorf("cut node 3 of 3: %v, want ErrNodeRange", err)
 	}
 }
+
+// TestDeleteLink deletes a link that is not there, one that is, one the kernel removes between
+// deleteLink's check and its delete (as it does on its own once the peer's namespace is deleted), and
+// links whose peer's namespace was just deleted. None of these is an error.
+func TestDeleteLink(t *testing.T) {
+	name := fmt.Sprintf("stvdl%d", os.Getpid()%100000)
+	ns := fmt.Sprintf("strom-dl-%d", os.Getpid())
+	addPair := func(t *testing.T, peerNS string) {
+		t.Helper()
+		args := []string{"link", "add", name, "type", "veth", "peer", "name", name + "p"}
+		if peerNS != "" {
+			args = append(args, "netns", peerNS)
+		}
+		if err := ipCmd(args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Run("absent", func(t *testing.T) {
+		if err := deleteLink(name); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("present", func(t *testing.T) {
+		addPair(t, "")
+		if err := deleteLink(name); err != nil || linkExists(name) {
+			t.Fatalf("deleteLink: %v; link left: %v", err, linkExists(name))
+		}
+	})
+	t.Run("vanishes during the delete", func(t *testing.T) {
+		addPair(t, "")
+		del := linkDel
+		defer func() { linkDel = del }()
+		linkDel = func(name string) error {
+			if err := del(name); err != nil { // the kernel gets there first
+				return err
+			}
+			return del(name) // and ip finds no device
+		}
+		if err := deleteLink(name); err != nil || linkExists(name) {
+			t.Fatalf("deleteLink: %v; link left: %v", err, linkExists(name))
+		}
+	})
+	t.Run("peer namespace deleted", func(t *testing.T) {
+		for i := range 10 {
+			if err := ipCmd("netns", "add", ns); err != nil {
+				t.Fatal(err)
+			}
+			addPair(t, ns)
+			if err := ipCmd("netns", "del", ns); err != nil {
+				t.Fatal(err)
+			}
+			if err := deleteLink(name); err != nil || linkExists(name) {
+				t.Fatalf("round %d: deleteLink: %v; link left: %v", i, err, linkExists(name))
+			}
+		}
+	})
+}
