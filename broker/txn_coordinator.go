@@ -15,11 +15,13 @@ package broker
 //   - Every transition happens under txnCoordinator.mu together with the
 //     append of the record that persists it; the reply waits until that
 //     record is durable (storage.Log.Sync) before the client sees it.
-//   - A Prepare state is durable before the first marker is written, and
-//     every marker is durable before the Complete state is written, so after
-//     a crash a transaction is either still Prepare* (load finishes its
-//     markers again; markers are idempotent for readers) or complete
-//     everywhere.
+//   - A Prepare state is committed (durable, and the high watermark past
+//     it in the epoch it was appended in) before the first marker is
+//     written, and every marker is durable before the Complete state is
+//     written, so after a crash or a change of leader a transaction is
+//     either still Prepare* (load finishes its markers again; markers are
+//     idempotent for readers) or complete everywhere. A state changed in
+//     memory and not (yet) appended never leads to a marker (writeOf).
 //   - Markers are written without mu held. A transaction in a Prepare state
 //     accepts no other request (CONCURRENT_TRANSACTIONS), and inflight makes
 //     sure only one goroutine writes its markers.
@@ -30,6 +32,7 @@ package broker
 // group shard's mu is taken.
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -69,7 +72,13 @@ type txnCoordinator struct {
 	txns   map[string]*txn.Metadata
 	byPID  map[int64]*txn.Metadata
 	// inflight holds ids whose markers are being written right now.
-	inflight  map[string]bool
+	inflight map[string]bool
+	// written maps an id to the last append of its state. Markers go out
+	// only for a prepared state that append holds, once it is committed
+	// (complete): a state a new leader may still truncate, or one that
+	// never reached the log, must never reach a data partition, or one
+	// partition could commit a transaction the next coordinator aborts.
+	written   map[string]stateWrite
 	lastAbort time.Time
 
 	// peers are the connections to other brokers for markers and
@@ -85,7 +94,8 @@ type loadedPart struct {
 
 func newTxnCoordinator(b *Broker) *txnCoordinator {
 	return &txnCoordinator{b: b, loaded: map[int32]loadedPart{}, txns: map[string]*txn.Metadata{},
-		byPID: map[int64]*txn.Metadata{}, inflight: map[string]bool{}, peers: &peerPool{b: b}}
+		byPID: map[int64]*txn.Metadata{}, inflight: map[string]bool{}, written: map[string]stateWrite{},
+		peers: &peerPool{b: b}}
 }
 
 // ensureTxnTopic creates __transaction_state (internal, compacted) if it
@@ -153,6 +163,14 @@ func (c *txnCoordinator) loadPartition(t *raft.Topic, idx int32) (*partition, *k
 	if l, ok := c.loaded[idx]; ok && l.p == p && l.epoch == epoch {
 		return p, nil
 	}
+	if !p.isLeader(epoch) {
+		// The replica has not taken the leadership over yet and may still
+		// follow (and truncate to) the previous leader.
+		return nil, kerr.CoordinatorLoadInProgress
+	}
+	// Only this coordinator appends to p, under c.mu: end is the log end
+	// the replay reads to.
+	end := p.log.EndOffset()
 	ms, err := replayTxnPartition(p)
 	if err != nil {
 		c.b.log.Error("load transaction coordinator partition", "partition", idx, "err", err)
@@ -165,6 +183,9 @@ func (c *txnCoordinator) loadPartition(t *raft.Topic, idx int32) (*partition, *k
 		}
 		c.txns[id] = m
 		c.byPID[m.ProducerID] = m
+		// Past the high watermark the records were written by an earlier
+		// leader: they are this epoch's to commit, not yet committed.
+		c.written[id] = stateWrite{w: internalWrite{p: p, last: end - 1, epoch: epoch}, value: m.Value()}
 	}
 	c.loaded[idx] = loadedPart{p: p, epoch: epoch}
 	return p, nil
@@ -182,6 +203,7 @@ func (c *txnCoordinator) unloadPartition(idx int32, n int) {
 			continue
 		}
 		delete(c.txns, id)
+		delete(c.written, id)
 		if c.byPID[m.ProducerID] == m {
 			delete(c.byPID, m.ProducerID)
 		}
@@ -250,14 +272,40 @@ func replayTxnPartition(p *partition) (map[string]*txn.Metadata, error) {
 }
 
 // persist appends m's state to its partition and returns the write to
-// wait for. c.mu must be held.
+// wait for, which it also records as m's written state. c.mu must be held.
 func (c *txnCoordinator) persist(m *txn.Metadata, now time.Time) (internalWrite, error) {
 	p, e := c.partitionOf(m.ID)
 	if e != nil {
+		delete(c.written, m.ID)
 		return internalWrite{}, e
 	}
 	batch := buildBatch([]record{{key: txn.Key(m.ID), value: m.Value()}}, now.UnixMilli())
-	return appendInternal(p, batch)
+	w, err := appendInternal(p, batch)
+	if err != nil {
+		delete(c.written, m.ID)
+		return internalWrite{}, err
+	}
+	c.written[m.ID] = stateWrite{w: w, value: m.Value()}
+	return w, nil
+}
+
+// stateWrite is the append of one state of a transactional id: the write
+// and the record value it holds (after a replay: the replayed state and the
+// log's last record, in the epoch it was replayed in).
+type stateWrite struct {
+	w     internalWrite
+	value []byte
+}
+
+// writeOf returns the append holding m's current state; false when m's
+// state was changed in memory and not written (its append failed, or a
+// request failed between the change and the append). c.mu must be held.
+func (c *txnCoordinator) writeOf(m *txn.Metadata) (internalWrite, bool) {
+	sw, ok := c.written[m.ID]
+	if !ok || !bytes.Equal(sw.value, m.Value()) {
+		return internalWrite{}, false
+	}
+	return sw.w, true
 }
 
 // internalWrite is a batch the broker itself appended to a partition it
@@ -452,6 +500,10 @@ type completion struct {
 	// coordEpoch is the leader epoch of the id's __transaction_state
 	// partition, Kafka's coordinator epoch, written into every marker.
 	coordEpoch int32
+	// prepare is the append of the prepared state (writeOf); prepareOK
+	// is false when no append holds it.
+	prepare   internalWrite
+	prepareOK bool
 }
 
 // prepared describes m's pending markers and marks it inflight. c.mu must
@@ -459,6 +511,7 @@ type completion struct {
 func (c *txnCoordinator) prepared(m *txn.Metadata) completion {
 	c.inflight[m.ID] = true
 	cp := completion{id: m.ID, pid: m.ProducerID, epoch: m.Epoch, commit: m.State == txn.PrepareCommit, parts: m.SortedPartitions()}
+	cp.prepare, cp.prepareOK = c.writeOf(m)
 	if t, ok := c.b.node.State().Topics[txnTopic]; ok && len(t.Partitions) > 0 {
 		cp.coordEpoch = t.Partitions[groupPartition(m.ID, len(t.Partitions))].LeaderEpoch
 	}
@@ -467,12 +520,19 @@ func (c *txnCoordinator) prepared(m *txn.Metadata) completion {
 
 // complete writes the markers of a prepared transaction to the partitions'
 // leaders, here or remote (sendMarkers), and then persists its Complete
-// state. Markers are retried for at most markerRetryWindow; if some are
-// still missing the transaction stays prepared and the tick retries it. It
-// takes c.mu itself.
+// state. The first marker goes out only once the prepared state is
+// committed in the epoch it was written in: until then the next leader of
+// the id's partition may not hold it and would abort what the markers
+// commit. Markers are retried for at most markerRetryWindow; if the
+// prepare is not committed by then or some markers are still missing, the
+// transaction stays prepared and the tick retries it. It takes c.mu
+// itself.
 func (c *txnCoordinator) complete(ctx context.Context, cp completion) *kerr.Error {
 	mctx, cancel := context.WithTimeout(ctx, markerRetryWindow)
-	failed := c.sendMarkers(mctx, cp)
+	failed := c.prepareCommitted(mctx, cp)
+	if failed == nil {
+		failed = c.sendMarkers(mctx, cp)
+	}
 	cancel()
 	c.mu.Lock()
 	delete(c.inflight, cp.id)
@@ -499,6 +559,21 @@ func (c *txnCoordinator) complete(ctx context.Context, cp completion) *kerr.Erro
 	if err != nil {
 		c.b.log.Error("persist transaction completion", "transactional_id", cp.id, "err", err)
 		return kerr.CoordinatorNotAvailable
+	}
+	return nil
+}
+
+// prepareCommitted waits until cp's prepared state is committed: the high
+// watermark of the __transaction_state partition has passed its record in
+// the leader epoch it was appended (or replayed) in.
+func (c *txnCoordinator) prepareCommitted(ctx context.Context, cp completion) *kerr.Error {
+	if !cp.prepareOK {
+		return kerr.CoordinatorNotAvailable
+	}
+	if e := cp.prepare.replicated(ctx); e != nil {
+		c.b.log.Warn("transaction prepare not committed; markers held back", "transactional_id", cp.id,
+			"partition", cp.prepare.p.index, "offset", cp.prepare.last, "epoch", cp.prepare.epoch, "err", e)
+		return e
 	}
 	return nil
 }
@@ -553,6 +628,7 @@ func (c *txnCoordinator) expireID(m *txn.Metadata, now time.Time) bool {
 		return false
 	}
 	delete(c.txns, m.ID)
+	delete(c.written, m.ID)
 	if c.byPID[m.ProducerID] == m {
 		delete(c.byPID, m.ProducerID)
 	}
@@ -637,6 +713,15 @@ func (c *txnCoordinator) tick(ctx context.Context, now time.Time) {
 			syncs = append(syncs, w)
 		}
 		if m.State == txn.PrepareCommit || m.State == txn.PrepareAbort {
+			if _, ok := c.writeOf(m); !ok {
+				// The prepared state was never appended: the outcome
+				// is decided in memory only. Write it; the completion
+				// waits until it is committed.
+				if _, err := c.persist(m, now); err != nil {
+					c.b.log.Error("persist prepared transaction", "transactional_id", id, "err", err)
+					continue
+				}
+			}
 			todo = append(todo, c.prepared(m))
 		}
 	}

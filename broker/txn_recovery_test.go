@@ -150,3 +150,137 @@ func TestTransactionalIDExpiration(t *testing.T) {
 		t.Fatalf("expired id back after restart: %s", s)
 	}
 }
+
+// preparedInMemory produces four records in a transaction of id to the two
+// partitions of topic on b and then takes EndTxn's first half in memory
+// only: the state is PrepareCommit, nothing is persisted and no marker is
+// written. The id is left inflight, so the tick stays away until a
+// completion the test runs ends.
+func preparedInMemory(t *testing.T, b *Broker, id, topic string) {
+	t.Helper()
+	ctx := testCtx(t)
+	createTopic(t, newAdmin(t, b), topic, 2, nil)
+	cl := newClient(t, b, kgo.TransactionalID(id), kgo.DefaultProduceTopic(topic),
+		kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
+	if err := cl.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 4 {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte(fmt.Sprint(i))}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cl.Close()
+	c := b.txns
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m := c.txns[id]
+	if r := m.EndTxn(m.ProducerID, m.Epoch, true, time.Now().UnixMilli()); !r.Prepared {
+		t.Fatalf("end: %+v", r)
+	}
+	c.inflight[id] = true
+}
+
+// endOffsets returns the log end offset of each partition of topic.
+func endOffsets(t *testing.T, b *Broker, topic string) map[int32]int64 {
+	t.Helper()
+	ends, err := newAdmin(t, b).ListEndOffsets(testCtx(t), topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) { out[o.Partition] = o.Offset })
+	return out
+}
+
+// TestTxnMarkersWaitForCommittedPrepare: no marker leaves the coordinator
+// before its prepared state is committed in __transaction_state. A prepare
+// past the high watermark may be truncated by the partition's next leader,
+// which then aborts the transaction; a commit marker written meanwhile would
+// have made it partly visible. The prepare here sits on a leader whose
+// follower never fetches, until the high watermark is moved by hand.
+func TestTxnMarkersWaitForCommittedPrepare(t *testing.T) {
+	t.Parallel()
+	b := startTestBroker(t, func(c *Config) { c.TransactionTopicPartitions = 1 })
+	preparedInMemory(t, b, "gate-id", "gate")
+	stalled := stalledLeader(t)
+	w, err := appendInternal(stalled, mkBatch(1, time.Now().UnixMilli(), nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := b.txns
+	prepare := func() completion {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		m := c.txns["gate-id"]
+		c.written["gate-id"] = stateWrite{w: w, value: m.Value()}
+		return c.prepared(m) // inflight: the tick stays away
+	}
+	ctx, cancel := context.WithTimeout(testCtx(t), 300*time.Millisecond)
+	defer cancel()
+	if e := c.complete(ctx, prepare()); e == nil {
+		t.Fatal("completed a transaction whose prepare is not committed")
+	}
+	for part, end := range endOffsets(t, b, "gate") {
+		if end != 2 {
+			t.Fatalf("partition %d ends at %d with the prepare uncommitted, want 2 (no marker)", part, end)
+		}
+	}
+
+	stalled.advanceHW(1)
+	if e := c.complete(testCtx(t), prepare()); e != nil {
+		t.Fatalf("complete after the prepare committed: %v", e)
+	}
+	for part, end := range endOffsets(t, b, "gate") {
+		if end != 3 {
+			t.Fatalf("partition %d ends at %d, want 3 (records and marker)", part, end)
+		}
+	}
+	if got := consumeAll(t, b, "gate", true); len(got) != 4 {
+		t.Fatalf("read_committed saw %d records, want 4", len(got))
+	}
+}
+
+// TestTxnPreparedWithoutWriteIsPersisted: a prepared state whose append
+// failed lives in memory only; the tick writes it again and completes it
+// once it is committed, rather than sending markers for a state no replica
+// holds.
+func TestTxnPreparedWithoutWriteIsPersisted(t *testing.T) {
+	t.Parallel()
+	b := startTestBroker(t, func(c *Config) { c.TransactionTopicPartitions = 1 })
+	preparedInMemory(t, b, "again-id", "again")
+	c := b.txns
+	c.mu.Lock()
+	cp := c.prepared(c.txns["again-id"])
+	c.mu.Unlock()
+	// The completion ends the id's inflight mark, and the tick takes over.
+	if e := c.complete(testCtx(t), cp); e == nil {
+		t.Fatal("completed a prepared state that was never written")
+	}
+	ctx := testCtx(t)
+	adm := newAdmin(t, b)
+	for {
+		ds, err := adm.DescribeTransactions(ctx, "again-id")
+		if err == nil && ds["again-id"].State == "CompleteCommit" {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("never completed: %s", c.describeTxnForTest("again-id"))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := consumeAll(t, b, "again", true); len(got) != 4 {
+		t.Fatalf("read_committed saw %d records, want 4", len(got))
+	}
+	// The state the tick wrote is in the log: a replay finds it complete.
+	p := b.parts.get(txnTopic, 0)
+	c.mu.Lock()
+	ms, err := replayTxnPartition(p)
+	c.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := ms["again-id"]; m == nil || m.State.String() != "CompleteCommit" {
+		t.Fatalf("replayed state %+v, want CompleteCommit", m)
+	}
+}
