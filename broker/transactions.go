@@ -669,7 +669,7 @@ func (b *Broker) handleEndTxn(rq *request, req *kmsg.EndTxnRequest) reply {
 	if e == nil && res.NeedNewID {
 		pid, err := b.nextProducerID(rq.c.ctx)
 		if err != nil {
-			e = kerr.CoordinatorNotAvailable // the state stays prepared; the tick completes it
+			e = kerr.CoordinatorNotAvailable // prepared in memory only: the tick writes and completes it
 		} else {
 			m.NextProducerID = pid
 		}
