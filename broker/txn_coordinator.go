@@ -279,13 +279,13 @@ func (c *txnCoordinator) persist(m *txn.Metadata, now time.Time) (internalWrite,
 		delete(c.written, m.ID)
 		return internalWrite{}, e
 	}
-	batch := buildBatch([]record{{key: txn.Key(m.ID), value: m.Value()}}, now.UnixMilli())
-	w, err := appendInternal(p, batch)
+	v := m.Value()
+	w, err := appendInternal(p, buildBatch([]record{{key: txn.Key(m.ID), value: v}}, now.UnixMilli()))
 	if err != nil {
 		delete(c.written, m.ID)
 		return internalWrite{}, err
 	}
-	c.written[m.ID] = stateWrite{w: w, value: m.Value()}
+	c.written[m.ID] = stateWrite{w: w, value: v}
 	return w, nil
 }
 
