@@ -581,10 +581,14 @@ func (b *Broker) handleTxnOffsetCommit(rq *request, req *kmsg.TxnOffsetCommitReq
 		}
 	}
 	var recs []record
-	set := sh.txnOffsets[req.ProducerID]
-	if set == nil {
-		set = txnOffsetSet{}
+	// The offsets join the producer's pending set only once their append
+	// succeeded, as Kafka drops a pending offset commit whose append
+	// failed: a marker must never materialize offsets the log lacks.
+	type pending struct {
+		tp group.TopicPartition
+		o  group.Offset
 	}
+	var adds []pending
 	for i, rt := range req.Topics {
 		for j, rp := range rt.Partitions {
 			out := &resp.Topics[i].Partitions[j]
@@ -608,7 +612,7 @@ func (b *Broker) handleTxnOffsetCommit(rq *request, req *kmsg.TxnOffsetCommitReq
 			}
 			tp := group.TopicPartition{Topic: rt.Topic, Partition: rp.Partition}
 			recs = append(recs, record{key: offsetKey(req.Group, tp), value: offsetValue(o)})
-			set.add(req.Group, tp, o)
+			adds = append(adds, pending{tp, o})
 		}
 	}
 	if len(recs) == 0 {
@@ -633,7 +637,14 @@ func (b *Broker) handleTxnOffsetCommit(rq *request, req *kmsg.TxnOffsetCommitReq
 		b.log.Error("transactional offset commit", "group", req.Group, "err", err)
 		return setAll(kerr.CoordinatorNotAvailable)
 	}
-	sh.txnOffsets[req.ProducerID] = set
+	set := sh.txnOffsets[req.ProducerID]
+	if set == nil {
+		set = txnOffsetSet{}
+		sh.txnOffsets[req.ProducerID] = set
+	}
+	for _, a := range adds {
+		set.add(req.Group, a.tp, a.o)
+	}
 	sh.mu.Unlock()
 	return reply{wait: func(ctx context.Context) kmsg.Response {
 		if e := sh.waitDurable(ctx, last); e != nil {

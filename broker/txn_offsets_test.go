@@ -154,3 +154,52 @@ func TestTxnOffsetCommit(t *testing.T) {
 		t.Fatalf("after re-init aborted the open transaction: offset %d code %d", off, code)
 	}
 }
+
+// TestTxnOffsetCommitFailedAppendDropped: offsets of a TxnOffsetCommit whose
+// append failed do not join the producer's pending offsets, so the
+// transaction's commit marker materializes only what the log holds. The
+// append fails here because the __consumer_offsets replica stops leading
+// for the request's duration.
+func TestTxnOffsetCommitFailedAppendDropped(t *testing.T) {
+	t.Parallel()
+	b := startTestBroker(t, func(c *Config) {
+		groupTestConfig(c)
+		c.TransactionTopicPartitions = 1
+	})
+	createTopic(t, newAdmin(t, b), "t", 1, nil)
+	cl := newClient(t, b, kgo.MaxVersions(kversion.V4_0_0()))
+	r := &rawTxn{t: t, cl: cl, id: "dropped"}
+	r.init()
+	r.commitOffset("fg", 5) // the producer now has pending offsets for fg
+
+	sh, e := b.groups.shardFor("fg")
+	if e != nil {
+		t.Fatal(e)
+	}
+	setLeading := func(on bool) {
+		sh.p.repl.mu.Lock()
+		sh.p.repl.leader = on
+		sh.p.repl.mu.Unlock()
+	}
+	setLeading(false)
+	c := kmsg.NewPtrTxnOffsetCommitRequest()
+	c.TransactionalID, c.Group, c.ProducerID, c.ProducerEpoch, c.Generation = r.id, "fg", r.pid, r.epoch, -1
+	tp := kmsg.NewTxnOffsetCommitRequestTopic()
+	tp.Topic = "t"
+	p := kmsg.NewTxnOffsetCommitRequestTopicPartition()
+	p.Partition, p.Offset = 0, 7
+	tp.Partitions = append(tp.Partitions, p)
+	c.Topics = append(c.Topics, tp)
+	// A raw connection: a client would retry the retriable error until
+	// the replica leads again.
+	resp := send[*kmsg.TxnOffsetCommitResponse](t, rawClient(t, b), c, 3)
+	setLeading(true)
+	if code := resp.Topics[0].Partitions[0].ErrorCode; code == 0 {
+		t.Fatal("txn offset commit succeeded on a replica that does not lead")
+	}
+
+	r.end(true)
+	if off, code := fetchOffset(t, cl, "fg", true); code != 0 || off != 5 {
+		t.Fatalf("after commit: offset %d code %d, want 5 (the failed commit of 7 dropped)", off, code)
+	}
+}
