@@ -132,7 +132,7 @@ func (b *Broker) handleConsumerGroupHeartbeat(rq *request, req *kmsg.ConsumerGro
 		return fail(r.Err, r.ErrMessage)
 	}
 	if err != nil {
-		return fail(kerr.UnknownServerError, "")
+		return fail(appendFailed, "")
 	}
 	resp.MemberID = kmsg.StringPtr(r.MemberID)
 	resp.MemberEpoch = r.Epoch

@@ -566,6 +566,13 @@ func groupRecord(g *group.Group, now time.Time) record {
 	return record{key: groupKey(g.ID()), value: v.AppendTo(nil)}
 }
 
+// appendFailed answers a group request whose append to __consumer_offsets
+// failed. The replica stopped leading (the shard is about to be unloaded)
+// or its log failed, and Kafka answers both NOT_COORDINATOR: the client
+// finds the coordinator again and retries, where UNKNOWN_SERVER_ERROR
+// would fail a consumer's commit outright.
+var appendFailed = kerr.NotCoordinator
+
 // waitDurable blocks until the shard's write w is durable and replicated
 // (noWrite: nothing was written; failedWrite: the write failed).
 func (sh *shard) waitDurable(ctx context.Context, w internalWrite) *kerr.Error {
@@ -573,7 +580,7 @@ func (sh *shard) waitDurable(ctx context.Context, w internalWrite) *kerr.Error {
 	case w == noWrite:
 		return nil
 	case w.p == nil: // failedWrite
-		return kerr.UnknownServerError
+		return appendFailed
 	}
 	if err := w.durable(ctx); err != nil {
 		return kerr.CoordinatorNotAvailable

@@ -497,7 +497,7 @@ func (b *Broker) handleDeleteGroups(rq *request, req *kmsg.DeleteGroupsRequest) 
 			delete(sh.groups, id)
 			w, err := b.groups.finish(sh, t, recs)
 			if err != nil {
-				rg.ErrorCode = kerr.UnknownServerError.Code
+				rg.ErrorCode = appendFailed.Code
 			} else {
 				waits = append(waits, durable{sh, w, len(resp.Groups)})
 			}

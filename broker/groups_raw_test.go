@@ -496,3 +496,80 @@ func TestShardRetirementAnswersWaiters(t *testing.T) {
 		t.Fatalf("after retirement: shard %p (old %p), err %v", sh2, sh, e)
 	}
 }
+
+// TestGroupAppendFailure: a group request whose append to
+// __consumer_offsets fails, because the replica stopped leading before the
+// shard was unloaded, is answered NOT_COORDINATOR as Kafka answers it (the
+// client finds the coordinator again and retries), and changes nothing: the
+// committed offset stays and a failed OffsetDelete keeps it.
+func TestGroupAppendFailure(t *testing.T) {
+	t.Parallel()
+	b := startTestBroker(t, groupTestConfig)
+	createTopic(t, newAdmin(t, b), "t", 1, nil)
+	cl := rawClient(t, b)
+	findCoordinator(t, cl)
+	commit := func(off int64) int16 {
+		req := kmsg.NewPtrOffsetCommitRequest()
+		req.Group, req.Generation = "af", -1
+		rt := kmsg.NewOffsetCommitRequestTopic()
+		rt.Topic = "t"
+		rp := kmsg.NewOffsetCommitRequestTopicPartition()
+		rp.Partition, rp.Offset = 0, off
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		return send[*kmsg.OffsetCommitResponse](t, cl, req, 8).Topics[0].Partitions[0].ErrorCode
+	}
+	del := func() int16 {
+		req := kmsg.NewPtrOffsetDeleteRequest()
+		req.Group = "af"
+		rt := kmsg.NewOffsetDeleteRequestTopic()
+		rt.Topic = "t"
+		rp := kmsg.NewOffsetDeleteRequestTopicPartition()
+		rp.Partition = 0
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		return send[*kmsg.OffsetDeleteResponse](t, cl, req, 0).ErrorCode
+	}
+	fetch := func() int64 {
+		req := kmsg.NewPtrOffsetFetchRequest()
+		req.Group = "af"
+		ft := kmsg.NewOffsetFetchRequestTopic()
+		ft.Topic, ft.Partitions = "t", []int32{0}
+		req.Topics = append(req.Topics, ft)
+		resp := send[*kmsg.OffsetFetchResponse](t, cl, req, 7)
+		if resp.ErrorCode != 0 || resp.Topics[0].Partitions[0].ErrorCode != 0 {
+			t.Fatalf("offset fetch: %+v", resp)
+		}
+		return resp.Topics[0].Partitions[0].Offset
+	}
+	if code := commit(3); code != 0 {
+		t.Fatalf("commit: %v", kerr.ErrorForCode(code))
+	}
+	sh, e := b.groups.shardFor("af")
+	if e != nil {
+		t.Fatal(e)
+	}
+	setLeading := func(on bool) {
+		sh.p.repl.mu.Lock()
+		sh.p.repl.leader = on
+		sh.p.repl.mu.Unlock()
+	}
+	setLeading(false)
+	commitCode, delCode := commit(4), del()
+	setLeading(true)
+	if commitCode != kerr.NotCoordinator.Code {
+		t.Errorf("commit while not leading: %v, want NOT_COORDINATOR", kerr.ErrorForCode(commitCode))
+	}
+	if delCode != kerr.NotCoordinator.Code {
+		t.Errorf("offset delete while not leading: %v, want NOT_COORDINATOR", kerr.ErrorForCode(delCode))
+	}
+	if off := fetch(); off != 3 {
+		t.Fatalf("offset after the failed commit and delete: %d, want 3", off)
+	}
+	if code := del(); code != 0 {
+		t.Fatalf("offset delete: %v", kerr.ErrorForCode(code))
+	}
+	if off := fetch(); off != -1 {
+		t.Fatalf("offset after the delete: %d, want -1", off)
+	}
+}

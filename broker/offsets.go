@@ -169,7 +169,7 @@ func (b *Broker) handleOffsetCommit(rq *request, req *kmsg.OffsetCommitRequest) 
 	}
 	off, err := b.groups.finish(sh, t, recs, g)
 	if err != nil {
-		return setAll(kerr.UnknownServerError)
+		return setAll(appendFailed)
 	}
 	for _, c := range commits {
 		g.Commit(c.tp, c.o)
@@ -472,6 +472,9 @@ func (b *Broker) handleOffsetDelete(rq *request, req *kmsg.OffsetDeleteRequest) 
 		return now(resp)
 	}
 	var recs []record
+	// Offsets leave the group only once their tombstones are appended: a
+	// failed append must not drop from memory what the log still holds.
+	var deleted []group.TopicPartition
 	for _, rt := range req.Topics {
 		ot := kmsg.NewOffsetDeleteResponseTopic()
 		ot.Topic = rt.Topic
@@ -489,7 +492,7 @@ func (b *Broker) handleOffsetDelete(rq *request, req *kmsg.OffsetDeleteRequest) 
 				op.ErrorCode = kerr.GroupSubscribedToTopic.Code
 			default:
 				if _, ok := g.OffsetOf(tp); ok {
-					g.DeleteOffset(tp)
+					deleted = append(deleted, tp)
 					recs = append(recs, record{key: offsetKey(req.Group, tp)})
 				}
 			}
@@ -499,8 +502,11 @@ func (b *Broker) handleOffsetDelete(rq *request, req *kmsg.OffsetDeleteRequest) 
 	}
 	off, err := b.groups.finish(sh, t, recs, g)
 	if err != nil {
-		resp.ErrorCode = kerr.UnknownServerError.Code
+		resp.ErrorCode = appendFailed.Code
 		return now(resp)
+	}
+	for _, tp := range deleted {
+		g.DeleteOffset(tp)
 	}
 	return reply{wait: func(ctx context.Context) kmsg.Response {
 		if e := sh.waitDurable(ctx, off); e != nil {
