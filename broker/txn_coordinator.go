@@ -340,6 +340,14 @@ func (w internalWrite) durable(ctx context.Context) error {
 	return nil
 }
 
+// committedNow reports whether the high watermark has passed w in w's
+// epoch already, without waiting (the order of waitHW: high watermark
+// first, then leadership).
+func (w internalWrite) committedNow() bool {
+	hw := w.p.log.HighWatermark()
+	return w.p.isLeader(w.epoch) && hw > w.last
+}
+
 // replicated waits until the high watermark has passed w in w's epoch:
 // the records are committed and may be shown. noWrite is replicated at
 // once. Unlike durable it accepts an ISR that shrank below
@@ -643,11 +651,24 @@ func (c *txnCoordinator) implicitAdd(ctx context.Context, pid int64, epoch int16
 	now := time.Now()
 	c.mu.Lock()
 	m := c.byPID[pid]
-	if m == nil || m.Epoch != epoch || m.Has(tp) || c.inflight[m.ID] {
+	if m == nil || m.Epoch != epoch || c.inflight[m.ID] {
 		c.mu.Unlock()
 		return nil
 	}
-	if e := m.AddPartitions(pid, epoch, []txn.TopicPartition{tp}, now.UnixMilli()); e != nil {
+	if m.Has(tp) {
+		// An earlier produce added it. Its append may have failed or
+		// not be committed yet (that produce was refused): the batch
+		// goes in only once a committed record of the transaction
+		// names the partition, or a new coordinator would never end
+		// the transaction there.
+		if w, ok := c.writeOf(m); ok {
+			c.mu.Unlock()
+			if w.committedNow() {
+				return nil
+			}
+			return persistedErr(ctx, w, nil)
+		}
+	} else if e := m.AddPartitions(pid, epoch, []txn.TopicPartition{tp}, now.UnixMilli()); e != nil {
 		c.mu.Unlock()
 		return e
 	}

@@ -284,3 +284,60 @@ func TestTxnPreparedWithoutWriteIsPersisted(t *testing.T) {
 		t.Fatalf("replayed state %+v, want CompleteCommit", m)
 	}
 }
+
+// TestImplicitAddWaitsForCommittedAdd: a transaction version 2 produce to a
+// partition already in the transaction goes in only once a committed record
+// of the transaction names the partition. The earlier produce that added it
+// may have been refused because its append did not commit; a batch let in
+// meanwhile would be left without a marker by the next coordinator.
+func TestImplicitAddWaitsForCommittedAdd(t *testing.T) {
+	t.Parallel()
+	b := startTestBroker(t, func(c *Config) { c.TransactionTopicPartitions = 1 })
+	ctx := testCtx(t)
+	createTopic(t, newAdmin(t, b), "ia", 1, nil)
+	cl := newClient(t, b, kgo.TransactionalID("ia-id"), kgo.DefaultProduceTopic("ia"))
+	if err := cl.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte("v")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	c := b.txns
+	c.mu.Lock()
+	m := c.txns["ia-id"]
+	pid, epoch := m.ProducerID, m.Epoch
+	// The write holding the state sits on a leader whose follower never
+	// fetches.
+	stalled := stalledLeader(t)
+	w, err := appendInternal(stalled, mkBatch(1, time.Now().UnixMilli(), nil))
+	if err != nil {
+		c.mu.Unlock()
+		t.Fatal(err)
+	}
+	c.written["ia-id"] = stateWrite{w: w, value: m.Value()}
+	c.mu.Unlock()
+
+	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	if e := c.implicitAdd(short, pid, epoch, "ia", 0); e == nil {
+		t.Fatal("produce let in while the record adding its partition is not committed")
+	}
+	stalled.advanceHW(1)
+	if e := c.implicitAdd(ctx, pid, epoch, "ia", 0); e != nil {
+		t.Fatalf("after the add committed: %v", e)
+	}
+
+	// A state changed in memory and never written is written first.
+	c.mu.Lock()
+	delete(c.written, "ia-id")
+	c.mu.Unlock()
+	if e := c.implicitAdd(ctx, pid, epoch, "ia", 0); e != nil {
+		t.Fatalf("with the add never written: %v", e)
+	}
+	c.mu.Lock()
+	w2, ok := c.writeOf(c.txns["ia-id"])
+	c.mu.Unlock()
+	if !ok || w2.p == stalled || !w2.committedNow() {
+		t.Fatalf("state not written again: ok=%v write %+v", ok, w2)
+	}
+}
