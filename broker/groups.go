@@ -493,12 +493,15 @@ func (b *Broker) handleDeleteGroups(rq *request, req *kmsg.DeleteGroupsRequest) 
 			}
 			recs = appendConsumerRecords(recs, g.ConsumerTombstones())
 			recs = append(recs, record{key: groupKey(id)})
-			g.MarkDead(t)
-			delete(sh.groups, id)
+			// The group goes once its tombstones are appended: a failed
+			// append must not drop from memory what the log still holds.
+			// It is Empty, so MarkDead answers no member.
 			w, err := b.groups.finish(sh, t, recs)
 			if err != nil {
 				rg.ErrorCode = appendFailed.Code
 			} else {
+				g.MarkDead(t)
+				delete(sh.groups, id)
 				waits = append(waits, durable{sh, w, len(resp.Groups)})
 			}
 		}

@@ -501,7 +501,8 @@ func TestShardRetirementAnswersWaiters(t *testing.T) {
 // __consumer_offsets fails, because the replica stopped leading before the
 // shard was unloaded, is answered NOT_COORDINATOR as Kafka answers it (the
 // client finds the coordinator again and retries), and changes nothing: the
-// committed offset stays and a failed OffsetDelete keeps it.
+// committed offset stays, and a failed OffsetDelete or DeleteGroups keeps
+// it.
 func TestGroupAppendFailure(t *testing.T) {
 	t.Parallel()
 	b := startTestBroker(t, groupTestConfig)
@@ -554,9 +555,17 @@ func TestGroupAppendFailure(t *testing.T) {
 		sh.p.repl.leader = on
 		sh.p.repl.mu.Unlock()
 	}
+	deleteGroup := func() int16 {
+		req := kmsg.NewPtrDeleteGroupsRequest()
+		req.Groups = []string{"af"}
+		return send[*kmsg.DeleteGroupsResponse](t, cl, req, 2).Groups[0].ErrorCode
+	}
 	setLeading(false)
-	commitCode, delCode := commit(4), del()
+	commitCode, delCode, delGroupCode := commit(4), del(), deleteGroup()
 	setLeading(true)
+	if delGroupCode != kerr.NotCoordinator.Code {
+		t.Errorf("delete group while not leading: %v, want NOT_COORDINATOR", kerr.ErrorForCode(delGroupCode))
+	}
 	if commitCode != kerr.NotCoordinator.Code {
 		t.Errorf("commit while not leading: %v, want NOT_COORDINATOR", kerr.ErrorForCode(commitCode))
 	}
@@ -564,12 +573,18 @@ func TestGroupAppendFailure(t *testing.T) {
 		t.Errorf("offset delete while not leading: %v, want NOT_COORDINATOR", kerr.ErrorForCode(delCode))
 	}
 	if off := fetch(); off != 3 {
-		t.Fatalf("offset after the failed commit and delete: %d, want 3", off)
+		t.Fatalf("offset after the failed commit, offset delete and group delete: %d, want 3", off)
 	}
 	if code := del(); code != 0 {
 		t.Fatalf("offset delete: %v", kerr.ErrorForCode(code))
 	}
 	if off := fetch(); off != -1 {
 		t.Fatalf("offset after the delete: %d, want -1", off)
+	}
+	if code := deleteGroup(); code != 0 {
+		t.Fatalf("delete group: %v", kerr.ErrorForCode(code))
+	}
+	if code := deleteGroup(); code != kerr.GroupIDNotFound.Code {
+		t.Fatalf("delete group again: %v, want GROUP_ID_NOT_FOUND", kerr.ErrorForCode(code))
 	}
 }
