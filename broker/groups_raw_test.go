@@ -546,15 +546,7 @@ func TestGroupAppendFailure(t *testing.T) {
 	if code := commit(3); code != 0 {
 		t.Fatalf("commit: %v", kerr.ErrorForCode(code))
 	}
-	sh, e := b.groups.shardFor("af")
-	if e != nil {
-		t.Fatal(e)
-	}
-	setLeading := func(on bool) {
-		sh.p.repl.mu.Lock()
-		sh.p.repl.leader = on
-		sh.p.repl.mu.Unlock()
-	}
+	setLeading := offsetsReplicaLeading(t, b, "af")
 	deleteGroup := func() int16 {
 		req := kmsg.NewPtrDeleteGroupsRequest()
 		req.Groups = []string{"af"}
@@ -586,5 +578,22 @@ func TestGroupAppendFailure(t *testing.T) {
 	}
 	if code := deleteGroup(); code != kerr.GroupIDNotFound.Code {
 		t.Fatalf("delete group again: %v, want GROUP_ID_NOT_FOUND", kerr.ErrorForCode(code))
+	}
+}
+
+// offsetsReplicaLeading returns a function that sets whether the
+// __consumer_offsets replica coordinating group leads: off, it stands for a
+// replica that stopped leading before its shard was unloaded, so every
+// append to it fails.
+func offsetsReplicaLeading(t *testing.T, b *Broker, group string) func(on bool) {
+	t.Helper()
+	sh, e := b.groups.shardFor(group)
+	if e != nil {
+		t.Fatal(e)
+	}
+	return func(on bool) {
+		sh.p.repl.mu.Lock()
+		sh.p.repl.leader = on
+		sh.p.repl.mu.Unlock()
 	}
 }

@@ -172,15 +172,7 @@ func TestTxnOffsetCommitFailedAppendDropped(t *testing.T) {
 	r.init()
 	r.commitOffset("fg", 5) // the producer now has pending offsets for fg
 
-	sh, e := b.groups.shardFor("fg")
-	if e != nil {
-		t.Fatal(e)
-	}
-	setLeading := func(on bool) {
-		sh.p.repl.mu.Lock()
-		sh.p.repl.leader = on
-		sh.p.repl.mu.Unlock()
-	}
+	setLeading := offsetsReplicaLeading(t, b, "fg")
 	setLeading(false)
 	c := kmsg.NewPtrTxnOffsetCommitRequest()
 	c.TransactionalID, c.Group, c.ProducerID, c.ProducerEpoch, c.Generation = r.id, "fg", r.pid, r.epoch, -1
