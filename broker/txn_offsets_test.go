@@ -50,6 +50,14 @@ func (r *rawTxn) commitOffset(g string, off int64) {
 	if err != nil || aresp.ErrorCode != 0 {
 		r.t.Fatalf("add offsets: %v %v", err, aresp)
 	}
+	cresp, err := r.offsetCommitReq(g, off).RequestWith(ctx, r.cl)
+	if err != nil || cresp.Topics[0].Partitions[0].ErrorCode != 0 {
+		r.t.Fatalf("txn offset commit: %v %+v", err, cresp)
+	}
+}
+
+// offsetCommitReq is the TxnOffsetCommit of offset for t/0 in group g.
+func (r *rawTxn) offsetCommitReq(g string, off int64) *kmsg.TxnOffsetCommitRequest {
 	c := kmsg.NewPtrTxnOffsetCommitRequest()
 	c.TransactionalID, c.Group, c.ProducerID, c.ProducerEpoch, c.Generation = r.id, g, r.pid, r.epoch, -1
 	tp := kmsg.NewTxnOffsetCommitRequestTopic()
@@ -58,10 +66,7 @@ func (r *rawTxn) commitOffset(g string, off int64) {
 	p.Partition, p.Offset = 0, off
 	tp.Partitions = append(tp.Partitions, p)
 	c.Topics = append(c.Topics, tp)
-	cresp, err := c.RequestWith(ctx, r.cl)
-	if err != nil || cresp.Topics[0].Partitions[0].ErrorCode != 0 {
-		r.t.Fatalf("txn offset commit: %v %+v", err, cresp)
-	}
+	return c
 }
 
 func (r *rawTxn) end(commit bool) {
@@ -174,17 +179,9 @@ func TestTxnOffsetCommitFailedAppendDropped(t *testing.T) {
 
 	setLeading := offsetsReplicaLeading(t, b, "fg")
 	setLeading(false)
-	c := kmsg.NewPtrTxnOffsetCommitRequest()
-	c.TransactionalID, c.Group, c.ProducerID, c.ProducerEpoch, c.Generation = r.id, "fg", r.pid, r.epoch, -1
-	tp := kmsg.NewTxnOffsetCommitRequestTopic()
-	tp.Topic = "t"
-	p := kmsg.NewTxnOffsetCommitRequestTopicPartition()
-	p.Partition, p.Offset = 0, 7
-	tp.Partitions = append(tp.Partitions, p)
-	c.Topics = append(c.Topics, tp)
 	// A raw connection: a client would retry the retriable error until
 	// the replica leads again.
-	resp := send[*kmsg.TxnOffsetCommitResponse](t, rawClient(t, b), c, 3)
+	resp := send[*kmsg.TxnOffsetCommitResponse](t, rawClient(t, b), r.offsetCommitReq("fg", 7), 3)
 	setLeading(true)
 	if code := resp.Topics[0].Partitions[0].ErrorCode; code == 0 {
 		t.Fatal("txn offset commit succeeded on a replica that does not lead")

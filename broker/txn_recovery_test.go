@@ -158,19 +158,8 @@ func TestTransactionalIDExpiration(t *testing.T) {
 // completion the test runs ends.
 func preparedInMemory(t *testing.T, b *Broker, id, topic string) {
 	t.Helper()
-	ctx := testCtx(t)
 	createTopic(t, newAdmin(t, b), topic, 2, nil)
-	cl := newClient(t, b, kgo.TransactionalID(id), kgo.DefaultProduceTopic(topic),
-		kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
-	if err := cl.BeginTransaction(); err != nil {
-		t.Fatal(err)
-	}
-	for i := range 4 {
-		if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte(fmt.Sprint(i))}).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cl.Close()
+	openTxn(t, b, id, topic, 4, kgo.RecordPartitioner(kgo.RoundRobinPartitioner())).Close()
 	c := b.txns
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -179,6 +168,22 @@ func preparedInMemory(t *testing.T, b *Broker, id, topic string) {
 		t.Fatalf("end: %+v", r)
 	}
 	c.inflight[id] = true
+}
+
+// openTxn begins a transaction of id on b and produces n records to topic
+// in it; the transaction stays open.
+func openTxn(t *testing.T, b *Broker, id, topic string, n int, opts ...kgo.Opt) *kgo.Client {
+	t.Helper()
+	cl := newClient(t, b, append([]kgo.Opt{kgo.TransactionalID(id), kgo.DefaultProduceTopic(topic)}, opts...)...)
+	if err := cl.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		if err := cl.ProduceSync(testCtx(t), &kgo.Record{Value: []byte(fmt.Sprint(i))}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return cl
 }
 
 // endOffsets returns the log end offset of each partition of topic.
@@ -295,13 +300,7 @@ func TestImplicitAddWaitsForCommittedAdd(t *testing.T) {
 	b := startTestBroker(t, func(c *Config) { c.TransactionTopicPartitions = 1 })
 	ctx := testCtx(t)
 	createTopic(t, newAdmin(t, b), "ia", 1, nil)
-	cl := newClient(t, b, kgo.TransactionalID("ia-id"), kgo.DefaultProduceTopic("ia"))
-	if err := cl.BeginTransaction(); err != nil {
-		t.Fatal(err)
-	}
-	if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte("v")}).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
+	openTxn(t, b, "ia-id", "ia", 1)
 	c := b.txns
 	c.mu.Lock()
 	m := c.txns["ia-id"]
