@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
+	"strings"
 	"testing"
 
 	"github.com/stromhq/strom/storage"
@@ -103,6 +104,66 @@ func FuzzWalkBatches(f *testing.F) {
 		}
 		if w.bytes > int64(len(data)) {
 			t.Fatalf("%d value bytes in %d bytes of data", w.bytes, len(data))
+		}
+	})
+}
+
+// walkRecordsPlain is walkRecords written the plain way, one storage.Varint per field: the reference
+// FuzzWalkRecords holds the hand-inlined walk to.
+func walkRecordsPlain(b []byte, count int, base, from int64) (n, bytes int64, what string) {
+	for i := 0; i < count; i++ {
+		length, k := storage.Varint(b)
+		if k <= 0 || length < 0 || int64(len(b)-k) < length {
+			return n, bytes, "length"
+		}
+		rec := b[k : k+int(length)]
+		b = b[k+int(length):]
+		if len(rec) < 1 {
+			return n, bytes, "empty"
+		}
+		rec = rec[1:]
+		if _, k = storage.Varint(rec); k <= 0 {
+			return n, bytes, "timestamp delta"
+		}
+		rec = rec[k:]
+		delta, k := storage.Varint(rec)
+		if k <= 0 {
+			return n, bytes, "offset delta"
+		}
+		rec = rec[k:]
+		key, k := storage.Varint(rec)
+		if k <= 0 || key < -1 || int64(len(rec)-k) < max(key, 0) {
+			return n, bytes, "key"
+		}
+		rec = rec[k+int(max(key, 0)):]
+		value, k := storage.Varint(rec)
+		if k <= 0 || value < -1 || int64(len(rec)-k) < max(value, 0) {
+			return n, bytes, "value"
+		}
+		if base+delta >= from {
+			n++
+			bytes += max(key, 0) + max(value, 0)
+		}
+	}
+	return n, bytes, ""
+}
+
+// FuzzWalkRecords holds walkRecords to walkRecordsPlain on arbitrary record bytes: the same counts, and
+// an error for the same field of the same input.
+func FuzzWalkRecords(f *testing.F) {
+	batch := testBatch(7, 0, []byte("key"), bytes.Repeat([]byte{'v'}, 100), nil, []byte("x"))
+	f.Add(batch[storage.BatchHeaderSize:], 3, int64(8))
+	f.Add(batch[storage.BatchHeaderSize:len(batch)-1], 3, int64(0))
+	f.Add([]byte{0x02, 0x00}, 1, int64(0))
+	f.Fuzz(func(t *testing.T, data []byte, count int, from int64) {
+		count = min(max(count, 0), 1000)
+		n, bytes, err := walkRecords(data, count, 7, from)
+		wn, wbytes, what := walkRecordsPlain(data, count, 7, from)
+		if n != wn || bytes != wbytes {
+			t.Fatalf("walkRecords(%x, %d) = %d records, %d bytes; plain walk: %d, %d", data, count, n, bytes, wn, wbytes)
+		}
+		if (err == nil) != (what == "") || err != nil && !strings.HasSuffix(err.Error(), ": "+what) {
+			t.Fatalf("walkRecords(%x, %d) error %v; plain walk: %q", data, count, err, what)
 		}
 	})
 }
