@@ -66,45 +66,94 @@ type recordView struct {
 }
 
 // parseRecords decodes every record of a decompressed records section.
+//
+// Produce validation runs it over every record a client sends, so its varints
+// are decoded in the loop: nearly every one (a record's length, deltas, key
+// and value lengths, header count) is one or two bytes long, and a call per
+// field cost more than the decoding (no decoder is small enough for Go to
+// inline). Each field takes the same three-way step: one byte, two bytes, or
+// takeVarint/takeVarlong for anything longer, cut or bad.
 func parseRecords(src []byte, fn func(i int, r recordView) error) (int, error) {
 	n := 0
-	for len(src) > 0 {
-		start := src
-		l, after, ok := takeVarint(src)
-		if !ok || l < 0 || l > int64(len(after)) {
+	p := 0 // read position in src
+	for p < len(src) {
+		start := p
+		var l int64
+		if p+1 < len(src) && src[p] < 0x80 {
+			l, p = unzigzag(uint64(src[p])), p+1
+		} else if p+1 < len(src) && src[p+1] < 0x80 {
+			l, p = unzigzag(uint64(src[p]&0x7f)|uint64(src[p+1])<<7), p+2
+		} else if l, p = varintFrom(src, p); p < 0 {
 			return n, fmt.Errorf("%w: record %d length", errBadRecord, n)
 		}
-		k := len(src) - len(after)
-		body := after[:l]
-		src = after[l:]
-		var r recordView
-		r.raw = start[:k+int(l)]
-		if len(body) < 1 {
+		if l < 0 || l > int64(len(src)-p) {
+			return n, fmt.Errorf("%w: record %d length", errBadRecord, n)
+		}
+		if l < 1 {
 			return n, fmt.Errorf("%w: record %d empty", errBadRecord, n)
 		}
-		r.attributes = int8(body[0])
-		body = body[1:]
-		if r.timestampDelta, body, ok = takeVarlong(body); !ok {
+		end := p + int(l)
+		body := src[:end] // the record is body[p:]
+		r := recordView{raw: src[start:end:end], attributes: int8(body[p])}
+		p++
+		if p+1 < len(body) && body[p] < 0x80 {
+			r.timestampDelta, p = unzigzag(uint64(body[p])), p+1
+		} else if p+1 < len(body) && body[p+1] < 0x80 {
+			r.timestampDelta, p = unzigzag(uint64(body[p]&0x7f)|uint64(body[p+1])<<7), p+2
+		} else if r.timestampDelta, p = varlongFrom(body, p); p < 0 {
 			return n, fmt.Errorf("%w: record %d timestamp", errBadRecord, n)
 		}
 		var od int64
-		if od, body, ok = takeVarint(body); !ok {
+		if p+1 < len(body) && body[p] < 0x80 {
+			od, p = unzigzag(uint64(body[p])), p+1
+		} else if p+1 < len(body) && body[p+1] < 0x80 {
+			od, p = unzigzag(uint64(body[p]&0x7f)|uint64(body[p+1])<<7), p+2
+		} else if od, p = varintFrom(body, p); p < 0 {
 			return n, fmt.Errorf("%w: record %d offset delta", errBadRecord, n)
 		}
 		r.offsetDelta = int32(od)
-		if r.key, body, ok = takeVarBytes(body); !ok {
+		var kl int64
+		if p+1 < len(body) && body[p] < 0x80 {
+			kl, p = unzigzag(uint64(body[p])), p+1
+		} else if p+1 < len(body) && body[p+1] < 0x80 {
+			kl, p = unzigzag(uint64(body[p]&0x7f)|uint64(body[p+1])<<7), p+2
+		} else if kl, p = varintFrom(body, p); p < 0 {
 			return n, fmt.Errorf("%w: record %d key", errBadRecord, n)
 		}
-		if r.value, body, ok = takeVarBytes(body); !ok {
+		if kl < -1 || kl > int64(len(body)-p) {
+			return n, fmt.Errorf("%w: record %d key", errBadRecord, n)
+		}
+		if kl >= 0 {
+			r.key, p = body[p:p+int(kl):p+int(kl)], p+int(kl)
+		}
+		var vl int64
+		if p+1 < len(body) && body[p] < 0x80 {
+			vl, p = unzigzag(uint64(body[p])), p+1
+		} else if p+1 < len(body) && body[p+1] < 0x80 {
+			vl, p = unzigzag(uint64(body[p]&0x7f)|uint64(body[p+1])<<7), p+2
+		} else if vl, p = varintFrom(body, p); p < 0 {
 			return n, fmt.Errorf("%w: record %d value", errBadRecord, n)
 		}
-		r.headers = body
-		nh, rest, ok := takeVarint(body)
-		if !ok || nh < 0 {
+		if vl < -1 || vl > int64(len(body)-p) {
+			return n, fmt.Errorf("%w: record %d value", errBadRecord, n)
+		}
+		if vl >= 0 {
+			r.value, p = body[p:p+int(vl):p+int(vl)], p+int(vl)
+		}
+		r.headers = body[p:]
+		var nh int64
+		if p < len(body) && body[p] < 0x80 {
+			nh, p = unzigzag(uint64(body[p])), p+1 // often the record's last byte
+		} else if nh, p = varintFrom(body, p); p < 0 {
 			return n, fmt.Errorf("%w: record %d header count", errBadRecord, n)
 		}
+		if nh < 0 {
+			return n, fmt.Errorf("%w: record %d header count", errBadRecord, n)
+		}
+		rest := body[p:]
 		for h := int64(0); h < nh; h++ {
 			var hk []byte
+			var ok bool
 			if hk, rest, ok = takeVarBytes(rest); !ok || hk == nil {
 				return n, fmt.Errorf("%w: record %d header key", errBadRecord, n)
 			}
@@ -119,8 +168,28 @@ func parseRecords(src []byte, fn func(i int, r recordView) error) (int, error) {
 			return n, err
 		}
 		n++
+		p = end
 	}
 	return n, nil
+}
+
+// varintFrom and varlongFrom are takeVarint and takeVarlong at b[p:] for
+// parseRecords: the value and the position after it, or -1 for that
+// position when b holds no valid varint there.
+func varintFrom(b []byte, p int) (int64, int) {
+	v, rest, ok := takeVarint(b[p:])
+	if !ok {
+		return 0, -1
+	}
+	return v, len(b) - len(rest)
+}
+
+func varlongFrom(b []byte, p int) (int64, int) {
+	v, rest, ok := takeVarlong(b[p:])
+	if !ok {
+		return 0, -1
+	}
+	return v, len(b) - len(rest)
 }
 
 // takeVarint and takeVarlong decode a zigzag varint at the start of b and
