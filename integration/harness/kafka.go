@@ -91,7 +91,10 @@ func newKafka(ctx context.Context, dir string, opts []Option) (*LocalCluster, er
 		if err := os.WriteFile(propsPath, []byte(props), 0o644); err != nil {
 			return fail(fmt.Errorf("%s node %d: write server.properties: %w", kind, i, err))
 		}
-		argv := []string{java, "-Xmx" + cfg.heap, "-XX:+ExitOnOutOfMemoryError", "-Djava.awt.headless=true"}
+		// java.io.tmpdir in the node's folder: snappy-java unpacks its native library there, and only a
+		// clean exit deletes it, so every SIGKILLed broker left a copy in /tmp.
+		argv := []string{java, "-Xmx" + cfg.heap, "-XX:+ExitOnOutOfMemoryError", "-Djava.awt.headless=true",
+			"-Djava.io.tmpdir=" + ndir}
 		argv = append(argv, cfg.jvmFlags...)
 		argv = append(argv, logFlag...)
 		argv = append(argv, "-cp", filepath.Join(libs, "*"), "kafka.Kafka", propsPath)

@@ -90,7 +90,7 @@ func NewMirrorMakerJVM(ctx context.Context, dir, version, srcBootstrap, dstBoots
 		return nil, fmt.Errorf("mirror maker: write %s: %w", propsPath, err)
 	}
 	argv := append([]string{java}, jvm...)
-	argv = append(argv, "-Djava.awt.headless=true")
+	argv = append(argv, "-Djava.awt.headless=true", "-Djava.io.tmpdir="+dir) // see NewKafka: snappy-java's library
 	argv = append(argv, logFlag...)
 	argv = append(argv, "-cp", filepath.Join(libs, "*"), "org.apache.kafka.connect.mirror.MirrorMaker", propsPath)
 	logPath := filepath.Join(dir, "mirrormaker.log")
