@@ -1108,35 +1108,17 @@ func TestMirrorCLI(t *testing.T) {
 	}
 }
 
-var mirrorBin struct {
-	once sync.Once
-	path string
-	err  error
-}
-
-// mirrorBinary builds ./cmd/strom of this checkout once per test process into a private folder.
-// harness.StromBinary's $TMPDIR/strom-harness/strom is shared by every checkout on the machine, so another
-// worktree's build (without the replicator commands) can replace it while these tests run.
+// mirrorBinary is the strom binary the replicator tests run: STROM_BIN, or the harness's build of this
+// checkout (kept per module root, so another worktree's build cannot replace it). It used to build a
+// private copy into a fresh temp folder per test process, which cost a go build in every CI run and left
+// 28 MB in /tmp each time.
 func mirrorBinary(t *testing.T) string {
 	t.Helper()
-	mirrorBin.once.Do(func() {
-		dir, err := os.MkdirTemp("", "strom-mirror-bin-*")
-		if err != nil {
-			mirrorBin.err = err
-			return
-		}
-		mirrorBin.path = dir + "/strom"
-		cmd := exec.Command("go", "build", "-o", mirrorBin.path, "./cmd/strom")
-		cmd.Dir = ".."
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			mirrorBin.err = fmt.Errorf("go build ./cmd/strom: %v\n%s", err, out)
-		}
-	})
-	if mirrorBin.err != nil {
-		t.Fatal(mirrorBin.err)
+	p, err := harness.StromBinary()
+	if err != nil {
+		t.Fatal(err)
 	}
-	return mirrorBin.path
+	return p
 }
 
 // TestMirrorExactlyOnceFencing starts a second exactly-once mirror with the same name while the first
