@@ -9,7 +9,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/stromhq/strom/integration/harness"
 	"github.com/stromhq/strom/integration/kafkacontainer"
 	"github.com/stromhq/strom/integration/stromcontainer"
 )
@@ -29,10 +28,7 @@ func (containerCluster) Restart(int) error   { return nil }
 func TestStromContainer(t *testing.T) {
 	// Ryuk's image would come from a registry, which is unreachable here; cleanup is ours.
 	t.Setenv("TESTCONTAINERS_RYUK_DISABLED", "true")
-	bin, err := harness.StromBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := stromBinary(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	ctr, err := stromcontainer.Run(ctx, stromcontainer.WithBinary(bin))

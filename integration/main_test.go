@@ -40,6 +40,17 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// stromBinary is the strom binary tests run as a process: STROM_BIN, or the harness's build of this
+// checkout (kept per module root, so another worktree's build cannot replace it).
+func stromBinary(t *testing.T) string {
+	t.Helper()
+	p, err := harness.StromBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 // target is one kind of cluster a scenario runs against.
 type target struct {
 	name string

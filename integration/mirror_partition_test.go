@@ -98,7 +98,7 @@ func startMirrorProc(ctx context.Context, t *testing.T, src, dst *harness.LocalC
 	args := append([]string{"mirror", "--from", src.Bootstrap(), "--to", dst.Bootstrap(),
 		"--topics", regexpQuote(prefix) + `\..*`, "--name", m.name, "--mode", mode.String(),
 		"--rename", m.rename, "--progress-interval", "1s", "--log-level", "warn"}, extra...)
-	m.cmd = exec.Command(mirrorBinary(t), args...)
+	m.cmd = exec.Command(stromBinary(t), args...)
 	m.cmd.Stdout, m.cmd.Stderr = logf, logf
 	if err := m.cmd.Start(); err != nil {
 		t.Fatal(err)

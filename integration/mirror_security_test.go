@@ -77,7 +77,7 @@ func TestMirrorSecurity(t *testing.T) {
 		harness.BrokerConfig("listener.name.sasltls.ssl.keystore.location", pki.serverPEM),
 	)
 	sasl, tlsAddr, saslTLS := kafka.ListenerBootstrap("SASL"), kafka.ListenerBootstrap("TLS"), kafka.ListenerBootstrap("SASLTLS")
-	bin := mirrorBinary(t)
+	bin := stromBinary(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 

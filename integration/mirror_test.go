@@ -649,7 +649,7 @@ func killRecords() int {
 // loses nothing (duplicates allowed), exactly-once loses nothing and duplicates nothing.
 func TestMirrorKill9(t *testing.T) {
 	src, dst := mirrorSource(t), mirrorDest(t)
-	bin := mirrorBinary(t)
+	bin := stromBinary(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	prefix := uniqueName("kill")
@@ -1026,7 +1026,7 @@ func TestMirrorScaleOut(t *testing.T) {
 // exiting 0, and verify exiting non-zero with the first difference after the destination is changed.
 func TestMirrorCLI(t *testing.T) {
 	src, dst := mirrorSource(t), mirrorDest(t)
-	bin := mirrorBinary(t)
+	bin := stromBinary(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	prefix := uniqueName("cli")
@@ -1106,19 +1106,6 @@ func TestMirrorCLI(t *testing.T) {
 	if err == nil || !strings.Contains(out, "source cluster 127.0.0.1:1") {
 		t.Fatalf("migrate from an unreachable cluster: err %v\n%s", err, out)
 	}
-}
-
-// mirrorBinary is the strom binary the replicator tests run: STROM_BIN, or the harness's build of this
-// checkout (kept per module root, so another worktree's build cannot replace it). It used to build a
-// private copy into a fresh temp folder per test process, which cost a go build in every CI run and left
-// 28 MB in /tmp each time.
-func mirrorBinary(t *testing.T) string {
-	t.Helper()
-	p, err := harness.StromBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
 }
 
 // TestMirrorExactlyOnceFencing starts a second exactly-once mirror with the same name while the first
