@@ -553,6 +553,7 @@ func (l *Log) prepareWriter(s *segment) (*segIndex, error) {
 			return nil, err
 		}
 		s.bytesSinceIndex = int(s.size.Load())
+		s.writebackFrom = s.size.Load() &^ (pageSize - 1)
 		if n := len(idx.off); n > 0 {
 			s.bytesSinceIndex = int(s.size.Load() - int64(idx.off[n-1].pos))
 		}
@@ -651,7 +652,7 @@ func (l *Log) append(batches []byte, checkCRC bool) (AppendInfo, error) {
 		return info, fmt.Errorf("append to %s: %w", s.logPath, err)
 	}
 	if l.config().Fsync == FsyncAlways {
-		startWriteback(s.ref.f, pos, int64(len(batches)))
+		s.startWritebackTo(pos + int64(len(batches)))
 	}
 	b := indexBuilder{base: s.base, interval: l.config().IndexIntervalBytes, since: s.bytesSinceIndex, idx: *idx}
 	nOff, nTim := len(idx.off), len(idx.tim)

@@ -481,3 +481,63 @@ func TestAppendFarAheadOfEmptyLog(t *testing.T) {
 		t.Fatalf("read in gap got %d", h.BaseOffset)
 	}
 }
+
+// TestEarlyWritebackStride follows the active segment's early-writeback cursor: it starts at the page
+// below the segment's end when the segment becomes the writer (so after a reopen or a truncation too),
+// moves only in whole pages, and only once writebackStride of them have gathered, leaving less than a
+// stride of whole pages behind it.
+func TestEarlyWritebackStride(t *testing.T) {
+	dir := t.TempDir()
+	cfg := DefaultConfig()
+	cfg.SegmentBytes = 64 << 20
+	l := mustOpen(t, dir, cfg)
+	off := int64(0)
+	// appendUntil appends 1 KiB-value batches until the segment holds at least size bytes, checking
+	// the cursor after each append.
+	appendUntil := func(l *Log, size int64) {
+		t.Helper()
+		for l.active().size.Load() < size {
+			info := mustAppend(t, l, buildTestBatch(batchSpec{base: off, n: 3, valSize: 1000}))
+			off = info.LastOffset + 1
+			s := l.active()
+			whole := s.size.Load() &^ (pageSize - 1)
+			if from := s.writebackFrom; from%pageSize != 0 || from > whole || whole-from >= writebackStride {
+				t.Fatalf("writeback cursor at %d, segment size %d: want a page boundary less than %d below %d",
+					from, s.size.Load(), writebackStride, whole)
+			}
+		}
+	}
+	appendUntil(l, writebackStride-pageSize)
+	if got := l.active().writebackFrom; got != 0 {
+		t.Fatalf("cursor at %d under a stride of whole pages, want 0", got)
+	}
+	appendUntil(l, 3*writebackStride+pageSize)
+	if got := l.active().writebackFrom; got < 2*writebackStride {
+		t.Fatalf("cursor at %d after 3 strides, want it moved", got)
+	}
+	size := l.active().size.Load()
+
+	// A truncation closes the writer; the next append sets the cursor at or below the cut's page.
+	cut := off / 2
+	if err := l.TruncateTo(cut); err != nil {
+		t.Fatal(err)
+	}
+	off = cut
+	appendUntil(l, l.active().size.Load()+1)
+	if got := l.active().size.Load(); got >= size {
+		t.Fatalf("segment did not shrink: %d bytes before the cut, %d after", size, got)
+	}
+	appendUntil(l, size+writebackStride)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// After a reopen the first append starts from the page the segment ended in.
+	l = mustOpen(t, dir, cfg)
+	defer l.Close()
+	end := l.active().size.Load()
+	appendUntil(l, end+1)
+	if got, want := l.active().writebackFrom, end&^(pageSize-1); got != want {
+		t.Fatalf("cursor at %d after a reopen at %d bytes, want %d", got, end, want)
+	}
+}
