@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"strconv"
@@ -132,13 +133,26 @@ func TestTransactionsSurviveRestart(t *testing.T) {
 					if err := cl.BeginTransaction(); err != nil {
 						return
 					}
+					var produceErr error
+					var errMu sync.Mutex
 					for j := 0; j < perTxn; j++ {
-						cl.Produce(ctx, &kgo.Record{Value: []byte(id + "/" + strconv.Itoa(j))}, nil)
+						cl.Produce(ctx, &kgo.Record{Value: []byte(id + "/" + strconv.Itoa(j))}, func(_ *kgo.Record, err error) {
+							errMu.Lock()
+							produceErr = cmp.Or(produceErr, err)
+							errMu.Unlock()
+						})
 					}
 					if err := cl.Flush(ctx); err != nil {
 						return
 					}
-					if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+					// franz-go ends a transaction none of whose records were written with an abort and
+					// reports success: only a commit after every record was acknowledged counts.
+					err := cl.EndTransaction(ctx, kgo.TryCommit)
+					if produceErr != nil {
+						t.Logf("transaction %s: produce: %v (end: %v)", id, produceErr, err)
+						return
+					}
+					if err != nil {
 						return
 					}
 					mu.Lock()
