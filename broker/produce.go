@@ -352,6 +352,7 @@ func (b *Broker) produceTo(p *partition, req *kmsg.ProduceRequest, records []byt
 		// lands inside the transaction it was verified against.
 		if e, msg := b.txns.verifyProduce(txnID, h.ProducerID, h.ProducerEpoch, p.topic, p.index); e != nil {
 			p.mu.Unlock()
+			e, _ = produceVerifyErr(e, req.Version) // the error codes this client knows
 			return 0, 0, e, msg
 		}
 	}

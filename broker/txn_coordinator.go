@@ -589,9 +589,10 @@ func (c *txnCoordinator) prepareCommitted(ctx context.Context, cp completion) *k
 // verifyProduce is the partition-level check of KIP-890 part 1 for a
 // transactional batch when this broker coordinates id (or id is unknown:
 // the batch then must belong to a producer known here): the partition must
-// be in the producer's ongoing transaction at this epoch. The caller holds
-// the data partition's p.mu, so no marker can be written to it until the
-// batch is appended.
+// be in the producer's ongoing transaction at this epoch, and while the
+// last transaction's markers are being written the answer is the retriable
+// CONCURRENT_TRANSACTIONS. The caller holds the data partition's p.mu, so no
+// marker can be written to it until the batch is appended.
 func (c *txnCoordinator) verifyProduce(id string, pid int64, epoch int16, topic string, part int32) (*kerr.Error, string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -604,6 +605,13 @@ func (c *txnCoordinator) verifyProduce(id string, pid int64, epoch int16, topic 
 		return kerr.InvalidTxnState, fmt.Sprintf("producer %d has no ongoing transaction", pid)
 	case epoch < m.Epoch:
 		return kerr.InvalidProducerEpoch, fmt.Sprintf("epoch %d of producer %d is older than its current epoch %d", epoch, pid, m.Epoch)
+	case epoch == m.Epoch && (m.State == txn.PrepareCommit || m.State == txn.PrepareAbort || m.State == txn.PrepareEpochFence):
+		// The last transaction ended and its markers are being written. A
+		// transaction version 2 producer holds the bumped epoch as soon as
+		// EndTxn answers and may send its next transaction's first batch
+		// now: it must retry once the markers are in, as Kafka's
+		// coordinator answers the leader's add, not fail its records.
+		return kerr.ConcurrentTransactions, fmt.Sprintf("the last transaction of producer %d is completing", pid)
 	case epoch != m.Epoch || !m.Has(txn.TopicPartition{Topic: topic, Partition: part}):
 		return kerr.InvalidTxnState, fmt.Sprintf("partition %s-%d is not part of an ongoing transaction of producer %d", topic, part, pid)
 	}
@@ -645,7 +653,8 @@ func (c *txnCoordinator) expireID(m *txn.Metadata, now time.Time) bool {
 
 // implicitAdd adds a partition to the producer's transaction on a
 // transactional Produce v12+ (transaction version 2) and waits until the
-// change is durable. Mismatched ids or epochs are left to verifyProduce.
+// change is durable. Mismatched ids or epochs, and a transaction whose
+// markers are being written, are left to verifyProduce.
 func (c *txnCoordinator) implicitAdd(ctx context.Context, pid int64, epoch int16, topic string, part int32) *kerr.Error {
 	tp := txn.TopicPartition{Topic: topic, Partition: part}
 	now := time.Now()

@@ -163,3 +163,92 @@ func TestTxnWireErrors(t *testing.T) {
 		t.Errorf("w-1 end offset %d after WriteTxnMarkers, want 1", got)
 	}
 }
+
+// TestTxnV2ProduceWhileMarkersPending: a transaction version 2 producer gets
+// its bumped epoch from EndTxn before the markers are written, and may send
+// the next transaction's first batch at once. While the markers are pending
+// the batch must be refused with a retriable error, as Kafka's coordinator
+// answers CONCURRENT_TRANSACTIONS: appended before the pending marker, it
+// would be committed or aborted with the previous transaction, and its own
+// transaction would never list the partition.
+func TestTxnV2ProduceWhileMarkersPending(t *testing.T) {
+	t.Parallel()
+	b := startTestBroker(t, func(c *Config) { c.TransactionTopicPartitions = 1 })
+	createTopic(t, newAdmin(t, b), "mp", 1, nil)
+	c := rawClient(t, b)
+	ir := kmsg.NewPtrInitProducerIDRequest()
+	ir.TransactionalID, ir.TransactionTimeoutMillis = kmsg.StringPtr("mpid"), 60000
+	// FindCoordinator creates __transaction_state, as clients call it first.
+	fc := kmsg.NewPtrFindCoordinatorRequest()
+	fc.CoordinatorType, fc.CoordinatorKeys = 1, []string{"mpid"}
+	if r := send[*kmsg.FindCoordinatorResponse](t, c, fc, 4); r.Coordinators[0].ErrorCode != 0 {
+		t.Fatalf("find coordinator: %+v", r.Coordinators[0])
+	}
+	var init *kmsg.InitProducerIDResponse
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		init = send[*kmsg.InitProducerIDResponse](t, c, ir, 5)
+		if e := kerr.ErrorForCode(init.ErrorCode); e == nil || !kerr.IsRetriable(e) || time.Now().After(deadline) {
+			break
+		}
+	}
+	if init.ErrorCode != 0 {
+		t.Fatalf("init: %v", kerr.ErrorForCode(init.ErrorCode))
+	}
+	pid := init.ProducerID
+	produce := func(v, epoch int16) *kerr.Error {
+		t.Helper()
+		pr := kmsg.NewPtrProduceRequest()
+		pr.Acks, pr.TimeoutMillis, pr.TransactionID = -1, 5000, kmsg.StringPtr("mpid")
+		pt := kmsg.NewProduceRequestTopic()
+		pt.Topic = "mp"
+		pp := kmsg.NewProduceRequestTopicPartition()
+		pp.Records = mkBatch(1, time.Now().UnixMilli(), func(h *storage.BatchHeader, _ []storage.Record) {
+			h.Attributes |= 1 << 4
+			h.ProducerID, h.ProducerEpoch, h.BaseSequence = pid, epoch, 0
+		})
+		pt.Partitions = append(pt.Partitions, pp)
+		pr.Topics = append(pr.Topics, pt)
+		r := send[*kmsg.ProduceResponse](t, c, pr, v)
+		if rp := r.Topics[0].Partitions[0]; rp.ErrorCode != 0 {
+			if rp.ErrorMessage != nil {
+				t.Logf("Produce v%d: %s", v, *rp.ErrorMessage)
+			}
+			return kerr.ErrorForCode(rp.ErrorCode).(*kerr.Error)
+		}
+		return nil
+	}
+	// The first transaction writes to mp-0, which Produce v12 adds to it.
+	if e := produce(12, init.ProducerEpoch); e != nil {
+		t.Fatalf("first transaction's produce: %v", e)
+	}
+	// Its EndTxn v5 bumped the epoch and its markers are being written:
+	// the state a producer's next request meets after EndTxn answered.
+	co := b.txns
+	co.mu.Lock()
+	m := co.txns["mpid"]
+	res := m.EndTxnV2(pid, init.ProducerEpoch, true, time.Now().UnixMilli())
+	co.inflight["mpid"] = true
+	next := m.Epoch
+	co.mu.Unlock()
+	if res.Err != nil || !res.Prepared {
+		t.Fatalf("end: %+v", res)
+	}
+	end := b.parts.get("mp", 0).log.EndOffset()
+	for _, tc := range []struct {
+		v    int16
+		want *kerr.Error
+	}{
+		{12, kerr.ConcurrentTransactions}, // transaction version 2 clients retry it
+		{11, kerr.NotEnoughReplicas},      // older ones do not know it
+	} {
+		if e := produce(tc.v, next); e != tc.want {
+			t.Errorf("Produce v%d of the next transaction while markers are pending: %v, want %v", tc.v, e, tc.want)
+		}
+	}
+	if got := b.parts.get("mp", 0).log.EndOffset(); got != end {
+		t.Errorf("mp-0 end offset %d, want %d: a batch went in ahead of the pending marker", got, end)
+	}
+	co.mu.Lock()
+	delete(co.inflight, "mpid") // the tick writes the markers now
+	co.mu.Unlock()
+}
