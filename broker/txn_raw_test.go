@@ -10,6 +10,17 @@ import (
 	"github.com/stromhq/strom/storage"
 )
 
+// findTxnCoordinator asks for the transaction coordinator of id, as clients
+// do first; the first such request creates __transaction_state.
+func findTxnCoordinator(t *testing.T, c *rawConn, id string) {
+	t.Helper()
+	fc := kmsg.NewPtrFindCoordinatorRequest()
+	fc.CoordinatorType, fc.CoordinatorKeys = 1, []string{id}
+	if r := send[*kmsg.FindCoordinatorResponse](t, c, fc, 4); r.Coordinators[0].ErrorCode != 0 {
+		t.Fatalf("find coordinator: %+v", r.Coordinators[0])
+	}
+}
+
 // TestTxnWireErrors checks the error codes of the transaction APIs per
 // request version: INVALID_TRANSACTION_TIMEOUT, PRODUCER_FENCED from the
 // KIP-588 versions on and INVALID_PRODUCER_EPOCH before them,
@@ -21,11 +32,7 @@ func TestTxnWireErrors(t *testing.T) {
 	b := startTestBroker(t, func(c *Config) { c.TransactionTopicPartitions = 3 })
 	createTopic(t, newAdmin(t, b), "w", 2, nil)
 	c := rawClient(t, b)
-	fc := kmsg.NewPtrFindCoordinatorRequest()
-	fc.CoordinatorType, fc.CoordinatorKeys = 1, []string{"wid"}
-	if r := send[*kmsg.FindCoordinatorResponse](t, c, fc, 4); r.Coordinators[0].ErrorCode != 0 {
-		t.Fatalf("find coordinator: %+v", r.Coordinators[0])
-	}
+	findTxnCoordinator(t, c, "wid")
 
 	initReq := func(timeout int32) *kmsg.InitProducerIDRequest {
 		r := kmsg.NewPtrInitProducerIDRequest()
@@ -178,12 +185,7 @@ func TestTxnV2ProduceWhileMarkersPending(t *testing.T) {
 	c := rawClient(t, b)
 	ir := kmsg.NewPtrInitProducerIDRequest()
 	ir.TransactionalID, ir.TransactionTimeoutMillis = kmsg.StringPtr("mpid"), 60000
-	// FindCoordinator creates __transaction_state, as clients call it first.
-	fc := kmsg.NewPtrFindCoordinatorRequest()
-	fc.CoordinatorType, fc.CoordinatorKeys = 1, []string{"mpid"}
-	if r := send[*kmsg.FindCoordinatorResponse](t, c, fc, 4); r.Coordinators[0].ErrorCode != 0 {
-		t.Fatalf("find coordinator: %+v", r.Coordinators[0])
-	}
+	findTxnCoordinator(t, c, "mpid")
 	var init *kmsg.InitProducerIDResponse
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		init = send[*kmsg.InitProducerIDResponse](t, c, ir, 5)
