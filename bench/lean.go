@@ -499,7 +499,8 @@ func (p *leanProducer) run(ctx context.Context, c *leanConn, deadline time.Time)
 		free <- s
 	}
 	t := newProduceTally(&p.r.c)
-	defer t.finish(p.r.produceLat)
+	// Every return below comes after the reader ended (or before it began).
+	defer t.finish(p.r.produceLat, true)
 	if err := p.prime(ctx, c, t); err != nil {
 		return err
 	}

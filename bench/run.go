@@ -338,14 +338,21 @@ func (r *runner) produceLoop(ctx context.Context, cl *kgo.Client, payload []byte
 	start := time.Now()
 	stamp := r.mode == ModeE2E
 	t := newProduceTally(&r.c)
+	var recs recordRecycler
 	// One promise serves every record, so no closure is built per record:
 	// the intended send time is the record's timestamp, its size its value's.
 	promise := func(rec *kgo.Record, err error) {
 		if err != nil {
 			r.c.fail(fmt.Errorf("produce: %w", err))
-			return
+		} else {
+			// kgo truncates the timestamp to the millisecond, which drops
+			// its monotonic reading, so time.Since(rec.Timestamp) would
+			// read the wall and the monotonic clock both; against start's
+			// monotonic reading one clock read serves. Truncation makes a
+			// latency at most 1 ms longer, never shorter.
+			t.acked(time.Since(start)-rec.Timestamp.Sub(start), int64(len(rec.Value)))
 		}
-		t.acked(time.Since(rec.Timestamp), int64(len(rec.Value)))
+		recs.put(rec)
 	}
 	var now time.Time
 	for i := int64(0); quota == 0 || i < quota; i++ {
@@ -378,26 +385,84 @@ func (r *runner) produceLoop(ctx context.Context, cl *kgo.Client, payload []byte
 				}
 			}
 		}
+		rec := recs.get()
 		value := payload
 		if stamp {
-			value = make([]byte, len(payload))
-			copy(value, payload)
+			// A recycled record's value is a stamped copy of its own, which
+			// kgo no longer reads once the promise has run.
+			value = rec.Value[:0]
+			value = append(value, payload...)
 			binary.BigEndian.PutUint64(value, uint64(intended.UnixNano()))
 		}
 		// The record's timestamp is its intended send time: the clock was
 		// read for it already, and franz-go reads it again for every record
 		// that has none.
-		cl.Produce(ctx, &kgo.Record{Value: value, Timestamp: intended}, promise)
+		*rec = kgo.Record{Value: value, Timestamp: intended}
+		cl.Produce(ctx, rec, promise)
 	}
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), flushTimeout)
 	defer cancel()
-	if err := cl.Flush(fctx); err != nil {
+	err := cl.Flush(fctx)
+	if err != nil {
 		r.c.fail(fmt.Errorf("flush: %w", err))
 	}
-	// Flush returned, so every promise that will run for a buffered record
-	// has (kgo calls it before it counts the record out); a failed flush
-	// leaves records whose promises may still come, and those are failures.
-	t.finish(r.produceLat)
+	// A flush that returned nil saw every promise run (kgo calls it before
+	// it counts the record out); a failed flush leaves records whose
+	// promises may still come, and those are failures.
+	t.finish(r.produceLat, err == nil)
+}
+
+// recordRecycler hands the records whose promise has run back to the loop that produces them. A new
+// kgo.Record per record was an eighth of the generator's CPU with 100-byte records (allocation and the
+// collections it causes), which both clusters pay alike and which hides the brokers' difference. kgo
+// touches a record for the last time when it calls its promise.
+//
+// put is called by the client's promise goroutine only (kgo runs one client's promises one at a time) and
+// get by the producing loop only; they meet under mu once per recycleBatch records.
+type recordRecycler struct {
+	freed []*kgo.Record // the promise goroutine's, not yet handed over
+	local []*kgo.Record // the producing loop's
+	slab  []kgo.Record  // the producing loop's: new records, allocated recycleBatch at a time
+
+	mu    sync.Mutex
+	spare []*kgo.Record // handed over, guarded by mu
+}
+
+// recycleBatch is how many records move between a recordRecycler's two sides at once.
+const recycleBatch = 256
+
+// put takes back a record kgo is done with.
+func (c *recordRecycler) put(rec *kgo.Record) {
+	c.freed = append(c.freed, rec)
+	if len(c.freed) < recycleBatch {
+		return
+	}
+	c.mu.Lock()
+	c.spare = append(c.spare, c.freed...)
+	c.mu.Unlock()
+	clear(c.freed)
+	c.freed = c.freed[:0]
+}
+
+// get returns a record to fill, recycled when one is spare.
+func (c *recordRecycler) get() *kgo.Record {
+	if len(c.local) == 0 {
+		c.mu.Lock()
+		c.local, c.spare = c.spare, c.local[:0]
+		c.mu.Unlock()
+	}
+	if n := len(c.local); n > 0 {
+		rec := c.local[n-1]
+		c.local[n-1] = nil
+		c.local = c.local[:n-1]
+		return rec
+	}
+	if len(c.slab) == 0 {
+		c.slab = make([]kgo.Record, recycleBatch)
+	}
+	rec := &c.slab[0]
+	c.slab = c.slab[1:]
+	return rec
 }
 
 // clockReuse is how many records at max rate share one clock reading in produceLoop.
@@ -407,46 +472,70 @@ const clockReuse = 16
 // shared counters, which the progress line and the e2e drain read.
 const tallyPublish = 256
 
-// produceTally counts one producer client's acknowledgements. kgo calls a client's promises one at a time
-// from one goroutine, so the histogram and pending counts need no lock, and the shared atomic counters,
-// which every producer and consumer would otherwise contend on for each record, are touched once per
-// tallyPublish records.
+// produceTally counts one producer's acknowledgements. They come from one goroutine (kgo calls a
+// client's promises one at a time; the lean producer has one reader per connection), which gathers them
+// without a lock and adds them to the histogram and the run's shared counters once per tallyPublish
+// records: a lock and shared atomic counters per record were a measurable part of the generator's CPU
+// with 100-byte records, which both clusters pay alike and which hides the brokers' difference.
 type produceTally struct {
-	shared     *counters
-	mu         sync.Mutex // held only by finish and the promise that publishes, so finish sees a settled tally
-	hist       *hdrhistogram.Histogram
+	shared *counters
+
+	// Owned by the acknowledging goroutine; finish reads them only once that goroutine has drained.
+	pending    [tallyPublish]pendingAcks
+	npending   int
 	recs, size int64 // acknowledged, not yet added to shared
+
+	mu   sync.Mutex // guards hist
+	hist *hdrhistogram.Histogram
+}
+
+// pendingAcks is n records acknowledged after latency, not yet in a produceTally's histogram.
+type pendingAcks struct {
+	latency time.Duration
+	n       int64
 }
 
 func newProduceTally(shared *counters) *produceTally {
 	return &produceTally{shared: shared, hist: newHistogram()}
 }
 
-// acked records one acknowledged record; only the client's promise goroutine calls it.
+// acked records one acknowledged record of size bytes.
 func (t *produceTally) acked(latency time.Duration, size int64) { t.ackedN(latency, 1, size) }
 
 // ackedN records n records of size bytes in all, acknowledged after latency.
 func (t *produceTally) ackedN(latency time.Duration, n, size int64) {
-	t.mu.Lock()
-	recordLatencies(t.hist, latency, n)
+	t.pending[t.npending] = pendingAcks{latency, n}
+	t.npending++
 	t.recs += n
 	t.size += size
-	if t.recs >= tallyPublish {
-		t.publishLocked()
+	if t.recs >= tallyPublish || t.npending == len(t.pending) {
+		t.publish()
 	}
-	t.mu.Unlock()
 }
 
-func (t *produceTally) publishLocked() {
+// publish moves what is pending into the histogram and the shared counters; the acknowledging goroutine
+// calls it, or finish once that goroutine has drained.
+func (t *produceTally) publish() {
+	t.mu.Lock()
+	for _, p := range t.pending[:t.npending] {
+		recordLatencies(t.hist, p.latency, p.n)
+	}
+	t.mu.Unlock()
+	t.npending = 0
 	t.shared.produced.Add(t.recs)
 	t.shared.producedBytes.Add(t.size)
 	t.recs, t.size = 0, 0
 }
 
-// finish publishes what is pending and merges the latencies into into.
-func (t *produceTally) finish(into *Recorder) {
+// finish merges the latencies into into. drained says every acknowledgement has been made and happens
+// before this call (kgo's Flush returned; the lean reader ended), so what is still pending is published
+// too; otherwise (a failed flush, whose promises may still run) up to tallyPublish-1 late
+// acknowledgements of the failed run are left out.
+func (t *produceTally) finish(into *Recorder, drained bool) {
+	if drained {
+		t.publish()
+	}
 	t.mu.Lock()
-	t.publishLocked()
 	into.mergeHistogram(t.hist)
 	t.hist.Reset()
 	t.mu.Unlock()
