@@ -10,7 +10,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
@@ -19,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/stromhq/strom/internal/clientcfg"
+	"github.com/stromhq/strom/internal/cputime"
 )
 
 // Client settings shared by every run, so two clusters are always measured with the same client.
@@ -86,7 +86,7 @@ func Run(ctx context.Context, mode Mode, cfg Config) (*Result, error) {
 	r.partitions = parts
 
 	stopProgress := r.startProgress()
-	cpu0 := processCPU()
+	cpu0 := cputime.Process()
 	var runErr error
 	switch mode {
 	case ModeProduce:
@@ -97,7 +97,7 @@ func Run(ctx context.Context, mode Mode, cfg Config) (*Result, error) {
 		runErr = r.runE2E(ctx)
 	}
 	stopProgress()
-	r.clientCPU = processCPU() - cpu0
+	r.clientCPU = cputime.Process() - cpu0
 	if runErr == nil {
 		runErr = ctx.Err()
 	}
@@ -560,13 +560,4 @@ func (r *runner) deadline() time.Time {
 		return r.started.Add(r.cfg.Duration)
 	}
 	return r.started.Add(24 * time.Hour)
-}
-
-// processCPU returns the user and system CPU seconds this process has used; 0 where getrusage fails.
-func processCPU() float64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }

@@ -8,9 +8,10 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/stromhq/strom/internal/cputime"
 )
 
 // benchBatch builds a batch of 1 KiB records totalling about size bytes.
@@ -128,7 +129,7 @@ func BenchmarkAppend(b *testing.B) {
 				ctx := context.Background()
 				b.SetBytes(int64(len(batch)))
 				b.ResetTimer()
-				start, cpu0 := time.Now(), processCPU()
+				start, cpu0 := time.Now(), cputime.Process()
 				for i := 0; b.Loop(); i++ {
 					SetBaseOffset(batch, int64(i)*per)
 					info, err := l.Append(batch)
@@ -153,7 +154,7 @@ func BenchmarkAppend(b *testing.B) {
 					}
 				}
 				wg.Wait()
-				el, cpu := time.Since(start).Seconds(), processCPU()-cpu0
+				el, cpu := time.Since(start).Seconds(), cputime.Process()-cpu0
 				mbps := float64(b.N) * float64(len(batch)) / el
 				b.ReportMetric(cpu/(float64(b.N)*float64(len(batch))/1e9), "cpu-s/GB")
 				b.ReportMetric(mbps/disk, "disk-ratio")
@@ -164,16 +165,6 @@ func BenchmarkAppend(b *testing.B) {
 			})
 		}
 	}
-}
-
-// processCPU is the user and system CPU time this process has used, in seconds: the kernel's share of
-// an append (page-cache writes, writeback, fsync) is most of it.
-func processCPU() float64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
 // BenchmarkRead measures sequential reads of 1 MiB fetches over a 64 MiB log of 16 KiB batches.
