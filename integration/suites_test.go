@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -259,10 +260,27 @@ func (r *suiteResult) check(t *testing.T, library string) {
 		}
 		gaps.Check(t, "suite/"+library+"/"+n, failed, detail)
 	}
+	if anyFailed {
+		// A test that never finished usually means the binary hit its timeout: go test's panic (with
+		// its list of running tests) is package output, and the slowest tests show where the time went.
+		t.Logf("%s suite: slowest finished tests: %s; last package output:\n\t%s", library,
+			strings.Join(r.slowest(5), ", "), strings.Join(r.other, "\n\t"))
+	}
 	if len(names) == 0 || (r.runErr != nil && !anyFailed) {
 		t.Errorf("%s suite failed outside any test (%v; failed packages %v):\n%s\n%s", library, r.runErr,
 			r.pkgFail, r.stderr, strings.Join(r.other, "\n"))
 	}
+}
+
+// slowest names the n top-level tests that took longest, with their times, longest first.
+func (r *suiteResult) slowest(n int) []string {
+	names := slices.DeleteFunc(r.topLevel(), func(name string) bool { return r.tests[name].action == "" })
+	sort.SliceStable(names, func(i, j int) bool { return r.tests[names[i]].elapsed > r.tests[names[j]].elapsed })
+	var out []string
+	for _, name := range names[:min(n, len(names))] {
+		out = append(out, fmt.Sprintf("%s %.1fs", name, r.tests[name].elapsed))
+	}
+	return out
 }
 
 // skipReason picks the t.Skip message out of a skipped test's output ("    file.go:12: reason").
@@ -326,6 +344,9 @@ func TestParseTestJSON(t *testing.T) {
 	}
 	if len(res.pkgFail) != 1 || res.pkgFail[0] != "p" || !strings.Contains(strings.Join(res.other, "\n"), "not json") {
 		t.Errorf("package failures %v, other output %q", res.pkgFail, res.other)
+	}
+	if got, want := strings.Join(res.slowest(2), ", "), "TestB 1.0s, TestA 0.1s"; got != want {
+		t.Errorf("slowest %q, want %q (finished tests only, longest first)", got, want)
 	}
 }
 
