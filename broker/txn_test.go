@@ -3,8 +3,11 @@ package broker
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/stromhq/strom/storage"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -318,4 +321,61 @@ func TestTransactionReadCommittedLSO(t *testing.T) {
 	if len(got) != 3 {
 		t.Fatalf("read_committed saw %d records, want 3", len(got))
 	}
+}
+
+// logTxnPartition logs every batch of b's replica of topic/part (offsets,
+// producer id and epoch, COMMIT/ABORT for markers, the first value for
+// data), its aborted-transaction list and the LSO, so that a transaction
+// test reporting a missing or partial transaction shows whether the
+// records were lost, never written, or hidden by an abort.
+func logTxnPartition(t *testing.T, b *Broker, topic string, part int32) {
+	t.Helper()
+	p := b.parts.get(topic, part)
+	if p == nil {
+		t.Logf("%s-%d: not hosted", topic, part)
+		return
+	}
+	l := p.log
+	var lines []string
+	for off := l.LogStartOffset(); off < l.EndOffset(); {
+		sl, err := l.Read(off, 1<<20, l.EndOffset())
+		if err != nil {
+			t.Logf("%s-%d: read at %d: %v", topic, part, off, err)
+			return
+		}
+		data, err := sl.Bytes()
+		sl.Release()
+		if err != nil || len(data) == 0 {
+			t.Logf("%s-%d: read at %d: %d bytes, %v", topic, part, off, len(data), err)
+			return
+		}
+		for len(data) >= batchHeaderSize {
+			h, err := storage.ParseBatchHeader(data)
+			if err != nil || h.Size() > len(data) {
+				t.Logf("%s-%d: bad batch at %d: %v", topic, part, off, err)
+				return
+			}
+			what := ""
+			_, _ = parseRecords(data[batchHeaderSize:h.Size()], func(i int, r recordView) error {
+				switch {
+				case i > 0:
+				case h.IsControl() && len(r.key) == 4 && r.key[3] == 1:
+					what = "COMMIT"
+				case h.IsControl():
+					what = "ABORT"
+				default:
+					what = string(r.value)
+				}
+				return nil
+			})
+			lines = append(lines, fmt.Sprintf("[%d-%d] pid=%d epoch=%d txn=%v %s",
+				h.BaseOffset, h.LastOffset(), h.ProducerID, h.ProducerEpoch, h.IsTransactional(), what))
+			off = h.LastOffset() + 1
+			data = data[h.Size():]
+		}
+	}
+	ab, err := l.AbortedTransactions(l.LogStartOffset(), l.EndOffset())
+	lso, open := l.FirstUnstableOffset()
+	t.Logf("%s-%d: end %d, hw %d, first unstable %d (%v), aborted %+v (%v)\n%s", topic, part, l.EndOffset(),
+		l.HighWatermark(), lso, open, ab, err, strings.Join(lines, "\n"))
 }
