@@ -32,8 +32,11 @@ unit:
 
 # The harness runs this build of bin/strom instead of building its own. The client matrix (client x
 # feature x cluster) is printed and written to integration/MATRIX.md, which the README links.
+# testreport prints what go test would, plus the output of tests a timeout cut short and the slowest
+# tests, so every CI log shows where the time went.
 integration: build
-	STROM_BIN=$(abspath $(BIN)) STROM_MATRIX_OUT=$(CURDIR)/integration/MATRIX.md $(GO) test -count=1 -timeout 40m $(GOFLAGS_TEST) ./integration/...
+	$(GO) build -o bin/testreport ./internal/testreport
+	STROM_BIN=$(abspath $(BIN)) STROM_MATRIX_OUT=$(CURDIR)/integration/MATRIX.md ./bin/testreport -count=1 -timeout 40m $(GOFLAGS_TEST) ./integration/...
 	@echo; echo 'Client matrix (integration/MATRIX.md):'; cat integration/MATRIX.md
 
 bench:
