@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
+	"time"
 )
 
 // slowest is how many top-level tests the closing table lists.
@@ -52,6 +53,7 @@ func main() {
 
 // event is one line of `go test -json` (cmd/test2json's TestEvent, plus the build events).
 type event struct {
+	Time    time.Time
 	Action  string
 	Package string
 	Test    string
@@ -59,7 +61,9 @@ type event struct {
 	Output  string
 }
 
-// timing is a finished top-level test.
+// timing is a finished top-level test. elapsed is the wall time from its start (or its resumption,
+// for a parallel test) to its end: go test's own figure for a test leaves out its parallel subtests,
+// which run after the test's function has returned.
 type timing struct {
 	pkg, test, action string
 	elapsed           float64
@@ -69,13 +73,14 @@ type timing struct {
 // until the test ends: printed if it failed, dropped if it passed or skipped.
 type report struct {
 	w       io.Writer
-	held    map[string][]string // package + " " + test -> output lines so far, in order
-	order   []string            // keys of held in the order their tests started
+	held    map[string][]string  // package + " " + test -> output lines so far, in order
+	order   []string             // keys of held in the order their tests started
+	started map[string]time.Time // top-level key -> when it last started or resumed
 	timings []timing
 }
 
 func newReport(w io.Writer) *report {
-	return &report{w: w, held: map[string][]string{}}
+	return &report{w: w, held: map[string][]string{}, started: map[string]time.Time{}}
 }
 
 // read consumes events until r ends. Lines that are not JSON (go test's own messages) pass through.
@@ -109,7 +114,14 @@ func (r *report) add(ev event) {
 	}
 	key := ev.Package + " " + ev.Test
 	switch ev.Action {
+	case "cont":
+		if !strings.Contains(ev.Test, "/") {
+			r.started[key] = ev.Time
+		}
 	case "run":
+		if !strings.Contains(ev.Test, "/") {
+			r.started[key] = ev.Time
+		}
 		if _, ok := r.held[key]; !ok {
 			r.held[key] = nil
 			r.order = append(r.order, key)
@@ -127,7 +139,12 @@ func (r *report) add(ev event) {
 		}
 		delete(r.held, key)
 		if !strings.Contains(ev.Test, "/") {
-			r.timings = append(r.timings, timing{pkg: ev.Package, test: ev.Test, action: ev.Action, elapsed: ev.Elapsed})
+			elapsed := ev.Elapsed
+			if start, ok := r.started[key]; ok && !start.IsZero() && !ev.Time.IsZero() {
+				elapsed = max(elapsed, ev.Time.Sub(start).Seconds())
+			}
+			delete(r.started, key)
+			r.timings = append(r.timings, timing{pkg: ev.Package, test: ev.Test, action: ev.Action, elapsed: elapsed})
 		}
 	}
 }
@@ -165,7 +182,7 @@ func (r *report) finish() {
 	for _, t := range r.timings {
 		total += t.elapsed
 	}
-	fmt.Fprintf(r.w, "\nslowest of %d top-level tests (%.0f s summed; parallel tests overlap):\n", len(ts), total)
+	fmt.Fprintf(r.w, "\nslowest of %d top-level tests, by wall time with their subtests (%.0f s summed; parallel tests overlap):\n", len(ts), total)
 	for _, t := range ts[:min(slowest, len(ts))] {
 		fmt.Fprintf(r.w, "%8.1fs  %-4s  %s %s\n", t.elapsed, t.action, shortPkg(t.pkg), t.test)
 	}

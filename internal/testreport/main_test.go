@@ -56,8 +56,21 @@ func TestReport(t *testing.T) {
 {"Action":"skip","Package":"p","Test":"TestLong","Elapsed":9}
 {"Action":"pass","Package":"p","Test":"TestLong/sub","Elapsed":8}
 `,
-			want:   []string{"slowest of 2 top-level tests (10 s summed", "9.0s  skip  p TestLong", "1.0s  pass  p TestShort"},
+			want:   []string{"slowest of 2 top-level tests, by wall time with their subtests (10 s summed", "9.0s  skip  p TestLong", "1.0s  pass  p TestShort"},
 			absent: []string{"TestLong/sub"},
+		},
+		{
+			name: "wall time counts parallel subtests and leaves out a parallel test's pause",
+			in: `{"Time":"2026-11-28T04:00:00Z","Action":"run","Package":"p","Test":"TestParent"}
+{"Time":"2026-11-28T04:00:00Z","Action":"run","Package":"p","Test":"TestPar"}
+{"Time":"2026-11-28T04:00:00.1Z","Action":"pause","Package":"p","Test":"TestPar"}
+{"Time":"2026-11-28T04:00:00Z","Action":"run","Package":"p","Test":"TestParent/a"}
+{"Time":"2026-11-28T04:00:30Z","Action":"pass","Package":"p","Test":"TestParent/a","Elapsed":30}
+{"Time":"2026-11-28T04:00:30Z","Action":"pass","Package":"p","Test":"TestParent","Elapsed":0.04}
+{"Time":"2026-11-28T04:00:30Z","Action":"cont","Package":"p","Test":"TestPar"}
+{"Time":"2026-11-28T04:00:32Z","Action":"pass","Package":"p","Test":"TestPar","Elapsed":2}
+`,
+			want: []string{"30.0s  pass  p TestParent", "2.0s  pass  p TestPar"},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
