@@ -28,6 +28,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -61,6 +62,9 @@ type coordinator struct {
 	// topicsVersion is the raft state version whose topics the last tick
 	// checked offsets against; only the tick goroutine touches it.
 	topicsVersion uint64
+	// tickHook, for tests, runs in each tick between its decision to purge
+	// and its first shard; nil in production.
+	tickHook atomic.Pointer[func(purge bool)]
 }
 
 // shard is one __consumer_offsets partition led here and the groups it
@@ -632,6 +636,9 @@ func (c *coordinator) tick(now time.Time) {
 	st := c.b.node.State()
 	purge := st.Version != c.topicsVersion
 	c.topicsVersion = st.Version
+	if h := c.tickHook.Load(); h != nil {
+		(*h)(purge)
+	}
 	for _, sh := range c.ledShards() {
 		sh.mu.Lock()
 		if !sh.loaded {
@@ -645,7 +652,12 @@ func (c *coordinator) tick(now time.Time) {
 		}
 		var extra []record
 		if purge {
-			extra = c.purgeDeletedTopics(sh, st)
+			// The state is read again under sh.mu: a commit that took
+			// sh.mu before validated its topics against a state no newer
+			// than this one, while st may predate a topic created and
+			// committed to since the tick began, which purging against
+			// st would take for a deleted one.
+			extra = c.purgeDeletedTopics(sh, c.b.node.State())
 		}
 		if now.Sub(sh.lastExpiry) >= c.b.cfg.OffsetsRetentionCheckInterval {
 			sh.lastExpiry = now

@@ -3,6 +3,7 @@ package broker
 import (
 	"errors"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -415,6 +416,51 @@ func TestOffsetsOfDeletedTopicRemoved(t *testing.T) {
 			t.Fatal("offsets of the deleted topic are still served")
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestPurgeKeepsOffsetsOfNewTopics commits an offset to a topic created
+// after a coordinator tick read the cluster state it purges deleted topics'
+// offsets against, and before the tick reaches the group's shard: the
+// offset must survive (the tick must not take the new topic for a deleted
+// one).
+func TestPurgeKeepsOffsetsOfNewTopics(t *testing.T) {
+	t.Parallel()
+	b := startTestBroker(t, groupTestConfig)
+	adm := newAdmin(t, b)
+	ctx := testCtx(t)
+	createTopic(t, adm, "old", 1, nil)
+	if _, err := adm.CommitOffsets(ctx, "g", kadm.OffsetsFromRecords(kgo.Record{Topic: "old", Partition: 0, Offset: 2})); err != nil {
+		t.Fatalf("commit: %v", err)
+	}
+	hooked := make(chan error, 1)
+	var once sync.Once
+	hook := func(purge bool) {
+		if !purge {
+			return
+		}
+		once.Do(func() {
+			_, err := adm.CreateTopic(ctx, 1, 1, nil, "fresh")
+			if err == nil {
+				_, err = adm.CommitOffsets(ctx, "g", kadm.OffsetsFromRecords(kgo.Record{Topic: "fresh", Partition: 0, Offset: 6}))
+			}
+			hooked <- err
+		})
+	}
+	b.groups.tickHook.Store(&hook)
+	defer b.groups.tickHook.Store(nil)
+	createTopic(t, adm, "trigger", 1, nil) // a state change: the next tick purges
+	if err := <-hooked; err != nil {
+		t.Fatalf("create and commit during the tick: %v", err)
+	}
+	// Two more ticks: the hooked one has finished its purge by then.
+	time.Sleep(3 * coordinatorTick)
+	offs, err := adm.FetchOffsets(ctx, "g")
+	if err != nil {
+		t.Fatalf("fetch offsets: %v", err)
+	}
+	if o, ok := offs.Lookup("fresh", 0); !ok || o.At != 7 {
+		t.Fatalf("offset committed to the new topic: %+v %v, want 7", o, ok)
 	}
 }
 
