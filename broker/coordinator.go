@@ -322,6 +322,23 @@ func (c *coordinator) load(sh *shard) error {
 		}
 		off = next
 	}
+	// The log names topics only: an offset belongs to the topic of its name
+	// now. (One whose topic is gone, or was re-created since, is purged by
+	// the next tick that sees the change.)
+	st := c.b.node.State()
+	stamp := func(os map[string]map[group.TopicPartition]*group.Offset) {
+		for _, m := range os {
+			for tp, o := range m {
+				if t, ok := st.Topics[tp.Topic]; ok {
+					o.TopicID = t.ID
+				}
+			}
+		}
+	}
+	stamp(offsets)
+	for _, gs := range pending {
+		stamp(gs)
+	}
 	for id, v := range metas {
 		g := group.New(id, c.cfg, now)
 		g.Restore(v, now)
@@ -671,13 +688,16 @@ func (c *coordinator) tick(now time.Time) {
 // purgeDeletedTopics removes the offsets of topics that no longer exist
 // (Kafka's onPartitionsDeleted) and returns their tombstones, so a topic
 // created again under the same name does not inherit old positions.
-// Commits name only existing topics, so a missing topic was deleted.
-// sh.mu must be held.
+// Commits name only existing topics, so a missing topic was deleted, and
+// so was one whose id is no longer the offset's (deleted and created
+// again between two ticks). sh.mu must be held.
 func (c *coordinator) purgeDeletedTopics(sh *shard, st *raft.State) []record {
 	var recs []record
 	for id, g := range sh.groups {
 		for _, tp := range g.Offsets() {
-			if t, ok := st.Topics[tp.Topic]; !ok || int(tp.Partition) >= len(t.Partitions) {
+			o, _ := g.OffsetOf(tp)
+			t, ok := st.Topics[tp.Topic]
+			if !ok || int(tp.Partition) >= len(t.Partitions) || (o.TopicID != [16]byte{} && o.TopicID != t.ID) {
 				g.DeleteOffset(tp)
 				recs = append(recs, record{key: offsetKey(id, tp)})
 			}

@@ -464,6 +464,51 @@ func TestPurgeKeepsOffsetsOfNewTopics(t *testing.T) {
 	}
 }
 
+// TestOffsetsOfRecreatedTopicRemoved deletes a topic and creates it again
+// under the same name while the coordinator's tick is held, so no tick sees
+// the topic missing: the offsets committed to the old topic must still go
+// (Kafka removes them when the partitions are deleted), and the new topic's
+// group starts without a position.
+func TestOffsetsOfRecreatedTopicRemoved(t *testing.T) {
+	t.Parallel()
+	b := startTestBroker(t, groupTestConfig)
+	adm := newAdmin(t, b)
+	ctx := testCtx(t)
+	createTopic(t, adm, "re", 1, nil)
+	createTopic(t, adm, "kept", 1, nil)
+	if _, err := adm.CommitOffsets(ctx, "g", kadm.OffsetsFromRecords(
+		kgo.Record{Topic: "re", Partition: 0, Offset: 4}, kgo.Record{Topic: "kept", Partition: 0, Offset: 6})); err != nil {
+		t.Fatalf("commit: %v", err)
+	}
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	hook := func(bool) {
+		once.Do(func() {
+			close(entered)
+			<-release
+		})
+	}
+	b.groups.tickHook.Store(&hook)
+	defer b.groups.tickHook.Store(nil)
+	<-entered // the tick holds, its state read before the delete
+	if _, err := adm.DeleteTopics(ctx, "re"); err != nil {
+		t.Fatalf("delete topic: %v", err)
+	}
+	createTopic(t, adm, "re", 1, nil)
+	close(release)
+	time.Sleep(3 * coordinatorTick)
+	offs, err := adm.FetchOffsets(ctx, "g")
+	if err != nil {
+		t.Fatalf("fetch offsets: %v", err)
+	}
+	if o, ok := offs.Lookup("re", 0); ok {
+		t.Errorf("the re-created topic inherited the old topic's offset: %+v", o)
+	}
+	if o, ok := offs.Lookup("kept", 0); !ok || o.At != 7 {
+		t.Errorf("offset of the untouched topic: %+v %v, want 7", o, ok)
+	}
+}
+
 // TestProduceToOffsetsTopicRefused checks that clients cannot write
 // __consumer_offsets (only the coordinator appends to it).
 func TestProduceToOffsetsTopicRefused(t *testing.T) {

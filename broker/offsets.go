@@ -149,7 +149,7 @@ func (b *Broker) handleOffsetCommit(rq *request, req *kmsg.OffsetCommitRequest) 
 				out.ErrorCode = kerr.StaleMemberEpoch.Code
 				continue
 			}
-			o := group.Offset{Offset: rp.Offset, LeaderEpoch: -1, CommitTime: nowMS, ExpireTime: -1}
+			o := group.Offset{Offset: rp.Offset, LeaderEpoch: -1, CommitTime: nowMS, ExpireTime: -1, TopicID: st.Topics[names[i]].ID}
 			if rp.Metadata != nil {
 				o.Metadata = *rp.Metadata
 			}

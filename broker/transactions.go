@@ -603,7 +603,7 @@ func (b *Broker) handleTxnOffsetCommit(rq *request, req *kmsg.TxnOffsetCommitReq
 				out.ErrorCode = kerr.OffsetMetadataTooLarge.Code
 				continue
 			}
-			o := group.Offset{Offset: rp.Offset, LeaderEpoch: -1, CommitTime: nowMS, ExpireTime: -1}
+			o := group.Offset{Offset: rp.Offset, LeaderEpoch: -1, CommitTime: nowMS, ExpireTime: -1, TopicID: st.Topics[rt.Topic].ID}
 			if rp.Metadata != nil {
 				o.Metadata = *rp.Metadata
 			}

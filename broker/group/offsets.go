@@ -23,6 +23,12 @@ type Offset struct {
 	// unless the commit asked for its own retention (OffsetCommit v2-v4).
 	CommitTime int64
 	ExpireTime int64
+	// TopicID is the id of the topic the offset was committed to (for an
+	// offset read back from the log: of the topic of that name then). It is
+	// kept in memory only, as Kafka's offset records carry no id; it tells
+	// a topic deleted and created again under the same name from the one
+	// the offset belongs to. Zero when unknown.
+	TopicID [16]byte
 }
 
 // MemberInfo describes one member for DescribeGroups.
