@@ -85,6 +85,10 @@ type shard struct {
 	// queued holds answers produced under mu, released by finish after the
 	// records of the change were appended.
 	queued []func(syncTo internalWrite)
+	// purgeOnTick is set by load: the log may hold offsets of topics
+	// deleted while this broker did not coordinate the partition, so the
+	// next tick checks them whatever the state's version.
+	purgeOnTick bool
 	// lastExpiry is when offsets were last checked for expiry.
 	lastExpiry time.Time
 	// txnOffsets holds offsets committed by open transactions, by producer
@@ -374,6 +378,7 @@ func (c *coordinator) load(sh *shard) error {
 		sh.txnOffsets[pid] = set
 	}
 	sh.loaded = true
+	sh.purgeOnTick = true
 	sh.lastExpiry = now
 	return nil
 }
@@ -668,7 +673,8 @@ func (c *coordinator) tick(now time.Time) {
 			dirty = append(dirty, g)
 		}
 		var extra []record
-		if purge {
+		if purge || sh.purgeOnTick {
+			sh.purgeOnTick = false
 			// The state is read again under sh.mu: a commit that took
 			// sh.mu before validated its topics against a state no newer
 			// than this one, while st may predate a topic created and

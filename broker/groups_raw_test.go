@@ -11,6 +11,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/stromhq/strom/broker/group"
 )
 
 // rawConn sends hand-built requests at exactly the version asked for
@@ -506,6 +508,81 @@ func TestOffsetsOfRecreatedTopicRemoved(t *testing.T) {
 	}
 	if o, ok := offs.Lookup("kept", 0); !ok || o.At != 7 {
 		t.Errorf("offset of the untouched topic: %+v %v, want 7", o, ok)
+	}
+}
+
+// TestOffsetsOfTopicDeletedBeforeLoadRemoved: a broker whose tick saw a
+// topic's deletion before it coordinated the group (the shard loads later,
+// from a log still holding the offsets, with no state change to come)
+// purges them once the shard is loaded.
+func TestOffsetsOfTopicDeletedBeforeLoadRemoved(t *testing.T) {
+	t.Parallel()
+	b := startTestBroker(t, groupTestConfig)
+	adm := newAdmin(t, b)
+	ctx := testCtx(t)
+	createTopic(t, adm, "doomed", 1, nil)
+	createTopic(t, adm, "kept", 1, nil)
+	if _, err := adm.CommitOffsets(ctx, "g", kadm.OffsetsFromRecords(
+		kgo.Record{Topic: "doomed", Partition: 0, Offset: 4}, kgo.Record{Topic: "kept", Partition: 0, Offset: 6})); err != nil {
+		t.Fatalf("commit: %v", err)
+	}
+	sh, e := b.groups.shardFor("g")
+	if e != nil {
+		t.Fatal(e)
+	}
+	hooked := make(chan error, 1)
+	var once sync.Once
+	hook := func(purge bool) {
+		if purge {
+			return
+		}
+		// On the tick goroutine, so the tick's own bookkeeping may be set:
+		// the shard is retired, the topic deleted, and this broker's ticks
+		// count the deletion as seen.
+		once.Do(func() {
+			b.groups.mu.Lock()
+			delete(b.groups.shards, sh.index)
+			b.groups.mu.Unlock()
+			b.groups.unload(sh)
+			_, err := adm.DeleteTopics(ctx, "doomed")
+			// The deletion's follow-up commands included.
+			for v := uint64(0); v != b.node.State().Version; {
+				v = b.node.State().Version
+				time.Sleep(100 * time.Millisecond)
+			}
+			b.groups.topicsVersion = b.node.State().Version
+			hooked <- err
+		})
+	}
+	b.groups.tickHook.Store(&hook)
+	defer b.groups.tickHook.Store(nil)
+	if err := <-hooked; err != nil {
+		t.Fatalf("delete topic: %v", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		offs, err := adm.FetchOffsets(ctx, "g")
+		if err != nil {
+			t.Fatalf("fetch offsets: %v", err)
+		}
+		if o, ok := offs.Lookup("kept", 0); !ok || o.At != 7 {
+			t.Fatalf("offset of the surviving topic: %+v %v", o, ok)
+		}
+		// OffsetFetch v10 cannot name a deleted topic, so look inside.
+		sh2, e := b.groups.shardFor("g")
+		if e != nil {
+			t.Fatal(e)
+		}
+		sh2.mu.Lock()
+		_, held := sh2.groups["g"].OffsetOf(group.TopicPartition{Topic: "doomed", Partition: 0})
+		sh2.mu.Unlock()
+		if !held {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the coordinator still holds offsets of the topic deleted before its shard loaded")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

@@ -109,6 +109,10 @@ func (b *Broker) handleOffsetCommit(rq *request, req *kmsg.OffsetCommitRequest) 
 	}
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	// Topics are checked against a state read under sh.mu: a tick purges a
+	// deleted topic's offsets under sh.mu with a state it read there, so a
+	// commit either sees the deletion or lands before that purge.
+	st = b.node.State()
 	g := b.groups.getOrCreate(sh, req.Group, gen < 0, t)
 	if g == nil {
 		return setAll(kerr.IllegalGeneration)

@@ -567,6 +567,7 @@ func (b *Broker) handleTxnOffsetCommit(rq *request, req *kmsg.TxnOffsetCommitReq
 	t := time.Now()
 	nowMS := t.UnixMilli()
 	sh.mu.Lock()
+	st = b.node.State() // see handleOffsetCommit
 	gen := int32(-1)
 	if req.Version >= 3 {
 		gen = req.Generation

@@ -105,10 +105,17 @@ func (c *coordinator) txnMarker(ctx context.Context, idx int32, pid int64, epoch
 		return storageErr(err)
 	}
 	if commit {
+		st := c.b.node.State()
 		for id, os := range sh.txnOffsets[pid] {
 			g := c.getOrCreate(sh, id, true, now)
 			for tp, o := range os {
 				g.Commit(tp, o)
+				// A topic deleted (and perhaps created again) while the
+				// offset was pending: the tick that purged it could not see
+				// the pending offset, so the next one must.
+				if t, ok := st.Topics[tp.Topic]; !ok || t.ID != o.TopicID {
+					sh.purgeOnTick = true
+				}
 			}
 		}
 	}

@@ -2,11 +2,14 @@ package broker
 
 import (
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/kversion"
+
+	"github.com/stromhq/strom/broker/group"
 )
 
 // rawTxn drives one transactional id with hand-built requests.
@@ -190,5 +193,50 @@ func TestTxnOffsetCommitFailedAppendDropped(t *testing.T) {
 	r.end(true)
 	if off, code := fetchOffset(t, cl, "fg", true); code != 0 || off != 5 {
 		t.Fatalf("after commit: offset %d code %d, want 5 (the failed commit of 7 dropped)", off, code)
+	}
+}
+
+// TestTxnOffsetOfDeletedTopicPurged: a topic deleted while a transaction's
+// offset on it is pending (the tick that purges the deleted topic's
+// offsets cannot see a pending one) loses that offset soon after the
+// transaction commits, with no further state change to prompt a purge.
+func TestTxnOffsetOfDeletedTopicPurged(t *testing.T) {
+	t.Parallel()
+	b := startTestBroker(t, func(c *Config) { groupTestConfig(c); c.TransactionTopicPartitions = 3 })
+	adm := newAdmin(t, b)
+	createTopic(t, adm, "t", 1, nil)
+	cl := newClient(t, b, kgo.MaxVersions(kversion.V4_0_0()))
+	r := &rawTxn{t: t, cl: cl, id: "gone-topic"}
+	r.init()
+	r.commitOffset("pg", 5)
+	if _, err := adm.DeleteTopics(testCtx(t), "t"); err != nil {
+		t.Fatal(err)
+	}
+	// Past the deletion's follow-up commands and the tick that purged.
+	for v := uint64(0); v != b.node.State().Version; {
+		v = b.node.State().Version
+		time.Sleep(100 * time.Millisecond)
+	}
+	r.end(true)
+	held := func() bool {
+		sh, e := b.groups.shardFor("pg")
+		if e != nil {
+			t.Fatal(e)
+		}
+		sh.mu.Lock()
+		defer sh.mu.Unlock()
+		g := sh.groups["pg"]
+		if g == nil {
+			return false
+		}
+		_, ok := g.OffsetOf(group.TopicPartition{Topic: "t", Partition: 0})
+		return ok
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for held() {
+		if time.Now().After(deadline) {
+			t.Fatal("the committed transaction's offset on the deleted topic is still held")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
