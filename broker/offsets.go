@@ -137,7 +137,8 @@ func (b *Broker) handleOffsetCommit(rq *request, req *kmsg.OffsetCommitRequest) 
 		for j, rp := range rt.Partitions {
 			out := &resp.Topics[i].Partitions[j]
 			switch {
-			case req.Version >= 10 && names[i] == "":
+			case req.Version >= 10 && (names[i] == "" || st.TopicsByID[rt.TopicID] == nil):
+				// (Gone since the name was looked up, before sh.mu.)
 				out.ErrorCode = kerr.UnknownTopicID.Code
 				continue
 			case topicDenied[i]:
