@@ -455,14 +455,29 @@ func TestPurgeKeepsOffsetsOfNewTopics(t *testing.T) {
 	if err := <-hooked; err != nil {
 		t.Fatalf("create and commit during the tick: %v", err)
 	}
-	// Two more ticks: the hooked one has finished its purge by then.
-	time.Sleep(3 * coordinatorTick)
+	waitTick(t, b) // the hooked tick has finished its purge
 	offs, err := adm.FetchOffsets(ctx, "g")
 	if err != nil {
 		t.Fatalf("fetch offsets: %v", err)
 	}
 	if o, ok := offs.Lookup("fresh", 0); !ok || o.At != 7 {
 		t.Fatalf("offset committed to the new topic: %+v %v, want 7", o, ok)
+	}
+}
+
+// waitTick returns once a coordinator tick has started after the call, so
+// every earlier tick has finished. It replaces the tick hook.
+func waitTick(t *testing.T, b *Broker) {
+	t.Helper()
+	ticked := make(chan struct{})
+	var once sync.Once
+	hook := func(bool) { once.Do(func() { close(ticked) }) }
+	b.groups.tickHook.Store(&hook)
+	defer b.groups.tickHook.Store(nil)
+	select {
+	case <-ticked:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no coordinator tick in 10 s")
 	}
 }
 
@@ -498,7 +513,7 @@ func TestOffsetsOfRecreatedTopicRemoved(t *testing.T) {
 	}
 	createTopic(t, adm, "re", 1, nil)
 	close(release)
-	time.Sleep(3 * coordinatorTick)
+	waitTick(t, b)
 	offs, err := adm.FetchOffsets(ctx, "g")
 	if err != nil {
 		t.Fatalf("fetch offsets: %v", err)
