@@ -481,6 +481,45 @@ func waitTick(t *testing.T, b *Broker) {
 	}
 }
 
+// waitStateSettled returns once b's cluster state has stopped changing for
+// 100 ms: a deletion's follow-up commands are applied.
+func waitStateSettled(b *Broker) {
+	for v := uint64(0); v != b.node.State().Version; {
+		v = b.node.State().Version
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// holdsOffset reports whether b's coordinator holds an offset of group g
+// for topic/0. It looks inside: OffsetFetch v10 cannot name a deleted topic.
+func holdsOffset(t *testing.T, b *Broker, g, topic string) bool {
+	t.Helper()
+	sh, e := b.groups.shardFor(g)
+	if e != nil {
+		t.Fatal(e)
+	}
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	grp := sh.groups[g]
+	if grp == nil {
+		return false
+	}
+	_, ok := grp.OffsetOf(group.TopicPartition{Topic: topic, Partition: 0})
+	return ok
+}
+
+// commitTwo creates topics doomed and "kept" (one partition each) and has
+// group g commit offset 4 on the first and 6 on the second.
+func commitTwo(t *testing.T, adm *kadm.Client, g, doomed string) {
+	t.Helper()
+	createTopic(t, adm, doomed, 1, nil)
+	createTopic(t, adm, "kept", 1, nil)
+	if _, err := adm.CommitOffsets(testCtx(t), g, kadm.OffsetsFromRecords(
+		kgo.Record{Topic: doomed, Partition: 0, Offset: 4}, kgo.Record{Topic: "kept", Partition: 0, Offset: 6})); err != nil {
+		t.Fatalf("commit: %v", err)
+	}
+}
+
 // TestOffsetsOfRecreatedTopicRemoved deletes a topic and creates it again
 // under the same name while the coordinator's tick is held, so no tick sees
 // the topic missing: the offsets committed to the old topic must still go
@@ -491,12 +530,7 @@ func TestOffsetsOfRecreatedTopicRemoved(t *testing.T) {
 	b := startTestBroker(t, groupTestConfig)
 	adm := newAdmin(t, b)
 	ctx := testCtx(t)
-	createTopic(t, adm, "re", 1, nil)
-	createTopic(t, adm, "kept", 1, nil)
-	if _, err := adm.CommitOffsets(ctx, "g", kadm.OffsetsFromRecords(
-		kgo.Record{Topic: "re", Partition: 0, Offset: 4}, kgo.Record{Topic: "kept", Partition: 0, Offset: 6})); err != nil {
-		t.Fatalf("commit: %v", err)
-	}
+	commitTwo(t, adm, "g", "re")
 	entered, release := make(chan struct{}), make(chan struct{})
 	var once sync.Once
 	hook := func(bool) {
@@ -535,12 +569,7 @@ func TestOffsetsOfTopicDeletedBeforeLoadRemoved(t *testing.T) {
 	b := startTestBroker(t, groupTestConfig)
 	adm := newAdmin(t, b)
 	ctx := testCtx(t)
-	createTopic(t, adm, "doomed", 1, nil)
-	createTopic(t, adm, "kept", 1, nil)
-	if _, err := adm.CommitOffsets(ctx, "g", kadm.OffsetsFromRecords(
-		kgo.Record{Topic: "doomed", Partition: 0, Offset: 4}, kgo.Record{Topic: "kept", Partition: 0, Offset: 6})); err != nil {
-		t.Fatalf("commit: %v", err)
-	}
+	commitTwo(t, adm, "g", "doomed")
 	sh, e := b.groups.shardFor("g")
 	if e != nil {
 		t.Fatal(e)
@@ -560,11 +589,7 @@ func TestOffsetsOfTopicDeletedBeforeLoadRemoved(t *testing.T) {
 			b.groups.mu.Unlock()
 			b.groups.unload(sh)
 			_, err := adm.DeleteTopics(ctx, "doomed")
-			// The deletion's follow-up commands included.
-			for v := uint64(0); v != b.node.State().Version; {
-				v = b.node.State().Version
-				time.Sleep(100 * time.Millisecond)
-			}
+			waitStateSettled(b) // the deletion's follow-up commands included
 			b.groups.topicsVersion = b.node.State().Version
 			hooked <- err
 		})
@@ -583,15 +608,7 @@ func TestOffsetsOfTopicDeletedBeforeLoadRemoved(t *testing.T) {
 		if o, ok := offs.Lookup("kept", 0); !ok || o.At != 7 {
 			t.Fatalf("offset of the surviving topic: %+v %v", o, ok)
 		}
-		// OffsetFetch v10 cannot name a deleted topic, so look inside.
-		sh2, e := b.groups.shardFor("g")
-		if e != nil {
-			t.Fatal(e)
-		}
-		sh2.mu.Lock()
-		_, held := sh2.groups["g"].OffsetOf(group.TopicPartition{Topic: "doomed", Partition: 0})
-		sh2.mu.Unlock()
-		if !held {
+		if !holdsOffset(t, b, "g", "doomed") {
 			return
 		}
 		if time.Now().After(deadline) {

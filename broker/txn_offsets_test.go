@@ -8,8 +8,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/kversion"
-
-	"github.com/stromhq/strom/broker/group"
 )
 
 // rawTxn drives one transactional id with hand-built requests.
@@ -212,28 +210,10 @@ func TestTxnOffsetOfDeletedTopicPurged(t *testing.T) {
 	if _, err := adm.DeleteTopics(testCtx(t), "t"); err != nil {
 		t.Fatal(err)
 	}
-	// Past the deletion's follow-up commands and the tick that purged.
-	for v := uint64(0); v != b.node.State().Version; {
-		v = b.node.State().Version
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitStateSettled(b) // past the deletion's follow-up commands and the tick that purged
 	r.end(true)
-	held := func() bool {
-		sh, e := b.groups.shardFor("pg")
-		if e != nil {
-			t.Fatal(e)
-		}
-		sh.mu.Lock()
-		defer sh.mu.Unlock()
-		g := sh.groups["pg"]
-		if g == nil {
-			return false
-		}
-		_, ok := g.OffsetOf(group.TopicPartition{Topic: "t", Partition: 0})
-		return ok
-	}
 	deadline := time.Now().Add(10 * time.Second)
-	for held() {
+	for holdsOffset(t, b, "pg", "t") {
 		if time.Now().After(deadline) {
 			t.Fatal("the committed transaction's offset on the deleted topic is still held")
 		}
